@@ -1,0 +1,16 @@
+//! The wire contract between the Paycode cashier app (wasm) and the Paycode proxy.
+//!
+//! This crate holds types only: newtypes that parse rather than validate ([`Fen`],
+//! [`AuthCode`]) and the JSON shapes both sides exchange. It has no I/O dependencies, so it
+//! compiles for `wasm32-unknown-unknown` as well as natively.
+//!
+//! # Layout
+//! - [`money`]: [`Fen`], exact integer amounts in the smallest unit of CNY, and the decimal
+//!   parser used for cashier input.
+//! - [`auth_code`]: [`AuthCode`], a scanned WeChat Pay payment code, never a number.
+
+pub mod auth_code;
+pub mod money;
+
+pub use auth_code::{AuthCode, AuthCodeError};
+pub use money::{Fen, FenParseError};
