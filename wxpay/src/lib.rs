@@ -5,6 +5,7 @@
 
 pub mod codes;
 pub mod error;
+pub mod messages;
 pub mod params;
 pub mod sign;
 pub mod xml;
