@@ -71,33 +71,49 @@ impl SignType {
 /// `sign` and empty values left out, values raw (no escaping, UTF-8).
 pub fn string_to_sign(params: &Params) -> String {
     let mut joined = String::new();
+    feed_fields(params, |piece| joined.push_str(piece));
+    joined
+}
+
+/// Feeds `string_to_sign` to `update` piece by piece, so hashing needs no intermediate
+/// string.
+fn feed_fields(params: &Params, mut update: impl FnMut(&str)) {
+    let mut first = true;
     for (name, value) in params.iter() {
         if name == "sign" || value.is_empty() {
             continue;
         }
-        if !joined.is_empty() {
-            joined.push('&');
+        if !first {
+            update("&");
         }
-        joined.push_str(name);
-        joined.push('=');
-        joined.push_str(value);
+        first = false;
+        update(name);
+        update("=");
+        update(value);
     }
-    joined
+}
+
+/// Feeds the whole signed message, `string_to_sign` + `&key=` + key, to `update`.
+fn feed(params: &Params, key: &ApiKey, mut update: impl FnMut(&[u8])) {
+    feed_fields(params, |piece| update(piece.as_bytes()));
+    update(b"&key=");
+    update(key.expose().as_bytes());
 }
 
 /// Signs `params` (ignoring any `sign` already present): upper-case hex, 32 characters for
 /// MD5 and 64 for HMAC-SHA256.
 pub fn sign(params: &Params, key: &ApiKey, sign_type: SignType) -> String {
-    let mut message = string_to_sign(params);
-    message.push_str("&key=");
-    message.push_str(key.expose());
     match sign_type {
-        SignType::Md5 => hex::encode_upper(Md5::digest(message.as_bytes())),
+        SignType::Md5 => {
+            let mut hasher = Md5::new();
+            feed(params, key, |piece| hasher.update(piece));
+            hex::encode_upper(hasher.finalize())
+        }
         SignType::HmacSha256 => {
             // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
             let mut mac = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes())
                 .expect("HMAC takes keys of any length");
-            mac.update(message.as_bytes());
+            feed(params, key, |piece| mac.update(piece));
             hex::encode_upper(mac.finalize().into_bytes())
         }
     }
