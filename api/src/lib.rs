@@ -10,7 +10,13 @@
 //! - [`auth_code`]: [`AuthCode`], a scanned WeChat Pay payment code, never a number.
 
 pub mod auth_code;
+pub mod error;
 pub mod money;
+pub mod payments;
 
 pub use auth_code::{AuthCode, AuthCodeError};
-pub use money::{Fen, FenParseError};
+pub use error::ErrorBody;
+pub use money::{ChargeAmountError, Fen, FenParseError};
+pub use payments::{
+    AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList, PaymentState, Refund, RefundState,
+};
