@@ -95,6 +95,9 @@ pub enum BadReply {
     /// `return_code` is missing or neither `SUCCESS` nor `FAIL`.
     #[error("return_code is {0:?}")]
     ReturnCode(Option<String>),
+    /// A bill (`downloadbill`'s CSV) that does not parse.
+    #[error("malformed bill: {0}")]
+    Bill(#[from] crate::messages::BillError),
     /// A field required to read the reply is missing or malformed.
     #[error("field {field}: {problem}")]
     Field {

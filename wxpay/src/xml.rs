@@ -53,6 +53,13 @@ pub enum XmlError {
 
 /// Decodes a flat `<xml>` message into [`Params`].
 pub fn decode(body: &[u8]) -> Result<Params, XmlError> {
+    decode_with_root(body, "xml")
+}
+
+/// Decodes a flat message whose root element is `root` instead of `xml`, with every check
+/// [`decode`] makes. The decrypted `req_info` of a refund notification is the one message
+/// WeChat roots at `<root>`; a wrong root is still reported as [`XmlError::NotXmlRoot`].
+pub(crate) fn decode_with_root(body: &[u8], root: &str) -> Result<Params, XmlError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(XmlError::TooLarge(body.len()));
     }
@@ -77,8 +84,10 @@ pub fn decode(body: &[u8]) -> Result<Params, XmlError> {
             (place, Event::Comment(_)) => place,
             (Place::Prolog, Event::Decl(_) | Event::PI(_)) => Place::Prolog,
             (Place::Prolog, Event::Text(text)) if is_blank(&text) => Place::Prolog,
-            (Place::Prolog, Event::Start(start)) if start.name().as_ref() == b"xml" => Place::Root,
-            (Place::Prolog, Event::Empty(start)) if start.name().as_ref() == b"xml" => {
+            (Place::Prolog, Event::Start(start)) if start.name().as_ref() == root.as_bytes() => {
+                Place::Root
+            }
+            (Place::Prolog, Event::Empty(start)) if start.name().as_ref() == root.as_bytes() => {
                 Place::Epilog
             }
             (Place::Prolog, _) => return Err(XmlError::NotXmlRoot),
@@ -128,8 +137,16 @@ fn is_blank(text: &[u8]) -> bool {
     text.iter().all(u8::is_ascii_whitespace)
 }
 
+/// A field name. WeChat's are ASCII identifiers; anything else (quick-xml lets `<a<>` through
+/// as the name `a<`) is refused, so every decoded message can be encoded again.
 fn element_name(raw: &[u8]) -> Result<String, XmlError> {
-    String::from_utf8(raw.to_vec()).map_err(|_| XmlError::NotUtf8)
+    let name = std::str::from_utf8(raw).map_err(|_| XmlError::NotUtf8)?;
+    if !is_xml_name(name) {
+        return Err(XmlError::Malformed(format!(
+            "invalid element name {name:?}"
+        )));
+    }
+    Ok(name.to_owned())
 }
 
 fn insert(params: &mut Params, name: String, value: String) -> Result<(), XmlError> {
@@ -149,13 +166,22 @@ fn insert(params: &mut Params, name: String, value: String) -> Result<(), XmlErr
 /// Field names are written as they are; every name this crate produces, and every name
 /// [`decode`] accepts, is a valid XML name.
 pub fn encode(params: &Params) -> String {
+    encode_with_root(params, "xml")
+}
+
+/// Encodes [`Params`] like [`encode`] under the root element `root` (`<root>` for the
+/// simulator's refund-notification `req_info`). `root` must be a valid XML name.
+pub(crate) fn encode_with_root(params: &Params, root: &str) -> String {
+    debug_assert!(is_xml_name(root), "root name {root:?} is not an XML name");
     let mut out = String::with_capacity(
         64 + params
             .iter()
             .map(|(k, v)| 2 * k.len() + v.len() + 17)
             .sum::<usize>(),
     );
-    out.push_str("<xml>");
+    out.push('<');
+    out.push_str(root);
+    out.push('>');
     for (name, value) in params.iter() {
         debug_assert!(is_xml_name(name), "field name {name:?} is not an XML name");
         out.push('<');
@@ -173,7 +199,9 @@ pub fn encode(params: &Params) -> String {
         out.push_str(name);
         out.push('>');
     }
-    out.push_str("</xml>");
+    out.push_str("</");
+    out.push_str(root);
+    out.push('>');
     out
 }
 
@@ -288,6 +316,33 @@ mod tests {
             Err(XmlError::Malformed(_))
         ));
         assert!(matches!(decode(b""), Err(XmlError::NotXmlRoot)));
+        // Found by the fuzzer: quick-xml reads `<b<>` as an element named `b<`.
+        assert!(matches!(
+            decode(b"<xml><b<>1</b<></xml>"),
+            Err(XmlError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn decodes_and_encodes_with_another_root() {
+        let body = b"<root>\n<refund_fee><![CDATA[1]]></refund_fee>\n</root>";
+        let params = decode_with_root(body, "root").unwrap();
+        assert_eq!(params.get("refund_fee"), Some("1"));
+        assert_eq!(decode(body), Err(XmlError::NotXmlRoot));
+        assert_eq!(
+            decode_with_root(b"<xml><a>1</a></xml>", "root"),
+            Err(XmlError::NotXmlRoot)
+        );
+        assert_eq!(
+            decode_with_root(b"<!DOCTYPE root><root/>", "root"),
+            Err(XmlError::Doctype)
+        );
+        let encoded = encode_with_root(&params, "root");
+        assert_eq!(encoded, "<root><refund_fee>1</refund_fee></root>");
+        assert_eq!(
+            decode_with_root(encoded.as_bytes(), "root").unwrap(),
+            params
+        );
     }
 
     #[test]
