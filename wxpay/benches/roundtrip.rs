@@ -2,6 +2,9 @@
 //! decode + verify a micropay reply. Run with `cargo bench -p wxpay --bench roundtrip`;
 //! criterion prints the time per operation and `thrpt` in operations per second.
 
+// criterion_group! and criterion_main! generate undocumented public items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -10,6 +10,8 @@ pub mod messages;
 pub mod notify;
 pub mod params;
 pub mod sign;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod xml;
 
 pub use client::{

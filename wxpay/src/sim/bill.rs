@@ -1,0 +1,376 @@
+//! Daily transaction bills in WeChat's CSV format (spec §3.7).
+//!
+//! A bill has a header row, one row per transaction in which **every field starts with a
+//! backtick** (so spreadsheet programs keep long numbers as text), then a summary header and
+//! one summary row (also backticked). Amounts are in yuan with two decimals. The simulator
+//! charges a 0.60% fee, rounded half-up to the fen.
+//!
+//! Rows of a day (Beijing time): a `SUCCESS` row for each order paid that day, a `REFUND`
+//! row for each refund requested that day, and a `REVOKED` row for each paid order reversed
+//! that day (the whole remaining amount goes back to the customer).
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::clock::beijing;
+use super::ledger::{Book, Order, Status};
+
+/// Which rows a bill holds (`bill_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BillType {
+    /// `ALL`: payments and refunds.
+    All,
+    /// `SUCCESS`: payments only.
+    Success,
+    /// `REFUND`: refunds and reversals only.
+    Refund,
+    /// `RECHARGE_REFUND`: refunds of recharge coupons, which the simulator never has.
+    RechargeRefund,
+}
+
+impl BillType {
+    /// Reads `bill_type` (absent means `ALL`).
+    pub(crate) fn parse(value: Option<&str>) -> Option<BillType> {
+        match value {
+            None | Some("ALL") => Some(BillType::All),
+            Some("SUCCESS") => Some(BillType::Success),
+            Some("REFUND") => Some(BillType::Refund),
+            Some("RECHARGE_REFUND") => Some(BillType::RechargeRefund),
+            Some(_) => None,
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            BillType::All | BillType::RechargeRefund => &[
+                "交易时间",
+                "公众账号ID",
+                "商户号",
+                "特约商户号",
+                "设备号",
+                "微信订单号",
+                "商户订单号",
+                "用户标识",
+                "交易类型",
+                "交易状态",
+                "付款银行",
+                "货币种类",
+                "应结订单金额",
+                "代金券金额",
+                "微信退款单号",
+                "商户退款单号",
+                "退款金额",
+                "充值券退款金额",
+                "退款类型",
+                "退款状态",
+                "商品名称",
+                "商户数据包",
+                "手续费",
+                "费率",
+                "订单金额",
+                "申请退款金额",
+                "费率备注",
+            ],
+            BillType::Success => &[
+                "交易时间",
+                "公众账号ID",
+                "商户号",
+                "特约商户号",
+                "设备号",
+                "微信订单号",
+                "商户订单号",
+                "用户标识",
+                "交易类型",
+                "交易状态",
+                "付款银行",
+                "货币种类",
+                "应结订单金额",
+                "代金券金额",
+                "商品名称",
+                "商户数据包",
+                "手续费",
+                "费率",
+                "订单金额",
+                "费率备注",
+            ],
+            BillType::Refund => &[
+                "交易时间",
+                "公众账号ID",
+                "商户号",
+                "特约商户号",
+                "设备号",
+                "微信订单号",
+                "商户订单号",
+                "用户标识",
+                "交易类型",
+                "交易状态",
+                "付款银行",
+                "货币种类",
+                "应结订单金额",
+                "代金券金额",
+                "退款申请时间",
+                "退款成功时间",
+                "微信退款单号",
+                "商户退款单号",
+                "退款金额",
+                "充值券退款金额",
+                "退款类型",
+                "退款状态",
+                "商品名称",
+                "商户数据包",
+                "手续费",
+                "费率",
+                "订单金额",
+                "申请退款金额",
+                "费率备注",
+            ],
+        }
+    }
+}
+
+const SUMMARY_COLUMNS: &str =
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
+
+/// One bill row: every column's value, plus the amounts the summary adds up.
+struct Row {
+    at: DateTime<Utc>,
+    values: Vec<(&'static str, String)>,
+    is_payment: bool,
+    settled_fee: i64,
+    refund_fee: i64,
+    service_fee: i64,
+    order_fee: i64,
+}
+
+impl Row {
+    fn value(&self, column: &str) -> &str {
+        self.values
+            .iter()
+            .find(|(name, _)| *name == column)
+            .map_or("", |(_, value)| value.as_str())
+    }
+}
+
+/// The bill of `date` (Beijing) for one book, or `None` when it has no rows.
+pub(crate) fn render(
+    book: &Book,
+    date: NaiveDate,
+    bill_type: BillType,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let on_date = |time: DateTime<Utc>| time.with_timezone(&beijing()).date_naive() == date;
+    let mut rows = Vec::new();
+    for order in book.orders.values() {
+        let Some(paid_at) = order.paid_at else {
+            continue;
+        };
+        if matches!(bill_type, BillType::All | BillType::Success) && on_date(paid_at) {
+            rows.push(payment_row(order, paid_at));
+        }
+        if matches!(bill_type, BillType::All | BillType::Refund) {
+            for refund in order
+                .refunds
+                .iter()
+                .filter(|refund| on_date(refund.created_at))
+            {
+                let status = refund.status(now);
+                let success_time = (status == "SUCCESS").then_some(refund.completes_at);
+                rows.push(refund_row(
+                    order,
+                    refund.created_at,
+                    success_time,
+                    "REFUND",
+                    &refund.refund_id,
+                    &refund.out_refund_no,
+                    refund.refund_fee,
+                    status,
+                ));
+            }
+            if let Status::Revoked {
+                at,
+                automatic: false,
+            } = order.status
+            {
+                let returned = order.total_fee.saturating_sub(order.refunded_fee());
+                if on_date(at) && returned > 0 {
+                    rows.push(refund_row(
+                        order,
+                        at,
+                        Some(at),
+                        "REVOKED",
+                        "0",
+                        "0",
+                        returned,
+                        "SUCCESS",
+                    ));
+                }
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by_key(|row| row.at);
+
+    let columns = bill_type.columns();
+    let mut csv = columns.join(",");
+    csv.push_str("\r\n");
+    for row in &rows {
+        let fields: Vec<String> = columns
+            .iter()
+            .map(|column| format!("`{}", row.value(column)))
+            .collect();
+        csv.push_str(&fields.join(","));
+        csv.push_str("\r\n");
+    }
+    let sum = |pick: fn(&Row) -> i64| rows.iter().map(pick).sum::<i64>();
+    csv.push_str(SUMMARY_COLUMNS);
+    csv.push_str("\r\n");
+    let summary = [
+        rows.len().to_string(),
+        yuan(sum(|row| if row.is_payment { row.settled_fee } else { 0 })),
+        yuan(sum(|row| row.refund_fee)),
+        yuan(0),
+        yuan(sum(|row| row.service_fee)),
+        yuan(sum(|row| if row.is_payment { row.order_fee } else { 0 })),
+        yuan(sum(|row| row.refund_fee)),
+    ];
+    let summary: Vec<String> = summary.iter().map(|value| format!("`{value}")).collect();
+    csv.push_str(&summary.join(","));
+    csv.push_str("\r\n");
+    Some(csv)
+}
+
+fn common_values(order: &Order, at: DateTime<Utc>, state: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("交易时间", bill_time(at)),
+        ("公众账号ID", order.appid.clone()),
+        ("商户号", order.mch_id.clone()),
+        ("特约商户号", "0".to_owned()),
+        ("设备号", order.device_info.clone().unwrap_or_default()),
+        ("微信订单号", order.transaction_id.clone()),
+        ("商户订单号", order.out_trade_no.clone()),
+        ("用户标识", order.openid.clone()),
+        ("交易类型", "MICROPAY".to_owned()),
+        ("交易状态", state.to_owned()),
+        ("付款银行", "CMC".to_owned()),
+        ("货币种类", "CNY".to_owned()),
+        ("应结订单金额", yuan(order.total_fee as i64)),
+        ("代金券金额", yuan(0)),
+        ("商品名称", csv_safe(&order.body)),
+        (
+            "商户数据包",
+            csv_safe(order.attach.as_deref().unwrap_or("")),
+        ),
+        ("费率", "0.60%".to_owned()),
+        ("订单金额", yuan(order.total_fee as i64)),
+        ("费率备注", String::new()),
+    ]
+}
+
+fn payment_row(order: &Order, paid_at: DateTime<Utc>) -> Row {
+    let service_fee = fee(order.total_fee);
+    let mut values = common_values(order, paid_at, "SUCCESS");
+    values.extend([
+        ("微信退款单号", "0".to_owned()),
+        ("商户退款单号", "0".to_owned()),
+        ("退款金额", yuan(0)),
+        ("充值券退款金额", yuan(0)),
+        ("退款类型", String::new()),
+        ("退款状态", String::new()),
+        ("手续费", yuan(service_fee)),
+        ("申请退款金额", yuan(0)),
+    ]);
+    Row {
+        at: paid_at,
+        values,
+        is_payment: true,
+        settled_fee: order.total_fee as i64,
+        refund_fee: 0,
+        service_fee,
+        order_fee: order.total_fee as i64,
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // One call site per row kind; a struct would only rename them.
+fn refund_row(
+    order: &Order,
+    at: DateTime<Utc>,
+    success_at: Option<DateTime<Utc>>,
+    state: &str,
+    refund_id: &str,
+    out_refund_no: &str,
+    refund_fee: u64,
+    refund_status: &str,
+) -> Row {
+    let service_fee = -fee(refund_fee);
+    let mut values = common_values(order, at, state);
+    values.extend([
+        ("退款申请时间", bill_time(at)),
+        (
+            "退款成功时间",
+            success_at.map(bill_time).unwrap_or_default(),
+        ),
+        ("微信退款单号", refund_id.to_owned()),
+        ("商户退款单号", out_refund_no.to_owned()),
+        ("退款金额", yuan(refund_fee as i64)),
+        ("充值券退款金额", yuan(0)),
+        ("退款类型", "ORIGINAL".to_owned()),
+        ("退款状态", refund_status.to_owned()),
+        ("手续费", yuan(service_fee)),
+        ("申请退款金额", yuan(refund_fee as i64)),
+    ]);
+    Row {
+        at,
+        values,
+        is_payment: false,
+        settled_fee: 0,
+        refund_fee: refund_fee as i64,
+        service_fee,
+        order_fee: 0,
+    }
+}
+
+/// The 0.60% service fee in fen, rounded half-up.
+fn fee(amount_fen: u64) -> i64 {
+    ((amount_fen as i64) * 6 + 500) / 1000
+}
+
+/// Fen as yuan with two decimals: `1234` → `12.34`, `-5` → `-0.05`.
+fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", fen / 100, fen % 100)
+}
+
+fn bill_time(time: DateTime<Utc>) -> String {
+    time.with_timezone(&beijing())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Merchant text cannot break the CSV: commas and line breaks become spaces.
+fn csv_safe(text: &str) -> String {
+    text.replace([',', '\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_yuan_with_two_decimals() {
+        assert_eq!(yuan(1234), "12.34");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(-5), "-0.05");
+        assert_eq!(fee(10_000), 60);
+        assert_eq!(fee(83), 0);
+        assert_eq!(fee(84), 1);
+    }
+
+    #[test]
+    fn bill_types_parse() {
+        assert_eq!(BillType::parse(None), Some(BillType::All));
+        assert_eq!(BillType::parse(Some("REFUND")), Some(BillType::Refund));
+        assert_eq!(BillType::parse(Some("NOPE")), None);
+    }
+}

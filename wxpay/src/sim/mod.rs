@@ -1,0 +1,576 @@
+//! A WeChat Pay v2 simulator: an HTTPS server that speaks the same protocol as
+//! `api.mch.weixin.qq.com`, for demos and tests (feature `sim`).
+//!
+//! It verifies signatures with the crate's own [`sign`](crate::sign) module, keeps a ledger
+//! per merchant (orders, refunds, single-use payment codes), auto-revokes unpaid orders after
+//! 45 simulated seconds, requires the merchant's client certificate on `/secapi/*` (answering
+//! nginx's HTML 400 page without one, as the real gateway does), and picks each customer's
+//! behaviour from the payment code (see [`behaviour`] for the table, also in
+//! `wxpay/SIMULATOR.md`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wxpay::sim::SimError> {
+//! use wxpay::sim::{Behaviour, Simulator, auth_code_for};
+//!
+//! let sim = Simulator::builder()
+//!     .merchant("wxd930ea5d5a258f4f", "10000100", "192006250b4c09247ec02edce69f6a2d")
+//!     .time_scale(1000.0)
+//!     .start()
+//!     .await?;
+//! let code = auth_code_for(Behaviour::PasswordWaits);
+//! // … point a client at sim.primary_url(), trusting sim.ca_pem() …
+//! sim.confirm_password("order-1").ok();
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`clock`] (simulated time), [`behaviour`] (the customer table), `pki`
+//! (certificates), `server` (TLS accept loops and connection faults), `handlers` (one file
+//! per endpoint), `ledger` (the books), [`faults`] (injected faults), `control` (the JSON
+//! control API under `/_sim/`), `phone` (the customer phone page) and `bill` (CSV bills).
+//!
+//! Two listeners (primary and backup, like `api.mch` and `api2.mch`) share one state. The
+//! control API is served on both, needs no client certificate, and has the same operations
+//! as the methods of [`SimHandle`].
+
+pub mod behaviour;
+mod bill;
+pub mod clock;
+mod control;
+pub mod faults;
+mod handlers;
+mod ledger;
+mod phone;
+mod pki;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::codes::Api;
+use crate::sign::ApiKey;
+
+pub use behaviour::{Behaviour, auth_code_for, is_wechat_auth_code};
+pub use clock::SimClock;
+pub use control::ControlError;
+pub use faults::{Fault, PendingFault};
+pub use ledger::{CallRecord, Host, OrderView, PendingPrompt, RefundView};
+pub use pki::{CertFiles, ClientIdentity};
+
+/// The appid of the default merchant, used when the builder is given none.
+pub const DEMO_APPID: &str = "wxd930ea5d5a258f4f";
+/// The mch_id of the default merchant.
+pub const DEMO_MCH_ID: &str = "10000100";
+/// The API key of the default merchant (the key of the spec's published test vector).
+pub const DEMO_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Generating or encoding a certificate failed.
+    #[error("certificate generation failed: {0}")]
+    Pki(String),
+    /// Writing a certificate file failed.
+    #[error("cannot write {path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        message: String,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {message}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        message: String,
+    },
+    /// The TLS configuration was rejected.
+    #[error("TLS configuration failed: {0}")]
+    Tls(String),
+    /// The builder's configuration is inconsistent (e.g. a duplicate mch_id).
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+}
+
+/// A merchant the simulator knows: appid, merchant number and APIv2 key.
+#[derive(Clone, Debug)]
+pub struct Merchant {
+    /// The appid bound to the merchant.
+    pub appid: String,
+    /// The merchant number.
+    pub mch_id: String,
+    /// The APIv2 key requests must be signed with.
+    pub key: ApiKey,
+    /// The sandbox sign key handed out by getsignkey (generated at start).
+    pub sandbox_key: ApiKey,
+}
+
+/// Configures and starts a simulator. Created by [`Simulator::builder`].
+#[derive(Clone, Debug)]
+pub struct Simulator {
+    merchants: Vec<(String, String, ApiKey)>,
+    listen: SocketAddr,
+    backup_listen: SocketAddr,
+    cert_dir: Option<PathBuf>,
+    time_scale: f64,
+    start_time: Option<DateTime<Utc>>,
+    slow_reply_delay: Duration,
+    refund_delay: Duration,
+}
+
+impl Simulator {
+    /// A builder with defaults: both listeners on `127.0.0.1:0`, real-time clock starting
+    /// now, no certificate directory, 15 s slow-reply delay, 60 s refund completion, and the
+    /// demo merchant if no merchant is added.
+    pub fn builder() -> Simulator {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Simulator {
+            merchants: Vec::new(),
+            listen: loopback,
+            backup_listen: loopback,
+            cert_dir: None,
+            time_scale: 1.0,
+            start_time: None,
+            slow_reply_delay: Duration::from_secs(15),
+            refund_delay: Duration::from_secs(60),
+        }
+    }
+
+    /// Adds a merchant. The first one added is the "primary" merchant whose certificate
+    /// files are written at the top of the certificate directory.
+    pub fn merchant(
+        mut self,
+        appid: impl Into<String>,
+        mch_id: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Simulator {
+        self.merchants
+            .push((appid.into(), mch_id.into(), ApiKey::new(key)));
+        self
+    }
+
+    /// Where the primary host listens (port 0 picks a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Simulator {
+        self.listen = addr;
+        self
+    }
+
+    /// Where the backup host listens (port 0 picks a free port).
+    pub fn backup_listen(mut self, addr: SocketAddr) -> Simulator {
+        self.backup_listen = addr;
+        self
+    }
+
+    /// Writes `ca.pem`, `apiclient_cert.pem`, `apiclient_key.pem` and `apiclient_cert.p12`
+    /// into `dir` (created if needed; files are regenerated on every start).
+    pub fn cert_dir(mut self, dir: impl Into<PathBuf>) -> Simulator {
+        self.cert_dir = Some(dir.into());
+        self
+    }
+
+    /// How many times faster than real time simulated time runs (1000.0 turns the 45 s
+    /// auto-revoke into 45 ms).
+    pub fn time_scale(mut self, scale: f64) -> Simulator {
+        self.time_scale = scale;
+        self
+    }
+
+    /// The simulated time at start (default: the real current time).
+    pub fn start_time(mut self, start: DateTime<Utc>) -> Simulator {
+        self.start_time = Some(start);
+        self
+    }
+
+    /// The real-time delay of the "slow reply" behaviour when its code does not carry one.
+    pub fn slow_reply_delay(mut self, delay: Duration) -> Simulator {
+        self.slow_reply_delay = delay;
+        self
+    }
+
+    /// Simulated time from a refund request until its status turns `SUCCESS`.
+    pub fn refund_delay(mut self, delay: Duration) -> Simulator {
+        self.refund_delay = delay;
+        self
+    }
+
+    /// Generates the certificates, binds both listeners and starts serving.
+    pub async fn start(self) -> Result<SimHandle, SimError> {
+        let mut merchants_in = self.merchants;
+        if merchants_in.is_empty() {
+            merchants_in.push((
+                DEMO_APPID.to_owned(),
+                DEMO_MCH_ID.to_owned(),
+                ApiKey::new(DEMO_API_KEY),
+            ));
+        }
+        let mut merchants: Vec<Merchant> = Vec::with_capacity(merchants_in.len());
+        for (appid, mch_id, key) in merchants_in {
+            if merchants.iter().any(|merchant| merchant.mch_id == mch_id) {
+                return Err(SimError::Config(format!(
+                    "mch_id {mch_id} is configured twice"
+                )));
+            }
+            merchants.push(Merchant {
+                appid,
+                mch_id,
+                key,
+                sandbox_key: ApiKey::new(random_token(32)),
+            });
+        }
+
+        let mch_ids: Vec<String> = merchants.iter().map(|m| m.mch_id.clone()).collect();
+        let pki = Pki::generate(&mch_ids)?;
+        let cert_files = match &self.cert_dir {
+            Some(dir) => Some(pki.write_to(dir)?),
+            None => None,
+        };
+        let tls = server::tls_acceptor(&pki)?;
+
+        let primary = server::bind(self.listen).await?;
+        let backup = server::bind(self.backup_listen).await?;
+        let primary_addr = local_addr(&primary, self.listen)?;
+        let backup_addr = local_addr(&backup, self.backup_listen)?;
+
+        let state = Arc::new(SimState {
+            merchants,
+            clock: SimClock::new(self.start_time.unwrap_or_else(Utc::now), self.time_scale),
+            ledger: Mutex::new(ledger::Ledger::default()),
+            faults: Mutex::new(faults::Faults::default()),
+            primary_outage: AtomicBool::new(false),
+            settings: Mutex::new(Settings {
+                slow_reply_delay: self.slow_reply_delay,
+                refund_delay: self.refund_delay,
+            }),
+        });
+        let router = handlers::router(state.clone());
+        let (shutdown_sender, shutdown) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(server::serve(
+                primary,
+                Host::Primary,
+                tls.clone(),
+                router.clone(),
+                state.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(server::serve(
+                backup,
+                Host::Backup,
+                tls,
+                router,
+                state.clone(),
+                shutdown,
+            )),
+        ];
+        tracing::info!(%primary_addr, %backup_addr, "WeChat Pay simulator listening");
+
+        Ok(SimHandle {
+            state,
+            primary_addr,
+            backup_addr,
+            primary_url: format!("https://{primary_addr}"),
+            backup_url: format!("https://{backup_addr}"),
+            ca_pem: pki.ca_pem.clone(),
+            clients: pki.clients,
+            cert_files,
+            shutdown: shutdown_sender,
+            tasks,
+        })
+    }
+}
+
+use pki::Pki;
+
+fn local_addr(
+    listener: &tokio::net::TcpListener,
+    asked: SocketAddr,
+) -> Result<SocketAddr, SimError> {
+    listener.local_addr().map_err(|error| SimError::Bind {
+        addr: asked,
+        message: error.to_string(),
+    })
+}
+
+/// A random alphanumeric string (nonce_str, sandbox keys).
+pub(crate) fn random_token(length: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
+}
+
+/// Settings that can change while the simulator runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) slow_reply_delay: Duration,
+    pub(crate) refund_delay: Duration,
+}
+
+/// The state shared by both listeners, the control API and [`SimHandle`].
+pub(crate) struct SimState {
+    pub(crate) merchants: Vec<Merchant>,
+    pub(crate) clock: SimClock,
+    pub(crate) ledger: Mutex<ledger::Ledger>,
+    pub(crate) faults: Mutex<faults::Faults>,
+    pub(crate) primary_outage: AtomicBool,
+    pub(crate) settings: Mutex<Settings>,
+}
+
+/// WeChat revokes unpaid micropay orders this long after creation (spec §5.2, [D-POS-Q]).
+pub(crate) fn auto_revoke_after() -> chrono::Duration {
+    chrono::Duration::seconds(45)
+}
+
+/// Reverse is refused (REVERSE_EXPIRE) for orders older than this (spec §3.3).
+pub(crate) fn reverse_window() -> chrono::Duration {
+    chrono::Duration::days(7)
+}
+
+impl SimState {
+    /// Locks the ledger. Every operation leaves it consistent before it can panic, so a
+    /// poisoned lock is still usable.
+    pub(crate) fn ledger(&self) -> MutexGuard<'_, ledger::Ledger> {
+        self.ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn faults(&self) -> MutexGuard<'_, faults::Faults> {
+        self.faults
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        *self
+            .settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn update_settings(&self, update: impl FnOnce(&mut Settings)) {
+        update(
+            &mut self
+                .settings
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+    }
+
+    /// The merchant with this number.
+    pub(crate) fn merchant(&self, mch_id: &str) -> Option<&Merchant> {
+        self.merchants
+            .iter()
+            .find(|merchant| merchant.mch_id == mch_id)
+    }
+
+    pub(crate) fn primary_outage(&self) -> bool {
+        self.primary_outage.load(Ordering::Relaxed)
+    }
+}
+
+/// A running simulator. Dropping it stops the listeners; [`SimHandle::shutdown`] also waits
+/// for them to finish.
+pub struct SimHandle {
+    state: Arc<SimState>,
+    primary_addr: SocketAddr,
+    backup_addr: SocketAddr,
+    primary_url: String,
+    backup_url: String,
+    ca_pem: String,
+    clients: Vec<ClientIdentity>,
+    cert_files: Option<CertFiles>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("primary_url", &self.primary_url)
+            .field("backup_url", &self.backup_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// `https://127.0.0.1:<port>` of the primary host (stands for `api.mch.weixin.qq.com`).
+    pub fn primary_url(&self) -> &str {
+        &self.primary_url
+    }
+
+    /// `https://127.0.0.1:<port>` of the backup host (stands for `api2.mch.weixin.qq.com`).
+    pub fn backup_url(&self) -> &str {
+        &self.backup_url
+    }
+
+    /// The primary listener's address.
+    pub fn primary_addr(&self) -> SocketAddr {
+        self.primary_addr
+    }
+
+    /// The backup listener's address.
+    pub fn backup_addr(&self) -> SocketAddr {
+        self.backup_addr
+    }
+
+    /// The CA certificate (PEM) that signed the server and client certificates; clients
+    /// must trust it.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The first merchant's client identity (certificate, key, PKCS#12).
+    pub fn client_identity(&self) -> &ClientIdentity {
+        // `start` always configures at least one merchant and one identity per merchant.
+        &self.clients[0]
+    }
+
+    /// The client identity issued to `mch_id`.
+    pub fn client_identity_for(&self, mch_id: &str) -> Option<&ClientIdentity> {
+        self.clients.iter().find(|client| client.mch_id == mch_id)
+    }
+
+    /// The certificate files, when a certificate directory was configured.
+    pub fn cert_files(&self) -> Option<&CertFiles> {
+        self.cert_files.as_ref()
+    }
+
+    /// The configured merchants (the first is the primary one).
+    pub fn merchants(&self) -> &[Merchant] {
+        &self.state.merchants
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.state.clock.now()
+    }
+
+    /// Moves simulated time forward (e.g. 7 days to make reverse answer REVERSE_EXPIRE).
+    pub fn advance(&self, by: Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// Sets how many times faster than real time simulated time runs.
+    pub fn set_time_scale(&self, scale: f64) {
+        self.state.clock.set_scale(scale);
+    }
+
+    /// Sets the real-time delay of the slow-reply behaviour.
+    pub fn set_slow_reply_delay(&self, delay: Duration) {
+        self.state
+            .update_settings(|settings| settings.slow_reply_delay = delay);
+    }
+
+    /// Sets the simulated time refunds take to complete.
+    pub fn set_refund_delay(&self, delay: Duration) {
+        self.state
+            .update_settings(|settings| settings.refund_delay = delay);
+    }
+
+    /// The customer enters the password for the pending order `out_trade_no`: it is paid.
+    pub fn confirm_password(&self, out_trade_no: &str) -> Result<OrderView, ControlError> {
+        self.state.resolve_prompt(None, out_trade_no, true)
+    }
+
+    /// The customer cancels the password prompt of `out_trade_no`: the payment fails.
+    pub fn cancel_password(&self, out_trade_no: &str) -> Result<OrderView, ControlError> {
+        self.state.resolve_prompt(None, out_trade_no, false)
+    }
+
+    /// Every open password prompt.
+    pub fn pending_prompts(&self) -> Vec<PendingPrompt> {
+        self.state.pending_prompts()
+    }
+
+    /// Gives the next `times` calls to `api` the fault `fault` (see [`Fault`]).
+    pub fn inject_fault(&self, api: Api, fault: Fault, times: u32) {
+        self.state.faults().inject(api, fault, times);
+    }
+
+    /// Removes every queued fault.
+    pub fn clear_faults(&self) {
+        self.state.faults().clear();
+    }
+
+    /// The queued faults.
+    pub fn pending_faults(&self) -> Vec<PendingFault> {
+        self.state.faults().pending()
+    }
+
+    /// While `down`, the primary listener closes every new connection before the TLS
+    /// handshake, so only the backup host answers.
+    pub fn set_primary_outage(&self, down: bool) {
+        self.state.primary_outage.store(down, Ordering::Relaxed);
+    }
+
+    /// Every order of every merchant (settled to the current simulated time).
+    pub fn orders(&self) -> Vec<OrderView> {
+        self.state.orders()
+    }
+
+    /// The order `out_trade_no` (of any merchant, production books first).
+    pub fn order(&self, out_trade_no: &str) -> Option<OrderView> {
+        self.state
+            .orders()
+            .into_iter()
+            .find(|order| order.out_trade_no == out_trade_no)
+    }
+
+    /// Every refund of every order.
+    pub fn refunds(&self) -> Vec<RefundView> {
+        self.state
+            .orders()
+            .into_iter()
+            .flat_map(|order| order.refunds)
+            .collect()
+    }
+
+    /// The call log, oldest first.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.state.ledger().calls.clone()
+    }
+
+    /// How many calls reached `api` (on either host, sandbox included).
+    pub fn call_count(&self, api: Api) -> usize {
+        self.state
+            .ledger()
+            .calls
+            .iter()
+            .filter(|call| call.endpoint == api.name())
+            .count()
+    }
+
+    /// A fresh payment code for `behaviour` (same as [`auth_code_for`]).
+    pub fn auth_code(&self, behaviour: Behaviour) -> String {
+        auth_code_for(behaviour)
+    }
+
+    /// Stops both listeners and closes open connections, then waits for the tasks to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        // Without this a dropped handle would leave the listeners running until the runtime
+        // stops; sending twice (after `shutdown`) is harmless.
+        let _ = self.shutdown.send(true);
+    }
+}
