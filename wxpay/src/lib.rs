@@ -1,7 +1,59 @@
-//! WeChat Pay API v2 for merchants taking 付款码 (micropay) payments.
+//! WeChat Pay API v2 for merchants taking 付款码 (micropay) payments, both ends of the wire.
 //!
-//! Under construction: parameters, signing, the XML codec, error codes and the error
-//! taxonomy are in place; typed messages, the client and the simulator follow.
+//! Every public Rust WeChat Pay crate either signs v2 requests wrongly, lacks micropay and
+//! reverse, or speaks only v3. This one is careful where money is at stake:
+//!
+//! - signatures reproduce WeChat's published vectors, and **every** `return_code=SUCCESS`
+//!   reply is verified over its raw field set (coupon and unknown fields included) before a
+//!   single field is read;
+//! - every failure says whether WeChat may have acted on the request ([`Error::NotSent`],
+//!   [`Error::MaybeSent`], [`Error::BadReply`]) or answered ([`Error::Protocol`],
+//!   [`Error::Business`], whose [`ErrCode`] carries its class per API);
+//! - amounts are [`Fen`](paycode_api::Fen), integers, from request to bill;
+//! - the XML decoder refuses DOCTYPE, undefined entities and oversized bodies;
+//! - the client fails over to the backup host only when nothing was sent.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use paycode_api::{AuthCode, Fen};
+//! use wxpay::messages::{MicropayRequest, OrderQueryRequest, OutTradeNo};
+//! use wxpay::{ApiKey, Client, ClientConfig, ClientIdentity};
+//!
+//! let mut config = ClientConfig::new("wxd930ea5d5a258f4f", "10000100", ApiKey::new("192006250b4c09247ec02edce69f6a2d"));
+//! config.identity = Some(ClientIdentity::from_p12_file("apiclient_cert.p12", "10000100")?);
+//! let client = Client::new(config)?;
+//!
+//! let order = OutTradeNo::new("P20261128T1A0001")?;
+//! let code = AuthCode::parse("134567890123455678")?;
+//! let request = MicropayRequest::new(order.clone(), Fen(1230), code, "小张南山店-超市", "192.168.1.20");
+//! match client.call(&request).await {
+//!     Ok(paid) => println!("paid, WeChat order {}", paid.transaction_id),
+//!     // USERPAYING, SYSTEMERROR, a timeout: the payment may be happening. Query; never resend.
+//!     Err(error) if error.is_outcome_unknown() || error.class(wxpay::Api::Micropay) == wxpay::ErrorClass::Unknown => {
+//!         let state = client.call(&OrderQueryRequest { order: order.into() }).await?;
+//!         println!("order is {}", state.trade_state);
+//!     }
+//!     Err(error) => println!("not paid: {error}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`params`]: [`Params`], the flat name → value map every message is.
+//! - [`sign`]: MD5 and HMAC-SHA256 signatures; [`ApiKey`].
+//! - [`xml`]: the `<xml>` codec.
+//! - [`codes`]: [`Api`], [`ErrCode`] and [`ErrorClass`].
+//! - [`error`]: the error taxonomy.
+//! - [`messages`]: typed requests and responses, one file per API, and bill parsing.
+//! - [`client`]: the async [`Client`]: signing, verification, fail-over, client
+//!   certificates, sandbox keys.
+//! - [`notify`]: refund-notification `req_info` decryption.
+//! - `sim` (feature `sim`): the simulator, a WeChat Pay server for demos and tests; see
+//!   `SIMULATOR.md`.
 
 pub mod client;
 pub mod codes;
