@@ -1,0 +1,192 @@
+//! `paycode-proxy terminal add NAME | list | revoke NAME`: managing who may take payments.
+//!
+//! `add` prints the new terminal's token once; it is stored only as a hash, so it cannot be
+//! shown again (revoke the terminal and add a new one if it is lost). `list` never prints
+//! tokens or their hashes.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use crate::auth::{AddTerminalError, Terminals};
+use crate::config::Config;
+use crate::store::{Millis, SqliteStore, StoreError};
+
+/// The `terminal` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TerminalCommand {
+    /// Add a terminal and print its token (shown only this once).
+    Add {
+        /// A name for the terminal, e.g. `counter-1`: letters, digits, '-', '_' or '.'.
+        name: String,
+    },
+    /// List the terminals (names and status, never tokens).
+    List,
+    /// Revoke a terminal: its token stops working at once.
+    Revoke {
+        /// The terminal's name.
+        name: String,
+    },
+}
+
+/// Why a terminal command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalCommandError {
+    /// The store could not be opened or refused the change.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The terminal could not be added.
+    #[error(transparent)]
+    Add(#[from] AddTerminalError),
+    /// The output could not be written.
+    #[error("cannot write the output")]
+    Output(#[from] std::io::Error),
+}
+
+/// Runs `command` against the store named by `config`, writing what it has to say to `out`.
+pub async fn run(
+    command: TerminalCommand,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<(), TerminalCommandError> {
+    let store = SqliteStore::connect(&config.store).await?;
+    let terminals = Terminals::new(Arc::new(store.clone()));
+    let result = execute(command, &terminals, out).await;
+    store.close().await;
+    result
+}
+
+async fn execute(
+    command: TerminalCommand,
+    terminals: &Terminals,
+    out: &mut impl Write,
+) -> Result<(), TerminalCommandError> {
+    match command {
+        TerminalCommand::Add { name } => {
+            let (terminal, token) = terminals.add(&name).await?;
+            writeln!(
+                out,
+                "Added terminal {} (id {}).",
+                terminal.name, terminal.id
+            )?;
+            writeln!(
+                out,
+                "Its token, shown only this once; enter it in the cashier app:"
+            )?;
+            writeln!(out)?;
+            writeln!(out, "    {}", token.expose())?;
+        }
+        TerminalCommand::List => {
+            let list = terminals.list().await?;
+            if list.is_empty() {
+                writeln!(
+                    out,
+                    "No terminals yet; add one with `paycode-proxy terminal add NAME`."
+                )?;
+            }
+            for terminal in list {
+                let status = match terminal.revoked_at {
+                    None => "active".to_owned(),
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\tadded {}\t{}",
+                    terminal.name,
+                    terminal.id,
+                    terminal.created_at.to_rfc3339(),
+                    status
+                )?;
+            }
+        }
+        TerminalCommand::Revoke { name } => {
+            let terminal = terminals.revoke(&name).await?;
+            let at = terminal.revoked_at.unwrap_or_else(Millis::now);
+            writeln!(
+                out,
+                "Revoked terminal {} at {}.",
+                terminal.name,
+                at.to_rfc3339()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TerminalToken;
+    use crate::test_support::test_config;
+
+    async fn run_to_string(command: TerminalCommand, config: &Config) -> String {
+        let mut out = Vec::new();
+        run(command, config, &mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn add_prints_the_token_once_and_list_never_does() {
+        // Arrange
+        let directory = tempfile::tempdir().unwrap();
+        let config = test_config(directory.path());
+
+        // Act
+        let added = run_to_string(
+            TerminalCommand::Add {
+                name: "counter-1".into(),
+            },
+            &config,
+        )
+        .await;
+        let listed = run_to_string(TerminalCommand::List, &config).await;
+        let revoked = run_to_string(
+            TerminalCommand::Revoke {
+                name: "counter-1".into(),
+            },
+            &config,
+        )
+        .await;
+        let listed_after = run_to_string(TerminalCommand::List, &config).await;
+
+        // Assert
+        let token = added
+            .split_whitespace()
+            .find(|word| word.starts_with("pct_"))
+            .and_then(TerminalToken::parse)
+            .expect("add prints a token");
+        assert!(listed.starts_with("counter-1\t"), "{listed}");
+        assert!(listed.contains("active"), "{listed}");
+        for output in [&listed, &revoked, &listed_after] {
+            assert!(!output.contains(token.expose()), "{output}");
+            assert!(!output.contains(&token.hash()), "{output}");
+        }
+        assert!(
+            revoked.starts_with("Revoked terminal counter-1"),
+            "{revoked}"
+        );
+        assert!(listed_after.contains("revoked 20"), "{listed_after}");
+    }
+
+    #[tokio::test]
+    async fn revoking_an_unknown_terminal_fails() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = test_config(directory.path());
+        let result = run(
+            TerminalCommand::Revoke {
+                name: "nobody".into(),
+            },
+            &config,
+            &mut Vec::new(),
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(TerminalCommandError::Store(StoreError::NotFound { .. }))
+            ),
+            "{result:?}"
+        );
+    }
+}

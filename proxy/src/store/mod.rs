@@ -1,0 +1,235 @@
+//! Durable storage of payments, refunds, terminals and the payment audit trail.
+//!
+//! [`Store`] is the interface; [`SqliteStore`] is the implementation used today. The
+//! interface is written so that a PostgreSQL implementation can satisfy it later without
+//! changes: no SQLite-only types cross it, times are epoch milliseconds ([`Millis`]), and
+//! every rule that must hold under concurrency (idempotent inserts, optimistic versions, the
+//! refund cap) is a promise of the trait, which each implementation keeps with its own means
+//! (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT … FOR UPDATE`).
+//!
+//! The trait is object-safe (through `async_trait`), so the HTTP layer and the payments
+//! engine share one `Arc<dyn Store>` and tests run against the real SQLite implementation
+//! on a temporary file.
+
+pub mod records;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use paycode_api::Fen;
+
+pub use records::{Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord};
+pub use sqlite::SqliteStore;
+
+/// What an idempotent insert did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InsertOutcome<T> {
+    /// The record was new and is now stored (as returned).
+    Inserted(T),
+    /// A record with the same idempotency key and the same contents already existed; this is
+    /// the stored one, which may have moved on since.
+    Existing(T),
+}
+
+impl<T> InsertOutcome<T> {
+    /// The stored record, whichever way it came to be.
+    pub fn into_record(self) -> T {
+        match self {
+            InsertOutcome::Inserted(record) | InsertOutcome::Existing(record) => record,
+        }
+    }
+
+    /// Whether this call created the record.
+    pub fn was_inserted(&self) -> bool {
+        matches!(self, InsertOutcome::Inserted(_))
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The payment, refund or terminal does not exist.
+    #[error("{entity} {key} not found")]
+    NotFound {
+        /// `payment`, `refund` or `terminal`.
+        entity: &'static str,
+        /// The id or name looked up.
+        key: String,
+    },
+    /// An idempotency key was reused for different contents (another amount, payment code,
+    /// terminal or payment). Nothing was stored; the existing record is untouched.
+    #[error("{entity} attempt {attempt_id} already exists with different {differs}")]
+    Conflict {
+        /// `payment` or `refund`.
+        entity: &'static str,
+        /// The reused key.
+        attempt_id: String,
+        /// Which contents differ, e.g. `amount_fen`.
+        differs: &'static str,
+    },
+    /// A record was changed since it was read (optimistic concurrency): read it again and
+    /// redo the change on the fresh copy.
+    #[error("{entity} {id} changed since version {expected}")]
+    StaleVersion {
+        /// `payment` or `refund`.
+        entity: &'static str,
+        /// The record.
+        id: String,
+        /// The version the caller expected to replace.
+        expected: u64,
+    },
+    /// A refund would take back more than the payment brought in. Nothing was stored.
+    #[error(
+        "refund of {requested} exceeds what is left of {payment_amount} ({already_refunded} already refunded or pending)"
+    )]
+    RefundExceedsPayment {
+        /// The payment's amount.
+        payment_amount: Fen,
+        /// The sum of the payment's refunds that have not failed.
+        already_refunded: Fen,
+        /// The amount asked for.
+        requested: Fen,
+    },
+    /// A unique value other than an idempotency key is taken (a terminal name, an
+    /// `out_trade_no`, a token hash).
+    #[error("{entity} {key} already exists")]
+    AlreadyExists {
+        /// What kind of value.
+        entity: &'static str,
+        /// The value.
+        key: String,
+    },
+    /// A stored value cannot be read back (an unknown state name, a negative amount): the
+    /// database was changed by something other than this code.
+    #[error("stored {column} has an unreadable value {value:?}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// A value does not fit the database's integer range.
+    #[error("{field} is out of range for storage")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+    },
+    /// The database could not be reached or answered with an error.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}")]
+    DataDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Durable storage for the proxy. Every method is one transaction.
+///
+/// Implementations must be safe to call from many tasks at once and keep these promises
+/// under concurrency:
+/// - inserts are idempotent on their attempt id;
+/// - updates succeed only against the version they were read at, and bump it by exactly one;
+/// - each payment change writes its [`PaymentEvent`] in the same transaction;
+/// - the refund cap is checked in the transaction that inserts the refund.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new payment, or returns the one already stored under its `attempt_id`.
+    ///
+    /// Writes a creation event. If a payment with the same `attempt_id` exists with another
+    /// amount, payment code (compared in full while both are kept, else by last four digits)
+    /// or terminal, fails with [`StoreError::Conflict`]; another payment with the same
+    /// `out_trade_no` fails with [`StoreError::AlreadyExists`].
+    async fn insert_payment(
+        &self,
+        payment: &PaymentRecord,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError>;
+
+    /// The payment with this id, if any.
+    async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+
+    /// The payment made under this idempotency key, if any.
+    async fn get_payment_by_attempt(
+        &self,
+        attempt_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError>;
+
+    /// Replaces the mutable fields of a payment, provided it is still at `payment.version`.
+    ///
+    /// Returns the stored record with `version + 1` and a fresh `updated_at`, and writes an
+    /// event with `detail` in the same transaction. Immutable fields (`attempt_id`,
+    /// `terminal_id`, `out_trade_no`, `amount_fen`, `auth_code_last4`, `created_at`,
+    /// `business_day`) are not changed. Fails with [`StoreError::StaleVersion`] if the row
+    /// moved and [`StoreError::NotFound`] if it does not exist.
+    async fn update_payment(
+        &self,
+        payment: &PaymentRecord,
+        detail: &str,
+    ) -> Result<PaymentRecord, StoreError>;
+
+    /// One business day's payments, newest first, optionally for one terminal only.
+    async fn list_payments(
+        &self,
+        business_day: NaiveDate,
+        terminal_id: Option<&str>,
+    ) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// Every payment that is not settled (`paid`, `failed`, `cancelled`), including those
+    /// that need attention, oldest first: what the engine resumes on start.
+    async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// A payment's audit trail, oldest first.
+    async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError>;
+
+    /// Stores a new refund, or returns the one already stored under its
+    /// `refund_attempt_id`.
+    ///
+    /// Fails with [`StoreError::Conflict`] if that key was used with another amount or
+    /// payment, [`StoreError::NotFound`] if the payment does not exist, and
+    /// [`StoreError::RefundExceedsPayment`] if the payment's refunds that have not failed plus
+    /// this one would exceed the payment's amount.
+    async fn insert_refund(
+        &self,
+        refund: &RefundRecord,
+    ) -> Result<InsertOutcome<RefundRecord>, StoreError>;
+
+    /// Replaces the mutable fields of a refund (`state`, `wechat_refund_id`, `failure_*`,
+    /// `attempts`, `next_action_at`), provided it is still at `refund.version`; returns it
+    /// with `version + 1` and a fresh `updated_at`.
+    async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError>;
+
+    /// A payment's refunds, oldest first.
+    async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
+
+    /// Every refund still `submitting` or `processing`, oldest first.
+    async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
+
+    /// Adds a terminal; fails with [`StoreError::AlreadyExists`] if the name is taken.
+    async fn add_terminal(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<TerminalRecord, StoreError>;
+
+    /// The terminal whose token has this hash, revoked or not.
+    async fn terminal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError>;
+
+    /// Every terminal, in the order they were added.
+    async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError>;
+
+    /// Revokes the terminal with this name and returns it. Revoking twice keeps the first
+    /// revocation time. Fails with [`StoreError::NotFound`] for an unknown name.
+    async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError>;
+}

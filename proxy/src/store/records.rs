@@ -1,0 +1,366 @@
+//! The rows the store keeps, as plain typed structs.
+//!
+//! Records carry domain types ([`Fen`], [`PaymentState`], [`AttemptId`], [`AuthCode`]) and
+//! plain `bool`s; how they are spelled in a particular database (INTEGER 0/1, epoch
+//! milliseconds, wire names of states) is the business of that store implementation.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
+
+/// An instant as whole milliseconds since the Unix epoch (UTC): the one time format the
+/// store uses, because every database stores a 64-bit integer the same way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// The current time.
+    pub fn now() -> Millis {
+        // A clock before 1970 is a broken clock; treating it as the epoch keeps the
+        // arithmetic total instead of panicking in a payment path.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Millis(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// This instant plus `duration`, saturating instead of overflowing.
+    pub fn plus(self, duration: std::time::Duration) -> Millis {
+        let milliseconds = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Millis(self.0.saturating_add(milliseconds))
+    }
+
+    /// The instant as a UTC date-time (the epoch if it is out of chrono's range).
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.0).unwrap_or_default()
+    }
+
+    /// RFC 3339 text in UTC with milliseconds, as the JSON API reports times.
+    pub fn to_rfc3339(self) -> String {
+        self.to_datetime()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+}
+
+/// A payment, as stored. The payments engine owns every transition; the store only checks
+/// versions and records what it is given.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    /// The proxy's id for the payment (the path segment of `/api/v1/payments/{id}`).
+    pub id: String,
+    /// The app's idempotency key; unique.
+    pub attempt_id: AttemptId,
+    /// The terminal that took the payment.
+    pub terminal_id: String,
+    /// The order number sent to WeChat; unique, one per attempt.
+    pub out_trade_no: String,
+    /// The amount charged.
+    pub amount_fen: Fen,
+    /// The full payment code, kept only while micropay may still have to be (re)sent after a
+    /// crash; the engine sets it to `None` once it is no longer needed. `Debug` masks it.
+    pub auth_code: Option<AuthCode>,
+    /// The last four digits of the payment code, kept for the cashier's screen.
+    pub auth_code_last4: String,
+    /// The description (`body`) sent to WeChat.
+    pub description: String,
+    /// The state.
+    pub state: PaymentState,
+    /// Increases by one with every stored change; used for optimistic concurrency and as the
+    /// long-poll cursor.
+    pub version: u64,
+    /// Whether micropay may have reached WeChat (it was handed to the network at least once),
+    /// so the outcome must be queried before anything is resent.
+    pub maybe_sent: bool,
+    /// How many times micropay was sent.
+    pub micropay_attempts: u32,
+    /// How many order queries were made.
+    pub query_count: u32,
+    /// How many reverse calls were made.
+    pub reverse_count: u32,
+    /// Whether the cashier asked to cancel.
+    pub cancel_requested: bool,
+    /// Whether WeChat ever reported the order as paid (even if it was reversed later).
+    pub seen_paid: bool,
+    /// For a cancelled payment: whether money was taken and returned by the reverse.
+    pub money_returned: bool,
+    /// WeChat's order number, once known.
+    pub transaction_id: Option<String>,
+    /// WeChat's `err_code` or one of the proxy's own codes, when the payment failed or the
+    /// last attempt had a problem.
+    pub failure_code: Option<String>,
+    /// A message for the cashier explaining `failure_code`.
+    pub failure_message: Option<String>,
+    /// Why the payment needs attention, when it does.
+    pub attention_reason: Option<String>,
+    /// When micropay was first sent; the query and reverse schedule counts from here.
+    pub submitted_at: Option<Millis>,
+    /// When the engine should next act on the payment (query, reverse, recheck).
+    pub next_action_at: Option<Millis>,
+    /// When the payment was created.
+    pub created_at: Millis,
+    /// When it was last changed; the store sets it on every update.
+    pub updated_at: Millis,
+    /// When it reached a settled state (`paid`, `failed`, `cancelled`).
+    pub settled_at: Option<Millis>,
+    /// The shop's business day the payment belongs to.
+    pub business_day: NaiveDate,
+    /// The proxy instance currently driving the payment (for several proxies on one
+    /// database).
+    pub lease_owner: Option<String>,
+    /// Until when `lease_owner` holds the payment.
+    pub lease_until: Option<Millis>,
+}
+
+impl PaymentRecord {
+    /// A payment just taken at the counter, before anything is sent: state `submitting`,
+    /// version 1, every counter and flag zero, `created_at` and `updated_at` both `now`.
+    #[allow(clippy::too_many_arguments)] // Each argument is a distinct fact of a new payment.
+    pub fn new_submitting(
+        id: String,
+        attempt_id: AttemptId,
+        terminal_id: String,
+        out_trade_no: String,
+        amount_fen: Fen,
+        auth_code: AuthCode,
+        description: String,
+        now: Millis,
+        business_day: NaiveDate,
+    ) -> PaymentRecord {
+        PaymentRecord {
+            id,
+            attempt_id,
+            terminal_id,
+            out_trade_no,
+            amount_fen,
+            auth_code_last4: auth_code.last_four().to_owned(),
+            auth_code: Some(auth_code),
+            description,
+            state: PaymentState::Submitting,
+            version: 1,
+            maybe_sent: false,
+            micropay_attempts: 0,
+            query_count: 0,
+            reverse_count: 0,
+            cancel_requested: false,
+            seen_paid: false,
+            money_returned: false,
+            transaction_id: None,
+            failure_code: None,
+            failure_message: None,
+            attention_reason: None,
+            submitted_at: None,
+            next_action_at: None,
+            created_at: now,
+            updated_at: now,
+            settled_at: None,
+            business_day,
+            lease_owner: None,
+            lease_until: None,
+        }
+    }
+}
+
+impl fmt::Debug for PaymentRecord {
+    /// Every field, with the payment code masked (`1300…5678`): a full code is a bearer
+    /// instrument and must never reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentRecord")
+            .field("id", &self.id)
+            .field("attempt_id", &self.attempt_id)
+            .field("terminal_id", &self.terminal_id)
+            .field("out_trade_no", &self.out_trade_no)
+            .field("amount_fen", &self.amount_fen)
+            .field("auth_code", &self.auth_code.as_ref().map(AuthCode::masked))
+            .field("auth_code_last4", &self.auth_code_last4)
+            .field("description", &self.description)
+            .field("state", &self.state)
+            .field("version", &self.version)
+            .field("maybe_sent", &self.maybe_sent)
+            .field("micropay_attempts", &self.micropay_attempts)
+            .field("query_count", &self.query_count)
+            .field("reverse_count", &self.reverse_count)
+            .field("cancel_requested", &self.cancel_requested)
+            .field("seen_paid", &self.seen_paid)
+            .field("money_returned", &self.money_returned)
+            .field("transaction_id", &self.transaction_id)
+            .field("failure_code", &self.failure_code)
+            .field("failure_message", &self.failure_message)
+            .field("attention_reason", &self.attention_reason)
+            .field("submitted_at", &self.submitted_at)
+            .field("next_action_at", &self.next_action_at)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("settled_at", &self.settled_at)
+            .field("business_day", &self.business_day)
+            .field("lease_owner", &self.lease_owner)
+            .field("lease_until", &self.lease_until)
+            .finish()
+    }
+}
+
+/// A refund of a paid payment, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRecord {
+    /// The proxy's id for the refund.
+    pub id: String,
+    /// The payment it returns money from.
+    pub payment_id: String,
+    /// The app's idempotency key; unique.
+    pub refund_attempt_id: AttemptId,
+    /// The refund number sent to WeChat; unique.
+    pub out_refund_no: String,
+    /// The amount returned.
+    pub amount_fen: Fen,
+    /// The reason shown to the customer.
+    pub reason: Option<String>,
+    /// The state.
+    pub state: RefundState,
+    /// Increases by one with every stored change.
+    pub version: u64,
+    /// WeChat's refund id, once known.
+    pub wechat_refund_id: Option<String>,
+    /// WeChat's `err_code` or the proxy's own code, when it failed.
+    pub failure_code: Option<String>,
+    /// A message explaining `failure_code`.
+    pub failure_message: Option<String>,
+    /// How many refund calls were made.
+    pub attempts: u32,
+    /// When the engine should next act on the refund.
+    pub next_action_at: Option<Millis>,
+    /// When it was requested.
+    pub created_at: Millis,
+    /// When it was last changed; the store sets it on every update.
+    pub updated_at: Millis,
+}
+
+impl RefundRecord {
+    /// A refund just requested: state `submitting`, version 1, no attempts yet.
+    pub fn new_submitting(
+        id: String,
+        payment_id: String,
+        refund_attempt_id: AttemptId,
+        out_refund_no: String,
+        amount_fen: Fen,
+        reason: Option<String>,
+        now: Millis,
+    ) -> RefundRecord {
+        RefundRecord {
+            id,
+            payment_id,
+            refund_attempt_id,
+            out_refund_no,
+            amount_fen,
+            reason,
+            state: RefundState::Submitting,
+            version: 1,
+            wechat_refund_id: None,
+            failure_code: None,
+            failure_message: None,
+            attempts: 0,
+            next_action_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A cashier terminal allowed to use the API. Only a hash of its token is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TerminalRecord {
+    /// The proxy's id for the terminal, recorded on its payments.
+    pub id: String,
+    /// The name given by the operator (`counter-1`); unique.
+    pub name: String,
+    /// SHA-256 of the token, in lower-case hex.
+    pub token_hash: String,
+    /// When it was added.
+    pub created_at: Millis,
+    /// When it was revoked; a revoked terminal's token is refused.
+    pub revoked_at: Option<Millis>,
+}
+
+/// One entry of a payment's audit trail, written with each change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentEvent {
+    /// The payment.
+    pub payment_id: String,
+    /// When the change was stored.
+    pub at: Millis,
+    /// The state before the change; `None` for the creation.
+    pub from_state: Option<PaymentState>,
+    /// The state after the change.
+    pub to_state: PaymentState,
+    /// What happened, in words (never a full payment code or a secret).
+    pub detail: String,
+}
+
+/// The store's name for a refund state (the same as the JSON API's).
+pub fn refund_state_name(state: RefundState) -> &'static str {
+    match state {
+        RefundState::Submitting => "submitting",
+        RefundState::Processing => "processing",
+        RefundState::Succeeded => "succeeded",
+        RefundState::Failed => "failed",
+    }
+}
+
+/// Reads a refund state name written by [`refund_state_name`].
+pub fn parse_refund_state(name: &str) -> Option<RefundState> {
+    [
+        RefundState::Submitting,
+        RefundState::Processing,
+        RefundState::Succeeded,
+        RefundState::Failed,
+    ]
+    .into_iter()
+    .find(|state| refund_state_name(*state) == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_the_payment_code() {
+        let code = AuthCode::parse("134567890123455678").unwrap();
+        let record = PaymentRecord::new_submitting(
+            "p1".into(),
+            AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
+            "t1".into(),
+            "PC1".into(),
+            Fen(100),
+            code,
+            "test".into(),
+            Millis(0),
+            NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        );
+        let debug = format!("{record:?}");
+        assert!(!debug.contains("134567890123455678"), "{debug}");
+        assert!(debug.contains("1345…5678"), "{debug}");
+        assert_eq!(record.auth_code_last4, "5678");
+    }
+
+    #[test]
+    fn refund_state_names_match_the_json_api() {
+        for state in [
+            RefundState::Submitting,
+            RefundState::Processing,
+            RefundState::Succeeded,
+            RefundState::Failed,
+        ] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", refund_state_name(state)));
+            assert_eq!(parse_refund_state(refund_state_name(state)), Some(state));
+        }
+    }
+
+    #[test]
+    fn millis_format_as_rfc3339() {
+        assert_eq!(
+            Millis(1_709_310_600_123).to_rfc3339(),
+            "2024-03-01T16:30:00.123Z"
+        );
+    }
+}

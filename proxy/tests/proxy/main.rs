@@ -1,0 +1,6 @@
+//! Integration tests of `paycode-proxy`: the SQLite store on real files, and the HTTP
+//! surface served by a real [`Application`](paycode_proxy::startup::Application) on port 0.
+
+mod helpers;
+mod http;
+mod store;

@@ -1,0 +1,583 @@
+//! The SQLite store, on real files.
+
+use std::sync::Arc;
+
+use paycode_api::payments::RefundState;
+use paycode_api::{Fen, PaymentState};
+use paycode_proxy::config::StoreConfig;
+use paycode_proxy::store::{InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError};
+
+use crate::helpers::{attempt, config_in, day, new_store, payment, stored_payment};
+
+fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
+    RefundRecord::new_submitting(
+        format!("ref_{n}"),
+        payment_id.to_owned(),
+        attempt(1000 + n),
+        format!("RF{n:08}"),
+        Fen(amount),
+        Some("退货".to_owned()),
+        Millis(1_709_340_100_000 + i64::from(n)),
+    )
+}
+
+#[tokio::test]
+async fn the_database_file_is_created_in_the_data_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = config_in(directory.path());
+    let _store = SqliteStore::connect(&config.store).await.unwrap();
+    assert!(config.store.data_dir.join("paycode.sqlite").is_file());
+    // WAL mode keeps a write-ahead log next to the database while it is open.
+    assert!(config.store.data_dir.join("paycode.sqlite-wal").is_file());
+}
+
+#[tokio::test]
+async fn a_database_url_overrides_the_default_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("elsewhere.sqlite");
+    let config = StoreConfig {
+        data_dir: directory.path().join("data"),
+        database_url: Some(format!("sqlite://{}", file.display())),
+    };
+    let store = SqliteStore::connect(&config).await.unwrap();
+    store.ping().await.unwrap();
+    assert!(file.is_file());
+}
+
+#[tokio::test]
+async fn inserting_the_same_attempt_twice_returns_the_stored_payment() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    let first = payment(1, 1230);
+
+    // Act
+    let inserted = store.insert_payment(&first).await.unwrap();
+    let again = store.insert_payment(&first).await.unwrap();
+
+    // Assert
+    assert_eq!(inserted, InsertOutcome::Inserted(first.clone()));
+    assert_eq!(again, InsertOutcome::Existing(first.clone()));
+    assert_eq!(
+        store.get_payment("pay_1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .get_payment_by_attempt(first.attempt_id.as_str())
+            .await
+            .unwrap(),
+        Some(first)
+    );
+    assert_eq!(store.payment_events("pay_1").await.unwrap().len(), 1);
+    assert_eq!(store.get_payment("nope").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn racing_inserts_of_one_attempt_store_one_payment() {
+    let (store, _directory) = new_store().await;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert_payment(&payment(1, 100)).await.unwrap() })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.unwrap().was_inserted() {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(store.payment_events("pay_1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn reusing_an_attempt_for_a_different_payment_is_a_conflict() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    let original = stored_payment(store.as_ref(), 1, 1230).await;
+    let mut other_amount = original.clone();
+    other_amount.amount_fen = Fen(1231);
+    let mut other_code = original.clone();
+    other_code.auth_code = Some(paycode_api::AuthCode::parse("134567890123450000").unwrap());
+    other_code.auth_code_last4 = "0000".to_owned();
+    let mut other_terminal = original.clone();
+    other_terminal.terminal_id = "t2".to_owned();
+
+    // Act & Assert
+    for (request, expected) in [
+        (other_amount, "amount_fen"),
+        (other_code, "auth_code"),
+        (other_terminal, "terminal_id"),
+    ] {
+        match store.insert_payment(&request).await {
+            Err(StoreError::Conflict {
+                entity: "payment",
+                differs,
+                ..
+            }) => {
+                assert_eq!(differs, expected);
+            }
+            other => panic!("expected a conflict on {expected}, got {other:?}"),
+        }
+    }
+    assert_eq!(store.get_payment("pay_1").await.unwrap(), Some(original));
+}
+
+#[tokio::test]
+async fn once_the_code_is_wiped_a_replay_is_matched_by_its_last_four_digits() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    let mut stored = stored_payment(store.as_ref(), 1, 1230).await;
+    stored.auth_code = None;
+    store
+        .update_payment(&stored, "micropay answered; code wiped")
+        .await
+        .unwrap();
+
+    // Act
+    let replay = store.insert_payment(&payment(1, 1230)).await.unwrap();
+    let mut different = payment(1, 1230);
+    different.auth_code = Some(paycode_api::AuthCode::parse("134567890123459999").unwrap());
+    different.auth_code_last4 = "9999".to_owned();
+    let conflict = store.insert_payment(&different).await;
+
+    // Assert
+    let InsertOutcome::Existing(existing) = replay else {
+        panic!("expected the stored payment, got {replay:?}");
+    };
+    assert_eq!(existing.auth_code, None);
+    assert!(matches!(
+        conflict,
+        Err(StoreError::Conflict {
+            differs: "auth_code",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_second_payment_with_the_same_out_trade_no_is_refused() {
+    let (store, _directory) = new_store().await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let mut clash = payment(2, 100);
+    clash.out_trade_no = payment(1, 100).out_trade_no;
+    assert!(matches!(
+        store.insert_payment(&clash).await,
+        Err(StoreError::AlreadyExists {
+            entity: "payment",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    let created = stored_payment(store.as_ref(), 1, 1230).await;
+    let mut waiting = created.clone();
+    waiting.state = PaymentState::WaitingForCustomer;
+    waiting.maybe_sent = true;
+    waiting.micropay_attempts = 1;
+    waiting.submitted_at = Some(Millis(1_709_340_000_500));
+    waiting.next_action_at = Some(Millis(1_709_340_003_500));
+    // Immutable fields are ignored by updates.
+    waiting.amount_fen = Fen(1);
+
+    // Act
+    let stored = store
+        .update_payment(&waiting, "micropay: USERPAYING")
+        .await
+        .unwrap();
+    let mut paid = stored.clone();
+    paid.state = PaymentState::Paid;
+    paid.seen_paid = true;
+    paid.transaction_id = Some("4200000001202403020000000001".to_owned());
+    paid.auth_code = None;
+    paid.settled_at = Some(Millis(1_709_340_004_000));
+    let settled = store
+        .update_payment(&paid, "orderquery: SUCCESS")
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.amount_fen, Fen(1230));
+    assert!(stored.maybe_sent);
+    assert_eq!(stored.micropay_attempts, 1);
+    assert_eq!(stored.next_action_at, Some(Millis(1_709_340_003_500)));
+    assert!(stored.updated_at >= created.updated_at);
+    assert_eq!(settled.version, 3);
+    assert_eq!(settled.state, PaymentState::Paid);
+    assert_eq!(settled.auth_code, None);
+    assert_eq!(
+        store.get_payment("pay_1").await.unwrap(),
+        Some(settled.clone())
+    );
+    let events = store.payment_events("pay_1").await.unwrap();
+    let trail: Vec<_> = events
+        .iter()
+        .map(|event| (event.from_state, event.to_state, event.detail.as_str()))
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            (None, PaymentState::Submitting, "created"),
+            (
+                Some(PaymentState::Submitting),
+                PaymentState::WaitingForCustomer,
+                "micropay: USERPAYING"
+            ),
+            (
+                Some(PaymentState::WaitingForCustomer),
+                PaymentState::Paid,
+                "orderquery: SUCCESS"
+            ),
+        ]
+    );
+    assert_eq!(events[2].at, settled.updated_at);
+}
+
+#[tokio::test]
+async fn an_update_from_a_stale_copy_is_refused_and_changes_nothing() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    let original = stored_payment(store.as_ref(), 1, 100).await;
+    let mut first = original.clone();
+    first.state = PaymentState::Confirming;
+    let current = store.update_payment(&first, "timeout").await.unwrap();
+    let mut stale = original.clone();
+    stale.state = PaymentState::Failed;
+
+    // Act
+    let result = store.update_payment(&stale, "late writer").await;
+
+    // Assert
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::StaleVersion {
+                entity: "payment",
+                expected: 1,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(store.get_payment("pay_1").await.unwrap(), Some(current));
+    assert_eq!(store.payment_events("pay_1").await.unwrap().len(), 2);
+    let mut missing = original;
+    missing.id = "nope".to_owned();
+    assert!(matches!(
+        store.update_payment(&missing, "x").await,
+        Err(StoreError::NotFound {
+            entity: "payment",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn racing_updates_from_one_version_let_exactly_one_win() {
+    let (store, _directory) = new_store().await;
+    let original = stored_payment(store.as_ref(), 1, 100).await;
+    let tasks: Vec<_> = [
+        PaymentState::Paid,
+        PaymentState::Cancelling,
+        PaymentState::Confirming,
+    ]
+    .into_iter()
+    .map(|state| {
+        let store = Arc::clone(&store);
+        let mut changed = original.clone();
+        changed.state = state;
+        tokio::spawn(async move { store.update_payment(&changed, "race").await })
+    })
+    .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(stored) => {
+                winners += 1;
+                assert_eq!(stored.version, 2);
+            }
+            Err(StoreError::StaleVersion { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test]
+async fn the_day_list_is_newest_first_and_filters_by_terminal() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    for n in 1..=3 {
+        let mut record = payment(n, 100);
+        if n == 2 {
+            record.terminal_id = "t2".to_owned();
+        }
+        store.insert_payment(&record).await.unwrap();
+    }
+    let mut other_day = payment(4, 100);
+    other_day.business_day = day().succ_opt().unwrap();
+    store.insert_payment(&other_day).await.unwrap();
+
+    // Act
+    let all = store.list_payments(day(), None).await.unwrap();
+    let t1 = store.list_payments(day(), Some("t1")).await.unwrap();
+
+    // Assert
+    let ids = |list: &[paycode_proxy::store::PaymentRecord]| {
+        list.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&all), ["pay_3", "pay_2", "pay_1"]);
+    assert_eq!(ids(&t1), ["pay_3", "pay_1"]);
+    assert_eq!(all[0].business_day, day());
+}
+
+#[tokio::test]
+async fn unsettled_payments_are_everything_the_engine_must_resume() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    for (n, state) in (1..).zip(PaymentState::ALL) {
+        let mut record = stored_payment(store.as_ref(), n, 100).await;
+        if state != PaymentState::Submitting {
+            record.state = state;
+            store.update_payment(&record, "test").await.unwrap();
+        }
+    }
+
+    // Act
+    let unsettled = store.unsettled_payments().await.unwrap();
+
+    // Assert
+    let states: Vec<_> = unsettled.iter().map(|p| p.state).collect();
+    assert_eq!(
+        states,
+        [
+            PaymentState::Submitting,
+            PaymentState::WaitingForCustomer,
+            PaymentState::Confirming,
+            PaymentState::Cancelling,
+            PaymentState::NeedsAttention,
+        ]
+    );
+}
+
+#[tokio::test]
+async fn payments_survive_reopening_the_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = config_in(directory.path());
+    {
+        let store = SqliteStore::connect(&config.store).await.unwrap();
+        store.insert_payment(&payment(1, 100)).await.unwrap();
+        store.close().await;
+    }
+    let reopened = SqliteStore::connect(&config.store).await.unwrap();
+    assert_eq!(
+        reopened.unsettled_payments().await.unwrap(),
+        vec![payment(1, 100)]
+    );
+}
+
+#[tokio::test]
+async fn refunds_are_idempotent_and_capped_at_the_payment_amount() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let first = refund(1, "pay_1", 60);
+
+    // Act & Assert: a refund and its replay.
+    assert_eq!(
+        store.insert_refund(&first).await.unwrap(),
+        InsertOutcome::Inserted(first.clone())
+    );
+    assert_eq!(
+        store.insert_refund(&first).await.unwrap(),
+        InsertOutcome::Existing(first.clone())
+    );
+    // The same key with another amount.
+    let mut changed = first.clone();
+    changed.amount_fen = Fen(61);
+    assert!(matches!(
+        store.insert_refund(&changed).await,
+        Err(StoreError::Conflict {
+            entity: "refund",
+            differs: "amount_fen",
+            ..
+        })
+    ));
+    // More than what is left.
+    match store.insert_refund(&refund(2, "pay_1", 41)).await {
+        Err(StoreError::RefundExceedsPayment {
+            payment_amount,
+            already_refunded,
+            requested,
+        }) => {
+            assert_eq!(
+                (payment_amount, already_refunded, requested),
+                (Fen(100), Fen(60), Fen(41))
+            );
+        }
+        other => panic!("expected the cap, got {other:?}"),
+    }
+    // A failed refund no longer counts.
+    let mut failed = first.clone();
+    failed.state = RefundState::Failed;
+    failed.failure_code = Some("NOTENOUGH".to_owned());
+    let failed = store.update_refund(&failed).await.unwrap();
+    assert_eq!(failed.version, 2);
+    store.insert_refund(&refund(3, "pay_1", 100)).await.unwrap();
+    // A refund of an unknown payment.
+    assert!(matches!(
+        store.insert_refund(&refund(4, "nope", 1)).await,
+        Err(StoreError::NotFound {
+            entity: "payment",
+            ..
+        })
+    ));
+    let refunds = store.refunds_for_payment("pay_1").await.unwrap();
+    assert_eq!(
+        refunds.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["ref_1", "ref_3"]
+    );
+    let unfinished = store.unfinished_refunds().await.unwrap();
+    assert_eq!(
+        unfinished.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["ref_3"]
+    );
+}
+
+#[tokio::test]
+async fn racing_refunds_for_the_last_fen_let_exactly_one_through() {
+    for round in 0..5u32 {
+        // Arrange
+        let (store, _directory) = new_store().await;
+        stored_payment(store.as_ref(), 1, 100).await;
+        store
+            .insert_refund(&refund(100, "pay_1", 99))
+            .await
+            .unwrap();
+
+        // Act
+        let tasks: Vec<_> = (1..=2)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.insert_refund(&refund(n, "pay_1", 1)).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+
+        // Assert
+        let inserted = results
+            .iter()
+            .filter(|r| matches!(r, Ok(o) if o.was_inserted()))
+            .count();
+        let capped = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::RefundExceedsPayment { .. })))
+            .count();
+        assert_eq!((inserted, capped), (1, 1), "round {round}: {results:?}");
+        let total: u64 = store
+            .refunds_for_payment("pay_1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.amount_fen.get())
+            .sum();
+        assert_eq!(total, 100);
+    }
+}
+
+#[tokio::test]
+async fn refund_updates_are_versioned() {
+    let (store, _directory) = new_store().await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let original = store
+        .insert_refund(&refund(1, "pay_1", 10))
+        .await
+        .unwrap()
+        .into_record();
+    let mut processing = original.clone();
+    processing.state = RefundState::Processing;
+    processing.wechat_refund_id = Some("50000000382019052709732678859".to_owned());
+    processing.attempts = 1;
+    let stored = store.update_refund(&processing).await.unwrap();
+    assert_eq!(
+        (stored.version, stored.state, stored.attempts),
+        (2, RefundState::Processing, 1)
+    );
+    assert!(matches!(
+        store.update_refund(&original).await,
+        Err(StoreError::StaleVersion {
+            entity: "refund",
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn terminals_are_added_found_listed_and_revoked() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+
+    // Act
+    let first = store.add_terminal("counter-1", "hash-1").await.unwrap();
+    let second = store.add_terminal("counter-2", "hash-2").await.unwrap();
+    let duplicate_name = store.add_terminal("counter-1", "hash-3").await;
+    let duplicate_hash = store.add_terminal("counter-3", "hash-1").await;
+    let revoked = store.revoke_terminal("counter-2").await.unwrap();
+    let revoked_again = store.revoke_terminal("counter-2").await.unwrap();
+
+    // Assert
+    assert!(matches!(
+        duplicate_name,
+        Err(StoreError::AlreadyExists {
+            entity: "terminal",
+            ..
+        })
+    ));
+    assert!(matches!(
+        duplicate_hash,
+        Err(StoreError::AlreadyExists {
+            entity: "terminal",
+            ..
+        })
+    ));
+    assert_eq!(
+        store.terminal_by_token_hash("hash-1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.terminal_by_token_hash("hash-9").await.unwrap(), None);
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(revoked_again.revoked_at, revoked.revoked_at);
+    assert_eq!(
+        store
+            .terminal_by_token_hash("hash-2")
+            .await
+            .unwrap()
+            .map(|t| t.revoked_at),
+        Some(revoked.revoked_at)
+    );
+    let names: Vec<_> = store
+        .list_terminals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["counter-1", "counter-2"]);
+    assert_ne!(first.id, second.id);
+    assert!(matches!(
+        store.revoke_terminal("nobody").await,
+        Err(StoreError::NotFound {
+            entity: "terminal",
+            ..
+        })
+    ));
+}
