@@ -231,8 +231,14 @@ impl Client {
     /// let request = MicropayRequest::new(order, Fen(1230), code, "小张南山店-超市", "192.168.1.20");
     /// match client.call(&request).await {
     ///     Ok(paid) => println!("paid: {}", paid.transaction_id),
-    ///     // USERPAYING, SYSTEMERROR, timeouts…: the outcome is unknown, so query, never resend.
-    ///     Err(error) if error.is_outcome_unknown() => println!("query {}", request.out_trade_no),
+    ///     // USERPAYING, SYSTEMERROR (business errors of class Unknown), timeouts…: the outcome
+    ///     // is unknown, so query, never resend.
+    ///     Err(error)
+    ///         if error.is_outcome_unknown()
+    ///             || error.class(wxpay::Api::Micropay) == wxpay::ErrorClass::Unknown =>
+    ///     {
+    ///         println!("query {}", request.out_trade_no)
+    ///     }
     ///     Err(error) => println!("not paid: {error}"),
     /// }
     /// # Ok(())
