@@ -18,5 +18,6 @@ pub use auth_code::{AuthCode, AuthCodeError};
 pub use error::ErrorBody;
 pub use money::{ChargeAmountError, Fen, FenParseError};
 pub use payments::{
-    AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList, PaymentState, Refund, RefundState,
+    AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList,
+    PaymentState, Refund, RefundState,
 };

@@ -60,13 +60,18 @@ impl PaymentState {
 
     /// Reads a wire name.
     pub fn parse(name: &str) -> Option<PaymentState> {
-        PaymentState::ALL.into_iter().find(|state| state.as_str() == name)
+        PaymentState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == name)
     }
 
     /// Whether the payment's outcome is settled: `paid`, `failed` or `cancelled`. A paid
     /// payment can still be refunded.
     pub fn is_settled(self) -> bool {
-        matches!(self, PaymentState::Paid | PaymentState::Failed | PaymentState::Cancelled)
+        matches!(
+            self,
+            PaymentState::Paid | PaymentState::Failed | PaymentState::Cancelled
+        )
     }
 
     /// Whether the proxy is still working on the payment (everything not settled, including
@@ -113,7 +118,11 @@ impl AttemptId {
     pub fn parse(text: &str) -> Result<AttemptId, NotAUuid> {
         let groups: Vec<&str> = text.split('-').collect();
         let lengths_match = groups.iter().map(|group| group.len()).eq([8, 4, 4, 4, 12]);
-        if !lengths_match || !groups.iter().all(|group| group.bytes().all(|b| b.is_ascii_hexdigit())) {
+        if !lengths_match
+            || !groups
+                .iter()
+                .all(|group| group.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
             return Err(NotAUuid);
         }
         Ok(AttemptId(text.to_ascii_lowercase()))
@@ -284,7 +293,10 @@ mod tests {
     #[test]
     fn states_use_snake_case_names() {
         for state in PaymentState::ALL {
-            assert_eq!(serde_json::to_string(&state).unwrap(), format!("\"{}\"", state.as_str()));
+            assert_eq!(
+                serde_json::to_string(&state).unwrap(),
+                format!("\"{}\"", state.as_str())
+            );
             assert_eq!(PaymentState::parse(state.as_str()), Some(state));
         }
         assert!(PaymentState::NeedsAttention.is_in_progress());
@@ -295,7 +307,10 @@ mod tests {
     fn create_payment_rejects_unknown_fields_and_bad_values() {
         let good = r#"{"attempt_id":"3F2B8C1E-9D4A-4C7E-8B1F-2A6D5E9C0B7A","amount_fen":1230,"auth_code":"134567890123455678"}"#;
         let body: CreatePayment = serde_json::from_str(good).unwrap();
-        assert_eq!(body.attempt_id.as_str(), "3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a");
+        assert_eq!(
+            body.attempt_id.as_str(),
+            "3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a"
+        );
         assert_eq!(body.amount_fen, Fen(1230));
         let extra = good.replace("}", r#","tip":1}"#);
         assert!(serde_json::from_str::<CreatePayment>(&extra).is_err());
@@ -308,7 +323,12 @@ mod tests {
     #[test]
     fn attempt_ids_must_be_uuids() {
         assert!(AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").is_ok());
-        for bad in ["", "3f2b8c1e9d4a4c7e8b1f2a6d5e9c0b7a", "3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7g", "x-y-z-w-v"] {
+        for bad in [
+            "",
+            "3f2b8c1e9d4a4c7e8b1f2a6d5e9c0b7a",
+            "3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7g",
+            "x-y-z-w-v",
+        ] {
             assert_eq!(AttemptId::parse(bad), Err(NotAUuid), "{bad}");
         }
     }

@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod routes;

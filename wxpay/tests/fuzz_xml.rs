@@ -19,9 +19,33 @@ const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
 /// Tokens that matter to an XML parser, spliced into inputs.
 const DICTIONARY: &[&str] = &[
-    "<", ">", "</", "/>", "<xml>", "</xml>", "<![CDATA[", "]]>", "]]]]><![CDATA[>", "&amp;", "&lt;", "&#x0;", "&#65;",
-    "&xxe;", "<!DOCTYPE xml [<!ENTITY a \"b\">]>", "<?xml version=\"1.0\"?>", "<!-- c -->", "\u{feff}", "\"", "'",
-    "=", "\0", "\r\n", "形象店", "<sign>", "</sign>", "<a><b>1</b></a>",
+    "<",
+    ">",
+    "</",
+    "/>",
+    "<xml>",
+    "</xml>",
+    "<![CDATA[",
+    "]]>",
+    "]]]]><![CDATA[>",
+    "&amp;",
+    "&lt;",
+    "&#x0;",
+    "&#65;",
+    "&xxe;",
+    "<!DOCTYPE xml [<!ENTITY a \"b\">]>",
+    "<?xml version=\"1.0\"?>",
+    "<!-- c -->",
+    "\u{feff}",
+    "\"",
+    "'",
+    "=",
+    "\0",
+    "\r\n",
+    "形象店",
+    "<sign>",
+    "</sign>",
+    "<a><b>1</b></a>",
 ];
 
 fn corpus(key: &ApiKey) -> Vec<Vec<u8>> {
@@ -118,8 +142,14 @@ fn mutate(rng: &mut StdRng, corpus: &[Vec<u8>], input: &mut Vec<u8>) {
 
 #[test]
 fn xml_decoder_and_verifier_survive_mutated_replies() {
-    let cases: usize = std::env::var("WXPAY_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let seed: u64 = std::env::var("WXPAY_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+    let cases: usize = std::env::var("WXPAY_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed: u64 = std::env::var("WXPAY_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
     let key = ApiKey::new(KEY);
     let corpus = corpus(&key);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -127,21 +157,35 @@ fn xml_decoder_and_verifier_survive_mutated_replies() {
     for case in 0..cases {
         let mut input = corpus[rng.gen_range(0..corpus.len())].clone();
         mutate(&mut rng, &corpus, &mut input);
-        let Ok(params) = xml::decode(&input) else { continue };
+        let Ok(params) = xml::decode(&input) else {
+            continue;
+        };
         decoded += 1;
         assert!(params.len() <= xml::MAX_FIELDS);
-        let again = xml::decode(xml::encode(&params).as_bytes())
-            .unwrap_or_else(|error| panic!("case {case}: re-encoded message does not decode: {error}"));
-        assert_eq!(again, params, "case {case}: the codec lost or changed a field");
+        let again = xml::decode(xml::encode(&params).as_bytes()).unwrap_or_else(|error| {
+            panic!("case {case}: re-encoded message does not decode: {error}")
+        });
+        assert_eq!(
+            again, params,
+            "case {case}: the codec lost or changed a field"
+        );
         for sign_type in [SignType::Md5, SignType::HmacSha256] {
             if sign::verify(&params, &key, sign_type).is_ok() {
                 verified += 1;
                 // A mutation that still verifies must have left every signed field alone:
                 // re-signing the decoded fields gives the same signature.
-                assert_eq!(Some(sign::sign(&params, &key, sign_type).as_str()), params.get("sign"));
+                assert_eq!(
+                    Some(sign::sign(&params, &key, sign_type).as_str()),
+                    params.get("sign")
+                );
             }
         }
     }
-    println!("fuzz_xml: {cases} inputs (seed {seed:#x}), {decoded} decoded, {verified} still verified, 0 panics");
-    assert!(decoded > 0, "the mutations never produced a decodable input: the fuzzer is not exercising the codec");
+    println!(
+        "fuzz_xml: {cases} inputs (seed {seed:#x}), {decoded} decoded, {verified} still verified, 0 panics"
+    );
+    assert!(
+        decoded > 0,
+        "the mutations never produced a decodable input: the fuzzer is not exercising the codec"
+    );
 }

@@ -249,13 +249,21 @@ impl Client {
     }
 
     /// [`call`](Self::call) with per-call options (a read timeout for micropay, say).
-    pub async fn call_with<R: Request>(&self, request: &R, options: CallOptions) -> Result<R::Response> {
+    pub async fn call_with<R: Request>(
+        &self,
+        request: &R,
+        options: CallOptions,
+    ) -> Result<R::Response> {
         let reply = self.execute(R::API, request.to_params(), options).await?;
         Ok(R::Response::from_params(reply)?)
     }
 
     /// Downloads and parses a day's bill.
-    pub async fn download_bill(&self, request: &DownloadBillRequest, options: CallOptions) -> Result<Bill> {
+    pub async fn download_bill(
+        &self,
+        request: &DownloadBillRequest,
+        options: CallOptions,
+    ) -> Result<Bill> {
         let csv = self.download_bill_raw(request.to_params(), options).await?;
         Ok(Bill::parse(&csv).map_err(BadReply::Bill)?)
     }

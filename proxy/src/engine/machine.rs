@@ -1,0 +1,1257 @@
+//! The payment state machine, as pure functions: given what is stored about a payment and
+//! what WeChat (or the cashier) just said, decide the next state and the next action.
+//!
+//! Nothing here does I/O or reads a clock; the driver passes `now` in. That keeps every rule
+//! of DESIGN.md and the spec's §7 testable with plain unit tests, and keeps the driver a
+//! thin loop: load → call WeChat → [`Transition`] → commit → schedule.
+//!
+//! The rules, in one place:
+//! - A micropay that may have reached WeChat is never resent blindly: it is queried, and
+//!   reversed if the answer does not come in time. Only a "not sent" failure is resent.
+//! - Queries start 3 s after USERPAYING and 5 s after an unknown outcome, then repeat every
+//!   `query_interval`, until `wait_deadline` after the first submission (below WeChat's
+//!   45-second auto-revoke).
+//! - Every reverse is preceded by a query with no gap, so a payment that completed at the last
+//!   moment is seen (and, if the cashier cancelled, reversed with the refund noted).
+//! - Reverse never runs earlier than `reverse_not_before` after submission, repeats while
+//!   WeChat says `recall=Y` or on retryable errors with exponential backoff, and is followed
+//!   by one final query. What still cannot be settled becomes `needs_attention`, which keeps
+//!   rechecking in the background.
+//! - Any micropay `result_code=FAIL`, even a "definite" one, is confirmed by one query
+//!   before the cashier is told it failed (the POS guide: in extreme cases a FAIL hides a
+//!   success).
+
+use std::time::Duration;
+
+use paycode_api::PaymentState;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The durations that drive the machine. Production uses the spec's values; tests shrink
+/// them together with the simulator's time scale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// After USERPAYING, wait this long before the first query (3 s).
+    pub first_query_after_userpaying: Duration,
+    /// After an unknown outcome, wait this long before the first query (5 s).
+    pub first_query_after_unknown: Duration,
+    /// Between queries (3–5 s).
+    pub query_interval: Duration,
+    /// Stop waiting for the customer this long after the first submission (40 s; must stay
+    /// under WeChat's 45-second auto-revoke).
+    pub wait_deadline: Duration,
+    /// Never reverse earlier than this after the first submission (15 s).
+    pub reverse_not_before: Duration,
+    /// The first retry delay for a failed reverse or final query; it doubles per attempt.
+    pub retry_base: Duration,
+    /// The longest retry delay.
+    pub retry_max: Duration,
+    /// How many reverse (or final-query) attempts before the payment needs attention.
+    pub reverse_max_attempts: u32,
+    /// How often a payment that needs attention is checked again.
+    pub attention_recheck_interval: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            first_query_after_userpaying: Duration::from_secs(3),
+            first_query_after_unknown: Duration::from_secs(5),
+            query_interval: Duration::from_secs(3),
+            wait_deadline: Duration::from_secs(40),
+            reverse_not_before: Duration::from_secs(15),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(16),
+            reverse_max_attempts: 10,
+            attention_recheck_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+fn ms(duration: Duration) -> Millis {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The next WeChat call the engine owes a payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Send (or, after a "not sent" failure, resend) micropay.
+    Micropay,
+    /// Query the order while waiting for its outcome.
+    Query,
+    /// Query immediately before reversing, so a last-moment payment is seen.
+    PreReverseQuery,
+    /// Reverse the order.
+    Reverse,
+    /// Query once more after a successful reverse, to confirm it is closed.
+    FinalQuery,
+    /// Re-examine a payment that needs attention: query, then reverse if still open.
+    Recheck,
+}
+
+impl Action {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Micropay => "micropay",
+            Action::Query => "query",
+            Action::PreReverseQuery => "pre_reverse_query",
+            Action::Reverse => "reverse",
+            Action::FinalQuery => "final_query",
+            Action::Recheck => "recheck",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Action> {
+        [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == name)
+    }
+}
+
+/// What the machine needs to know about a payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// The current state.
+    pub state: PaymentState,
+    /// When micropay was first sent, if it was.
+    pub submitted_at: Option<Millis>,
+    /// Whether any micropay attempt may have reached WeChat.
+    pub maybe_sent: bool,
+    /// Whether WeChat was ever seen to have taken the money.
+    pub seen_paid: bool,
+    /// Whether the cashier asked to cancel.
+    pub cancel_requested: bool,
+    /// A micropay failure waiting to be confirmed by a query (code, message).
+    pub pending_failure: Option<(String, String)>,
+    /// Consecutive failed reverse or final-query attempts.
+    pub reverse_attempts: u32,
+    /// Consecutive micropay attempts that were not sent.
+    pub not_sent_attempts: u32,
+}
+
+impl Facts {
+    fn deadline(&self, timing: &Timing, now: Millis) -> Millis {
+        self.submitted_at.unwrap_or(now) + ms(timing.wait_deadline)
+    }
+
+    fn earliest_reverse(&self, timing: &Timing, now: Millis) -> Millis {
+        (self.submitted_at.unwrap_or(now) + ms(timing.reverse_not_before)).max(now)
+    }
+}
+
+/// How a micropay call ended, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MicropayOutcome {
+    /// `result_code=SUCCESS`.
+    Paid {
+        /// WeChat's order number.
+        transaction_id: String,
+    },
+    /// `USERPAYING`: the customer is entering the password.
+    UserPaying,
+    /// The outcome is unknown: timeout, dropped connection, bad reply, SYSTEMERROR, BANKERROR…
+    Unknown {
+        /// What happened, for the audit trail.
+        reason: String,
+    },
+    /// The request never reached WeChat.
+    NotSent {
+        /// What happened.
+        reason: String,
+    },
+    /// `result_code=FAIL` with a definite code (to be confirmed by a query).
+    Declined {
+        /// WeChat's err_code.
+        code: String,
+        /// A message for the cashier.
+        message: String,
+    },
+    /// `return_code=FAIL`: WeChat refused the request itself; no order exists.
+    Rejected {
+        /// A message for the cashier.
+        message: String,
+    },
+}
+
+/// How an orderquery ended, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// `SUCCESS` or `REFUND`.
+    Paid {
+        /// WeChat's order number.
+        transaction_id: String,
+    },
+    /// `USERPAYING`.
+    UserPaying,
+    /// `NOTPAY` or `ACCEPT`: an order exists and is not paid.
+    NotPaid,
+    /// `REVOKED` or `CLOSED`: the order is closed and cannot be paid.
+    Closed,
+    /// `PAYERROR`: the payment failed.
+    PayError,
+    /// `ORDERNOTEXIST`.
+    NotFound,
+    /// The query itself failed (transport, SYSTEMERROR, bad reply).
+    Unknown {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// How a reverse call ended, classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReverseOutcome {
+    /// `result_code=SUCCESS`, `recall=N`.
+    Done,
+    /// WeChat asks to call again (`recall=Y`), or a retryable error (SYSTEMERROR,
+    /// USERPAYING, transport failure, bad reply).
+    Retry {
+        /// What happened.
+        reason: String,
+    },
+    /// A failure retrying cannot fix (REVERSE_EXPIRE, certificate or permission errors).
+    Impossible {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// The decision: the new state, what to remember, and what to do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// The new state.
+    pub state: PaymentState,
+    /// The next action and when; `None` once nothing more is owed.
+    pub next: Option<(Action, Millis)>,
+    /// WeChat's order number, when learnt.
+    pub transaction_id: Option<String>,
+    /// Set `seen_paid`.
+    pub seen_paid: bool,
+    /// Set `maybe_sent`.
+    pub maybe_sent: bool,
+    /// The failure to show (code, message), or `None` to keep what is stored.
+    pub failure: Option<(String, String)>,
+    /// Remember a micropay failure until a query confirms it (`Some(None)` clears it).
+    pub pending_failure: Option<Option<(String, String)>>,
+    /// The new count of consecutive failed reverse or final-query attempts.
+    pub reverse_attempts: u32,
+    /// The new count of consecutive not-sent micropay attempts.
+    pub not_sent_attempts: u32,
+    /// Set `money_returned` (a cancelled payment whose money had been taken).
+    pub money_returned: bool,
+    /// Why the payment needs attention.
+    pub attention_reason: Option<String>,
+    /// A line for the audit trail.
+    pub note: String,
+}
+
+impl Transition {
+    fn from(
+        facts: &Facts,
+        state: PaymentState,
+        next: Option<(Action, Millis)>,
+        note: impl Into<String>,
+    ) -> Transition {
+        Transition {
+            state,
+            next,
+            transaction_id: None,
+            seen_paid: facts.seen_paid,
+            maybe_sent: facts.maybe_sent,
+            failure: None,
+            pending_failure: None,
+            reverse_attempts: facts.reverse_attempts,
+            not_sent_attempts: facts.not_sent_attempts,
+            money_returned: false,
+            attention_reason: None,
+            note: note.into(),
+        }
+    }
+
+    fn failing(mut self, code: impl Into<String>, message: impl Into<String>) -> Transition {
+        self.failure = Some((code.into(), message.into()));
+        self
+    }
+}
+
+/// Message and code for a payment the customer abandoned.
+pub const CUSTOMER_CANCELLED: (&str, &str) = ("CUSTOMER_CANCELLED", "顾客未完成支付，订单已关闭");
+/// Message and code for an order WeChat closed without payment.
+pub const ORDER_CLOSED: (&str, &str) = ("ORDER_CLOSED", "订单已关闭，未扣款，请重新收款");
+/// Message and code for WeChat's PAYERROR.
+pub const PAY_ERROR: (&str, &str) = ("PAYERROR", "支付失败，未扣款，请重新收款");
+/// Message and code for a payment that could never be sent.
+pub const NOT_SENT: (&str, &str) = ("NOT_SENT", "无法连接微信支付，未扣款，请检查网络后重新收款");
+
+/// The first decision for a new payment: send micropay now.
+pub fn created(now: Millis) -> (PaymentState, Action, Millis) {
+    (PaymentState::Submitting, Action::Micropay, now)
+}
+
+/// Decides after a micropay attempt.
+pub fn after_micropay(
+    facts: &Facts,
+    outcome: MicropayOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    let deadline = facts.deadline(timing, now);
+    match outcome {
+        MicropayOutcome::Paid { transaction_id } => {
+            let mut transition = if facts.cancel_requested {
+                // The cashier cancelled while micropay was in flight and lost the race: the
+                // money is taken, so it is returned by reverse.
+                Transition::from(
+                    facts,
+                    PaymentState::Cancelling,
+                    Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+                    "paid, but the cashier had cancelled: reversing",
+                )
+            } else {
+                Transition::from(facts, PaymentState::Paid, None, "micropay: paid")
+            };
+            transition.transaction_id = Some(transaction_id);
+            transition.seen_paid = true;
+            transition.maybe_sent = true;
+            transition.not_sent_attempts = 0;
+            transition
+        }
+        MicropayOutcome::UserPaying => {
+            let mut transition = waiting(
+                facts,
+                PaymentState::WaitingForCustomer,
+                now + ms(timing.first_query_after_userpaying),
+                timing,
+                now,
+                "micropay: USERPAYING",
+            );
+            transition.maybe_sent = true;
+            transition.not_sent_attempts = 0;
+            transition
+        }
+        MicropayOutcome::Unknown { reason } => {
+            let mut transition = waiting(
+                facts,
+                PaymentState::Confirming,
+                now + ms(timing.first_query_after_unknown),
+                timing,
+                now,
+                format!("micropay outcome unknown: {reason}"),
+            );
+            transition.maybe_sent = true;
+            transition.not_sent_attempts = 0;
+            transition
+        }
+        MicropayOutcome::Declined { code, message } => {
+            // Confirm with one immediate query before telling the cashier.
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Submitting,
+                Some((Action::Query, now)),
+                format!("micropay declined ({code}): confirming by query"),
+            );
+            transition.pending_failure = Some(Some((code, message)));
+            transition.maybe_sent = true;
+            transition.not_sent_attempts = 0;
+            transition
+        }
+        MicropayOutcome::Rejected { message } => {
+            if facts.maybe_sent {
+                // An earlier attempt may have created the order; it must be settled, not
+                // abandoned.
+                return waiting(
+                    facts,
+                    PaymentState::Confirming,
+                    now,
+                    timing,
+                    now,
+                    format!("micropay rejected after an earlier unknown attempt: {message}"),
+                );
+            }
+            Transition::from(
+                facts,
+                PaymentState::Failed,
+                None,
+                "micropay rejected by WeChat",
+            )
+            .failing("WECHAT_REJECTED", message)
+        }
+        MicropayOutcome::NotSent { reason } => {
+            let attempts = facts.not_sent_attempts + 1;
+            let retry_at = now + backoff(timing, attempts);
+            if retry_at < deadline {
+                let mut transition = Transition::from(
+                    facts,
+                    PaymentState::Submitting,
+                    Some((Action::Micropay, retry_at)),
+                    format!("micropay not sent ({reason}): resending"),
+                );
+                transition.not_sent_attempts = attempts;
+                transition
+            } else if facts.maybe_sent {
+                waiting(
+                    facts,
+                    PaymentState::Confirming,
+                    now,
+                    timing,
+                    now,
+                    format!("micropay not sent ({reason}) after an earlier unknown attempt"),
+                )
+            } else {
+                let mut transition = Transition::from(
+                    facts,
+                    PaymentState::Failed,
+                    None,
+                    format!("micropay never reached WeChat: {reason}"),
+                )
+                .failing(NOT_SENT.0, NOT_SENT.1);
+                transition.not_sent_attempts = attempts;
+                transition
+            }
+        }
+    }
+}
+
+/// Keeps waiting in `state` with the next query at `query_at`, or, once the deadline has
+/// come, moves to the query-then-reverse sequence.
+fn waiting(
+    facts: &Facts,
+    state: PaymentState,
+    query_at: Millis,
+    timing: &Timing,
+    now: Millis,
+    note: impl Into<String>,
+) -> Transition {
+    let deadline = facts.deadline(timing, now);
+    if facts.cancel_requested {
+        return Transition::from(
+            facts,
+            PaymentState::Cancelling,
+            Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+            note,
+        );
+    }
+    if now >= deadline {
+        return Transition::from(
+            facts,
+            PaymentState::Cancelling,
+            Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+            format!("{}; wait deadline reached: reversing", note.into()),
+        );
+    }
+    // The last query lands exactly on the deadline, so "query, then reverse" has no gap.
+    Transition::from(
+        facts,
+        state,
+        Some((Action::Query, query_at.min(deadline))),
+        note,
+    )
+}
+
+/// Decides after a query made while waiting (actions [`Action::Query`]).
+pub fn after_query(
+    facts: &Facts,
+    outcome: QueryOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    let next_query = now + ms(timing.query_interval);
+    let confirming_decline =
+        facts.state == PaymentState::Submitting && facts.pending_failure.is_some();
+    let mut transition = match outcome {
+        QueryOutcome::Paid { transaction_id } => {
+            let mut transition =
+                after_micropay(facts, MicropayOutcome::Paid { transaction_id }, timing, now);
+            transition.note = "query: paid".into();
+            transition.pending_failure = Some(None);
+            return transition;
+        }
+        QueryOutcome::UserPaying => waiting(
+            facts,
+            PaymentState::WaitingForCustomer,
+            next_query,
+            timing,
+            now,
+            "query: USERPAYING",
+        ),
+        QueryOutcome::Closed
+        | QueryOutcome::PayError
+        | QueryOutcome::NotFound
+        | QueryOutcome::NotPaid
+            if confirming_decline =>
+        {
+            let (code, message) = facts
+                .pending_failure
+                .clone()
+                .unwrap_or_else(|| (PAY_ERROR.0.into(), PAY_ERROR.1.into()));
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Failed,
+                None,
+                format!("query confirmed the decline ({code})"),
+            )
+            .failing(code, message);
+            transition.pending_failure = Some(None);
+            return transition;
+        }
+        QueryOutcome::Closed | QueryOutcome::PayError => {
+            if facts.cancel_requested {
+                let mut transition = Transition::from(
+                    facts,
+                    PaymentState::Cancelled,
+                    None,
+                    "query: closed after the cashier cancelled",
+                );
+                transition.money_returned = false;
+                return transition;
+            }
+            let (code, message) = if outcome == QueryOutcome::PayError {
+                PAY_ERROR
+            } else if facts.state == PaymentState::WaitingForCustomer {
+                CUSTOMER_CANCELLED
+            } else {
+                ORDER_CLOSED
+            };
+            return Transition::from(
+                facts,
+                PaymentState::Failed,
+                None,
+                format!("query: {outcome:?}"),
+            )
+            .failing(code, message);
+        }
+        QueryOutcome::NotPaid if facts.state == PaymentState::WaitingForCustomer => {
+            // The password prompt is gone without a payment: the customer cancelled. Close the
+            // order now (as soon as reverse is allowed) rather than waiting out the deadline.
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Cancelling,
+                Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+                "query: NOTPAY after USERPAYING, customer cancelled: reversing",
+            );
+            transition.failure = Some((CUSTOMER_CANCELLED.0.into(), CUSTOMER_CANCELLED.1.into()));
+            return transition;
+        }
+        QueryOutcome::NotPaid => waiting(
+            facts,
+            still_waiting(facts),
+            next_query,
+            timing,
+            now,
+            "query: NOTPAY",
+        ),
+        QueryOutcome::NotFound => waiting(
+            facts,
+            still_waiting(facts),
+            next_query,
+            timing,
+            now,
+            "query: ORDERNOTEXIST",
+        ),
+        QueryOutcome::Unknown { reason } => waiting(
+            facts,
+            still_waiting(facts),
+            next_query,
+            timing,
+            now,
+            format!("query failed: {reason}"),
+        ),
+    };
+    if confirming_decline && transition.state != PaymentState::Submitting {
+        transition.pending_failure = Some(None);
+    }
+    transition
+}
+
+/// The state to keep waiting in: a submission whose outcome is not yet clear is
+/// `confirming`.
+fn still_waiting(facts: &Facts) -> PaymentState {
+    if facts.state == PaymentState::Submitting {
+        PaymentState::Confirming
+    } else {
+        facts.state
+    }
+}
+
+/// Decides after the query that immediately precedes a reverse ([`Action::PreReverseQuery`]).
+pub fn after_pre_reverse_query(facts: &Facts, outcome: QueryOutcome, now: Millis) -> Transition {
+    match outcome {
+        QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Paid,
+                None,
+                "pre-reverse query: paid at the last moment",
+            );
+            transition.transaction_id = Some(transaction_id);
+            transition.seen_paid = true;
+            transition
+        }
+        QueryOutcome::Paid { transaction_id } => {
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Cancelling,
+                Some((Action::Reverse, now)),
+                "pre-reverse query: paid; reversing returns the money",
+            );
+            transition.transaction_id = Some(transaction_id);
+            transition.seen_paid = true;
+            transition
+        }
+        other => Transition::from(
+            facts,
+            PaymentState::Cancelling,
+            Some((Action::Reverse, now)),
+            format!("pre-reverse query: {other:?}; reversing"),
+        ),
+    }
+}
+
+/// Decides after a reverse attempt.
+pub fn after_reverse(
+    facts: &Facts,
+    outcome: ReverseOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    match outcome {
+        ReverseOutcome::Done => {
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Cancelling,
+                Some((Action::FinalQuery, now)),
+                "reverse: done",
+            );
+            transition.reverse_attempts = 0;
+            transition
+        }
+        ReverseOutcome::Retry { reason } => retry_or_attention(
+            facts,
+            Action::Reverse,
+            timing,
+            now,
+            format!("reverse must be repeated: {reason}"),
+        ),
+        ReverseOutcome::Impossible { reason } => {
+            attention(facts, timing, now, format!("reverse impossible: {reason}"))
+        }
+    }
+}
+
+/// Decides after the query that follows a successful reverse ([`Action::FinalQuery`]).
+pub fn after_final_query(
+    facts: &Facts,
+    outcome: QueryOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    match outcome {
+        QueryOutcome::Closed
+        | QueryOutcome::NotFound
+        | QueryOutcome::PayError
+        | QueryOutcome::NotPaid => {
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Cancelled,
+                None,
+                format!("final query: {outcome:?}; cancelled"),
+            );
+            transition.money_returned = facts.seen_paid;
+            transition.reverse_attempts = 0;
+            transition
+        }
+        QueryOutcome::Paid { transaction_id } => {
+            // The reverse was accepted but the order still shows paid: reverse again.
+            let mut transition = retry_or_attention(
+                facts,
+                Action::PreReverseQuery,
+                timing,
+                now,
+                "final query still shows paid",
+            );
+            transition.transaction_id = Some(transaction_id);
+            transition.seen_paid = true;
+            transition
+        }
+        QueryOutcome::UserPaying => retry_or_attention(
+            facts,
+            Action::PreReverseQuery,
+            timing,
+            now,
+            "final query: USERPAYING",
+        ),
+        QueryOutcome::Unknown { reason } => retry_or_attention(
+            facts,
+            Action::FinalQuery,
+            timing,
+            now,
+            format!("final query failed: {reason}"),
+        ),
+    }
+}
+
+/// Decides after the query of a payment that needs attention ([`Action::Recheck`]).
+pub fn after_recheck(
+    facts: &Facts,
+    outcome: QueryOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    let recheck_at = now + ms(timing.attention_recheck_interval);
+    match outcome {
+        QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
+            let mut transition = Transition::from(facts, PaymentState::Paid, None, "recheck: paid");
+            transition.transaction_id = Some(transaction_id);
+            transition.seen_paid = true;
+            transition
+        }
+        QueryOutcome::Closed | QueryOutcome::NotFound | QueryOutcome::PayError => {
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::Cancelled,
+                None,
+                format!("recheck: {outcome:?}; cancelled"),
+            );
+            transition.money_returned = facts.seen_paid;
+            transition
+        }
+        QueryOutcome::Unknown { reason } => Transition::from(
+            facts,
+            PaymentState::NeedsAttention,
+            Some((Action::Recheck, recheck_at)),
+            format!("recheck failed: {reason}"),
+        ),
+        other => {
+            // Still open (or paid after a cashier cancel): try reversing again.
+            let mut transition = Transition::from(
+                facts,
+                PaymentState::NeedsAttention,
+                Some((Action::Reverse, now)),
+                format!("recheck: {other:?}; reversing again"),
+            );
+            if let QueryOutcome::Paid { transaction_id } = other {
+                transition.transaction_id = Some(transaction_id);
+                transition.seen_paid = true;
+            }
+            transition.reverse_attempts = 0;
+            transition
+        }
+    }
+}
+
+/// Decides on a cashier's cancel request. `None` means the request changes nothing (the
+/// payment is already settled or being cancelled).
+pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> Option<Transition> {
+    match facts.state {
+        // micropay is in flight: remember the request; the outcome handlers act on it.
+        PaymentState::Submitting => {
+            let mut facts = facts.clone();
+            facts.cancel_requested = true;
+            Some(Transition::from(
+                &facts,
+                PaymentState::Submitting,
+                None,
+                "cashier cancel requested during submission",
+            ))
+        }
+        PaymentState::WaitingForCustomer | PaymentState::Confirming => Some(Transition::from(
+            facts,
+            PaymentState::Cancelling,
+            Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+            "cashier cancelled: reversing",
+        )),
+        _ => None,
+    }
+}
+
+fn backoff(timing: &Timing, attempt: u32) -> Millis {
+    let factor = 1i64 << attempt.saturating_sub(1).min(16);
+    (ms(timing.retry_base).saturating_mul(factor)).min(ms(timing.retry_max))
+}
+
+fn retry_or_attention(
+    facts: &Facts,
+    action: Action,
+    timing: &Timing,
+    now: Millis,
+    note: impl Into<String>,
+) -> Transition {
+    let attempts = facts.reverse_attempts + 1;
+    let note = note.into();
+    if attempts >= timing.reverse_max_attempts {
+        let mut transition = attention(facts, timing, now, format!("{note} ({attempts} attempts)"));
+        transition.reverse_attempts = attempts;
+        return transition;
+    }
+    let state = if facts.state == PaymentState::NeedsAttention {
+        PaymentState::NeedsAttention
+    } else {
+        PaymentState::Cancelling
+    };
+    let mut transition = Transition::from(
+        facts,
+        state,
+        Some((action, now + backoff(timing, attempts))),
+        note,
+    );
+    transition.reverse_attempts = attempts;
+    transition
+}
+
+fn attention(facts: &Facts, timing: &Timing, now: Millis, reason: String) -> Transition {
+    let mut transition = Transition::from(
+        facts,
+        PaymentState::NeedsAttention,
+        Some((Action::Recheck, now + ms(timing.attention_recheck_interval))),
+        reason.clone(),
+    );
+    transition.attention_reason = Some(reason);
+    transition
+}
+
+/// What to do with a payment found unsettled when the proxy starts: resume its stored
+/// action, except that a micropay that was being sent when the process stopped may have
+/// reached WeChat, so it is queried rather than resent.
+pub fn resume(
+    facts: &Facts,
+    stored: Option<(Action, Millis)>,
+    timing: &Timing,
+    now: Millis,
+) -> (PaymentState, Action, Millis) {
+    match stored {
+        Some((Action::Micropay, _)) if facts.maybe_sent => {
+            let transition = waiting(
+                facts,
+                PaymentState::Confirming,
+                now,
+                timing,
+                now,
+                "resumed after a stop mid-submission",
+            );
+            let (action, at) = transition.next.unwrap_or((Action::Query, now));
+            (transition.state, action, at)
+        }
+        Some((action, at)) => (facts.state, action, at.max(now)),
+        None => (facts.state, Action::Recheck, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SUBMITTED: Millis = 1_000_000;
+
+    fn timing() -> Timing {
+        Timing::default()
+    }
+
+    fn facts(state: PaymentState) -> Facts {
+        Facts {
+            state,
+            submitted_at: Some(SUBMITTED),
+            maybe_sent: true,
+            seen_paid: false,
+            cancel_requested: false,
+            pending_failure: None,
+            reverse_attempts: 0,
+            not_sent_attempts: 0,
+        }
+    }
+
+    fn secs(seconds: i64) -> Millis {
+        SUBMITTED + seconds * 1000
+    }
+
+    fn paid() -> QueryOutcome {
+        QueryOutcome::Paid {
+            transaction_id: "4200".into(),
+        }
+    }
+
+    #[test]
+    fn password_free_payment_is_paid_at_once() {
+        let transition = after_micropay(
+            &facts(PaymentState::Submitting),
+            MicropayOutcome::Paid {
+                transaction_id: "4200".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(transition.state, PaymentState::Paid);
+        assert_eq!(transition.next, None);
+        assert_eq!(transition.transaction_id.as_deref(), Some("4200"));
+        assert!(transition.seen_paid);
+    }
+
+    #[test]
+    fn userpaying_queries_after_3s_and_unknown_after_5s() {
+        let waiting = after_micropay(
+            &facts(PaymentState::Submitting),
+            MicropayOutcome::UserPaying,
+            &timing(),
+            secs(1),
+        );
+        assert_eq!(waiting.state, PaymentState::WaitingForCustomer);
+        assert_eq!(waiting.next, Some((Action::Query, secs(4))));
+        let unknown = after_micropay(
+            &facts(PaymentState::Submitting),
+            MicropayOutcome::Unknown {
+                reason: "timeout".into(),
+            },
+            &timing(),
+            secs(10),
+        );
+        assert_eq!(unknown.state, PaymentState::Confirming);
+        assert_eq!(unknown.next, Some((Action::Query, secs(15))));
+        assert!(unknown.maybe_sent);
+    }
+
+    #[test]
+    fn queries_repeat_until_the_deadline_then_query_and_reverse_without_gap() {
+        let waiting = facts(PaymentState::WaitingForCustomer);
+        let next = after_query(&waiting, QueryOutcome::UserPaying, &timing(), secs(30));
+        assert_eq!(next.next, Some((Action::Query, secs(33))));
+        // The last query is pulled onto the deadline itself.
+        let last = after_query(&waiting, QueryOutcome::UserPaying, &timing(), secs(39));
+        assert_eq!(last.next, Some((Action::Query, secs(40))));
+        // At the deadline: a query immediately followed by the reverse.
+        let at_deadline = after_query(&waiting, QueryOutcome::UserPaying, &timing(), secs(40));
+        assert_eq!(at_deadline.state, PaymentState::Cancelling);
+        assert_eq!(at_deadline.next, Some((Action::PreReverseQuery, secs(40))));
+        let reverse = after_pre_reverse_query(
+            &facts(PaymentState::Cancelling),
+            QueryOutcome::UserPaying,
+            secs(40),
+        );
+        assert_eq!(reverse.next, Some((Action::Reverse, secs(40))));
+    }
+
+    #[test]
+    fn a_last_moment_payment_seen_before_reversing_is_paid() {
+        let transition =
+            after_pre_reverse_query(&facts(PaymentState::Cancelling), paid(), secs(40));
+        assert_eq!(transition.state, PaymentState::Paid);
+        assert_eq!(transition.next, None);
+    }
+
+    #[test]
+    fn cashier_cancel_never_reverses_before_15s_and_loses_the_race_with_money_returned() {
+        let cancel =
+            cancel_requested(&facts(PaymentState::WaitingForCustomer), &timing(), secs(5)).unwrap();
+        assert_eq!(cancel.state, PaymentState::Cancelling);
+        assert_eq!(cancel.next, Some((Action::PreReverseQuery, secs(15))));
+        let mut cancelling = facts(PaymentState::Cancelling);
+        cancelling.cancel_requested = true;
+        // The customer paid meanwhile: the reverse still runs and returns the money.
+        let reverse = after_pre_reverse_query(&cancelling, paid(), secs(15));
+        assert_eq!(reverse.state, PaymentState::Cancelling);
+        assert_eq!(reverse.next, Some((Action::Reverse, secs(15))));
+        assert!(reverse.seen_paid);
+        cancelling.seen_paid = true;
+        let done = after_reverse(&cancelling, ReverseOutcome::Done, &timing(), secs(16));
+        assert_eq!(done.next, Some((Action::FinalQuery, secs(16))));
+        let closed = after_final_query(&cancelling, QueryOutcome::Closed, &timing(), secs(16));
+        assert_eq!(closed.state, PaymentState::Cancelled);
+        assert!(closed.money_returned);
+    }
+
+    #[test]
+    fn cancel_during_submission_is_remembered_and_applied_to_the_outcome() {
+        let remembered =
+            cancel_requested(&facts(PaymentState::Submitting), &timing(), secs(0)).unwrap();
+        assert_eq!(remembered.state, PaymentState::Submitting);
+        assert_eq!(
+            remembered.next, None,
+            "the micropay in flight keeps its own schedule"
+        );
+        let mut submitting = facts(PaymentState::Submitting);
+        submitting.cancel_requested = true;
+        let paid = after_micropay(
+            &submitting,
+            MicropayOutcome::Paid {
+                transaction_id: "4200".into(),
+            },
+            &timing(),
+            secs(1),
+        );
+        assert_eq!(paid.state, PaymentState::Cancelling);
+        assert_eq!(paid.next, Some((Action::PreReverseQuery, secs(15))));
+        assert!(cancel_requested(&facts(PaymentState::Paid), &timing(), secs(1)).is_none());
+        assert!(cancel_requested(&facts(PaymentState::Cancelling), &timing(), secs(1)).is_none());
+    }
+
+    #[test]
+    fn a_decline_is_confirmed_by_one_query_before_failing() {
+        let declined = after_micropay(
+            &facts(PaymentState::Submitting),
+            MicropayOutcome::Declined {
+                code: "NOTENOUGH".into(),
+                message: "余额不足".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(declined.state, PaymentState::Submitting);
+        assert_eq!(declined.next, Some((Action::Query, secs(0))));
+        let mut confirming = facts(PaymentState::Submitting);
+        confirming.pending_failure = Some(("NOTENOUGH".into(), "余额不足".into()));
+        let failed = after_query(&confirming, QueryOutcome::PayError, &timing(), secs(0));
+        assert_eq!(failed.state, PaymentState::Failed);
+        assert_eq!(
+            failed.failure,
+            Some(("NOTENOUGH".into(), "余额不足".into()))
+        );
+        // The query can overturn the decline: a hidden success is a success.
+        let overturned = after_query(&confirming, paid(), &timing(), secs(0));
+        assert_eq!(overturned.state, PaymentState::Paid);
+        assert_eq!(overturned.pending_failure, Some(None));
+        // A failed confirming query leaves the outcome unknown: keep confirming.
+        let unknown = after_query(
+            &confirming,
+            QueryOutcome::Unknown {
+                reason: "timeout".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(unknown.state, PaymentState::Confirming);
+        assert_eq!(unknown.pending_failure, Some(None));
+    }
+
+    #[test]
+    fn protocol_rejection_fails_unless_an_earlier_attempt_may_have_landed() {
+        let mut first = facts(PaymentState::Submitting);
+        first.maybe_sent = false;
+        let failed = after_micropay(
+            &first,
+            MicropayOutcome::Rejected {
+                message: "签名错误".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(failed.state, PaymentState::Failed);
+        assert_eq!(failed.failure.unwrap().0, "WECHAT_REJECTED");
+        let after_unknown = after_micropay(
+            &facts(PaymentState::Submitting),
+            MicropayOutcome::Rejected {
+                message: "x".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(after_unknown.state, PaymentState::Confirming);
+    }
+
+    #[test]
+    fn not_sent_is_resent_with_backoff_and_fails_cleanly_at_the_deadline() {
+        let mut never_sent = facts(PaymentState::Submitting);
+        never_sent.maybe_sent = false;
+        let retry = after_micropay(
+            &never_sent,
+            MicropayOutcome::NotSent {
+                reason: "refused".into(),
+            },
+            &timing(),
+            secs(0),
+        );
+        assert_eq!(retry.state, PaymentState::Submitting);
+        assert_eq!(retry.next, Some((Action::Micropay, secs(1))));
+        assert!(!retry.maybe_sent);
+        never_sent.not_sent_attempts = 3;
+        let later = after_micropay(
+            &never_sent,
+            MicropayOutcome::NotSent {
+                reason: "refused".into(),
+            },
+            &timing(),
+            secs(10),
+        );
+        assert_eq!(later.next, Some((Action::Micropay, secs(18))));
+        let too_late = after_micropay(
+            &never_sent,
+            MicropayOutcome::NotSent {
+                reason: "refused".into(),
+            },
+            &timing(),
+            secs(39),
+        );
+        assert_eq!(too_late.state, PaymentState::Failed);
+        assert_eq!(too_late.failure.unwrap().0, NOT_SENT.0);
+        // If an earlier attempt may have reached WeChat, it is settled, never abandoned.
+        let mut maybe = never_sent.clone();
+        maybe.maybe_sent = true;
+        let settled = after_micropay(
+            &maybe,
+            MicropayOutcome::NotSent {
+                reason: "refused".into(),
+            },
+            &timing(),
+            secs(39),
+        );
+        assert_eq!(settled.state, PaymentState::Confirming);
+    }
+
+    #[test]
+    fn customer_cancelling_the_prompt_closes_the_order_early() {
+        let closed = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::PayError,
+            &timing(),
+            secs(8),
+        );
+        assert_eq!(closed.state, PaymentState::Failed);
+        assert_eq!(closed.failure.unwrap().0, PAY_ERROR.0);
+        let notpay = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::NotPaid,
+            &timing(),
+            secs(8),
+        );
+        assert_eq!(notpay.state, PaymentState::Cancelling);
+        assert_eq!(notpay.next, Some((Action::PreReverseQuery, secs(15))));
+        let revoked = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::Closed,
+            &timing(),
+            secs(8),
+        );
+        assert_eq!(revoked.failure.unwrap().0, CUSTOMER_CANCELLED.0);
+    }
+
+    #[test]
+    fn reverse_retries_with_backoff_then_needs_attention_and_keeps_checking() {
+        let mut cancelling = facts(PaymentState::Cancelling);
+        let first = after_reverse(
+            &cancelling,
+            ReverseOutcome::Retry {
+                reason: "recall=Y".into(),
+            },
+            &timing(),
+            secs(20),
+        );
+        assert_eq!(first.next, Some((Action::Reverse, secs(21))));
+        cancelling.reverse_attempts = 4;
+        let fifth = after_reverse(
+            &cancelling,
+            ReverseOutcome::Retry {
+                reason: "SYSTEMERROR".into(),
+            },
+            &timing(),
+            secs(20),
+        );
+        assert_eq!(fifth.next, Some((Action::Reverse, secs(36))));
+        cancelling.reverse_attempts = 9;
+        let gave_up = after_reverse(
+            &cancelling,
+            ReverseOutcome::Retry {
+                reason: "SYSTEMERROR".into(),
+            },
+            &timing(),
+            secs(60),
+        );
+        assert_eq!(gave_up.state, PaymentState::NeedsAttention);
+        assert_eq!(gave_up.next, Some((Action::Recheck, secs(120))));
+        assert!(gave_up.attention_reason.is_some());
+        let impossible = after_reverse(
+            &facts(PaymentState::Cancelling),
+            ReverseOutcome::Impossible {
+                reason: "CERT_ERROR".into(),
+            },
+            &timing(),
+            secs(20),
+        );
+        assert_eq!(impossible.state, PaymentState::NeedsAttention);
+
+        let attention = facts(PaymentState::NeedsAttention);
+        assert_eq!(
+            after_recheck(&attention, paid(), &timing(), secs(120)).state,
+            PaymentState::Paid
+        );
+        assert_eq!(
+            after_recheck(&attention, QueryOutcome::Closed, &timing(), secs(120)).state,
+            PaymentState::Cancelled
+        );
+        let again = after_recheck(&attention, QueryOutcome::UserPaying, &timing(), secs(120));
+        assert_eq!(again.next, Some((Action::Reverse, secs(120))));
+        let unknown = after_recheck(
+            &attention,
+            QueryOutcome::Unknown {
+                reason: "timeout".into(),
+            },
+            &timing(),
+            secs(120),
+        );
+        assert_eq!(unknown.next, Some((Action::Recheck, secs(180))));
+    }
+
+    #[test]
+    fn a_final_query_still_showing_paid_reverses_again() {
+        let transition = after_final_query(
+            &facts(PaymentState::Cancelling),
+            paid(),
+            &timing(),
+            secs(20),
+        );
+        assert_eq!(transition.state, PaymentState::Cancelling);
+        assert_eq!(transition.next, Some((Action::PreReverseQuery, secs(21))));
+        assert!(transition.seen_paid);
+    }
+
+    #[test]
+    fn resume_queries_a_submission_that_may_have_been_sent_and_resends_one_that_was_not() {
+        let (state, action, _) = resume(
+            &facts(PaymentState::Submitting),
+            Some((Action::Micropay, secs(0))),
+            &timing(),
+            secs(3),
+        );
+        assert_eq!((state, action), (PaymentState::Confirming, Action::Query));
+        let mut never_sent = facts(PaymentState::Submitting);
+        never_sent.maybe_sent = false;
+        let (state, action, at) = resume(
+            &never_sent,
+            Some((Action::Micropay, secs(0))),
+            &timing(),
+            secs(3),
+        );
+        assert_eq!(
+            (state, action, at),
+            (PaymentState::Submitting, Action::Micropay, secs(3))
+        );
+        let (_, action, at) = resume(
+            &facts(PaymentState::Cancelling),
+            Some((Action::Reverse, secs(20))),
+            &timing(),
+            secs(3),
+        );
+        assert_eq!((action, at), (Action::Reverse, secs(20)));
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for action in [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+        ] {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(Action::parse("sleep"), None);
+    }
+}
