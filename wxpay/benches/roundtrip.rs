@@ -78,6 +78,17 @@ fn bench(c: &mut Criterion) {
                 black_box(params)
             })
         });
+        let decoded = xml::decode(reply.as_bytes()).expect("the reply decodes");
+        group.bench_function(format!("{name}/decode reply"), |b| {
+            b.iter(|| {
+                black_box(xml::decode(black_box(reply.as_bytes())).expect("the reply decodes"))
+            })
+        });
+        group.bench_function(format!("{name}/verify reply"), |b| {
+            b.iter(|| {
+                sign::verify(black_box(&decoded), &key, sign_type).expect("the reply verifies")
+            })
+        });
         group.bench_function(format!("{name}/round trip"), |b| {
             b.iter(|| {
                 let mut params = request.clone();

@@ -45,6 +45,18 @@ impl Params {
         self.get(name).filter(|value| !value.is_empty())
     }
 
+    /// Sets `name` to `value` only if `name` is absent, in one lookup. When `name` is already
+    /// present nothing changes and the name is handed back as the error.
+    pub fn insert_new(&mut self, name: String, value: String) -> Result<(), String> {
+        match self.0.entry(name) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                Ok(())
+            }
+            std::collections::btree_map::Entry::Occupied(existing) => Err(existing.key().clone()),
+        }
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains_key(name)

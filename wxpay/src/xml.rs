@@ -150,14 +150,10 @@ fn element_name(raw: &[u8]) -> Result<String, XmlError> {
 }
 
 fn insert(params: &mut Params, name: String, value: String) -> Result<(), XmlError> {
-    if params.contains(&name) {
-        return Err(XmlError::Duplicate(name));
-    }
     if params.len() >= MAX_FIELDS {
         return Err(XmlError::TooManyFields);
     }
-    params.insert(name, value);
-    Ok(())
+    params.insert_new(name, value).map_err(XmlError::Duplicate)
 }
 
 /// Encodes [`Params`] as WeChat does: `<xml>` with one element per field, integers bare and
