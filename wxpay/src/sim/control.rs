@@ -108,7 +108,7 @@ impl SimState {
             .filter_map(|(_, book)| book.orders.get_mut(out_trade_no))
             .collect();
         for order in candidates.iter_mut() {
-            order.settle(now, auto_revoke_after());
+            order.settle(now);
         }
         if candidates.is_empty() {
             return Err(ControlError::NotFound(out_trade_no.to_owned()));
@@ -145,7 +145,7 @@ impl SimState {
     pub(crate) fn pending_prompts(&self) -> Vec<PendingPrompt> {
         let now = self.clock.now();
         let mut ledger = self.ledger();
-        ledger.settle_all(now, auto_revoke_after());
+        ledger.settle_all(now);
         let mut prompts: Vec<PendingPrompt> = ledger
             .books
             .values()
@@ -169,7 +169,7 @@ impl SimState {
     pub(crate) fn orders(&self) -> Vec<OrderView> {
         let now = self.clock.now();
         let mut ledger = self.ledger();
-        ledger.settle_all(now, auto_revoke_after());
+        ledger.settle_all(now);
         let mut orders: Vec<OrderView> = ledger
             .books
             .values()

@@ -37,6 +37,27 @@ pub(crate) struct Book {
 }
 
 impl Book {
+    /// The order named by `transaction_id` (preferred) or `out_trade_no`, settled to `now`
+    /// (see [`Order::settle`]) so that what a handler reads is current.
+    pub(crate) fn order_mut(
+        &mut self,
+        transaction_id: Option<&str>,
+        out_trade_no: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<&mut Order> {
+        let key = self.find_order(transaction_id, out_trade_no)?;
+        let order = self.orders.get_mut(&key)?;
+        order.settle(now);
+        Some(order)
+    }
+
+    /// Settles every order of this book (see [`Order::settle`]).
+    pub(crate) fn settle_all(&mut self, now: DateTime<Utc>) {
+        for order in self.orders.values_mut() {
+            order.settle(now);
+        }
+    }
+
     /// The out_trade_no of the order named by `transaction_id` (preferred) or `out_trade_no`.
     pub(crate) fn find_order(
         &self,
@@ -149,13 +170,14 @@ impl Refund {
 
 impl Order {
     /// Applies every time-dependent change due by `now`: a scheduled confirmation,
-    /// cancellation or decline, and the auto-revoke of unpaid orders `auto_revoke` after
-    /// creation. Whatever was due first wins.
-    pub(crate) fn settle(&mut self, now: DateTime<Utc>, auto_revoke: chrono::Duration) {
+    /// cancellation or decline, and the auto-revoke of unpaid orders
+    /// [`auto_revoke_after`](crate::sim::auto_revoke_after) their creation. Whatever was due
+    /// first wins.
+    pub(crate) fn settle(&mut self, now: DateTime<Utc>) {
         let Status::Pending { resolves, .. } = self.status else {
             return;
         };
-        let revoke_at = self.created_at + auto_revoke;
+        let revoke_at = self.created_at + crate::sim::auto_revoke_after();
         match resolves {
             Some((at, resolution)) if at <= now && at < revoke_at => {
                 self.resolve(resolution, at);
@@ -406,12 +428,10 @@ impl Ledger {
         self.books.entry(key.clone()).or_default()
     }
 
-    /// Settles every order (see [`Order::settle`]).
-    pub(crate) fn settle_all(&mut self, now: DateTime<Utc>, auto_revoke: chrono::Duration) {
+    /// Settles every order of every book (see [`Order::settle`]).
+    pub(crate) fn settle_all(&mut self, now: DateTime<Utc>) {
         for book in self.books.values_mut() {
-            for order in book.orders.values_mut() {
-                order.settle(now, auto_revoke);
-            }
+            book.settle_all(now);
         }
     }
 
@@ -469,7 +489,6 @@ mod tests {
     fn pending_orders_resolve_or_revoke_lazily() {
         // Arrange
         let start = Utc::now();
-        let auto_revoke = chrono::Duration::seconds(45);
         let mut confirming = order(
             Status::Pending {
                 kind: PendingKind::Password,
@@ -486,12 +505,12 @@ mod tests {
         );
 
         // Act
-        confirming.settle(start + chrono::Duration::seconds(9), auto_revoke);
+        confirming.settle(start + chrono::Duration::seconds(9));
         let before = confirming.trade_state();
-        confirming.settle(start + chrono::Duration::seconds(60), auto_revoke);
-        waiting.settle(start + chrono::Duration::seconds(44), auto_revoke);
+        confirming.settle(start + chrono::Duration::seconds(60));
+        waiting.settle(start + chrono::Duration::seconds(44));
         let waiting_before = waiting.trade_state();
-        waiting.settle(start + chrono::Duration::seconds(45), auto_revoke);
+        waiting.settle(start + chrono::Duration::seconds(45));
 
         // Assert
         assert_eq!(before, "USERPAYING");

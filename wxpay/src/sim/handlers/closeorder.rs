@@ -13,10 +13,12 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
         Err(reply) => return reply,
     };
     let mut ledger = call.sim.ledger();
-    let Some(order) = ledger.book(&call.book_key()).orders.get_mut(out_trade_no) else {
+    let Some(order) = ledger
+        .book(&call.book_key())
+        .order_mut(None, Some(out_trade_no), call.now)
+    else {
         return call.fail("ORDERNOTEXIST", "订单不存在");
     };
-    order.settle(call.now, crate::sim::auto_revoke_after());
     match order.status {
         Status::Paid => call.fail("ORDERPAID", "订单已支付，不能发起关单"),
         Status::Closed { .. } => call.fail("ORDERCLOSED", "订单已关闭"),

@@ -36,9 +36,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     }
     let mut ledger = call.sim.ledger();
     let book = ledger.book(&call.book_key());
-    for order in book.orders.values_mut() {
-        order.settle(call.now, crate::sim::auto_revoke_after());
-    }
+    book.settle_all(call.now);
     match bill::render(book, date, bill_type, call.now) {
         Some(csv) => Reply::Csv(csv),
         None => error("No Bill Exist", "20002"),

@@ -61,7 +61,7 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
     let mut ledger = call.sim.ledger();
     let book_key = call.book_key();
     if let Some(order) = ledger.book(&book_key).orders.get_mut(out_trade_no) {
-        order.settle(now, crate::sim::auto_revoke_after());
+        order.settle(now);
         return Ok(replay(call, order, auth_code, total_fee).into());
     }
     if !is_wechat_auth_code(auth_code) {

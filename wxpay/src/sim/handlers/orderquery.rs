@@ -16,13 +16,9 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     }
     let mut ledger = call.sim.ledger();
     let book = ledger.book(&call.book_key());
-    let Some(order) = book
-        .find_order(transaction_id, out_trade_no)
-        .and_then(|key| book.orders.get_mut(&key))
-    else {
+    let Some(order) = book.order_mut(transaction_id, out_trade_no, call.now) else {
         return call.fail("ORDERNOTEXIST", "订单不存在");
     };
-    order.settle(call.now, crate::sim::auto_revoke_after());
 
     let trade_state = order.trade_state();
     let mut fields = match trade_state {

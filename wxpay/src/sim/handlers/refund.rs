@@ -56,7 +56,7 @@ fn run(call: &Call<'_>) -> Result<Reply, Reply> {
     let Some(order) = book.orders.get_mut(&order_key) else {
         return Err(call.fail("ORDERNOTEXIST", "订单不存在"));
     };
-    order.settle(call.now, crate::sim::auto_revoke_after());
+    order.settle(call.now);
 
     if let Some(existing) = order
         .refunds

@@ -45,7 +45,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     let Some(order) = order_key.and_then(|key| book.orders.get_mut(&key)) else {
         return call.fail("REFUNDNOTEXIST", "not exist");
     };
-    order.settle(call.now, crate::sim::auto_revoke_after());
+    order.settle(call.now);
 
     let selected: Vec<_> = order
         .refunds

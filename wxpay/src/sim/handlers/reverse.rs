@@ -36,13 +36,9 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     }
     let mut ledger = call.sim.ledger();
     let book = ledger.book(&call.book_key());
-    let Some(order) = book
-        .find_order(transaction_id, out_trade_no)
-        .and_then(|key| book.orders.get_mut(&key))
-    else {
+    let Some(order) = book.order_mut(transaction_id, out_trade_no, call.now) else {
         return call.success(recall("N"));
     };
-    order.settle(call.now, crate::sim::auto_revoke_after());
     if call.now > order.created_at + crate::sim::reverse_window() {
         return call.fail_with(
             "REVERSE_EXPIRE",
