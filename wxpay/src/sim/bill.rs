@@ -13,95 +13,73 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::clock::beijing;
 use super::ledger::{Book, Order, Status};
+use crate::messages::{BillType, SUMMARY_COLUMNS};
 
-/// Which rows a bill holds (`bill_type`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum BillType {
-    /// `ALL`: payments and refunds.
-    All,
-    /// `SUCCESS`: payments only.
-    Success,
-    /// `REFUND`: refunds and reversals only.
-    Refund,
-    /// `RECHARGE_REFUND`: refunds of recharge coupons, which the simulator never has.
-    RechargeRefund,
+/// Reads `bill_type`; absent means `ALL`.
+pub(crate) fn bill_type(value: Option<&str>) -> Option<BillType> {
+    value.map_or(Some(BillType::All), BillType::parse)
 }
 
-impl BillType {
-    /// Reads `bill_type` (absent means `ALL`).
-    pub(crate) fn parse(value: Option<&str>) -> Option<BillType> {
-        match value {
-            None | Some("ALL") => Some(BillType::All),
-            Some("SUCCESS") => Some(BillType::Success),
-            Some("REFUND") => Some(BillType::Refund),
-            Some("RECHARGE_REFUND") => Some(BillType::RechargeRefund),
-            Some(_) => None,
-        }
-    }
-
-    fn columns(self) -> &'static [&'static str] {
-        match self {
-            // The parser in `messages` reads exactly these names; one list keeps both ends agreeing.
-            BillType::All | BillType::RechargeRefund => &crate::messages::ALL_COLUMNS,
-            BillType::Success => &[
-                "交易时间",
-                "公众账号ID",
-                "商户号",
-                "特约商户号",
-                "设备号",
-                "微信订单号",
-                "商户订单号",
-                "用户标识",
-                "交易类型",
-                "交易状态",
-                "付款银行",
-                "货币种类",
-                "应结订单金额",
-                "代金券金额",
-                "商品名称",
-                "商户数据包",
-                "手续费",
-                "费率",
-                "订单金额",
-                "费率备注",
-            ],
-            BillType::Refund => &[
-                "交易时间",
-                "公众账号ID",
-                "商户号",
-                "特约商户号",
-                "设备号",
-                "微信订单号",
-                "商户订单号",
-                "用户标识",
-                "交易类型",
-                "交易状态",
-                "付款银行",
-                "货币种类",
-                "应结订单金额",
-                "代金券金额",
-                "退款申请时间",
-                "退款成功时间",
-                "微信退款单号",
-                "商户退款单号",
-                "退款金额",
-                "充值券退款金额",
-                "退款类型",
-                "退款状态",
-                "商品名称",
-                "商户数据包",
-                "手续费",
-                "费率",
-                "订单金额",
-                "申请退款金额",
-                "费率备注",
-            ],
-        }
+/// The columns of a bill of `bill_type`, in WeChat's order.
+fn columns(bill_type: BillType) -> &'static [&'static str] {
+    match bill_type {
+        // The parser in `messages` reads exactly these names; one list keeps both ends agreeing.
+        BillType::All | BillType::RechargeRefund => &crate::messages::ALL_COLUMNS,
+        BillType::Success => &[
+            "交易时间",
+            "公众账号ID",
+            "商户号",
+            "特约商户号",
+            "设备号",
+            "微信订单号",
+            "商户订单号",
+            "用户标识",
+            "交易类型",
+            "交易状态",
+            "付款银行",
+            "货币种类",
+            "应结订单金额",
+            "代金券金额",
+            "商品名称",
+            "商户数据包",
+            "手续费",
+            "费率",
+            "订单金额",
+            "费率备注",
+        ],
+        BillType::Refund => &[
+            "交易时间",
+            "公众账号ID",
+            "商户号",
+            "特约商户号",
+            "设备号",
+            "微信订单号",
+            "商户订单号",
+            "用户标识",
+            "交易类型",
+            "交易状态",
+            "付款银行",
+            "货币种类",
+            "应结订单金额",
+            "代金券金额",
+            "退款申请时间",
+            "退款成功时间",
+            "微信退款单号",
+            "商户退款单号",
+            "退款金额",
+            "充值券退款金额",
+            "退款类型",
+            "退款状态",
+            "商品名称",
+            "商户数据包",
+            "手续费",
+            "费率",
+            "订单金额",
+            "申请退款金额",
+            "费率备注",
+        ],
     }
 }
-
-const SUMMARY_COLUMNS: &str =
-    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额";
 
 /// One bill row: every column's value, plus the amounts the summary adds up.
 struct Row {
@@ -184,7 +162,7 @@ pub(crate) fn render(
     }
     rows.sort_by_key(|row| row.at);
 
-    let columns = bill_type.columns();
+    let columns = columns(bill_type);
     let mut csv = columns.join(",");
     csv.push_str("\r\n");
     for row in &rows {
@@ -196,7 +174,7 @@ pub(crate) fn render(
         csv.push_str("\r\n");
     }
     let sum = |pick: fn(&Row) -> i64| rows.iter().map(pick).sum::<i64>();
-    csv.push_str(SUMMARY_COLUMNS);
+    csv.push_str(&SUMMARY_COLUMNS.join(","));
     csv.push_str("\r\n");
     let summary = [
         rows.len().to_string(),
@@ -342,8 +320,8 @@ mod tests {
 
     #[test]
     fn bill_types_parse() {
-        assert_eq!(BillType::parse(None), Some(BillType::All));
-        assert_eq!(BillType::parse(Some("REFUND")), Some(BillType::Refund));
-        assert_eq!(BillType::parse(Some("NOPE")), None);
+        assert_eq!(bill_type(None), Some(BillType::All));
+        assert_eq!(bill_type(Some("REFUND")), Some(BillType::Refund));
+        assert_eq!(bill_type(Some("NOPE")), None);
     }
 }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 use super::{Call, Reply};
 use crate::params::Params;
-use crate::sim::bill::{self, BillType};
+use crate::sim::bill;
 
 fn error(return_msg: &str, error_code: &str) -> Reply {
     let mut params = Params::new();
@@ -26,7 +26,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
         Ok(date) if bill_date.len() == 8 => date,
         _ => return error("invalid bill_date", "20001"),
     };
-    let Some(bill_type) = BillType::parse(call.field("bill_type")) else {
+    let Some(bill_type) = bill::bill_type(call.field("bill_type")) else {
         return error("invalid bill_type", "20001");
     };
     match call.field("tar_type") {
