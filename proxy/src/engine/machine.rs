@@ -322,36 +322,24 @@ pub fn after_micropay(
             };
             transition.transaction_id = Some(transaction_id);
             transition.seen_paid = true;
-            transition.maybe_sent = true;
-            transition.not_sent_attempts = 0;
-            transition
+            reached_wechat(transition)
         }
-        MicropayOutcome::UserPaying => {
-            let mut transition = waiting(
-                facts,
-                PaymentState::WaitingForCustomer,
-                now + ms(timing.first_query_after_userpaying),
-                timing,
-                now,
-                "micropay: USERPAYING",
-            );
-            transition.maybe_sent = true;
-            transition.not_sent_attempts = 0;
-            transition
-        }
-        MicropayOutcome::Unknown { reason } => {
-            let mut transition = waiting(
-                facts,
-                PaymentState::Confirming,
-                now + ms(timing.first_query_after_unknown),
-                timing,
-                now,
-                format!("micropay outcome unknown: {reason}"),
-            );
-            transition.maybe_sent = true;
-            transition.not_sent_attempts = 0;
-            transition
-        }
+        MicropayOutcome::UserPaying => reached_wechat(waiting(
+            facts,
+            PaymentState::WaitingForCustomer,
+            now + ms(timing.first_query_after_userpaying),
+            timing,
+            now,
+            "micropay: USERPAYING",
+        )),
+        MicropayOutcome::Unknown { reason } => reached_wechat(waiting(
+            facts,
+            PaymentState::Confirming,
+            now + ms(timing.first_query_after_unknown),
+            timing,
+            now,
+            format!("micropay outcome unknown: {reason}"),
+        )),
         MicropayOutcome::Declined { code, message } => {
             // Confirm with one immediate query before telling the cashier.
             let mut transition = Transition::from(
@@ -361,9 +349,7 @@ pub fn after_micropay(
                 format!("micropay declined ({code}): confirming by query"),
             );
             transition.pending_failure = Some(Some((code, message)));
-            transition.maybe_sent = true;
-            transition.not_sent_attempts = 0;
-            transition
+            reached_wechat(transition)
         }
         MicropayOutcome::Rejected { message } => {
             if facts.maybe_sent {
@@ -420,6 +406,14 @@ pub fn after_micropay(
             }
         }
     }
+}
+
+/// Marks a transition that follows a micropay WeChat answered (or may have received): the
+/// order may exist, and the run of not-sent attempts is over.
+fn reached_wechat(mut transition: Transition) -> Transition {
+    transition.maybe_sent = true;
+    transition.not_sent_attempts = 0;
+    transition
 }
 
 /// Keeps waiting in `state` with the next query at `query_at`, or, once the deadline has
@@ -506,14 +500,12 @@ pub fn after_query(
         }
         QueryOutcome::Closed | QueryOutcome::PayError => {
             if facts.cancel_requested {
-                let mut transition = Transition::from(
+                return Transition::from(
                     facts,
                     PaymentState::Cancelled,
                     None,
                     "query: closed after the cashier cancelled",
                 );
-                transition.money_returned = false;
-                return transition;
             }
             let (code, message) = if outcome == QueryOutcome::PayError {
                 PAY_ERROR
@@ -567,7 +559,9 @@ pub fn after_query(
             format!("query failed: {reason}"),
         ),
     };
-    if confirming_decline && transition.state != PaymentState::Submitting {
+    // The arms that fall through here never stay in `submitting`, so a decline that was
+    // being confirmed is no longer pending.
+    if confirming_decline {
         transition.pending_failure = Some(None);
     }
     transition
@@ -749,28 +743,31 @@ pub fn after_recheck(
     }
 }
 
-/// Decides on a cashier's cancel request. `None` means the request changes nothing (the
-/// payment is already settled or being cancelled).
-pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> Option<Transition> {
+/// What a cashier's cancel request does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelDecision {
+    /// micropay is in flight: only record `cancel_requested`; the outcome handlers act on it
+    /// and the payment keeps its schedule.
+    RecordOnly,
+    /// Reverse the order: commit this transition together with `cancel_requested`.
+    Reverse(Transition),
+    /// The payment is settled or already being cancelled: nothing changes.
+    Unchanged,
+}
+
+/// Decides on a cashier's cancel request.
+pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDecision {
     match facts.state {
-        // micropay is in flight: remember the request; the outcome handlers act on it.
-        PaymentState::Submitting => {
-            let mut facts = facts.clone();
-            facts.cancel_requested = true;
-            Some(Transition::from(
-                &facts,
-                PaymentState::Submitting,
-                None,
-                "cashier cancel requested during submission",
+        PaymentState::Submitting => CancelDecision::RecordOnly,
+        PaymentState::WaitingForCustomer | PaymentState::Confirming => {
+            CancelDecision::Reverse(Transition::from(
+                facts,
+                PaymentState::Cancelling,
+                Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
+                "cashier cancelled: reversing",
             ))
         }
-        PaymentState::WaitingForCustomer | PaymentState::Confirming => Some(Transition::from(
-            facts,
-            PaymentState::Cancelling,
-            Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
-            "cashier cancelled: reversing",
-        )),
-        _ => None,
+        _ => CancelDecision::Unchanged,
     }
 }
 
@@ -948,8 +945,11 @@ mod tests {
 
     #[test]
     fn cashier_cancel_never_reverses_before_15s_and_loses_the_race_with_money_returned() {
-        let cancel =
-            cancel_requested(&facts(PaymentState::WaitingForCustomer), &timing(), secs(5)).unwrap();
+        let CancelDecision::Reverse(cancel) =
+            cancel_requested(&facts(PaymentState::WaitingForCustomer), &timing(), secs(5))
+        else {
+            panic!("a cancel while waiting for the customer reverses");
+        };
         assert_eq!(cancel.state, PaymentState::Cancelling);
         assert_eq!(cancel.next, Some((Action::PreReverseQuery, secs(15))));
         let mut cancelling = facts(PaymentState::Cancelling);
@@ -969,11 +969,9 @@ mod tests {
 
     #[test]
     fn cancel_during_submission_is_remembered_and_applied_to_the_outcome() {
-        let remembered =
-            cancel_requested(&facts(PaymentState::Submitting), &timing(), secs(0)).unwrap();
-        assert_eq!(remembered.state, PaymentState::Submitting);
         assert_eq!(
-            remembered.next, None,
+            cancel_requested(&facts(PaymentState::Submitting), &timing(), secs(0)),
+            CancelDecision::RecordOnly,
             "the micropay in flight keeps its own schedule"
         );
         let mut submitting = facts(PaymentState::Submitting);
@@ -988,8 +986,14 @@ mod tests {
         );
         assert_eq!(paid.state, PaymentState::Cancelling);
         assert_eq!(paid.next, Some((Action::PreReverseQuery, secs(15))));
-        assert!(cancel_requested(&facts(PaymentState::Paid), &timing(), secs(1)).is_none());
-        assert!(cancel_requested(&facts(PaymentState::Cancelling), &timing(), secs(1)).is_none());
+        assert_eq!(
+            cancel_requested(&facts(PaymentState::Paid), &timing(), secs(1)),
+            CancelDecision::Unchanged
+        );
+        assert_eq!(
+            cancel_requested(&facts(PaymentState::Cancelling), &timing(), secs(1)),
+            CancelDecision::Unchanged
+        );
     }
 
     #[test]
