@@ -81,30 +81,32 @@ pub(crate) fn optional_fen(params: &Params, field: &'static str) -> Result<Optio
 }
 
 fn parse_fen(field: &'static str, value: &str) -> Result<Fen, BadReply> {
+    fen_from_text(value).map_err(|problem| BadReply::Field { field, problem })
+}
+
+/// Reads an integer amount in fen. Only ASCII digits are accepted: Rust's integer parser
+/// would also take `+1`, which WeChat never sends.
+fn fen_from_text(value: &str) -> Result<Fen, String> {
     if !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadReply::Field {
-            field,
-            problem: format!("{value:?} is not an integer amount in fen"),
-        });
+        return Err(format!("{value:?} is not an integer amount in fen"));
     }
-    value.parse().map(Fen).map_err(|_| BadReply::Field {
-        field,
-        problem: format!("{value:?} is out of range"),
-    })
+    value
+        .parse()
+        .map(Fen)
+        .map_err(|_| format!("{value:?} is out of range"))
 }
 
 /// An optional integer amount in fen under a field name built at run time (`coupon_fee_0`).
 pub(crate) fn indexed_fen(params: &Params, field: &str) -> Result<Option<Fen>, BadReply> {
-    match params.get_non_empty(field) {
-        None => Ok(None),
-        Some(value) => value
-            .parse()
-            .map(|fen| Some(Fen(fen)))
-            .map_err(|_| BadReply::Field {
+    params
+        .get_non_empty(field)
+        .map(|value| {
+            fen_from_text(value).map_err(|problem| BadReply::Field {
                 field: "indexed amount",
-                problem: format!("{field}={value:?} is not an integer"),
-            }),
-    }
+                problem: format!("{field}: {problem}"),
+            })
+        })
+        .transpose()
 }
 
 /// An optional count (`coupon_count`, `refund_count`).
@@ -143,5 +145,11 @@ mod tests {
         assert!(optional_fen(&params, "cash_fee").is_err());
         let negative: Params = [("total_fee", "-1")].into_iter().collect();
         assert!(required_fen(&negative, "total_fee").is_err());
+        let signed: Params = [("coupon_fee_0", "+1"), ("coupon_fee_1", "7")]
+            .into_iter()
+            .collect();
+        assert!(indexed_fen(&signed, "coupon_fee_0").is_err());
+        assert_eq!(indexed_fen(&signed, "coupon_fee_1").unwrap(), Some(Fen(7)));
+        assert_eq!(indexed_fen(&signed, "coupon_fee_2").unwrap(), None);
     }
 }
