@@ -63,7 +63,7 @@ pub(crate) fn decode_with_root(body: &[u8], root: &str) -> Result<Params, XmlErr
     if body.len() > MAX_BODY_BYTES {
         return Err(XmlError::TooLarge(body.len()));
     }
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let body = strip_bom(body);
     let text = std::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
     let mut reader = Reader::from_str(text);
     let malformed = |error: &dyn std::fmt::Display| XmlError::Malformed(error.to_string());
@@ -131,6 +131,11 @@ pub(crate) fn decode_with_root(body: &[u8], root: &str) -> Result<Params, XmlErr
             (Place::Epilog, _) => return Err(XmlError::TrailingContent),
         };
     }
+}
+
+/// The body without a leading UTF-8 byte-order mark, which some gateways add.
+pub(crate) fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 fn is_blank(text: &[u8]) -> bool {

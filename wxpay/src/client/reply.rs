@@ -7,7 +7,7 @@ use crate::codes::{Api, ErrCode};
 use crate::error::{BadReply, BusinessError, Error, MaybeSent, Result};
 use crate::params::Params;
 use crate::sign::{self, ApiKey, SignType};
-use crate::xml;
+use crate::xml::{self, strip_bom};
 
 /// Decodes a reply body, telling "not XML at all" (an HTML error page, an empty body: the
 /// request may not have reached WeChat's application) from "XML that does not decode" (a
@@ -133,10 +133,6 @@ fn looks_like_xml(body: &[u8]) -> bool {
 fn is_html(start: &[u8]) -> bool {
     let head: Vec<u8> = start.iter().take(16).map(u8::to_ascii_lowercase).collect();
     head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
-}
-
-fn strip_bom(body: &[u8]) -> &[u8] {
-    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
 }
 
 fn trim_start(body: &[u8]) -> &[u8] {
