@@ -8,11 +8,15 @@
 //! - [`money`]: [`Fen`], exact integer amounts in the smallest unit of CNY, and the decimal
 //!   parser used for cashier input.
 //! - [`auth_code`]: [`AuthCode`], a scanned WeChat Pay payment code, never a number.
+//! - [`payments`]: the payment and refund bodies and states.
+//! - [`session`]: the calling terminal and demo-mode pairing.
+//! - [`error`]: [`ErrorBody`], the shape of every failed request.
 
 pub mod auth_code;
 pub mod error;
 pub mod money;
 pub mod payments;
+pub mod session;
 
 pub use auth_code::{AuthCode, AuthCodeError};
 pub use error::ErrorBody;
@@ -21,3 +25,4 @@ pub use payments::{
     AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList,
     PaymentState, Refund, RefundState,
 };
+pub use session::{DemoPairing, TerminalInfo};

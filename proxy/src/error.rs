@@ -253,6 +253,14 @@ pub fn error_chain_fmt(error: &dyn std::error::Error, out: &mut dyn fmt::Write) 
     Ok(())
 }
 
+/// An error and its causes as one string, for command-line reports.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut report = String::new();
+    // Writing into a String cannot fail.
+    let _ = error_chain_fmt(error, &mut report);
+    report
+}
+
 /// Middleware that logs each 5xx response's cause once, with the request it answered.
 pub async fn log_server_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
@@ -267,6 +275,30 @@ pub async fn log_server_errors(request: Request, next: Next) -> Response {
         );
     }
     response
+}
+
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(error: crate::engine::EngineError) -> ApiError {
+        use crate::engine::EngineError;
+        match error {
+            EngineError::PaymentNotFound(id) => ApiError::NotFound {
+                code: "PAYMENT_NOT_FOUND",
+                message: format!("payment {id} does not exist"),
+            },
+            EngineError::AlreadyPaid => ApiError::Conflict {
+                code: "PAYMENT_ALREADY_PAID",
+                message: "this payment is already paid and cannot be cancelled; refund it instead"
+                    .to_owned(),
+                field: None,
+            },
+            EngineError::NotPaid(state) => ApiError::Conflict {
+                code: "PAYMENT_NOT_PAID",
+                message: format!("only a paid payment can be refunded; this one is {state}"),
+                field: None,
+            },
+            EngineError::Store(error) => error.into(),
+        }
+    }
 }
 
 #[cfg(test)]

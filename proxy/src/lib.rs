@@ -12,7 +12,10 @@
 //! - [`error`]: [`ApiError`](error::ApiError), how every failure becomes an `ErrorBody`.
 //! - [`extract`]: [`ApiJson`](extract::ApiJson), a JSON body extractor with field-naming
 //!   rejections.
-//! - [`routes`]: the HTTP routes by resource (`health` so far).
+//! - [`engine`]: the payments engine: the state machine and the driver that calls WeChat.
+//! - [`wechat`]: the WeChat client built from `[wechat]`, and its readiness check.
+//! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`routes`]: the HTTP routes by resource (health, metrics, payments, terminal).
 //! - [`startup`]: [`AppState`](startup::AppState), [`router`](startup::router) and
 //!   [`Application`](startup::Application).
 //! - [`cli`]: the command line (`serve`, `terminal add|list|revoke`).
@@ -23,9 +26,11 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod wechat;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -1,11 +1,12 @@
 //! The `paycode-proxy` binary: parses the command line, starts logging, and hands over to
 //! the library ([`paycode_proxy::cli::run`]).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use paycode_proxy::cli::{self, Cli};
-use paycode_proxy::error::error_chain_fmt;
+use paycode_proxy::error::chain;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -17,14 +18,12 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli::run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut report = String::new();
-            // Writing into a String cannot fail.
-            let _ = error_chain_fmt(&error, &mut report);
-            eprintln!("paycode-proxy: {report}");
+            eprintln!("paycode-proxy: {}", chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -15,12 +15,20 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use paycode_api::DemoPairing;
+
 use crate::auth::Terminals;
 use crate::config::Config;
+use crate::engine::{Engine, EngineSettings};
 use crate::error::log_server_errors;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::health::{Readiness, StoreReachable};
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::wechat::{WechatReachable, WechatSetupError, build_client};
+
+/// How long `/readyz` trusts its last WeChat probe.
+const WECHAT_PROBE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What every handler can reach, through `State<AppState>`. Cheap to clone: every field is
 /// shared.
@@ -32,20 +40,37 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Terminal management and authentication, over the same store.
     pub terminals: Terminals,
-    /// The checks `/readyz` runs: the store's by default. The payments engine adds its
-    /// WeChat reachability check with [`Readiness::with`] when it is built.
+    /// The checks `/readyz` runs: the store and WeChat.
     pub readiness: Readiness,
+    /// The payments engine.
+    pub engine: Engine,
+    /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
+    pub demo_pairing: Option<Arc<DemoPairing>>,
 }
 
 impl AppState {
-    /// The state for `config` over `store`, with the store's readiness check.
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> AppState {
-        AppState {
+    /// The state for `config` over `store`: the WeChat client and payments engine built
+    /// from `[wechat]` and `[payments]`, and the store and WeChat readiness checks. The engine
+    /// does nothing until [`Application`] starts it.
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, StartupError> {
+        let client = build_client(&config.wechat)?;
+        let engine = Engine::new(
+            Arc::clone(&store),
+            client.clone(),
+            EngineSettings::from_config(&config),
+            Arc::new(Metrics::default()),
+        );
+        let readiness = Readiness::default()
+            .with(Arc::new(StoreReachable(Arc::clone(&store))))
+            .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
+        Ok(AppState {
             terminals: Terminals::new(Arc::clone(&store)),
-            readiness: Readiness::default().with(Arc::new(StoreReachable(Arc::clone(&store)))),
+            readiness,
+            engine,
+            demo_pairing: None,
             config,
             store,
-        }
+        })
     }
 }
 
@@ -65,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     let app_dir = state.config.server.app_dir.clone();
     Router::new()
         .merge(routes::health::router())
+        .merge(routes::metrics::router())
         .nest("/api/v1", routes::api_router())
         .merge(app_router(&app_dir))
         // Layers apply bottom-up: tracing sees every request first; the error logger sees the
@@ -130,6 +156,9 @@ pub enum StartupError {
     /// The store could not be opened or migrated.
     #[error("cannot open the store")]
     Store(#[from] StoreError),
+    /// The WeChat Pay client could not be set up.
+    #[error(transparent)]
+    Wechat(#[from] WechatSetupError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -152,7 +181,7 @@ impl Application {
     /// port; tests read it back with [`Application::port`]).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let store = SqliteStore::connect(&config.store).await?;
-        let state = AppState::new(Arc::new(config), Arc::new(store));
+        let state = AppState::new(Arc::new(config), Arc::new(store))?;
         Application::build_with_state(state).await
     }
 
@@ -193,15 +222,25 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Resumes unfinished payments, then serves until `shutdown` completes. On shutdown it
+    /// finishes the requests in flight, lets WeChat calls in flight finish and commit, and
+    /// leaves pending payments in the store for the next start.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let engine = self.state.engine.clone();
+        engine.start().await.map_err(std::io::Error::other)?;
         tracing::info!(address = %self.address, "paycode-proxy listening");
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
+        let served = axum::serve(
+            self.listener,
+            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        engine.shutdown().await;
+        tracing::info!("stopped");
+        served
     }
 }
 

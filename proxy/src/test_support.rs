@@ -31,5 +31,8 @@ pub(crate) async fn test_state() -> (AppState, TempDir) {
     let store = SqliteStore::connect(&config.store)
         .await
         .expect("the store opens");
-    (AppState::new(Arc::new(config), Arc::new(store)), directory)
+    (
+        AppState::new(Arc::new(config), Arc::new(store)).expect("the state builds"),
+        directory,
+    )
 }

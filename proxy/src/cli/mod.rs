@@ -1,8 +1,10 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | terminal …]`.
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
 
+pub mod check;
+pub mod demo;
 pub mod terminal;
 
 use std::path::PathBuf;
@@ -36,9 +38,17 @@ pub struct Cli {
 pub enum Command {
     /// Serve the JSON API and the cashier app until SIGTERM or Ctrl-C (the default).
     Serve,
+    /// Run Paycode with no merchant account: the embedded WeChat Pay simulator, a demo
+    /// terminal, SQLite under ./data, and the built app.
+    Demo(demo::DemoArgs),
+    /// Check the configuration: the API key (by a signed query), the client certificate
+    /// (subject, mch_id match, days to expiry) and the database.
+    Check,
     /// Add, list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
+    /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
+    Sim(wxpay::sim::cli::SimArgs),
 }
 
 /// Why a command failed.
@@ -56,13 +66,22 @@ pub enum CliError {
     /// A terminal command failed.
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalCommandError),
+    /// Demo mode failed.
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+    /// `check` found a problem.
+    #[error(transparent)]
+    Check(#[from] check::CheckError),
+    /// The simulator failed.
+    #[error("the WeChat Pay simulator failed")]
+    Sim(#[from] wxpay::sim::SimError),
 }
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let config = Config::load(&cli.config)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let config = Config::load(&cli.config)?;
             tracing::info!(%config, "starting");
             let application = Application::build(config).await?;
             application
@@ -70,7 +89,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
                 .map_err(CliError::Serve)
         }
+        // Demo mode and the simulator need no configuration file.
+        Command::Demo(args) => Ok(demo::run(args).await?),
+        Command::Sim(args) => Ok(wxpay::sim::cli::serve(args).await?),
+        Command::Check => {
+            let config = Config::load(&cli.config)?;
+            let mut out = std::io::stdout().lock();
+            check::run(&config, &mut out).await?;
+            Ok(())
+        }
         Command::Terminal(command) => {
+            let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             terminal::run(command, &config, &mut out).await?;
             Ok(())

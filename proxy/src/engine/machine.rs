@@ -758,7 +758,7 @@ pub enum CancelDecision {
 /// Decides on a cashier's cancel request.
 pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDecision {
     match facts.state {
-        PaymentState::Submitting => CancelDecision::RecordOnly,
+        PaymentState::Submitting | PaymentState::NeedsAttention => CancelDecision::RecordOnly,
         PaymentState::WaitingForCustomer | PaymentState::Confirming => {
             CancelDecision::Reverse(Transition::from(
                 facts,

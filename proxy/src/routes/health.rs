@@ -172,7 +172,10 @@ mod tests {
 
     #[tokio::test]
     async fn ready_when_the_store_answers() {
-        let (state, _directory) = test_state().await;
+        let (mut state, _directory) = test_state().await;
+        // Only the store's check: this test has no WeChat to reach.
+        state.readiness =
+            Readiness::default().with(Arc::new(StoreReachable(Arc::clone(&state.store))));
         let (status, body) = get(router().with_state(state), "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
@@ -185,7 +188,9 @@ mod tests {
     async fn an_added_check_that_fails_makes_it_unready_without_saying_why() {
         // Arrange
         let (mut state, _directory) = test_state().await;
-        state.readiness = state.readiness.with(Arc::new(AlwaysDown));
+        state.readiness = Readiness::default()
+            .with(Arc::new(StoreReachable(Arc::clone(&state.store))))
+            .with(Arc::new(AlwaysDown));
         // Act
         let (status, body) = get(router().with_state(state.clone()), "/readyz").await;
         let (health_status, _) = get(router().with_state(state), "/healthz").await;

@@ -1,9 +1,12 @@
 //! HTTP routes, one module per resource, each exposing `router() -> Router<AppState>`.
 //!
-//! The JSON API lives under `/api/v1` ([`api_router`]); health checks sit at the root where
-//! load balancers and orchestrators expect them.
+//! The JSON API lives under `/api/v1` ([`api_router`]); health checks and metrics sit at the
+//! root where load balancers, orchestrators and Prometheus expect them.
 
 pub mod health;
+pub mod metrics;
+pub mod payments;
+pub mod terminal;
 
 use axum::Router;
 use axum::extract::OriginalUri;
@@ -14,7 +17,10 @@ use crate::startup::AppState;
 /// The `/api/v1` routes. Unknown paths under it answer a JSON 404 rather than the app's
 /// `index.html`, so a client calling a wrong URL gets an error it can parse.
 pub fn api_router() -> Router<AppState> {
-    Router::new().fallback(api_not_found)
+    Router::new()
+        .merge(payments::router())
+        .merge(terminal::router())
+        .fallback(api_not_found)
 }
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {

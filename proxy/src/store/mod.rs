@@ -16,7 +16,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use paycode_api::Fen;
+use paycode_api::{Fen, PaymentState};
 
 pub use records::{Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord};
 pub use sqlite::SqliteStore;
@@ -187,6 +187,9 @@ pub trait Store: Send + Sync + 'static {
     /// that need attention, oldest first: what the engine resumes on start.
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
+    /// How many payments are stored in each state (states with none are left out).
+    async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError>;
+
     /// A payment's audit trail, oldest first.
     async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError>;
 
@@ -206,6 +209,9 @@ pub trait Store: Send + Sync + 'static {
     /// `attempts`, `next_action_at`), provided it is still at `refund.version`; returns it
     /// with `version + 1` and a fresh `updated_at`.
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError>;
+
+    /// The refund with this id, if any.
+    async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
 
     /// A payment's refunds, oldest first.
     async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;

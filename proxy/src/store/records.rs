@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, NaiveDate, Utc};
 use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
 
+use crate::engine::machine::Action;
+
 /// An instant as whole milliseconds since the Unix epoch (UTC): the one time format the
 /// store uses, because every database stores a 64-bit integer the same way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,8 +98,16 @@ pub struct PaymentRecord {
     pub attention_reason: Option<String>,
     /// When micropay was first sent; the query and reverse schedule counts from here.
     pub submitted_at: Option<Millis>,
-    /// When the engine should next act on the payment (query, reverse, recheck).
+    /// The WeChat call the engine owes the payment next; `None` once nothing more is owed.
+    pub next_action: Option<Action>,
+    /// When the engine should make that call.
     pub next_action_at: Option<Millis>,
+    /// A micropay decline (`err_code`, cashier message) waiting to be confirmed by a query.
+    pub pending_failure: Option<(String, String)>,
+    /// Consecutive failed reverse or final-query attempts.
+    pub retry_attempts: u32,
+    /// Consecutive micropay attempts that never reached WeChat.
+    pub not_sent_attempts: u32,
     /// When the payment was created.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -151,7 +161,11 @@ impl PaymentRecord {
             failure_message: None,
             attention_reason: None,
             submitted_at: None,
+            next_action: None,
             next_action_at: None,
+            pending_failure: None,
+            retry_attempts: 0,
+            not_sent_attempts: 0,
             created_at: now,
             updated_at: now,
             settled_at: None,
@@ -189,7 +203,11 @@ impl fmt::Debug for PaymentRecord {
             .field("failure_message", &self.failure_message)
             .field("attention_reason", &self.attention_reason)
             .field("submitted_at", &self.submitted_at)
+            .field("next_action", &self.next_action)
             .field("next_action_at", &self.next_action_at)
+            .field("pending_failure", &self.pending_failure)
+            .field("retry_attempts", &self.retry_attempts)
+            .field("not_sent_attempts", &self.not_sent_attempts)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("settled_at", &self.settled_at)

@@ -28,6 +28,7 @@ use super::records::{
 };
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
+use crate::engine::machine::Action;
 
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,7 +49,8 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      auth_code_last4, description, state, version, maybe_sent, micropay_attempts, query_count, \
      reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, failure_code, \
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
-     settled_at, business_day, lease_owner, lease_until";
+     settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
+     pending_failure_message, retry_attempts, not_sent_attempts";
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
@@ -130,7 +132,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(&format!(
             "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             ?, ?, ?, ?, ?)"
         ))
         .bind(&payment.id)
         .bind(payment.attempt_id.as_str())
@@ -161,6 +164,11 @@ impl Store for SqliteStore {
         .bind(day_to_text(payment.business_day))
         .bind(&payment.lease_owner)
         .bind(payment.lease_until.map(|at| at.0))
+        .bind(payment.next_action.map(Action::as_str))
+        .bind(payment.pending_failure.as_ref().map(|(code, _)| code.as_str()))
+        .bind(payment.pending_failure.as_ref().map(|(_, message)| message.as_str()))
+        .bind(payment.retry_attempts)
+        .bind(payment.not_sent_attempts)
         .execute(&mut *transaction)
         .await
         .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
@@ -231,7 +239,9 @@ impl Store for SqliteStore {
              maybe_sent = ?, micropay_attempts = ?, query_count = ?, reverse_count = ?, \
              cancel_requested = ?, seen_paid = ?, money_returned = ?, transaction_id = ?, \
              failure_code = ?, failure_message = ?, attention_reason = ?, submitted_at = ?, \
-             next_action_at = ?, updated_at = ?, settled_at = ?, lease_owner = ?, lease_until = ? \
+             next_action_at = ?, updated_at = ?, settled_at = ?, lease_owner = ?, lease_until = ?, \
+             next_action = ?, pending_failure_code = ?, pending_failure_message = ?, \
+             retry_attempts = ?, not_sent_attempts = ? \
              WHERE id = ? AND version = ?",
         )
         .bind(payment.auth_code.as_ref().map(AuthCode::expose))
@@ -255,6 +265,11 @@ impl Store for SqliteStore {
         .bind(payment.settled_at.map(|at| at.0))
         .bind(&payment.lease_owner)
         .bind(payment.lease_until.map(|at| at.0))
+        .bind(payment.next_action.map(Action::as_str))
+        .bind(payment.pending_failure.as_ref().map(|(code, _)| code.as_str()))
+        .bind(payment.pending_failure.as_ref().map(|(_, message)| message.as_str()))
+        .bind(payment.retry_attempts)
+        .bind(payment.not_sent_attempts)
         .bind(&payment.id)
         .bind(expected_version)
         .execute(&mut *transaction)
@@ -319,6 +334,20 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_payment_state(&row.try_get::<String, _>("state")?)?,
+                    i64_to_u64(row.try_get("count")?, "COUNT(*)")?,
+                ))
+            })
+            .collect()
     }
 
     async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError> {
@@ -472,6 +501,14 @@ impl Store for SqliteStore {
         let stored = refund_from_row(&row)?;
         transaction.commit().await?;
         Ok(stored)
+    }
+
+    async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(refund_from_row).transpose()
     }
 
     async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
@@ -671,6 +708,24 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
         })?,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: row.try_get::<Option<i64>, _>("lease_until")?.map(Millis),
+        next_action: row
+            .try_get::<Option<String>, _>("next_action")?
+            .map(|name| {
+                Action::parse(&name).ok_or(StoreError::Corrupt {
+                    column: "payments.next_action",
+                    value: name,
+                })
+            })
+            .transpose()?,
+        pending_failure: match (
+            row.try_get::<Option<String>, _>("pending_failure_code")?,
+            row.try_get::<Option<String>, _>("pending_failure_message")?,
+        ) {
+            (Some(code), message) => Some((code, message.unwrap_or_default())),
+            (None, _) => None,
+        },
+        retry_attempts: row.try_get("retry_attempts")?,
+        not_sent_attempts: row.try_get("not_sent_attempts")?,
     })
 }
 

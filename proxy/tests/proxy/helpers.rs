@@ -7,12 +7,14 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use paycode_api::{AttemptId, AuthCode, Fen};
 use paycode_proxy::config::{Config, WechatConfig};
+use paycode_proxy::cli::demo::simulator_wechat_config;
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{Millis, PaymentRecord, SqliteStore, Store};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wxpay::ApiKey;
+use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimHandle, Simulator};
 
 /// A valid configuration with its data and app directories under `root`, listening on
 /// port 0.
@@ -82,6 +84,8 @@ pub struct TestApp {
     pub address: String,
     /// A plain HTTP client.
     pub client: reqwest::Client,
+    /// The simulated WeChat Pay the proxy talks to.
+    pub sim: Option<SimHandle>,
     /// Keeps the data and app directories alive while the server runs.
     _root: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -94,10 +98,14 @@ impl TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.server.take() {
+        let served = match self.server.take() {
             Some(server) => server.await.unwrap(),
             None => Ok(()),
+        };
+        if let Some(sim) = self.sim.take() {
+            sim.shutdown().await;
         }
+        served
     }
 }
 
@@ -106,7 +114,17 @@ impl TestApp {
 pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     prepare(root.path());
-    let application = Application::build(config_in(root.path())).await.unwrap();
+    let sim = Simulator::builder()
+        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .backup_listen("127.0.0.1:0".parse().unwrap())
+        .cert_dir(root.path().join("sim-certs"))
+        .start()
+        .await
+        .unwrap();
+    let mut config = config_in(root.path());
+    config.wechat = simulator_wechat_config(&sim);
+    let application = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -115,6 +133,7 @@ pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
     TestApp {
         address,
         client: reqwest::Client::new(),
+        sim: Some(sim),
         _root: root,
         stop: Some(stop),
         server: Some(server),

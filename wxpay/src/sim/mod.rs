@@ -34,6 +34,7 @@
 //! as the methods of [`SimHandle`].
 
 pub mod behaviour;
+pub mod cli;
 mod bill;
 pub mod clock;
 mod control;

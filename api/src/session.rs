@@ -1,0 +1,24 @@
+//! Who the caller is: the terminal behind a bearer token, and demo-mode pairing.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/terminal`: the terminal the bearer token belongs to. The app calls it to
+/// check a token entered in its settings before saving it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalInfo {
+    /// The proxy's id for the terminal; payments carry it as `terminal_id`.
+    pub id: String,
+    /// The name the operator gave it (`counter-1`).
+    pub name: String,
+}
+
+/// `GET /api/v1/demo/pairing`: in demo mode only, and only to a browser on the same machine
+/// (loopback), the demo terminal's token, so that the app works without a pairing step.
+/// Everywhere else the endpoint answers 404 `NOT_FOUND`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoPairing {
+    /// The bearer token to send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The terminal it belongs to.
+    pub terminal: TerminalInfo,
+}

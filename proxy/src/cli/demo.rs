@@ -1,0 +1,244 @@
+//! `paycode-proxy demo`: Paycode with no merchant account.
+//!
+//! Starts the embedded WeChat Pay simulator on loopback (HTTPS, certificates generated into
+//! the data directory), points the proxy at it, keeps payments in SQLite under the data
+//! directory, makes sure a demo terminal exists and offers its token to a browser on the
+//! same machine, serves the built app, and prints where to open it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use paycode_api::{DemoPairing, TerminalInfo};
+use url::Url;
+use wxpay::ApiKey;
+use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
+
+use crate::auth::{AddTerminalError, TerminalToken, Terminals};
+use crate::config::{Config, PaymentsConfig, WechatConfig};
+use crate::startup::{AppState, Application, StartupError};
+use crate::store::{SqliteStore, StoreError};
+
+/// The file under the data directory that keeps the demo terminal's token between runs.
+const TOKEN_FILE: &str = "demo-terminal.token";
+/// The demo terminal's name.
+const TERMINAL_NAME: &str = "demo-counter";
+
+/// Options of `paycode-proxy demo`.
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Where the cashier app and API listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the simulated WeChat Pay listens (the backup host takes the next free port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub sim_listen: SocketAddr,
+    /// The data directory: the SQLite database, the simulator's certificates and the demo
+    /// terminal's token.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The built cashier app (`trunk build --release` writes it to `dist/`).
+    #[arg(long, default_value = "./dist")]
+    pub app_dir: PathBuf,
+    /// How many times faster than real time the simulated WeChat runs; the proxy's waits
+    /// shrink by the same factor (tests use this; people leave it at 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+}
+
+/// Why demo mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The simulator could not start.
+    #[error("cannot start the WeChat Pay simulator")]
+    Simulator(#[from] SimError),
+    /// The proxy could not start.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// The store could not be opened.
+    #[error("cannot open the demo database")]
+    Store(#[from] StoreError),
+    /// The demo terminal could not be created.
+    #[error("cannot create the demo terminal")]
+    Terminal(#[from] AddTerminalError),
+    /// The token file could not be written.
+    #[error("cannot write {path}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--time-scale` is not a positive number.
+    #[error("--time-scale must be a positive number, not {0}")]
+    TimeScale(f64),
+    /// The server stopped with an error.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs demo mode until Ctrl-C or SIGTERM.
+pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let demo = Demo::start(&args).await?;
+    print!("{}", demo.banner());
+    let served = demo.application.run_until_stopped().await;
+    demo.sim.shutdown().await;
+    served.map_err(DemoError::Serve)
+}
+
+/// A started demo: the simulator and the bound (not yet serving) proxy.
+pub struct Demo {
+    /// The embedded WeChat Pay simulator.
+    pub sim: SimHandle,
+    /// The proxy, bound to its port.
+    pub application: Application,
+}
+
+impl Demo {
+    /// Starts the simulator, prepares the store and the demo terminal, and binds the proxy.
+    pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
+        if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+            return Err(DemoError::TimeScale(args.time_scale));
+        }
+        let backup_listen = SocketAddr::new(args.sim_listen.ip(), 0);
+        let sim = Simulator::builder()
+            .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+            .listen(args.sim_listen)
+            .backup_listen(backup_listen)
+            .cert_dir(args.data_dir.join("sim-certs"))
+            .time_scale(args.time_scale)
+            .start()
+            .await?;
+        let config = demo_config(args, &sim);
+        let store = Arc::new(SqliteStore::connect(&config.store).await?);
+        let terminals = Terminals::new(store.clone());
+        let pairing = demo_pairing(&terminals, &args.data_dir).await?;
+        let mut state = AppState::new(Arc::new(config), store)?;
+        state.demo_pairing = Some(Arc::new(pairing));
+        let application = Application::build_with_state(state).await?;
+        Ok(Demo { sim, application })
+    }
+
+    /// What the demo prints once it is ready.
+    pub fn banner(&self) -> String {
+        let app_dir = &self.application.state().config.server.app_dir;
+        let mut banner = format!(
+            "Paycode demo ready: http://{}\n\
+             Customer phone page: {}/_sim/phone\n\
+             WeChat simulator: {} (CA: {})\n",
+            self.application.address(),
+            self.sim.primary_url(),
+            self.sim.primary_url(),
+            self.sim
+                .cert_files()
+                .map_or_else(String::new, |files| files.ca_pem.display().to_string()),
+        );
+        if !app_dir.join("index.html").is_file() {
+            banner.push_str(&format!(
+                "The cashier app is not built in {}: run scripts/demo, or `trunk build --release`.\n",
+                app_dir.display()
+            ));
+        }
+        banner
+    }
+}
+
+/// The proxy's configuration for the embedded simulator.
+fn demo_config(args: &DemoArgs, sim: &SimHandle) -> Config {
+    let mut config = Config::new(simulator_wechat_config(sim));
+    config.server.listen = args.listen;
+    config.server.app_dir = args.app_dir.clone();
+    config.store.data_dir = args.data_dir.clone();
+    scale_waits(&mut config.payments, args.time_scale);
+    config
+}
+
+/// `[wechat]` for a simulator started with the demo merchant and a certificate directory:
+/// its two hosts, its CA, and the demo merchant's key and client certificate.
+pub fn simulator_wechat_config(sim: &SimHandle) -> WechatConfig {
+    let mut wechat = WechatConfig::new(DEMO_APPID, DEMO_MCH_ID, ApiKey::new(DEMO_API_KEY));
+    // The simulator's URLs are built by the simulator itself, so they always parse.
+    wechat.primary_url = Url::parse(sim.primary_url()).expect("the simulator's primary URL");
+    wechat.backup_url = Url::parse(sim.backup_url()).ok();
+    if let Some(files) = sim.cert_files() {
+        wechat.cert_pem = Some(files.client_cert_pem.clone());
+        wechat.key_pem = Some(files.client_key_pem.clone());
+        wechat.extra_ca_pem = Some(files.ca_pem.clone());
+    }
+    wechat
+}
+
+/// Shrinks every wait of the payment rules by `time_scale`, to match simulated time.
+pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
+    let scale = |duration: &mut Duration| {
+        *duration = duration.div_f64(time_scale).max(Duration::from_millis(1));
+    };
+    scale(&mut payments.first_query_after_userpaying);
+    scale(&mut payments.first_query_after_unknown);
+    scale(&mut payments.query_interval);
+    scale(&mut payments.wait_deadline);
+    scale(&mut payments.reverse_not_before);
+    scale(&mut payments.reverse_retry_base);
+    scale(&mut payments.attention_recheck_interval);
+}
+
+/// The demo terminal's pairing: the token kept in the data directory if it still works,
+/// otherwise a new demo terminal whose token is written there.
+async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPairing, DemoError> {
+    let token_path = data_dir.join(TOKEN_FILE);
+    if let Some(token) = std::fs::read_to_string(&token_path)
+        .ok()
+        .and_then(|text| TerminalToken::parse(text.trim()))
+    {
+        if let Some(terminal) = terminals.authenticate(&token).await? {
+            return Ok(DemoPairing {
+                token: token.expose().to_owned(),
+                terminal: TerminalInfo {
+                    id: terminal.id,
+                    name: terminal.name,
+                },
+            });
+        }
+    }
+    // The token file was lost or its terminal revoked: add a terminal under the first free
+    // name (tokens are stored hashed, so an old one cannot be recovered).
+    let mut attempt = 1;
+    let (terminal, token) = loop {
+        let name = match attempt {
+            1 => TERMINAL_NAME.to_owned(),
+            n => format!("{TERMINAL_NAME}-{n}"),
+        };
+        match terminals.add(&name).await {
+            Err(AddTerminalError::Store(StoreError::AlreadyExists { .. })) => attempt += 1,
+            added => break added?,
+        }
+    };
+    write_private(&token_path, token.expose()).map_err(|source| DemoError::TokenFile {
+        path: token_path.clone(),
+        source,
+    })?;
+    Ok(DemoPairing {
+        token: token.expose().to_owned(),
+        terminal: TerminalInfo {
+            id: terminal.id,
+            name: terminal.name,
+        },
+    })
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}

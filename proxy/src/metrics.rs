@@ -1,0 +1,214 @@
+//! The proxy's Prometheus metrics, kept in memory and rendered as text at `/metrics`.
+//!
+//! Few and fixed, so a small hand-written registry is enough: WeChat calls by API and
+//! outcome with a latency histogram, and payment state transitions. Gauges that describe the
+//! present (payments by state, pending work) are computed when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use paycode_api::PaymentState;
+use wxpay::codes::Api;
+
+/// Upper bounds of the WeChat call latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How a WeChat call ended, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallOutcome {
+    /// A verified `SUCCESS` reply.
+    Success,
+    /// A verified `result_code=FAIL` reply.
+    BusinessError,
+    /// `return_code=FAIL`.
+    Rejected,
+    /// The request never left.
+    NotSent,
+    /// Timeout, dropped connection, HTTP error page, or a reply that cannot be trusted.
+    Unknown,
+}
+
+impl CallOutcome {
+    /// Classifies a client result.
+    pub fn of<T>(result: &wxpay::Result<T>) -> CallOutcome {
+        match result {
+            Ok(_) => CallOutcome::Success,
+            Err(wxpay::Error::Business(_)) => CallOutcome::BusinessError,
+            Err(wxpay::Error::Protocol { .. }) => CallOutcome::Rejected,
+            Err(wxpay::Error::NotSent(_)) => CallOutcome::NotSent,
+            Err(wxpay::Error::MaybeSent(_) | wxpay::Error::BadReply(_)) => CallOutcome::Unknown,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::BusinessError => "business_error",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::NotSent => "not_sent",
+            CallOutcome::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    calls: BTreeMap<(&'static str, CallOutcome), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+    transitions: BTreeMap<&'static str, u64>,
+}
+
+/// The registry. Cheap to update from many tasks (one short lock per event).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<Counters>,
+}
+
+/// What is true now, gathered when `/metrics` is scraped.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Stored payments by state.
+    pub payments_by_state: Vec<(PaymentState, u64)>,
+    /// Payments and refunds the engine has scheduled work for.
+    pub scheduled: usize,
+    /// WeChat calls in flight.
+    pub in_flight: usize,
+}
+
+impl Metrics {
+    /// Records one WeChat call.
+    pub fn observe_call(&self, api: Api, outcome: CallOutcome, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let mut counters = self.lock();
+        *counters.calls.entry((api.name(), outcome)).or_default() += 1;
+        let histogram = counters.latency.entry(api.name()).or_default();
+        histogram.count += 1;
+        histogram.sum_seconds += seconds;
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    /// Records a payment entering `state`.
+    pub fn observe_transition(&self, state: PaymentState) {
+        *self.lock().transitions.entry(state.as_str()).or_default() += 1;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        // A panic while holding this lock cannot leave the counters inconsistent in a way
+        // that matters, so a poisoned lock is simply used.
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let counters = self.lock();
+        let mut out = String::new();
+        out.push_str(
+            "# HELP paycode_payments Stored payments by state.\n# TYPE paycode_payments gauge\n",
+        );
+        for state in PaymentState::ALL {
+            let count = snapshot
+                .payments_by_state
+                .iter()
+                .find(|(stored, _)| *stored == state)
+                .map_or(0, |(_, count)| *count);
+            let _ = writeln!(out, "paycode_payments{{state=\"{state}\"}} {count}");
+        }
+        out.push_str(
+            "# HELP paycode_payment_transitions_total Payments that entered each state since start.\n\
+             # TYPE paycode_payment_transitions_total counter\n",
+        );
+        for state in PaymentState::ALL {
+            let count = counters.transitions.get(state.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "paycode_payment_transitions_total{{state=\"{state}\"}} {count}"
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP paycode_engine_scheduled Payments and refunds with a WeChat call scheduled.\n\
+             # TYPE paycode_engine_scheduled gauge\npaycode_engine_scheduled {}\n\
+             # HELP paycode_engine_in_flight WeChat calls in flight.\n\
+             # TYPE paycode_engine_in_flight gauge\npaycode_engine_in_flight {}\n",
+            snapshot.scheduled, snapshot.in_flight
+        );
+        out.push_str(
+            "# HELP paycode_wechat_calls_total WeChat Pay calls by API and outcome.\n\
+             # TYPE paycode_wechat_calls_total counter\n",
+        );
+        for ((api, outcome), count) in &counters.calls {
+            let _ = writeln!(
+                out,
+                "paycode_wechat_calls_total{{api=\"{api}\",outcome=\"{}\"}} {count}",
+                outcome.label()
+            );
+        }
+        out.push_str(
+            "# HELP paycode_wechat_call_seconds WeChat Pay call latency.\n\
+             # TYPE paycode_wechat_call_seconds histogram\n",
+        );
+        for (api, histogram) in &counters.latency {
+            for (count, bound) in histogram.buckets.iter().zip(LATENCY_BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "paycode_wechat_call_seconds_bucket{{api=\"{api}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = write!(
+                out,
+                "paycode_wechat_call_seconds_bucket{{api=\"{api}\",le=\"+Inf\"}} {count}\n\
+                 paycode_wechat_call_seconds_sum{{api=\"{api}\"}} {sum}\n\
+                 paycode_wechat_call_seconds_count{{api=\"{api}\"}} {count}\n",
+                count = histogram.count,
+                sum = histogram.sum_seconds,
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let metrics = Metrics::default();
+        metrics.observe_call(Api::Micropay, CallOutcome::Success, Duration::from_millis(20));
+        metrics.observe_call(Api::Micropay, CallOutcome::Unknown, Duration::from_secs(11));
+        metrics.observe_transition(PaymentState::Paid);
+        let text = metrics.render(&Snapshot {
+            payments_by_state: vec![(PaymentState::Paid, 3)],
+            scheduled: 2,
+            in_flight: 1,
+        });
+        assert!(text.contains("paycode_payments{state=\"paid\"} 3\n"), "{text}");
+        assert!(text.contains("paycode_payments{state=\"failed\"} 0\n"), "{text}");
+        assert!(text.contains("paycode_payment_transitions_total{state=\"paid\"} 1\n"));
+        assert!(text.contains(
+            "paycode_wechat_calls_total{api=\"micropay\",outcome=\"success\"} 1\n"
+        ));
+        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"0.025\"} 1\n"));
+        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"10\"} 1\n"));
+        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"+Inf\"} 2\n"));
+        assert!(text.contains("paycode_wechat_call_seconds_count{api=\"micropay\"} 2\n"));
+        assert!(text.contains("paycode_engine_scheduled 2\n"));
+    }
+}

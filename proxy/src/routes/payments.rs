@@ -1,0 +1,350 @@
+//! `/api/v1/payments`: take a payment, follow it (long-poll), cancel it, refund it, and list
+//! a day's payments with totals.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use paycode_api::{
+    CreatePayment, CreateRefund, DailyTotals, Failure, Fen, Payment, PaymentList, PaymentState,
+    Refund, RefundState,
+};
+use serde::Deserialize;
+
+use crate::auth::AuthenticatedTerminal;
+use crate::config::MAX_DESCRIPTION_BYTES;
+use crate::error::{ApiError, Result};
+use crate::extract::ApiJson;
+use crate::startup::AppState;
+use crate::store::{Millis, PaymentRecord, RefundRecord};
+
+/// WeChat's limit on `refund_desc`.
+const MAX_REFUND_REASON_CHARS: usize = 80;
+
+/// The payment routes, relative to `/api/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/payments", post(payment_create).get(payment_list))
+        .route("/payments/{id}", get(payment_show))
+        .route("/payments/{id}/cancel", post(payment_cancel))
+        .route("/payments/{id}/refunds", post(refund_create))
+}
+
+/// `POST /payments`: 201 with the new payment, or 200 with the one already taken under the
+/// same `attempt_id`.
+async fn payment_create(
+    State(state): State<AppState>,
+    terminal: AuthenticatedTerminal,
+    ApiJson(request): ApiJson<CreatePayment>,
+) -> Result<(StatusCode, Json<Payment>)> {
+    request
+        .amount_fen
+        .check_charge(state.config.payments.max_amount_fen)
+        .map_err(|error| ApiError::InvalidRequest {
+            code: "INVALID_AMOUNT",
+            message: error.to_string(),
+            field: Some("amount_fen".to_owned()),
+        })?;
+    if let Some(description) = &request.description {
+        if description.len() > MAX_DESCRIPTION_BYTES || description.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid_field(
+                "description",
+                format!(
+                    "must be at most {MAX_DESCRIPTION_BYTES} bytes of UTF-8 without control characters"
+                ),
+            ));
+        }
+    }
+    let outcome = state.engine.create_payment(&terminal.id, request).await?;
+    let status = if outcome.was_inserted() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let record = outcome.into_record();
+    Ok((status, Json(payment_body(&state, &record, Vec::new()))))
+}
+
+/// The query of `GET /payments/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    /// Seconds to wait for a version newer than `after_version`.
+    #[serde(default)]
+    wait: Option<u64>,
+    /// The version the client already has.
+    #[serde(default)]
+    after_version: Option<u64>,
+}
+
+/// `GET /payments/{id}?wait=25&after_version=N`: the payment, as soon as its version moves
+/// past `N` (or after `wait` seconds, whichever is first).
+async fn payment_show(
+    State(state): State<AppState>,
+    _terminal: AuthenticatedTerminal,
+    Path(id): Path<String>,
+    query: std::result::Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Payment>> {
+    let Query(query) = query.map_err(|rejection| ApiError::InvalidRequest {
+        code: "INVALID_REQUEST",
+        message: format!("bad query string: {}", rejection.body_text()),
+        field: None,
+    })?;
+    // Subscribe before reading, so a change between the read and the wait is not missed.
+    let mut watch = state.engine.watch(&id);
+    let mut record = load_payment(&state, &id).await?;
+    if let (Some(after), Some(wait)) = (query.after_version, query.wait) {
+        let wait = Duration::from_secs(wait).min(state.config.payments.long_poll_max_wait);
+        let deadline = tokio::time::Instant::now() + wait;
+        while record.version <= after {
+            if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
+                break;
+            }
+            record = load_payment(&state, &id).await?;
+        }
+    }
+    drop(watch);
+    let refunds = state.store.refunds_for_payment(&record.id).await?;
+    Ok(Json(payment_body(&state, &record, refunds)))
+}
+
+/// `POST /payments/{id}/cancel`: the cashier's cancel.
+async fn payment_cancel(
+    State(state): State<AppState>,
+    _terminal: AuthenticatedTerminal,
+    Path(id): Path<String>,
+) -> Result<Json<Payment>> {
+    let record = state.engine.cancel(&id).await?;
+    let refunds = state.store.refunds_for_payment(&record.id).await?;
+    Ok(Json(payment_body(&state, &record, refunds)))
+}
+
+/// `POST /payments/{id}/refunds`: 201 with the new refund, or 200 with the one already
+/// requested under the same `refund_attempt_id`.
+async fn refund_create(
+    State(state): State<AppState>,
+    _terminal: AuthenticatedTerminal,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<CreateRefund>,
+) -> Result<(StatusCode, Json<Refund>)> {
+    if request.amount_fen == Fen::ZERO {
+        return Err(ApiError::InvalidRequest {
+            code: "INVALID_AMOUNT",
+            message: "the refund amount must be more than zero".to_owned(),
+            field: Some("amount_fen".to_owned()),
+        });
+    }
+    if let Some(reason) = &request.reason {
+        if reason.chars().count() > MAX_REFUND_REASON_CHARS || reason.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid_field(
+                "reason",
+                format!(
+                    "must be at most {MAX_REFUND_REASON_CHARS} characters without control characters"
+                ),
+            ));
+        }
+    }
+    let outcome = state.engine.create_refund(&id, request).await?;
+    let status = if outcome.was_inserted() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(refund_body(&outcome.into_record()))))
+}
+
+/// The query of `GET /payments`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// `YYYY-MM-DD`; today (in the shop's time zone) when absent.
+    #[serde(default)]
+    date: Option<String>,
+    /// Only this terminal's payments; every terminal's when absent.
+    #[serde(default)]
+    terminal: Option<String>,
+}
+
+/// `GET /payments?date=YYYY-MM-DD&terminal=ID`: a day's payments, newest first, with totals.
+async fn payment_list(
+    State(state): State<AppState>,
+    _terminal: AuthenticatedTerminal,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PaymentList>> {
+    let Query(query) = query.map_err(|rejection| ApiError::InvalidRequest {
+        code: "INVALID_REQUEST",
+        message: format!("bad query string: {}", rejection.body_text()),
+        field: None,
+    })?;
+    let day = match &query.date {
+        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            ApiError::invalid_field("date", "must be a date written YYYY-MM-DD")
+        })?,
+        None => state.config.shop.business_day(Millis::now()),
+    };
+    let records = state
+        .store
+        .list_payments(day, query.terminal.as_deref())
+        .await?;
+    let mut payments = Vec::with_capacity(records.len());
+    for record in &records {
+        let refunds = state.store.refunds_for_payment(&record.id).await?;
+        payments.push(payment_body(&state, record, refunds));
+    }
+    let totals = totals_of(&payments);
+    Ok(Json(PaymentList {
+        date: day.format("%Y-%m-%d").to_string(),
+        payments,
+        totals,
+    }))
+}
+
+async fn load_payment(state: &AppState, id: &str) -> Result<PaymentRecord> {
+    state
+        .store
+        .get_payment(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "PAYMENT_NOT_FOUND",
+            message: format!("payment {id} does not exist"),
+        })
+}
+
+/// The API's view of a stored payment: never the payment code, only its last four digits.
+fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRecord>) -> Payment {
+    let refunded_fen = refunds
+        .iter()
+        .filter(|refund| refund.state == RefundState::Succeeded)
+        .fold(Fen::ZERO, |sum, refund| {
+            sum.checked_add(refund.amount_fen).unwrap_or(sum)
+        });
+    let failure = match (&record.failure_code, &record.failure_message) {
+        (Some(code), message) if record.state != PaymentState::Paid => Some(Failure {
+            code: code.clone(),
+            message: message.clone().unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Payment {
+        id: record.id.clone(),
+        attempt_id: record.attempt_id.clone(),
+        terminal_id: record.terminal_id.clone(),
+        out_trade_no: record.out_trade_no.clone(),
+        amount_fen: record.amount_fen,
+        auth_code_last4: record.auth_code_last4.clone(),
+        description: record.description.clone(),
+        state: record.state,
+        version: record.version,
+        failure,
+        transaction_id: record.transaction_id.clone(),
+        cancel_requested: record.cancel_requested,
+        money_returned: record.money_returned,
+        deadline_in_ms: state
+            .engine
+            .deadline_in(record)
+            .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+        refunded_fen,
+        refunds: refunds.iter().map(refund_body).collect(),
+        created_at: record.created_at.to_rfc3339(),
+        updated_at: record.updated_at.to_rfc3339(),
+    }
+}
+
+fn refund_body(record: &RefundRecord) -> Refund {
+    Refund {
+        id: record.id.clone(),
+        refund_attempt_id: record.refund_attempt_id.clone(),
+        out_refund_no: record.out_refund_no.clone(),
+        amount_fen: record.amount_fen,
+        reason: record.reason.clone(),
+        state: record.state,
+        failure: record.failure_code.as_ref().map(|code| Failure {
+            code: code.clone(),
+            message: record.failure_message.clone().unwrap_or_default(),
+        }),
+        created_at: record.created_at.to_rfc3339(),
+    }
+}
+
+/// The day's totals: paid payments, their successful refunds, and what is still open.
+fn totals_of(payments: &[Payment]) -> DailyTotals {
+    let mut totals = DailyTotals::default();
+    for payment in payments {
+        match payment.state {
+            PaymentState::Paid => {
+                totals.paid_count += 1;
+                totals.paid_fen = totals
+                    .paid_fen
+                    .checked_add(payment.amount_fen)
+                    .unwrap_or(totals.paid_fen);
+                totals.refunded_fen = totals
+                    .refunded_fen
+                    .checked_add(payment.refunded_fen)
+                    .unwrap_or(totals.refunded_fen);
+            }
+            state if !state.is_settled() => totals.open_count += 1,
+            _ => {}
+        }
+    }
+    totals.net_fen = totals
+        .paid_fen
+        .checked_sub(totals.refunded_fen)
+        .unwrap_or_default();
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(state: PaymentState, amount: u64, refunded: u64) -> Payment {
+        Payment {
+            id: "p".into(),
+            attempt_id: paycode_api::AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a")
+                .unwrap(),
+            terminal_id: "t".into(),
+            out_trade_no: "o".into(),
+            amount_fen: Fen(amount),
+            auth_code_last4: "5678".into(),
+            description: "d".into(),
+            state,
+            version: 1,
+            failure: None,
+            transaction_id: None,
+            cancel_requested: false,
+            money_returned: false,
+            deadline_in_ms: None,
+            refunded_fen: Fen(refunded),
+            refunds: Vec::new(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn totals_count_paid_money_net_of_refunds_and_open_payments() {
+        let totals = totals_of(&[
+            payment(PaymentState::Paid, 1230, 230),
+            payment(PaymentState::Paid, 500, 0),
+            payment(PaymentState::Failed, 9900, 0),
+            payment(PaymentState::Cancelled, 100, 0),
+            payment(PaymentState::WaitingForCustomer, 700, 0),
+            payment(PaymentState::NeedsAttention, 800, 0),
+        ]);
+        assert_eq!(
+            totals,
+            DailyTotals {
+                paid_count: 2,
+                paid_fen: Fen(1730),
+                refunded_fen: Fen(230),
+                net_fen: Fen(1500),
+                open_count: 2,
+            }
+        );
+    }
+}
