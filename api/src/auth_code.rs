@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// digits, because a full code is a bearer instrument for about a minute and must not reach
 /// logs.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(value_type = String, pattern = "^1[0-5][0-9]{16}$", example = "134567890123455678")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct AuthCode(String);
 

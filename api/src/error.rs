@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the proxy answers when a request fails: a stable machine `code`, a sentence a
 /// cashier can act on, and the offending field when the request itself was wrong.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// A stable, upper-snake-case code such as `INVALID_AMOUNT`, `UNAUTHORIZED` or

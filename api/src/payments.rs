@@ -9,6 +9,7 @@ use crate::{AuthCode, Fen};
 
 /// Where a payment stands, as the proxy reports it. Mirrors the server's state machine
 /// (DESIGN.md, "Payment states").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
@@ -88,6 +89,7 @@ impl fmt::Display for PaymentState {
 }
 
 /// The body of `POST /api/v1/payments`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
@@ -105,6 +107,11 @@ pub struct CreatePayment {
 
 /// A client-made UUID in its canonical text form (`8-4-4-4-12` hex digits).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(value_type = String, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", example = "3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a")
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct AttemptId(String);
 
@@ -155,6 +162,7 @@ impl fmt::Display for AttemptId {
 }
 
 /// Why a payment failed, for the cashier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// A stable code: WeChat's `err_code` (`AUTHCODEEXPIRE`, `NOTENOUGH`, …) or one of the
@@ -165,6 +173,7 @@ pub struct Failure {
 }
 
 /// A payment, as every payment endpoint returns it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     /// The proxy's id for the payment.
@@ -211,6 +220,7 @@ pub struct Payment {
 }
 
 /// The body of `POST /api/v1/payments/{id}/refunds`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
@@ -224,6 +234,7 @@ pub struct CreateRefund {
 }
 
 /// Where a refund stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundState {
@@ -238,6 +249,7 @@ pub enum RefundState {
 }
 
 /// A refund of a payment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// The proxy's id for the refund.
@@ -261,6 +273,7 @@ pub struct Refund {
 }
 
 /// `GET /api/v1/payments?date=YYYY-MM-DD&terminal=ID`: one day's payments and totals.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentList {
     /// The day, `YYYY-MM-DD` in the shop's time zone.
@@ -272,6 +285,7 @@ pub struct PaymentList {
 }
 
 /// Totals of a day's payments.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyTotals {
     /// How many payments were paid.

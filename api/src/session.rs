@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/v1/terminal`: the terminal the bearer token belongs to. The app calls it to
 /// check a token entered in its settings before saving it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TerminalInfo {
     /// The proxy's id for the terminal; payments carry it as `terminal_id`.
@@ -15,6 +16,7 @@ pub struct TerminalInfo {
 /// `GET /api/v1/demo/pairing`: in demo mode only, and only to a browser on the same machine
 /// (loopback), the demo terminal's token, so that the app works without a pairing step.
 /// Everywhere else the endpoint answers 404 `NOT_FOUND`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoPairing {
     /// The bearer token to send as `Authorization: Bearer <token>`.

@@ -135,7 +135,11 @@ impl Metrics {
              # TYPE paycode_payment_transitions_total counter\n",
         );
         for state in PaymentState::ALL {
-            let count = counters.transitions.get(state.as_str()).copied().unwrap_or(0);
+            let count = counters
+                .transitions
+                .get(state.as_str())
+                .copied()
+                .unwrap_or(0);
             let _ = writeln!(
                 out,
                 "paycode_payment_transitions_total{{state=\"{state}\"}} {count}"
@@ -191,7 +195,11 @@ mod tests {
     #[test]
     fn renders_counters_histograms_and_gauges() {
         let metrics = Metrics::default();
-        metrics.observe_call(Api::Micropay, CallOutcome::Success, Duration::from_millis(20));
+        metrics.observe_call(
+            Api::Micropay,
+            CallOutcome::Success,
+            Duration::from_millis(20),
+        );
         metrics.observe_call(Api::Micropay, CallOutcome::Unknown, Duration::from_secs(11));
         metrics.observe_transition(PaymentState::Paid);
         let text = metrics.render(&Snapshot {
@@ -199,15 +207,27 @@ mod tests {
             scheduled: 2,
             in_flight: 1,
         });
-        assert!(text.contains("paycode_payments{state=\"paid\"} 3\n"), "{text}");
-        assert!(text.contains("paycode_payments{state=\"failed\"} 0\n"), "{text}");
+        assert!(
+            text.contains("paycode_payments{state=\"paid\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("paycode_payments{state=\"failed\"} 0\n"),
+            "{text}"
+        );
         assert!(text.contains("paycode_payment_transitions_total{state=\"paid\"} 1\n"));
-        assert!(text.contains(
-            "paycode_wechat_calls_total{api=\"micropay\",outcome=\"success\"} 1\n"
-        ));
-        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"0.025\"} 1\n"));
-        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"10\"} 1\n"));
-        assert!(text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"+Inf\"} 2\n"));
+        assert!(
+            text.contains("paycode_wechat_calls_total{api=\"micropay\",outcome=\"success\"} 1\n")
+        );
+        assert!(
+            text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"0.025\"} 1\n")
+        );
+        assert!(
+            text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"10\"} 1\n")
+        );
+        assert!(
+            text.contains("paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"+Inf\"} 2\n")
+        );
         assert!(text.contains("paycode_wechat_call_seconds_count{api=\"micropay\"} 2\n"));
         assert!(text.contains("paycode_engine_scheduled 2\n"));
     }

@@ -91,7 +91,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::metrics::router())
-        .nest("/api/v1", routes::api_router())
+        .merge(routes::api_router())
         .merge(app_router(&app_dir))
         // Layers apply bottom-up: tracing sees every request first; the error logger sees the
         // final response; the body limit makes body extractors reject oversized bodies with

@@ -102,7 +102,10 @@ impl WechatReachable {
 
     /// How many probes were sent.
     pub fn probes(&self) -> u64 {
-        *self.probes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self
+            .probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -119,7 +122,10 @@ impl ReadinessCheck for WechatReachable {
                 return outcome.clone();
             }
         }
-        *self.probes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        *self
+            .probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         let outcome = probe(&self.client).await;
         *last = Some((Instant::now(), outcome.clone()));
         outcome

@@ -38,7 +38,10 @@ pub fn micropay(result: wxpay::Result<MicropayResponse>) -> MicropayOutcome {
                     code: code.as_str().to_owned(),
                 },
                 ErrorClass::Configuration => MicropayOutcome::Rejected {
-                    message: format!("微信支付拒绝了请求（{}），请联系管理员检查配置", code.as_str()),
+                    message: format!(
+                        "微信支付拒绝了请求（{}），请联系管理员检查配置",
+                        code.as_str()
+                    ),
                 },
                 ErrorClass::Unknown | ErrorClass::RetrySame => unknown_micropay(&error),
             }
@@ -288,11 +291,15 @@ mod tests {
             MicropayOutcome::Rejected { .. }
         ));
         assert!(matches!(
-            micropay(Err(wxpay::Error::MaybeSent(MaybeSent::HttpStatus { status: 502 }))),
+            micropay(Err(wxpay::Error::MaybeSent(MaybeSent::HttpStatus {
+                status: 502
+            }))),
             MicropayOutcome::Unknown { .. }
         ));
         assert!(matches!(
-            micropay(Err(wxpay::Error::NotSent(NotSent::Dns { host: "h".into() }))),
+            micropay(Err(wxpay::Error::NotSent(NotSent::Dns {
+                host: "h".into()
+            }))),
             MicropayOutcome::NotSent { .. }
         ));
     }
@@ -328,7 +335,10 @@ mod tests {
             RefundOutcome::Refused { .. }
         ));
         assert!(matches!(
-            refund_query(Err(business(Api::RefundQuery, "REFUNDNOTEXIST", None)), "R1"),
+            refund_query(
+                Err(business(Api::RefundQuery, "REFUNDNOTEXIST", None)),
+                "R1"
+            ),
             RefundQueryOutcome::NotFound
         ));
     }

@@ -182,9 +182,7 @@ impl Engine {
         let now = now_ms();
         let payments = shared.store.unsettled_payments().await?;
         for record in &payments {
-            let stored = record
-                .next_action
-                .zip(record.next_action_at.map(|at| at.0));
+            let stored = record.next_action.zip(record.next_action_at.map(|at| at.0));
             let (state, action, at) =
                 machine::resume(&facts_of(record), stored, &shared.settings.timing, now);
             if stored == Some((action, at)) && state == record.state {
@@ -285,24 +283,22 @@ impl Engine {
                 return Err(EngineError::AlreadyPaid);
             }
             let now = now_ms();
-            let (updated, note) = match machine::cancel_requested(
-                &facts_of(&record),
-                &shared.settings.timing,
-                now,
-            ) {
-                CancelDecision::Unchanged => return Ok(record),
-                CancelDecision::RecordOnly if record.cancel_requested => return Ok(record),
-                CancelDecision::RecordOnly => {
-                    let mut updated = record.clone();
-                    updated.cancel_requested = true;
-                    (updated, "cashier asked to cancel".to_owned())
-                }
-                CancelDecision::Reverse(transition) => {
-                    let mut updated = apply_transition(&record, &transition, Counter::None, now);
-                    updated.cancel_requested = true;
-                    (updated, transition.note)
-                }
-            };
+            let (updated, note) =
+                match machine::cancel_requested(&facts_of(&record), &shared.settings.timing, now) {
+                    CancelDecision::Unchanged => return Ok(record),
+                    CancelDecision::RecordOnly if record.cancel_requested => return Ok(record),
+                    CancelDecision::RecordOnly => {
+                        let mut updated = record.clone();
+                        updated.cancel_requested = true;
+                        (updated, "cashier asked to cancel".to_owned())
+                    }
+                    CancelDecision::Reverse(transition) => {
+                        let mut updated =
+                            apply_transition(&record, &transition, Counter::None, now);
+                        updated.cancel_requested = true;
+                        (updated, transition.note)
+                    }
+                };
             match shared.store.update_payment(&updated, &note).await {
                 Ok(saved) => {
                     shared.committed(record.state, &saved);
@@ -650,9 +646,14 @@ impl Shared {
                 message: "付款码已不在记录中，无法重新发送".into(),
             };
             return self
-                .decide(record, Action::Micropay, Counter::None, move |facts, now| {
-                    machine::after_micropay(facts, outcome.clone(), &self.settings.timing, now)
-                })
+                .decide(
+                    record,
+                    Action::Micropay,
+                    Counter::None,
+                    move |facts, now| {
+                        machine::after_micropay(facts, outcome.clone(), &self.settings.timing, now)
+                    },
+                )
                 .await;
         };
         let out_trade_no = match OutTradeNo::new(record.out_trade_no.clone()) {
@@ -662,9 +663,19 @@ impl Shared {
                     message: format!("订单号无效：{error}"),
                 };
                 return self
-                    .decide(record, Action::Micropay, Counter::None, move |facts, now| {
-                        machine::after_micropay(facts, outcome.clone(), &self.settings.timing, now)
-                    })
+                    .decide(
+                        record,
+                        Action::Micropay,
+                        Counter::None,
+                        move |facts, now| {
+                            machine::after_micropay(
+                                facts,
+                                outcome.clone(),
+                                &self.settings.timing,
+                                now,
+                            )
+                        },
+                    )
                     .await;
             }
         };
@@ -692,7 +703,10 @@ impl Shared {
         let started = Instant::now();
         let result = self
             .client
-            .call_with(&request, CallOptions::with_read_timeout(self.settings.micropay_timeout))
+            .call_with(
+                &request,
+                CallOptions::with_read_timeout(self.settings.micropay_timeout),
+            )
             .await;
         self.metrics
             .observe_call(Api::Micropay, CallOutcome::of(&result), started.elapsed());
@@ -714,8 +728,11 @@ impl Shared {
                 };
                 let started = Instant::now();
                 let result = self.client.call(&request).await;
-                self.metrics
-                    .observe_call(Api::OrderQuery, CallOutcome::of(&result), started.elapsed());
+                self.metrics.observe_call(
+                    Api::OrderQuery,
+                    CallOutcome::of(&result),
+                    started.elapsed(),
+                );
                 classify::query(result)
             }
             Err(error) => machine::QueryOutcome::Unknown {
@@ -745,17 +762,25 @@ impl Shared {
                 };
                 let started = Instant::now();
                 let result = self.client.call(&request).await;
-                self.metrics
-                    .observe_call(Api::Reverse, CallOutcome::of(&result), started.elapsed());
+                self.metrics.observe_call(
+                    Api::Reverse,
+                    CallOutcome::of(&result),
+                    started.elapsed(),
+                );
                 classify::reverse(result)
             }
             Err(error) => machine::ReverseOutcome::Impossible {
                 reason: error.to_string(),
             },
         };
-        self.decide(record, Action::Reverse, Counter::Reverse, move |facts, now| {
-            machine::after_reverse(facts, outcome.clone(), &self.settings.timing, now)
-        })
+        self.decide(
+            record,
+            Action::Reverse,
+            Counter::Reverse,
+            move |facts, now| {
+                machine::after_reverse(facts, outcome.clone(), &self.settings.timing, now)
+            },
+        )
         .await
     }
 
@@ -897,8 +922,11 @@ impl Shared {
                 };
                 let started = Instant::now();
                 let result = self.client.call(&request).await;
-                self.metrics
-                    .observe_call(Api::RefundQuery, CallOutcome::of(&result), started.elapsed());
+                self.metrics.observe_call(
+                    Api::RefundQuery,
+                    CallOutcome::of(&result),
+                    started.elapsed(),
+                );
                 match classify::refund_query(result, &refund.out_refund_no) {
                     RefundQueryOutcome::Succeeded => {
                         refund.state = RefundState::Succeeded;
@@ -951,7 +979,11 @@ impl Shared {
                 "refund {} of {} {}",
                 saved.out_refund_no,
                 saved.amount_fen,
-                if saved.state == RefundState::Succeeded { "succeeded" } else { "failed" }
+                if saved.state == RefundState::Succeeded {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
             );
             let mut payment = payment.clone();
             loop {

@@ -30,7 +30,10 @@ impl RateLimiter {
     /// Waits until a call may be made, and takes its slot.
     pub async fn acquire(&self) {
         let start_at = {
-            let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
             let theoretical = next.map_or(now, |next| next.max(now));
             *next = Some(theoretical + self.interval);
@@ -52,7 +55,10 @@ mod tests {
         for _ in 0..10 {
             limiter.acquire().await;
         }
-        assert!(start.elapsed() < Duration::from_millis(1), "a burst of 10 is immediate");
+        assert!(
+            start.elapsed() < Duration::from_millis(1),
+            "a burst of 10 is immediate"
+        );
         limiter.acquire().await;
         limiter.acquire().await;
         let elapsed = start.elapsed();

@@ -17,7 +17,10 @@ pub fn router() -> Router<AppState> {
 async fn metrics_show(State(state): State<AppState>) -> Result<impl IntoResponse> {
     let snapshot = state.engine.snapshot().await?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.engine.metrics().render(&snapshot),
     ))
 }

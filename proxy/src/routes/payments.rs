@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::NaiveDate;
 use paycode_api::{
-    CreatePayment, CreateRefund, DailyTotals, Failure, Fen, Payment, PaymentList, PaymentState,
-    Refund, RefundState,
+    CreatePayment, CreateRefund, DailyTotals, ErrorBody, Failure, Fen, Payment, PaymentList,
+    PaymentState, Refund, RefundState,
 };
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
@@ -24,17 +26,33 @@ use crate::store::{Millis, PaymentRecord, RefundRecord};
 /// WeChat's limit on `refund_desc`.
 const MAX_REFUND_REASON_CHARS: usize = 80;
 
-/// The payment routes, relative to `/api/v1`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/payments", post(payment_create).get(payment_list))
-        .route("/payments/{id}", get(payment_show))
-        .route("/payments/{id}/cancel", post(payment_cancel))
-        .route("/payments/{id}/refunds", post(refund_create))
+/// The payment routes, relative to `/api/v1`, with their OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(payment_create, payment_list))
+        .routes(routes!(payment_show))
+        .routes(routes!(payment_cancel))
+        .routes(routes!(refund_create))
 }
 
-/// `POST /payments`: 201 with the new payment, or 200 with the one already taken under the
-/// same `attempt_id`.
+/// Take a payment: 201 with the new payment, or 200 with the one already taken under the
+/// same `attempt_id` (the idempotency key). Nothing is stored or sent for a rejected request.
+#[utoipa::path(
+    post,
+    path = "/payments",
+    tag = "payments",
+    request_body = CreatePayment,
+    responses(
+        (status = 201, description = "A new payment; micropay is on its way", body = Payment),
+        (status = 200, description = "The payment already taken under this attempt_id", body = Payment),
+        (status = 400, description = "Bad input (INVALID_AMOUNT, INVALID_REQUEST, INVALID_JSON), naming the field", body = ErrorBody),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 409, description = "attempt_id reused with other contents (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
+        (status = 413, description = "Body too large (BODY_TOO_LARGE)", body = ErrorBody),
+        (status = 415, description = "Not JSON (UNSUPPORTED_MEDIA_TYPE)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn payment_create(
     State(state): State<AppState>,
     terminal: AuthenticatedTerminal,
@@ -49,8 +67,7 @@ async fn payment_create(
             field: Some("amount_fen".to_owned()),
         })?;
     if let Some(description) = &request.description {
-        if description.len() > MAX_DESCRIPTION_BYTES || description.chars().any(char::is_control)
-        {
+        if description.len() > MAX_DESCRIPTION_BYTES || description.chars().any(char::is_control) {
             return Err(ApiError::invalid_field(
                 "description",
                 format!(
@@ -70,8 +87,9 @@ async fn payment_create(
 }
 
 /// The query of `GET /payments/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ShowQuery {
     /// Seconds to wait for a version newer than `after_version`.
     #[serde(default)]
@@ -81,8 +99,22 @@ struct ShowQuery {
     after_version: Option<u64>,
 }
 
-/// `GET /payments/{id}?wait=25&after_version=N`: the payment, as soon as its version moves
-/// past `N` (or after `wait` seconds, whichever is first).
+/// Follow a payment (long-poll): answers as soon as the payment's version moves past
+/// `after_version`, or with the current payment after `wait` seconds (at most the configured
+/// `payments.long_poll_max_wait`). Without both parameters it answers at once.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment's id"), ShowQuery),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        (status = 400, description = "Bad query string (INVALID_REQUEST)", body = ErrorBody),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn payment_show(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
@@ -101,7 +133,10 @@ async fn payment_show(
         let wait = Duration::from_secs(wait).min(state.config.payments.long_poll_max_wait);
         let deadline = tokio::time::Instant::now() + wait;
         while record.version <= after {
-            if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, watch.changed())
+                .await
+                .is_err()
+            {
                 break;
             }
             record = load_payment(&state, &id).await?;
@@ -112,7 +147,22 @@ async fn payment_show(
     Ok(Json(payment_body(&state, &record, refunds)))
 }
 
-/// `POST /payments/{id}/cancel`: the cashier's cancel.
+/// The cashier cancels: the order is reversed (never earlier than 15 s after submission).
+/// A cancel can lose the race to the customer's payment; the payment then ends `cancelled`
+/// with `money_returned: true`. Settled payments are returned unchanged.
+#[utoipa::path(
+    post,
+    path = "/payments/{id}/cancel",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The payment, now cancelling (or unchanged if settled)", body = Payment),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 409, description = "Already paid: refund it instead (PAYMENT_ALREADY_PAID)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn payment_cancel(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
@@ -123,8 +173,24 @@ async fn payment_cancel(
     Ok(Json(payment_body(&state, &record, refunds)))
 }
 
-/// `POST /payments/{id}/refunds`: 201 with the new refund, or 200 with the one already
-/// requested under the same `refund_attempt_id`.
+/// Refund a paid payment, fully or partly: 201 with the new refund, or 200 with the one
+/// already requested under the same `refund_attempt_id`.
+#[utoipa::path(
+    post,
+    path = "/payments/{id}/refunds",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment's id")),
+    request_body = CreateRefund,
+    responses(
+        (status = 201, description = "A new refund, on its way to WeChat", body = Refund),
+        (status = 200, description = "The refund already requested under this refund_attempt_id", body = Refund),
+        (status = 400, description = "Bad input (INVALID_AMOUNT, INVALID_REQUEST), naming the field", body = ErrorBody),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 409, description = "Not paid (PAYMENT_NOT_PAID), more than is left (REFUND_EXCEEDS_PAYMENT) or a reused refund_attempt_id (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn refund_create(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
@@ -159,8 +225,9 @@ async fn refund_create(
 }
 
 /// The query of `GET /payments`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `YYYY-MM-DD`; today (in the shop's time zone) when absent.
     #[serde(default)]
@@ -170,7 +237,19 @@ struct ListQuery {
     terminal: Option<String>,
 }
 
-/// `GET /payments?date=YYYY-MM-DD&terminal=ID`: a day's payments, newest first, with totals.
+/// A business day's payments, newest first, with the day's totals.
+#[utoipa::path(
+    get,
+    path = "/payments",
+    tag = "payments",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The day's payments and totals", body = PaymentList),
+        (status = 400, description = "Bad date (INVALID_REQUEST, field date)", body = ErrorBody),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn payment_list(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
@@ -182,9 +261,8 @@ async fn payment_list(
         field: None,
     })?;
     let day = match &query.date {
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-            ApiError::invalid_field("date", "must be a date written YYYY-MM-DD")
-        })?,
+        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
         None => state.config.shop.business_day(Millis::now()),
     };
     let records = state

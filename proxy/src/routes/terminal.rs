@@ -3,23 +3,34 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use paycode_api::{DemoPairing, TerminalInfo};
+use paycode_api::{DemoPairing, ErrorBody, TerminalInfo};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AuthenticatedTerminal;
 use crate::error::{ApiError, Result};
 use crate::startup::AppState;
 
-/// The terminal routes, relative to `/api/v1`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/terminal", get(terminal_show))
-        .route("/demo/pairing", get(demo_pairing_show))
+/// The terminal routes, relative to `/api/v1`, with their OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(terminal_show))
+        .routes(routes!(demo_pairing_show))
 }
 
-/// `GET /terminal`: the terminal the bearer token belongs to.
+/// The terminal the bearer token belongs to (the app checks a token with it before saving).
+#[utoipa::path(
+    get,
+    path = "/terminal",
+    tag = "terminals",
+    responses(
+        (status = 200, description = "The calling terminal", body = TerminalInfo),
+        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+    ),
+    security(("terminal_token" = []))
+)]
 async fn terminal_show(terminal: AuthenticatedTerminal) -> Json<TerminalInfo> {
     Json(TerminalInfo {
         id: terminal.id,
@@ -27,8 +38,17 @@ async fn terminal_show(terminal: AuthenticatedTerminal) -> Json<TerminalInfo> {
     })
 }
 
-/// `GET /demo/pairing`: the demo terminal's token, in demo mode and to loopback clients
-/// only. Everywhere else it does not exist (404), so it reveals nothing.
+/// The demo terminal's token, in demo mode and to loopback clients only. Everywhere else it
+/// does not exist (404), so it reveals nothing.
+#[utoipa::path(
+    get,
+    path = "/demo/pairing",
+    tag = "terminals",
+    responses(
+        (status = 200, description = "The demo terminal and its token", body = DemoPairing),
+        (status = 404, description = "Not demo mode, or not a loopback client (NOT_FOUND)", body = ErrorBody),
+    )
+)]
 async fn demo_pairing_show(
     State(state): State<AppState>,
     request: Request,

@@ -266,8 +266,18 @@ impl Store for SqliteStore {
         .bind(&payment.lease_owner)
         .bind(payment.lease_until.map(|at| at.0))
         .bind(payment.next_action.map(Action::as_str))
-        .bind(payment.pending_failure.as_ref().map(|(code, _)| code.as_str()))
-        .bind(payment.pending_failure.as_ref().map(|(_, message)| message.as_str()))
+        .bind(
+            payment
+                .pending_failure
+                .as_ref()
+                .map(|(code, _)| code.as_str()),
+        )
+        .bind(
+            payment
+                .pending_failure
+                .as_ref()
+                .map(|(_, message)| message.as_str()),
+        )
         .bind(payment.retry_attempts)
         .bind(payment.not_sent_attempts)
         .bind(&payment.id)
@@ -504,10 +514,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(refund_from_row).transpose()
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use paycode_api::{AttemptId, AuthCode, Fen};
-use paycode_proxy::config::{Config, WechatConfig};
 use paycode_proxy::cli::demo::simulator_wechat_config;
+use paycode_proxy::config::{Config, WechatConfig};
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{Millis, PaymentRecord, SqliteStore, Store};
 use tempfile::TempDir;

@@ -3,4 +3,5 @@
 
 mod helpers;
 mod http;
+mod openapi;
 mod store;

@@ -34,8 +34,8 @@
 //! as the methods of [`SimHandle`].
 
 pub mod behaviour;
-pub mod cli;
 mod bill;
+pub mod cli;
 pub mod clock;
 mod control;
 pub mod faults;
