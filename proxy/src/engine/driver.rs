@@ -185,17 +185,19 @@ impl Engine {
             let stored = record.next_action.zip(record.next_action_at.map(|at| at.0));
             let (state, action, at) =
                 machine::resume(&facts_of(record), stored, &shared.settings.timing, now);
-            if stored == Some((action, at)) && state == record.state {
+            if record.next_action == Some(action) && state == record.state {
                 shared.schedule_at(Key::Payment(record.id.clone()), at);
                 continue;
             }
             // The stored action cannot be taken as it is (a micropay that may have been
-            // sent): commit the resumed plan before acting on it.
+            // sent, which must be queried instead): commit the new plan before acting on it.
             let mut resumed = record.clone();
             resumed.state = state;
             resumed.next_action = Some(action);
             resumed.next_action_at = Some(Millis(at));
-            resumed.auth_code = None;
+            if action != Action::Micropay {
+                resumed.auth_code = None;
+            }
             match shared
                 .store
                 .update_payment(&resumed, "resumed after a restart mid-submission: querying")
