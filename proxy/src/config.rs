@@ -152,6 +152,13 @@ pub struct WechatConfig {
         deserialize_with = "de::duration"
     )]
     pub micropay_read_timeout: Duration,
+    /// After a fail-over to `backup_url`, how long traffic stays there before it is forced
+    /// back to `primary_url` (spec §10). Default `3m`, as in WeChat's own SDKs.
+    #[serde(
+        default = "default_switch_back_after",
+        deserialize_with = "de::duration"
+    )]
+    pub switch_back_after: Duration,
     /// Use WeChat's sandbox (仿真测试系统). Default `false`.
     #[serde(default, deserialize_with = "de::boolean")]
     pub sandbox: bool,
@@ -350,6 +357,7 @@ impl Config {
             ("wechat.connect_timeout", wechat.connect_timeout),
             ("wechat.read_timeout", wechat.read_timeout),
             ("wechat.micropay_read_timeout", wechat.micropay_read_timeout),
+            ("wechat.switch_back_after", wechat.switch_back_after),
             ("payments.query_interval", payments.query_interval),
             ("payments.wait_deadline", payments.wait_deadline),
             ("payments.reverse_retry_base", payments.reverse_retry_base),
@@ -428,6 +436,7 @@ impl WechatConfig {
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
             micropay_read_timeout: default_micropay_read_timeout(),
+            switch_back_after: default_switch_back_after(),
             sandbox: false,
         }
     }
@@ -528,6 +537,10 @@ fn default_read_timeout() -> Duration {
 
 fn default_micropay_read_timeout() -> Duration {
     Duration::from_secs(15)
+}
+
+fn default_switch_back_after() -> Duration {
+    wxpay::client::hosts::SWITCH_BACK_AFTER
 }
 
 fn require(condition: bool, field: &str, message: &str) -> Result<(), ConfigError> {

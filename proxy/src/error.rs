@@ -65,9 +65,6 @@ pub enum ApiError {
     /// `application/json`.
     #[error("send the request body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
-    /// 429 `TOO_MANY_REQUESTS`: more payments per second than WeChat accepts; retry shortly.
-    #[error("too many payments at once; try again in a moment")]
-    TooManyRequests,
     /// 502 `WECHAT_UNAVAILABLE`: WeChat Pay could not be reached or gave an unusable answer
     /// to a call whose failure the engine cannot turn into a payment state.
     #[error("WeChat Pay cannot be reached right now; try again shortly")]
@@ -111,7 +108,6 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Wechat(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -126,7 +122,6 @@ impl ApiError {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::PayloadTooLarge => "BODY_TOO_LARGE",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ApiError::TooManyRequests => "TOO_MANY_REQUESTS",
             ApiError::Wechat(_) => "WECHAT_UNAVAILABLE",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",

@@ -51,6 +51,7 @@ pub fn build_client(config: &WechatConfig) -> Result<wxpay::Client, WechatSetupE
     client.backup_base_url = config.backup_url.clone();
     client.connect_timeout = config.connect_timeout;
     client.read_timeout = config.read_timeout;
+    client.switch_back_after = config.switch_back_after;
     client.sandbox = config.sandbox;
     client.identity = load_identity(config)?;
     if let Some(path) = &config.extra_ca_pem {

@@ -641,7 +641,8 @@ impl Shared {
     }
 
     async fn micropay(&self, record: PaymentRecord) -> Result<(), StoreError> {
-        self.limiter.acquire().await;
+        // Wait for this payment's turn while it is still "not sent".
+        self.limiter.reserve().await;
         let was_maybe_sent = record.maybe_sent;
         let Some(auth_code) = record.auth_code.clone() else {
             let outcome = machine::MicropayOutcome::Rejected {
@@ -702,6 +703,7 @@ impl Shared {
             self.settings.spbill_create_ip.clone(),
         );
         request.device_info = Some(record.terminal_id.replace('-', ""));
+        self.limiter.admit().await;
         let started = Instant::now();
         let result = self
             .client

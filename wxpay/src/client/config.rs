@@ -67,6 +67,10 @@ pub struct ClientConfig {
     /// Extra trusted root CA certificates, PEM (each entry may hold several certificates), on
     /// top of the built-in web PKI roots. Tests add the simulator's generated CA here.
     pub extra_root_certificates: Vec<String>,
+    /// How long traffic stays on the backup host after a fail-over before it is forced back
+    /// to the primary (spec §10; the official SDK's three minutes,
+    /// [`SWITCH_BACK_AFTER`](super::hosts::SWITCH_BACK_AFTER)).
+    pub switch_back_after: Duration,
     /// Use WeChat's sandbox (仿真测试系统): every path gets the `/xdc/apiv2sandbox` prefix and
     /// calls are signed (MD5) with the key fetched from `getsignkey`.
     pub sandbox: bool,
@@ -89,6 +93,7 @@ impl ClientConfig {
             read_timeout: DEFAULT_READ_TIMEOUT,
             identity: None,
             extra_root_certificates: Vec::new(),
+            switch_back_after: super::hosts::SWITCH_BACK_AFTER,
             sandbox: false,
         }
     }

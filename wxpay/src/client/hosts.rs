@@ -114,18 +114,25 @@ impl HostStats {
 /// Rules, from the official SDK's `WXPayDomainSimpleImpl`:
 /// - The primary is used while it is good (≤ 2 connect failures and ≤ 2 DNS errors).
 /// - When it turns bad, traffic switches to the backup and the switch time is recorded.
-/// - Within [`SWITCH_BACK_AFTER`] of the switch, the backup stays in use if it is good or its
+/// - Within [`SWITCH_BACK_AFTER`] (configurable) of the switch, the backup stays in use if it is good or its
 ///   score is lower than the primary's; otherwise the primary is used.
 /// - After that, traffic is forced back to the primary and both hosts' counters are reset.
 ///
 /// As in the SDK, the switch time is only cleared by the forced switch back, so a primary
 /// that recovers and fails again more than three minutes after the first switch is retried
 /// at once (with fresh counters) rather than abandoned for another three minutes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HostSelector {
     primary: HostStats,
     backup: HostStats,
     switched_at: Option<Instant>,
+    switch_back_after: Duration,
+}
+
+impl Default for HostSelector {
+    fn default() -> Self {
+        HostSelector::with_switch_back_after(SWITCH_BACK_AFTER)
+    }
 }
 
 /// What [`HostSelector::choose`] must change besides returning a host.
@@ -136,9 +143,21 @@ enum Transition {
 }
 
 impl HostSelector {
-    /// A selector with clean counters, on the primary.
+    /// A selector with clean counters, on the primary, switching back after
+    /// [`SWITCH_BACK_AFTER`].
     pub fn new() -> Self {
         HostSelector::default()
+    }
+
+    /// A selector that forces traffic back to the primary `switch_back_after` a switch to
+    /// the backup (tests shorten it; production keeps the SDK's three minutes).
+    pub fn with_switch_back_after(switch_back_after: Duration) -> Self {
+        HostSelector {
+            primary: HostStats::default(),
+            backup: HostStats::default(),
+            switched_at: None,
+            switch_back_after,
+        }
     }
 
     /// The host for a call starting at `now`, recording a switch to the backup or a forced
@@ -189,7 +208,9 @@ impl HostSelector {
         }
         match self.switched_at {
             None => (Host::Backup, Transition::StartSwitch),
-            Some(switched_at) if now.saturating_duration_since(switched_at) < SWITCH_BACK_AFTER => {
+            Some(switched_at)
+                if now.saturating_duration_since(switched_at) < self.switch_back_after =>
+            {
                 if self.backup.is_good() || self.backup.score() < self.primary.score() {
                     (Host::Backup, Transition::None)
                 } else {

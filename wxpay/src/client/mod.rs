@@ -186,11 +186,12 @@ impl Client {
         let http = builder
             .build()
             .map_err(|error| ClientBuildError::Http(error.to_string()))?;
+        let hosts = HostSelector::with_switch_back_after(config.switch_back_after);
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 http,
-                hosts: Mutex::new(HostSelector::new()),
+                hosts: Mutex::new(hosts),
                 sandbox_key: sandbox::SignKeyCache::default(),
             }),
         })

@@ -1,0 +1,151 @@
+//! Refunds: full and partial, idempotent on `refund_attempt_id`, never more than was paid,
+//! only of paid payments; each ends `succeeded` and shows in the payment's `refunded_fen`.
+
+use std::time::Duration;
+
+use paycode_api::{Fen, Payment, RefundState};
+use paycode_tests::World;
+use paycode_tests::cashier::new_attempt_id;
+use paycode_tests::world::AMOUNT_FEN;
+use reqwest::StatusCode;
+use wxpay::codes::Api;
+use wxpay::sim::Behaviour;
+
+/// A world whose refunds complete 2 simulated seconds after WeChat accepts them, and a
+/// paid payment of [`AMOUNT_FEN`].
+async fn paid() -> (World, Payment) {
+    let world = World::start().await;
+    world.sim.set_refund_delay(Duration::from_secs(2));
+    let payment = world.pay_and_settle(Behaviour::PasswordFree).await;
+    (world, payment)
+}
+
+async fn refunded(world: &World, payment: &Payment, total: u64) -> Payment {
+    world
+        .cashier
+        .wait_until(payment, &format!("refunded {total}"), |seen| {
+            seen.refunded_fen == Fen(total)
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_refund_succeeds_and_the_money_goes_back() {
+    let (world, payment) = paid().await;
+
+    let refund = world.cashier.refund(&payment.id, AMOUNT_FEN).await;
+    let payment = refunded(&world, &payment, AMOUNT_FEN).await;
+
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(payment.refunds[0].id, refund.id);
+    assert_eq!(payment.refunds[0].state, RefundState::Succeeded);
+    let order = world.order(&payment).unwrap();
+    assert_eq!(order.trade_state, "REFUND");
+    assert_eq!(order.refunds.len(), 1);
+    assert_eq!(order.refunds[0].refund_fee, AMOUNT_FEN);
+    assert_eq!(order.refunds[0].refund_status, "SUCCESS");
+    assert_eq!(order.refunds[0].out_refund_no, refund.out_refund_no);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_refunds_add_up_and_over_refunding_is_refused_before_wechat() {
+    let (world, payment) = paid().await;
+
+    world.cashier.refund(&payment.id, 300).await;
+    world.cashier.refund(&payment.id, 200).await;
+    let payment = refunded(&world, &payment, 500).await;
+    let refunds_sent = world.sim.call_count(Api::Refund);
+    let over = world
+        .cashier
+        .refund_raw(&payment.id, &new_attempt_id(), AMOUNT_FEN - 500 + 1)
+        .await;
+    let rest = world.cashier.refund(&payment.id, AMOUNT_FEN - 500).await;
+    let payment = refunded(&world, &payment, AMOUNT_FEN).await;
+
+    over.assert_error(
+        StatusCode::CONFLICT,
+        "REFUND_EXCEEDS_PAYMENT",
+        Some("amount_fen"),
+    );
+    assert_eq!(
+        world.sim.call_count(Api::Refund),
+        refunds_sent + 1,
+        "only the valid refund reached WeChat"
+    );
+    assert_eq!(rest.amount_fen, Fen(AMOUNT_FEN - 500));
+    assert_eq!(payment.refunds.len(), 3);
+    let order = world.order(&payment).unwrap();
+    let refunded_by_wechat: u64 = order.refunds.iter().map(|refund| refund.refund_fee).sum();
+    assert_eq!(refunded_by_wechat, AMOUNT_FEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_is_idempotent_on_its_attempt_id() {
+    let (world, payment) = paid().await;
+    let attempt = new_attempt_id();
+
+    let (first, second) = tokio::join!(
+        world.cashier.refund_raw(&payment.id, &attempt, 400),
+        world.cashier.refund_raw(&payment.id, &attempt, 400),
+    );
+    let payment = refunded(&world, &payment, 400).await;
+    let again = world.cashier.refund_raw(&payment.id, &attempt, 400).await;
+    let conflicting = world.cashier.refund_raw(&payment.id, &attempt, 401).await;
+
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{first:?} {second:?}"
+    );
+    let first: paycode_api::Refund = first.json();
+    let second: paycode_api::Refund = second.json();
+    let again: paycode_api::Refund = again.expect(StatusCode::OK);
+    assert_eq!(first.id, second.id);
+    assert_eq!(first.id, again.id);
+    conflicting.assert_error(
+        StatusCode::CONFLICT,
+        "IDEMPOTENCY_CONFLICT",
+        Some("refund_attempt_id"),
+    );
+    assert_eq!(payment.refunds.len(), 1);
+    assert_eq!(world.order(&payment).unwrap().refunds.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_of_an_unpaid_payment_is_refused() {
+    let world = World::start().await;
+    let payment = world.pay_and_settle(Behaviour::NotEnough).await;
+
+    let reply = world
+        .cashier
+        .refund_raw(&payment.id, &new_attempt_id(), 100)
+        .await;
+
+    reply.assert_error(StatusCode::CONFLICT, "PAYMENT_NOT_PAID", None);
+    assert_eq!(world.sim.call_count(Api::Refund), 0);
+    assert!(world.cashier.payment(&payment.id).await.refunds.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_of_nothing_is_refused() {
+    let (world, payment) = paid().await;
+
+    let zero = world
+        .cashier
+        .refund_raw(&payment.id, &new_attempt_id(), 0)
+        .await;
+    let unknown = world
+        .cashier
+        .refund_raw("no-such-payment", &new_attempt_id(), 100)
+        .await;
+
+    zero.assert_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_AMOUNT",
+        Some("amount_fen"),
+    );
+    unknown.assert_error(StatusCode::NOT_FOUND, "PAYMENT_NOT_FOUND", None);
+    assert_eq!(world.sim.call_count(Api::Refund), 0);
+}

@@ -1,0 +1,264 @@
+//! The real `paycode-proxy` binary as a child process, for crash tests: [`CrashRig`] holds
+//! the simulator (in the test process), the data directory and the generated
+//! `paycode.toml`; each [`ProxyProcess`] is one run of the binary on them, stopped with
+//! SIGKILL ([`ProxyProcess::kill`]) so that nothing gets to flush or finish.
+//!
+//! Cargo does not build a dependency's binaries for another crate's tests, so
+//! [`proxy_binary`] runs `cargo build -p paycode-proxy --bin paycode-proxy` once per test
+//! process (a no-op when it is up to date) into the same target directory. Set
+//! `PAYCODE_TEST_PROXY_BIN` to use a binary built elsewhere instead.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+use paycode_proxy::auth::Terminals;
+use paycode_proxy::config::Config;
+use paycode_proxy::store::SqliteStore;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::time::Instant;
+use wxpay::sim::SimHandle;
+
+use crate::cashier::Cashier;
+use crate::world::{scaled_config, start_simulator};
+
+/// The binary to run: built (once per test process) by `cargo build -p paycode-proxy`, or
+/// the file named by `PAYCODE_TEST_PROXY_BIN`.
+pub fn proxy_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("PAYCODE_TEST_PROXY_BIN") {
+            return PathBuf::from(path);
+        }
+        // This test runs as <target>/<profile>/deps/<name>-<hash>.
+        let exe = std::env::current_exe().expect("the test's own path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("a target directory");
+        let release = profile_dir.file_name().is_some_and(|name| name == "release");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace root");
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "-p", "paycode-proxy", "--bin", "paycode-proxy"])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(workspace);
+        if release {
+            build.arg("--release");
+        }
+        let built = build.status().is_ok_and(|status| status.success());
+        let binary = profile_dir.join(format!("paycode-proxy{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            built && binary.is_file(),
+            "the crash tests run the real binary, and building it failed: run \
+             `cargo build -p paycode-proxy` (or set PAYCODE_TEST_PROXY_BIN) and look at its errors; \
+             expected {}",
+            binary.display()
+        );
+        binary
+    })
+}
+
+/// A simulator in the test process, and the data directory and configuration file that
+/// successive runs of the binary share.
+pub struct CrashRig {
+    /// The simulated WeChat Pay.
+    pub sim: SimHandle,
+    /// How many times faster than real time simulated time runs (the configuration's waits
+    /// are divided by it).
+    pub scale: f64,
+    /// The configuration written to `paycode.toml`.
+    pub config: Config,
+    token: String,
+    config_path: PathBuf,
+    _root: TempDir,
+}
+
+impl CrashRig {
+    /// Starts the simulator at `scale`, writes `paycode.toml` for it (waits divided by
+    /// `scale`, then adjusted by `tweak`) and adds the terminal `counter-1` to the database.
+    pub async fn start(scale: f64, tweak: impl FnOnce(&mut Config)) -> CrashRig {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let sim = start_simulator(root.path(), scale).await;
+        let mut config = scaled_config(&sim, root.path(), scale);
+        tweak(&mut config);
+        config.validate().expect("the test configuration is valid");
+        let config_path = root.path().join("paycode.toml");
+        std::fs::write(&config_path, config_toml(&config)).expect("paycode.toml is written");
+        let store = SqliteStore::connect(&config.store)
+            .await
+            .expect("the database opens");
+        let store = Arc::new(store);
+        let (_, token) = Terminals::new(store.clone())
+            .add("counter-1")
+            .await
+            .expect("a terminal");
+        store.close().await;
+        CrashRig {
+            sim,
+            scale,
+            config,
+            token: token.expose().to_owned(),
+            config_path,
+            _root: root,
+        }
+    }
+
+    /// Starts the binary (`paycode-proxy --config paycode.toml serve`) and waits until it
+    /// listens.
+    pub async fn spawn(&self) -> ProxyProcess {
+        let mut command = Command::new(proxy_binary());
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // The file alone must decide the configuration.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PAYCODE_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().expect("the proxy binary starts");
+        let stderr = child.stderr.take().expect("a stderr pipe");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = mpsc::channel();
+        let log_writer = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("paycode-proxy listening") {
+                    if let Some(address) = line
+                        .split("address=")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next())
+                    {
+                        let _ = address_tx.send(address.to_owned());
+                    }
+                }
+                let mut log = log_writer.lock().unwrap_or_else(|error| error.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut process = ProxyProcess {
+            child: Some(child),
+            log,
+            cashier: Cashier::new("http://127.0.0.1:9", None),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let address = loop {
+            if let Ok(address) = address_rx.try_recv() {
+                break address;
+            }
+            let exited = process
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "the proxy binary did not start listening ({exited:?}); its log:\n{}",
+                process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        process.cashier = Cashier::new(&format!("http://{address}"), Some(&self.token));
+        process
+    }
+}
+
+/// One run of the binary.
+pub struct ProxyProcess {
+    /// A cashier holding the rig's terminal token, pointed at this run.
+    pub cashier: Cashier,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl ProxyProcess {
+    /// Kills the process with SIGKILL and reaps it: no shutdown code runs.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    /// What the process has written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|error| error.into_inner())
+            .clone()
+    }
+
+    fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// `config` as a `paycode.toml` the binary loads.
+fn config_toml(config: &Config) -> String {
+    let text = |value: &str| json!(value).to_string();
+    let path = |value: &Path| text(&value.to_string_lossy());
+    let optional_path =
+        |value: &Option<PathBuf>| value.as_deref().map_or_else(|| "\"\"".to_owned(), &path);
+    let duration = |value: Duration| text(&format!("{}ms", value.as_millis().max(1)));
+    let wechat = &config.wechat;
+    let payments = &config.payments;
+    format!(
+        "[server]\nlisten = {listen}\napp_dir = {app_dir}\n\n\
+         [store]\ndata_dir = {data_dir}\n\n\
+         [wechat]\nappid = {appid}\nmch_id = {mch_id}\napi_key = {api_key}\n\
+         primary_url = {primary}\nbackup_url = {backup}\n\
+         cert_pem = {cert}\nkey_pem = {key}\nextra_ca_pem = {ca}\n\
+         connect_timeout = {connect}\nread_timeout = {read}\nmicropay_read_timeout = {micropay}\n\n\
+         [payments]\n\
+         first_query_after_userpaying = {fq_user}\nfirst_query_after_unknown = {fq_unknown}\n\
+         query_interval = {interval}\nwait_deadline = {deadline}\n\
+         reverse_not_before = {not_before}\nreverse_retry_base = {retry}\n\
+         reverse_max_attempts = {attempts}\nattention_recheck_interval = {recheck}\n\
+         micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n",
+        listen = text(&config.server.listen.to_string()),
+        app_dir = path(&config.server.app_dir),
+        data_dir = path(&config.store.data_dir),
+        appid = text(&wechat.appid),
+        mch_id = text(&wechat.mch_id),
+        api_key = text(wechat.api_key.expose()),
+        primary = text(wechat.primary_url.as_str()),
+        backup = text(wechat.backup_url.as_ref().map_or("", |url| url.as_str())),
+        cert = optional_path(&wechat.cert_pem),
+        key = optional_path(&wechat.key_pem),
+        ca = optional_path(&wechat.extra_ca_pem),
+        connect = duration(wechat.connect_timeout),
+        read = duration(wechat.read_timeout),
+        micropay = duration(wechat.micropay_read_timeout),
+        fq_user = duration(payments.first_query_after_userpaying),
+        fq_unknown = duration(payments.first_query_after_unknown),
+        interval = duration(payments.query_interval),
+        deadline = duration(payments.wait_deadline),
+        not_before = duration(payments.reverse_not_before),
+        retry = duration(payments.reverse_retry_base),
+        attempts = payments.reverse_max_attempts,
+        recheck = duration(payments.attention_recheck_interval),
+        rate = payments.micropay_rate_per_second,
+        max = payments.max_amount_fen.get(),
+    )
+}

@@ -1,0 +1,207 @@
+//! [`Cashier`]: the proxy's JSON API (`/api/v1`) as a cashier terminal calls it.
+//!
+//! The typed helpers (`pay`, `settled`, …) assert the status they expect and panic with the
+//! proxy's answer otherwise; the `*_raw` forms return a [`Reply`] for tests of bad input.
+
+use std::time::Duration;
+
+use paycode_api::{ErrorBody, Payment, PaymentList, PaymentState, Refund};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+/// The longest any wait for a payment's state may take in real time before the test fails.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
+
+/// An HTTP answer: status and body (JSON, or the text wrapped in a JSON string).
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Value,
+}
+
+impl Reply {
+    /// The body as `T`, panicking with the reply when it is not one.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.body.clone())
+            .unwrap_or_else(|error| panic!("unexpected body ({error}): {self:?}"))
+    }
+
+    /// The body as the proxy's [`ErrorBody`].
+    pub fn error(&self) -> ErrorBody {
+        self.json()
+    }
+
+    /// Asserts the status, and returns the body as `T`.
+    pub fn expect<T: DeserializeOwned>(&self, status: StatusCode) -> T {
+        assert_eq!(self.status, status, "unexpected reply: {self:?}");
+        self.json()
+    }
+
+    /// Asserts an error reply: its status, stable `code` and `field`.
+    pub fn assert_error(&self, status: StatusCode, code: &str, field: Option<&str>) {
+        assert_eq!(self.status, status, "unexpected reply: {self:?}");
+        let error = self.error();
+        assert_eq!(error.code, code, "unexpected error: {error:?}");
+        assert_eq!(error.field.as_deref(), field, "unexpected error: {error:?}");
+        assert!(!error.message.is_empty(), "an error explains itself");
+    }
+}
+
+/// A terminal's view of the proxy: its base address and bearer token.
+#[derive(Clone, Debug)]
+pub struct Cashier {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Cashier {
+    /// A cashier calling the proxy at `base` (`http://127.0.0.1:PORT`) with `token`.
+    pub fn new(base: &str, token: Option<&str>) -> Cashier {
+        Cashier {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send(request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the proxy answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<String>) -> Reply {
+        let request = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.into());
+        Cashier::send(request).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.post_raw(path, "application/json", body.to_string())
+            .await
+    }
+
+    /// `GET path`.
+    pub async fn get_raw(&self, path: &str) -> Reply {
+        Cashier::send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// `POST /payments` with `attempt_id`, `amount_fen` and `auth_code`.
+    pub async fn create_raw(&self, attempt_id: &str, amount_fen: u64, auth_code: &str) -> Reply {
+        self.post_json(
+            "/payments",
+            &json!({"attempt_id": attempt_id, "amount_fen": amount_fen, "auth_code": auth_code}),
+        )
+        .await
+    }
+
+    /// Takes a new payment (a fresh attempt id) and expects 201.
+    pub async fn pay(&self, amount_fen: u64, auth_code: &str) -> Payment {
+        self.create_raw(&new_attempt_id(), amount_fen, auth_code)
+            .await
+            .expect(StatusCode::CREATED)
+    }
+
+    /// `GET /payments/{id}`, at once.
+    pub async fn payment(&self, id: &str) -> Payment {
+        self.get_raw(&format!("/payments/{id}"))
+            .await
+            .expect(StatusCode::OK)
+    }
+
+    /// The long-poll: `GET /payments/{id}?wait=..&after_version=..`.
+    pub async fn poll(&self, id: &str, after_version: u64, wait_secs: u64) -> Payment {
+        self.get_raw(&format!(
+            "/payments/{id}?wait={wait_secs}&after_version={after_version}"
+        ))
+        .await
+        .expect(StatusCode::OK)
+    }
+
+    /// Long-polls `payment` until `done` holds, failing the test after [`WAIT_LIMIT`].
+    pub async fn wait_until(
+        &self,
+        payment: &Payment,
+        what: &str,
+        done: impl Fn(&Payment) -> bool,
+    ) -> Payment {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let mut current = payment.clone();
+        loop {
+            if done(&current) {
+                return current;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "payment {} did not become {what} within {WAIT_LIMIT:?}; last seen: {current:#?}",
+                current.id
+            );
+            current = self.poll(&current.id, current.version, 1).await;
+        }
+    }
+
+    /// Long-polls until the payment is in `state`.
+    pub async fn wait_for(&self, payment: &Payment, state: PaymentState) -> Payment {
+        self.wait_until(payment, state.as_str(), |seen| seen.state == state)
+            .await
+    }
+
+    /// Long-polls until the payment is settled (paid, failed or cancelled).
+    pub async fn settled(&self, payment: &Payment) -> Payment {
+        self.wait_until(payment, "settled", |seen| seen.state.is_settled())
+            .await
+    }
+
+    /// `POST /payments/{id}/cancel`.
+    pub async fn cancel(&self, id: &str) -> Reply {
+        self.post_raw(&format!("/payments/{id}/cancel"), "application/json", "")
+            .await
+    }
+
+    /// `POST /payments/{id}/refunds` with `refund_attempt_id` and `amount_fen`.
+    pub async fn refund_raw(&self, id: &str, refund_attempt_id: &str, amount_fen: u64) -> Reply {
+        self.post_json(
+            &format!("/payments/{id}/refunds"),
+            &json!({"refund_attempt_id": refund_attempt_id, "amount_fen": amount_fen, "reason": "退货"}),
+        )
+        .await
+    }
+
+    /// Refunds `amount_fen` of a payment under a fresh attempt id and expects 201.
+    pub async fn refund(&self, id: &str, amount_fen: u64) -> Refund {
+        self.refund_raw(id, &new_attempt_id(), amount_fen)
+            .await
+            .expect(StatusCode::CREATED)
+    }
+
+    /// `GET /payments` for today, all terminals.
+    pub async fn today(&self) -> PaymentList {
+        self.get_raw("/payments").await.expect(StatusCode::OK)
+    }
+}
+
+/// A fresh attempt id (a random UUID).
+pub fn new_attempt_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
