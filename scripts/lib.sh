@@ -21,3 +21,53 @@ ensure_rust() {
         rustup component add rustfmt clippy
     fi
 }
+
+# --- The cashier app (issue #5) ---------------------------------------------------------
+
+# The version of the `wasm-bindgen` crate in Cargo.lock: the CLI must match it exactly.
+wasm_bindgen_lock_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+# Trunk 0.21.14 and the wasm-bindgen CLI matching Cargo.lock, installed with cargo (Trunk
+# runs offline and never downloads tools; wasm-opt is not used). Safe to run again.
+ensure_app_tools() {
+    ensure_rust
+    local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
+    if ! trunk --version 2>/dev/null | grep -qx 'trunk 0.21.14'; then
+        step "installing Trunk 0.21.14 (cargo install, about 8 minutes on 2 cores)"
+        cargo install trunk --version 0.21.14 --locked
+    fi
+    local wanted
+    wanted="$(wasm_bindgen_lock_version)"
+    if [ -z "$wanted" ]; then
+        echo "Cargo.lock names no wasm-bindgen version" >&2
+        exit 1
+    fi
+    if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wanted"; then
+        step "installing wasm-bindgen-cli $wanted to match Cargo.lock (cargo install, a few minutes)"
+        cargo install wasm-bindgen-cli --version "$wanted" --force
+    fi
+}
+
+# Builds the cashier app into dist/ (release, the `wasm-release` profile), offline.
+build_app() {
+    step "building the cashier app into dist/ (trunk build --release)"
+    trunk build --release --offline
+}
+
+# Chromium, its WebDriver and a Chinese font (so screenshots show the copy, not boxes), for
+# the browser tests. Safe to run again.
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+        && fc-list :lang=zh 2>/dev/null | grep -q .; then
+        return
+    fi
+    step "installing Chromium, chromedriver and a CJK font (apt-get)"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        chromium chromium-driver fonts-wqy-microhei
+}

@@ -1,0 +1,174 @@
+//! The only module that knows the proxy's URLs: JSON over `fetch`, with the terminal's bearer
+//! token and a timeout on every call.
+
+use paycode_api::{
+    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Payment, PaymentList, Refund, TerminalInfo,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Request, RequestInit, Response};
+
+use crate::browser;
+use crate::remote::ApiFailure;
+
+/// How long the proxy holds a long-poll open.
+pub const LONG_POLL_WAIT_S: u32 = 25;
+/// Timeout of an ordinary call.
+const CALL_TIMEOUT_MS: u32 = 15_000;
+/// Timeout of a long-poll: the wait plus slack.
+const POLL_TIMEOUT_MS: u32 = (LONG_POLL_WAIT_S + 10) * 1000;
+
+async fn call<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+    timeout_ms: u32,
+) -> Result<T, ApiFailure> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    let controller = AbortController::new().map_err(|_| ApiFailure::Network)?;
+    init.set_signal(Some(&controller.signal()));
+    if let Some(body) = &body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(|_| ApiFailure::Network)?;
+    let headers = request.headers();
+    let _ = headers.set("Accept", "application/json");
+    if body.is_some() {
+        let _ = headers.set("Content-Type", "application/json");
+    }
+    if let Some(token) = token {
+        let _ = headers.set("Authorization", &format!("Bearer {token}"));
+    }
+    let timer = browser::set_timeout(timeout_ms, move || controller.abort());
+    let result = fetch_json(request).await;
+    browser::clear_timeout(timer);
+    result
+}
+
+async fn fetch_json<T: DeserializeOwned>(request: Request) -> Result<T, ApiFailure> {
+    let response: Response = JsFuture::from(browser::window().fetch_with_request(&request))
+        .await
+        .map_err(|_| ApiFailure::Network)?
+        .dyn_into()
+        .map_err(|_| ApiFailure::Network)?;
+    let status = response.status();
+    let text = match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .map_err(|_| ApiFailure::Network)?
+            .as_string()
+            .unwrap_or_default(),
+        Err(_) => return Err(ApiFailure::Network),
+    };
+    if response.ok() {
+        // A body that is not what the contract says is as good as no answer: the request
+        // may have taken effect, so it is retried like a network failure.
+        serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
+    } else {
+        Err(ApiFailure::Http {
+            status,
+            body: serde_json::from_str::<ErrorBody>(&text).ok(),
+        })
+    }
+}
+
+fn json<B: Serialize>(body: &B) -> String {
+    serde_json::to_string(body).unwrap_or_default()
+}
+
+/// `GET /api/v1/demo/pairing` (demo mode, loopback only).
+pub async fn demo_pairing() -> Result<DemoPairing, ApiFailure> {
+    call("GET", "/api/v1/demo/pairing", None, None, CALL_TIMEOUT_MS).await
+}
+
+/// `GET /api/v1/terminal`: who the token belongs to.
+pub async fn terminal(token: &str) -> Result<TerminalInfo, ApiFailure> {
+    call(
+        "GET",
+        "/api/v1/terminal",
+        Some(token),
+        None,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `POST /api/v1/payments`.
+pub async fn create_payment(token: &str, body: &CreatePayment) -> Result<Payment, ApiFailure> {
+    call(
+        "POST",
+        "/api/v1/payments",
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `GET /api/v1/payments/{id}?wait=25&after_version=N`: answers when the version moves past
+/// `after_version`, or after the wait.
+pub async fn wait_for_payment(
+    token: &str,
+    payment_id: &str,
+    after_version: u64,
+) -> Result<Payment, ApiFailure> {
+    let path = format!(
+        "/api/v1/payments/{}?wait={LONG_POLL_WAIT_S}&after_version={after_version}",
+        browser::encode_component(payment_id)
+    );
+    call("GET", &path, Some(token), None, POLL_TIMEOUT_MS).await
+}
+
+/// `POST /api/v1/payments/{id}/cancel`.
+pub async fn cancel_payment(token: &str, payment_id: &str) -> Result<Payment, ApiFailure> {
+    let path = format!(
+        "/api/v1/payments/{}/cancel",
+        browser::encode_component(payment_id)
+    );
+    call("POST", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}
+
+/// `POST /api/v1/payments/{id}/refunds`.
+pub async fn create_refund(
+    token: &str,
+    payment_id: &str,
+    body: &CreateRefund,
+) -> Result<Refund, ApiFailure> {
+    let path = format!(
+        "/api/v1/payments/{}/refunds",
+        browser::encode_component(payment_id)
+    );
+    call(
+        "POST",
+        &path,
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `GET /api/v1/payments?date=…&terminal=…`; both optional (today, all terminals).
+pub async fn list_payments(
+    token: &str,
+    date: Option<&str>,
+    terminal: Option<&str>,
+) -> Result<PaymentList, ApiFailure> {
+    let mut query = Vec::new();
+    if let Some(date) = date {
+        query.push(format!("date={}", browser::encode_component(date)));
+    }
+    if let Some(terminal) = terminal {
+        query.push(format!("terminal={}", browser::encode_component(terminal)));
+    }
+    let path = if query.is_empty() {
+        "/api/v1/payments".to_owned()
+    } else {
+        format!("/api/v1/payments?{}", query.join("&"))
+    };
+    call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}

@@ -1,0 +1,217 @@
+//! Wires the pure [`WedgeDetector`] to the browser: one capture-phase `keydown` listener on
+//! the window (so it runs before any widget), its idle timer, the hidden `inputmode="none"`
+//! field for IME / Android / DataWedge input, and the page's keyboard shortcuts.
+//!
+//! The detector's state lives in a thread-local, not in a signal: the hot path is plain Rust,
+//! and only completed scans and notices reach the reactive checkout.
+
+use std::cell::{Cell, RefCell};
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{AddEventListenerOptions, Element, HtmlElement, HtmlInputElement, KeyboardEvent};
+
+use crate::amount::AmountKey;
+use crate::app::{Ctx, Page, Pairing, new_attempt_id};
+use crate::browser;
+use crate::checkout::{CodeSource, Input};
+use crate::wedge::{DetectorEvent, KeyInput, Mode, WedgeDetector};
+
+/// Marks the manual-entry field (`data-scan-target` in the views): the detector watches it
+/// passively.
+pub const SCAN_TARGET_ATTR: &str = "data-scan-target";
+/// Marks the hidden capture field of the fallback path (`data-capture` in the views).
+pub const CAPTURE_ATTR: &str = "data-capture";
+
+thread_local! {
+    static DETECTOR: RefCell<WedgeDetector> = RefCell::new(WedgeDetector::default());
+    static TIMER: Cell<Option<i32>> = const { Cell::new(None) };
+}
+
+/// Installs the listeners. Called once by the root component.
+pub fn install(ctx: Ctx) {
+    let window = browser::window();
+    let options = AddEventListenerOptions::new();
+    options.set_capture(true);
+    let on_key = Closure::<dyn FnMut(KeyboardEvent)>::new(move |event: KeyboardEvent| {
+        on_keydown(ctx, &event);
+    });
+    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
+        "keydown",
+        on_key.as_ref().unchecked_ref(),
+        &options,
+    );
+    // The listener lives as long as the page.
+    on_key.forget();
+    let on_pointer = Closure::<dyn FnMut()>::new(browser::unlock_audio);
+    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
+        "pointerup",
+        on_pointer.as_ref().unchecked_ref(),
+        &options,
+    );
+    on_pointer.forget();
+}
+
+fn is_editable(element: &Element) -> bool {
+    let tag = element.tag_name();
+    matches!(tag.as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+        || element
+            .dyn_ref::<HtmlElement>()
+            .is_some_and(HtmlElement::is_content_editable)
+}
+
+/// The detector mode for the current screen and focus.
+fn current_mode(ctx: Ctx) -> Mode {
+    if ctx.page.get_untracked() != Page::Checkout || ctx.pairing.get_untracked() != Pairing::Ready {
+        return Mode::Off;
+    }
+    let screen_mode = ctx
+        .checkout
+        .with_untracked(|checkout| checkout.detector_mode());
+    let focused = browser::window()
+        .document()
+        .and_then(|document| document.active_element());
+    match focused {
+        Some(element) if element.has_attribute(SCAN_TARGET_ATTR) => {
+            if screen_mode == Mode::Passive {
+                Mode::Passive
+            } else {
+                Mode::Off
+            }
+        }
+        Some(element) if is_editable(&element) && !element.has_attribute(CAPTURE_ATTR) => Mode::Off,
+        // The manual field is open but not focused: the scanner still works.
+        _ if screen_mode == Mode::Passive => Mode::Armed,
+        _ => screen_mode,
+    }
+}
+
+fn on_keydown(ctx: Ctx, event: &KeyboardEvent) {
+    browser::unlock_audio();
+    let mode = current_mode(ctx);
+    let code = event.code();
+    let key = event.key();
+    let input = KeyInput {
+        time_ms: event.time_stamp(),
+        code: &code,
+        key: &key,
+        key_code: event.key_code(),
+        repeat: event.repeat(),
+        shortcut_modifier: event.ctrl_key() || event.meta_key(),
+    };
+    let outcome = DETECTOR.with(|detector| {
+        let mut detector = detector.borrow_mut();
+        detector.set_mode(mode);
+        detector.on_key(&input)
+    });
+    if outcome.prevent_default {
+        event.prevent_default();
+    }
+    if outcome.stop_propagation {
+        event.stop_propagation();
+    }
+    deliver(ctx, outcome.events);
+    schedule_timer(ctx);
+    if outcome.pass_to_page && ctx.page.get_untracked() == Page::Checkout {
+        shortcut(ctx, event, mode);
+    }
+}
+
+/// Enter = primary, Esc = back/cancel, and the amount keys that are not digits. Bare digits
+/// are never shortcuts: the scanner types digits.
+fn shortcut(ctx: Ctx, event: &KeyboardEvent, mode: Mode) {
+    if event.ctrl_key() || event.meta_key() || event.alt_key() {
+        return;
+    }
+    let key = event.key();
+    let input = match (mode, key.as_str()) {
+        (Mode::Off, _) => return,
+        (_, "Escape") => Input::Back,
+        // In the manual field, Enter submits the field's own form.
+        (Mode::Passive, _) => return,
+        (_, "Enter") => Input::Proceed,
+        (Mode::Amount, "Backspace") => Input::Key(AmountKey::Backspace),
+        (Mode::Amount, "Delete") => Input::Key(AmountKey::Clear),
+        (Mode::Amount, "." | ",") => Input::Key(AmountKey::Point),
+        _ if mode == Mode::Amount && event.code() == "NumpadDecimal" => {
+            Input::Key(AmountKey::Point)
+        }
+        _ => return,
+    };
+    event.prevent_default();
+    ctx.dispatch(input);
+}
+
+/// Hands detector events to the checkout.
+fn deliver(ctx: Ctx, events: Vec<DetectorEvent>) {
+    for event in events {
+        match event {
+            DetectorEvent::Scanned { code, .. } => ctx.dispatch(Input::Code {
+                digits: code,
+                source: CodeSource::Scanner,
+                attempt_id: new_attempt_id(),
+            }),
+            DetectorEvent::ImeSuspected => {
+                focus_capture_field();
+                ctx.dispatch(Input::Detector(DetectorEvent::ImeSuspected));
+            }
+            other => ctx.dispatch(Input::Detector(other)),
+        }
+    }
+}
+
+/// Arms the idle timer for the detector's next deadline.
+fn schedule_timer(ctx: Ctx) {
+    let Some(deadline) = DETECTOR.with(|detector| detector.borrow().deadline()) else {
+        return;
+    };
+    if let Some(previous) = TIMER.with(Cell::take) {
+        browser::clear_timeout(previous);
+    }
+    let wait = (deadline - browser::now_ms()).max(0.0).ceil() as u32 + 1;
+    let id = browser::set_timeout(wait, move || {
+        TIMER.with(|timer| timer.set(None));
+        let events = DETECTOR.with(|detector| detector.borrow_mut().on_timer(browser::now_ms()));
+        deliver(ctx, events);
+        schedule_timer(ctx);
+    });
+    TIMER.with(|timer| timer.set(Some(id)));
+}
+
+/// Moves focus to the hidden capture field (IME or touch devices), so characters arrive as
+/// `input` events there instead of being lost or composed.
+pub fn focus_capture_field() {
+    if let Some(field) = browser::window()
+        .document()
+        .and_then(|document| document.query_selector(&format!("[{CAPTURE_ATTR}]")).ok())
+        .flatten()
+        .and_then(|element| element.dyn_into::<HtmlElement>().ok())
+    {
+        let _ = field.focus();
+    }
+}
+
+/// Whether the device's main pointer is coarse (a tablet): there the capture field takes
+/// focus up front, as Android scanners and IMEs type into a focused field.
+pub fn prefers_capture_field() -> bool {
+    browser::window()
+        .match_media("(pointer: coarse)")
+        .ok()
+        .flatten()
+        .is_some_and(|query| query.matches())
+}
+
+/// Handles an `input` event of the hidden capture field.
+pub fn on_capture_input(ctx: Ctx, field: &HtmlInputElement, time_ms: f64) {
+    let text = field.value();
+    field.set_value("");
+    let mode = current_mode(ctx);
+    let events = DETECTOR.with(|detector| {
+        let mut detector = detector.borrow_mut();
+        detector.set_mode(mode);
+        detector.on_text(time_ms, &text)
+    });
+    deliver(ctx, events);
+    schedule_timer(ctx);
+}

@@ -1,0 +1,120 @@
+//! Pieces shared by the pages: the header with navigation, the offline banner, notices and
+//! the confirmation dialog.
+
+use leptos::prelude::*;
+
+use crate::app::{Page, Pairing, ctx};
+use crate::checkout::Notice;
+use crate::i18n::{Text, notice_text, text};
+
+/// The top bar: title, terminal, navigation.
+#[component]
+pub fn Header() -> impl IntoView {
+    let ctx = ctx();
+    let tab = move |page: Page, label: Text| {
+        view! {
+            <button
+                class="tab"
+                class:active=move || ctx.page.get() == page
+                aria-current=move || (ctx.page.get() == page).then_some("page")
+                disabled=move || ctx.pairing.get() != Pairing::Ready
+                on:click=move |_| ctx.page.set(page)
+            >
+                {move || text(ctx.lang(), label)}
+            </button>
+        }
+    };
+    view! {
+        <header class="header">
+            <div class="brand">
+                <span class="logo" aria-hidden="true">"¥"</span>
+                <span>{move || text(ctx.lang(), Text::AppTitle)}</span>
+                <span class="terminal-name">
+                    {move || ctx.terminal.get().map(|terminal| terminal.name)}
+                </span>
+            </div>
+            <nav class="tabs">
+                {tab(Page::Checkout, Text::NavCheckout)}
+                {tab(Page::Payments, Text::NavPayments)}
+                {tab(Page::Settings, Text::NavSettings)}
+            </nav>
+        </header>
+    }
+}
+
+/// "无法连接收款服务…" while the proxy does not answer.
+#[component]
+pub fn OfflineBanner() -> impl IntoView {
+    let ctx = ctx();
+    view! {
+        <Show when=move || !ctx.online.get()>
+            <div class="offline-banner" role="alert" data-testid="offline">
+                {move || text(ctx.lang(), Text::Offline)}
+            </div>
+        </Show>
+    }
+}
+
+/// Whether a notice is a problem (announced as an alert) or a hint (a status).
+pub fn notice_is_problem(notice: &Notice) -> bool {
+    !matches!(notice, Notice::ImeDetected | Notice::RateLimited)
+}
+
+/// The current notice of the checkout, if any.
+#[component]
+pub fn NoticeLine() -> impl IntoView {
+    let ctx = ctx();
+    move || {
+        ctx.checkout.with(|checkout| checkout.notice.clone()).map(|notice| {
+            let role = if notice_is_problem(&notice) { "alert" } else { "status" };
+            view! {
+                <p class="notice" class:problem=notice_is_problem(&notice) role=role data-testid="notice">
+                    {notice_text(ctx.lang(), &notice)}
+                </p>
+            }
+        })
+    }
+}
+
+/// A modal confirmation: a title, a body, and two buttons.
+#[component]
+pub fn ConfirmDialog(
+    /// The question.
+    title: String,
+    /// What it means.
+    body: String,
+    /// The confirming button's label.
+    yes: String,
+    /// The other button's label.
+    no: String,
+    /// Confirmed.
+    on_yes: Callback<()>,
+    /// Dismissed.
+    on_no: Callback<()>,
+    /// Whether confirming is destructive (styled as a warning).
+    #[prop(optional)]
+    danger: bool,
+) -> impl IntoView {
+    view! {
+        <div class="backdrop">
+            <div class="dialog" role="alertdialog" aria-modal="true" aria-labelledby="dialog-title">
+                <h2 id="dialog-title">{title}</h2>
+                <p>{body}</p>
+                <div class="dialog-actions">
+                    <button class="button secondary" data-testid="dialog-no" on:click=move |_| on_no.run(())>
+                        {no}
+                    </button>
+                    <button
+                        class="button"
+                        class:danger=danger
+                        class:primary=!danger
+                        data-testid="dialog-yes"
+                        on:click=move |_| on_yes.run(())
+                    >
+                        {yes}
+                    </button>
+                </div>
+            </div>
+        </div>
+    }
+}

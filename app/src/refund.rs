@@ -1,0 +1,265 @@
+//! Refunds from the payments list: what can be refunded, and the refund dialog's steps.
+//!
+//! The dialog is edit → confirm → send → result. Its `refund_attempt_id` is made once when
+//! the dialog opens and reused for every retry of the same refund, so a retried request never
+//! refunds twice.
+
+use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund};
+
+use crate::remote::ApiFailure;
+
+/// What is left to refund of a payment: nothing unless it is paid.
+pub fn refundable(payment: &Payment) -> Fen {
+    if payment.state != PaymentState::Paid {
+        return Fen::ZERO;
+    }
+    payment
+        .amount_fen
+        .checked_sub(payment.refunded_fen)
+        .unwrap_or(Fen::ZERO)
+}
+
+/// Why the typed refund amount is not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundProblem {
+    /// Not an amount (`12.345`, letters, empty).
+    NotAnAmount,
+    /// Zero.
+    Zero,
+    /// More than is left to refund.
+    TooMuch(Fen),
+}
+
+/// Where the dialog is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefundStage {
+    /// Typing the amount and reason.
+    Editing(Option<RefundProblem>),
+    /// "确认退款 ¥x.xx？".
+    Confirming(Fen),
+    /// The request is out.
+    Sending(Fen),
+    /// The proxy took the refund (it may still be processing).
+    Done(Refund),
+    /// The proxy refused it, or it could not be sent; the message to show.
+    Failed(String),
+}
+
+/// The refund dialog for one payment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefundDialog {
+    /// The payment.
+    pub payment_id: String,
+    /// Its amount.
+    pub paid: Fen,
+    /// What is left to refund.
+    pub remaining: Fen,
+    /// The amount field (yuan).
+    pub amount_text: String,
+    /// The reason field.
+    pub reason: String,
+    /// The idempotency key of this refund.
+    pub refund_attempt_id: AttemptId,
+    /// The step.
+    pub stage: RefundStage,
+}
+
+impl RefundDialog {
+    /// Opens the dialog for `payment`, prefilled with the full remaining amount, or `None` if
+    /// nothing can be refunded.
+    pub fn open(payment: &Payment, refund_attempt_id: AttemptId) -> Option<RefundDialog> {
+        let remaining = refundable(payment);
+        if remaining == Fen::ZERO {
+            return None;
+        }
+        Some(RefundDialog {
+            payment_id: payment.id.clone(),
+            paid: payment.amount_fen,
+            remaining,
+            amount_text: remaining.to_yuan_string(),
+            reason: String::new(),
+            refund_attempt_id,
+            stage: RefundStage::Editing(None),
+        })
+    }
+
+    /// Checks the typed amount.
+    pub fn amount(&self) -> Result<Fen, RefundProblem> {
+        let amount: Fen = self
+            .amount_text
+            .trim()
+            .parse()
+            .map_err(|_| RefundProblem::NotAnAmount)?;
+        if amount == Fen::ZERO {
+            Err(RefundProblem::Zero)
+        } else if amount > self.remaining {
+            Err(RefundProblem::TooMuch(self.remaining))
+        } else {
+            Ok(amount)
+        }
+    }
+
+    /// "退款": checks the amount and asks for confirmation.
+    pub fn submit(&mut self) {
+        if !matches!(self.stage, RefundStage::Editing(_)) {
+            return;
+        }
+        self.stage = match self.amount() {
+            Ok(amount) => RefundStage::Confirming(amount),
+            Err(problem) => RefundStage::Editing(Some(problem)),
+        };
+    }
+
+    /// Back from the confirmation to editing.
+    pub fn edit(&mut self) {
+        if matches!(
+            self.stage,
+            RefundStage::Confirming(_) | RefundStage::Failed(_)
+        ) {
+            self.stage = RefundStage::Editing(None);
+        }
+    }
+
+    /// "确认退款": the request to send, if confirming.
+    pub fn confirm(&mut self) -> Option<CreateRefund> {
+        let RefundStage::Confirming(amount) = self.stage else {
+            return None;
+        };
+        self.stage = RefundStage::Sending(amount);
+        let reason = self.reason.trim();
+        Some(CreateRefund {
+            refund_attempt_id: self.refund_attempt_id.clone(),
+            amount_fen: amount,
+            reason: (!reason.is_empty()).then(|| reason.chars().take(80).collect()),
+        })
+    }
+
+    /// The answer to the request.
+    pub fn answered(&mut self, result: Result<Refund, ApiFailure>) {
+        if !matches!(self.stage, RefundStage::Sending(_)) {
+            return;
+        }
+        self.stage = match result {
+            Ok(refund) => RefundStage::Done(refund),
+            Err(failure) => {
+                RefundStage::Failed(failure.message().map(str::to_owned).unwrap_or_else(|| {
+                    match failure.code() {
+                        Some(code) => code.to_owned(),
+                        None => "NETWORK".to_owned(),
+                    }
+                }))
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paycode_api::{ErrorBody, RefundState};
+
+    fn attempt(n: u8) -> AttemptId {
+        AttemptId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02x}")).unwrap()
+    }
+
+    fn paid(amount: u64, refunded: u64) -> Payment {
+        Payment {
+            id: "pay_9".to_owned(),
+            attempt_id: attempt(9),
+            terminal_id: "t".to_owned(),
+            out_trade_no: "PC9".to_owned(),
+            amount_fen: Fen(amount),
+            auth_code_last4: "1234".to_owned(),
+            description: "d".to_owned(),
+            state: PaymentState::Paid,
+            version: 3,
+            failure: None,
+            transaction_id: Some("4200".to_owned()),
+            cancel_requested: false,
+            money_returned: false,
+            deadline_in_ms: None,
+            refunded_fen: Fen(refunded),
+            refunds: Vec::new(),
+            created_at: "2025-11-28T05:00:00Z".to_owned(),
+            updated_at: "2025-11-28T05:00:00Z".to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_paid_payments_with_money_left_are_refundable() {
+        assert_eq!(refundable(&paid(1230, 0)), Fen(1230));
+        assert_eq!(refundable(&paid(1230, 230)), Fen(1000));
+        assert_eq!(refundable(&paid(1230, 1230)), Fen::ZERO);
+        let mut failed = paid(1230, 0);
+        failed.state = PaymentState::Failed;
+        assert_eq!(refundable(&failed), Fen::ZERO);
+        assert!(RefundDialog::open(&failed, attempt(1)).is_none());
+    }
+
+    #[test]
+    fn a_partial_refund_goes_through_confirmation_with_one_key() {
+        let mut dialog = RefundDialog::open(&paid(1230, 230), attempt(1)).unwrap();
+        assert_eq!(dialog.amount_text, "10.00");
+        dialog.amount_text = "10.01".to_owned();
+        dialog.submit();
+        assert_eq!(
+            dialog.stage,
+            RefundStage::Editing(Some(RefundProblem::TooMuch(Fen(1000))))
+        );
+        dialog.amount_text = "3.5".to_owned();
+        dialog.reason = "  退货 ".to_owned();
+        dialog.submit();
+        assert_eq!(dialog.stage, RefundStage::Confirming(Fen(350)));
+        let request = dialog.confirm().unwrap();
+        assert_eq!(request.amount_fen, Fen(350));
+        assert_eq!(request.reason.as_deref(), Some("退货"));
+        assert_eq!(request.refund_attempt_id, attempt(1));
+        assert_eq!(dialog.confirm(), None, "no second request while sending");
+        dialog.answered(Err(ApiFailure::Network));
+        assert_eq!(dialog.stage, RefundStage::Failed("NETWORK".to_owned()));
+        // Retrying keeps the same idempotency key.
+        dialog.edit();
+        dialog.submit();
+        assert_eq!(dialog.confirm().unwrap().refund_attempt_id, attempt(1));
+        dialog.answered(Ok(Refund {
+            id: "ref_1".to_owned(),
+            refund_attempt_id: attempt(1),
+            out_refund_no: "R1".to_owned(),
+            amount_fen: Fen(350),
+            reason: Some("退货".to_owned()),
+            state: RefundState::Processing,
+            failure: None,
+            created_at: "2025-11-28T05:01:00Z".to_owned(),
+        }));
+        assert!(matches!(dialog.stage, RefundStage::Done(_)));
+    }
+
+    #[test]
+    fn bad_amounts_are_refused() {
+        let mut dialog = RefundDialog::open(&paid(1230, 0), attempt(1)).unwrap();
+        for (text, problem) in [
+            ("12.345", RefundProblem::NotAnAmount),
+            ("abc", RefundProblem::NotAnAmount),
+            ("", RefundProblem::NotAnAmount),
+            ("0", RefundProblem::Zero),
+        ] {
+            dialog.amount_text = text.to_owned();
+            assert_eq!(dialog.amount(), Err(problem), "{text}");
+        }
+        dialog.amount_text = "12.30".to_owned();
+        assert_eq!(dialog.amount(), Ok(Fen(1230)));
+        dialog.stage = RefundStage::Sending(Fen(1230));
+        dialog.answered(Err(ApiFailure::Http {
+            status: 409,
+            body: Some(ErrorBody {
+                code: "REFUND_EXCEEDS_PAYMENT".to_owned(),
+                message: "退款金额超过可退金额".to_owned(),
+                field: Some("amount_fen".to_owned()),
+            }),
+        }));
+        assert_eq!(
+            dialog.stage,
+            RefundStage::Failed("退款金额超过可退金额".to_owned())
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! Browser tests of the cashier app (issue #5): the built app (`dist/`) in real headless
+//! Chromium, driven through chromedriver (W3C WebDriver) with real key events, against
+//! `paycode-proxy demo` with its embedded WeChat Pay simulator on free ports.
+//!
+//! Nothing is skipped: without Chromium, chromedriver or the built app each test fails and
+//! says which command installs or builds it. The tests run one at a time (one browser and
+//! one demo each); every final state is saved as a screenshot under
+//! `<target dir>/browser-screenshots/`.
+
+mod demo;
+mod webdriver;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use paycode_api::{Fen, PaymentState};
+use serde_json::{Value, json};
+
+use crate::demo::{Demo, screenshot_dir};
+use crate::webdriver::{Driver, ENTER, Session, Stroke};
+
+/// Simulated WeChat runs this many times faster than real time (the proxy's 40 s wait for a
+/// password becomes 8 s, the 15 s reverse rule 3 s).
+const TIME_SCALE: f64 = 5.0;
+/// How long a screen may take to reach a state.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One browser and one demo at a time: the machine is small and Chromium is heavy.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|error| error.into_inner())
+}
+
+/// Scanner timing: 18 digits with pauses of 5–15 ms (a fixed pseudo-random sequence),
+/// then Enter.
+fn scanner_strokes(code: &str) -> Vec<Stroke> {
+    let mut seed: u32 = 0x2545_f491;
+    let mut strokes: Vec<Stroke> = code
+        .chars()
+        .map(|digit| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            Stroke {
+                key: digit.to_string(),
+                pause_ms: 5 + u64::from((seed >> 16) % 11),
+            }
+        })
+        .collect();
+    strokes.push(Stroke {
+        key: ENTER.to_owned(),
+        pause_ms: 0,
+    });
+    strokes
+}
+
+/// Human timing: 130–190 ms between keys.
+fn human_strokes(text: &str, enter: bool) -> Vec<Stroke> {
+    let mut strokes: Vec<Stroke> = text
+        .chars()
+        .enumerate()
+        .map(|(index, character)| Stroke {
+            key: character.to_string(),
+            pause_ms: 130 + (index as u64 * 37) % 61,
+        })
+        .collect();
+    if enter {
+        strokes.push(Stroke {
+            key: ENTER.to_owned(),
+            pause_ms: 0,
+        });
+    }
+    strokes
+}
+
+/// The cashier page in a browser, with the demo behind it.
+struct Till<'a> {
+    page: Session<'a>,
+    demo: &'a Demo,
+}
+
+impl<'a> Till<'a> {
+    /// Opens the app (demo mode pairs it by itself) and waits for the amount screen.
+    fn open(page: Session<'a>, demo: &'a Demo) -> Till<'a> {
+        page.goto(&demo.app_url);
+        let till = Till { page, demo };
+        till.page.wait_text("[data-testid=amount]", WAIT);
+        till
+    }
+
+    /// Records every keydown the page sees (time, code, key, trusted).
+    fn record_keys(&self) {
+        self.page.execute(
+            "window.__keys = []; window.addEventListener('keydown', (e) => \
+             window.__keys.push([e.timeStamp, e.code, e.key, e.isTrusted]), true);",
+            json!([]),
+        );
+    }
+
+    fn recorded_keys(&self) -> Vec<Value> {
+        self.page
+            .execute("return window.__keys || []", json!([]))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Types the amount at human speed on the physical keyboard and presses Enter.
+    fn enter_amount(&self, yuan: &str) {
+        self.page.keys(&human_strokes(yuan, false));
+        let shown = self.page.wait_for(
+            "the typed amount",
+            WAIT,
+            &format!(
+                "const t = document.querySelector('[data-testid=amount]').innerText; \
+                 return t === {} ? t : null",
+                json!(format!("¥{yuan}"))
+            ),
+        );
+        assert_eq!(shown, json!(format!("¥{yuan}")));
+        self.page.keys(&[Stroke {
+            key: ENTER.to_owned(),
+            pause_ms: 0,
+        }]);
+        let headline = self.page.wait_text("[data-testid=awaiting-code] h1", WAIT);
+        assert_eq!(headline, "请出示付款码");
+    }
+
+    /// Scans `code` as a wedge scanner does and returns the page-side gaps between digits.
+    fn scan(&self, code: &str) -> Vec<f64> {
+        self.record_keys();
+        self.page.keys(&scanner_strokes(code));
+        let keys = self.recorded_keys();
+        assert_eq!(
+            keys.len(),
+            19,
+            "18 digits and Enter reached the page: {keys:?}"
+        );
+        assert!(
+            keys.iter().all(|key| key[3] == json!(true)),
+            "every key event is trusted (real input, not synthetic): {keys:?}"
+        );
+        assert_eq!(keys[18][1], json!("Enter"));
+        let times: Vec<f64> = keys[..18]
+            .iter()
+            .filter_map(|key| key[0].as_f64())
+            .collect();
+        times.windows(2).map(|pair| pair[1] - pair[0]).collect()
+    }
+
+    /// Waits until the payment screen shows `state`.
+    fn wait_state(&self, state: PaymentState) {
+        self.page.wait_for(
+            &format!("the payment to be {state}"),
+            WAIT,
+            &format!(
+                "const e = document.querySelector('[data-testid=paying]'); \
+                 return e && e.dataset.state === {} ? true : null",
+                json!(state.as_str())
+            ),
+        );
+    }
+
+    fn headline(&self) -> String {
+        self.page.text("[data-testid=headline]").unwrap_or_default()
+    }
+
+    /// The one payment the demo terminal has, checked to be the only one.
+    fn only_payment(&self) -> paycode_api::Payment {
+        let list = self.demo.payments();
+        assert_eq!(
+            list.payments.len(),
+            1,
+            "exactly one payment exists: {:?}",
+            list.payments
+        );
+        list.payments[0].clone()
+    }
+
+    fn shot(&self, name: &str) {
+        let path = screenshot_dir().join(format!("{name}.png"));
+        self.page.screenshot(&path);
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+#[test]
+fn password_free_payment_by_scanner_keystrokes() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("12.3");
+    let code = demo.code("password_free");
+    let gaps = till.scan(&code);
+    till.wait_state(PaymentState::Paid);
+
+    assert_eq!(till.headline(), "收款成功 ¥12.30");
+    assert_eq!(
+        till.page.text("[data-testid=masked-code]").as_deref(),
+        Some(format!("••••{}", &code[14..]).as_str())
+    );
+    let receipt = till.page.text("[data-testid=receipt]").unwrap_or_default();
+    assert!(receipt.contains("¥12.30"), "{receipt}");
+    assert!(!receipt.contains(&code), "the full code is never shown");
+    let payment = till.only_payment();
+    assert_eq!(payment.state, PaymentState::Paid);
+    assert_eq!(payment.amount_fen, Fen(1230));
+    let stored = till
+        .page
+        .execute("return localStorage.getItem('paycode.attempt')", json!([]));
+    assert_eq!(stored, Value::Null, "a settled attempt is forgotten");
+    let max_gap = gaps.iter().copied().fold(0.0, f64::max);
+    let average = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    eprintln!("scanner gaps seen by the page: average {average:.1} ms, max {max_gap:.1} ms");
+    assert!(max_gap <= 80.0 && average <= 35.0, "{gaps:?}");
+    till.shot("password_free_paid");
+
+    // Auto-next: the success screen gives way to a new sale by itself.
+    till.page
+        .wait_text("[data-testid=amount]", Duration::from_secs(10));
+    assert_eq!(
+        till.page.text("[data-testid=amount]").as_deref(),
+        Some("¥0.00")
+    );
+}
+
+#[test]
+fn password_flow_confirmed_through_the_simulator() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("88");
+    till.scan(&demo.code("password_waits"));
+    till.wait_state(PaymentState::WaitingForCustomer);
+    assert_eq!(
+        till.headline(),
+        "用户支付中，请提示顾客在手机上输入支付密码"
+    );
+    let countdown = till.page.wait_text("[data-testid=countdown] strong", WAIT);
+    assert!(countdown.ends_with('s'), "{countdown}");
+    till.shot("password_waiting");
+
+    let payment = till.only_payment();
+    assert!(
+        demo.pending_prompts().contains(&payment.out_trade_no),
+        "the simulator shows the password prompt"
+    );
+    demo.confirm_password(&payment.out_trade_no);
+    till.wait_state(PaymentState::Paid);
+    assert_eq!(till.headline(), "收款成功 ¥88.00");
+    assert_eq!(till.only_payment().state, PaymentState::Paid);
+    till.shot("password_paid");
+}
+
+#[test]
+fn cashier_cancel_with_confirmation() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("25.5");
+    till.scan(&demo.code("password_waits"));
+    till.wait_state(PaymentState::WaitingForCustomer);
+    till.page.wait_for(
+        "the cancel button to be enabled",
+        WAIT,
+        "const b = document.querySelector('[data-testid=cancel]'); return b && !b.disabled",
+    );
+    till.page.click("[data-testid=cancel]");
+    let dialog = till.page.wait_text("[role=alertdialog]", WAIT);
+    assert!(dialog.contains("确定取消这笔收款"), "{dialog}");
+    till.shot("cancel_confirmation");
+    till.page.click("[data-testid=dialog-yes]");
+    till.wait_state(PaymentState::Cancelled);
+    assert!(till.headline().starts_with("已"), "{}", till.headline());
+    let payment = till.only_payment();
+    assert_eq!(payment.state, PaymentState::Cancelled);
+    assert!(payment.cancel_requested);
+    assert!(
+        till.page.text("[data-testid=rescan]").is_some(),
+        "rescanning is offered"
+    );
+    till.shot("cancelled");
+}
+
+#[test]
+fn an_expired_code_fails_with_an_actionable_reason() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("9.9");
+    till.scan(&demo.code("expired"));
+    till.wait_state(PaymentState::Failed);
+    assert_eq!(till.headline(), "收款失败");
+    assert_eq!(
+        till.page.text("[data-testid=detail]").as_deref(),
+        Some("付款码已过期，请顾客刷新付款码后重新扫码")
+    );
+    let role = till.page.execute(
+        "return document.querySelector('[data-testid=headline]').getAttribute('role')",
+        json!([]),
+    );
+    assert_eq!(role, json!("alert"));
+    till.shot("expired_failed");
+
+    // 重新扫码 keeps the amount and arms the scanner again.
+    till.page.click("[data-testid=rescan]");
+    assert_eq!(
+        till.page.wait_text("[data-testid=charge-amount]", WAIT),
+        "¥9.90"
+    );
+}
+
+#[test]
+fn human_speed_typing_of_a_code_is_not_a_scan() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("12");
+    let code = demo.code("password_free");
+    till.page.keys(&human_strokes(&code, true));
+    let notice = till.page.wait_text("[data-testid=notice]", WAIT);
+    assert_eq!(notice, "请使用扫码枪或在手动输入框输入");
+    assert!(till.page.text("[data-testid=awaiting-code]").is_some());
+    assert!(till.page.text("[data-testid=paying]").is_none());
+    assert!(
+        demo.payments().payments.is_empty(),
+        "no payment was created"
+    );
+    till.shot("human_typing_rejected");
+
+    // The explicit manual-entry field takes the same code.
+    till.page.click("[data-testid=manual-open]");
+    till.page
+        .type_into("[data-testid=manual-code]", &format!("{code}{ENTER}"));
+    till.wait_state(PaymentState::Paid);
+    assert_eq!(till.only_payment().state, PaymentState::Paid);
+}
+
+#[test]
+fn a_scan_while_typing_the_amount_never_reaches_it() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.page.keys(&human_strokes("7", false));
+    till.page.wait_for(
+        "the amount 7",
+        WAIT,
+        "return document.querySelector('[data-testid=amount]').innerText === '¥7'",
+    );
+    till.scan(&demo.code("password_free"));
+    let notice = till.page.wait_text("[data-testid=notice]", WAIT);
+    assert_eq!(notice, "检测到扫码，请先确认金额");
+    assert_eq!(
+        till.page.text("[data-testid=amount]").as_deref(),
+        Some("¥7")
+    );
+    assert!(demo.payments().payments.is_empty());
+    till.shot("scan_during_amount");
+}
+
+#[test]
+fn a_reload_mid_payment_resumes_the_same_payment() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("66.6");
+    till.scan(&demo.code("password_waits"));
+    till.wait_state(PaymentState::WaitingForCustomer);
+    let before = till.only_payment();
+    let stored = till
+        .page
+        .execute("return localStorage.getItem('paycode.attempt')", json!([]));
+    let stored: Value = serde_json::from_str(stored.as_str().expect("an attempt is stored"))
+        .expect("the attempt is JSON");
+    assert_eq!(stored["attempt_id"], json!(before.attempt_id.as_str()));
+    assert!(
+        stored.get("auth_code").is_none(),
+        "the code is forgotten once acknowledged"
+    );
+
+    till.page.refresh();
+    till.wait_state(PaymentState::WaitingForCustomer);
+    assert_eq!(
+        till.headline(),
+        "用户支付中，请提示顾客在手机上输入支付密码"
+    );
+    let after = till.only_payment();
+    assert_eq!(after.id, before.id, "the same payment, not a second one");
+
+    demo.confirm_password(&before.out_trade_no);
+    till.wait_state(PaymentState::Paid);
+    assert_eq!(till.headline(), "收款成功 ¥66.60");
+    assert_eq!(till.only_payment().state, PaymentState::Paid);
+    till.shot("reload_resumed_paid");
+}
+
+#[test]
+fn the_network_going_down_mid_payment_loses_nothing() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("30");
+    till.scan(&demo.code("password_waits"));
+    till.wait_state(PaymentState::WaitingForCustomer);
+    let payment = till.only_payment();
+
+    till.page.set_offline(true);
+    let banner = till.page.wait_text("[data-testid=offline]", WAIT);
+    assert!(banner.contains("无法连接收款服务"), "{banner}");
+    // The customer pays while the till is cut off.
+    demo.confirm_password(&payment.out_trade_no);
+    till.shot("offline_banner");
+
+    till.page.set_offline(false);
+    till.wait_state(PaymentState::Paid);
+    till.page.wait_for(
+        "the banner to go",
+        WAIT,
+        "return document.querySelector('[data-testid=offline]') === null",
+    );
+    assert_eq!(till.only_payment().id, payment.id);
+}
+
+#[test]
+fn refund_from_the_list() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    demo.sim_settings(json!({"refund_delay_secs": 1}));
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.enter_amount("20");
+    till.scan(&demo.code("password_free"));
+    till.wait_state(PaymentState::Paid);
+    till.page.click("[data-testid=next]");
+    till.page.wait_text("[data-testid=amount]", WAIT);
+
+    till.page.click(".tabs .tab:nth-child(2)");
+    till.page.wait_text("[data-testid=payment-row]", WAIT);
+    assert_eq!(
+        till.page.text("[data-testid=total-paid]").as_deref(),
+        Some("¥20.00")
+    );
+    till.page.click("[data-testid=refund]");
+    let prefilled = till.page.execute(
+        "return document.querySelector('[data-testid=refund-amount]').value",
+        json!([]),
+    );
+    assert_eq!(prefilled, json!("20.00"), "the full amount is offered");
+    till.page.type_into("[data-testid=refund-amount]", "5.5");
+    till.page.click("[data-testid=refund-submit]");
+    let confirm = till
+        .page
+        .wait_text("[data-testid=refund-confirm-line]", WAIT);
+    assert_eq!(confirm, "确认退款 ¥5.50?");
+    till.page.click("[data-testid=refund-confirm]");
+    let result = till.page.wait_text("[data-testid=refund-result]", WAIT);
+    assert!(result.starts_with("退款已受理 ¥5.50"), "{result}");
+    till.page.click("[data-testid=refund-close]");
+
+    // The list reloads; once WeChat has moved the money the totals show it.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if till.page.text("[data-testid=total-refunded]").as_deref() == Some("¥5.50") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refund never showed in the totals: {:?}",
+            demo.payments().payments
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        till.page.click("[data-testid=reload]");
+    }
+    assert_eq!(
+        till.page.text("[data-testid=total-net]").as_deref(),
+        Some("¥14.50")
+    );
+    let payment = till.only_payment();
+    assert_eq!(payment.refunded_fen, Fen(550));
+    till.shot("refund_list");
+}
+
+#[test]
+fn the_layout_fits_a_tablet_and_a_desktop() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    for (width, height) in [(1280, 800), (1920, 1080)] {
+        let till = Till::open(driver.session(width, height), &demo);
+        let fits = "return [document.documentElement.scrollWidth <= window.innerWidth, \
+                    document.documentElement.scrollHeight <= window.innerHeight, \
+                    window.innerWidth, window.innerHeight]";
+        let measured = till.page.execute(fits, json!([]));
+        assert_eq!(measured[2], json!(width));
+        assert_eq!(measured[3], json!(height));
+        assert_eq!(
+            (measured[0].clone(), measured[1].clone()),
+            (json!(true), json!(true)),
+            "the amount screen fits {width}x{height} without scrolling"
+        );
+        let smallest_key = till.page.execute(
+            "return Math.min(...[...document.querySelectorAll('.key')].map(k => \
+             Math.min(k.getBoundingClientRect().width, k.getBoundingClientRect().height)))",
+            json!([]),
+        );
+        assert!(
+            smallest_key.as_f64().unwrap_or(0.0) >= 48.0,
+            "keypad keys are at least 48 px at {width}x{height}: {smallest_key}"
+        );
+        till.shot(&format!("amount_{width}x{height}"));
+        till.enter_amount("12.3");
+        let measured = till.page.execute(fits, json!([]));
+        assert_eq!(
+            (measured[0].clone(), measured[1].clone()),
+            (json!(true), json!(true)),
+            "the waiting screen fits {width}x{height}"
+        );
+        till.shot(&format!("awaiting_code_{width}x{height}"));
+    }
+}
+
+#[test]
+fn settings_pairing_language_and_sound() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::start();
+    let till = Till::open(driver.session(1280, 800), &demo);
+
+    till.page.click(".tabs .tab:nth-child(3)");
+    let terminal = till.page.wait_text("[data-testid=terminal]", WAIT);
+    assert!(terminal.starts_with("demo-counter"), "{terminal}");
+
+    // A token is checked with the proxy before it is saved.
+    till.page
+        .type_into("[data-testid=token]", &format!("pct_notarealtoken{ENTER}"));
+    assert_eq!(
+        till.page.wait_text("[data-testid=token-status]", WAIT),
+        "令牌无效，请核对后重试"
+    );
+    till.page
+        .type_into("[data-testid=token]", &format!("{}{ENTER}", demo.token));
+    till.page.wait_for(
+        "the token to be accepted",
+        WAIT,
+        "const e = document.querySelector('[data-testid=token-status]'); \
+         return e && e.innerText.startsWith('已配对') ? e.innerText : null",
+    );
+
+    till.page.click("[data-testid=lang-en]");
+    till.page.click("[data-testid=sound-off]");
+    let stored = till.page.execute(
+        "return [localStorage.getItem('paycode.lang'), localStorage.getItem('paycode.sound'), \
+         document.documentElement.lang]",
+        json!([]),
+    );
+    assert_eq!(stored, json!(["en", "off", "en"]));
+    till.shot("settings_english");
+
+    // The choice survives a reload, and the checkout speaks English.
+    till.page.refresh();
+    till.page.wait_text("[data-testid=amount]", WAIT);
+    till.page.keys(&human_strokes("5", true));
+    assert_eq!(
+        till.page.wait_text("[data-testid=awaiting-code] h1", WAIT),
+        "Please show your payment code"
+    );
+    assert_eq!(
+        till.page.text(".tabs .tab:nth-child(1)").as_deref(),
+        Some("Checkout")
+    );
+}

@@ -1,0 +1,363 @@
+//! A small W3C WebDriver client over blocking reqwest: chromedriver as a child process, one
+//! headless Chromium session with a fresh profile, and the handful of commands the browser
+//! tests need (navigate, run script, find and click, real key actions, screenshots).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Where a program is: the environment variable `env`, else the first of `names` on `PATH`.
+fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Chromium, or a failure that says how to install it.
+pub fn chromium_binary() -> PathBuf {
+    find_program(
+        "PAYCODE_CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "the browser tests need Chromium, which is not installed: run `scripts/test` (it \
+             installs it through `ensure_chromium` in scripts/lib.sh) or \
+             `apt-get install chromium chromium-driver`; PAYCODE_CHROMIUM names another binary"
+        )
+    })
+}
+
+/// chromedriver, or a failure that says how to install it.
+pub fn chromedriver_binary() -> PathBuf {
+    find_program("PAYCODE_CHROMEDRIVER", &["chromedriver"]).unwrap_or_else(|| {
+        panic!(
+            "the browser tests need chromedriver, which is not installed: run `scripts/test` (it \
+             installs it through `ensure_chromium` in scripts/lib.sh) or \
+             `apt-get install chromium-driver`; PAYCODE_CHROMEDRIVER names another binary"
+        )
+    })
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// A key action step: press and release a key, then pause.
+#[derive(Clone, Debug)]
+pub struct Stroke {
+    /// The WebDriver key value: a character, or [`ENTER`].
+    pub key: String,
+    /// The pause after releasing it, in milliseconds.
+    pub pause_ms: u64,
+}
+
+/// The WebDriver key value of the main Enter key (`Return`, code `Enter`; `\u{E007}` is
+/// the keypad's Enter).
+pub const ENTER: &str = "\u{E006}";
+
+/// chromedriver, running.
+pub struct Driver {
+    process: Child,
+    base: String,
+    client: Client,
+}
+
+impl Driver {
+    /// Starts chromedriver on a free port and waits until it is ready.
+    pub fn start() -> Driver {
+        let binary = chromedriver_binary();
+        let port = free_port();
+        let process = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        let driver = Driver {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            client: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = driver
+                .client
+                .get(format!("{}/status", driver.base))
+                .send()
+                .ok()
+                .and_then(|response| response.json::<Value>().ok())
+                .is_some_and(|status| status["value"]["ready"] == json!(true));
+            if ready {
+                return driver;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Opens a headless Chromium with a fresh profile and a `width`×`height` window.
+    pub fn session(&self, width: u32, height: u32) -> Session<'_> {
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let chromium = chromium_binary();
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": [
+                            "--headless",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--no-first-run",
+                            "--disable-dev-shm-usage",
+                            "--hide-scrollbars",
+                            "--lang=zh-CN",
+                            "--autoplay-policy=no-user-gesture-required",
+                            format!("--window-size={width},{height}"),
+                            format!("--user-data-dir={}", profile.path().display()),
+                        ],
+                    },
+                },
+            },
+        });
+        let reply = self.post("/session", &capabilities);
+        let id = reply["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chromedriver refused the session: {reply}"))
+            .to_owned();
+        let session = Session {
+            driver: self,
+            id,
+            _profile: profile,
+        };
+        session.set_viewport(width, height);
+        session
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .unwrap_or_else(|error| panic!("WebDriver POST {path} failed: {error}"));
+        response
+            .json()
+            .unwrap_or_else(|error| panic!("WebDriver POST {path}: unreadable reply: {error}"))
+    }
+
+    fn get(&self, path: &str) -> Value {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .and_then(|response| response.json())
+            .unwrap_or_else(|error| panic!("WebDriver GET {path} failed: {error}"))
+    }
+
+    fn delete(&self, path: &str) {
+        let _ = self.client.delete(format!("{}{path}", self.base)).send();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// One browser session.
+pub struct Session<'a> {
+    driver: &'a Driver,
+    id: String,
+    _profile: TempDir,
+}
+
+impl Session<'_> {
+    fn path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.id)
+    }
+
+    fn command(&self, rest: &str, body: Value) -> Value {
+        let reply = self.driver.post(&self.path(rest), &body);
+        if let Some(error) = reply["value"]["error"].as_str() {
+            panic!(
+                "WebDriver {rest} failed: {error}: {}",
+                reply["value"]["message"]
+            );
+        }
+        reply["value"].clone()
+    }
+
+    /// Makes the page's viewport exactly `width`×`height` CSS pixels.
+    pub fn set_viewport(&self, width: u32, height: u32) {
+        let outer = self.execute(
+            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]",
+            json!([]),
+        );
+        let extra_width = outer[0].as_u64().unwrap_or(0) as u32;
+        let extra_height = outer[1].as_u64().unwrap_or(0) as u32;
+        self.command(
+            "/window/rect",
+            json!({"width": width + extra_width, "height": height + extra_height}),
+        );
+    }
+
+    /// Navigates and waits for the load event.
+    pub fn goto(&self, url: &str) {
+        self.command("/url", json!({ "url": url }));
+    }
+
+    /// Reloads the page.
+    pub fn refresh(&self) {
+        self.command("/refresh", json!({}));
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its result.
+    pub fn execute(&self, script: &str, args: Value) -> Value {
+        self.command("/execute/sync", json!({ "script": script, "args": args }))
+    }
+
+    /// Polls `script` until it returns something other than `null`/`false`, or fails with
+    /// `what` after `timeout`, with a screenshot of the page at that moment.
+    pub fn wait_for(&self, what: &str, timeout: Duration, script: &str) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.execute(script, json!([]));
+            if !value.is_null() && value != json!(false) {
+                return value;
+            }
+            if Instant::now() > deadline {
+                let body = self.execute("return document.body.innerText", json!([]));
+                panic!("timed out after {timeout:?} waiting for {what}; the page says:\n{body}");
+            }
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    /// Waits for an element matching `css` and returns its visible text.
+    pub fn wait_text(&self, css: &str, timeout: Duration) -> String {
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.innerText : null",
+            json!(css)
+        );
+        self.wait_for(css, timeout, &script)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The visible text of the first element matching `css`, if any.
+    pub fn text(&self, css: &str) -> Option<String> {
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.innerText : null",
+            json!(css)
+        );
+        self.execute(&script, json!([])).as_str().map(str::to_owned)
+    }
+
+    /// Clicks the first element matching `css` with a real (trusted) pointer click.
+    pub fn click(&self, css: &str) {
+        let found = self.command("/element", json!({"using": "css selector", "value": css}));
+        let element = found
+            .as_object()
+            .and_then(|object| object.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned();
+        self.command(&format!("/element/{element}/click"), json!({}));
+    }
+
+    /// Types `text` into the first element matching `css` (real key events).
+    pub fn type_into(&self, css: &str, text: &str) {
+        let found = self.command("/element", json!({"using": "css selector", "value": css}));
+        let element = found
+            .as_object()
+            .and_then(|object| object.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned();
+        self.command(&format!("/element/{element}/clear"), json!({}));
+        self.command(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    /// Presses keys through the WebDriver actions API: chromedriver dispatches them as
+    /// trusted key events through the browser's input pipeline, with the given pauses.
+    pub fn keys(&self, strokes: &[Stroke]) {
+        let mut actions = Vec::new();
+        for stroke in strokes {
+            actions.push(json!({"type": "keyDown", "value": stroke.key}));
+            actions.push(json!({"type": "keyUp", "value": stroke.key}));
+            if stroke.pause_ms > 0 {
+                actions.push(json!({"type": "pause", "duration": stroke.pause_ms}));
+            }
+        }
+        self.command(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+        self.driver.delete(&self.path("/actions"));
+    }
+
+    /// Turns the browser's network off or on (chromedriver's network emulation).
+    pub fn set_offline(&self, offline: bool) {
+        self.command(
+            "/chromium/network_conditions",
+            json!({"network_conditions": {
+                "offline": offline,
+                "latency": 0,
+                "download_throughput": -1,
+                "upload_throughput": -1,
+            }}),
+        );
+    }
+
+    /// Saves a PNG of the viewport to `path`.
+    pub fn screenshot(&self, path: &Path) {
+        let data = self.driver.get(&self.path("/screenshot"))["value"]
+            .as_str()
+            .map(str::to_owned)
+            .expect("a screenshot");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("the screenshot is base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("the screenshot directory");
+        }
+        std::fs::write(path, png).expect("the screenshot is written");
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.driver.delete(&format!("/session/{}", self.id));
+    }
+}
