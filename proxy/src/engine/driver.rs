@@ -30,10 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use wxpay::client::CallOptions;
-use wxpay::codes::Api;
 use wxpay::messages::{
     MicropayRequest, OrderQueryRequest, OrderRef, OutRefundNo, OutTradeNo, RefundQueryBy,
-    RefundQueryRequest, RefundRequest, ReverseRequest,
+    RefundQueryRequest, RefundRequest, Request, ReverseRequest,
 };
 
 use super::classify::{self, RefundOutcome, RefundQueryOutcome};
@@ -610,6 +609,19 @@ impl Shared {
         });
     }
 
+    /// Calls WeChat and records the call's outcome and latency.
+    async fn call<R: Request>(
+        &self,
+        request: &R,
+        options: CallOptions,
+    ) -> wxpay::Result<R::Response> {
+        let started = Instant::now();
+        let result = self.client.call_with(request, options).await;
+        self.metrics
+            .observe_call(R::API, CallOutcome::of(&result), started.elapsed());
+        result
+    }
+
     async fn step_payment(&self, payment_id: &str) -> Result<(), StoreError> {
         let Some(record) = self.store.get_payment(payment_id).await? else {
             return Ok(());
@@ -704,16 +716,12 @@ impl Shared {
         );
         request.device_info = Some(record.terminal_id.replace('-', ""));
         self.limiter.admit().await;
-        let started = Instant::now();
         let result = self
-            .client
-            .call_with(
+            .call(
                 &request,
                 CallOptions::with_read_timeout(self.settings.micropay_timeout),
             )
             .await;
-        self.metrics
-            .observe_call(Api::Micropay, CallOutcome::of(&result), started.elapsed());
         let outcome = classify::micropay(result);
         self.decide(ahead, Action::Micropay, Counter::None, move |facts, now| {
             let mut facts = facts.clone();
@@ -730,13 +738,7 @@ impl Shared {
                 let request = OrderQueryRequest {
                     order: OrderRef::OutTradeNo(number),
                 };
-                let started = Instant::now();
-                let result = self.client.call(&request).await;
-                self.metrics.observe_call(
-                    Api::OrderQuery,
-                    CallOutcome::of(&result),
-                    started.elapsed(),
-                );
+                let result = self.call(&request, CallOptions::default()).await;
                 classify::query(result)
             }
             Err(error) => machine::QueryOutcome::Unknown {
@@ -764,13 +766,7 @@ impl Shared {
                 let request = ReverseRequest {
                     order: OrderRef::OutTradeNo(number),
                 };
-                let started = Instant::now();
-                let result = self.client.call(&request).await;
-                self.metrics.observe_call(
-                    Api::Reverse,
-                    CallOutcome::of(&result),
-                    started.elapsed(),
-                );
+                let result = self.call(&request, CallOptions::default()).await;
                 classify::reverse(result)
             }
             Err(error) => machine::ReverseOutcome::Impossible {
@@ -891,10 +887,7 @@ impl Shared {
                     refund_account: None,
                     notify_url: None,
                 };
-                let started = Instant::now();
-                let result = self.client.call(&request).await;
-                self.metrics
-                    .observe_call(Api::Refund, CallOutcome::of(&result), started.elapsed());
+                let result = self.call(&request, CallOptions::default()).await;
                 match classify::refund(result) {
                     RefundOutcome::Accepted { refund_id } => {
                         refund.state = RefundState::Processing;
@@ -924,13 +917,7 @@ impl Shared {
                     by: RefundQueryBy::OutRefundNo(out_refund_no),
                     offset: None,
                 };
-                let started = Instant::now();
-                let result = self.client.call(&request).await;
-                self.metrics.observe_call(
-                    Api::RefundQuery,
-                    CallOutcome::of(&result),
-                    started.elapsed(),
-                );
+                let result = self.call(&request, CallOptions::default()).await;
                 match classify::refund_query(result, &refund.out_refund_no) {
                     RefundQueryOutcome::Succeeded => {
                         refund.state = RefundState::Succeeded;
