@@ -220,6 +220,7 @@ impl From<StoreError> for ApiError {
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::Io(_)),
             ) => ApiError::Unavailable(Box::new(StoreError::Database(database_error))),
+            error @ StoreError::NotCommitted { .. } => ApiError::Unavailable(Box::new(error)),
             other => ApiError::Internal(Box::new(other)),
         }
     }

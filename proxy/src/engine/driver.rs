@@ -132,7 +132,7 @@ struct Shared {
     /// Keys with a step running, and whether the schedule asked for them meanwhile.
     in_flight: Mutex<HashMap<Key, bool>>,
     wake: Notify,
-    watchers: Mutex<HashMap<String, watch::Sender<u64>>>,
+    watchers: Mutex<HashMap<String, watch::Sender<Option<Arc<PaymentRecord>>>>>,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -355,13 +355,13 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Subscribes to a payment's version: the receiver sees every version the engine or a
-    /// cancel commits. Subscribe *before* reading the payment so no change is missed.
+    /// Subscribes to a payment: the subscription sees every version the engine or a cancel
+    /// commits, as committed. Subscribe *before* reading the payment so no change is missed.
     pub fn watch(&self, payment_id: &str) -> Watch {
         let mut watchers = lock(&self.shared.watchers);
         let sender = watchers
             .entry(payment_id.to_owned())
-            .or_insert_with(|| watch::channel(0).0);
+            .or_insert_with(|| watch::channel(None).0);
         Watch {
             receiver: sender.subscribe(),
             shared: Arc::clone(&self.shared),
@@ -407,18 +407,24 @@ impl Engine {
 
 /// A subscription to one payment's version, from [`Engine::watch`].
 pub struct Watch {
-    receiver: watch::Receiver<u64>,
+    receiver: watch::Receiver<Option<Arc<PaymentRecord>>>,
     shared: Arc<Shared>,
     payment_id: String,
 }
 
 impl Watch {
-    /// Waits until a version newer than the last one seen is committed.
-    pub async fn changed(&mut self) {
-        if self.receiver.changed().await.is_err() {
-            // The sender lives as long as a subscription does; this cannot end early, but
-            // if it did, waiting forever is the correct "no change" answer.
-            std::future::pending::<()>().await;
+    /// Waits until a change is committed after the last one seen, and returns the payment
+    /// as that change left it.
+    pub async fn changed(&mut self) -> Arc<PaymentRecord> {
+        loop {
+            if self.receiver.changed().await.is_err() {
+                // The sender lives as long as a subscription does; this cannot end early,
+                // but if it did, waiting forever is the correct "no change" answer.
+                return std::future::pending().await;
+            }
+            if let Some(record) = self.receiver.borrow_and_update().clone() {
+                return record;
+            }
         }
     }
 }
@@ -527,7 +533,7 @@ impl Shared {
     /// schedule (or forget) its next action.
     fn committed(&self, previous: PaymentState, saved: &PaymentRecord) {
         if let Some(sender) = lock(&self.watchers).get(&saved.id) {
-            sender.send_replace(saved.version);
+            sender.send_replace(Some(Arc::new(saved.clone())));
         }
         if saved.state != previous {
             self.metrics.observe_transition(saved.state);

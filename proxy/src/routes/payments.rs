@@ -133,17 +133,15 @@ async fn payment_show(
         let wait = Duration::from_secs(wait).min(state.config.payments.long_poll_max_wait);
         let deadline = tokio::time::Instant::now() + wait;
         while record.version <= after {
-            if tokio::time::timeout_at(deadline, watch.changed())
-                .await
-                .is_err()
-            {
-                break;
+            match tokio::time::timeout_at(deadline, watch.changed()).await {
+                Ok(changed) if changed.version > record.version => record = (*changed).clone(),
+                Ok(_) => {}
+                Err(_) => break,
             }
-            record = load_payment(&state, &id).await?;
         }
     }
     drop(watch);
-    let refunds = state.store.refunds_for_payment(&record.id).await?;
+    let refunds = refunds_of(&state, &record).await?;
     Ok(Json(payment_body(&state, &record, refunds)))
 }
 
@@ -169,7 +167,7 @@ async fn payment_cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Payment>> {
     let record = state.engine.cancel(&id).await?;
-    let refunds = state.store.refunds_for_payment(&record.id).await?;
+    let refunds = refunds_of(&state, &record).await?;
     Ok(Json(payment_body(&state, &record, refunds)))
 }
 
@@ -271,7 +269,7 @@ async fn payment_list(
         .await?;
     let mut payments = Vec::with_capacity(records.len());
     for record in &records {
-        let refunds = state.store.refunds_for_payment(&record.id).await?;
+        let refunds = refunds_of(&state, record).await?;
         payments.push(payment_body(&state, record, refunds));
     }
     let totals = totals_of(&payments);
@@ -280,6 +278,15 @@ async fn payment_list(
         payments,
         totals,
     }))
+}
+
+/// A payment's refunds; only a paid payment can have any, so others skip the query.
+async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<RefundRecord>> {
+    if record.state == PaymentState::Paid {
+        Ok(state.store.refunds_for_payment(&record.id).await?)
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 async fn load_payment(state: &AppState, id: &str) -> Result<PaymentRecord> {

@@ -13,6 +13,7 @@
 
 pub mod records;
 pub mod sqlite;
+mod sqlite_writer;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -117,6 +118,13 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// A write was not committed: the transaction it shared with other writes failed, or
+    /// the store is closing. Nothing of it was stored; retrying later may succeed.
+    #[error("the write was not stored: {reason}")]
+    NotCommitted {
+        /// Why.
+        reason: String,
+    },
     /// The schema could not be brought up to date.
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),

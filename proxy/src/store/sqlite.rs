@@ -5,10 +5,13 @@
 //! transition survives a power cut, which "persist before acting" depends on) and a busy
 //! timeout, so that concurrent writers queue instead of failing.
 //!
-//! Every write runs in a `BEGIN IMMEDIATE` transaction: it takes SQLite's single write lock
-//! before its first read, so a read-check-write sequence (idempotency check, version check,
-//! refund cap) cannot interleave with another writer. A deferred transaction would instead
-//! fail with `SQLITE_BUSY` when two of them try to upgrade from reading to writing.
+//! Payment and refund writes go through one writer task with its own connection, which
+//! commits the writes queued meanwhile together in one `BEGIN IMMEDIATE` transaction (group
+//! commit, see `sqlite_writer`): a read-check-write sequence (idempotency check, version
+//! check, refund cap) cannot interleave with another writer, no writer sleeps in SQLite's
+//! busy handler, and a burst of payments shares its fsyncs. Reads use a pool of connections
+//! and never wait for the writer (WAL). Terminal changes, rare and often made by another
+//! process (`paycode-proxy terminal …`), use their own transactions.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,12 +23,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::records::{
     Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, parse_refund_state,
     refund_state_name,
 };
+use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
 use crate::engine::machine::Action;
@@ -33,8 +37,8 @@ use crate::engine::machine::Action;
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The connection pool size: one writer at a time, but long-polls and lists read in
-/// parallel under WAL.
+/// The reading connection pool's size: long-polls and lists read in parallel under WAL
+/// (payment and refund writes have the writer's own connection).
 const MAX_CONNECTIONS: u32 = 8;
 
 /// The migrations in `proxy/migrations/sqlite`, embedded in the binary.
@@ -62,6 +66,7 @@ const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -84,10 +89,11 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let writer = Writer::start(&options).await?;
+        Ok(SqliteStore { pool, writer })
     }
 
     /// Starts a transaction that holds the write lock from its first statement.
@@ -112,77 +118,10 @@ impl Store for SqliteStore {
         &self,
         payment: &PaymentRecord,
     ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
-        ))
-        .bind(payment.attempt_id.as_str())
-        .fetch_optional(&mut *transaction)
-        .await?;
-        if let Some(row) = existing {
-            let existing = payment_from_row(&row)?;
-            return match payment_difference(&existing, payment) {
-                None => Ok(InsertOutcome::Existing(existing)),
-                Some(differs) => Err(StoreError::Conflict {
-                    entity: "payment",
-                    attempt_id: payment.attempt_id.to_string(),
-                    differs,
-                }),
-            };
-        }
-        sqlx::query(&format!(
-            "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-             ?, ?, ?, ?, ?)"
-        ))
-        .bind(&payment.id)
-        .bind(payment.attempt_id.as_str())
-        .bind(&payment.terminal_id)
-        .bind(&payment.out_trade_no)
-        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
-        .bind(payment.auth_code.as_ref().map(AuthCode::expose))
-        .bind(&payment.auth_code_last4)
-        .bind(&payment.description)
-        .bind(payment.state.as_str())
-        .bind(u64_to_i64(payment.version, "version")?)
-        .bind(payment.maybe_sent)
-        .bind(payment.micropay_attempts)
-        .bind(payment.query_count)
-        .bind(payment.reverse_count)
-        .bind(payment.cancel_requested)
-        .bind(payment.seen_paid)
-        .bind(payment.money_returned)
-        .bind(&payment.transaction_id)
-        .bind(&payment.failure_code)
-        .bind(&payment.failure_message)
-        .bind(&payment.attention_reason)
-        .bind(payment.submitted_at.map(|at| at.0))
-        .bind(payment.next_action_at.map(|at| at.0))
-        .bind(payment.created_at.0)
-        .bind(payment.updated_at.0)
-        .bind(payment.settled_at.map(|at| at.0))
-        .bind(day_to_text(payment.business_day))
-        .bind(&payment.lease_owner)
-        .bind(payment.lease_until.map(|at| at.0))
-        .bind(payment.next_action.map(Action::as_str))
-        .bind(payment.pending_failure.as_ref().map(|(code, _)| code.as_str()))
-        .bind(payment.pending_failure.as_ref().map(|(_, message)| message.as_str()))
-        .bind(payment.retry_attempts)
-        .bind(payment.not_sent_attempts)
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
-        insert_event(
-            &mut transaction,
-            &payment.id,
-            payment.created_at,
-            None,
-            payment.state,
-            "created",
-        )
-        .await?;
-        transaction.commit().await?;
-        Ok(InsertOutcome::Inserted(payment.clone()))
+        let payment = payment.clone();
+        self.writer
+            .write(move |connection| Box::pin(insert_payment(connection, payment)))
+            .await
     }
 
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
@@ -213,97 +152,10 @@ impl Store for SqliteStore {
         payment: &PaymentRecord,
         detail: &str,
     ) -> Result<PaymentRecord, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let current = sqlx::query("SELECT state, version FROM payments WHERE id = ?")
-            .bind(&payment.id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                entity: "payment",
-                key: payment.id.clone(),
-            })?;
-        let current_version: i64 = current.try_get("version")?;
-        let expected_version = u64_to_i64(payment.version, "version")?;
-        if current_version != expected_version {
-            return Err(StoreError::StaleVersion {
-                entity: "payment",
-                id: payment.id.clone(),
-                expected: payment.version,
-            });
-        }
-        let from_state = parse_payment_state(&current.try_get::<String, _>("state")?)?;
-        let now = Millis::now();
-        let new_version = expected_version + 1;
-        sqlx::query(
-            "UPDATE payments SET auth_code = ?, description = ?, state = ?, version = ?, \
-             maybe_sent = ?, micropay_attempts = ?, query_count = ?, reverse_count = ?, \
-             cancel_requested = ?, seen_paid = ?, money_returned = ?, transaction_id = ?, \
-             failure_code = ?, failure_message = ?, attention_reason = ?, submitted_at = ?, \
-             next_action_at = ?, updated_at = ?, settled_at = ?, lease_owner = ?, lease_until = ?, \
-             next_action = ?, pending_failure_code = ?, pending_failure_message = ?, \
-             retry_attempts = ?, not_sent_attempts = ? \
-             WHERE id = ? AND version = ?",
-        )
-        .bind(payment.auth_code.as_ref().map(AuthCode::expose))
-        .bind(&payment.description)
-        .bind(payment.state.as_str())
-        .bind(new_version)
-        .bind(payment.maybe_sent)
-        .bind(payment.micropay_attempts)
-        .bind(payment.query_count)
-        .bind(payment.reverse_count)
-        .bind(payment.cancel_requested)
-        .bind(payment.seen_paid)
-        .bind(payment.money_returned)
-        .bind(&payment.transaction_id)
-        .bind(&payment.failure_code)
-        .bind(&payment.failure_message)
-        .bind(&payment.attention_reason)
-        .bind(payment.submitted_at.map(|at| at.0))
-        .bind(payment.next_action_at.map(|at| at.0))
-        .bind(now.0)
-        .bind(payment.settled_at.map(|at| at.0))
-        .bind(&payment.lease_owner)
-        .bind(payment.lease_until.map(|at| at.0))
-        .bind(payment.next_action.map(Action::as_str))
-        .bind(
-            payment
-                .pending_failure
-                .as_ref()
-                .map(|(code, _)| code.as_str()),
-        )
-        .bind(
-            payment
-                .pending_failure
-                .as_ref()
-                .map(|(_, message)| message.as_str()),
-        )
-        .bind(payment.retry_attempts)
-        .bind(payment.not_sent_attempts)
-        .bind(&payment.id)
-        .bind(expected_version)
-        .execute(&mut *transaction)
-        .await?;
-        insert_event(
-            &mut transaction,
-            &payment.id,
-            now,
-            Some(from_state),
-            payment.state,
-            detail,
-        )
-        .await?;
-        // Read the row back rather than patching the caller's copy, so the result shows
-        // exactly what is stored, immutable fields included.
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?"
-        ))
-        .bind(&payment.id)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let stored = payment_from_row(&row)?;
-        transaction.commit().await?;
-        Ok(stored)
+        let (payment, detail) = (payment.clone(), detail.to_owned());
+        self.writer
+            .write(move |connection| Box::pin(update_payment(connection, payment, detail)))
+            .await
     }
 
     async fn list_payments(
@@ -386,131 +238,17 @@ impl Store for SqliteStore {
         &self,
         refund: &RefundRecord,
     ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_attempt_id = ?"
-        ))
-        .bind(refund.refund_attempt_id.as_str())
-        .fetch_optional(&mut *transaction)
-        .await?;
-        if let Some(row) = existing {
-            let existing = refund_from_row(&row)?;
-            let differs = if existing.payment_id != refund.payment_id {
-                Some("payment_id")
-            } else if existing.amount_fen != refund.amount_fen {
-                Some("amount_fen")
-            } else {
-                None
-            };
-            return match differs {
-                None => Ok(InsertOutcome::Existing(existing)),
-                Some(differs) => Err(StoreError::Conflict {
-                    entity: "refund",
-                    attempt_id: refund.refund_attempt_id.to_string(),
-                    differs,
-                }),
-            };
-        }
-        let payment_amount: i64 = sqlx::query("SELECT amount_fen FROM payments WHERE id = ?")
-            .bind(&refund.payment_id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                entity: "payment",
-                key: refund.payment_id.clone(),
-            })?
-            .try_get("amount_fen")?;
-        let already_refunded: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(amount_fen), 0) AS total FROM refunds \
-             WHERE payment_id = ? AND state <> 'failed'",
-        )
-        .bind(&refund.payment_id)
-        .fetch_one(&mut *transaction)
-        .await?
-        .try_get("total")?;
-        let payment_amount = i64_to_fen(payment_amount, "payments.amount_fen")?;
-        let already_refunded = i64_to_fen(already_refunded, "refunds.amount_fen")?;
-        let fits = already_refunded
-            .checked_add(refund.amount_fen)
-            .is_some_and(|total| total <= payment_amount);
-        if !fits {
-            return Err(StoreError::RefundExceedsPayment {
-                payment_amount,
-                already_refunded,
-                requested: refund.amount_fen,
-            });
-        }
-        sqlx::query(&format!(
-            "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&refund.id)
-        .bind(&refund.payment_id)
-        .bind(refund.refund_attempt_id.as_str())
-        .bind(&refund.out_refund_no)
-        .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
-        .bind(&refund.reason)
-        .bind(refund_state_name(refund.state))
-        .bind(u64_to_i64(refund.version, "version")?)
-        .bind(&refund.wechat_refund_id)
-        .bind(&refund.failure_code)
-        .bind(&refund.failure_message)
-        .bind(refund.attempts)
-        .bind(refund.next_action_at.map(|at| at.0))
-        .bind(refund.created_at.0)
-        .bind(refund.updated_at.0)
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| unique_violation_as_exists(error, "refund", &refund.out_refund_no))?;
-        transaction.commit().await?;
-        Ok(InsertOutcome::Inserted(refund.clone()))
+        let refund = refund.clone();
+        self.writer
+            .write(move |connection| Box::pin(insert_refund(connection, refund)))
+            .await
     }
 
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let current_version: i64 = sqlx::query("SELECT version FROM refunds WHERE id = ?")
-            .bind(&refund.id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                entity: "refund",
-                key: refund.id.clone(),
-            })?
-            .try_get("version")?;
-        let expected_version = u64_to_i64(refund.version, "version")?;
-        if current_version != expected_version {
-            return Err(StoreError::StaleVersion {
-                entity: "refund",
-                id: refund.id.clone(),
-                expected: refund.version,
-            });
-        }
-        sqlx::query(
-            "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-             failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ? \
-             WHERE id = ? AND version = ?",
-        )
-        .bind(refund_state_name(refund.state))
-        .bind(expected_version + 1)
-        .bind(&refund.wechat_refund_id)
-        .bind(&refund.failure_code)
-        .bind(&refund.failure_message)
-        .bind(refund.attempts)
-        .bind(refund.next_action_at.map(|at| at.0))
-        .bind(Millis::now().0)
-        .bind(&refund.id)
-        .bind(expected_version)
-        .execute(&mut *transaction)
-        .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
-        ))
-        .bind(&refund.id)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let stored = refund_from_row(&row)?;
-        transaction.commit().await?;
-        Ok(stored)
+        let refund = refund.clone();
+        self.writer
+            .write(move |connection| Box::pin(update_refund(connection, refund)))
+            .await
     }
 
     async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
@@ -614,26 +352,312 @@ impl Store for SqliteStore {
     }
 }
 
-async fn insert_event(
-    transaction: &mut Transaction<'static, Sqlite>,
-    payment_id: &str,
-    at: Millis,
-    from_state: Option<PaymentState>,
-    to_state: PaymentState,
-    detail: &str,
-) -> Result<(), StoreError> {
+// The write operations, each run by the writer inside its batch transaction. Each checks
+// everything that can refuse it (idempotency, version, cap) before its first write, so a
+// refusal leaves nothing behind in the shared transaction.
+
+async fn insert_payment(
+    connection: &mut SqliteConnection,
+    payment: PaymentRecord,
+) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?, ?, ?) ON CONFLICT (attempt_id) DO NOTHING"
+    ))
+    .bind(&payment.id)
+    .bind(payment.attempt_id.as_str())
+    .bind(&payment.terminal_id)
+    .bind(&payment.out_trade_no)
+    .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
+    .bind(payment.auth_code.as_ref().map(AuthCode::expose))
+    .bind(&payment.auth_code_last4)
+    .bind(&payment.description)
+    .bind(payment.state.as_str())
+    .bind(u64_to_i64(payment.version, "version")?)
+    .bind(payment.maybe_sent)
+    .bind(payment.micropay_attempts)
+    .bind(payment.query_count)
+    .bind(payment.reverse_count)
+    .bind(payment.cancel_requested)
+    .bind(payment.seen_paid)
+    .bind(payment.money_returned)
+    .bind(&payment.transaction_id)
+    .bind(&payment.failure_code)
+    .bind(&payment.failure_message)
+    .bind(&payment.attention_reason)
+    .bind(payment.submitted_at.map(|at| at.0))
+    .bind(payment.next_action_at.map(|at| at.0))
+    .bind(payment.created_at.0)
+    .bind(payment.updated_at.0)
+    .bind(payment.settled_at.map(|at| at.0))
+    .bind(day_to_text(payment.business_day))
+    .bind(&payment.lease_owner)
+    .bind(payment.lease_until.map(|at| at.0))
+    .bind(payment.next_action.map(Action::as_str))
+    .bind(
+        payment
+            .pending_failure
+            .as_ref()
+            .map(|(code, _)| code.as_str()),
+    )
+    .bind(
+        payment
+            .pending_failure
+            .as_ref()
+            .map(|(_, message)| message.as_str()),
+    )
+    .bind(payment.retry_attempts)
+    .bind(payment.not_sent_attempts)
+    .execute(&mut *connection)
+    .await
+    .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
+    if inserted.rows_affected() == 0 {
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
+        ))
+        .bind(payment.attempt_id.as_str())
+        .fetch_one(&mut *connection)
+        .await?;
+        let existing = payment_from_row(&row)?;
+        return match payment_difference(&existing, &payment) {
+            None => Ok(InsertOutcome::Existing(existing)),
+            Some(differs) => Err(StoreError::Conflict {
+                entity: "payment",
+                attempt_id: payment.attempt_id.to_string(),
+                differs,
+            }),
+        };
+    }
     sqlx::query(
         "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES (?, ?, NULL, ?, 'created')",
     )
-    .bind(payment_id)
-    .bind(at.0)
-    .bind(from_state.map(PaymentState::as_str))
-    .bind(to_state.as_str())
-    .bind(detail)
-    .execute(&mut **transaction)
+    .bind(&payment.id)
+    .bind(payment.created_at.0)
+    .bind(payment.state.as_str())
+    .execute(&mut *connection)
     .await?;
-    Ok(())
+    Ok(InsertOutcome::Inserted(payment))
+}
+
+async fn update_payment(
+    connection: &mut SqliteConnection,
+    payment: PaymentRecord,
+    detail: String,
+) -> Result<PaymentRecord, StoreError> {
+    let now = Millis::now();
+    let expected_version = u64_to_i64(payment.version, "version")?;
+    // The event goes first: it reads the state being replaced, and it is written only if
+    // the row is still at the expected version, which is also the update's condition.
+    let recorded = sqlx::query(
+        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+         SELECT id, ?, state, ?, ? FROM payments WHERE id = ? AND version = ?",
+    )
+    .bind(now.0)
+    .bind(payment.state.as_str())
+    .bind(&detail)
+    .bind(&payment.id)
+    .bind(expected_version)
+    .execute(&mut *connection)
+    .await?;
+    if recorded.rows_affected() == 0 {
+        let exists = sqlx::query("SELECT 1 FROM payments WHERE id = ?")
+            .bind(&payment.id)
+            .fetch_optional(&mut *connection)
+            .await?
+            .is_some();
+        return Err(if exists {
+            StoreError::StaleVersion {
+                entity: "payment",
+                id: payment.id.clone(),
+                expected: payment.version,
+            }
+        } else {
+            StoreError::NotFound {
+                entity: "payment",
+                key: payment.id.clone(),
+            }
+        });
+    }
+    let row = sqlx::query(&format!(
+        "UPDATE payments SET auth_code = ?, description = ?, state = ?, version = ?, \
+         maybe_sent = ?, micropay_attempts = ?, query_count = ?, reverse_count = ?, \
+         cancel_requested = ?, seen_paid = ?, money_returned = ?, transaction_id = ?, \
+         failure_code = ?, failure_message = ?, attention_reason = ?, submitted_at = ?, \
+         next_action_at = ?, updated_at = ?, settled_at = ?, lease_owner = ?, lease_until = ?, \
+         next_action = ?, pending_failure_code = ?, pending_failure_message = ?, \
+         retry_attempts = ?, not_sent_attempts = ? \
+         WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .bind(payment.auth_code.as_ref().map(AuthCode::expose))
+    .bind(&payment.description)
+    .bind(payment.state.as_str())
+    .bind(expected_version + 1)
+    .bind(payment.maybe_sent)
+    .bind(payment.micropay_attempts)
+    .bind(payment.query_count)
+    .bind(payment.reverse_count)
+    .bind(payment.cancel_requested)
+    .bind(payment.seen_paid)
+    .bind(payment.money_returned)
+    .bind(&payment.transaction_id)
+    .bind(&payment.failure_code)
+    .bind(&payment.failure_message)
+    .bind(&payment.attention_reason)
+    .bind(payment.submitted_at.map(|at| at.0))
+    .bind(payment.next_action_at.map(|at| at.0))
+    .bind(now.0)
+    .bind(payment.settled_at.map(|at| at.0))
+    .bind(&payment.lease_owner)
+    .bind(payment.lease_until.map(|at| at.0))
+    .bind(payment.next_action.map(Action::as_str))
+    .bind(
+        payment
+            .pending_failure
+            .as_ref()
+            .map(|(code, _)| code.as_str()),
+    )
+    .bind(
+        payment
+            .pending_failure
+            .as_ref()
+            .map(|(_, message)| message.as_str()),
+    )
+    .bind(payment.retry_attempts)
+    .bind(payment.not_sent_attempts)
+    .bind(&payment.id)
+    .bind(expected_version)
+    .fetch_one(&mut *connection)
+    .await?;
+    // The row as stored, immutable fields included, rather than the caller's copy.
+    payment_from_row(&row)
+}
+
+async fn insert_refund(
+    connection: &mut SqliteConnection,
+    refund: RefundRecord,
+) -> Result<InsertOutcome<RefundRecord>, StoreError> {
+    let existing = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_attempt_id = ?"
+    ))
+    .bind(refund.refund_attempt_id.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    if let Some(row) = existing {
+        let existing = refund_from_row(&row)?;
+        let differs = if existing.payment_id != refund.payment_id {
+            Some("payment_id")
+        } else if existing.amount_fen != refund.amount_fen {
+            Some("amount_fen")
+        } else {
+            None
+        };
+        return match differs {
+            None => Ok(InsertOutcome::Existing(existing)),
+            Some(differs) => Err(StoreError::Conflict {
+                entity: "refund",
+                attempt_id: refund.refund_attempt_id.to_string(),
+                differs,
+            }),
+        };
+    }
+    let payment_amount: i64 = sqlx::query("SELECT amount_fen FROM payments WHERE id = ?")
+        .bind(&refund.payment_id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "payment",
+            key: refund.payment_id.clone(),
+        })?
+        .try_get("amount_fen")?;
+    let already_refunded: i64 = sqlx::query(
+        "SELECT COALESCE(SUM(amount_fen), 0) AS total FROM refunds \
+         WHERE payment_id = ? AND state <> 'failed'",
+    )
+    .bind(&refund.payment_id)
+    .fetch_one(&mut *connection)
+    .await?
+    .try_get("total")?;
+    let payment_amount = i64_to_fen(payment_amount, "payments.amount_fen")?;
+    let already_refunded = i64_to_fen(already_refunded, "refunds.amount_fen")?;
+    let fits = already_refunded
+        .checked_add(refund.amount_fen)
+        .is_some_and(|total| total <= payment_amount);
+    if !fits {
+        return Err(StoreError::RefundExceedsPayment {
+            payment_amount,
+            already_refunded,
+            requested: refund.amount_fen,
+        });
+    }
+    sqlx::query(&format!(
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&refund.id)
+    .bind(&refund.payment_id)
+    .bind(refund.refund_attempt_id.as_str())
+    .bind(&refund.out_refund_no)
+    .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
+    .bind(&refund.reason)
+    .bind(refund_state_name(refund.state))
+    .bind(u64_to_i64(refund.version, "version")?)
+    .bind(&refund.wechat_refund_id)
+    .bind(&refund.failure_code)
+    .bind(&refund.failure_message)
+    .bind(refund.attempts)
+    .bind(refund.next_action_at.map(|at| at.0))
+    .bind(refund.created_at.0)
+    .bind(refund.updated_at.0)
+    .execute(&mut *connection)
+    .await
+    .map_err(|error| unique_violation_as_exists(error, "refund", &refund.out_refund_no))?;
+    Ok(InsertOutcome::Inserted(refund))
+}
+
+async fn update_refund(
+    connection: &mut SqliteConnection,
+    refund: RefundRecord,
+) -> Result<RefundRecord, StoreError> {
+    let expected_version = u64_to_i64(refund.version, "version")?;
+    let row = sqlx::query(&format!(
+        "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
+         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ? \
+         WHERE id = ? AND version = ? RETURNING {REFUND_COLUMNS}"
+    ))
+    .bind(refund_state_name(refund.state))
+    .bind(expected_version + 1)
+    .bind(&refund.wechat_refund_id)
+    .bind(&refund.failure_code)
+    .bind(&refund.failure_message)
+    .bind(refund.attempts)
+    .bind(refund.next_action_at.map(|at| at.0))
+    .bind(Millis::now().0)
+    .bind(&refund.id)
+    .bind(expected_version)
+    .fetch_optional(&mut *connection)
+    .await?;
+    if let Some(row) = row {
+        return refund_from_row(&row);
+    }
+    let exists = sqlx::query("SELECT 1 FROM refunds WHERE id = ?")
+        .bind(&refund.id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .is_some();
+    Err(if exists {
+        StoreError::StaleVersion {
+            entity: "refund",
+            id: refund.id.clone(),
+            expected: refund.version,
+        }
+    } else {
+        StoreError::NotFound {
+            entity: "refund",
+            key: refund.id.clone(),
+        }
+    })
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment
