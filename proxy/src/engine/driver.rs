@@ -133,6 +133,11 @@ struct Shared {
     in_flight: Mutex<HashMap<Key, bool>>,
     wake: Notify,
     watchers: Mutex<HashMap<String, watch::Sender<Option<Arc<PaymentRecord>>>>>,
+    /// Payments whose first micropay took its rate-limit turn when they were stored, and
+    /// were stored already marked "may have been sent": their step sends at once. Only this
+    /// process knows; after a restart such a payment is queried, as for any send that may
+    /// have left.
+    claimed_at_insert: Mutex<std::collections::HashSet<String>>,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -167,6 +172,7 @@ impl Engine {
                 in_flight: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 watchers: Mutex::new(HashMap::new()),
+                claimed_at_insert: Mutex::new(std::collections::HashSet::new()),
                 metrics,
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
@@ -261,8 +267,20 @@ impl Engine {
         record.state = state;
         record.next_action = Some(action);
         record.next_action_at = Some(Millis(at));
+        // When micropay may leave at once, the insert doubles as its write-ahead: one commit
+        // instead of two on the counter's critical path. Otherwise the payment waits for its
+        // turn stored as "not sent", and the step commits the write-ahead when it is due.
+        let claimed = shared.limiter.try_now();
+        if claimed {
+            record.maybe_sent = true;
+            record.micropay_attempts = 1;
+            record.submitted_at = Some(now);
+        }
         let outcome = shared.store.insert_payment(&record).await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
+            if claimed {
+                lock(&shared.claimed_at_insert).insert(stored.id.clone());
+            }
             shared.metrics.observe_transition(stored.state);
             shared.schedule_at(Key::Payment(stored.id.clone()), at);
         }
@@ -659,38 +677,28 @@ impl Shared {
     }
 
     async fn micropay(&self, record: PaymentRecord) -> Result<(), StoreError> {
-        // Wait for this payment's turn while it is still "not sent".
-        self.limiter.reserve().await;
-        let was_maybe_sent = record.maybe_sent;
-        let Some(auth_code) = record.auth_code.clone() else {
-            let outcome = machine::MicropayOutcome::Rejected {
-                message: "付款码已不在记录中，无法重新发送".into(),
-            };
-            return self
-                .decide(
-                    record,
-                    Action::Micropay,
-                    Counter::None,
-                    move |facts, now| {
-                        machine::after_micropay(facts, outcome.clone(), &self.settings.timing, now)
-                    },
-                )
-                .await;
-        };
-        let out_trade_no = match OutTradeNo::new(record.out_trade_no.clone()) {
-            Ok(number) => number,
-            Err(error) => {
-                let outcome = machine::MicropayOutcome::Rejected {
-                    message: format!("订单号无效：{error}"),
-                };
+        // A payment whose insert took its turn and wrote its write-ahead sends at once.
+        let claimed = lock(&self.claimed_at_insert).remove(&record.id);
+        if !claimed {
+            // Wait for this payment's turn while it is still "not sent".
+            self.limiter.reserve().await;
+        }
+        // What "may have been sent" was before this attempt, restored if it never leaves.
+        let was_maybe_sent = record.maybe_sent && !claimed;
+        let request = match self.micropay_request(&record) {
+            Ok(request) => request,
+            Err(message) => {
+                let outcome = machine::MicropayOutcome::Rejected { message };
                 return self
                     .decide(
                         record,
                         Action::Micropay,
                         Counter::None,
                         move |facts, now| {
+                            let mut facts = facts.clone();
+                            facts.maybe_sent = was_maybe_sent;
                             machine::after_micropay(
-                                facts,
+                                &facts,
                                 outcome.clone(),
                                 &self.settings.timing,
                                 now,
@@ -700,28 +708,26 @@ impl Shared {
                     .await;
             }
         };
-        // Write-ahead: from here on, a crash means "may have been sent".
-        let mut ahead = record.clone();
-        ahead.maybe_sent = true;
-        ahead.micropay_attempts += 1;
-        ahead.submitted_at.get_or_insert(Millis::now());
-        let ahead = match self.store.update_payment(&ahead, "micropay: sending").await {
-            Ok(saved) => saved,
-            Err(StoreError::StaleVersion { .. }) => {
-                self.resync_payment(&record.id).await;
-                return Ok(());
+        let ahead = if claimed {
+            record
+        } else {
+            // Write-ahead: from here on, a crash means "may have been sent".
+            let mut ahead = record.clone();
+            ahead.maybe_sent = true;
+            ahead.micropay_attempts += 1;
+            ahead.submitted_at.get_or_insert(Millis::now());
+            match self.store.update_payment(&ahead, "micropay: sending").await {
+                Ok(saved) => {
+                    self.limiter.admit().await;
+                    saved
+                }
+                Err(StoreError::StaleVersion { .. }) => {
+                    self.resync_payment(&record.id).await;
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         };
-        let mut request = MicropayRequest::new(
-            out_trade_no,
-            record.amount_fen,
-            auth_code,
-            record.description.clone(),
-            self.settings.spbill_create_ip.clone(),
-        );
-        request.device_info = Some(record.terminal_id.replace('-', ""));
-        self.limiter.admit().await;
         let result = self
             .call(
                 &request,
@@ -736,6 +742,25 @@ impl Shared {
             machine::after_micropay(&facts, outcome.clone(), &self.settings.timing, now)
         })
         .await
+    }
+
+    /// The micropay request for `record`, or why it cannot be made.
+    fn micropay_request(&self, record: &PaymentRecord) -> Result<MicropayRequest, String> {
+        let auth_code = record
+            .auth_code
+            .clone()
+            .ok_or_else(|| "付款码已不在记录中，无法重新发送".to_owned())?;
+        let out_trade_no = OutTradeNo::new(record.out_trade_no.clone())
+            .map_err(|error| format!("订单号无效：{error}"))?;
+        let mut request = MicropayRequest::new(
+            out_trade_no,
+            record.amount_fen,
+            auth_code,
+            record.description.clone(),
+            self.settings.spbill_create_ip.clone(),
+        );
+        request.device_info = Some(record.terminal_id.replace('-', ""));
+        Ok(request)
     }
 
     async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {

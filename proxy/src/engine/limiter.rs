@@ -73,6 +73,30 @@ impl RateLimiter {
         tokio::time::sleep_until(turn).await;
     }
 
+    /// Takes a turn and a send slot at once if both are free right now, without waiting.
+    /// The caller must then send immediately (it skips [`reserve`](Self::reserve) and
+    /// [`admit`](Self::admit)).
+    pub fn try_now(&self) -> bool {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if state.next_turn.is_some_and(|next| next > now) {
+            return false;
+        }
+        while state
+            .sent
+            .front()
+            .is_some_and(|sent| now.duration_since(*sent) >= WINDOW)
+        {
+            state.sent.pop_front();
+        }
+        if state.sent.len() >= self.per_second {
+            return false;
+        }
+        state.next_turn = Some(now + self.interval);
+        state.sent.push_back(now);
+        true
+    }
+
     /// Waits until fewer than the limit left in the last second, then records this send.
     pub async fn admit(&self) {
         loop {
@@ -102,6 +126,17 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_immediate_turn_is_taken_only_when_free() {
+        let limiter = RateLimiter::per_second(10);
+        assert!(limiter.try_now());
+        assert!(!limiter.try_now(), "the next turn is an interval away");
+        tokio::time::advance(WINDOW / 10).await;
+        assert!(limiter.try_now());
+        limiter.reserve().await;
+        assert!(!limiter.try_now(), "a reserved turn is not free");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn turns_are_evenly_spaced() {
