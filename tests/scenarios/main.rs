@@ -9,6 +9,7 @@
 //! - `idempotency`: the same `attempt_id` posted twice.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
+//! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
 //!
 //! Every test checks the outcome three ways: the payment the API shows, the calls the
 //! simulator received for its order (which, in which order, and when in simulated time), and
@@ -21,6 +22,7 @@ mod faults;
 mod idempotency;
 mod refunds;
 mod rows;
+mod shutdown;
 
 use std::time::Duration;
 

@@ -1,0 +1,78 @@
+//! Graceful shutdown: WeChat calls in flight finish and are committed; payments still
+//! waiting stay in the store and the next start resumes them.
+
+use paycode_api::PaymentState::{Paid, WaitingForCustomer};
+use paycode_proxy::startup::Application;
+use paycode_proxy::store::{SqliteStore, Store};
+use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, scaled_config, start_simulator};
+use paycode_tests::{Cashier, ledger};
+use tokio::sync::oneshot;
+use wxpay::codes::Api;
+use wxpay::sim::{Behaviour, Fault};
+
+/// A proxy serving on `config` until the returned sender fires.
+async fn serve(
+    config: paycode_proxy::config::Config,
+) -> (Application, oneshot::Sender<()>, oneshot::Receiver<()>) {
+    let application = Application::build(config).await.expect("the proxy starts");
+    let (stop, stopped) = oneshot::channel();
+    (application, stop, stopped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
+    let config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    let (application, stop, stopped) = serve(config.clone()).await;
+    let address = format!("http://{}", application.address());
+    let (_, token) = application
+        .state()
+        .terminals
+        .add("counter-1")
+        .await
+        .unwrap();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let cashier = Cashier::new(&address, Some(token.expose()));
+    let waiting = cashier
+        .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordWaits))
+        .await;
+    let waiting = cashier.wait_for(&waiting, WaitingForCustomer).await;
+    // The next micropay is held at WeChat for 400 ms after it has charged the customer.
+    sim.inject_fault(Api::Micropay, Fault::Delay { ms: 400 }, 1);
+    let in_flight = cashier
+        .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordFree))
+        .await;
+    ledger::until_call(&sim, &in_flight.out_trade_no, "micropay").await;
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+
+    // The call in flight finished and its outcome was committed before the process ended.
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let stored = store.get_payment(&in_flight.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, Paid, "{stored:?}");
+    let parked = store.get_payment(&waiting.id).await.unwrap().unwrap();
+    assert_eq!(parked.state, WaitingForCustomer, "{parked:?}");
+    store.close().await;
+
+    // The customer confirms while the proxy is down; the next start picks the payment up.
+    sim.confirm_password(&waiting.out_trade_no).unwrap();
+    let (application, stop, stopped) = serve(config).await;
+    let cashier = Cashier::new(
+        &format!("http://{}", application.address()),
+        Some(token.expose()),
+    );
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let resumed = cashier.settled(&waiting).await;
+    assert_eq!(resumed.state, Paid, "{resumed:#?}");
+    ledger::assert_ledger_agrees(&sim, &resumed);
+    assert_eq!(sim.call_count(Api::Micropay), 2, "nothing was sent twice");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    sim.shutdown().await;
+}
