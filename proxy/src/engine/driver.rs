@@ -137,7 +137,7 @@ struct Shared {
     /// were stored already marked "may have been sent": their step sends at once. Only this
     /// process knows; after a restart such a payment is queried, as for any send that may
     /// have left.
-    claimed_at_insert: Mutex<std::collections::HashSet<String>>,
+    claimed_at_insert: Mutex<HashMap<String, PaymentRecord>>,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
@@ -172,7 +172,7 @@ impl Engine {
                 in_flight: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 watchers: Mutex::new(HashMap::new()),
-                claimed_at_insert: Mutex::new(std::collections::HashSet::new()),
+                claimed_at_insert: Mutex::new(HashMap::new()),
                 metrics,
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
@@ -278,11 +278,15 @@ impl Engine {
         }
         let outcome = shared.store.insert_payment(&record).await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
-            if claimed {
-                lock(&shared.claimed_at_insert).insert(stored.id.clone());
-            }
             shared.metrics.observe_transition(stored.state);
-            shared.schedule_at(Key::Payment(stored.id.clone()), at);
+            let key = Key::Payment(stored.id.clone());
+            if claimed {
+                // Its turn is now: send straight away, with the record in hand.
+                lock(&shared.claimed_at_insert).insert(stored.id.clone(), stored.clone());
+                shared.start_step(key);
+            } else {
+                shared.schedule_at(key, at);
+            }
         }
         Ok(outcome)
     }
@@ -647,8 +651,14 @@ impl Shared {
     }
 
     async fn step_payment(&self, payment_id: &str) -> Result<(), StoreError> {
-        let Some(record) = self.store.get_payment(payment_id).await? else {
-            return Ok(());
+        let claimed = lock(&self.claimed_at_insert).remove(payment_id);
+        let is_claimed = claimed.is_some();
+        let record = match claimed {
+            Some(record) => record,
+            None => match self.store.get_payment(payment_id).await? {
+                Some(record) => record,
+                None => return Ok(()),
+            },
         };
         let (Some(action), Some(at)) = (record.next_action, record.next_action_at) else {
             return Ok(());
@@ -666,7 +676,7 @@ impl Shared {
         );
         let step = async move {
             match action {
-                Action::Micropay => self.micropay(record).await,
+                Action::Micropay => self.micropay(record, is_claimed).await,
                 Action::Reverse => self.reverse(record).await,
                 Action::Query | Action::PreReverseQuery | Action::FinalQuery | Action::Recheck => {
                     self.query(record, action).await
@@ -676,9 +686,9 @@ impl Shared {
         step.instrument(span).await
     }
 
-    async fn micropay(&self, record: PaymentRecord) -> Result<(), StoreError> {
-        // A payment whose insert took its turn and wrote its write-ahead sends at once.
-        let claimed = lock(&self.claimed_at_insert).remove(&record.id);
+    /// Sends micropay. `claimed`: the payment's insert took its turn and wrote its
+    /// write-ahead, so it sends at once.
+    async fn micropay(&self, record: PaymentRecord, claimed: bool) -> Result<(), StoreError> {
         if !claimed {
             // Wait for this payment's turn while it is still "not sent".
             self.limiter.reserve().await;
