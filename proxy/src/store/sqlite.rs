@@ -19,6 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use paycode_api::{AttemptId, AuthCode, Fen, PaymentState};
+use sqlx::query::Query;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -55,6 +57,22 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
      settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
      pending_failure_message, retry_attempts, not_sent_attempts";
+
+/// The columns a payment is created with and never changes.
+const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
+     auth_code_last4, created_at, business_day";
+
+/// The columns every update rewrites, in the order [`bind_mutable`] binds them.
+const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, maybe_sent, \
+     micropay_attempts, query_count, reverse_count, cancel_requested, seen_paid, \
+     money_returned, transaction_id, failure_code, failure_message, attention_reason, \
+     submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
+     next_action, pending_failure_code, pending_failure_message, retry_attempts, \
+     not_sent_attempts";
+
+/// One `?` per entry of [`PAYMENT_MUTABLE_COLUMNS`].
+const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
@@ -360,58 +378,24 @@ async fn insert_payment(
     connection: &mut SqliteConnection,
     payment: PaymentRecord,
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-         ?, ?, ?, ?, ?) ON CONFLICT (attempt_id) DO NOTHING"
-    ))
-    .bind(&payment.id)
-    .bind(payment.attempt_id.as_str())
-    .bind(&payment.terminal_id)
-    .bind(&payment.out_trade_no)
-    .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
-    .bind(payment.auth_code.as_ref().map(AuthCode::expose))
-    .bind(&payment.auth_code_last4)
-    .bind(&payment.description)
-    .bind(payment.state.as_str())
-    .bind(u64_to_i64(payment.version, "version")?)
-    .bind(payment.maybe_sent)
-    .bind(payment.micropay_attempts)
-    .bind(payment.query_count)
-    .bind(payment.reverse_count)
-    .bind(payment.cancel_requested)
-    .bind(payment.seen_paid)
-    .bind(payment.money_returned)
-    .bind(&payment.transaction_id)
-    .bind(&payment.failure_code)
-    .bind(&payment.failure_message)
-    .bind(&payment.attention_reason)
-    .bind(payment.submitted_at.map(|at| at.0))
-    .bind(payment.next_action_at.map(|at| at.0))
-    .bind(payment.created_at.0)
-    .bind(payment.updated_at.0)
-    .bind(payment.settled_at.map(|at| at.0))
-    .bind(day_to_text(payment.business_day))
-    .bind(&payment.lease_owner)
-    .bind(payment.lease_until.map(|at| at.0))
-    .bind(payment.next_action.map(Action::as_str))
-    .bind(
-        payment
-            .pending_failure
-            .as_ref()
-            .map(|(code, _)| code.as_str()),
-    )
-    .bind(
-        payment
-            .pending_failure
-            .as_ref()
-            .map(|(_, message)| message.as_str()),
-    )
-    .bind(payment.retry_attempts)
-    .bind(payment.not_sent_attempts)
-    .execute(&mut *connection)
-    .await
-    .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
+    let query = format!(
+        "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
+         ON CONFLICT (attempt_id) DO NOTHING"
+    );
+    let inserted = sqlx::query(&query)
+        .bind(&payment.id)
+        .bind(payment.attempt_id.as_str())
+        .bind(&payment.terminal_id)
+        .bind(&payment.out_trade_no)
+        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
+        .bind(&payment.auth_code_last4)
+        .bind(payment.created_at.0)
+        .bind(day_to_text(payment.business_day));
+    let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
     if inserted.rows_affected() == 0 {
         let row = sqlx::query(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
@@ -441,6 +425,51 @@ async fn insert_payment(
     Ok(InsertOutcome::Inserted(payment))
 }
 
+/// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the
+/// version and update time to store.
+fn bind_mutable<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    payment: &'q PaymentRecord,
+    version: u64,
+    updated_at: Millis,
+) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, StoreError> {
+    let pending_code = payment
+        .pending_failure
+        .as_ref()
+        .map(|(code, _)| code.as_str());
+    let pending_message = payment
+        .pending_failure
+        .as_ref()
+        .map(|(_, message)| message.as_str());
+    Ok(query
+        .bind(payment.auth_code.as_ref().map(AuthCode::expose))
+        .bind(&payment.description)
+        .bind(payment.state.as_str())
+        .bind(u64_to_i64(version, "version")?)
+        .bind(payment.maybe_sent)
+        .bind(payment.micropay_attempts)
+        .bind(payment.query_count)
+        .bind(payment.reverse_count)
+        .bind(payment.cancel_requested)
+        .bind(payment.seen_paid)
+        .bind(payment.money_returned)
+        .bind(&payment.transaction_id)
+        .bind(&payment.failure_code)
+        .bind(&payment.failure_message)
+        .bind(&payment.attention_reason)
+        .bind(payment.submitted_at.map(|at| at.0))
+        .bind(payment.next_action_at.map(|at| at.0))
+        .bind(updated_at.0)
+        .bind(payment.settled_at.map(|at| at.0))
+        .bind(&payment.lease_owner)
+        .bind(payment.lease_until.map(|at| at.0))
+        .bind(payment.next_action.map(Action::as_str))
+        .bind(pending_code)
+        .bind(pending_message)
+        .bind(payment.retry_attempts)
+        .bind(payment.not_sent_attempts))
+}
+
 async fn update_payment(
     connection: &mut SqliteConnection,
     payment: PaymentRecord,
@@ -462,74 +491,18 @@ async fn update_payment(
     .execute(&mut *connection)
     .await?;
     if recorded.rows_affected() == 0 {
-        let exists = sqlx::query("SELECT 1 FROM payments WHERE id = ?")
-            .bind(&payment.id)
-            .fetch_optional(&mut *connection)
-            .await?
-            .is_some();
-        return Err(if exists {
-            StoreError::StaleVersion {
-                entity: "payment",
-                id: payment.id.clone(),
-                expected: payment.version,
-            }
-        } else {
-            StoreError::NotFound {
-                entity: "payment",
-                key: payment.id.clone(),
-            }
-        });
+        return Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await);
     }
-    let row = sqlx::query(&format!(
-        "UPDATE payments SET auth_code = ?, description = ?, state = ?, version = ?, \
-         maybe_sent = ?, micropay_attempts = ?, query_count = ?, reverse_count = ?, \
-         cancel_requested = ?, seen_paid = ?, money_returned = ?, transaction_id = ?, \
-         failure_code = ?, failure_message = ?, attention_reason = ?, submitted_at = ?, \
-         next_action_at = ?, updated_at = ?, settled_at = ?, lease_owner = ?, lease_until = ?, \
-         next_action = ?, pending_failure_code = ?, pending_failure_message = ?, \
-         retry_attempts = ?, not_sent_attempts = ? \
+    let query = format!(
+        "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({PAYMENT_MUTABLE_PLACEHOLDERS}) \
          WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}"
-    ))
-    .bind(payment.auth_code.as_ref().map(AuthCode::expose))
-    .bind(&payment.description)
-    .bind(payment.state.as_str())
-    .bind(expected_version + 1)
-    .bind(payment.maybe_sent)
-    .bind(payment.micropay_attempts)
-    .bind(payment.query_count)
-    .bind(payment.reverse_count)
-    .bind(payment.cancel_requested)
-    .bind(payment.seen_paid)
-    .bind(payment.money_returned)
-    .bind(&payment.transaction_id)
-    .bind(&payment.failure_code)
-    .bind(&payment.failure_message)
-    .bind(&payment.attention_reason)
-    .bind(payment.submitted_at.map(|at| at.0))
-    .bind(payment.next_action_at.map(|at| at.0))
-    .bind(now.0)
-    .bind(payment.settled_at.map(|at| at.0))
-    .bind(&payment.lease_owner)
-    .bind(payment.lease_until.map(|at| at.0))
-    .bind(payment.next_action.map(Action::as_str))
-    .bind(
-        payment
-            .pending_failure
-            .as_ref()
-            .map(|(code, _)| code.as_str()),
-    )
-    .bind(
-        payment
-            .pending_failure
-            .as_ref()
-            .map(|(_, message)| message.as_str()),
-    )
-    .bind(payment.retry_attempts)
-    .bind(payment.not_sent_attempts)
-    .bind(&payment.id)
-    .bind(expected_version)
-    .fetch_one(&mut *connection)
-    .await?;
+    );
+    let update = bind_mutable(sqlx::query(&query), &payment, payment.version + 1, now)?;
+    let row = update
+        .bind(&payment.id)
+        .bind(expected_version)
+        .fetch_one(&mut *connection)
+        .await?;
     // The row as stored, immutable fields included, rather than the caller's copy.
     payment_from_row(&row)
 }
@@ -638,26 +611,40 @@ async fn update_refund(
     .bind(expected_version)
     .fetch_optional(&mut *connection)
     .await?;
-    if let Some(row) = row {
-        return refund_from_row(&row);
+    match row {
+        Some(row) => refund_from_row(&row),
+        None => Err(stale_or_missing(connection, "refund", &refund.id, refund.version).await),
     }
-    let exists = sqlx::query("SELECT 1 FROM refunds WHERE id = ?")
-        .bind(&refund.id)
+}
+
+/// Why a versioned write to `entity` (`payment` or `refund`) matched no row: the row moved
+/// past `expected`, or it does not exist.
+async fn stale_or_missing(
+    connection: &mut SqliteConnection,
+    entity: &'static str,
+    id: &str,
+    expected: u64,
+) -> StoreError {
+    let query = match entity {
+        "payment" => "SELECT 1 FROM payments WHERE id = ?",
+        _ => "SELECT 1 FROM refunds WHERE id = ?",
+    };
+    match sqlx::query(query)
+        .bind(id)
         .fetch_optional(&mut *connection)
-        .await?
-        .is_some();
-    Err(if exists {
-        StoreError::StaleVersion {
-            entity: "refund",
-            id: refund.id.clone(),
-            expected: refund.version,
-        }
-    } else {
-        StoreError::NotFound {
-            entity: "refund",
-            key: refund.id.clone(),
-        }
-    })
+        .await
+    {
+        Ok(Some(_)) => StoreError::StaleVersion {
+            entity,
+            id: id.to_owned(),
+            expected,
+        },
+        Ok(None) => StoreError::NotFound {
+            entity,
+            key: id.to_owned(),
+        },
+        Err(error) => StoreError::Database(error),
+    }
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment
@@ -838,6 +825,24 @@ fn i64_to_fen(value: i64, column: &'static str) -> Result<Fen, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_insert_and_update_column_lists_cover_every_column_once() {
+        let names = |list: &str| {
+            let mut names: Vec<String> =
+                list.split(',').map(|name| name.trim().to_owned()).collect();
+            names.sort();
+            names
+        };
+        let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
+        written.extend(names(PAYMENT_MUTABLE_COLUMNS));
+        written.sort();
+        assert_eq!(written, names(PAYMENT_COLUMNS));
+        assert_eq!(
+            PAYMENT_MUTABLE_PLACEHOLDERS.matches('?').count(),
+            names(PAYMENT_MUTABLE_COLUMNS).len()
+        );
+    }
 
     #[test]
     fn the_settled_states_sql_matches_the_api() {
