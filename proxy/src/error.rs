@@ -58,6 +58,12 @@ pub enum ApiError {
         /// The field to change, when one is to blame.
         field: Option<String>,
     },
+    /// 405 `METHOD_NOT_ALLOWED`: the path exists but not with this method.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// What was asked, and what the path allows.
+        message: String,
+    },
     /// 413 `BODY_TOO_LARGE`: the body is larger than `server.body_limit_bytes`.
     #[error("the request body is too large")]
     PayloadTooLarge,
@@ -106,6 +112,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Wechat(_) => StatusCode::BAD_GATEWAY,
@@ -120,6 +127,7 @@ impl ApiError {
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. } => code,
             ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge => "BODY_TOO_LARGE",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ApiError::Wechat(_) => "WECHAT_UNAVAILABLE",

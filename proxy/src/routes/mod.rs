@@ -14,6 +14,7 @@ pub mod terminal;
 use std::sync::Arc;
 
 use axum::extract::OriginalUri;
+use axum::http::Method;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,8 +28,9 @@ use crate::startup::AppState;
 pub const API_PREFIX: &str = "/api/v1";
 
 /// The `/api/v1` routes and their OpenAPI document (served at `/api/v1/openapi.json`).
-/// Unknown paths under the prefix answer a JSON 404 rather than the app's `index.html`, so a
-/// client calling a wrong URL gets an error it can parse.
+/// Unknown paths under the prefix answer a JSON 404 rather than the app's `index.html`, and
+/// a known path called with the wrong method a JSON 405, so a client calling a wrong URL
+/// gets an error it can parse.
 pub fn api_router() -> Router<AppState> {
     let (routes, document) = documented_routes().split_for_parts();
     let document = Arc::new(document);
@@ -40,6 +42,7 @@ pub fn api_router() -> Router<AppState> {
                 async move { Json(document.as_ref().clone()) }
             }),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .route(API_PREFIX, any(api_not_found))
         .route(&format!("{API_PREFIX}/{{*rest}}"), any(api_not_found))
 }
@@ -81,6 +84,12 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             .merge(payments::router())
             .merge(terminal::router()),
     )
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        message: format!("{} does not accept {method}", uri.path()),
+    }
 }
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
