@@ -71,3 +71,11 @@ ensure_chromium() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         chromium chromium-driver fonts-wqy-microhei
 }
+
+# cargo-fuzz, for the coverage-guided fuzzing in scripts/test. Safe to run again.
+ensure_cargo_fuzz() {
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        step "installing cargo-fuzz (cargo install, a few minutes the first time)"
+        cargo install cargo-fuzz --locked
+    fi
+}

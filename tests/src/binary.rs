@@ -112,15 +112,46 @@ impl CrashRig {
         }
     }
 
+    /// The bearer token of the terminal `counter-1`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The generated `paycode.toml`.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Adds the terminal `name` to the database and returns its bearer token. Call it while
+    /// no process of the binary runs.
+    pub async fn add_terminal(&self, name: &str) -> String {
+        let store = SqliteStore::connect(&self.config.store)
+            .await
+            .expect("the database opens");
+        let store = Arc::new(store);
+        let (_, token) = Terminals::new(store.clone())
+            .add(name)
+            .await
+            .expect("a terminal");
+        store.close().await;
+        token.expose().to_owned()
+    }
+
     /// Starts the binary (`paycode-proxy --config paycode.toml serve`) and waits until it
     /// listens.
     pub async fn spawn(&self) -> ProxyProcess {
+        self.spawn_with_log_filter("info").await
+    }
+
+    /// Like [`CrashRig::spawn`], with `RUST_LOG` set to `filter` (e.g. `debug`, to scan
+    /// every log line for secrets).
+    pub async fn spawn_with_log_filter(&self, filter: &str) -> ProxyProcess {
         let mut command = Command::new(proxy_binary());
         command
             .arg("--config")
             .arg(&self.config_path)
             .arg("serve")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -135,6 +166,8 @@ impl CrashRig {
         let log = Arc::new(Mutex::new(String::new()));
         let (address_tx, address_rx) = mpsc::channel();
         let log_writer = Arc::clone(&log);
+        let reader_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader_done_writer = Arc::clone(&reader_done);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("paycode-proxy listening") {
@@ -150,10 +183,12 @@ impl CrashRig {
                 log.push_str(&line);
                 log.push('\n');
             }
+            reader_done_writer.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         let mut process = ProxyProcess {
             child: Some(child),
             log,
+            reader_done,
             cashier: Cashier::new("http://127.0.0.1:9", None),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -183,9 +218,30 @@ pub struct ProxyProcess {
     pub cashier: Cashier,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    reader_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ProxyProcess {
+    /// The child's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process with SIGKILL, reaps it, and returns everything it wrote to stderr
+    /// (the reader thread is given a moment to drain the pipe).
+    pub fn kill_and_collect_log(mut self) -> String {
+        self.kill_now();
+        // The pipe reaches end of file once the process is gone; wait (briefly) for the
+        // reader thread to take the last lines.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !self.reader_done.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.log()
+    }
+
     /// Kills the process with SIGKILL and reaps it: no shutdown code runs.
     pub fn kill(mut self) {
         self.kill_now();

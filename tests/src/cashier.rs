@@ -69,6 +69,16 @@ impl Cashier {
         }
     }
 
+    /// The bearer token this cashier sends, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The proxy's base address (`http://127.0.0.1:PORT`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self
             .http
@@ -85,6 +95,29 @@ impl Cashier {
         let text = response.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Reply { status, body }
+    }
+
+    /// `method path` with an optional JSON body, without panicking on transport errors (for
+    /// soaks, where the proxy is killed mid-request): the reply and its raw body text, or
+    /// the transport error. `limit` bounds the whole exchange.
+    pub async fn try_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        limit: Duration,
+    ) -> Result<(Reply, String), reqwest::Error> {
+        let mut request = self.request(method, path).timeout(limit);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Ok((Reply { status, body }, text))
     }
 
     /// `POST path` with a raw body and content type.

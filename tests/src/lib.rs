@@ -7,10 +7,16 @@
 //! - [`ledger`]: the simulator's call log and books, and the checks that they agree with
 //!   what the proxy shows.
 //! - [`binary`]: the real `paycode-proxy` binary as a child process, for crash tests.
+//! - [`fake_wechat`]: a plain-HTTP stand-in for WeChat that answers anything (hostile replies).
+//! - [`secrets`]: scans response bodies and log lines for secrets (soaks, hostile tests).
+//! - [`reconcile`]: the end-of-soak check of the proxy's store against WeChat's books.
 
 pub mod binary;
 pub mod cashier;
+pub mod fake_wechat;
 pub mod ledger;
+pub mod reconcile;
+pub mod secrets;
 pub mod world;
 
 pub use cashier::{Cashier, Reply};

@@ -1,0 +1,41 @@
+//! Any bytes as a WeChat reply body: the decoder never panics and stays within its limits;
+//! whatever decodes re-encodes losslessly; the verifier never panics and never accepts a
+//! message that re-signing does not reproduce; the typed readers never panic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wxpay::messages::{
+    CloseOrderResponse, MicropayResponse, OrderQueryResponse, RefundQueryResponse, RefundResponse,
+    Response, ReverseResponse,
+};
+use wxpay::{ApiKey, SignType, sign, xml};
+
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(params) = xml::decode(data) else {
+        return;
+    };
+    assert!(data.len() <= xml::MAX_BODY_BYTES);
+    assert!(params.len() <= xml::MAX_FIELDS);
+    let again = xml::decode(xml::encode(&params).as_bytes()).expect("re-encoded XML decodes");
+    assert_eq!(again, params, "the codec lost or changed a field");
+    let key = ApiKey::new(KEY);
+    for sign_type in [SignType::Md5, SignType::HmacSha256] {
+        if sign::verify(&params, &key, sign_type).is_ok() {
+            assert_eq!(
+                Some(sign::sign(&params, &key, sign_type).as_str()),
+                params.get("sign"),
+                "verified a signature that re-signing does not reproduce"
+            );
+        }
+    }
+    let _ = SignType::of(&params);
+    let _ = MicropayResponse::from_params(params.clone());
+    let _ = OrderQueryResponse::from_params(params.clone());
+    let _ = ReverseResponse::from_params(params.clone());
+    let _ = RefundResponse::from_params(params.clone());
+    let _ = RefundQueryResponse::from_params(params.clone());
+    let _ = CloseOrderResponse::from_params(params);
+});
