@@ -76,3 +76,62 @@ async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest()
     server.await.unwrap().unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
+    let mut config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    // One micropay per second: the second and third payments wait for their turns.
+    config.payments.micropay_rate_per_second = 1;
+    let (application, stop, stopped) = serve(config.clone()).await;
+    let address = format!("http://{}", application.address());
+    let (_, token) = application
+        .state()
+        .terminals
+        .add("counter-1")
+        .await
+        .unwrap();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let cashier = Cashier::new(&address, Some(token.expose()));
+    let mut payments = Vec::new();
+    for _ in 0..3 {
+        let code = sim.auth_code(Behaviour::PasswordFree);
+        payments.push(cashier.pay(AMOUNT_FEN, &code).await);
+    }
+    cashier.settled(&payments[0]).await;
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+
+    assert_eq!(
+        sim.call_count(Api::Micropay),
+        1,
+        "no call started after shutdown"
+    );
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    for waiting in &payments[1..] {
+        let stored = store.get_payment(&waiting.id).await.unwrap().unwrap();
+        assert!(!stored.maybe_sent, "still safely unsent: {stored:?}");
+    }
+    store.close().await;
+    let (application, stop, stopped) = serve(config).await;
+    let cashier = Cashier::new(
+        &format!("http://{}", application.address()),
+        Some(token.expose()),
+    );
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    for waiting in &payments[1..] {
+        let paid = cashier.settled(waiting).await;
+        assert_eq!(paid.state, Paid, "{paid:#?}");
+        ledger::assert_ledger_agrees(&sim, &paid);
+    }
+    assert_eq!(sim.call_count(Api::Micropay), 3);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    sim.shutdown().await;
+}

@@ -205,7 +205,10 @@ impl Engine {
             }
             match shared
                 .store
-                .update_payment(&resumed, "resumed after a restart mid-submission: querying")
+                .update_payment(
+                    &resumed,
+                    &format!("resumed after a restart: {}", action.as_str()),
+                )
                 .await
             {
                 Ok(saved) => shared.committed(record.state, &saved),
@@ -692,6 +695,11 @@ impl Shared {
         if !claimed {
             // Wait for this payment's turn while it is still "not sent".
             self.limiter.reserve().await;
+            if self.stopping.is_cancelled() {
+                // Shutting down: no new call starts. It is still "not sent" in the store
+                // and is sent after the next start.
+                return Ok(());
+            }
         }
         // What "may have been sent" was before this attempt, restored if it never leaves.
         let was_maybe_sent = record.maybe_sent && !claimed;
