@@ -154,8 +154,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new payment, or returns the one already stored under its `attempt_id`.
     ///
     /// Writes a creation event. If a payment with the same `attempt_id` exists with another
-    /// amount, payment code (compared in full while both are kept, else by last four digits)
-    /// or terminal, fails with [`StoreError::Conflict`]; another payment with the same
+    /// amount, payment code (compared in full while both are kept, else by fingerprint, else,
+    /// for rows older than the fingerprint, by last four digits) or terminal, fails with [`StoreError::Conflict`]; another payment with the same
     /// `out_trade_no` fails with [`StoreError::AlreadyExists`].
     async fn insert_payment(
         &self,
@@ -175,8 +175,8 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// Returns the stored record with `version + 1` and a fresh `updated_at`, and writes an
     /// event with `detail` in the same transaction. Immutable fields (`attempt_id`,
-    /// `terminal_id`, `out_trade_no`, `amount_fen`, `auth_code_last4`, `created_at`,
-    /// `business_day`) are not changed. Fails with [`StoreError::StaleVersion`] if the row
+    /// `terminal_id`, `out_trade_no`, `amount_fen`, `auth_code_last4`,
+    /// `auth_code_fingerprint`, `created_at`, `business_day`) are not changed. Fails with [`StoreError::StaleVersion`] if the row
     /// moved and [`StoreError::NotFound`] if it does not exist.
     async fn update_payment(
         &self,

@@ -65,6 +65,10 @@ pub struct PaymentRecord {
     pub auth_code: Option<AuthCode>,
     /// The last four digits of the payment code, kept for the cashier's screen.
     pub auth_code_last4: String,
+    /// SHA-256 of the payment code (lower-case hex), kept after the code is wiped so that
+    /// a repeated `attempt_id` can still be compared; `None` for rows stored before it
+    /// existed.
+    pub auth_code_fingerprint: Option<String>,
     /// The description (`body`) sent to WeChat.
     pub description: String,
     /// The state.
@@ -145,6 +149,7 @@ impl PaymentRecord {
             out_trade_no,
             amount_fen,
             auth_code_last4: auth_code.last_four().to_owned(),
+            auth_code_fingerprint: Some(auth_code_fingerprint(&auth_code)),
             auth_code: Some(auth_code),
             description,
             state: PaymentState::Submitting,
@@ -188,6 +193,7 @@ impl fmt::Debug for PaymentRecord {
             .field("amount_fen", &self.amount_fen)
             .field("auth_code", &self.auth_code.as_ref().map(AuthCode::masked))
             .field("auth_code_last4", &self.auth_code_last4)
+            .field("auth_code_fingerprint", &self.auth_code_fingerprint)
             .field("description", &self.description)
             .field("state", &self.state)
             .field("version", &self.version)
@@ -216,6 +222,12 @@ impl fmt::Debug for PaymentRecord {
             .field("lease_until", &self.lease_until)
             .finish()
     }
+}
+
+/// The fingerprint stored for a payment code: SHA-256, lower-case hex.
+pub fn auth_code_fingerprint(code: &AuthCode) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(code.expose().as_bytes()))
 }
 
 /// A refund of a paid payment, as stored.

@@ -56,11 +56,11 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, failure_code, \
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
      settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
-     pending_failure_message, retry_attempts, not_sent_attempts";
+     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint";
 
 /// The columns a payment is created with and never changes.
 const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
-     auth_code_last4, created_at, business_day";
+     auth_code_last4, created_at, business_day, auth_code_fingerprint";
 
 /// The columns every update rewrites, in the order [`bind_mutable`] binds them.
 const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, maybe_sent, \
@@ -380,7 +380,7 @@ async fn insert_payment(
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     let query = format!(
         "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
          ON CONFLICT (attempt_id) DO NOTHING"
     );
     let inserted = sqlx::query(&query)
@@ -391,7 +391,8 @@ async fn insert_payment(
         .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
         .bind(&payment.auth_code_last4)
         .bind(payment.created_at.0)
-        .bind(day_to_text(payment.business_day));
+        .bind(day_to_text(payment.business_day))
+        .bind(&payment.auth_code_fingerprint);
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .execute(&mut *connection)
         .await
@@ -651,8 +652,12 @@ async fn stale_or_missing(
 /// code is compared in full while both records still hold it; once the engine has wiped the
 /// stored code, its last four digits are all that is left to compare.
 fn payment_difference(existing: &PaymentRecord, requested: &PaymentRecord) -> Option<&'static str> {
-    let same_code = match (&existing.auth_code, &requested.auth_code) {
-        (Some(stored), Some(given)) => stored == given,
+    let same_code = match (
+        (&existing.auth_code, &existing.auth_code_fingerprint),
+        (&requested.auth_code, &requested.auth_code_fingerprint),
+    ) {
+        ((Some(stored), _), (Some(given), _)) => stored == given,
+        ((_, Some(stored)), (_, Some(given))) => stored == given,
         _ => existing.auth_code_last4 == requested.auth_code_last4,
     };
     if existing.amount_fen != requested.amount_fen {
@@ -704,6 +709,7 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
             })
             .transpose()?,
         auth_code_last4: row.try_get("auth_code_last4")?,
+        auth_code_fingerprint: row.try_get("auth_code_fingerprint")?,
         description: row.try_get("description")?,
         state: parse_payment_state(&row.try_get::<String, _>("state")?)?,
         version: i64_to_u64(row.try_get("version")?, "payments.version")?,

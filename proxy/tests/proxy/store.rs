@@ -5,6 +5,7 @@ use std::sync::Arc;
 use paycode_api::payments::RefundState;
 use paycode_api::{Fen, PaymentState};
 use paycode_proxy::config::StoreConfig;
+use paycode_proxy::store::records::auth_code_fingerprint;
 use paycode_proxy::store::{InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError};
 
 use crate::helpers::{attempt, config_in, day, new_store, payment, stored_payment};
@@ -125,7 +126,7 @@ async fn reusing_an_attempt_for_a_different_payment_is_a_conflict() {
 }
 
 #[tokio::test]
-async fn once_the_code_is_wiped_a_replay_is_matched_by_its_last_four_digits() {
+async fn once_the_code_is_wiped_a_replay_is_matched_by_its_fingerprint() {
     // Arrange
     let (store, _directory) = new_store().await;
     let mut stored = stored_payment(store.as_ref(), 1, 1230).await;
@@ -137,9 +138,11 @@ async fn once_the_code_is_wiped_a_replay_is_matched_by_its_last_four_digits() {
 
     // Act
     let replay = store.insert_payment(&payment(1, 1230)).await.unwrap();
+    // Another code with the same last four digits: only the fingerprint tells them apart.
+    let other_code = paycode_api::AuthCode::parse("134567899999991234").unwrap();
     let mut different = payment(1, 1230);
-    different.auth_code = Some(paycode_api::AuthCode::parse("134567890123459999").unwrap());
-    different.auth_code_last4 = "9999".to_owned();
+    different.auth_code_fingerprint = Some(auth_code_fingerprint(&other_code));
+    different.auth_code = Some(other_code);
     let conflict = store.insert_payment(&different).await;
 
     // Assert
@@ -147,6 +150,7 @@ async fn once_the_code_is_wiped_a_replay_is_matched_by_its_last_four_digits() {
         panic!("expected the stored payment, got {replay:?}");
     };
     assert_eq!(existing.auth_code, None);
+    assert_eq!(existing.auth_code_last4, different.auth_code_last4);
     assert!(matches!(
         conflict,
         Err(StoreError::Conflict {
