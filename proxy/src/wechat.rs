@@ -1,7 +1,6 @@
 //! The proxy's side of WeChat Pay: the `wxpay` client built from `[wechat]`, and the
 //! `/readyz` check that WeChat answers.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -87,7 +86,6 @@ pub struct WechatReachable {
     client: wxpay::Client,
     max_age: Duration,
     last: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
-    probes: Mutex<u64>,
 }
 
 impl WechatReachable {
@@ -97,16 +95,7 @@ impl WechatReachable {
             client,
             max_age,
             last: tokio::sync::Mutex::new(None),
-            probes: Mutex::new(0),
         }
-    }
-
-    /// How many probes were sent.
-    pub fn probes(&self) -> u64 {
-        *self
-            .probes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -123,10 +112,6 @@ impl ReadinessCheck for WechatReachable {
                 return outcome.clone();
             }
         }
-        *self
-            .probes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         let outcome = probe(&self.client).await;
         *last = Some((Instant::now(), outcome.clone()));
         outcome
