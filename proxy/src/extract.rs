@@ -1,9 +1,10 @@
-//! Request extractors whose rejections are [`ApiError`]s, so that bad input answers with an
-//! [`ErrorBody`](paycode_api::ErrorBody) naming the field instead of axum's plain-text
-//! rejections.
+//! Request extractors ([`ApiJson`], [`ApiQuery`]) whose rejections are [`ApiError`]s, so
+//! that bad input answers with an [`ErrorBody`](paycode_api::ErrorBody) naming the field
+//! instead of axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
@@ -43,6 +44,31 @@ where
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A query string, like [`axum::extract::Query`], but rejected with 400 `INVALID_REQUEST`
+/// saying what is wrong (an unknown parameter, a value that is not a number, …).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(query) =
+            Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::InvalidRequest {
+                    code: "INVALID_REQUEST",
+                    message: format!("bad query string: {}", rejection.body_text()),
+                    field: None,
+                })?;
+        Ok(ApiQuery(query))
     }
 }
 

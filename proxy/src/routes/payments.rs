@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use paycode_api::{
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
 use crate::error::{ApiError, Result};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::startup::AppState;
 use crate::store::{Millis, PaymentRecord, RefundRecord};
 
@@ -119,13 +119,8 @@ async fn payment_show(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
     Path(id): Path<String>,
-    query: std::result::Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Json<Payment>> {
-    let Query(query) = query.map_err(|rejection| ApiError::InvalidRequest {
-        code: "INVALID_REQUEST",
-        message: format!("bad query string: {}", rejection.body_text()),
-        field: None,
-    })?;
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut watch = state.engine.watch(&id);
     let mut record = load_payment(&state, &id).await?;
@@ -251,13 +246,8 @@ struct ListQuery {
 async fn payment_list(
     State(state): State<AppState>,
     _terminal: AuthenticatedTerminal,
-    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentList>> {
-    let Query(query) = query.map_err(|rejection| ApiError::InvalidRequest {
-        code: "INVALID_REQUEST",
-        message: format!("bad query string: {}", rejection.body_text()),
-        field: None,
-    })?;
     let day = match &query.date {
         Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
