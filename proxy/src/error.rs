@@ -285,10 +285,6 @@ impl From<crate::engine::EngineError> for ApiError {
     fn from(error: crate::engine::EngineError) -> ApiError {
         use crate::engine::EngineError;
         match error {
-            EngineError::PaymentNotFound(id) => ApiError::NotFound {
-                code: "PAYMENT_NOT_FOUND",
-                message: format!("payment {id} does not exist"),
-            },
             EngineError::AlreadyPaid => ApiError::Conflict {
                 code: "PAYMENT_ALREADY_PAID",
                 message: "this payment is already paid and cannot be cancelled; refund it instead"

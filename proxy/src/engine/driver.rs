@@ -96,9 +96,6 @@ impl EngineSettings {
 /// Why an engine request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// No payment has this id.
-    #[error("payment {0} not found")]
-    PaymentNotFound(String),
     /// A paid payment cannot be cancelled; it can be refunded.
     #[error("the payment is already paid; refund it instead")]
     AlreadyPaid,
@@ -300,11 +297,7 @@ impl Engine {
     pub async fn cancel(&self, payment_id: &str) -> Result<PaymentRecord, EngineError> {
         let shared = &self.shared;
         loop {
-            let record = shared
-                .store
-                .get_payment(payment_id)
-                .await?
-                .ok_or_else(|| EngineError::PaymentNotFound(payment_id.to_owned()))?;
+            let record = shared.store.existing_payment(payment_id).await?;
             if record.state == PaymentState::Paid {
                 return Err(EngineError::AlreadyPaid);
             }
@@ -344,11 +337,7 @@ impl Engine {
         request: CreateRefund,
     ) -> Result<InsertOutcome<RefundRecord>, EngineError> {
         let shared = &self.shared;
-        let payment = shared
-            .store
-            .get_payment(payment_id)
-            .await?
-            .ok_or_else(|| EngineError::PaymentNotFound(payment_id.to_owned()))?;
+        let payment = shared.store.existing_payment(payment_id).await?;
         if let Some(existing) = shared
             .store
             .refunds_for_payment(payment_id)

@@ -123,7 +123,7 @@ async fn payment_show(
 ) -> Result<Json<Payment>> {
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut watch = state.engine.watch(&id);
-    let mut record = load_payment(&state, &id).await?;
+    let mut record = state.store.existing_payment(&id).await?;
     if let (Some(after), Some(wait)) = (query.after_version, query.wait) {
         let wait = Duration::from_secs(wait).min(state.config.payments.long_poll_max_wait);
         let deadline = tokio::time::Instant::now() + wait;
@@ -277,17 +277,6 @@ async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<Refu
     } else {
         Ok(Vec::new())
     }
-}
-
-async fn load_payment(state: &AppState, id: &str) -> Result<PaymentRecord> {
-    state
-        .store
-        .get_payment(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            code: "PAYMENT_NOT_FOUND",
-            message: format!("payment {id} does not exist"),
-        })
 }
 
 /// The API's view of a stored payment: never the payment code, only its last four digits.

@@ -165,6 +165,16 @@ pub trait Store: Send + Sync + 'static {
     /// The payment with this id, if any.
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
 
+    /// The payment with this id, or [`StoreError::NotFound`] if there is none.
+    async fn existing_payment(&self, id: &str) -> Result<PaymentRecord, StoreError> {
+        self.get_payment(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "payment",
+                key: id.to_owned(),
+            })
+    }
+
     /// The payment made under this idempotency key, if any.
     async fn get_payment_by_attempt(
         &self,
