@@ -543,6 +543,11 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Tries `key` again after [`STORE_RETRY`], when the database failed its step.
+    fn retry_later(&self, key: Key) {
+        self.schedule_at(key, Millis::now().plus(STORE_RETRY).0);
+    }
+
     /// After a payment change is committed: tell long-polls, count the transition, and
     /// schedule (or forget) its next action.
     fn committed(&self, previous: PaymentState, saved: &PaymentRecord) {
@@ -573,10 +578,7 @@ impl Shared {
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(payment = %payment_id, error = %error, "cannot re-read payment; retrying");
-                self.schedule_at(
-                    Key::Payment(payment_id.to_owned()),
-                    now_ms() + STORE_RETRY.as_millis() as i64,
-                );
+                self.retry_later(Key::Payment(payment_id.to_owned()));
             }
         }
     }
@@ -617,7 +619,7 @@ impl Shared {
             };
             if let Err(error) = result {
                 tracing::warn!(?key, error = %error, "step failed; retrying");
-                shared.schedule_at(key.clone(), now_ms() + STORE_RETRY.as_millis() as i64);
+                shared.retry_later(key.clone());
             }
             let asked_again = lock(&shared.in_flight).remove(&key).unwrap_or(false);
             if asked_again {
@@ -865,10 +867,7 @@ impl Shared {
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(refund = %refund_id, error = %error, "cannot re-read refund; retrying");
-                self.schedule_at(
-                    Key::Refund(refund_id.to_owned()),
-                    now_ms() + STORE_RETRY.as_millis() as i64,
-                );
+                self.retry_later(Key::Refund(refund_id.to_owned()));
             }
         }
     }
@@ -908,11 +907,9 @@ impl Shared {
         };
         refund.attempts += 1;
         let retry_at = |attempts: u32| {
-            let base = self.settings.timing.retry_base;
-            let delay = base
-                .saturating_mul(1 << attempts.saturating_sub(1).min(16))
-                .min(self.settings.timing.retry_max);
-            Some(now.plus(delay))
+            Some(Millis(
+                now.0 + machine::backoff(&self.settings.timing, attempts),
+            ))
         };
         match refund.state {
             RefundState::Submitting => {

@@ -771,7 +771,9 @@ pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDe
     }
 }
 
-fn backoff(timing: &Timing, attempt: u32) -> Millis {
+/// The pause before retry number `attempt` (1-based) of a failed call: `retry_base`,
+/// doubling per attempt, at most `retry_max`.
+pub fn backoff(timing: &Timing, attempt: u32) -> Millis {
     let factor = 1i64 << attempt.saturating_sub(1).min(16);
     (ms(timing.retry_base).saturating_mul(factor)).min(ms(timing.retry_max))
 }
