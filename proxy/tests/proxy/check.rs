@@ -4,25 +4,14 @@
 use paycode_proxy::cli::check::{self, CheckError};
 use paycode_proxy::cli::demo::simulator_wechat_config;
 use wxpay::ApiKey;
-use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimHandle, Simulator};
+use wxpay::sim::DEMO_API_KEY;
 
-use crate::helpers::config_in;
-
-async fn simulator(root: &std::path::Path) -> SimHandle {
-    Simulator::builder()
-        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .backup_listen("127.0.0.1:0".parse().unwrap())
-        .cert_dir(root.join("sim-certs"))
-        .start()
-        .await
-        .unwrap()
-}
+use crate::helpers::{config_in, start_simulator};
 
 #[tokio::test]
 async fn a_good_configuration_reports_each_check() {
     let root = tempfile::tempdir().unwrap();
-    let sim = simulator(root.path()).await;
+    let sim = start_simulator(root.path()).await;
     let mut config = config_in(root.path());
     config.wechat = simulator_wechat_config(&sim);
     let mut out = Vec::new();
@@ -47,7 +36,7 @@ async fn a_good_configuration_reports_each_check() {
 #[tokio::test]
 async fn a_wrong_key_or_a_missing_certificate_fails_naming_the_setting() {
     let root = tempfile::tempdir().unwrap();
-    let sim = simulator(root.path()).await;
+    let sim = start_simulator(root.path()).await;
     let mut config = config_in(root.path());
     config.wechat = simulator_wechat_config(&sim);
     config.wechat.api_key = ApiKey::new("00000000000000000000000000000000");

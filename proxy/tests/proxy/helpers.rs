@@ -109,19 +109,25 @@ impl TestApp {
     }
 }
 
+/// The simulator with the demo merchant on two free loopback ports, its certificates under
+/// `root/sim-certs`.
+pub async fn start_simulator(root: &Path) -> SimHandle {
+    Simulator::builder()
+        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        .listen("127.0.0.1:0".parse().unwrap())
+        .backup_listen("127.0.0.1:0".parse().unwrap())
+        .cert_dir(root.join("sim-certs"))
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Starts the application on port 0, after `prepare` has had a chance to put files in the
 /// root directory (such as a built app).
 pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     prepare(root.path());
-    let sim = Simulator::builder()
-        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .backup_listen("127.0.0.1:0".parse().unwrap())
-        .cert_dir(root.path().join("sim-certs"))
-        .start()
-        .await
-        .unwrap();
+    let sim = start_simulator(root.path()).await;
     let mut config = config_in(root.path());
     config.wechat = simulator_wechat_config(&sim);
     let application = Application::build(config).await.unwrap();
