@@ -358,6 +358,26 @@ mod tests {
     }
 
     #[test]
+    fn an_encoding_can_outgrow_the_body_it_came_from() {
+        // Arrange: a body under the limit whose value is many escaped `]]>`; each becomes a
+        // split CDATA section (3 bytes of text, 15 of framing) when encoded. The fuzzer found
+        // this one.
+        let body = format!("<xml><a>{}</a></xml>", "]]&gt;".repeat(40_000));
+        assert!(body.len() <= MAX_BODY_BYTES);
+
+        // Act
+        let params = decode(body.as_bytes()).unwrap();
+        let encoded = encode(&params);
+
+        // Assert: the value survives whole, and the longer encoding meets the same limit.
+        assert_eq!(params.get("a").map(str::len), Some(3 * 40_000));
+        assert_eq!(
+            decode(encoded.as_bytes()),
+            Err(XmlError::TooLarge(encoded.len()))
+        );
+    }
+
+    #[test]
     fn encodes_strings_in_cdata_and_integers_bare() {
         let params: Params = [
             ("return_code", "SUCCESS"),
