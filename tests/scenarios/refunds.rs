@@ -77,6 +77,17 @@ async fn partial_refunds_add_up_and_over_refunding_is_refused_before_wechat() {
     let order = world.order(&payment).unwrap();
     let refunded_by_wechat: u64 = order.refunds.iter().map(|refund| refund.refund_fee).sum();
     assert_eq!(refunded_by_wechat, AMOUNT_FEN);
+    // The day list carries the same refunds and nets them out of the day's takings.
+    let today = world.cashier.today().await;
+    let listed = today.payments.iter().find(|p| p.id == payment.id).unwrap();
+    assert_eq!(listed.refunds, payment.refunds);
+    assert_eq!(
+        (today.totals.refunded_fen, today.totals.net_fen),
+        (
+            Fen(AMOUNT_FEN),
+            Fen(today.totals.paid_fen.get() - AMOUNT_FEN)
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! `/api/v1/payments`: take a payment, follow it (long-poll), cancel it, refund it, and list
 //! a day's payments with totals.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -253,15 +254,22 @@ async fn payment_list(
             .map_err(|_| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
         None => state.config.shop.business_day(Millis::now()),
     };
-    let records = state
-        .store
-        .list_payments(day, query.terminal.as_deref())
-        .await?;
-    let mut payments = Vec::with_capacity(records.len());
-    for record in &records {
-        let refunds = refunds_of(&state, record).await?;
-        payments.push(payment_body(&state, record, refunds));
+    let terminal = query.terminal.as_deref();
+    let records = state.store.list_payments(day, terminal).await?;
+    let mut refunds: HashMap<String, Vec<RefundRecord>> = HashMap::new();
+    for refund in state.store.refunds_for_day(day, terminal).await? {
+        refunds
+            .entry(refund.payment_id.clone())
+            .or_default()
+            .push(refund);
     }
+    let payments: Vec<Payment> = records
+        .iter()
+        .map(|record| {
+            let refunds = refunds.remove(&record.id).unwrap_or_default();
+            payment_body(&state, record, refunds)
+        })
+        .collect();
     let totals = totals_of(&payments);
     Ok(Json(PaymentList {
         date: day.format("%Y-%m-%d").to_string(),

@@ -234,6 +234,14 @@ pub trait Store: Send + Sync + 'static {
     /// A payment's refunds, oldest first.
     async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
 
+    /// The refunds of a business day's payments (only `terminal_id`'s when given), oldest
+    /// first: the day list's refunds in one query rather than one per payment.
+    async fn refunds_for_day(
+        &self,
+        business_day: NaiveDate,
+        terminal_id: Option<&str>,
+    ) -> Result<Vec<RefundRecord>, StoreError>;
+
     /// Every refund still `submitting` or `processing`, oldest first.
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
 

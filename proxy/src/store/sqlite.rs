@@ -289,6 +289,24 @@ impl Store for SqliteStore {
         rows.iter().map(refund_from_row).collect()
     }
 
+    async fn refunds_for_day(
+        &self,
+        business_day: NaiveDate,
+        terminal_id: Option<&str>,
+    ) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id IN \
+             (SELECT id FROM payments WHERE business_day = ?1 \
+              AND (?2 IS NULL OR terminal_id = ?2)) \
+             ORDER BY created_at, id"
+        ))
+        .bind(day_to_text(business_day))
+        .bind(terminal_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE state IN ('submitting', 'processing') \

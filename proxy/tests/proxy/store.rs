@@ -455,6 +455,38 @@ async fn refunds_are_idempotent_and_capped_at_the_payment_amount() {
 }
 
 #[tokio::test]
+async fn the_day_refunds_follow_the_day_list_filters() {
+    // Arrange: payments of two terminals today and one tomorrow, each refunded.
+    let (store, _directory) = new_store().await;
+    for n in 1..=3 {
+        let mut record = payment(n, 100);
+        if n == 2 {
+            record.terminal_id = "t2".to_owned();
+        }
+        if n == 3 {
+            record.business_day = day().succ_opt().unwrap();
+        }
+        store.insert_payment(&record).await.unwrap();
+        let payment_id = format!("pay_{n}");
+        for k in 0..2 {
+            let refund = refund(n * 10 + k, &payment_id, 10);
+            store.insert_refund(&refund).await.unwrap();
+        }
+    }
+
+    // Act
+    let all = store.refunds_for_day(day(), None).await.unwrap();
+    let t2 = store.refunds_for_day(day(), Some("t2")).await.unwrap();
+    let nobody = store.refunds_for_day(day(), Some("t9")).await.unwrap();
+
+    // Assert
+    let ids = |list: &[RefundRecord]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&all), ["ref_10", "ref_11", "ref_20", "ref_21"]);
+    assert_eq!(ids(&t2), ["ref_20", "ref_21"]);
+    assert!(nobody.is_empty());
+}
+
+#[tokio::test]
 async fn racing_refunds_for_the_last_fen_let_exactly_one_through() {
     for round in 0..5u32 {
         // Arrange
