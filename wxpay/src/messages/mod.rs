@@ -109,13 +109,39 @@ pub(crate) fn indexed_fen(params: &Params, field: &str) -> Result<Option<Fen>, B
         .transpose()
 }
 
-/// An optional count (`coupon_count`, `refund_count`).
+/// An optional count that is not a loop bound (`total_refund_count`); 0 when absent.
 pub(crate) fn optional_count(params: &Params, field: &'static str) -> Result<usize, BadReply> {
-    match params.get_non_empty(field) {
+    parse_count(params, field, field)
+}
+
+/// How many indexed items (`coupon_fee_$n`, `refund_fee_$n`…) a reply says it carries, read
+/// from `key` and reported as `field`; 0 when absent. Every item takes at least one field, so a
+/// count above the reply's field count is refused rather than looped over: a `coupon_count`
+/// of 2^64−1 would otherwise keep the reader busy for hours.
+pub(crate) fn item_count(
+    params: &Params,
+    key: &str,
+    field: &'static str,
+) -> Result<usize, BadReply> {
+    let count = parse_count(params, key, field)?;
+    if count > params.len() {
+        return Err(BadReply::Field {
+            field,
+            problem: format!(
+                "{key} = {count} is more than the reply's {} fields",
+                params.len()
+            ),
+        });
+    }
+    Ok(count)
+}
+
+fn parse_count(params: &Params, key: &str, field: &'static str) -> Result<usize, BadReply> {
+    match params.get_non_empty(key) {
         None => Ok(0),
         Some(value) => value.parse().map_err(|_| BadReply::Field {
             field,
-            problem: format!("{value:?} is not a count"),
+            problem: format!("{key} = {value:?} is not a count"),
         }),
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use paycode_api::Fen;
 
 use super::{
-    OutTradeNo, Request, Response, indexed_fen, optional, optional_count, optional_fen, required,
+    OutTradeNo, Request, Response, indexed_fen, item_count, optional, optional_fen, required,
     required_fen,
 };
 use crate::codes::Api;
@@ -202,7 +202,7 @@ impl Response for OrderQueryResponse {
 
 fn read_payment(params: &Params) -> Result<Payment, BadReply> {
     let total_fee = required_fen(params, "total_fee")?;
-    let coupon_count = optional_count(params, "coupon_count")?;
+    let coupon_count = item_count(params, "coupon_count", "coupon_count")?;
     let mut coupons = Vec::with_capacity(coupon_count.min(64));
     for index in 0..coupon_count {
         let Some(coupon_fee) = indexed_fen(params, &format!("coupon_fee_{index}"))? else {
@@ -271,6 +271,31 @@ mod tests {
         assert_eq!(payment.coupons.len(), 2);
         assert_eq!(payment.coupons[0].coupon_type, None);
         assert_eq!(payment.coupons[1].coupon_fee, Fen(40));
+    }
+
+    #[test]
+    fn a_coupon_count_beyond_the_reply_is_refused_not_looped_over() {
+        // The fuzzer's hang: a count of 2^64−1 with no coupons made the reader spin.
+        for count in ["18446744073709551615", "9"] {
+            let params: Params = [
+                ("trade_state", "SUCCESS"),
+                ("transaction_id", "4200000443201912243367650720"),
+                ("total_fee", "300"),
+                ("coupon_count", count),
+            ]
+            .into_iter()
+            .collect();
+            match OrderQueryResponse::from_params(params) {
+                Err(BadReply::Field {
+                    field: "coupon_count",
+                    problem,
+                }) => assert!(
+                    problem.contains("more than the reply's 4 fields"),
+                    "{problem}"
+                ),
+                other => panic!("coupon_count {count}: {other:?}"),
+            }
+        }
     }
 
     #[test]

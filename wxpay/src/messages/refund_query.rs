@@ -5,7 +5,7 @@ use std::fmt;
 use paycode_api::Fen;
 
 use super::{
-    OutRefundNo, OutTradeNo, Request, Response, indexed_fen, optional, optional_count,
+    OutRefundNo, OutTradeNo, Request, Response, indexed_fen, item_count, optional, optional_count,
     optional_fen, required, required_fen,
 };
 use crate::codes::Api;
@@ -164,7 +164,7 @@ pub struct RefundQueryResponse {
 
 impl Response for RefundQueryResponse {
     fn from_params(params: Params) -> Result<Self, BadReply> {
-        let refund_count = optional_count(&params, "refund_count")?;
+        let refund_count = item_count(&params, "refund_count", "refund_count")?;
         let mut refunds = Vec::with_capacity(refund_count.min(64));
         for n in 0..refund_count {
             refunds.push(read_refund(&params, n)?);
@@ -190,10 +190,11 @@ fn read_refund(params: &Params, n: usize) -> Result<RefundRecord, BadReply> {
         field: name,
         problem: format!("missing for refund {n}"),
     };
-    let coupon_count = params
-        .get_non_empty(&field("coupon_refund_count"))
-        .and_then(|count| count.parse::<usize>().ok())
-        .unwrap_or(0);
+    let coupon_count = item_count(
+        params,
+        &field("coupon_refund_count"),
+        "coupon_refund_count_$n",
+    )?;
     let mut coupons = Vec::with_capacity(coupon_count.min(64));
     for m in 0..coupon_count {
         let Some(coupon_refund_fee) = indexed_fen(params, &format!("coupon_refund_fee_{n}_{m}"))?
@@ -264,6 +265,30 @@ mod tests {
         assert_eq!(reply.refunds[1].refund_status, RefundStatus::Processing);
         assert!(!reply.refunds[1].refund_status.is_final());
         assert_eq!(reply.refunds[1].coupons[0].coupon_refund_fee, Fen(20));
+    }
+
+    #[test]
+    fn a_coupon_refund_count_beyond_the_reply_is_refused_not_looped_over() {
+        let params: Params = [
+            ("transaction_id", "4200"),
+            ("out_trade_no", "A1"),
+            ("total_fee", "1000"),
+            ("refund_count", "1"),
+            ("out_refund_no_0", "R0"),
+            ("refund_id_0", "50"),
+            ("refund_fee_0", "300"),
+            ("refund_status_0", "SUCCESS"),
+            ("coupon_refund_count_0", "18446744073709551615"),
+        ]
+        .into_iter()
+        .collect();
+        assert!(matches!(
+            RefundQueryResponse::from_params(params),
+            Err(BadReply::Field {
+                field: "coupon_refund_count_$n",
+                ..
+            })
+        ));
     }
 
     #[test]
