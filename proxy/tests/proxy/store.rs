@@ -313,20 +313,25 @@ async fn racing_updates_from_one_version_let_exactly_one_win() {
     assert_eq!(winners, 1);
 }
 
-#[tokio::test]
-async fn the_day_list_is_newest_first_and_filters_by_terminal() {
-    // Arrange
-    let (store, _directory) = new_store().await;
-    for n in 1..=3 {
+/// `pay_1` and `pay_3` of terminal t1 and `pay_2` of t2 today, `pay_4` of t1 tomorrow.
+async fn a_day_of_payments(store: &dyn Store) {
+    for n in 1..=4 {
         let mut record = payment(n, 100);
         if n == 2 {
             record.terminal_id = "t2".to_owned();
         }
+        if n == 4 {
+            record.business_day = day().succ_opt().unwrap();
+        }
         store.insert_payment(&record).await.unwrap();
     }
-    let mut other_day = payment(4, 100);
-    other_day.business_day = day().succ_opt().unwrap();
-    store.insert_payment(&other_day).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_day_list_is_newest_first_and_filters_by_terminal() {
+    // Arrange
+    let (store, _directory) = new_store().await;
+    a_day_of_payments(store.as_ref()).await;
 
     // Act
     let all = store.list_payments(day(), None).await.unwrap();
@@ -456,20 +461,12 @@ async fn refunds_are_idempotent_and_capped_at_the_payment_amount() {
 
 #[tokio::test]
 async fn the_day_refunds_follow_the_day_list_filters() {
-    // Arrange: payments of two terminals today and one tomorrow, each refunded.
+    // Arrange: two refunds of each payment.
     let (store, _directory) = new_store().await;
-    for n in 1..=3 {
-        let mut record = payment(n, 100);
-        if n == 2 {
-            record.terminal_id = "t2".to_owned();
-        }
-        if n == 3 {
-            record.business_day = day().succ_opt().unwrap();
-        }
-        store.insert_payment(&record).await.unwrap();
-        let payment_id = format!("pay_{n}");
+    a_day_of_payments(store.as_ref()).await;
+    for n in 1..=4 {
         for k in 0..2 {
-            let refund = refund(n * 10 + k, &payment_id, 10);
+            let refund = refund(n * 10 + k, &format!("pay_{n}"), 10);
             store.insert_refund(&refund).await.unwrap();
         }
     }
@@ -481,7 +478,10 @@ async fn the_day_refunds_follow_the_day_list_filters() {
 
     // Assert
     let ids = |list: &[RefundRecord]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&all), ["ref_10", "ref_11", "ref_20", "ref_21"]);
+    assert_eq!(
+        ids(&all),
+        ["ref_10", "ref_11", "ref_20", "ref_21", "ref_30", "ref_31"]
+    );
     assert_eq!(ids(&t2), ["ref_20", "ref_21"]);
     assert!(nobody.is_empty());
 }

@@ -267,9 +267,9 @@ mod tests {
         assert_eq!(reply.refunds[1].coupons[0].coupon_refund_fee, Fen(20));
     }
 
-    #[test]
-    fn a_coupon_refund_count_beyond_the_reply_is_refused_not_looped_over() {
-        let params: Params = [
+    /// A reply with one refund, without its status, plus `extra`.
+    fn one_refund(extra: &[(&str, &str)]) -> Params {
+        [
             ("transaction_id", "4200"),
             ("out_trade_no", "A1"),
             ("total_fee", "1000"),
@@ -277,11 +277,19 @@ mod tests {
             ("out_refund_no_0", "R0"),
             ("refund_id_0", "50"),
             ("refund_fee_0", "300"),
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect()
+    }
+
+    #[test]
+    fn a_coupon_refund_count_beyond_the_reply_is_refused_not_looped_over() {
+        let params = one_refund(&[
             ("refund_status_0", "SUCCESS"),
             ("coupon_refund_count_0", "18446744073709551615"),
-        ]
-        .into_iter()
-        .collect();
+        ]);
         assert!(matches!(
             RefundQueryResponse::from_params(params),
             Err(BadReply::Field {
@@ -293,19 +301,8 @@ mod tests {
 
     #[test]
     fn a_refund_without_status_is_a_bad_reply() {
-        let params: Params = [
-            ("transaction_id", "4200"),
-            ("out_trade_no", "A1"),
-            ("total_fee", "1000"),
-            ("refund_count", "1"),
-            ("out_refund_no_0", "R0"),
-            ("refund_id_0", "50"),
-            ("refund_fee_0", "300"),
-        ]
-        .into_iter()
-        .collect();
         assert!(matches!(
-            RefundQueryResponse::from_params(params),
+            RefundQueryResponse::from_params(one_refund(&[])),
             Err(BadReply::Field {
                 field: "refund_status_$n",
                 ..
