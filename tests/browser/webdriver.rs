@@ -281,27 +281,26 @@ impl Session<'_> {
         self.execute(&script, json!([])).as_str().map(str::to_owned)
     }
 
-    /// Clicks the first element matching `css` with a real (trusted) pointer click.
-    pub fn click(&self, css: &str) {
+    /// The WebDriver id of the first element matching `css`; panics when there is none.
+    fn element(&self, css: &str) -> String {
         let found = self.command("/element", json!({"using": "css selector", "value": css}));
-        let element = found
+        found
             .as_object()
             .and_then(|object| object.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {css}"))
-            .to_owned();
+            .to_owned()
+    }
+
+    /// Clicks the first element matching `css` with a real (trusted) pointer click.
+    pub fn click(&self, css: &str) {
+        let element = self.element(css);
         self.command(&format!("/element/{element}/click"), json!({}));
     }
 
     /// Types `text` into the first element matching `css` (real key events).
     pub fn type_into(&self, css: &str, text: &str) {
-        let found = self.command("/element", json!({"using": "css selector", "value": css}));
-        let element = found
-            .as_object()
-            .and_then(|object| object.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no element {css}"))
-            .to_owned();
+        let element = self.element(css);
         self.command(&format!("/element/{element}/clear"), json!({}));
         self.command(
             &format!("/element/{element}/value"),

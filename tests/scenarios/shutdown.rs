@@ -2,21 +2,60 @@
 //! waiting stay in the store and the next start resumes them.
 
 use paycode_api::PaymentState::{Paid, WaitingForCustomer};
+use paycode_proxy::config::Config;
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{SqliteStore, Store};
 use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, scaled_config, start_simulator};
 use paycode_tests::{Cashier, ledger};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use wxpay::codes::Api;
 use wxpay::sim::{Behaviour, Fault};
 
-/// A proxy serving on `config` until the returned sender fires.
-async fn serve(
-    config: paycode_proxy::config::Config,
-) -> (Application, oneshot::Sender<()>, oneshot::Receiver<()>) {
-    let application = Application::build(config).await.expect("the proxy starts");
-    let (stop, stopped) = oneshot::channel();
-    (application, stop, stopped)
+/// A proxy serving on `config` with a cashier at its counter, until [`Running::stop`].
+struct Running {
+    cashier: Cashier,
+    token: String,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Starts the proxy; a new terminal is added unless `token` names one already stored.
+    async fn start(config: Config, token: Option<String>) -> Running {
+        let application = Application::build(config).await.expect("the proxy starts");
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let (_, token) = application
+                    .state()
+                    .terminals
+                    .add("counter-1")
+                    .await
+                    .unwrap();
+                token.expose().to_owned()
+            }
+        };
+        let cashier = Cashier::new(&format!("http://{}", application.address()), Some(&token));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            cashier,
+            token,
+            stop,
+            server,
+        }
+    }
+
+    /// Asks for a graceful shutdown, waits until the proxy has finished it, and hands back
+    /// the counter's token for the next start.
+    async fn stop(self) -> String {
+        self.stop.send(()).unwrap();
+        self.server.await.unwrap().unwrap();
+        self.token
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,18 +63,8 @@ async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest()
     let root = tempfile::tempdir().unwrap();
     let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
     let config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
-    let (application, stop, stopped) = serve(config.clone()).await;
-    let address = format!("http://{}", application.address());
-    let (_, token) = application
-        .state()
-        .terminals
-        .add("counter-1")
-        .await
-        .unwrap();
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let cashier = Cashier::new(&address, Some(token.expose()));
+    let proxy = Running::start(config.clone(), None).await;
+    let cashier = &proxy.cashier;
     let waiting = cashier
         .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordWaits))
         .await;
@@ -47,8 +76,7 @@ async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest()
         .await;
     ledger::until_call(&sim, &in_flight.out_trade_no, "micropay").await;
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    let token = proxy.stop().await;
 
     // The call in flight finished and its outcome was committed before the process ended.
     let store = SqliteStore::connect(&config.store).await.unwrap();
@@ -60,20 +88,13 @@ async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest()
 
     // The customer confirms while the proxy is down; the next start picks the payment up.
     sim.confirm_password(&waiting.out_trade_no).unwrap();
-    let (application, stop, stopped) = serve(config).await;
-    let cashier = Cashier::new(
-        &format!("http://{}", application.address()),
-        Some(token.expose()),
-    );
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let proxy = Running::start(config, Some(token)).await;
+    let cashier = &proxy.cashier;
     let resumed = cashier.settled(&waiting).await;
     assert_eq!(resumed.state, Paid, "{resumed:#?}");
     ledger::assert_ledger_agrees(&sim, &resumed);
     assert_eq!(sim.call_count(Api::Micropay), 2, "nothing was sent twice");
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    proxy.stop().await;
     sim.shutdown().await;
 }
 
@@ -84,18 +105,8 @@ async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown()
     let mut config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
     // One micropay per second: the second and third payments wait for their turns.
     config.payments.micropay_rate_per_second = 1;
-    let (application, stop, stopped) = serve(config.clone()).await;
-    let address = format!("http://{}", application.address());
-    let (_, token) = application
-        .state()
-        .terminals
-        .add("counter-1")
-        .await
-        .unwrap();
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let cashier = Cashier::new(&address, Some(token.expose()));
+    let proxy = Running::start(config.clone(), None).await;
+    let cashier = &proxy.cashier;
     let mut payments = Vec::new();
     for _ in 0..3 {
         let code = sim.auth_code(Behaviour::PasswordFree);
@@ -103,8 +114,7 @@ async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown()
     }
     cashier.settled(&payments[0]).await;
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    let token = proxy.stop().await;
 
     assert_eq!(
         sim.call_count(Api::Micropay),
@@ -117,21 +127,14 @@ async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown()
         assert!(!stored.maybe_sent, "still safely unsent: {stored:?}");
     }
     store.close().await;
-    let (application, stop, stopped) = serve(config).await;
-    let cashier = Cashier::new(
-        &format!("http://{}", application.address()),
-        Some(token.expose()),
-    );
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let proxy = Running::start(config, Some(token)).await;
+    let cashier = &proxy.cashier;
     for waiting in &payments[1..] {
         let paid = cashier.settled(waiting).await;
         assert_eq!(paid.state, Paid, "{paid:#?}");
         ledger::assert_ledger_agrees(&sim, &paid);
     }
     assert_eq!(sim.call_count(Api::Micropay), 3);
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    proxy.stop().await;
     sim.shutdown().await;
 }
