@@ -51,6 +51,19 @@ impl Reply {
     }
 }
 
+/// Asserts that of two racing requests with one idempotency key, one created the resource
+/// (201) and the other was answered with it (200), and returns both bodies as `T`.
+pub fn created_and_replayed<T: DeserializeOwned>(first: &Reply, second: &Reply) -> (T, T) {
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{first:?} {second:?}"
+    );
+    (first.json(), second.json())
+}
+
 /// A terminal's view of the proxy: its base address and bearer token.
 #[derive(Clone, Debug)]
 pub struct Cashier {
