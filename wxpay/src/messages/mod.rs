@@ -109,9 +109,21 @@ pub(crate) fn indexed_fen(params: &Params, field: &str) -> Result<Option<Fen>, B
         .transpose()
 }
 
-/// An optional count that is not a loop bound (`total_refund_count`); 0 when absent.
-pub(crate) fn optional_count(params: &Params, field: &'static str) -> Result<usize, BadReply> {
-    parse_count(params, field, field)
+/// A count read from `key` (reported as `field`), or `None` when the reply has none.
+pub(crate) fn optional_count(
+    params: &Params,
+    key: &str,
+    field: &'static str,
+) -> Result<Option<usize>, BadReply> {
+    params
+        .get_non_empty(key)
+        .map(|value| {
+            value.parse().map_err(|_| BadReply::Field {
+                field,
+                problem: format!("{key} = {value:?} is not a count"),
+            })
+        })
+        .transpose()
 }
 
 /// How many indexed items (`coupon_fee_$n`, `refund_fee_$n`…) a reply says it carries, read
@@ -123,7 +135,7 @@ pub(crate) fn item_count(
     key: &str,
     field: &'static str,
 ) -> Result<usize, BadReply> {
-    let count = parse_count(params, key, field)?;
+    let count = optional_count(params, key, field)?.unwrap_or(0);
     if count > params.len() {
         return Err(BadReply::Field {
             field,
@@ -134,16 +146,6 @@ pub(crate) fn item_count(
         });
     }
     Ok(count)
-}
-
-fn parse_count(params: &Params, key: &str, field: &'static str) -> Result<usize, BadReply> {
-    match params.get_non_empty(key) {
-        None => Ok(0),
-        Some(value) => value.parse().map_err(|_| BadReply::Field {
-            field,
-            problem: format!("{key} = {value:?} is not a count"),
-        }),
-    }
 }
 
 #[cfg(test)]

@@ -174,10 +174,11 @@ impl Response for RefundQueryResponse {
             out_trade_no: required(&params, "out_trade_no")?.to_owned(),
             total_fee: required_fen(&params, "total_fee")?,
             cash_fee: optional_fen(&params, "cash_fee")?,
-            total_refund_count: params
-                .get_non_empty("total_refund_count")
-                .map(|_| optional_count(&params, "total_refund_count"))
-                .transpose()?,
+            total_refund_count: optional_count(
+                &params,
+                "total_refund_count",
+                "total_refund_count",
+            )?,
             refunds,
             raw: params,
         })
