@@ -138,6 +138,7 @@ impl Ctx {
                 }
             }
             Effect::Unauthorized => self.unpair(),
+            Effect::ForgetScan => capture::forget_last_scan(),
             Effect::Post { body, delay_ms } => spawn_local(async move {
                 browser::sleep(delay_ms).await;
                 let result = match self.token() {

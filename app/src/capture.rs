@@ -1,6 +1,7 @@
-//! Wires the pure [`WedgeDetector`] to the browser: one capture-phase `keydown` listener on
-//! the window (so it runs before any widget), its idle timer, the hidden `inputmode="none"`
-//! field for IME / Android / DataWedge input, and the page's keyboard shortcuts.
+//! Wires the pure [`WedgeDetector`] to the browser: capture-phase `keydown` and `keyup`
+//! listeners on the window (so they run before any widget), its idle timer, the hidden
+//! `inputmode="none"` field for IME / Android / DataWedge input, a `paste` listener for a code
+//! pasted on the waiting screen, and the page's keyboard shortcuts.
 //!
 //! The detector's state lives in a thread-local, not in a signal: the hot path is plain Rust,
 //! and only completed scans and notices reach the reactive checkout.
@@ -10,12 +11,15 @@ use std::cell::{Cell, RefCell};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
-use web_sys::{AddEventListenerOptions, Element, HtmlElement, HtmlInputElement, KeyboardEvent};
+use web_sys::{
+    AddEventListenerOptions, ClipboardEvent, Element, HtmlElement, HtmlInputElement, KeyboardEvent,
+};
 
 use crate::amount::AmountKey;
 use crate::app::{Ctx, Page, Pairing, new_attempt_id};
 use crate::browser;
-use crate::checkout::{CodeSource, Input};
+use crate::checkout::{CodeSource, Input, Shortcut};
+use crate::digits::ascii_digits;
 use crate::wedge::{DetectorEvent, KeyInput, Mode, WedgeDetector};
 
 /// Marks the manual-entry field (`data-scan-target` in the views): the detector watches it
@@ -27,6 +31,10 @@ pub const CAPTURE_ATTR: &str = "data-capture";
 thread_local! {
     static DETECTOR: RefCell<WedgeDetector> = RefCell::new(WedgeDetector::default());
     static TIMER: Cell<Option<i32>> = const { Cell::new(None) };
+    /// The element that had focus before a Tab the page was shown, and the Tab's time: if
+    /// the Tab was a scanner's prefix, focus goes back there.
+    static FOCUS_BEFORE_TAB: RefCell<Option<(Option<HtmlElement>, f64)>> =
+        const { RefCell::new(None) };
 }
 
 /// Installs the listeners. Called once by the root component.
@@ -44,6 +52,24 @@ pub fn install(ctx: Ctx) {
     );
     // The listener lives as long as the page.
     on_key.forget();
+    let on_key_up = Closure::<dyn FnMut(KeyboardEvent)>::new(move |event: KeyboardEvent| {
+        on_keyup(ctx, &event);
+    });
+    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
+        "keyup",
+        on_key_up.as_ref().unchecked_ref(),
+        &options,
+    );
+    on_key_up.forget();
+    let on_paste = Closure::<dyn FnMut(ClipboardEvent)>::new(move |event: ClipboardEvent| {
+        on_paste(ctx, &event);
+    });
+    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
+        "paste",
+        on_paste.as_ref().unchecked_ref(),
+        &options,
+    );
+    on_paste.forget();
     let on_pointer = Closure::<dyn FnMut()>::new(browser::unlock_audio);
     let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
         "pointerup",
@@ -87,8 +113,8 @@ fn current_mode(ctx: Ctx) -> Mode {
     }
 }
 
-fn on_keydown(ctx: Ctx, event: &KeyboardEvent) {
-    browser::unlock_audio();
+/// Runs one key event through the detector (`keydown`, or `keyup` when `up`) and obeys it.
+fn on_key_event(ctx: Ctx, event: &KeyboardEvent, up: bool) -> (crate::wedge::KeyOutcome, Mode) {
     let mode = current_mode(ctx);
     let code = event.code();
     let key = event.key();
@@ -99,11 +125,16 @@ fn on_keydown(ctx: Ctx, event: &KeyboardEvent) {
         key_code: event.key_code(),
         repeat: event.repeat(),
         shortcut_modifier: event.ctrl_key() || event.meta_key(),
+        alt: event.alt_key(),
     };
     let outcome = DETECTOR.with(|detector| {
         let mut detector = detector.borrow_mut();
         detector.set_mode(mode);
-        detector.on_key(&input)
+        if up {
+            detector.on_key_up(&input)
+        } else {
+            detector.on_key(&input)
+        }
     });
     if outcome.prevent_default {
         event.prevent_default();
@@ -111,11 +142,92 @@ fn on_keydown(ctx: Ctx, event: &KeyboardEvent) {
     if outcome.stop_propagation {
         event.stop_propagation();
     }
+    (outcome, mode)
+}
+
+fn on_keydown(ctx: Ctx, event: &KeyboardEvent) {
+    browser::unlock_audio();
+    let (outcome, mode) = on_key_event(ctx, event, false);
     deliver(ctx, outcome.events);
     schedule_timer(ctx);
-    if outcome.pass_to_page && ctx.page.get_untracked() == Page::Checkout {
-        shortcut(ctx, event, mode);
+    if outcome.pass_to_page && mode != Mode::Off {
+        if event.key() == "Tab" {
+            remember_focus_before_tab(event.time_stamp());
+        }
+        if ctx.page.get_untracked() == Page::Checkout {
+            shortcut(ctx, event, mode);
+        }
     }
+}
+
+/// Alt's release completes a keypad-emulated character.
+fn on_keyup(ctx: Ctx, event: &KeyboardEvent) {
+    let (outcome, _) = on_key_event(ctx, event, true);
+    deliver(ctx, outcome.events);
+    schedule_timer(ctx);
+}
+
+/// A code pasted while the waiting screen has no field focused: read like the manual field
+/// (digits of any script). Pastes into a field are the field's.
+fn on_paste(ctx: Ctx, event: &ClipboardEvent) {
+    if current_mode(ctx) != Mode::Armed
+        || browser::window()
+            .document()
+            .and_then(|document| document.active_element())
+            .is_some_and(|element| is_editable(&element))
+    {
+        return;
+    }
+    let Some(text) = event
+        .clipboard_data()
+        .and_then(|data| data.get_data("text").ok())
+    else {
+        return;
+    };
+    event.prevent_default();
+    ctx.dispatch(Input::Code {
+        digits: ascii_digits(&text),
+        source: CodeSource::Manual,
+        attempt_id: new_attempt_id(),
+    });
+}
+
+fn remember_focus_before_tab(key_ms: f64) {
+    let focused = browser::window()
+        .document()
+        .and_then(|document| document.active_element())
+        .and_then(|element| element.dyn_into::<HtmlElement>().ok());
+    FOCUS_BEFORE_TAB.with(|cell| *cell.borrow_mut() = Some((focused, key_ms)));
+}
+
+/// Puts focus back where it was before a Tab that turned out to be a scanner's prefix.
+fn restore_focus_before_tab(since_ms: f64) {
+    let Some((element, key_ms)) = FOCUS_BEFORE_TAB.with(|cell| cell.borrow_mut().take()) else {
+        return;
+    };
+    if key_ms < since_ms {
+        return;
+    }
+    match element {
+        Some(element) => {
+            let _ = element.focus();
+        }
+        None => {
+            if let Some(active) = browser::window()
+                .document()
+                .and_then(|document| document.active_element())
+                .and_then(|element| element.dyn_into::<HtmlElement>().ok())
+            {
+                let _ = active.blur();
+            }
+        }
+    }
+}
+
+/// Lets the detector take the last code again at once (the page refused it for a reason the
+/// cashier fixes before scanning again).
+pub fn forget_last_scan() {
+    DETECTOR.with(|detector| detector.borrow_mut().forget_last_scan());
 }
 
 /// Enter = primary, Esc = back/cancel, and the amount keys that are not digits. Bare digits
@@ -125,22 +237,25 @@ fn shortcut(ctx: Ctx, event: &KeyboardEvent, mode: Mode) {
         return;
     }
     let key = event.key();
-    let input = match (mode, key.as_str()) {
+    let action = match (mode, key.as_str()) {
         (Mode::Off, _) => return,
-        (_, "Escape") => Input::Back,
+        (_, "Escape") => Shortcut::Back,
         // In the manual field, Enter submits the field's own form.
         (Mode::Passive, _) => return,
-        (_, "Enter") => Input::Proceed,
-        (Mode::Amount, "Backspace") => Input::Key(AmountKey::Backspace),
-        (Mode::Amount, "Delete") => Input::Key(AmountKey::Clear),
-        (Mode::Amount, "." | ",") => Input::Key(AmountKey::Point),
+        (_, "Enter") => Shortcut::Proceed,
+        (Mode::Amount, "Backspace") => Shortcut::Key(AmountKey::Backspace),
+        (Mode::Amount, "Delete") => Shortcut::Key(AmountKey::Clear),
+        (Mode::Amount, "." | ",") => Shortcut::Key(AmountKey::Point),
         _ if mode == Mode::Amount && event.code() == "NumpadDecimal" => {
-            Input::Key(AmountKey::Point)
+            Shortcut::Key(AmountKey::Point)
         }
         _ => return,
     };
     event.prevent_default();
-    ctx.dispatch(input);
+    ctx.dispatch(Input::Shortcut {
+        action,
+        key_ms: event.time_stamp(),
+    });
 }
 
 /// Hands detector events to the checkout.
@@ -155,6 +270,10 @@ fn deliver(ctx: Ctx, events: Vec<DetectorEvent>) {
             DetectorEvent::ImeSuspected => {
                 focus_capture_field();
                 ctx.dispatch(Input::Detector(DetectorEvent::ImeSuspected));
+            }
+            DetectorEvent::PrefixTakeBack { since_ms } => {
+                restore_focus_before_tab(since_ms);
+                ctx.dispatch(Input::Detector(event));
             }
             other => ctx.dispatch(Input::Detector(other)),
         }

@@ -10,6 +10,10 @@
 //!   charges twice: a lost answer is resolved by sending the same `attempt_id` again.
 //! - An answer that may or may not have taken effect (no answer, 5xx, 429) is retried with the
 //!   same key; only a definite 4xx rejection ends an attempt on the app side.
+//! - What a keyboard shortcut did ([`Input::Shortcut`]) can be taken back while it changed
+//!   nothing outside the page: a scanner's prefix Enter that "confirmed" the amount is undone
+//!   when the detector says so ([`DetectorEvent::PrefixTakeBack`]), and its code is not
+//!   charged, because the cashier never confirmed that amount.
 
 use paycode_api::{AttemptId, AuthCode, AuthCodeError, CreatePayment, Fen, Payment, PaymentState};
 use serde::{Deserialize, Serialize};
@@ -125,6 +129,9 @@ pub enum Notice {
     ScanWhileBusy,
     /// An IME is active.
     ImeDetected,
+    /// A code was scanned on a screen that is not waiting for one (after the take-back of a
+    /// scanner's prefix key that had left the waiting screen): scan again.
+    ScanAgain,
     /// The proxy refused the payment; its message.
     Rejected(String),
     /// The proxy is busy; retrying.
@@ -164,6 +171,30 @@ pub enum Effect {
     Sound(Sound),
     /// The token was refused: show the pairing screen, then send [`Input::Retry`].
     Unauthorized,
+    /// The scanned code was not taken (the amount was not confirmed): the detector must
+    /// take the same code again at once instead of ignoring it as a double trigger.
+    ForgetScan,
+}
+
+/// What a keyboard shortcut asks for (the keys the detector passes to the page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Enter.
+    Proceed,
+    /// Esc.
+    Back,
+    /// Backspace, Delete, the decimal point.
+    Key(AmountKey),
+}
+
+impl From<Shortcut> for Input {
+    fn from(shortcut: Shortcut) -> Input {
+        match shortcut {
+            Shortcut::Proceed => Input::Proceed,
+            Shortcut::Back => Input::Back,
+            Shortcut::Key(key) => Input::Key(key),
+        }
+    }
 }
 
 /// Everything that can happen to the checkout.
@@ -177,6 +208,14 @@ pub enum Input {
     Proceed,
     /// Esc / back.
     Back,
+    /// A keyboard shortcut, applied at once and kept briefly so that it can be taken back if
+    /// the key turns out to be a scanner's prefix.
+    Shortcut {
+        /// What the key asks for.
+        action: Shortcut,
+        /// The key's `Event.timeStamp` (the detector's clock).
+        key_ms: f64,
+    },
     /// Something the wedge detector noticed (not [`DetectorEvent::Scanned`], which the glue
     /// turns into [`Input::Code`] with a fresh attempt id).
     Detector(DetectorEvent),
@@ -308,7 +347,24 @@ pub struct Checkout {
     pub notice: Option<Notice>,
     /// Amount limits.
     pub policy: AmountPolicy,
+    /// What recent shortcuts changed, oldest first, while nothing left the page since.
+    undo: Vec<Undo>,
 }
+
+/// The screen before one keyboard shortcut.
+#[derive(Clone, Debug, PartialEq)]
+struct Undo {
+    key_ms: f64,
+    phase: Phase,
+    entry: AmountEntry,
+    notice: Option<Notice>,
+}
+
+/// How long a shortcut can be taken back (a scanner's prefix comes milliseconds before its
+/// digits, and the take-back at the end of the burst).
+const UNDO_WINDOW_MS: f64 = 2_000.0;
+/// The most shortcuts kept for taking back.
+const UNDO_DEPTH: usize = 8;
 
 impl Default for Checkout {
     fn default() -> Self {
@@ -329,6 +385,7 @@ impl Checkout {
             entry: AmountEntry::new(),
             notice: None,
             policy,
+            undo: Vec::new(),
         }
     }
 
@@ -369,6 +426,9 @@ impl Checkout {
             }
             Input::Proceed => self.on_proceed(now_ms, &mut effects),
             Input::Back => self.on_back(now_ms),
+            Input::Shortcut { action, key_ms } => {
+                self.on_shortcut(action, key_ms, now_ms, &mut effects);
+            }
             Input::Detector(event) => self.on_detector(event, &mut effects),
             Input::Code {
                 digits,
@@ -432,7 +492,57 @@ impl Checkout {
             Input::Retry => self.on_retry(&mut effects),
             Input::Resume(attempt) => self.on_resume(attempt, now_ms, &mut effects),
         }
+        // Past a request, a stored attempt or a sign-in, nothing can be taken back.
+        if effects
+            .iter()
+            .any(|effect| !matches!(effect, Effect::Sound(_)))
+        {
+            self.undo.clear();
+        }
         effects
+    }
+
+    /// Applies a keyboard shortcut at once, keeping the screen before it for a take-back.
+    fn on_shortcut(
+        &mut self,
+        action: Shortcut,
+        key_ms: f64,
+        now_ms: f64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let before = Undo {
+            key_ms,
+            phase: self.phase.clone(),
+            entry: self.entry.clone(),
+            notice: self.notice.clone(),
+        };
+        // A payment in progress moves on by itself: its screen is never restored.
+        let restorable = self.paying().is_none_or(Paying::is_settled);
+        let mut own = self.handle(action.into(), now_ms);
+        let local = own.iter().all(|effect| matches!(effect, Effect::Sound(_)));
+        effects.append(&mut own);
+        if !(restorable && local) {
+            self.undo.clear();
+            return;
+        }
+        self.undo
+            .retain(|undo| undo.key_ms >= key_ms - UNDO_WINDOW_MS && undo.key_ms <= key_ms);
+        if self.undo.len() == UNDO_DEPTH {
+            self.undo.remove(0);
+        }
+        self.undo.push(before);
+    }
+
+    /// Restores the screen from before the first shortcut at or after `since_ms`: those keys
+    /// were a scanner's prefix, not the cashier's.
+    fn take_back(&mut self, since_ms: f64) {
+        if let Some(index) = self.undo.iter().position(|undo| undo.key_ms >= since_ms) {
+            let undo = self.undo.swap_remove(index);
+            self.phase = undo.phase;
+            self.entry = undo.entry;
+            self.notice = undo.notice;
+        }
+        self.undo.clear();
     }
 
     fn start_new_sale(&mut self) {
@@ -543,6 +653,16 @@ impl Checkout {
 
     fn on_detector(&mut self, event: DetectorEvent, effects: &mut Vec<Effect>) {
         let (notice, sound) = match event {
+            DetectorEvent::PrefixTakeBack { since_ms } => {
+                // The burst's own event follows and says what the scan meets on this screen.
+                self.take_back(since_ms);
+                return;
+            }
+            DetectorEvent::ScanWhileEnteringAmount
+                if matches!(self.phase, Phase::AwaitingCode { .. }) =>
+            {
+                (Notice::ScanAgain, true)
+            }
             DetectorEvent::AmountDigits(digits) => {
                 for digit in digits.bytes() {
                     self.on_amount_key(AmountKey::Digit(digit - b'0'), effects);
@@ -579,8 +699,11 @@ impl Checkout {
                 return;
             }
             Phase::EnterAmount | Phase::ConfirmLarge(_) => {
+                // The amount is not confirmed (a scanner's prefix Enter was taken back): the
+                // cashier confirms it and scans the same code again.
                 self.notice = Some(Notice::ScanWhileEnteringAmount);
                 effects.push(Effect::Sound(Sound::Error));
+                effects.push(Effect::ForgetScan);
                 return;
             }
         };
@@ -1244,7 +1367,12 @@ mod tests {
             },
             NOW,
         );
-        assert_eq!(effects, vec![Effect::Sound(Sound::Error)]);
+        // Not charged, and the detector may take the same code again once the amount is
+        // confirmed.
+        assert_eq!(
+            effects,
+            vec![Effect::Sound(Sound::Error), Effect::ForgetScan]
+        );
         assert_eq!(checkout.notice, Some(Notice::ScanWhileEnteringAmount));
         assert_eq!(checkout.phase, Phase::EnterAmount);
     }
@@ -1488,5 +1616,141 @@ mod tests {
                 .handle(Input::Detector(DetectorEvent::Duplicate), NOW)
                 .is_empty()
         );
+    }
+
+    // --- Taking back a scanner's prefix keys -------------------------------------------------
+
+    fn key(action: Shortcut, key_ms: f64) -> Input {
+        Input::Shortcut { action, key_ms }
+    }
+
+    fn take_back(since_ms: f64) -> Input {
+        Input::Detector(DetectorEvent::PrefixTakeBack { since_ms })
+    }
+
+    fn scanned_code(attempt: u8) -> Input {
+        Input::Code {
+            digits: CODE.to_owned(),
+            source: CodeSource::Scanner,
+            attempt_id: attempt_id(attempt),
+        }
+    }
+
+    /// Issue input 1: the cashier typed `1`; a scanner's leading Enter "confirms" ¥1.00 and
+    /// its code follows. Nothing is charged, the amount stays as typed and the notice asks
+    /// for the amount first; confirming and scanning again then charges the real amount.
+    #[test]
+    fn a_scanners_leading_enter_does_not_confirm_the_amount() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::Key(AmountKey::Digit(1)), NOW);
+        // The Enter confirms at once, like any Enter.
+        assert!(
+            checkout
+                .handle(key(Shortcut::Proceed, 300.0), NOW)
+                .is_empty()
+        );
+        assert!(matches!(checkout.phase, Phase::AwaitingCode { .. }));
+        // The burst says the Enter was the scanner's.
+        assert!(checkout.handle(take_back(300.0), NOW).is_empty());
+        let effects = checkout.handle(scanned_code(1), NOW);
+        assert!(posts(&effects).is_empty(), "{effects:?}");
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Persist(_))));
+        assert!(effects.contains(&Effect::ForgetScan));
+        assert_eq!(checkout.phase, Phase::EnterAmount);
+        assert_eq!(checkout.entry.text(), "1");
+        assert_eq!(checkout.notice, Some(Notice::ScanWhileEnteringAmount));
+        // The cashier finishes the amount, confirms, and scans again.
+        checkout.handle(Input::Key(AmountKey::Digit(2)), NOW);
+        checkout.handle(Input::Key(AmountKey::Point), NOW);
+        checkout.handle(Input::Key(AmountKey::Digit(5)), NOW);
+        checkout.handle(key(Shortcut::Proceed, 9000.0), NOW);
+        let effects = checkout.handle(scanned_code(2), NOW);
+        let posted = posts(&effects);
+        assert_eq!(posted.len(), 1);
+        assert_eq!(posted[0].0.amount_fen, Fen(1250));
+    }
+
+    #[test]
+    fn a_scanners_enter_does_not_confirm_a_large_amount() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::Quick(Fen(200_000)), NOW);
+        // The cashier's Enter asks for the large-amount confirmation…
+        checkout.handle(key(Shortcut::Proceed, 1000.0), NOW);
+        assert_eq!(checkout.phase, Phase::ConfirmLarge(Fen(200_000)));
+        // …which the scanner's Enter gives, and takes back with its burst.
+        checkout.handle(key(Shortcut::Proceed, 4000.0), NOW);
+        assert!(matches!(checkout.phase, Phase::AwaitingCode { .. }));
+        checkout.handle(take_back(4000.0), NOW);
+        assert_eq!(checkout.phase, Phase::ConfirmLarge(Fen(200_000)));
+        let effects = checkout.handle(scanned_code(1), NOW);
+        assert!(posts(&effects).is_empty());
+        assert_eq!(checkout.phase, Phase::ConfirmLarge(Fen(200_000)));
+        assert_eq!(checkout.notice, Some(Notice::ScanWhileEnteringAmount));
+    }
+
+    #[test]
+    fn a_cashiers_enter_before_a_prefixed_scan_stands() {
+        // The cashier confirmed; later a scanner's Enter (which does nothing on the waiting
+        // screen) leads the scan: the take-back restores the same waiting screen.
+        let mut checkout = awaiting_code();
+        checkout.handle(key(Shortcut::Proceed, 5000.0), NOW);
+        checkout.handle(take_back(5000.0), NOW);
+        let effects = checkout.handle(scanned_code(1), NOW);
+        assert_eq!(posts(&effects)[0].0.amount_fen, Fen(1230));
+    }
+
+    #[test]
+    fn only_the_keys_from_the_prefix_on_are_taken_back() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::Key(AmountKey::Digit(8)), NOW);
+        checkout.handle(key(Shortcut::Proceed, 1000.0), NOW);
+        // A take-back of later keys (none) leaves the cashier's confirmation alone.
+        checkout.handle(take_back(1500.0), NOW);
+        assert!(matches!(
+            checkout.phase,
+            Phase::AwaitingCode {
+                amount: Fen(800),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_prefix_escape_on_the_amount_screen_gives_the_amount_back() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::Key(AmountKey::Digit(4)), NOW);
+        checkout.handle(key(Shortcut::Back, 700.0), NOW);
+        assert_eq!(checkout.entry.text(), "");
+        checkout.handle(take_back(700.0), NOW);
+        assert_eq!(checkout.entry.text(), "4");
+    }
+
+    #[test]
+    fn a_shortcut_that_sent_a_request_is_never_taken_back() {
+        let mut checkout = awaiting_code();
+        scan(&mut checkout);
+        checkout.handle(
+            Input::PostAnswered(Ok(payment(PaymentState::WaitingForCustomer, 1))),
+            NOW,
+        );
+        checkout.handle(Input::CancelPressed, NOW);
+        let effects = checkout.handle(key(Shortcut::Proceed, 8000.0), NOW);
+        assert!(effects.iter().any(|e| matches!(e, Effect::Cancel { .. })));
+        let before = checkout.clone();
+        checkout.handle(take_back(8000.0), NOW);
+        assert_eq!(checkout, before);
+    }
+
+    #[test]
+    fn a_scan_on_the_waiting_screen_after_a_prefix_escape_asks_to_scan_again() {
+        // Esc (the scanner's prefix) went back to the amount; its burst was then dropped as
+        // a scan during amount entry, and the take-back restores the waiting screen.
+        let mut checkout = awaiting_code();
+        checkout.handle(key(Shortcut::Back, 2000.0), NOW);
+        assert_eq!(checkout.phase, Phase::EnterAmount);
+        checkout.handle(take_back(2000.0), NOW);
+        checkout.handle(Input::Detector(DetectorEvent::ScanWhileEnteringAmount), NOW);
+        assert!(matches!(checkout.phase, Phase::AwaitingCode { .. }));
+        assert_eq!(checkout.notice, Some(Notice::ScanAgain));
     }
 }

@@ -327,6 +327,10 @@ pub fn notice_text(lang: Lang, notice: &Notice) -> String {
             "检测到扫码，请先确认金额",
             "A scan was detected: confirm the amount first",
         ),
+        Notice::ScanAgain => fixed(
+            "扫码未完成，请重新扫码",
+            "The scan did not complete: scan again",
+        ),
         Notice::ManualLikeEntry => fixed(
             "请使用扫码枪或在手动输入框输入",
             "Use the scanner, or type the code in the manual-entry field",

@@ -11,6 +11,7 @@
 //! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
 //! - [`refund`]: the refund dialog's steps.
 //! - [`dates`]: calendar days for the payments list.
+//! - [`digits`]: decimal digits of any script read as ASCII (full-width IME input).
 //! - [`remote`]: what a failed call to the proxy means.
 //! - [`settings`]: stored settings and keys.
 //! - [`i18n`]: every text in Chinese and English.
@@ -24,6 +25,7 @@
 pub mod amount;
 pub mod checkout;
 pub mod dates;
+pub mod digits;
 pub mod i18n;
 pub mod refund;
 pub mod remote;

@@ -8,6 +8,7 @@
 //! `<target dir>/browser-screenshots/`.
 
 mod demo;
+mod scanners;
 mod webdriver;
 
 use std::sync::{Mutex, MutexGuard};

@@ -66,6 +66,34 @@ pub struct Stroke {
     pub pause_ms: u64,
 }
 
+/// One step of a raw key action sequence.
+#[derive(Clone, Debug)]
+pub enum KeyAction {
+    /// Press (and hold) a key: a character or a WebDriver key value.
+    Down(String),
+    /// Release it.
+    Up(String),
+    /// Wait this many milliseconds.
+    Pause(u64),
+}
+
+/// WebDriver key values (W3C WebDriver, "Keyboard actions", the normalised key table).
+pub mod key {
+    /// The left Control key.
+    pub const CONTROL: &str = "\u{E009}";
+    /// The left Alt key.
+    pub const ALT: &str = "\u{E00A}";
+    /// F12.
+    pub const F12: &str = "\u{E03C}";
+
+    /// The numpad digit `digit` (`code` Numpad0–Numpad9).
+    pub fn numpad(digit: u32) -> String {
+        char::from_u32(0xE01A + digit)
+            .expect("E01A–E023 are characters")
+            .to_string()
+    }
+}
+
 /// The WebDriver key value of the main Enter key (`Return`, code `Enter`; `\u{E007}` is
 /// the keypad's Enter).
 pub const ENTER: &str = "\u{E006}";
@@ -313,17 +341,39 @@ impl Session<'_> {
     pub fn keys(&self, strokes: &[Stroke]) {
         let mut actions = Vec::new();
         for stroke in strokes {
-            actions.push(json!({"type": "keyDown", "value": stroke.key}));
-            actions.push(json!({"type": "keyUp", "value": stroke.key}));
+            actions.push(KeyAction::Down(stroke.key.clone()));
+            actions.push(KeyAction::Up(stroke.key.clone()));
             if stroke.pause_ms > 0 {
-                actions.push(json!({"type": "pause", "duration": stroke.pause_ms}));
+                actions.push(KeyAction::Pause(stroke.pause_ms));
             }
         }
+        self.key_actions(&actions);
+    }
+
+    /// Performs raw key actions (a key held while others are pressed: Alt + numpad, Ctrl+J).
+    pub fn key_actions(&self, steps: &[KeyAction]) {
+        let actions: Vec<Value> = steps
+            .iter()
+            .map(|step| match step {
+                KeyAction::Down(key) => json!({"type": "keyDown", "value": key}),
+                KeyAction::Up(key) => json!({"type": "keyUp", "value": key}),
+                KeyAction::Pause(ms) => json!({"type": "pause", "duration": ms}),
+            })
+            .collect();
         self.command(
             "/actions",
             json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
         );
         self.driver.delete(&self.path("/actions"));
+    }
+
+    /// Commits `text` into the focused element as an input method does (one trusted `input`
+    /// event with no key events: Chromium's DevTools `Input.insertText`).
+    pub fn insert_text(&self, text: &str) {
+        self.command(
+            "/goog/cdp/execute",
+            json!({"cmd": "Input.insertText", "params": {"text": text}}),
+        );
     }
 
     /// Turns the browser's network off or on (chromedriver's network emulation).

@@ -218,7 +218,8 @@ fn ManualEntry() -> impl IntoView {
     let submit = move |event: SubmitEvent| {
         event.prevent_default();
         let Some(input) = field.get() else { return };
-        let digits: String = input.value().chars().filter(char::is_ascii_digit).collect();
+        // A full-width IME types １３４８…: digits of any script are the same code.
+        let digits = crate::digits::ascii_digits(&input.value());
         ctx.dispatch(Input::Code {
             digits,
             source: CodeSource::Manual,
