@@ -7,7 +7,7 @@
 //! # Layout
 //! Pure logic, compiled everywhere and tested natively (`cargo test -p paycode-app`):
 //! - [`amount`]: the amount being typed, parsed exactly into fen.
-//! - [`wedge`]: the keyboard-wedge scanner detector (`cashier-ux.md` §6.1).
+//! - [`wedge`]: the keyboard-wedge scanner detector (`docs/capture.md`).
 //! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
 //! - [`refund`]: the refund dialog's steps.
 //! - [`dates`]: calendar days for the payments list.
