@@ -236,8 +236,8 @@ fn keypad_emulation_is_decoded() {
     );
 }
 
-/// Issue input 4: full-width digits typed into 手动输入付款码, and Arabic-Indic digits
-/// committed by an input method into the hidden capture field.
+/// Issue input 4: full-width digits typed into 手动输入付款码; Arabic-Indic digits committed
+/// by an input method into the hidden capture field; Persian digits pasted.
 #[test]
 fn digits_of_any_script_are_the_same_code() {
     let _serial = serial();
@@ -280,4 +280,24 @@ fn digits_of_any_script_are_the_same_code() {
             .any(|payment| payment.amount_fen == Fen(700))
     );
     till.shot("arabic_indic_capture_field_paid");
+
+    // A code pasted on the waiting screen, in Persian digits. (A paste event carrying the
+    // clipboard's text, as the browser sends for Ctrl+V; headless Chromium has no clipboard.)
+    till.next_sale();
+    till.enter_amount("5");
+    let pasted = in_script(&demo.code("password_free"), 0x06F0);
+    till.page.execute(
+        "const data = new DataTransfer(); data.setData('text/plain', arguments[0]); \
+         document.body.dispatchEvent(new ClipboardEvent('paste', \
+             {clipboardData: data, bubbles: true, cancelable: true}));",
+        json!([pasted]),
+    );
+    till.wait_state(PaymentState::Paid);
+    let payments = till.payments();
+    assert_eq!(payments.len(), 3);
+    assert!(
+        payments
+            .iter()
+            .any(|payment| payment.amount_fen == Fen(500))
+    );
 }
