@@ -18,13 +18,15 @@ use paycode_api::{Fen, PaymentState};
 use serde_json::{Value, json};
 
 use crate::demo::{Demo, screenshot_dir};
-use crate::webdriver::{Driver, ENTER, Session, Stroke};
+use crate::webdriver::{Driver, ENTER, KeyAction, Session, Stroke};
 
 /// Simulated WeChat runs this many times faster than real time (the proxy's 40 s wait for a
 /// password becomes 8 s, the 15 s reverse rule 3 s).
 const TIME_SCALE: f64 = 5.0;
 /// How long a screen may take to reach a state.
 const WAIT: Duration = Duration::from_secs(20);
+/// How long the cashier takes from confirming the amount to the scan (aiming the scanner).
+const AIM_MS: u64 = 400;
 
 /// One browser and one demo at a time: the machine is small and Chromium is heavy.
 fn serial() -> MutexGuard<'static, ()> {
@@ -127,6 +129,9 @@ impl<'a> Till<'a> {
 
     /// Scans `code` as a wedge scanner does and returns the page-side gaps between digits.
     fn scan(&self, code: &str) -> Vec<f64> {
+        // The cashier aims the scanner first: keys within the scanner's key gap before its
+        // digits would be taken for the scanner's prefix (docs/capture.md).
+        self.page.key_actions(&[KeyAction::Pause(AIM_MS)]);
         self.record_keys();
         self.page.keys(&scanner_strokes(code));
         let keys = self.recorded_keys();

@@ -7,13 +7,10 @@ use paycode_api::{Fen, PaymentState};
 use serde_json::{Value, json};
 
 use crate::webdriver::{ENTER, KeyAction, Stroke, key};
-use crate::{Demo, Driver, TIME_SCALE, Till, WAIT, human_strokes, serial};
+use crate::{AIM_MS, Demo, Driver, TIME_SCALE, Till, WAIT, human_strokes, serial};
 
 /// The scanner's key gap in these tests.
 const GAP_MS: u64 = 8;
-/// How long the cashier takes from confirming the amount to the scan (aiming the scanner):
-/// a scan within the key gap of the cashier's Enter would take the Enter as its prefix.
-const AIM_MS: u64 = 400;
 
 fn press(key: &str) -> [KeyAction; 2] {
     [
