@@ -37,7 +37,7 @@ use wxpay::messages::{
 
 use super::classify::{self, RefundOutcome, RefundQueryOutcome};
 use super::limiter::RateLimiter;
-use super::machine::{self, Action, CancelDecision, Facts, Timing, Transition};
+use super::machine::{self, Action, CancelDecision, CloseState, Facts, Timing, Transition};
 use super::schedule::{Key, Schedule};
 use crate::config::{Config, ShopConfig};
 use crate::metrics::{CallOutcome, Metrics, Snapshot};
@@ -213,14 +213,30 @@ impl Engine {
                 Err(error) => return Err(error),
             }
         }
+        // Settled payments whose order is still owed a close at WeChat: resume the close at
+        // its stored time (never before the 15-second rule it was planned with).
+        let closing = shared.store.payments_to_close().await?;
+        for record in &closing {
+            match record.next_action.zip(record.next_action_at) {
+                Some((Action::CloseReverse, at)) => {
+                    shared.schedule_at(Key::Payment(record.id.clone()), at.0.max(now));
+                }
+                _ => tracing::warn!(
+                    payment = %record.id,
+                    out_trade_no = %record.out_trade_no,
+                    "a close is pending without a close_reverse action; left for an operator"
+                ),
+            }
+        }
         let refunds = shared.store.unfinished_refunds().await?;
         for refund in &refunds {
             let at = refund.next_action_at.map_or(now, |at| at.0);
             shared.schedule_at(Key::Refund(refund.id.clone()), at);
         }
-        if !payments.is_empty() || !refunds.is_empty() {
+        if !payments.is_empty() || !refunds.is_empty() || !closing.is_empty() {
             tracing::info!(
                 payments = payments.len(),
+                closing = closing.len(),
                 refunds = refunds.len(),
                 "resumed unfinished work"
             );
@@ -497,6 +513,9 @@ fn apply_transition(
     if let Some(reason) = &transition.attention_reason {
         next.attention_reason = Some(reason.clone());
     }
+    if let Some(close) = transition.close {
+        next.close_state = Some(close);
+    }
     if next.state == PaymentState::Paid {
         // A paid payment shows no failure, whatever was suspected on the way.
         next.failure_code = None;
@@ -663,7 +682,7 @@ impl Shared {
         let step = async move {
             match action {
                 Action::Micropay => self.micropay(record, is_claimed).await,
-                Action::Reverse => self.reverse(record).await,
+                Action::Reverse | Action::CloseReverse => self.reverse(record, action).await,
                 Action::Query | Action::PreReverseQuery | Action::FinalQuery | Action::Recheck => {
                     self.query(record, action).await
                 }
@@ -784,7 +803,7 @@ impl Shared {
                 Action::PreReverseQuery => machine::after_pre_reverse_query(facts, outcome, now),
                 Action::FinalQuery => machine::after_final_query(facts, outcome, timing, now),
                 Action::Recheck => machine::after_recheck(facts, outcome, timing, now),
-                Action::Query | Action::Micropay | Action::Reverse => {
+                Action::Query | Action::Micropay | Action::Reverse | Action::CloseReverse => {
                     machine::after_query(facts, outcome, timing, now)
                 }
             }
@@ -792,7 +811,9 @@ impl Shared {
         .await
     }
 
-    async fn reverse(&self, record: PaymentRecord) -> Result<(), StoreError> {
+    /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
+    /// order of a payment that already ended ([`Action::CloseReverse`]).
+    async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
         let outcome = match OutTradeNo::new(record.out_trade_no.clone()) {
             Ok(number) => {
                 let request = ReverseRequest {
@@ -805,14 +826,14 @@ impl Shared {
                 reason: error.to_string(),
             },
         };
-        self.decide(
-            record,
-            Action::Reverse,
-            Counter::Reverse,
-            move |facts, now| {
-                machine::after_reverse(facts, outcome.clone(), &self.settings.timing, now)
-            },
-        )
+        let timing = &self.settings.timing;
+        self.decide(record, action, Counter::Reverse, move |facts, now| {
+            if action == Action::CloseReverse {
+                machine::after_close_reverse(facts, outcome.clone(), timing, now)
+            } else {
+                machine::after_reverse(facts, outcome.clone(), timing, now)
+            }
+        })
         .await
     }
 
@@ -831,6 +852,12 @@ impl Shared {
             let next = apply_transition(&record, &transition, counter, now);
             match self.store.update_payment(&next, &transition.note).await {
                 Ok(saved) => {
+                    if let Some(close) = transition
+                        .close
+                        .filter(|_| record.close_state != saved.close_state)
+                    {
+                        self.closed(&saved, close, &transition.note);
+                    }
                     self.committed(record.state, &saved);
                     return Ok(());
                 }
@@ -850,6 +877,27 @@ impl Shared {
                 }
                 Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// Logs and counts a change of a payment's close state (the audit event is written with
+    /// the change itself).
+    fn closed(&self, saved: &PaymentRecord, close: CloseState, note: &str) {
+        self.metrics.observe_close(close);
+        match close {
+            CloseState::NeedsAttention => tracing::warn!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                state = %saved.state,
+                %note,
+                "order left open at WeChat needs attention: close it in the merchant platform"
+            ),
+            CloseState::Pending | CloseState::Closed => tracing::info!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                close = close.as_str(),
+                "order close at WeChat"
+            ),
         }
     }
 

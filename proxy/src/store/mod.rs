@@ -205,6 +205,11 @@ pub trait Store: Send + Sync + 'static {
     /// that need attention, oldest first: what the engine resumes on start.
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
+    /// Every settled payment whose order is still owed a close at WeChat (close state
+    /// `pending`), oldest first: what the engine resumes on start besides
+    /// [`Store::unsettled_payments`].
+    async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError>;
+
     /// How many payments are stored in each state (states with none are left out).
     async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError>;
 

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, NaiveDate, Utc};
 use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
 
-use crate::engine::machine::Action;
+use crate::engine::machine::{Action, CloseState};
 
 /// An instant as whole milliseconds since the Unix epoch (UTC): the one time format the
 /// store uses, because every database stores a 64-bit integer the same way.
@@ -112,6 +112,9 @@ pub struct PaymentRecord {
     pub retry_attempts: u32,
     /// Consecutive micropay attempts that never reached WeChat.
     pub not_sent_attempts: u32,
+    /// Whether the payment's order still has to be closed at WeChat, after the payment
+    /// itself ended (`None`: no close owed). Never shown to the cashier.
+    pub close_state: Option<CloseState>,
     /// When the payment was created.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -171,6 +174,7 @@ impl PaymentRecord {
             pending_failure: None,
             retry_attempts: 0,
             not_sent_attempts: 0,
+            close_state: None,
             created_at: now,
             updated_at: now,
             settled_at: None,
@@ -214,6 +218,7 @@ impl fmt::Debug for PaymentRecord {
             .field("pending_failure", &self.pending_failure)
             .field("retry_attempts", &self.retry_attempts)
             .field("not_sent_attempts", &self.not_sent_attempts)
+            .field("close_state", &self.close_state)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("settled_at", &self.settled_at)

@@ -34,7 +34,7 @@ use super::records::{
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
-use crate::engine::machine::Action;
+use crate::engine::machine::{Action, CloseState};
 
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,7 +56,8 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, failure_code, \
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
      settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
-     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint";
+     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint, \
+     close_state";
 
 /// The columns a payment is created with and never changes.
 const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
@@ -68,11 +69,11 @@ const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, m
      money_returned, transaction_id, failure_code, failure_message, attention_reason, \
      submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
      next_action, pending_failure_code, pending_failure_message, retry_attempts, \
-     not_sent_attempts";
+     not_sent_attempts, close_state";
 
 /// One `?` per entry of [`PAYMENT_MUTABLE_COLUMNS`].
 const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
@@ -209,6 +210,16 @@ impl Store for SqliteStore {
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE state NOT IN {SETTLED_STATES_SQL} \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
              ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
@@ -486,7 +497,8 @@ fn bind_mutable<'q>(
         .bind(pending_code)
         .bind(pending_message)
         .bind(payment.retry_attempts)
-        .bind(payment.not_sent_attempts))
+        .bind(payment.not_sent_attempts)
+        .bind(payment.close_state.map(CloseState::as_str)))
 }
 
 async fn update_payment(
@@ -773,6 +785,15 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
         },
         retry_attempts: row.try_get("retry_attempts")?,
         not_sent_attempts: row.try_get("not_sent_attempts")?,
+        close_state: row
+            .try_get::<Option<String>, _>("close_state")?
+            .map(|name| {
+                CloseState::parse(&name).ok_or(StoreError::Corrupt {
+                    column: "payments.close_state",
+                    value: name,
+                })
+            })
+            .transpose()?,
     })
 }
 
