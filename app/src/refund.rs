@@ -228,6 +228,7 @@ mod tests {
             amount_fen: Fen(350),
             reason: Some("退货".to_owned()),
             state: RefundState::Processing,
+            not_before: None,
             failure: None,
             created_at: "2025-11-28T05:01:00Z".to_owned(),
         }));

@@ -1,9 +1,11 @@
 //! Graceful shutdown: WeChat calls in flight finish and are committed; payments still
-//! waiting stay in the store and the next start resumes them.
+//! waiting, closes still owed and queued refunds stay in the store and the next start
+//! resumes them.
 
 use std::time::Duration;
 
 use paycode_api::PaymentState::{Failed, Paid, WaitingForCustomer};
+use paycode_api::{Fen, RefundState};
 use paycode_proxy::config::Config;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::startup::Application;
@@ -207,5 +209,58 @@ async fn a_close_still_owed_when_the_proxy_stops_is_made_after_the_next_start() 
         "the close is in the audit trail: {events:#?}"
     );
     store.close().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_queued_when_the_proxy_stops_is_sent_after_the_next_start() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
+    sim.set_refund_delay(Duration::from_secs(2));
+    let mut config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    // Refunds of one payment 100 simulated seconds apart (1 s of real time), so the proxy
+    // surely stops while the second one is still queued.
+    config.payments.refund_spacing = Duration::from_secs(1);
+    let proxy = Running::start(config.clone(), None).await;
+    let paid = proxy
+        .cashier
+        .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordFree))
+        .await;
+    let paid = proxy.cashier.settled(&paid).await;
+    proxy.cashier.refund(&paid.id, 300).await;
+    let queued = proxy.cashier.refund(&paid.id, 200).await;
+    assert_eq!(queued.state, RefundState::Queued, "{queued:#?}");
+
+    let token = proxy.stop().await;
+
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let stored = store.get_refund(&queued.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, RefundState::Queued, "{stored:?}");
+    assert!(stored.next_action_at.is_some(), "{stored:?}");
+    store.close().await;
+    assert_eq!(sim.order(&paid.out_trade_no).unwrap().refunds.len(), 1);
+
+    let proxy = Running::start(config, Some(token)).await;
+    let refunded = proxy
+        .cashier
+        .wait_until(&paid, "both refunds succeeded", |seen| {
+            seen.refunded_fen == Fen(500)
+        })
+        .await;
+    assert!(
+        refunded
+            .refunds
+            .iter()
+            .all(|refund| refund.state == RefundState::Succeeded),
+        "{refunded:#?}"
+    );
+    let order = sim.order(&paid.out_trade_no).unwrap();
+    assert_eq!(order.refunds.len(), 2);
+    assert!(
+        ledger::sim_between_times(order.refunds[0].created_at, order.refunds[1].created_at)
+            >= Duration::from_secs(60)
+    );
+    assert_eq!(sim.call_count(Api::Refund), 2, "each application sent once");
+    proxy.stop().await;
     sim.shutdown().await;
 }

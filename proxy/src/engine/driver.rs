@@ -39,6 +39,7 @@ use super::classify::{self, RefundOutcome, RefundQueryOutcome};
 use super::limiter::RateLimiter;
 use super::machine::{self, Action, CancelDecision, CloseState, Facts, Timing, Transition};
 use super::schedule::{Key, Schedule};
+use super::spacing;
 use crate::config::{Config, ShopConfig};
 use crate::metrics::{CallOutcome, Metrics, Snapshot};
 use crate::store::{InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError};
@@ -82,6 +83,7 @@ impl EngineSettings {
                 retry_max: payments.reverse_retry_base * 16,
                 reverse_max_attempts: payments.reverse_max_attempts,
                 attention_recheck_interval: payments.attention_recheck_interval,
+                refund_spacing: payments.refund_spacing,
             },
             micropay_timeout: config.wechat.micropay_read_timeout,
             spbill_create_ip: payments.spbill_create_ip.to_string(),
@@ -369,10 +371,19 @@ impl Engine {
             request.reason,
             now,
         );
-        refund.next_action_at = Some(now);
+        // A refund asked for within a minute of the payment's previous one is stored
+        // `queued` with the time it may go, so the cashier is told at once.
+        let others = shared.store.refunds_for_payment(&payment.id).await?;
+        match spacing::hold_until(&refund, &others, shared.settings.timing.refund_spacing, now) {
+            Some(until) => {
+                refund.state = RefundState::Queued;
+                refund.next_action_at = Some(until);
+            }
+            None => refund.next_action_at = Some(now),
+        }
         let outcome = shared.store.insert_refund(&refund).await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
-            shared.schedule_at(Key::Refund(stored.id.clone()), now.0);
+            shared.refund_committed(stored);
         }
         Ok(outcome)
     }
@@ -915,7 +926,7 @@ impl Shared {
     fn refund_committed(&self, refund: &RefundRecord) {
         let key = Key::Refund(refund.id.clone());
         match (refund.state, refund.next_action_at) {
-            (RefundState::Submitting | RefundState::Processing, Some(at)) => {
+            (RefundState::Queued | RefundState::Submitting | RefundState::Processing, Some(at)) => {
                 self.schedule_at(key, at.0);
             }
             _ => self.schedule().remove(&key),
@@ -943,8 +954,24 @@ impl Shared {
             refund.failure_code = Some("INVALID_NUMBER".into());
             refund.failure_message = Some("订单号或退款单号无效，无法退款".into());
             refund.next_action_at = None;
-            return self.save_refund(refund, &payment).await;
+            let before = refund.state;
+            return self.save_refund(refund, &payment, before).await;
         };
+        let before = refund.state;
+        let spacing = self.settings.timing.refund_spacing;
+        if matches!(refund.state, RefundState::Queued | RefundState::Submitting) {
+            let others = self.store.refunds_for_payment(&payment.id).await?;
+            if let Some(until) = spacing::hold_until(&refund, &others, spacing, now) {
+                if refund.state != RefundState::Queued || refund.next_action_at != Some(until) {
+                    tracing::info!(refund = %refund.id, "refund queued behind the payment's previous refund");
+                    refund.state = RefundState::Queued;
+                    refund.next_action_at = Some(until);
+                    return self.save_refund(refund, &payment, before).await;
+                }
+                self.refund_committed(&refund);
+                return Ok(());
+            }
+        }
         refund.attempts += 1;
         let retry_at = |attempts: u32| {
             Some(Millis(
@@ -952,7 +979,7 @@ impl Shared {
             ))
         };
         match refund.state {
-            RefundState::Submitting => {
+            RefundState::Queued | RefundState::Submitting => {
                 let request = RefundRequest {
                     order: OrderRef::OutTradeNo(out_trade_no),
                     out_refund_no,
@@ -963,14 +990,27 @@ impl Shared {
                     notify_url: None,
                 };
                 let result = self.call(&request, CallOptions::default()).await;
+                // When the application ended: WeChat's minute counts from no later than this.
+                let ended = Millis::now();
                 match classify::refund(result) {
                     RefundOutcome::Accepted { refund_id } => {
                         refund.state = RefundState::Processing;
                         refund.wechat_refund_id = Some(refund_id);
+                        refund.applied_at = Some(ended);
                         refund.next_action_at = Some(now.plus(self.settings.refund_query_interval));
+                    }
+                    RefundOutcome::TooSoon => {
+                        // Clocks disagree, or WeChat limits more than the spacing: nothing
+                        // was applied. Hold it another spacing rather than fail it.
+                        tracing::info!(refund = %refund.id, "WeChat said FREQUENCY_LIMITED: refund queued again");
+                        refund.state = RefundState::Queued;
+                        refund.next_action_at = Some(ended.plus(spacing));
                     }
                     RefundOutcome::Retry { reason } => {
                         tracing::info!(refund = %refund.id, %reason, "refund to be sent again");
+                        // It may have been applied for: later refunds wait from here.
+                        refund.state = RefundState::Submitting;
+                        refund.applied_at = Some(ended);
                         refund.next_action_at = retry_at(refund.attempts);
                     }
                     RefundOutcome::Refused { code, message } if refund.attempts > 1 => {
@@ -1021,15 +1061,16 @@ impl Shared {
             }
             RefundState::Succeeded | RefundState::Failed => return Ok(()),
         }
-        self.save_refund(refund, &payment).await
+        self.save_refund(refund, &payment, before).await
     }
 
-    /// Commits a refund change; a settled refund also touches its payment, so the payment's
-    /// version moves and long-polls see the refund.
+    /// Commits a refund change. A refund that settles, or enters or leaves `queued`, also
+    /// touches its payment, so the payment's version moves and long-polls see the refund.
     async fn save_refund(
         &self,
         refund: RefundRecord,
         payment: &PaymentRecord,
+        before: RefundState,
     ) -> Result<(), StoreError> {
         let saved = match self.store.update_refund(&refund).await {
             Ok(saved) => saved,
@@ -1040,15 +1081,18 @@ impl Shared {
             Err(error) => return Err(error),
         };
         self.refund_committed(&saved);
-        if matches!(saved.state, RefundState::Succeeded | RefundState::Failed) {
+        let queue_changed = saved.state != before
+            && (saved.state == RefundState::Queued || before == RefundState::Queued);
+        if matches!(saved.state, RefundState::Succeeded | RefundState::Failed) || queue_changed {
             let note = format!(
                 "refund {} of {} {}",
                 saved.out_refund_no,
                 saved.amount_fen,
-                if saved.state == RefundState::Succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
+                match saved.state {
+                    RefundState::Succeeded => "succeeded",
+                    RefundState::Failed => "failed",
+                    RefundState::Queued => "queued behind the previous refund",
+                    RefundState::Submitting | RefundState::Processing => "sent after its wait",
                 }
             );
             let mut payment = payment.clone();

@@ -57,6 +57,9 @@ pub struct Timing {
     pub reverse_max_attempts: u32,
     /// How often a payment that needs attention is checked again.
     pub attention_recheck_interval: Duration,
+    /// The least time between two refunds of one payment reaching WeChat (60 s: partial
+    /// refunds of one order at least one minute apart, spec §3.4); see `engine::spacing`.
+    pub refund_spacing: Duration,
 }
 
 impl Default for Timing {
@@ -71,6 +74,7 @@ impl Default for Timing {
             retry_max: Duration::from_secs(16),
             reverse_max_attempts: 10,
             attention_recheck_interval: Duration::from_secs(60),
+            refund_spacing: Duration::from_secs(60),
         }
     }
 }

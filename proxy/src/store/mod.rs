@@ -229,7 +229,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<InsertOutcome<RefundRecord>, StoreError>;
 
     /// Replaces the mutable fields of a refund (`state`, `wechat_refund_id`, `failure_*`,
-    /// `attempts`, `next_action_at`), provided it is still at `refund.version`; returns it
+    /// `attempts`, `next_action_at`, `applied_at`), provided it is still at `refund.version`; returns it
     /// with `version + 1` and a fresh `updated_at`.
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError>;
 
@@ -247,7 +247,7 @@ pub trait Store: Send + Sync + 'static {
         terminal_id: Option<&str>,
     ) -> Result<Vec<RefundRecord>, StoreError>;
 
-    /// Every refund still `submitting` or `processing`, oldest first.
+    /// Every refund still `queued`, `submitting` or `processing`, oldest first.
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
 
     /// Adds a terminal; fails with [`StoreError::AlreadyExists`] if the name is taken.

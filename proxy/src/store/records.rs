@@ -262,8 +262,12 @@ pub struct RefundRecord {
     pub failure_message: Option<String>,
     /// How many refund calls were made.
     pub attempts: u32,
-    /// When the engine should next act on the refund.
+    /// When the engine should next act on the refund; while `queued`, when it may be sent.
     pub next_action_at: Option<Millis>,
+    /// When an application for this refund last ended at WeChat in a way that may have
+    /// started WeChat's one-minute spacing (accepted, or outcome unknown); `None` if none
+    /// did. The next refund of the payment waits `refund_spacing` from here.
+    pub applied_at: Option<Millis>,
     /// When it was requested.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -295,6 +299,7 @@ impl RefundRecord {
             failure_message: None,
             attempts: 0,
             next_action_at: None,
+            applied_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -334,6 +339,7 @@ pub struct PaymentEvent {
 /// The store's name for a refund state (the same as the JSON API's).
 pub fn refund_state_name(state: RefundState) -> &'static str {
     match state {
+        RefundState::Queued => "queued",
         RefundState::Submitting => "submitting",
         RefundState::Processing => "processing",
         RefundState::Succeeded => "succeeded",
@@ -344,6 +350,7 @@ pub fn refund_state_name(state: RefundState) -> &'static str {
 /// Reads a refund state name written by [`refund_state_name`].
 pub fn parse_refund_state(name: &str) -> Option<RefundState> {
     [
+        RefundState::Queued,
         RefundState::Submitting,
         RefundState::Processing,
         RefundState::Succeeded,
@@ -380,6 +387,7 @@ mod tests {
     #[test]
     fn refund_state_names_match_the_json_api() {
         for state in [
+            RefundState::Queued,
             RefundState::Submitting,
             RefundState::Processing,
             RefundState::Succeeded,

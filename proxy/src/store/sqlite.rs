@@ -77,7 +77,7 @@ const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
-     created_at, updated_at";
+     created_at, updated_at, applied_at";
 
 const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
 
@@ -320,7 +320,8 @@ impl Store for SqliteStore {
 
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state IN ('submitting', 'processing') \
+            "SELECT {REFUND_COLUMNS} FROM refunds \
+             WHERE state IN ('queued', 'submitting', 'processing') \
              ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
@@ -597,7 +598,7 @@ async fn insert_refund(
     }
     sqlx::query(&format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&refund.id)
     .bind(&refund.payment_id)
@@ -614,6 +615,7 @@ async fn insert_refund(
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(refund.created_at.0)
     .bind(refund.updated_at.0)
+    .bind(refund.applied_at.map(|at| at.0))
     .execute(&mut *connection)
     .await
     .map_err(|error| unique_violation_as_exists(error, "refund", &refund.out_refund_no))?;
@@ -627,7 +629,7 @@ async fn update_refund(
     let expected_version = u64_to_i64(refund.version, "version")?;
     let row = sqlx::query(&format!(
         "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ? \
+         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ? \
          WHERE id = ? AND version = ? RETURNING {REFUND_COLUMNS}"
     ))
     .bind(refund_state_name(refund.state))
@@ -638,6 +640,7 @@ async fn update_refund(
     .bind(refund.attempts)
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(Millis::now().0)
+    .bind(refund.applied_at.map(|at| at.0))
     .bind(&refund.id)
     .bind(expected_version)
     .fetch_optional(&mut *connection)
@@ -822,6 +825,7 @@ fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
         failure_message: row.try_get("failure_message")?,
         attempts: row.try_get("attempts")?,
         next_action_at: row.try_get::<Option<i64>, _>("next_action_at")?.map(Millis),
+        applied_at: row.try_get::<Option<i64>, _>("applied_at")?.map(Millis),
         created_at: Millis(row.try_get("created_at")?),
         updated_at: Millis(row.try_get("updated_at")?),
     })
