@@ -94,7 +94,7 @@ mod tests {
     fn the_first_refund_goes_at_once() {
         let first = refund("a", 1_000, RefundState::Submitting, None);
         assert_eq!(
-            hold_until(&first, &[first.clone()], MINUTE, Millis(1_000)),
+            hold_until(&first, std::slice::from_ref(&first), MINUTE, Millis(1_000)),
             None
         );
     }
@@ -104,7 +104,7 @@ mod tests {
         let applied = refund("a", 1_000, RefundState::Processing, Some(2_000));
         let next = refund("b", 3_000, RefundState::Submitting, None);
         assert_eq!(
-            hold_until(&next, &[applied.clone()], MINUTE, Millis(3_000)),
+            hold_until(&next, std::slice::from_ref(&applied), MINUTE, Millis(3_000)),
             Some(Millis(62_000))
         );
         assert_eq!(hold_until(&next, &[applied], MINUTE, Millis(62_000)), None);
