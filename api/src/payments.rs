@@ -233,11 +233,17 @@ pub struct CreateRefund {
     pub reason: Option<String>,
 }
 
-/// Where a refund stands.
+/// Where a refund stands: `queued` (held until WeChat's one-minute spacing between refunds of
+/// one order has passed, see `not_before`), `submitting`, `processing`, `succeeded` or
+/// `failed`. Every state but `failed` counts against what is left to refund.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundState {
+    /// Held until WeChat's one-minute spacing between refunds of one order has passed (an
+    /// earlier refund of the same payment was applied for less than a minute ago); then sent
+    /// on its own. See `not_before`.
+    Queued,
     /// Stored; the application to WeChat is being sent.
     Submitting,
     /// WeChat accepted it and is moving the money.
@@ -265,6 +271,10 @@ pub struct Refund {
     pub reason: Option<String>,
     /// The state.
     pub state: RefundState,
+    /// While `queued`: the earliest time it is sent to WeChat (RFC 3339, UTC). It can move
+    /// later if WeChat still asks for more time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,

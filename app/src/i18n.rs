@@ -250,6 +250,7 @@ pub fn state_label(lang: Lang, state: PaymentState) -> &'static str {
 /// A label for a refund state.
 pub fn refund_state_label(lang: Lang, state: RefundState) -> &'static str {
     let (zh, en) = match state {
+        RefundState::Queued => ("排队中（一分钟后提交）", "Queued (sent after one minute)"),
         RefundState::Submitting => ("提交中", "Submitting"),
         RefundState::Processing => ("处理中", "Processing"),
         RefundState::Succeeded => ("已退款", "Refunded"),

@@ -4,18 +4,30 @@
 //! the dialog opens and reused for every retry of the same refund, so a retried request never
 //! refunds twice.
 
-use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund};
+use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund, RefundState};
 
 use crate::remote::ApiFailure;
 
-/// What is left to refund of a payment: nothing unless it is paid.
+/// What is left to refund of a payment: nothing unless it is paid. Every refund that has not
+/// failed counts, also those still queued, submitting or processing, as the proxy's cap
+/// counts them: offering their money again would only be refused later (409).
 pub fn refundable(payment: &Payment) -> Fen {
     if payment.state != PaymentState::Paid {
         return Fen::ZERO;
     }
+    let committed = payment
+        .refunds
+        .iter()
+        .filter(|refund| refund.state != RefundState::Failed)
+        .fold(Fen::ZERO, |sum, refund| {
+            sum.checked_add(refund.amount_fen).unwrap_or(sum)
+        })
+        // `refunded_fen` (the refunds that succeeded) is part of it, unless the list and
+        // the total disagree; the larger never offers too much.
+        .max(payment.refunded_fen);
     payment
         .amount_fen
-        .checked_sub(payment.refunded_fen)
+        .checked_sub(committed)
         .unwrap_or(Fen::ZERO)
 }
 
@@ -156,7 +168,7 @@ impl RefundDialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paycode_api::{ErrorBody, RefundState};
+    use paycode_api::ErrorBody;
 
     fn attempt(n: u8) -> AttemptId {
         AttemptId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02x}")).unwrap()
@@ -196,6 +208,47 @@ mod tests {
         assert!(RefundDialog::open(&failed, attempt(1)).is_none());
     }
 
+    fn refund(n: u8, amount: u64, state: RefundState) -> Refund {
+        Refund {
+            id: format!("ref_{n}"),
+            refund_attempt_id: attempt(n),
+            out_refund_no: format!("R{n}"),
+            amount_fen: Fen(amount),
+            reason: None,
+            state,
+            not_before: None,
+            failure: None,
+            created_at: "2025-11-28T05:01:00Z".to_owned(),
+        }
+    }
+
+    #[test]
+    fn refunds_in_progress_are_not_offered_again() {
+        let mut payment = paid(1230, 100);
+        payment.refunds = vec![
+            refund(1, 100, RefundState::Succeeded),
+            refund(2, 200, RefundState::Processing),
+            refund(3, 300, RefundState::Queued),
+            refund(4, 400, RefundState::Submitting),
+            refund(5, 1000, RefundState::Failed),
+        ];
+        // 1230 − (100 + 200 + 300 + 400); the failed one gives its money back to refund.
+        assert_eq!(refundable(&payment), Fen(230));
+        let dialog = RefundDialog::open(&payment, attempt(6)).unwrap();
+        assert_eq!(dialog.remaining, Fen(230));
+        assert_eq!(dialog.amount_text, "2.30");
+        // Everything committed: nothing to offer, no dialog.
+        payment
+            .refunds
+            .push(refund(6, 230, RefundState::Processing));
+        assert_eq!(refundable(&payment), Fen::ZERO);
+        assert!(RefundDialog::open(&payment, attempt(7)).is_none());
+        // A total that runs ahead of the list still never offers too much.
+        let mut ahead = paid(1230, 1000);
+        ahead.refunds = vec![refund(1, 200, RefundState::Succeeded)];
+        assert_eq!(refundable(&ahead), Fen(230));
+    }
+
     #[test]
     fn a_partial_refund_goes_through_confirmation_with_one_key() {
         let mut dialog = RefundDialog::open(&paid(1230, 230), attempt(1)).unwrap();
@@ -228,6 +281,7 @@ mod tests {
             amount_fen: Fen(350),
             reason: Some("退货".to_owned()),
             state: RefundState::Processing,
+            not_before: None,
             failure: None,
             created_at: "2025-11-28T05:01:00Z".to_owned(),
         }));

@@ -207,6 +207,12 @@ pub struct PaymentsConfig {
     /// How often a payment that needs attention is queried again. Default `60s`.
     #[serde(deserialize_with = "de::duration")]
     pub attention_recheck_interval: Duration,
+    /// The least time between two refunds of one payment reaching WeChat: WeChat wants
+    /// partial refunds of one order at least a minute apart (spec §3.4), so a refund asked
+    /// for sooner is held (`queued`) until this long after the previous one was applied.
+    /// Default `60s`.
+    #[serde(deserialize_with = "de::duration")]
+    pub refund_spacing: Duration,
     /// The most micropay calls sent per second (WeChat allows 30 per merchant). Default 30.
     #[serde(deserialize_with = "de::number")]
     pub micropay_rate_per_second: u32,
@@ -491,6 +497,7 @@ impl Default for PaymentsConfig {
             reverse_retry_base: Duration::from_secs(1),
             reverse_max_attempts: 10,
             attention_recheck_interval: Duration::from_secs(60),
+            refund_spacing: Duration::from_secs(60),
             micropay_rate_per_second: 30,
             long_poll_max_wait: Duration::from_secs(25),
         }

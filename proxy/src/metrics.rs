@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::engine::machine::CloseState;
 use paycode_api::PaymentState;
 use wxpay::codes::Api;
 
@@ -67,6 +68,7 @@ struct Counters {
     calls: BTreeMap<(&'static str, CallOutcome), u64>,
     latency: BTreeMap<&'static str, Histogram>,
     transitions: BTreeMap<&'static str, u64>,
+    closes: BTreeMap<&'static str, u64>,
 }
 
 /// The registry. Cheap to update from many tasks (one short lock per event).
@@ -107,6 +109,11 @@ impl Metrics {
         *self.lock().transitions.entry(state.as_str()).or_default() += 1;
     }
 
+    /// Records a settled payment's order entering close state `close` at WeChat.
+    pub fn observe_close(&self, close: CloseState) {
+        *self.lock().closes.entry(close.as_str()).or_default() += 1;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
         // A panic while holding this lock cannot leave the counters inconsistent in a way
         // that matters, so a poisoned lock is simply used.
@@ -143,6 +150,22 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "paycode_payment_transitions_total{{state=\"{state}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP paycode_order_closes_total Orders of failed payments closed at WeChat by reverse, by close state (pending, closed, needs_attention), since start.\n\
+             # TYPE paycode_order_closes_total counter\n",
+        );
+        for close in [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ] {
+            let count = counters.closes.get(close.as_str()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "paycode_order_closes_total{{close=\"{}\"}} {count}",
+                close.as_str()
             );
         }
         let _ = write!(

@@ -1,6 +1,6 @@
 //! Crash tests: the real `paycode-proxy` binary is killed with SIGKILL at each step of a
 //! payment — before micropay is sent, while it is in flight, while the proxy polls, while a
-//! reverse is in flight — and a new process on the same SQLite database finishes every
+//! reverse is in flight, while a failed payment's order is being closed — and a new process on the same SQLite database finishes every
 //! payment. WeChat's books must then match: no second charge, no money kept for a payment
 //! shown failed or cancelled.
 //!
@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use paycode_api::Payment;
-use paycode_api::PaymentState::{Cancelled, Paid, WaitingForCustomer};
+use paycode_api::PaymentState::{Cancelled, Failed, Paid, WaitingForCustomer};
 use paycode_tests::binary::{CrashRig, ProxyProcess};
 use paycode_tests::ledger::{self, assert_ledger_agrees};
 use paycode_tests::world::AMOUNT_FEN;
@@ -154,4 +154,45 @@ async fn killed_repeatedly_mid_payment_still_charges_once() {
     let payment = proxy.cashier.settled(&payment).await;
 
     assert_finished(&rig, &payment, Paid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_closing_a_failed_payments_order_closes_it_after_restart() {
+    let rig = CrashRig::start(SCALE, |_| {}).await;
+    // The first reverse (the background close of the failed payment's PAYERROR order) is
+    // held in flight when the proxy is killed.
+    rig.sim.inject_fault(Api::Reverse, HOLD, 1);
+    let proxy = rig.spawn().await;
+    let payment = pay(&rig, &proxy, Behaviour::NotEnough).await;
+    let failed = proxy.cashier.settled(&payment).await;
+    assert_finished(&rig, &failed, Failed);
+    ledger::until_call(&rig.sim, &payment.out_trade_no, "reverse").await;
+
+    proxy.kill();
+    let proxy = rig.spawn().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = ledger::calls_for(&rig.sim, &payment.out_trade_no);
+        let revoked = rig
+            .sim
+            .order(&payment.out_trade_no)
+            .is_some_and(|order| order.trade_state == "REVOKED");
+        if revoked && ledger::count(&calls, "reverse") >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the close was not resumed: {calls:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The cashier still sees the same failure; the order is closed.
+    let seen = proxy.cashier.payment(&payment.id).await;
+    assert_finished(&rig, &seen, Failed);
+    assert_eq!(seen.failure, failed.failure, "{seen:#?}");
+    assert_eq!(
+        seen.failure.as_ref().map(|f| f.code.as_str()),
+        Some("NOTENOUGH")
+    );
 }

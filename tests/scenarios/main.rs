@@ -5,6 +5,8 @@
 //! - `rows`: one test per row of the simulator's behaviour table (wxpay/SIMULATOR.md).
 //! - `faults`: transport and reply faults, host fail-over, reverse retries, needs_attention.
 //! - `cancel`: the cashier's cancel, including the race with a payment that succeeds.
+//! - `closing`: failed payments whose order WeChat kept open are closed by reverse in the
+//!   background (the closed loop), without changing what the cashier sees.
 //! - `refunds`: full, partial, idempotent and refused refunds.
 //! - `idempotency`: the same `attempt_id` posted twice.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
@@ -17,6 +19,7 @@
 
 mod bad_input;
 mod cancel;
+mod closing;
 mod concurrency;
 mod faults;
 mod idempotency;

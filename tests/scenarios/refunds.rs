@@ -1,15 +1,20 @@
 //! Refunds: full and partial, idempotent on `refund_attempt_id`, never more than was paid,
 //! only of paid payments; each ends `succeeded` and shows in the payment's `refunded_fen`.
+//! Refunds of one payment reach WeChat at least a minute apart (spec §3.4): a sooner one is
+//! answered `queued` and sent when the minute has passed.
 
 use std::time::Duration;
 
 use paycode_api::{Fen, Payment, RefundState};
 use paycode_tests::World;
 use paycode_tests::cashier::{created_and_replayed, new_attempt_id};
-use paycode_tests::world::AMOUNT_FEN;
+use paycode_tests::ledger;
+use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE};
 use reqwest::StatusCode;
 use wxpay::codes::Api;
 use wxpay::sim::Behaviour;
+
+use crate::slack;
 
 /// A world whose refunds complete 2 simulated seconds after WeChat accepts them, and a
 /// paid payment of [`AMOUNT_FEN`].
@@ -151,4 +156,100 @@ async fn refund_of_nothing_is_refused() {
     );
     unknown.assert_error(StatusCode::NOT_FOUND, "PAYMENT_NOT_FOUND", None);
     assert_eq!(world.sim.call_count(Api::Refund), 0);
+}
+
+/// The simulated time between the refund applications WeChat received for `payment`'s order
+/// (the calls to `refund`, oldest first), and how many there were.
+fn refund_call_gaps(world: &World, payment: &Payment) -> (usize, Vec<Duration>) {
+    let calls: Vec<_> = world
+        .calls(payment)
+        .into_iter()
+        .filter(|call| call.endpoint == "refund")
+        .collect();
+    let gaps = calls
+        .windows(2)
+        .map(|pair| ledger::sim_between(&pair[0], &pair[1]))
+        .collect();
+    (calls.len(), gaps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_refund_within_a_minute_is_queued_then_sent_a_minute_after_the_first() {
+    let (world, payment) = paid().await;
+
+    let first = world.cashier.refund(&payment.id, 300).await;
+    let second = world.cashier.refund(&payment.id, 200).await;
+
+    // The cashier is told at once that the second one waits, and until when.
+    assert_ne!(first.state, RefundState::Queued, "{first:#?}");
+    assert_eq!(second.state, RefundState::Queued, "{second:#?}");
+    let not_before = second
+        .not_before
+        .as_deref()
+        .expect("a queued refund says until when");
+    let not_before = chrono::DateTime::parse_from_rfc3339(not_before).unwrap();
+    let asked = chrono::DateTime::parse_from_rfc3339(&second.created_at).unwrap();
+    // Held for at most one spacing (from the first refund's application, which is no
+    // earlier than this request's predecessor); when it really goes is checked at WeChat.
+    let wait = (not_before - asked).to_std().expect("not_before is later");
+    assert!(
+        wait > Duration::ZERO
+            && wait <= world.config.payments.refund_spacing + Duration::from_millis(200),
+        "held {wait:?}"
+    );
+    // Both succeed, and WeChat got each application once, a minute apart.
+    let payment = refunded(&world, &payment, 500).await;
+    assert!(
+        payment
+            .refunds
+            .iter()
+            .all(|refund| refund.state == RefundState::Succeeded && refund.not_before.is_none()),
+        "{payment:#?}"
+    );
+    let (applications, gaps) = refund_call_gaps(&world, &payment);
+    assert_eq!(applications, 2, "never refused for coming too soon");
+    assert!(
+        gaps[0] + slack(&world) >= Duration::from_secs(60),
+        "the second refund came {:?} after the first",
+        gaps[0]
+    );
+    let order = world.order(&payment).unwrap();
+    assert_eq!(order.refunds.len(), 2);
+    assert_eq!(order.refunds[1].out_refund_no, second.out_refund_no);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_wechat_still_finds_too_soon_is_queued_again_not_failed() {
+    // The proxy's clock runs ahead of WeChat's: it waits only 30 simulated seconds, so
+    // WeChat answers FREQUENCY_LIMITED and the refund must wait again rather than fail.
+    let world = World::start_with(DEFAULT_SCALE, |config| {
+        config.payments.refund_spacing = Duration::from_secs(30).div_f64(DEFAULT_SCALE);
+    })
+    .await;
+    world.sim.set_refund_delay(Duration::from_secs(2));
+    let payment = world.pay_and_settle(Behaviour::PasswordFree).await;
+
+    world.cashier.refund(&payment.id, 300).await;
+    let second = world.cashier.refund(&payment.id, 200).await;
+    assert_ne!(second.state, RefundState::Failed, "{second:#?}");
+    let payment = refunded(&world, &payment, 500).await;
+
+    assert!(
+        payment
+            .refunds
+            .iter()
+            .all(|refund| refund.state == RefundState::Succeeded),
+        "{payment:#?}"
+    );
+    let (applications, _) = refund_call_gaps(&world, &payment);
+    assert!(
+        applications >= 3,
+        "WeChat refused at least one application as too soon: {applications}"
+    );
+    let order = world.order(&payment).unwrap();
+    assert_eq!(order.refunds.len(), 2);
+    assert!(
+        ledger::sim_between_times(order.refunds[0].created_at, order.refunds[1].created_at)
+            >= Duration::from_secs(60)
+    );
 }

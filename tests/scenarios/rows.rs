@@ -107,8 +107,18 @@ async fn row_04_not_enough_fails_after_one_confirming_query() {
     let payment = world.pay_and_settle(Behaviour::NotEnough).await;
 
     assert_outcome(&world, &payment, Failed, Some("NOTENOUGH"));
-    assert_calls(&world, &payment, "micropay orderquery");
-    assert_eq!(world.order(&payment).unwrap().trade_state, "PAYERROR");
+    // The order WeChat keeps (PAYERROR) is then closed by reverse: see `closing`.
+    let calls = world.calls(&payment);
+    assert!(
+        ledger::shape(&calls).starts_with("micropay orderquery"),
+        "{calls:#?}"
+    );
+    assert_eq!(ledger::count(&calls, "micropay"), 1);
+    assert_eq!(
+        ledger::count(&calls, "orderquery"),
+        1,
+        "one confirming query"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,20 @@
 //! Graceful shutdown: WeChat calls in flight finish and are committed; payments still
-//! waiting stay in the store and the next start resumes them.
+//! waiting, closes still owed and queued refunds stay in the store and the next start
+//! resumes them.
 
-use paycode_api::PaymentState::{Paid, WaitingForCustomer};
+use std::time::Duration;
+
+use paycode_api::PaymentState::{Failed, Paid, WaitingForCustomer};
+use paycode_api::{Fen, RefundState};
 use paycode_proxy::config::Config;
+use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{SqliteStore, Store};
 use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, scaled_config, start_simulator};
 use paycode_tests::{Cashier, ledger};
 use tokio::sync::oneshot;
+
+use crate::closing::until_order_revoked;
 use tokio::task::JoinHandle;
 use wxpay::codes::Api;
 use wxpay::sim::{Behaviour, Fault};
@@ -135,6 +142,125 @@ async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown()
         ledger::assert_ledger_agrees(&sim, &paid);
     }
     assert_eq!(sim.call_count(Api::Micropay), 3);
+    proxy.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_still_owed_when_the_proxy_stops_is_made_after_the_next_start() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
+    let mut config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    // Reverse no earlier than 100 simulated seconds after submitting (1 s of real time), so
+    // the proxy surely stops while the close is still owed.
+    config.payments.reverse_not_before = Duration::from_secs(1);
+    let proxy = Running::start(config.clone(), None).await;
+    let failed = proxy
+        .cashier
+        .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::NotEnough))
+        .await;
+    let failed = proxy.cashier.settled(&failed).await;
+    assert_eq!(failed.state, Failed, "{failed:#?}");
+
+    let token = proxy.stop().await;
+
+    // The close is in the store, not in the stopped process's memory.
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let stored = store.get_payment(&failed.id).await.unwrap().unwrap();
+    assert_eq!(stored.close_state, Some(CloseState::Pending), "{stored:?}");
+    assert_eq!(stored.next_action, Some(Action::CloseReverse), "{stored:?}");
+    store.close().await;
+    let calls = ledger::calls_for(&sim, &failed.out_trade_no);
+    assert_eq!(ledger::count(&calls, "reverse"), 0, "{calls:#?}");
+    assert_eq!(
+        sim.order(&failed.out_trade_no).unwrap().trade_state,
+        "PAYERROR"
+    );
+
+    let proxy = Running::start(config.clone(), Some(token)).await;
+    until_order_revoked(&sim, &failed.out_trade_no).await;
+    let calls = ledger::calls_for(&sim, &failed.out_trade_no);
+    assert_eq!(ledger::count(&calls, "reverse"), 1, "{calls:#?}");
+    let gap = ledger::sim_between(
+        ledger::first(&calls, "micropay"),
+        ledger::first(&calls, "reverse"),
+    );
+    assert!(
+        gap >= Duration::from_secs(15),
+        "reversed {gap:?} after micropay"
+    );
+    let seen = proxy.cashier.payment(&failed.id).await;
+    assert_eq!(seen.state, Failed, "{seen:#?}");
+    assert_eq!(
+        seen.failure, failed.failure,
+        "the cashier sees the same failure"
+    );
+    ledger::assert_ledger_agrees(&sim, &seen);
+    proxy.stop().await;
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let stored = store.get_payment(&failed.id).await.unwrap().unwrap();
+    assert_eq!(stored.close_state, Some(CloseState::Closed), "{stored:?}");
+    assert_eq!(stored.next_action, None);
+    let events = store.payment_events(&failed.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|event| event.detail.contains("close: order reversed")),
+        "the close is in the audit trail: {events:#?}"
+    );
+    store.close().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_queued_when_the_proxy_stops_is_sent_after_the_next_start() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
+    sim.set_refund_delay(Duration::from_secs(2));
+    let mut config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    // Refunds of one payment 100 simulated seconds apart (1 s of real time), so the proxy
+    // surely stops while the second one is still queued.
+    config.payments.refund_spacing = Duration::from_secs(1);
+    let proxy = Running::start(config.clone(), None).await;
+    let paid = proxy
+        .cashier
+        .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordFree))
+        .await;
+    let paid = proxy.cashier.settled(&paid).await;
+    proxy.cashier.refund(&paid.id, 300).await;
+    let queued = proxy.cashier.refund(&paid.id, 200).await;
+    assert_eq!(queued.state, RefundState::Queued, "{queued:#?}");
+
+    let token = proxy.stop().await;
+
+    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let stored = store.get_refund(&queued.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, RefundState::Queued, "{stored:?}");
+    assert!(stored.next_action_at.is_some(), "{stored:?}");
+    store.close().await;
+    assert_eq!(sim.order(&paid.out_trade_no).unwrap().refunds.len(), 1);
+
+    let proxy = Running::start(config, Some(token)).await;
+    let refunded = proxy
+        .cashier
+        .wait_until(&paid, "both refunds succeeded", |seen| {
+            seen.refunded_fen == Fen(500)
+        })
+        .await;
+    assert!(
+        refunded
+            .refunds
+            .iter()
+            .all(|refund| refund.state == RefundState::Succeeded),
+        "{refunded:#?}"
+    );
+    let order = sim.order(&paid.out_trade_no).unwrap();
+    assert_eq!(order.refunds.len(), 2);
+    assert!(
+        ledger::sim_between_times(order.refunds[0].created_at, order.refunds[1].created_at)
+            >= Duration::from_secs(60)
+    );
+    assert_eq!(sim.call_count(Api::Refund), 2, "each application sent once");
     proxy.stop().await;
     sim.shutdown().await;
 }

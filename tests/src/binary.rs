@@ -291,6 +291,7 @@ fn config_toml(config: &Config) -> String {
          query_interval = {interval}\nwait_deadline = {deadline}\n\
          reverse_not_before = {not_before}\nreverse_retry_base = {retry}\n\
          reverse_max_attempts = {attempts}\nattention_recheck_interval = {recheck}\n\
+         refund_spacing = {spacing}\n\
          micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
@@ -314,6 +315,7 @@ fn config_toml(config: &Config) -> String {
         retry = duration(payments.reverse_retry_base),
         attempts = payments.reverse_max_attempts,
         recheck = duration(payments.attention_recheck_interval),
+        spacing = duration(payments.refund_spacing),
         rate = payments.micropay_rate_per_second,
         max = payments.max_amount_fen.get(),
     )

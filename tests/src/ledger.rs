@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use paycode_api::{Payment, PaymentState};
 use tokio::time::Instant;
 use wxpay::sim::{CallRecord, SimHandle};
@@ -49,6 +50,11 @@ pub fn sim_between(earlier: &CallRecord, later: &CallRecord) -> Duration {
     (later.sim_time - earlier.sim_time)
         .to_std()
         .unwrap_or(Duration::ZERO)
+}
+
+/// Simulated time from `earlier` to `later` (zero if `later` is not later).
+pub fn sim_between_times(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
+    (later - earlier).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// Waits (polling every 5 ms, at most 10 s of real time) until the simulator has received an

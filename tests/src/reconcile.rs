@@ -164,6 +164,9 @@ impl Reconciliation {
                         add(CHARGED_SHOWN_UNPAID, detail());
                     } else if let Some(order) = order {
                         let charged = order.paid_at.is_some();
+                        // REVOKED is how a failed payment's order ends once the proxy has
+                        // closed it by reverse (the closed loop); PAYERROR is allowed too,
+                        // since that close runs in the background after the cashier is told.
                         let open = !matches!(
                             order.trade_state.as_str(),
                             "PAYERROR" | "CLOSED" | "REVOKED"

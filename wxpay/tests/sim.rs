@@ -904,7 +904,7 @@ async fn refunds_are_idempotent_bounded_and_complete_later() {
     let t = spawn_with(
         Simulator::builder()
             .merchant(APPID, MCH_ID, KEY)
-            .refund_delay(Duration::from_secs(30)),
+            .refund_delay(Duration::from_secs(90)),
     )
     .await;
     let no = out_trade_no();
@@ -920,6 +920,8 @@ async fn refunds_are_idempotent_bounded_and_complete_later() {
     assert_eq!(get(&again, "refund_id"), get(&first, "refund_id"));
     // Same out_refund_no, other amount.
     assert_business_fail(&t.refund(&no, "R1", 1000, 400).await, "REFUND_FEE_MISMATCH");
+    // The next application comes a minute later (spec §3.4).
+    t.sim.advance(Duration::from_secs(60));
     // Cumulative refunds may not exceed the total.
     assert_business_fail(&t.refund(&no, "R2", 1000, 701).await, "ERROR");
     assert_eq!(
@@ -973,7 +975,13 @@ async fn refunds_of_unpaid_or_unknown_orders_are_refused() {
 
 #[tokio::test]
 async fn refunds_stop_at_fifty_per_order() {
-    let t = spawn_sim().await;
+    // Without the one-minute spacing, so that fifty fit in a test.
+    let t = spawn_with(
+        Simulator::builder()
+            .merchant(APPID, MCH_ID, KEY)
+            .refund_spacing(Duration::ZERO),
+    )
+    .await;
     let no = out_trade_no();
     t.micropay(&no, &auth_code_for(Behaviour::PasswordFree), 100)
         .await;
@@ -982,6 +990,38 @@ async fn refunds_stop_at_fifty_per_order() {
         assert_eq!(get(&reply, "result_code"), "SUCCESS", "refund {n}");
     }
     assert_business_fail(&t.refund(&no, "R50", 100, 1).await, "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn a_new_refund_within_a_minute_of_the_last_is_frequency_limited() {
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+    t.micropay(&no, &auth_code_for(Behaviour::PasswordFree), 1000)
+        .await;
+    let other = out_trade_no();
+    t.micropay(&other, &auth_code_for(Behaviour::PasswordFree), 1000)
+        .await;
+
+    let first = t.refund(&no, "R1", 1000, 100).await;
+    assert_eq!(get(&first, "result_code"), "SUCCESS", "{first:?}");
+    t.sim.advance(Duration::from_secs(59));
+    // A new out_refund_no 59 s after the last application: refused, nothing stored.
+    let too_soon = t.refund(&no, "R2", 1000, 100).await;
+    assert_business_fail(&too_soon, "FREQUENCY_LIMITED");
+    assert_eq!(t.sim.refunds().len(), 1);
+    // A retry of the number already applied for is idempotent, never refused.
+    let retry = t.refund(&no, "R1", 1000, 100).await;
+    assert_eq!(get(&retry, "refund_id"), get(&first, "refund_id"));
+    // The spacing is per order: another order's refund is not held back.
+    let elsewhere = t.refund(&other, "S1", 1000, 100).await;
+    assert_eq!(get(&elsewhere, "result_code"), "SUCCESS", "{elsewhere:?}");
+    // A minute after the last application, the next one is accepted, and it starts the
+    // next minute.
+    t.sim.advance(Duration::from_secs(1));
+    let second = t.refund(&no, "R2", 1000, 100).await;
+    assert_eq!(get(&second, "result_code"), "SUCCESS", "{second:?}");
+    assert_business_fail(&t.refund(&no, "R3", 1000, 100).await, "FREQUENCY_LIMITED");
+    assert_eq!(t.sim.refunds().len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------

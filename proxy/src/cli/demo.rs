@@ -182,6 +182,7 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     scale(&mut payments.reverse_not_before);
     scale(&mut payments.reverse_retry_base);
     scale(&mut payments.attention_recheck_interval);
+    scale(&mut payments.refund_spacing);
 }
 
 /// The demo terminal's pairing: the token kept in the data directory if it still works,

@@ -120,6 +120,10 @@ pub enum RefundOutcome {
         /// WeChat's refund id.
         refund_id: String,
     },
+    /// WeChat refused it for now with `FREQUENCY_LIMITED`: too soon after the order's
+    /// previous refund (the one-minute spacing, spec §3.4) or another frequency limit. Nothing
+    /// was applied; hold it and send the same application again after the spacing.
+    TooSoon,
     /// Send the same application again later (it is idempotent on `out_refund_no`).
     Retry {
         /// What happened.
@@ -144,6 +148,9 @@ pub fn refund(result: wxpay::Result<RefundResponse>) -> RefundOutcome {
             code: "WECHAT_REJECTED".into(),
             message: format!("微信支付拒绝了退款请求：{return_msg}"),
         },
+        Err(wxpay::Error::Business(business)) if business.err_code == ErrCode::FrequencyLimited => {
+            RefundOutcome::TooSoon
+        }
         Err(error) => match (error.class(Api::Refund), error.err_code()) {
             (ErrorClass::Final | ErrorClass::Configuration, Some(code)) => RefundOutcome::Refused {
                 message: refund_message(code).to_owned(),
@@ -334,6 +341,10 @@ mod tests {
             refund(Err(business(Api::Refund, "TRADE_OVERDUE", None))),
             RefundOutcome::Refused { .. }
         ));
+        assert_eq!(
+            refund(Err(business(Api::Refund, "FREQUENCY_LIMITED", None))),
+            RefundOutcome::TooSoon
+        );
         assert!(matches!(
             refund_query(
                 Err(business(Api::RefundQuery, "REFUNDNOTEXIST", None)),

@@ -37,8 +37,9 @@ use wxpay::messages::{
 
 use super::classify::{self, RefundOutcome, RefundQueryOutcome};
 use super::limiter::RateLimiter;
-use super::machine::{self, Action, CancelDecision, Facts, Timing, Transition};
+use super::machine::{self, Action, CancelDecision, CloseState, Facts, Timing, Transition};
 use super::schedule::{Key, Schedule};
+use super::spacing;
 use crate::config::{Config, ShopConfig};
 use crate::metrics::{CallOutcome, Metrics, Snapshot};
 use crate::store::{InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError};
@@ -82,6 +83,7 @@ impl EngineSettings {
                 retry_max: payments.reverse_retry_base * 16,
                 reverse_max_attempts: payments.reverse_max_attempts,
                 attention_recheck_interval: payments.attention_recheck_interval,
+                refund_spacing: payments.refund_spacing,
             },
             micropay_timeout: config.wechat.micropay_read_timeout,
             spbill_create_ip: payments.spbill_create_ip.to_string(),
@@ -213,14 +215,30 @@ impl Engine {
                 Err(error) => return Err(error),
             }
         }
+        // Settled payments whose order is still owed a close at WeChat: resume the close at
+        // its stored time (never before the 15-second rule it was planned with).
+        let closing = shared.store.payments_to_close().await?;
+        for record in &closing {
+            match record.next_action.zip(record.next_action_at) {
+                Some((Action::CloseReverse, at)) => {
+                    shared.schedule_at(Key::Payment(record.id.clone()), at.0.max(now));
+                }
+                _ => tracing::warn!(
+                    payment = %record.id,
+                    out_trade_no = %record.out_trade_no,
+                    "a close is pending without a close_reverse action; left for an operator"
+                ),
+            }
+        }
         let refunds = shared.store.unfinished_refunds().await?;
         for refund in &refunds {
             let at = refund.next_action_at.map_or(now, |at| at.0);
             shared.schedule_at(Key::Refund(refund.id.clone()), at);
         }
-        if !payments.is_empty() || !refunds.is_empty() {
+        if !payments.is_empty() || !refunds.is_empty() || !closing.is_empty() {
             tracing::info!(
                 payments = payments.len(),
+                closing = closing.len(),
                 refunds = refunds.len(),
                 "resumed unfinished work"
             );
@@ -353,10 +371,19 @@ impl Engine {
             request.reason,
             now,
         );
-        refund.next_action_at = Some(now);
+        // A refund asked for within a minute of the payment's previous one is stored
+        // `queued` with the time it may go, so the cashier is told at once.
+        let others = shared.store.refunds_for_payment(&payment.id).await?;
+        match spacing::hold_until(&refund, &others, shared.settings.timing.refund_spacing, now) {
+            Some(until) => {
+                refund.state = RefundState::Queued;
+                refund.next_action_at = Some(until);
+            }
+            None => refund.next_action_at = Some(now),
+        }
         let outcome = shared.store.insert_refund(&refund).await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
-            shared.schedule_at(Key::Refund(stored.id.clone()), now.0);
+            shared.refund_committed(stored);
         }
         Ok(outcome)
     }
@@ -496,6 +523,9 @@ fn apply_transition(
     next.money_returned |= transition.money_returned;
     if let Some(reason) = &transition.attention_reason {
         next.attention_reason = Some(reason.clone());
+    }
+    if let Some(close) = transition.close {
+        next.close_state = Some(close);
     }
     if next.state == PaymentState::Paid {
         // A paid payment shows no failure, whatever was suspected on the way.
@@ -663,7 +693,7 @@ impl Shared {
         let step = async move {
             match action {
                 Action::Micropay => self.micropay(record, is_claimed).await,
-                Action::Reverse => self.reverse(record).await,
+                Action::Reverse | Action::CloseReverse => self.reverse(record, action).await,
                 Action::Query | Action::PreReverseQuery | Action::FinalQuery | Action::Recheck => {
                     self.query(record, action).await
                 }
@@ -784,7 +814,7 @@ impl Shared {
                 Action::PreReverseQuery => machine::after_pre_reverse_query(facts, outcome, now),
                 Action::FinalQuery => machine::after_final_query(facts, outcome, timing, now),
                 Action::Recheck => machine::after_recheck(facts, outcome, timing, now),
-                Action::Query | Action::Micropay | Action::Reverse => {
+                Action::Query | Action::Micropay | Action::Reverse | Action::CloseReverse => {
                     machine::after_query(facts, outcome, timing, now)
                 }
             }
@@ -792,7 +822,9 @@ impl Shared {
         .await
     }
 
-    async fn reverse(&self, record: PaymentRecord) -> Result<(), StoreError> {
+    /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
+    /// order of a payment that already ended ([`Action::CloseReverse`]).
+    async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
         let outcome = match OutTradeNo::new(record.out_trade_no.clone()) {
             Ok(number) => {
                 let request = ReverseRequest {
@@ -805,14 +837,14 @@ impl Shared {
                 reason: error.to_string(),
             },
         };
-        self.decide(
-            record,
-            Action::Reverse,
-            Counter::Reverse,
-            move |facts, now| {
-                machine::after_reverse(facts, outcome.clone(), &self.settings.timing, now)
-            },
-        )
+        let timing = &self.settings.timing;
+        self.decide(record, action, Counter::Reverse, move |facts, now| {
+            if action == Action::CloseReverse {
+                machine::after_close_reverse(facts, outcome.clone(), timing, now)
+            } else {
+                machine::after_reverse(facts, outcome.clone(), timing, now)
+            }
+        })
         .await
     }
 
@@ -831,6 +863,12 @@ impl Shared {
             let next = apply_transition(&record, &transition, counter, now);
             match self.store.update_payment(&next, &transition.note).await {
                 Ok(saved) => {
+                    if let Some(close) = transition
+                        .close
+                        .filter(|_| record.close_state != saved.close_state)
+                    {
+                        self.closed(&saved, close, &transition.note);
+                    }
                     self.committed(record.state, &saved);
                     return Ok(());
                 }
@@ -853,6 +891,27 @@ impl Shared {
         }
     }
 
+    /// Logs and counts a change of a payment's close state (the audit event is written with
+    /// the change itself).
+    fn closed(&self, saved: &PaymentRecord, close: CloseState, note: &str) {
+        self.metrics.observe_close(close);
+        match close {
+            CloseState::NeedsAttention => tracing::warn!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                state = %saved.state,
+                %note,
+                "order left open at WeChat needs attention: close it in the merchant platform"
+            ),
+            CloseState::Pending | CloseState::Closed => tracing::info!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                close = close.as_str(),
+                "order close at WeChat"
+            ),
+        }
+    }
+
     async fn resync_refund(&self, refund_id: &str) {
         match self.store.get_refund(refund_id).await {
             Ok(Some(refund)) => self.refund_committed(&refund),
@@ -867,7 +926,7 @@ impl Shared {
     fn refund_committed(&self, refund: &RefundRecord) {
         let key = Key::Refund(refund.id.clone());
         match (refund.state, refund.next_action_at) {
-            (RefundState::Submitting | RefundState::Processing, Some(at)) => {
+            (RefundState::Queued | RefundState::Submitting | RefundState::Processing, Some(at)) => {
                 self.schedule_at(key, at.0);
             }
             _ => self.schedule().remove(&key),
@@ -895,8 +954,24 @@ impl Shared {
             refund.failure_code = Some("INVALID_NUMBER".into());
             refund.failure_message = Some("订单号或退款单号无效，无法退款".into());
             refund.next_action_at = None;
-            return self.save_refund(refund, &payment).await;
+            let before = refund.state;
+            return self.save_refund(refund, &payment, before).await;
         };
+        let before = refund.state;
+        let spacing = self.settings.timing.refund_spacing;
+        if matches!(refund.state, RefundState::Queued | RefundState::Submitting) {
+            let others = self.store.refunds_for_payment(&payment.id).await?;
+            if let Some(until) = spacing::hold_until(&refund, &others, spacing, now) {
+                if refund.state != RefundState::Queued || refund.next_action_at != Some(until) {
+                    tracing::info!(refund = %refund.id, "refund queued behind the payment's previous refund");
+                    refund.state = RefundState::Queued;
+                    refund.next_action_at = Some(until);
+                    return self.save_refund(refund, &payment, before).await;
+                }
+                self.refund_committed(&refund);
+                return Ok(());
+            }
+        }
         refund.attempts += 1;
         let retry_at = |attempts: u32| {
             Some(Millis(
@@ -904,7 +979,7 @@ impl Shared {
             ))
         };
         match refund.state {
-            RefundState::Submitting => {
+            RefundState::Queued | RefundState::Submitting => {
                 let request = RefundRequest {
                     order: OrderRef::OutTradeNo(out_trade_no),
                     out_refund_no,
@@ -915,14 +990,27 @@ impl Shared {
                     notify_url: None,
                 };
                 let result = self.call(&request, CallOptions::default()).await;
+                // When the application ended: WeChat's minute counts from no later than this.
+                let ended = Millis::now();
                 match classify::refund(result) {
                     RefundOutcome::Accepted { refund_id } => {
                         refund.state = RefundState::Processing;
                         refund.wechat_refund_id = Some(refund_id);
+                        refund.applied_at = Some(ended);
                         refund.next_action_at = Some(now.plus(self.settings.refund_query_interval));
+                    }
+                    RefundOutcome::TooSoon => {
+                        // Clocks disagree, or WeChat limits more than the spacing: nothing
+                        // was applied. Hold it another spacing rather than fail it.
+                        tracing::info!(refund = %refund.id, "WeChat said FREQUENCY_LIMITED: refund queued again");
+                        refund.state = RefundState::Queued;
+                        refund.next_action_at = Some(ended.plus(spacing));
                     }
                     RefundOutcome::Retry { reason } => {
                         tracing::info!(refund = %refund.id, %reason, "refund to be sent again");
+                        // It may have been applied for: later refunds wait from here.
+                        refund.state = RefundState::Submitting;
+                        refund.applied_at = Some(ended);
                         refund.next_action_at = retry_at(refund.attempts);
                     }
                     RefundOutcome::Refused { code, message } if refund.attempts > 1 => {
@@ -973,15 +1061,16 @@ impl Shared {
             }
             RefundState::Succeeded | RefundState::Failed => return Ok(()),
         }
-        self.save_refund(refund, &payment).await
+        self.save_refund(refund, &payment, before).await
     }
 
-    /// Commits a refund change; a settled refund also touches its payment, so the payment's
-    /// version moves and long-polls see the refund.
+    /// Commits a refund change. A refund that settles, or enters or leaves `queued`, also
+    /// touches its payment, so the payment's version moves and long-polls see the refund.
     async fn save_refund(
         &self,
         refund: RefundRecord,
         payment: &PaymentRecord,
+        before: RefundState,
     ) -> Result<(), StoreError> {
         let saved = match self.store.update_refund(&refund).await {
             Ok(saved) => saved,
@@ -992,15 +1081,18 @@ impl Shared {
             Err(error) => return Err(error),
         };
         self.refund_committed(&saved);
-        if matches!(saved.state, RefundState::Succeeded | RefundState::Failed) {
+        let queue_changed = saved.state != before
+            && (saved.state == RefundState::Queued || before == RefundState::Queued);
+        if matches!(saved.state, RefundState::Succeeded | RefundState::Failed) || queue_changed {
             let note = format!(
                 "refund {} of {} {}",
                 saved.out_refund_no,
                 saved.amount_fen,
-                if saved.state == RefundState::Succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
+                match saved.state {
+                    RefundState::Succeeded => "succeeded",
+                    RefundState::Failed => "failed",
+                    RefundState::Queued => "queued behind the previous refund",
+                    RefundState::Submitting | RefundState::Processing => "sent after its wait",
                 }
             );
             let mut payment = payment.clone();

@@ -20,6 +20,12 @@
 //! - Any micropay `result_code=FAIL`, even a "definite" one, is confirmed by one query
 //!   before the cashier is told it failed (the POS guide: in extreme cases a FAIL hides a
 //!   success).
+//! - Every order ends `SUCCESS`, `CLOSED` or `REVOKED` at WeChat (the closed loop, spec §7.1
+//!   item 6). A payment that failed while its order is left open (`PAYERROR`, `NOTPAY`) is
+//!   shown `failed` at once, and the order is closed in the background by reverse (micropay
+//!   orders are closed by reverse, never closeorder: §1.2, §3.6), no earlier than
+//!   `reverse_not_before` after submission: [`Action::CloseReverse`], tracked by
+//!   [`CloseState`]. The cashier-visible state and failure never change for it.
 
 use std::time::Duration;
 
@@ -51,6 +57,9 @@ pub struct Timing {
     pub reverse_max_attempts: u32,
     /// How often a payment that needs attention is checked again.
     pub attention_recheck_interval: Duration,
+    /// The least time between two refunds of one payment reaching WeChat (60 s: partial
+    /// refunds of one order at least one minute apart, spec §3.4); see `engine::spacing`.
+    pub refund_spacing: Duration,
 }
 
 impl Default for Timing {
@@ -65,6 +74,7 @@ impl Default for Timing {
             retry_max: Duration::from_secs(16),
             reverse_max_attempts: 10,
             attention_recheck_interval: Duration::from_secs(60),
+            refund_spacing: Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +98,9 @@ pub enum Action {
     FinalQuery,
     /// Re-examine a payment that needs attention: query, then reverse if still open.
     Recheck,
+    /// Close the order of a payment that already ended (`failed`, or `cancelled` by a
+    /// PAYERROR) by reversing it, without changing what the cashier sees.
+    CloseReverse,
 }
 
 impl Action {
@@ -100,6 +113,7 @@ impl Action {
             Action::Reverse => "reverse",
             Action::FinalQuery => "final_query",
             Action::Recheck => "recheck",
+            Action::CloseReverse => "close_reverse",
         }
     }
 
@@ -112,9 +126,47 @@ impl Action {
             Action::Reverse,
             Action::FinalQuery,
             Action::Recheck,
+            Action::CloseReverse,
         ]
         .into_iter()
         .find(|action| action.as_str() == name)
+    }
+}
+
+/// Where closing a settled payment's order at WeChat stands (the closed loop, spec §7.1
+/// item 6). `None` on a payment means no close is owed: the order was paid, never created,
+/// or already closed by the payment's own reverse or by WeChat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseState {
+    /// The order is left open (`PAYERROR`, `NOTPAY`): a reverse is owed
+    /// ([`Action::CloseReverse`]).
+    Pending,
+    /// The reverse succeeded, or WeChat had nothing left to close (`ORDERNOTEXIST`).
+    Closed,
+    /// The reverse failed for good or `reverse_max_attempts` times; an operator must close
+    /// the order in the merchant platform. The payment stays as the cashier saw it.
+    NeedsAttention,
+}
+
+impl CloseState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseState::Pending => "pending",
+            CloseState::Closed => "closed",
+            CloseState::NeedsAttention => "needs_attention",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<CloseState> {
+        [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
     }
 }
 
@@ -251,6 +303,8 @@ pub struct Transition {
     pub money_returned: bool,
     /// Why the payment needs attention.
     pub attention_reason: Option<String>,
+    /// The new close state of the order at WeChat, or `None` to keep what is stored.
+    pub close: Option<CloseState>,
     /// A line for the audit trail.
     pub note: String,
 }
@@ -274,6 +328,7 @@ impl Transition {
             not_sent_attempts: facts.not_sent_attempts,
             money_returned: false,
             attention_reason: None,
+            close: None,
             note: note.into(),
         }
     }
@@ -282,6 +337,40 @@ impl Transition {
         self.failure = Some((code.into(), message.into()));
         self
     }
+
+    /// The payment ends here, but its order is still open at WeChat: owe a reverse that
+    /// closes it, no earlier than `reverse_not_before` after submission. The state and the
+    /// failure shown to the cashier are those of `self`, unchanged by the close.
+    fn closing_order(mut self, facts: &Facts, timing: &Timing, now: Millis) -> Transition {
+        self.next = Some((Action::CloseReverse, facts.earliest_reverse(timing, now)));
+        self.close = Some(CloseState::Pending);
+        self.reverse_attempts = 0;
+        self.note = format!(
+            "{}; the order is left open: closing it by reverse",
+            self.note
+        );
+        self
+    }
+}
+
+/// Whether a payment that ends on this query answer leaves an open order behind, which the
+/// closed loop (spec §7.1 item 6) requires to be closed by reverse.
+///
+/// The query, made after every micropay failure, is the evidence: per err_code, what it finds
+/// (spec §5.1, §5.2 and the simulator's rows):
+/// - `NOTENOUGH`, `NOTSUPORTCARD`, `BANKERROR`, `TRADE_ERROR`, `BUYER_MISMATCH`, and a
+///   customer who cancels the password prompt: WeChat created the order and the payment failed
+///   on it, so the order stays `PAYERROR` ("支付失败,请撤销订单": the desc WeChat itself gives)
+///   or `NOTPAY`: **close it**.
+/// - `AUTHCODEEXPIRE`, `AUTH_CODE_INVALID`, `AUTH_CODE_ERROR`, configuration errors, and
+///   `return_code=FAIL`: the request is refused before an order exists (`ORDERNOTEXIST`):
+///   nothing to close, and no call is made.
+/// - `ORDERCLOSED`, `ORDERREVERSED`, or a query that finds `CLOSED`/`REVOKED`: already closed.
+///
+/// Deciding on the query's answer rather than on the err_code alone means an order is
+/// reversed exactly when WeChat shows it open, whatever code the failure carried.
+fn leaves_open_order(outcome: &QueryOutcome) -> bool {
+    matches!(outcome, QueryOutcome::PayError | QueryOutcome::NotPaid)
 }
 
 /// Message and code for a payment the customer abandoned.
@@ -496,16 +585,24 @@ pub fn after_query(
             )
             .failing(code, message);
             transition.pending_failure = Some(None);
+            if leaves_open_order(&outcome) {
+                transition = transition.closing_order(facts, timing, now);
+            }
             return transition;
         }
         QueryOutcome::Closed | QueryOutcome::PayError => {
             if facts.cancel_requested {
-                return Transition::from(
+                let transition = Transition::from(
                     facts,
                     PaymentState::Cancelled,
                     None,
                     "query: closed after the cashier cancelled",
                 );
+                return if leaves_open_order(&outcome) {
+                    transition.closing_order(facts, timing, now)
+                } else {
+                    transition
+                };
             }
             let (code, message) = if outcome == QueryOutcome::PayError {
                 PAY_ERROR
@@ -514,13 +611,18 @@ pub fn after_query(
             } else {
                 ORDER_CLOSED
             };
-            return Transition::from(
+            let transition = Transition::from(
                 facts,
                 PaymentState::Failed,
                 None,
                 format!("query: {outcome:?}"),
             )
             .failing(code, message);
+            return if leaves_open_order(&outcome) {
+                transition.closing_order(facts, timing, now)
+            } else {
+                transition
+            };
         }
         QueryOutcome::NotPaid if facts.state == PaymentState::WaitingForCustomer => {
             // The password prompt is gone without a payment: the customer cancelled. Close the
@@ -717,6 +819,9 @@ pub fn after_recheck(
                 format!("recheck: {outcome:?}; cancelled"),
             );
             transition.money_returned = facts.seen_paid;
+            if leaves_open_order(&outcome) {
+                transition = transition.closing_order(facts, timing, now);
+            }
             transition
         }
         QueryOutcome::Unknown { reason } => Transition::from(
@@ -741,6 +846,60 @@ pub fn after_recheck(
             transition
         }
     }
+}
+
+/// Decides after the reverse that closes a settled payment's open order
+/// ([`Action::CloseReverse`]). The state and failure the cashier sees never change here;
+/// only the close state, the retry count and the schedule do.
+///
+/// `ORDERNOTEXIST` reaches here as [`ReverseOutcome::Done`]: nothing left to close. Retries
+/// back off like every reverse and stop after `reverse_max_attempts`; a close that cannot be
+/// made is recorded as needing attention (audit trail and log), never looped on forever.
+pub fn after_close_reverse(
+    facts: &Facts,
+    outcome: ReverseOutcome,
+    timing: &Timing,
+    now: Millis,
+) -> Transition {
+    match outcome {
+        ReverseOutcome::Done => {
+            let mut transition =
+                Transition::from(facts, facts.state, None, "close: order reversed at WeChat");
+            transition.close = Some(CloseState::Closed);
+            transition.reverse_attempts = 0;
+            transition
+        }
+        ReverseOutcome::Retry { reason } => {
+            let attempts = facts.reverse_attempts + 1;
+            if attempts >= timing.reverse_max_attempts {
+                return close_needs_attention(
+                    facts,
+                    attempts,
+                    format!("close: reverse failed {attempts} times ({reason}); needs attention"),
+                );
+            }
+            let mut transition = Transition::from(
+                facts,
+                facts.state,
+                Some((Action::CloseReverse, now + backoff(timing, attempts))),
+                format!("close: reverse must be repeated: {reason}"),
+            );
+            transition.reverse_attempts = attempts;
+            transition
+        }
+        ReverseOutcome::Impossible { reason } => close_needs_attention(
+            facts,
+            facts.reverse_attempts + 1,
+            format!("close: reverse impossible ({reason}); needs attention"),
+        ),
+    }
+}
+
+fn close_needs_attention(facts: &Facts, attempts: u32, note: String) -> Transition {
+    let mut transition = Transition::from(facts, facts.state, None, note);
+    transition.close = Some(CloseState::NeedsAttention);
+    transition.reverse_attempts = attempts;
+    transition
 }
 
 /// What a cashier's cancel request does.
@@ -1247,6 +1406,129 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_that_leaves_an_open_order_closes_it_by_reverse_after_15s() {
+        // Row 02: the customer cancels the password prompt; the order is PAYERROR.
+        let cancelled = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::PayError,
+            &timing(),
+            secs(8),
+        );
+        assert_eq!(cancelled.state, PaymentState::Failed);
+        assert_eq!(cancelled.failure.clone().unwrap().0, PAY_ERROR.0);
+        assert_eq!(cancelled.next, Some((Action::CloseReverse, secs(15))));
+        assert_eq!(cancelled.close, Some(CloseState::Pending));
+        // Later than 15 s after submission, at once.
+        let late = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::PayError,
+            &timing(),
+            secs(20),
+        );
+        assert_eq!(late.next, Some((Action::CloseReverse, secs(20))));
+
+        // Row 04: NOTENOUGH confirmed by a query that finds the order PAYERROR.
+        let mut confirming = facts(PaymentState::Submitting);
+        confirming.pending_failure = Some(("NOTENOUGH".into(), "余额不足".into()));
+        let declined = after_query(&confirming, QueryOutcome::PayError, &timing(), secs(0));
+        assert_eq!(declined.state, PaymentState::Failed);
+        assert_eq!(declined.failure.unwrap().0, "NOTENOUGH");
+        assert_eq!(declined.next, Some((Action::CloseReverse, secs(15))));
+        assert_eq!(declined.close, Some(CloseState::Pending));
+
+        // Rows 05/06: the code was refused before any order existed: no call is owed.
+        let mut expired = facts(PaymentState::Submitting);
+        expired.pending_failure = Some(("AUTHCODEEXPIRE".into(), "过期".into()));
+        let no_order = after_query(&expired, QueryOutcome::NotFound, &timing(), secs(0));
+        assert_eq!(no_order.state, PaymentState::Failed);
+        assert_eq!((no_order.next, no_order.close), (None, None));
+        // An order WeChat already closed needs nothing either.
+        let closed = after_query(
+            &facts(PaymentState::WaitingForCustomer),
+            QueryOutcome::Closed,
+            &timing(),
+            secs(8),
+        );
+        assert_eq!((closed.next, closed.close), (None, None));
+        // A PAYERROR after the cashier cancelled: cancelled, and the order is closed too.
+        let mut cancel = facts(PaymentState::WaitingForCustomer);
+        cancel.cancel_requested = true;
+        let by_cashier = after_query(&cancel, QueryOutcome::PayError, &timing(), secs(8));
+        assert_eq!(by_cashier.state, PaymentState::Cancelled);
+        assert_eq!(by_cashier.next, Some((Action::CloseReverse, secs(15))));
+    }
+
+    #[test]
+    fn closing_reverse_keeps_what_the_cashier_sees_and_gives_up_after_bounded_retries() {
+        let mut failed = facts(PaymentState::Failed);
+        let done = after_close_reverse(&failed, ReverseOutcome::Done, &timing(), secs(15));
+        assert_eq!(done.state, PaymentState::Failed);
+        assert_eq!(done.failure, None, "the stored failure is kept as it is");
+        assert_eq!(done.next, None);
+        assert_eq!(done.close, Some(CloseState::Closed));
+
+        let retry = after_close_reverse(
+            &failed,
+            ReverseOutcome::Retry {
+                reason: "SYSTEMERROR".into(),
+            },
+            &timing(),
+            secs(15),
+        );
+        assert_eq!(retry.state, PaymentState::Failed);
+        assert_eq!(retry.next, Some((Action::CloseReverse, secs(16))));
+        assert_eq!(retry.reverse_attempts, 1);
+        assert_eq!(retry.close, None, "still pending");
+        failed.reverse_attempts = 4;
+        let fifth = after_close_reverse(
+            &failed,
+            ReverseOutcome::Retry {
+                reason: "SYSTEMERROR".into(),
+            },
+            &timing(),
+            secs(30),
+        );
+        assert_eq!(fifth.next, Some((Action::CloseReverse, secs(46))));
+        failed.reverse_attempts = 9;
+        let gave_up = after_close_reverse(
+            &failed,
+            ReverseOutcome::Retry {
+                reason: "SYSTEMERROR".into(),
+            },
+            &timing(),
+            secs(120),
+        );
+        assert_eq!(gave_up.state, PaymentState::Failed);
+        assert_eq!(gave_up.next, None, "no endless loop");
+        assert_eq!(gave_up.close, Some(CloseState::NeedsAttention));
+        assert!(gave_up.note.contains("needs attention"), "{}", gave_up.note);
+        let impossible = after_close_reverse(
+            &facts(PaymentState::Failed),
+            ReverseOutcome::Impossible {
+                reason: "CERT_ERROR".into(),
+            },
+            &timing(),
+            secs(15),
+        );
+        assert_eq!(impossible.state, PaymentState::Failed);
+        assert_eq!(
+            (impossible.next, impossible.close),
+            (None, Some(CloseState::NeedsAttention))
+        );
+        // A restart resumes the close where it was, never earlier than planned.
+        let (state, action, at) = resume(
+            &facts(PaymentState::Failed),
+            Some((Action::CloseReverse, secs(15))),
+            &timing(),
+            secs(3),
+        );
+        assert_eq!(
+            (state, action, at),
+            (PaymentState::Failed, Action::CloseReverse, secs(15))
+        );
+    }
+
+    #[test]
     fn action_names_round_trip() {
         for action in [
             Action::Micropay,
@@ -1255,9 +1537,18 @@ mod tests {
             Action::Reverse,
             Action::FinalQuery,
             Action::Recheck,
+            Action::CloseReverse,
         ] {
             assert_eq!(Action::parse(action.as_str()), Some(action));
         }
+        for close in [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ] {
+            assert_eq!(CloseState::parse(close.as_str()), Some(close));
+        }
+        assert_eq!(CloseState::parse("open"), None);
         assert_eq!(Action::parse("sleep"), None);
     }
 }

@@ -9,11 +9,14 @@
 //!   WeChat call when due, commits every decision before the next call, and resumes
 //!   unfinished payments on start.
 //! - [`limiter`]: the per-merchant micropay rate limit.
+//! - [`spacing`]: when a refund may go to WeChat, a minute after the previous refund of the
+//!   same payment (spec §3.4).
 
 pub mod classify;
 pub mod driver;
 pub mod limiter;
 pub mod machine;
 pub mod schedule;
+pub mod spacing;
 
 pub use driver::{Engine, EngineError, EngineSettings, Watch};

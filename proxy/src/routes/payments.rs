@@ -168,7 +168,10 @@ async fn payment_cancel(
 }
 
 /// Refund a paid payment, fully or partly: 201 with the new refund, or 200 with the one
-/// already requested under the same `refund_attempt_id`.
+/// already requested under the same `refund_attempt_id`. A refund asked for within a minute
+/// of the payment's previous one is answered `queued` (with `not_before`): WeChat wants
+/// refunds of one order at least a minute apart, so the proxy holds it and sends it then.
+/// Refunds in progress (every one not `failed`) count against what is left to refund.
 #[utoipa::path(
     post,
     path = "/payments/{id}/refunds",
@@ -176,12 +179,12 @@ async fn payment_cancel(
     params(("id" = String, Path, description = "The payment's id")),
     request_body = CreateRefund,
     responses(
-        (status = 201, description = "A new refund, on its way to WeChat", body = Refund),
+        (status = 201, description = "A new refund, on its way to WeChat, or queued until a minute after the payment's previous refund (state queued, not_before)", body = Refund),
         (status = 200, description = "The refund already requested under this refund_attempt_id", body = Refund),
         (status = 400, description = "Bad input (INVALID_AMOUNT, INVALID_REQUEST), naming the field", body = ErrorBody),
         (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
         (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
-        (status = 409, description = "Not paid (PAYMENT_NOT_PAID), more than is left (REFUND_EXCEEDS_PAYMENT) or a reused refund_attempt_id (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
+        (status = 409, description = "Not paid (PAYMENT_NOT_PAID), more than is left after the refunds not failed (REFUND_EXCEEDS_PAYMENT) or a reused refund_attempt_id (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -335,6 +338,10 @@ fn refund_body(record: &RefundRecord) -> Refund {
         amount_fen: record.amount_fen,
         reason: record.reason.clone(),
         state: record.state,
+        not_before: record
+            .next_action_at
+            .filter(|_| record.state == RefundState::Queued)
+            .map(Millis::to_rfc3339),
         failure: record.failure_code.as_ref().map(|code| Failure {
             code: code.clone(),
             message: record.failure_message.clone().unwrap_or_default(),

@@ -205,6 +205,11 @@ pub trait Store: Send + Sync + 'static {
     /// that need attention, oldest first: what the engine resumes on start.
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
+    /// Every settled payment whose order is still owed a close at WeChat (close state
+    /// `pending`), oldest first: what the engine resumes on start besides
+    /// [`Store::unsettled_payments`].
+    async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError>;
+
     /// How many payments are stored in each state (states with none are left out).
     async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError>;
 
@@ -224,7 +229,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<InsertOutcome<RefundRecord>, StoreError>;
 
     /// Replaces the mutable fields of a refund (`state`, `wechat_refund_id`, `failure_*`,
-    /// `attempts`, `next_action_at`), provided it is still at `refund.version`; returns it
+    /// `attempts`, `next_action_at`, `applied_at`), provided it is still at `refund.version`; returns it
     /// with `version + 1` and a fresh `updated_at`.
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError>;
 
@@ -242,7 +247,7 @@ pub trait Store: Send + Sync + 'static {
         terminal_id: Option<&str>,
     ) -> Result<Vec<RefundRecord>, StoreError>;
 
-    /// Every refund still `submitting` or `processing`, oldest first.
+    /// Every refund still `queued`, `submitting` or `processing`, oldest first.
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
 
     /// Adds a terminal; fails with [`StoreError::AlreadyExists`] if the name is taken.

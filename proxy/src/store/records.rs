@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, NaiveDate, Utc};
 use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
 
-use crate::engine::machine::Action;
+use crate::engine::machine::{Action, CloseState};
 
 /// An instant as whole milliseconds since the Unix epoch (UTC): the one time format the
 /// store uses, because every database stores a 64-bit integer the same way.
@@ -112,6 +112,9 @@ pub struct PaymentRecord {
     pub retry_attempts: u32,
     /// Consecutive micropay attempts that never reached WeChat.
     pub not_sent_attempts: u32,
+    /// Whether the payment's order still has to be closed at WeChat, after the payment
+    /// itself ended (`None`: no close owed). Never shown to the cashier.
+    pub close_state: Option<CloseState>,
     /// When the payment was created.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -171,6 +174,7 @@ impl PaymentRecord {
             pending_failure: None,
             retry_attempts: 0,
             not_sent_attempts: 0,
+            close_state: None,
             created_at: now,
             updated_at: now,
             settled_at: None,
@@ -214,6 +218,7 @@ impl fmt::Debug for PaymentRecord {
             .field("pending_failure", &self.pending_failure)
             .field("retry_attempts", &self.retry_attempts)
             .field("not_sent_attempts", &self.not_sent_attempts)
+            .field("close_state", &self.close_state)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .field("settled_at", &self.settled_at)
@@ -257,8 +262,12 @@ pub struct RefundRecord {
     pub failure_message: Option<String>,
     /// How many refund calls were made.
     pub attempts: u32,
-    /// When the engine should next act on the refund.
+    /// When the engine should next act on the refund; while `queued`, when it may be sent.
     pub next_action_at: Option<Millis>,
+    /// When an application for this refund last ended at WeChat in a way that may have
+    /// started WeChat's one-minute spacing (accepted, or outcome unknown); `None` if none
+    /// did. The next refund of the payment waits `refund_spacing` from here.
+    pub applied_at: Option<Millis>,
     /// When it was requested.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -290,6 +299,7 @@ impl RefundRecord {
             failure_message: None,
             attempts: 0,
             next_action_at: None,
+            applied_at: None,
             created_at: now,
             updated_at: now,
         }
@@ -329,6 +339,7 @@ pub struct PaymentEvent {
 /// The store's name for a refund state (the same as the JSON API's).
 pub fn refund_state_name(state: RefundState) -> &'static str {
     match state {
+        RefundState::Queued => "queued",
         RefundState::Submitting => "submitting",
         RefundState::Processing => "processing",
         RefundState::Succeeded => "succeeded",
@@ -339,6 +350,7 @@ pub fn refund_state_name(state: RefundState) -> &'static str {
 /// Reads a refund state name written by [`refund_state_name`].
 pub fn parse_refund_state(name: &str) -> Option<RefundState> {
     [
+        RefundState::Queued,
         RefundState::Submitting,
         RefundState::Processing,
         RefundState::Succeeded,
@@ -375,6 +387,7 @@ mod tests {
     #[test]
     fn refund_state_names_match_the_json_api() {
         for state in [
+            RefundState::Queued,
             RefundState::Submitting,
             RefundState::Processing,
             RefundState::Succeeded,

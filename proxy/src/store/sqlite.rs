@@ -34,7 +34,7 @@ use super::records::{
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
-use crate::engine::machine::Action;
+use crate::engine::machine::{Action, CloseState};
 
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,7 +56,8 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, failure_code, \
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
      settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
-     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint";
+     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint, \
+     close_state";
 
 /// The columns a payment is created with and never changes.
 const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
@@ -68,15 +69,15 @@ const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, m
      money_returned, transaction_id, failure_code, failure_message, attention_reason, \
      submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
      next_action, pending_failure_code, pending_failure_message, retry_attempts, \
-     not_sent_attempts";
+     not_sent_attempts, close_state";
 
 /// One `?` per entry of [`PAYMENT_MUTABLE_COLUMNS`].
 const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
-     created_at, updated_at";
+     created_at, updated_at, applied_at";
 
 const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
 
@@ -216,6 +217,16 @@ impl Store for SqliteStore {
         rows.iter().map(payment_from_row).collect()
     }
 
+    async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
     async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError> {
         let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
             .fetch_all(&self.pool)
@@ -309,7 +320,8 @@ impl Store for SqliteStore {
 
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state IN ('submitting', 'processing') \
+            "SELECT {REFUND_COLUMNS} FROM refunds \
+             WHERE state IN ('queued', 'submitting', 'processing') \
              ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
@@ -486,7 +498,8 @@ fn bind_mutable<'q>(
         .bind(pending_code)
         .bind(pending_message)
         .bind(payment.retry_attempts)
-        .bind(payment.not_sent_attempts))
+        .bind(payment.not_sent_attempts)
+        .bind(payment.close_state.map(CloseState::as_str)))
 }
 
 async fn update_payment(
@@ -585,7 +598,7 @@ async fn insert_refund(
     }
     sqlx::query(&format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&refund.id)
     .bind(&refund.payment_id)
@@ -602,6 +615,7 @@ async fn insert_refund(
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(refund.created_at.0)
     .bind(refund.updated_at.0)
+    .bind(refund.applied_at.map(|at| at.0))
     .execute(&mut *connection)
     .await
     .map_err(|error| unique_violation_as_exists(error, "refund", &refund.out_refund_no))?;
@@ -615,7 +629,7 @@ async fn update_refund(
     let expected_version = u64_to_i64(refund.version, "version")?;
     let row = sqlx::query(&format!(
         "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ? \
+         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ? \
          WHERE id = ? AND version = ? RETURNING {REFUND_COLUMNS}"
     ))
     .bind(refund_state_name(refund.state))
@@ -626,6 +640,7 @@ async fn update_refund(
     .bind(refund.attempts)
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(Millis::now().0)
+    .bind(refund.applied_at.map(|at| at.0))
     .bind(&refund.id)
     .bind(expected_version)
     .fetch_optional(&mut *connection)
@@ -773,6 +788,15 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
         },
         retry_attempts: row.try_get("retry_attempts")?,
         not_sent_attempts: row.try_get("not_sent_attempts")?,
+        close_state: row
+            .try_get::<Option<String>, _>("close_state")?
+            .map(|name| {
+                CloseState::parse(&name).ok_or(StoreError::Corrupt {
+                    column: "payments.close_state",
+                    value: name,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -801,6 +825,7 @@ fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
         failure_message: row.try_get("failure_message")?,
         attempts: row.try_get("attempts")?,
         next_action_at: row.try_get::<Option<i64>, _>("next_action_at")?.map(Millis),
+        applied_at: row.try_get::<Option<i64>, _>("applied_at")?.map(Millis),
         created_at: Millis(row.try_get("created_at")?),
         updated_at: Millis(row.try_get("updated_at")?),
     })

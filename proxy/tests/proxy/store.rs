@@ -5,6 +5,7 @@ use std::sync::Arc;
 use paycode_api::payments::RefundState;
 use paycode_api::{Fen, PaymentState};
 use paycode_proxy::config::StoreConfig;
+use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::store::records::auth_code_fingerprint;
 use paycode_proxy::store::{InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError};
 
@@ -373,6 +374,68 @@ async fn unsettled_payments_are_everything_the_engine_must_resume() {
             PaymentState::NeedsAttention,
         ]
     );
+}
+
+#[tokio::test]
+async fn settled_payments_owing_a_close_are_resumed_too() {
+    // Arrange: a failed payment whose order is still owed a close, one already closed, and
+    // one that owes nothing.
+    let (store, _directory) = new_store().await;
+    let mut owing = stored_payment(store.as_ref(), 1, 100).await;
+    owing.state = PaymentState::Failed;
+    owing.close_state = Some(CloseState::Pending);
+    owing.next_action = Some(Action::CloseReverse);
+    owing.next_action_at = Some(Millis(5_000));
+    let owing = store
+        .update_payment(&owing, "failed; closing")
+        .await
+        .unwrap();
+    let mut closed = stored_payment(store.as_ref(), 2, 100).await;
+    closed.state = PaymentState::Failed;
+    closed.close_state = Some(CloseState::Closed);
+    store
+        .update_payment(&closed, "failed; closed")
+        .await
+        .unwrap();
+    let mut nothing = stored_payment(store.as_ref(), 3, 100).await;
+    nothing.state = PaymentState::Failed;
+    store.update_payment(&nothing, "failed").await.unwrap();
+
+    // Act
+    let to_close = store.payments_to_close().await.unwrap();
+
+    // Assert: only the pending close, read back with its action, and not as unsettled.
+    assert_eq!(to_close, vec![owing.clone()]);
+    assert_eq!(to_close[0].close_state, Some(CloseState::Pending));
+    assert_eq!(to_close[0].next_action, Some(Action::CloseReverse));
+    assert!(store.unsettled_payments().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn queued_refunds_count_against_the_cap_and_are_resumed() {
+    let (store, _directory) = new_store().await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let mut queued = refund(1, "pay_1", 70);
+    queued.state = RefundState::Queued;
+    queued.next_action_at = Some(Millis(60_000));
+    store.insert_refund(&queued).await.unwrap();
+    let mut applied = store.get_refund("ref_1").await.unwrap().unwrap();
+    applied.applied_at = Some(Millis(61_000));
+    let applied = store.update_refund(&applied).await.unwrap();
+
+    assert!(matches!(
+        store.insert_refund(&refund(2, "pay_1", 31)).await,
+        Err(StoreError::RefundExceedsPayment {
+            already_refunded: Fen(70),
+            ..
+        })
+    ));
+    assert_eq!(
+        store.unfinished_refunds().await.unwrap(),
+        vec![applied.clone()]
+    );
+    assert_eq!(applied.state, RefundState::Queued);
+    assert_eq!(applied.applied_at, Some(Millis(61_000)));
 }
 
 #[tokio::test]

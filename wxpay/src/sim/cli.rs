@@ -37,6 +37,9 @@ pub struct SimArgs {
     /// Simulated seconds until a refund turns from PROCESSING to SUCCESS.
     #[arg(long, default_value_t = 60)]
     pub refund_delay_secs: u64,
+    /// Least simulated seconds between two refund applications of one order (0: no limit).
+    #[arg(long, default_value_t = 60)]
+    pub refund_spacing_secs: u64,
 }
 
 /// Starts the simulator, prints its URLs and certificate files, and serves until Ctrl-C.
@@ -49,6 +52,7 @@ pub async fn serve(args: SimArgs) -> Result<(), SimError> {
         .time_scale(args.time_scale)
         .slow_reply_delay(Duration::from_secs(args.slow_reply_secs))
         .refund_delay(Duration::from_secs(args.refund_delay_secs))
+        .refund_spacing(Duration::from_secs(args.refund_spacing_secs))
         .start()
         .await?;
     println!("primary: {}", sim.primary_url());

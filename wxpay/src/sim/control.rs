@@ -17,7 +17,7 @@
 //! | `GET /_sim/time` | | `{now, scale}` |
 //! | `POST /_sim/time/advance` | `{"seconds":604800}` | jump simulated time |
 //! | `POST /_sim/time/scale` | `{"scale":1000}` | set the time scale |
-//! | `POST /_sim/settings` | `{"slow_reply_ms":300,"refund_delay_secs":5}` | change delays |
+//! | `POST /_sim/settings` | `{"slow_reply_ms":300,"refund_delay_secs":5,"refund_spacing_secs":60}` | change delays and the refund spacing |
 //! | `GET /_sim/code` | `?behaviour=password_waits` | a fresh payment code |
 //!
 //! Errors are `{"error": "...", "message": "..."}` with status 400, 404 or 409.
@@ -374,12 +374,14 @@ async fn time_scale(
 struct SettingsRequest {
     slow_reply_ms: Option<u64>,
     refund_delay_secs: Option<u64>,
+    refund_spacing_secs: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
 struct SettingsView {
     slow_reply_ms: u128,
     refund_delay_secs: u64,
+    refund_spacing_secs: u64,
 }
 
 async fn settings_update(
@@ -394,11 +396,15 @@ async fn settings_update(
         if let Some(secs) = request.refund_delay_secs {
             settings.refund_delay = Duration::from_secs(secs.min(365 * 24 * 3600));
         }
+        if let Some(secs) = request.refund_spacing_secs {
+            settings.refund_spacing = Duration::from_secs(secs.min(365 * 24 * 3600));
+        }
     });
     let settings = sim.settings();
     Json(SettingsView {
         slow_reply_ms: settings.slow_reply_delay.as_millis(),
         refund_delay_secs: settings.refund_delay.as_secs(),
+        refund_spacing_secs: settings.refund_spacing.as_secs(),
     })
 }
 

@@ -128,12 +128,14 @@ pub struct Simulator {
     start_time: Option<DateTime<Utc>>,
     slow_reply_delay: Duration,
     refund_delay: Duration,
+    refund_spacing: Duration,
 }
 
 impl Simulator {
     /// A builder with defaults: both listeners on `127.0.0.1:0`, real-time clock starting
-    /// now, no certificate directory, 15 s slow-reply delay, 60 s refund completion, and the
-    /// demo merchant if no merchant is added.
+    /// now, no certificate directory, 15 s slow-reply delay, 60 s refund completion, 60 s
+    /// between two refund applications of one order, and the demo merchant if no merchant is
+    /// added.
     pub fn builder() -> Simulator {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         Simulator {
@@ -145,6 +147,7 @@ impl Simulator {
             start_time: None,
             slow_reply_delay: Duration::from_secs(15),
             refund_delay: Duration::from_secs(60),
+            refund_spacing: DEFAULT_REFUND_SPACING,
         }
     }
 
@@ -205,6 +208,14 @@ impl Simulator {
         self
     }
 
+    /// The least simulated time between two refund applications (new `out_refund_no`s) of
+    /// one order; a sooner one is refused with `FREQUENCY_LIMITED` (spec §3.4: partial
+    /// refunds at least one minute apart). Zero turns the rule off.
+    pub fn refund_spacing(mut self, spacing: Duration) -> Simulator {
+        self.refund_spacing = spacing;
+        self
+    }
+
     /// Generates the certificates, binds both listeners and starts serving.
     pub async fn start(self) -> Result<SimHandle, SimError> {
         let mut merchants_in = self.merchants;
@@ -252,6 +263,7 @@ impl Simulator {
             settings: Mutex::new(Settings {
                 slow_reply_delay: self.slow_reply_delay,
                 refund_delay: self.refund_delay,
+                refund_spacing: self.refund_spacing,
             }),
         });
         let router = handlers::router(state.clone());
@@ -317,7 +329,11 @@ pub(crate) fn random_token(length: usize) -> String {
 pub(crate) struct Settings {
     pub(crate) slow_reply_delay: Duration,
     pub(crate) refund_delay: Duration,
+    pub(crate) refund_spacing: Duration,
 }
+
+/// WeChat's least time between two refund applications of one order (spec §3.4).
+pub const DEFAULT_REFUND_SPACING: Duration = Duration::from_secs(60);
 
 /// The state shared by both listeners, the control API and [`SimHandle`].
 pub(crate) struct SimState {
@@ -479,6 +495,13 @@ impl SimHandle {
     pub fn set_refund_delay(&self, delay: Duration) {
         self.state
             .update_settings(|settings| settings.refund_delay = delay);
+    }
+
+    /// Sets the least simulated time between two refund applications of one order (see
+    /// [`Simulator::refund_spacing`]).
+    pub fn set_refund_spacing(&self, spacing: Duration) {
+        self.state
+            .update_settings(|settings| settings.refund_spacing = spacing);
     }
 
     /// The customer enters the password for the pending order `out_trade_no`: it is paid.

@@ -4,6 +4,14 @@
 //! refund_id; with other amounts REFUND_FEE_MISMATCH. Refunds together never exceed the
 //! order's total, and an order takes at most 50. A new refund is `PROCESSING` until the
 //! simulator's refund delay (simulated time) has passed, then `SUCCESS` (see refundquery).
+//!
+//! Spacing (spec §3.4: partial refunds of one order "≥1 minute apart"): a *new* application
+//! (an out_refund_no the order has not seen) that comes less than the simulator's refund
+//! spacing (60 simulated s by default) after the order's previous application is refused
+//! with `FREQUENCY_LIMITED`, and nothing is stored. The spec names no err_code for this rule;
+//! `FREQUENCY_LIMITED` is the one WeChat documents for refund frequency limits (§5.4, class
+//! RETRY-SAME "slower"), so a client that retries the same request later is right. A retry
+//! of an out_refund_no already applied for is idempotent and never refused.
 
 use super::{Call, Reply, put};
 use crate::params::Params;
@@ -41,7 +49,8 @@ fn run(call: &Call<'_>) -> Result<Reply, Reply> {
         return Err(call.fail("PARAM_ERROR", "refund_fee_type与支付币种不一致"));
     }
 
-    let refund_delay = call.sim.settings().refund_delay;
+    let settings = call.sim.settings();
+    let (refund_delay, refund_spacing) = (settings.refund_delay, settings.refund_spacing);
     let mut ledger = call.sim.ledger();
     let refund_id = ledger.next_refund_id(call.now);
     let book = ledger.book(&call.book_key());
@@ -84,6 +93,14 @@ fn run(call: &Call<'_>) -> Result<Reply, Reply> {
     }
     if order.refunds.len() >= MAX_REFUNDS_PER_ORDER {
         return Err(call.fail("INVALID_REQUEST", "订单已经超过退款次数限制(50次)"));
+    }
+    if let Some(previous) = order.refunds.last() {
+        if call.now < add_saturating(previous.created_at, refund_spacing) {
+            return Err(call.fail(
+                "FREQUENCY_LIMITED",
+                "频率限制，同一订单的两次退款申请须间隔一分钟",
+            ));
+        }
     }
     if order.refunded_fee() + refund_fee > order.total_fee {
         return Err(call.fail("ERROR", "订单可退金额不足"));
