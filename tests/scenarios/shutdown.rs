@@ -67,9 +67,14 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest() {
+    // Slower simulated time than the default: the waiting payment must outlive a held call
+    // (400 ms real) and a shutdown, and at the default scale WeChat's 45 s auto-revoke and
+    // the proxy's 40 s wait are under half a real second, so a busy machine revoked the order
+    // before the test confirmed the password.
+    const SCALE: f64 = 10.0;
     let root = tempfile::tempdir().unwrap();
-    let sim = start_simulator(root.path(), DEFAULT_SCALE).await;
-    let config = scaled_config(&sim, root.path(), DEFAULT_SCALE);
+    let sim = start_simulator(root.path(), SCALE).await;
+    let config = scaled_config(&sim, root.path(), SCALE);
     let proxy = Running::start(config.clone(), None).await;
     let cashier = &proxy.cashier;
     let waiting = cashier
