@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+use wxpay::CallOutcome;
 use wxpay::client::CallOptions;
 use wxpay::messages::{
     MicropayRequest, OrderQueryRequest, OrderRef, OutRefundNo, OutTradeNo, RefundQueryBy,
@@ -41,7 +42,7 @@ use super::machine::{self, Action, CancelDecision, CloseState, Facts, Timing, Tr
 use super::schedule::{Key, Schedule};
 use super::spacing;
 use crate::config::{Config, ShopConfig};
-use crate::metrics::{CallOutcome, Metrics, Snapshot};
+use crate::metrics::{Metrics, Snapshot};
 use crate::store::{InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError};
 
 /// How long a step waits before retrying after the database failed it.
@@ -430,11 +431,6 @@ impl Engine {
             scheduled: self.shared.schedule().len(),
             in_flight: lock(&self.shared.in_flight).len(),
         })
-    }
-
-    /// The WeChat client (for the readiness check).
-    pub fn client(&self) -> &wxpay::Client {
-        &self.shared.client
     }
 }
 
