@@ -21,7 +21,7 @@ use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Millis, PaymentRecord, RefundRecord};
 
 /// WeChat's limit on `refund_desc`.
