@@ -10,8 +10,9 @@ use paycode_api::{CreatePayment, CreateRefund, PaymentState};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wxpay::messages::{OutRefundNo, OutTradeNo};
 
-use super::driver::{ClaimedAtInsert, Shared, lock, now_ms};
+use super::driver::{ClaimedAtInsert, Shared, lock};
 use super::limiter::RateLimiter;
 use super::machine::{self, Action, CancelDecision, Timing};
 use super::refunds;
@@ -127,10 +128,10 @@ impl Engine {
     /// the driver task. Returns how many payments and refunds were resumed.
     pub async fn start(&self) -> Result<(usize, usize), StoreError> {
         let shared = &self.shared;
-        let now = now_ms();
+        let now = Millis::now();
         let payments = shared.store.unsettled_payments().await?;
         for record in &payments {
-            let stored = record.next_action.zip(record.next_action_at.map(|at| at.0));
+            let stored = record.next_action.zip(record.next_action_at);
             let (state, action, at) =
                 machine::resume(&facts_of(record), stored, &shared.settings.timing, now);
             if record.next_action == Some(action) && state == record.state {
@@ -142,7 +143,7 @@ impl Engine {
             let mut resumed = record.clone();
             resumed.state = state;
             resumed.next_action = Some(action);
-            resumed.next_action_at = Some(Millis(at));
+            resumed.next_action_at = Some(at);
             if action != Action::Micropay {
                 resumed.auth_code = None;
             }
@@ -165,7 +166,7 @@ impl Engine {
         for record in &closing {
             match record.next_action.zip(record.next_action_at) {
                 Some((Action::CloseReverse, at)) => {
-                    shared.schedule_at(Key::Payment(record.id.clone()), at.0.max(now));
+                    shared.schedule_at(Key::Payment(record.id.clone()), at.max(now));
                 }
                 _ => tracing::warn!(
                     payment = %record.id,
@@ -176,7 +177,7 @@ impl Engine {
         }
         let refunds = shared.store.unfinished_refunds().await?;
         for refund in &refunds {
-            let at = refund.next_action_at.map_or(now, |at| at.0);
+            let at = refund.next_action_at.unwrap_or(now);
             shared.schedule_at(Key::Refund(refund.id.clone()), at);
         }
         if !payments.is_empty() || !refunds.is_empty() || !closing.is_empty() {
@@ -218,17 +219,17 @@ impl Engine {
             uuid::Uuid::new_v4().to_string(),
             request.attempt_id,
             terminal_id.to_owned(),
-            new_out_trade_no("PC", business_day),
+            new_out_trade_no(business_day),
             request.amount_fen,
             request.auth_code,
             description,
             now,
             business_day,
         );
-        let (state, action, at) = machine::created(now.0);
+        let (state, action, at) = machine::created(now);
         record.state = state;
         record.next_action = Some(action);
-        record.next_action_at = Some(Millis(at));
+        record.next_action_at = Some(at);
         // When micropay may leave at once, the insert doubles as its write-ahead: one commit
         // instead of two on the counter's critical path. Otherwise the payment waits for its
         // turn stored as "not sent", and the step commits the write-ahead when it is due.
@@ -264,7 +265,7 @@ impl Engine {
             if record.state == PaymentState::Paid {
                 return Err(EngineError::AlreadyPaid);
             }
-            let now = now_ms();
+            let now = Millis::now();
             let (updated, note) =
                 match machine::cancel_requested(&facts_of(&record), &shared.settings.timing, now) {
                     CancelDecision::Unchanged => return Ok(record),
@@ -311,7 +312,7 @@ impl Engine {
             uuid::Uuid::new_v4().to_string(),
             payment.id.clone(),
             request.refund_attempt_id,
-            new_out_trade_no("RF", shared.settings.shop.business_day(now)),
+            new_out_refund_no(shared.settings.shop.business_day(now)),
             request.amount_fen,
             request.reason,
             now,
@@ -364,9 +365,18 @@ impl Engine {
     }
 }
 
-/// A unique, WeChat-valid order or refund number: prefix, business day, 22 random
-/// alphanumerics (32 characters in all).
-fn new_out_trade_no(prefix: &str, day: NaiveDate) -> String {
+/// A unique order number: `PC`, the business day, 22 random alphanumerics (32 characters).
+fn new_out_trade_no(day: NaiveDate) -> OutTradeNo {
+    OutTradeNo::new(new_number("PC", day)).expect("32 ASCII alphanumerics are an out_trade_no")
+}
+
+/// A unique refund number: `RF`, the business day, 22 random alphanumerics (32 characters).
+fn new_out_refund_no(day: NaiveDate) -> OutRefundNo {
+    OutRefundNo::new(new_number("RF", day)).expect("32 ASCII alphanumerics are an out_refund_no")
+}
+
+/// `prefix`, the day as `YYYYMMDD`, and 22 random lower-case hex digits.
+fn new_number(prefix: &str, day: NaiveDate) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}{}{}", day.format("%Y%m%d"), &random[..22])
 }

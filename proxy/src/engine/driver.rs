@@ -34,7 +34,6 @@ use wxpay::messages::Request;
 
 use super::api::EngineSettings;
 use super::limiter::RateLimiter;
-use super::machine;
 use super::schedule::{Key, Schedule};
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
@@ -76,24 +75,19 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The current time in the machine's unit.
-pub(super) fn now_ms() -> machine::Millis {
-    Millis::now().0
-}
-
 impl Shared {
     pub(in crate::engine) fn schedule(&self) -> MutexGuard<'_, Schedule> {
         lock(&self.schedule)
     }
 
-    pub(in crate::engine) fn schedule_at(&self, key: Key, at: machine::Millis) {
+    pub(in crate::engine) fn schedule_at(&self, key: Key, at: Millis) {
         self.schedule().set(key, at);
         self.wake.notify_one();
     }
 
     /// Tries `key` again after [`STORE_RETRY`], when the database failed its step.
     pub(in crate::engine) fn retry_later(&self, key: Key) {
-        self.schedule_at(key, Millis::now().plus(STORE_RETRY).0);
+        self.schedule_at(key, Millis::now() + STORE_RETRY);
     }
 
     /// After a payment change is committed: tell long-polls, count the transition, and
@@ -112,7 +106,7 @@ impl Shared {
         }
         let key = Key::Payment(saved.id.clone());
         match (saved.next_action, saved.next_action_at) {
-            (Some(_), Some(at)) => self.schedule_at(key, at.0),
+            (Some(_), Some(at)) => self.schedule_at(key, at),
             _ => self.schedule().remove(&key),
         }
     }
@@ -131,13 +125,15 @@ impl Shared {
 
     pub(super) async fn drive(self: Arc<Self>) {
         loop {
-            let now = now_ms();
+            let now = Millis::now();
             let due = self.schedule().take_due(now);
             for key in due {
                 self.start_step(key);
             }
             let sleep = match self.schedule().next_due() {
-                Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+                Some(at) => {
+                    Duration::from_millis(u64::try_from(at.0 - Millis::now().0).unwrap_or(0))
+                }
                 None => IDLE_SLEEP,
             };
             tokio::select! {

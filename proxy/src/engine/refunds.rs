@@ -110,17 +110,6 @@ pub fn hold(
     }
 }
 
-/// A refund whose order or refund number is not one WeChat accepts: it fails without a
-/// call.
-pub fn invalid_number(refund: &RefundRecord) -> RefundRecord {
-    let mut refund = refund.clone();
-    refund.state = RefundState::Failed;
-    refund.failure_code = Some("INVALID_NUMBER".into());
-    refund.failure_message = Some("订单号或退款单号无效，无法退款".into());
-    refund.next_action_at = None;
-    refund
-}
-
 /// `refund` as it goes out for one more call (refund or refundquery).
 pub fn attempted(refund: &RefundRecord) -> RefundRecord {
     let mut refund = refund.clone();
@@ -222,7 +211,7 @@ pub fn after_refund_query(
 
 /// The next try after an unclear outcome, backing off with the refund's attempts.
 fn retry_at(refund: &RefundRecord, timing: &Timing, now: Millis) -> Millis {
-    Millis(now.0 + machine::backoff(timing, refund.attempts))
+    now + machine::backoff(timing, refund.attempts)
 }
 
 /// The audit note written on the refund's payment when a committed refund change concerns
@@ -250,6 +239,7 @@ pub fn payment_note(saved: &RefundRecord, before: RefundState) -> Option<String>
 #[cfg(test)]
 mod tests {
     use paycode_api::{AttemptId, Fen};
+    use wxpay::messages::OutRefundNo;
 
     use super::*;
 
@@ -262,7 +252,7 @@ mod tests {
             id.into(),
             "p1".into(),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
-            format!("RF20240301{id:0>22}"),
+            OutRefundNo::new(format!("RF20240301{id:0>22}")).unwrap(),
             Fen(100),
             None,
             Millis(created_at),
@@ -379,7 +369,7 @@ mod tests {
         assert_eq!(first.refund.applied_at, Some(ended));
         assert_eq!(
             first.refund.next_action_at,
-            Some(Millis(now.0 + machine::backoff(&timing, 1)))
+            Some(now + machine::backoff(&timing, 1))
         );
         let second = after_refund(
             &sent(&first.refund),
@@ -393,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             second.refund.next_action_at,
-            Some(Millis(now.0 + machine::backoff(&timing, 2)))
+            Some(now + machine::backoff(&timing, 2))
         );
         assert!(machine::backoff(&timing, 2) > machine::backoff(&timing, 1));
     }
@@ -462,7 +452,7 @@ mod tests {
         assert_eq!(retried.state, RefundState::Processing);
         assert_eq!(
             retried.next_action_at,
-            Some(Millis(now.0 + machine::backoff(&timing, 1)))
+            Some(now + machine::backoff(&timing, 1))
         );
         let unknown = query(RefundQueryOutcome::Unknown {
             reason: "timeout".into(),
@@ -487,15 +477,6 @@ mod tests {
             decision.refund.failure_code.as_deref(),
             Some("REFUND_NOT_ACCEPTED")
         );
-    }
-
-    #[test]
-    fn an_invalid_number_fails_without_a_call() {
-        let failed = invalid_number(&refund("a", 0));
-        assert_eq!(failed.state, RefundState::Failed);
-        assert_eq!(failed.failure_code.as_deref(), Some("INVALID_NUMBER"));
-        assert_eq!(failed.next_action_at, None);
-        assert_eq!(failed.attempts, 0);
     }
 
     #[test]

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use paycode_api::{Fen, PaymentState};
 
-pub use records::{Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord};
+pub use records::{
+    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
+};
 pub use sqlite::SqliteStore;
 
 /// What an idempotent insert did.

@@ -5,11 +5,11 @@
 use paycode_api::PaymentState;
 use tracing::Instrument;
 use wxpay::client::CallOptions;
-use wxpay::messages::{MicropayRequest, OrderQueryRequest, OrderRef, OutTradeNo, ReverseRequest};
+use wxpay::messages::{MicropayRequest, OrderQueryRequest, OrderRef, ReverseRequest};
 
 use crate::engine::classify;
-use crate::engine::driver::{ClaimedAtInsert, Shared, lock, now_ms};
-use crate::engine::machine::{self, Action, CloseState, Facts, Transition};
+use crate::engine::driver::{ClaimedAtInsert, Shared, lock};
+use crate::engine::machine::{self, Action, CloseState, Facts, PendingFailure, Transition};
 use crate::engine::schedule::Key;
 use crate::store::{Millis, PaymentRecord, StoreError};
 
@@ -36,9 +36,9 @@ impl Shared {
         let (Some(action), Some(at)) = (record.next_action, record.next_action_at) else {
             return Ok(());
         };
-        if at.0 > now_ms() {
+        if at > Millis::now() {
             // Rescheduled later since this entry was queued.
-            self.schedule_at(Key::Payment(record.id.clone()), at.0);
+            self.schedule_at(Key::Payment(record.id.clone()), at);
             return Ok(());
         }
         let span = tracing::info_span!(
@@ -144,10 +144,8 @@ impl Shared {
             .auth_code
             .clone()
             .ok_or_else(|| "付款码已不在记录中，无法重新发送".to_owned())?;
-        let out_trade_no = OutTradeNo::new(record.out_trade_no.clone())
-            .map_err(|error| format!("订单号无效：{error}"))?;
         let mut request = MicropayRequest::new(
-            out_trade_no,
+            record.out_trade_no.clone(),
             record.amount_fen,
             auth_code,
             record.description.clone(),
@@ -158,18 +156,10 @@ impl Shared {
     }
 
     async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        let outcome = match OutTradeNo::new(record.out_trade_no.clone()) {
-            Ok(number) => {
-                let request = OrderQueryRequest {
-                    order: OrderRef::OutTradeNo(number),
-                };
-                let result = self.call(&request, CallOptions::default()).await;
-                classify::query(result)
-            }
-            Err(error) => machine::QueryOutcome::Unknown {
-                reason: error.to_string(),
-            },
+        let request = OrderQueryRequest {
+            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
+        let outcome = classify::query(self.call(&request, CallOptions::default()).await);
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Query, move |facts, now| {
             let outcome = outcome.clone();
@@ -188,18 +178,10 @@ impl Shared {
     /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
     /// order of a payment that already ended ([`Action::CloseReverse`]).
     async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        let outcome = match OutTradeNo::new(record.out_trade_no.clone()) {
-            Ok(number) => {
-                let request = ReverseRequest {
-                    order: OrderRef::OutTradeNo(number),
-                };
-                let result = self.call(&request, CallOptions::default()).await;
-                classify::reverse(result)
-            }
-            Err(error) => machine::ReverseOutcome::Impossible {
-                reason: error.to_string(),
-            },
+        let request = ReverseRequest {
+            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
+        let outcome = classify::reverse(self.call(&request, CallOptions::default()).await);
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Reverse, move |facts, now| {
             if action == Action::CloseReverse {
@@ -218,10 +200,10 @@ impl Shared {
         mut record: PaymentRecord,
         action: Action,
         counter: Counter,
-        decide: impl Fn(&Facts, machine::Millis) -> Transition,
+        decide: impl Fn(&Facts, Millis) -> Transition,
     ) -> Result<(), StoreError> {
         loop {
-            let now = now_ms();
+            let now = Millis::now();
             let transition = decide(&facts_of(&record), now);
             let next = apply_transition(&record, &transition, counter, now);
             match self.store.update_payment(&next, &transition.note).await {
@@ -291,12 +273,12 @@ pub(in crate::engine) enum Counter {
 pub(in crate::engine) fn facts_of(record: &PaymentRecord) -> Facts {
     Facts {
         state: record.state,
-        submitted_at: record.submitted_at.map(|at| at.0),
+        submitted_at: record.submitted_at,
         maybe_sent: record.maybe_sent,
         seen_paid: record.seen_paid,
         cancel_requested: record.cancel_requested,
         pending_failure: record.pending_failure.clone(),
-        reverse_attempts: record.retry_attempts,
+        reverse_attempts: record.reverse_attempts,
         not_sent_attempts: record.not_sent_attempts,
     }
 }
@@ -306,25 +288,27 @@ pub(in crate::engine) fn apply_transition(
     record: &PaymentRecord,
     transition: &Transition,
     counter: Counter,
-    now: machine::Millis,
+    now: Millis,
 ) -> PaymentRecord {
     let mut next = record.clone();
     next.state = transition.state;
     next.next_action = transition.next.map(|(action, _)| action);
-    next.next_action_at = transition.next.map(|(_, at)| Millis(at));
+    next.next_action_at = transition.next.map(|(_, at)| at);
     if let Some(transaction_id) = &transition.transaction_id {
         next.transaction_id = Some(transaction_id.clone());
     }
     next.seen_paid = transition.seen_paid;
     next.maybe_sent = transition.maybe_sent;
-    if let Some((code, message)) = &transition.failure {
-        next.failure_code = Some(code.clone());
-        next.failure_message = Some(message.clone());
+    if let Some(failure) = &transition.failure {
+        next.failure_code = Some(failure.code.clone());
+        next.failure_message = Some(failure.message.clone());
     }
-    if let Some(pending) = &transition.pending_failure {
-        next.pending_failure = pending.clone();
+    match &transition.pending_failure {
+        PendingFailure::Keep => {}
+        PendingFailure::Set(failure) => next.pending_failure = Some(failure.clone()),
+        PendingFailure::Clear => next.pending_failure = None,
     }
-    next.retry_attempts = transition.reverse_attempts;
+    next.reverse_attempts = transition.reverse_attempts;
     next.not_sent_attempts = transition.not_sent_attempts;
     next.money_returned |= transition.money_returned;
     if let Some(reason) = &transition.attention_reason {
@@ -344,7 +328,7 @@ pub(in crate::engine) fn apply_transition(
         next.auth_code = None;
     }
     if next.state.is_settled() && next.settled_at.is_none() {
-        next.settled_at = Some(Millis(now));
+        next.settled_at = Some(now);
     }
     match counter {
         Counter::None => {}

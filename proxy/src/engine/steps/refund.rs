@@ -5,9 +5,7 @@
 
 use paycode_api::RefundState;
 use wxpay::client::CallOptions;
-use wxpay::messages::{
-    OrderRef, OutRefundNo, OutTradeNo, RefundQueryBy, RefundQueryRequest, RefundRequest,
-};
+use wxpay::messages::{OrderRef, RefundQueryBy, RefundQueryRequest, RefundRequest};
 
 use crate::engine::classify;
 use crate::engine::driver::Shared;
@@ -32,7 +30,7 @@ impl Shared {
     pub(in crate::engine) fn refund_committed(&self, refund: &RefundRecord) {
         let key = Key::Refund(refund.id.clone());
         match refunds::next_step_at(refund) {
-            Some(at) => self.schedule_at(key, at.0),
+            Some(at) => self.schedule_at(key, at),
             None => self.schedule().remove(&key),
         }
     }
@@ -50,12 +48,6 @@ impl Shared {
             return Ok(());
         }
         let before = refund.state;
-        let out_trade_no = OutTradeNo::new(payment.out_trade_no.clone());
-        let out_refund_no = OutRefundNo::new(refund.out_refund_no.clone());
-        let (Ok(out_trade_no), Ok(out_refund_no)) = (out_trade_no, out_refund_no) else {
-            let failed = refunds::invalid_number(&refund);
-            return self.save_refund(failed, &payment, before).await;
-        };
         if matches!(refund.state, RefundState::Queued | RefundState::Submitting) {
             let others = self.store.refunds_for_payment(&payment.id).await?;
             match refunds::hold(&refund, &others, self.settings.timing.refund_spacing, now) {
@@ -75,8 +67,8 @@ impl Shared {
         let decision = match refund.state {
             RefundState::Queued | RefundState::Submitting => {
                 let request = RefundRequest {
-                    order: OrderRef::OutTradeNo(out_trade_no),
-                    out_refund_no,
+                    order: OrderRef::OutTradeNo(payment.out_trade_no.clone()),
+                    out_refund_no: refund.out_refund_no.clone(),
                     total_fee: payment.amount_fen,
                     refund_fee: refund.amount_fen,
                     refund_desc: refund.reason.clone(),
@@ -91,11 +83,11 @@ impl Shared {
             }
             RefundState::Processing => {
                 let request = RefundQueryRequest {
-                    by: RefundQueryBy::OutRefundNo(out_refund_no),
+                    by: RefundQueryBy::OutRefundNo(refund.out_refund_no.clone()),
                     offset: None,
                 };
                 let result = self.call(&request, CallOptions::default()).await;
-                let outcome = classify::refund_query(result, &refund.out_refund_no);
+                let outcome = classify::refund_query(result, refund.out_refund_no.as_str());
                 refunds::after_refund_query(&refund, outcome, timing, query_interval, now)
             }
             RefundState::Succeeded | RefundState::Failed => return Ok(()),
