@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::engine::machine::CloseState;
+use crate::store::CloseState;
 use paycode_api::PaymentState;
 use wxpay::CallOutcome;
 use wxpay::codes::Api;

@@ -78,7 +78,7 @@ pub enum Hold {
     /// No earlier refund holds it back: apply for it now.
     Go,
     /// It must wait, and is not yet stored as waiting for that time: commit this.
-    Requeue(RefundDecision),
+    Requeue(Box<RefundDecision>),
     /// It must wait, and is already stored `queued` until that time: only schedule it.
     AlreadyQueued,
 }
@@ -102,10 +102,10 @@ pub fn hold(
             let mut held = refund.clone();
             held.state = RefundState::Queued;
             held.next_action_at = Some(until);
-            Hold::Requeue(RefundDecision::noted(
+            Hold::Requeue(Box::new(RefundDecision::noted(
                 held,
                 "refund queued behind the payment's previous refund".to_owned(),
-            ))
+            )))
         }
     }
 }
@@ -355,32 +355,20 @@ mod tests {
         let timing = timing();
         let now = Millis(10 * SECOND);
         let ended = Millis(12 * SECOND);
-        let first = after_refund(
-            &sent(&refund("a", 0)),
-            RefundOutcome::Retry {
+        let timed_out = |refund: &RefundRecord| {
+            let outcome = RefundOutcome::Retry {
                 reason: "timeout".into(),
-            },
-            &timing,
-            QUERY_INTERVAL,
-            now,
-            ended,
-        );
+            };
+            after_refund(&sent(refund), outcome, &timing, QUERY_INTERVAL, now, ended)
+        };
+        let first = timed_out(&refund("a", 0));
         assert_eq!(first.refund.state, RefundState::Submitting);
         assert_eq!(first.refund.applied_at, Some(ended));
         assert_eq!(
             first.refund.next_action_at,
             Some(now + machine::backoff(&timing, 1))
         );
-        let second = after_refund(
-            &sent(&first.refund),
-            RefundOutcome::Retry {
-                reason: "timeout".into(),
-            },
-            &timing,
-            QUERY_INTERVAL,
-            now,
-            ended,
-        );
+        let second = timed_out(&first.refund);
         assert_eq!(
             second.refund.next_action_at,
             Some(now + machine::backoff(&timing, 2))

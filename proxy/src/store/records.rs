@@ -520,6 +520,30 @@ mod tests {
     }
 
     #[test]
+    fn action_names_round_trip() {
+        for action in [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+            Action::CloseReverse,
+        ] {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        for close in [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ] {
+            assert_eq!(CloseState::parse(close.as_str()), Some(close));
+        }
+        assert_eq!(CloseState::parse("open"), None);
+        assert_eq!(Action::parse("sleep"), None);
+    }
+
+    #[test]
     fn millis_format_as_rfc3339() {
         assert_eq!(
             Millis(1_709_310_600_123).to_rfc3339(),

@@ -53,7 +53,7 @@ impl Shared {
             match refunds::hold(&refund, &others, self.settings.timing.refund_spacing, now) {
                 Hold::Go => {}
                 Hold::Requeue(decision) => {
-                    return self.commit_refund(decision, &payment, before).await;
+                    return self.commit_refund(*decision, &payment, before).await;
                 }
                 Hold::AlreadyQueued => {
                     self.refund_committed(&refund);
