@@ -1,10 +1,10 @@
-//! The refund rules, as pure functions beside the payment rules of [`machine`](super::machine):
+//! The refund rules, as pure functions beside the payment rules of [`machine`]:
 //! given a stored refund, the time, and what WeChat said, what the refund becomes. They never
 //! perform I/O or read the clock; the refund step (`steps::refund`) makes the calls and
 //! commits what these functions return.
 //!
 //! A refund goes `submitting` (or `queued` behind the payment's previous refund, see
-//! [`spacing`](super::spacing)) → refund call → `processing` → refundquery until
+//! [`spacing`]) → refund call → `processing` → refundquery until
 //! `succeeded` or `failed`.
 
 use std::time::Duration;

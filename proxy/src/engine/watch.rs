@@ -12,7 +12,7 @@ use crate::store::PaymentRecord;
 /// The open channels, by payment id; a channel goes when its last subscription does.
 pub(super) type Watchers = HashMap<String, watch::Sender<Option<Arc<PaymentRecord>>>>;
 
-/// A subscription to one payment's version, from [`Engine::watch`].
+/// A subscription to one payment's version, from [`Engine::watch`](super::Engine::watch).
 pub struct Watch {
     receiver: watch::Receiver<Option<Arc<PaymentRecord>>>,
     shared: Arc<Shared>,
