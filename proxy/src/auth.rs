@@ -18,7 +18,6 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::store::{Store, StoreError, TerminalRecord};
 
 /// The prefix of every terminal token.
@@ -168,16 +167,14 @@ pub struct AuthenticatedTerminal {
 
 impl<S> FromRequestParts<S> for AuthenticatedTerminal
 where
-    AppState: FromRef<S>,
+    Terminals: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let state = AppState::from_ref(state);
-        let terminal = state
-            .terminals
+        let terminal = Terminals::from_ref(state)
             .authenticate(&token)
             .await?
             .ok_or(ApiError::Unauthorized)?;

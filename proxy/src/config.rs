@@ -609,7 +609,7 @@ fn apply_environment(
 /// Splits a deserialization error into the dotted setting it concerns and a message.
 fn describe_serde_error(error: &serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
     let message = error.inner().message().trim().to_owned();
-    let field = crate::extract::field_of(error.path(), &message)
+    let field = crate::field_path::field_of(error.path(), &message)
         .unwrap_or_else(|| "configuration".to_owned());
     (field, message)
 }

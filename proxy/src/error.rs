@@ -223,12 +223,7 @@ impl From<StoreError> for ApiError {
                 message: format!("that {entity} already exists"),
                 field: None,
             },
-            StoreError::Database(
-                database_error @ (sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)),
-            ) => ApiError::Unavailable(Box::new(StoreError::Database(database_error))),
-            error @ StoreError::NotCommitted { .. } => ApiError::Unavailable(Box::new(error)),
+            error if error.is_transient() => ApiError::Unavailable(Box::new(error)),
             other => ApiError::Internal(Box::new(other)),
         }
     }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::field_path::field_of;
 
 /// A JSON request body, like [`axum::Json`], but rejected with:
 /// - 415 `UNSUPPORTED_MEDIA_TYPE` without a JSON `Content-Type`;
@@ -107,25 +108,6 @@ fn invalid_json() -> ApiError {
         code: "INVALID_JSON",
         message: "the request body is not valid JSON".to_owned(),
         field: None,
-    }
-}
-
-/// Names the field a deserialization error is about, as a dotted path (`amount_fen`,
-/// `items[0].name`), or `None` when it is about the document as a whole.
-///
-/// serde reports a missing or unknown field at the enclosing object, so the field's own name
-/// is taken from the message (``missing field `auth_code` ``) to point at the exact field.
-pub(crate) fn field_of(path: &serde_path_to_error::Path, message: &str) -> Option<String> {
-    let parent = path.to_string();
-    let parent = (parent != ".").then_some(parent);
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|start| message.strip_prefix(start))
-        .and_then(|rest| rest.split('`').next());
-    match (parent, named) {
-        (None, named) => named.map(str::to_owned),
-        (Some(parent), Some(name)) if !parent.ends_with(name) => Some(format!("{parent}.{name}")),
-        (Some(parent), _) => Some(parent),
     }
 }
 

@@ -12,12 +12,15 @@
 //! - [`error`]: [`ApiError`](error::ApiError), how every failure becomes an `ErrorBody`.
 //! - [`extract`]: [`ApiJson`](extract::ApiJson), a JSON body extractor with field-naming
 //!   rejections.
+//! - [`field_path`]: the dotted name of the field a deserialization error concerns, for
+//!   [`extract`] and [`config`].
 //! - [`engine`]: the payments engine: the state machine and the driver that calls WeChat.
 //! - [`wechat`]: the WeChat client built from `[wechat]`, and its readiness check.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
 //! - [`routes`]: the HTTP routes by resource (health, metrics, payments, terminal).
-//! - [`startup`]: [`AppState`](startup::AppState), [`router`](startup::router) and
-//!   [`Application`](startup::Application).
+//! - [`readiness`]: the checks behind `/readyz`.
+//! - [`state`]: [`AppState`](state::AppState), what every handler can reach.
+//! - [`startup`]: [`router`](startup::router) and [`Application`](startup::Application).
 //! - [`cli`]: the command line (`serve`, `terminal add|list|revoke`).
 
 pub mod auth;
@@ -26,9 +29,12 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod field_path;
 pub mod metrics;
+pub mod readiness;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod wechat;
 

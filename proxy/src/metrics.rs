@@ -9,52 +9,15 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::engine::machine::CloseState;
+use crate::store::CloseState;
 use paycode_api::PaymentState;
+use wxpay::CallOutcome;
 use wxpay::codes::Api;
 
 /// Upper bounds of the WeChat call latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-
-/// How a WeChat call ended, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CallOutcome {
-    /// A verified `SUCCESS` reply.
-    Success,
-    /// A verified `result_code=FAIL` reply.
-    BusinessError,
-    /// `return_code=FAIL`.
-    Rejected,
-    /// The request never left.
-    NotSent,
-    /// Timeout, dropped connection, HTTP error page, or a reply that cannot be trusted.
-    Unknown,
-}
-
-impl CallOutcome {
-    /// Classifies a client result.
-    pub fn of<T>(result: &wxpay::Result<T>) -> CallOutcome {
-        match result {
-            Ok(_) => CallOutcome::Success,
-            Err(wxpay::Error::Business(_)) => CallOutcome::BusinessError,
-            Err(wxpay::Error::Protocol { .. }) => CallOutcome::Rejected,
-            Err(wxpay::Error::NotSent(_)) => CallOutcome::NotSent,
-            Err(wxpay::Error::MaybeSent(_) | wxpay::Error::BadReply(_)) => CallOutcome::Unknown,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            CallOutcome::Success => "success",
-            CallOutcome::BusinessError => "business_error",
-            CallOutcome::Rejected => "rejected",
-            CallOutcome::NotSent => "not_sent",
-            CallOutcome::Unknown => "unknown",
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -184,7 +147,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "paycode_wechat_calls_total{{api=\"{api}\",outcome=\"{}\"}} {count}",
-                outcome.label()
+                outcome.as_str()
             );
         }
         out.push_str(

@@ -1,5 +1,5 @@
-//! Wiring: [`AppState`], the [`router`], and [`Application`], which binds the port and
-//! serves until a shutdown signal.
+//! Wiring: the [`router`] over an [`AppState`], and [`Application`], which binds the port
+//! and serves until a shutdown signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,73 +15,13 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use paycode_api::DemoPairing;
-
-use crate::auth::Terminals;
 use crate::config::Config;
-use crate::engine::{Engine, EngineSettings};
 use crate::error::log_server_errors;
-use crate::metrics::Metrics;
 use crate::routes;
-use crate::routes::health::{Readiness, StoreReachable};
-use crate::store::{SqliteStore, Store, StoreError};
-use crate::wechat::{WechatReachable, WechatSetupError, build_client};
-
-/// How long `/readyz` trusts its last WeChat probe.
-const WECHAT_PROBE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// What every handler can reach, through `State<AppState>`. Cheap to clone: every field is
-/// shared.
-#[derive(Clone)]
-pub struct AppState {
-    /// The configuration, loaded once at start.
-    pub config: Arc<Config>,
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Terminal management and authentication, over the same store.
-    pub terminals: Terminals,
-    /// The checks `/readyz` runs: the store and WeChat.
-    pub readiness: Readiness,
-    /// The payments engine.
-    pub engine: Engine,
-    /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
-    pub demo_pairing: Option<Arc<DemoPairing>>,
-}
-
-impl AppState {
-    /// The state for `config` over `store`: the WeChat client and payments engine built
-    /// from `[wechat]` and `[payments]`, and the store and WeChat readiness checks. The engine
-    /// does nothing until [`Application`] starts it.
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, StartupError> {
-        let client = build_client(&config.wechat)?;
-        let engine = Engine::new(
-            Arc::clone(&store),
-            client.clone(),
-            EngineSettings::from_config(&config),
-            Arc::new(Metrics::default()),
-        );
-        let readiness = Readiness::default()
-            .with(Arc::new(StoreReachable(Arc::clone(&store))))
-            .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
-        Ok(AppState {
-            terminals: Terminals::new(Arc::clone(&store)),
-            readiness,
-            engine,
-            demo_pairing: None,
-            config,
-            store,
-        })
-    }
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("config", &self.config)
-            .field("readiness", &self.readiness)
-            .finish_non_exhaustive()
-    }
-}
+/// Re-exported where the wiring is, for callers that build an [`Application`] from a state.
+pub use crate::state::AppState;
+use crate::store::{SqliteStore, StoreError};
+use crate::wechat::WechatSetupError;
 
 /// The whole HTTP surface: `/healthz`, `/readyz`, the JSON API under `/api/v1`, and the
 /// built cashier app for every other path.

@@ -8,7 +8,7 @@ use tempfile::TempDir;
 use wxpay::ApiKey;
 
 use crate::config::{Config, WechatConfig};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::SqliteStore;
 
 /// A valid configuration whose data directory is `data_dir` and which listens on port 0.

@@ -10,7 +10,7 @@ use wxpay::codes::ErrCode;
 use wxpay::messages::{OrderQueryRequest, OrderRef, OutTradeNo};
 
 use crate::config::WechatConfig;
-use crate::routes::health::ReadinessCheck;
+use crate::readiness::ReadinessCheck;
 
 /// Why the WeChat client could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]

@@ -208,7 +208,7 @@ impl Reconciliation {
             for refund in &stored {
                 let at_wechat = wechat
                     .iter()
-                    .find(|candidate| candidate.out_refund_no == refund.out_refund_no);
+                    .find(|candidate| candidate.out_refund_no == refund.out_refund_no.as_str());
                 let what = || {
                     format!(
                         "{}: refund {} {} of {} fen, WeChat {:?}",
@@ -238,7 +238,7 @@ impl Reconciliation {
             for refund in &wechat {
                 if !stored
                     .iter()
-                    .any(|candidate| candidate.out_refund_no == refund.out_refund_no)
+                    .any(|candidate| candidate.out_refund_no.as_str() == refund.out_refund_no)
                 {
                     add(
                         REFUND_MISMATCH,

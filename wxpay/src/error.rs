@@ -37,6 +37,47 @@ pub enum Error {
     Business(#[from] BusinessError),
 }
 
+/// How a call ended, in the one set of labels the client's call log and the proxy's
+/// metrics both use (`outcome="…"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallOutcome {
+    /// A verified `SUCCESS` reply.
+    Success,
+    /// A verified `result_code=FAIL` reply ([`Error::Business`]).
+    BusinessError,
+    /// `return_code=FAIL` ([`Error::Protocol`]).
+    Rejected,
+    /// The request never left ([`Error::NotSent`]).
+    NotSent,
+    /// Timeout, dropped connection, HTTP error page, or a reply that cannot be trusted
+    /// ([`Error::MaybeSent`], [`Error::BadReply`]).
+    Unknown,
+}
+
+impl CallOutcome {
+    /// The outcome of a call that returned `result`.
+    pub fn of<T>(result: &Result<T>) -> CallOutcome {
+        match result {
+            Ok(_) => CallOutcome::Success,
+            Err(Error::Business(_)) => CallOutcome::BusinessError,
+            Err(Error::Protocol { .. }) => CallOutcome::Rejected,
+            Err(Error::NotSent(_)) => CallOutcome::NotSent,
+            Err(Error::MaybeSent(_) | Error::BadReply(_)) => CallOutcome::Unknown,
+        }
+    }
+
+    /// The label: `success`, `business_error`, `rejected`, `not_sent` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::BusinessError => "business_error",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::NotSent => "not_sent",
+            CallOutcome::Unknown => "unknown",
+        }
+    }
+}
+
 /// Why a request never reached WeChat.
 #[derive(Debug, thiserror::Error)]
 pub enum NotSent {

@@ -71,7 +71,7 @@ pub use client::{
     IdentityError,
 };
 pub use codes::{Api, ErrCode, ErrorClass};
-pub use error::{BadReply, BusinessError, Error, MaybeSent, NotSent, Result};
+pub use error::{BadReply, BusinessError, CallOutcome, Error, MaybeSent, NotSent, Result};
 pub use notify::{NotifyError, decrypt_req_info, encrypt_req_info};
 pub use params::Params;
 pub use sign::{ApiKey, SignType};

@@ -115,7 +115,7 @@ impl Demo {
         let store = Arc::new(SqliteStore::connect(&config.store).await?);
         let terminals = Terminals::new(store.clone());
         let pairing = demo_pairing(&terminals, &args.data_dir).await?;
-        let mut state = AppState::new(Arc::new(config), store)?;
+        let mut state = AppState::new(Arc::new(config), store).map_err(StartupError::from)?;
         state.demo_pairing = Some(Arc::new(pairing));
         let application = Application::build_with_state(state).await?;
         Ok(Demo { sim, application })

@@ -31,8 +31,7 @@ use std::time::Duration;
 
 use paycode_api::PaymentState;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::store::records::{Action, CloseState, Failure, Millis};
 
 /// The durations that drive the machine. Production uses the spec's values; tests shrink
 /// them together with the simulator's time scale.
@@ -79,97 +78,6 @@ impl Default for Timing {
     }
 }
 
-fn ms(duration: Duration) -> Millis {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The next WeChat call the engine owes a payment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Send (or, after a "not sent" failure, resend) micropay.
-    Micropay,
-    /// Query the order while waiting for its outcome.
-    Query,
-    /// Query immediately before reversing, so a last-moment payment is seen.
-    PreReverseQuery,
-    /// Reverse the order.
-    Reverse,
-    /// Query once more after a successful reverse, to confirm it is closed.
-    FinalQuery,
-    /// Re-examine a payment that needs attention: query, then reverse if still open.
-    Recheck,
-    /// Close the order of a payment that already ended (`failed`, or `cancelled` by a
-    /// PAYERROR) by reversing it, without changing what the cashier sees.
-    CloseReverse,
-}
-
-impl Action {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Micropay => "micropay",
-            Action::Query => "query",
-            Action::PreReverseQuery => "pre_reverse_query",
-            Action::Reverse => "reverse",
-            Action::FinalQuery => "final_query",
-            Action::Recheck => "recheck",
-            Action::CloseReverse => "close_reverse",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(name: &str) -> Option<Action> {
-        [
-            Action::Micropay,
-            Action::Query,
-            Action::PreReverseQuery,
-            Action::Reverse,
-            Action::FinalQuery,
-            Action::Recheck,
-            Action::CloseReverse,
-        ]
-        .into_iter()
-        .find(|action| action.as_str() == name)
-    }
-}
-
-/// Where closing a settled payment's order at WeChat stands (the closed loop, spec §7.1
-/// item 6). `None` on a payment means no close is owed: the order was paid, never created,
-/// or already closed by the payment's own reverse or by WeChat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseState {
-    /// The order is left open (`PAYERROR`, `NOTPAY`): a reverse is owed
-    /// ([`Action::CloseReverse`]).
-    Pending,
-    /// The reverse succeeded, or WeChat had nothing left to close (`ORDERNOTEXIST`).
-    Closed,
-    /// The reverse failed for good or `reverse_max_attempts` times; an operator must close
-    /// the order in the merchant platform. The payment stays as the cashier saw it.
-    NeedsAttention,
-}
-
-impl CloseState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseState::Pending => "pending",
-            CloseState::Closed => "closed",
-            CloseState::NeedsAttention => "needs_attention",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn parse(name: &str) -> Option<CloseState> {
-        [
-            CloseState::Pending,
-            CloseState::Closed,
-            CloseState::NeedsAttention,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == name)
-    }
-}
-
 /// What the machine needs to know about a payment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Facts {
@@ -183,8 +91,8 @@ pub struct Facts {
     pub seen_paid: bool,
     /// Whether the cashier asked to cancel.
     pub cancel_requested: bool,
-    /// A micropay failure waiting to be confirmed by a query (code, message).
-    pub pending_failure: Option<(String, String)>,
+    /// A micropay failure waiting to be confirmed by a query.
+    pub pending_failure: Option<Failure>,
     /// Consecutive failed reverse or final-query attempts.
     pub reverse_attempts: u32,
     /// Consecutive micropay attempts that were not sent.
@@ -193,11 +101,11 @@ pub struct Facts {
 
 impl Facts {
     fn deadline(&self, timing: &Timing, now: Millis) -> Millis {
-        self.submitted_at.unwrap_or(now) + ms(timing.wait_deadline)
+        self.submitted_at.unwrap_or(now) + timing.wait_deadline
     }
 
     fn earliest_reverse(&self, timing: &Timing, now: Millis) -> Millis {
-        (self.submitted_at.unwrap_or(now) + ms(timing.reverse_not_before)).max(now)
+        (self.submitted_at.unwrap_or(now) + timing.reverse_not_before).max(now)
     }
 }
 
@@ -278,6 +186,17 @@ pub enum ReverseOutcome {
     },
 }
 
+/// What a [`Transition`] does to the micropay failure waiting for a query to confirm it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PendingFailure {
+    /// Leave what is stored.
+    Keep,
+    /// Remember this decline until a query confirms it.
+    Set(Failure),
+    /// Forget it: the query answered.
+    Clear,
+}
+
 /// The decision: the new state, what to remember, and what to do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
@@ -292,9 +211,9 @@ pub struct Transition {
     /// Set `maybe_sent`.
     pub maybe_sent: bool,
     /// The failure to show (code, message), or `None` to keep what is stored.
-    pub failure: Option<(String, String)>,
-    /// Remember a micropay failure until a query confirms it (`Some(None)` clears it).
-    pub pending_failure: Option<Option<(String, String)>>,
+    pub failure: Option<Failure>,
+    /// What to do with the micropay failure waiting for a query to confirm it.
+    pub pending_failure: PendingFailure,
     /// The new count of consecutive failed reverse or final-query attempts.
     pub reverse_attempts: u32,
     /// The new count of consecutive not-sent micropay attempts.
@@ -323,7 +242,7 @@ impl Transition {
             seen_paid: facts.seen_paid,
             maybe_sent: facts.maybe_sent,
             failure: None,
-            pending_failure: None,
+            pending_failure: PendingFailure::Keep,
             reverse_attempts: facts.reverse_attempts,
             not_sent_attempts: facts.not_sent_attempts,
             money_returned: false,
@@ -334,7 +253,7 @@ impl Transition {
     }
 
     fn failing(mut self, code: impl Into<String>, message: impl Into<String>) -> Transition {
-        self.failure = Some((code.into(), message.into()));
+        self.failure = Some(Failure::new(code, message));
         self
     }
 
@@ -416,7 +335,7 @@ pub fn after_micropay(
         MicropayOutcome::UserPaying => reached_wechat(waiting(
             facts,
             PaymentState::WaitingForCustomer,
-            now + ms(timing.first_query_after_userpaying),
+            now + timing.first_query_after_userpaying,
             timing,
             now,
             "micropay: USERPAYING",
@@ -424,7 +343,7 @@ pub fn after_micropay(
         MicropayOutcome::Unknown { reason } => reached_wechat(waiting(
             facts,
             PaymentState::Confirming,
-            now + ms(timing.first_query_after_unknown),
+            now + timing.first_query_after_unknown,
             timing,
             now,
             format!("micropay outcome unknown: {reason}"),
@@ -437,7 +356,7 @@ pub fn after_micropay(
                 Some((Action::Query, now)),
                 format!("micropay declined ({code}): confirming by query"),
             );
-            transition.pending_failure = Some(Some((code, message)));
+            transition.pending_failure = PendingFailure::Set(Failure::new(code, message));
             reached_wechat(transition)
         }
         MicropayOutcome::Rejected { message } => {
@@ -548,7 +467,7 @@ pub fn after_query(
     timing: &Timing,
     now: Millis,
 ) -> Transition {
-    let next_query = now + ms(timing.query_interval);
+    let next_query = now + timing.query_interval;
     let confirming_decline =
         facts.state == PaymentState::Submitting && facts.pending_failure.is_some();
     let mut transition = match outcome {
@@ -556,7 +475,7 @@ pub fn after_query(
             let mut transition =
                 after_micropay(facts, MicropayOutcome::Paid { transaction_id }, timing, now);
             transition.note = "query: paid".into();
-            transition.pending_failure = Some(None);
+            transition.pending_failure = PendingFailure::Clear;
             return transition;
         }
         QueryOutcome::UserPaying => waiting(
@@ -573,10 +492,10 @@ pub fn after_query(
         | QueryOutcome::NotPaid
             if confirming_decline =>
         {
-            let (code, message) = facts
+            let Failure { code, message } = facts
                 .pending_failure
                 .clone()
-                .unwrap_or_else(|| (PAY_ERROR.0.into(), PAY_ERROR.1.into()));
+                .unwrap_or_else(|| Failure::new(PAY_ERROR.0, PAY_ERROR.1));
             let mut transition = Transition::from(
                 facts,
                 PaymentState::Failed,
@@ -584,7 +503,7 @@ pub fn after_query(
                 format!("query confirmed the decline ({code})"),
             )
             .failing(code, message);
-            transition.pending_failure = Some(None);
+            transition.pending_failure = PendingFailure::Clear;
             if leaves_open_order(&outcome) {
                 transition = transition.closing_order(facts, timing, now);
             }
@@ -633,7 +552,7 @@ pub fn after_query(
                 Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
                 "query: NOTPAY after USERPAYING, customer cancelled: reversing",
             );
-            transition.failure = Some((CUSTOMER_CANCELLED.0.into(), CUSTOMER_CANCELLED.1.into()));
+            transition.failure = Some(Failure::new(CUSTOMER_CANCELLED.0, CUSTOMER_CANCELLED.1));
             return transition;
         }
         QueryOutcome::NotPaid => waiting(
@@ -664,7 +583,7 @@ pub fn after_query(
     // The arms that fall through here never stay in `submitting`, so a decline that was
     // being confirmed is no longer pending.
     if confirming_decline {
-        transition.pending_failure = Some(None);
+        transition.pending_failure = PendingFailure::Clear;
     }
     transition
 }
@@ -803,7 +722,7 @@ pub fn after_recheck(
     timing: &Timing,
     now: Millis,
 ) -> Transition {
-    let recheck_at = now + ms(timing.attention_recheck_interval);
+    let recheck_at = now + timing.attention_recheck_interval;
     match outcome {
         QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
             let mut transition = Transition::from(facts, PaymentState::Paid, None, "recheck: paid");
@@ -932,9 +851,12 @@ pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDe
 
 /// The pause before retry number `attempt` (1-based) of a failed call: `retry_base`,
 /// doubling per attempt, at most `retry_max`.
-pub fn backoff(timing: &Timing, attempt: u32) -> Millis {
-    let factor = 1i64 << attempt.saturating_sub(1).min(16);
-    (ms(timing.retry_base).saturating_mul(factor)).min(ms(timing.retry_max))
+pub fn backoff(timing: &Timing, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    timing
+        .retry_base
+        .saturating_mul(factor)
+        .min(timing.retry_max)
 }
 
 fn retry_or_attention(
@@ -970,7 +892,7 @@ fn attention(facts: &Facts, timing: &Timing, now: Millis, reason: String) -> Tra
     let mut transition = Transition::from(
         facts,
         PaymentState::NeedsAttention,
-        Some((Action::Recheck, now + ms(timing.attention_recheck_interval))),
+        Some((Action::Recheck, now + timing.attention_recheck_interval)),
         reason.clone(),
     );
     transition.attention_reason = Some(reason);
@@ -1008,7 +930,7 @@ pub fn resume(
 mod tests {
     use super::*;
 
-    const SUBMITTED: Millis = 1_000_000;
+    const SUBMITTED: Millis = Millis(1_000_000);
 
     fn timing() -> Timing {
         Timing::default()
@@ -1028,7 +950,7 @@ mod tests {
     }
 
     fn secs(seconds: i64) -> Millis {
-        SUBMITTED + seconds * 1000
+        Millis(SUBMITTED.0 + seconds * 1000)
     }
 
     fn paid() -> QueryOutcome {
@@ -1171,17 +1093,14 @@ mod tests {
         assert_eq!(declined.state, PaymentState::Submitting);
         assert_eq!(declined.next, Some((Action::Query, secs(0))));
         let mut confirming = facts(PaymentState::Submitting);
-        confirming.pending_failure = Some(("NOTENOUGH".into(), "余额不足".into()));
+        confirming.pending_failure = Some(Failure::new("NOTENOUGH", "余额不足"));
         let failed = after_query(&confirming, QueryOutcome::PayError, &timing(), secs(0));
         assert_eq!(failed.state, PaymentState::Failed);
-        assert_eq!(
-            failed.failure,
-            Some(("NOTENOUGH".into(), "余额不足".into()))
-        );
+        assert_eq!(failed.failure, Some(Failure::new("NOTENOUGH", "余额不足")));
         // The query can overturn the decline: a hidden success is a success.
         let overturned = after_query(&confirming, paid(), &timing(), secs(0));
         assert_eq!(overturned.state, PaymentState::Paid);
-        assert_eq!(overturned.pending_failure, Some(None));
+        assert_eq!(overturned.pending_failure, PendingFailure::Clear);
         // A failed confirming query leaves the outcome unknown: keep confirming.
         let unknown = after_query(
             &confirming,
@@ -1192,7 +1111,7 @@ mod tests {
             secs(0),
         );
         assert_eq!(unknown.state, PaymentState::Confirming);
-        assert_eq!(unknown.pending_failure, Some(None));
+        assert_eq!(unknown.pending_failure, PendingFailure::Clear);
     }
 
     #[test]
@@ -1208,7 +1127,7 @@ mod tests {
             secs(0),
         );
         assert_eq!(failed.state, PaymentState::Failed);
-        assert_eq!(failed.failure.unwrap().0, "WECHAT_REJECTED");
+        assert_eq!(failed.failure.unwrap().code, "WECHAT_REJECTED");
         let after_unknown = after_micropay(
             &facts(PaymentState::Submitting),
             MicropayOutcome::Rejected {
@@ -1254,7 +1173,7 @@ mod tests {
             secs(39),
         );
         assert_eq!(too_late.state, PaymentState::Failed);
-        assert_eq!(too_late.failure.unwrap().0, NOT_SENT.0);
+        assert_eq!(too_late.failure.unwrap().code, NOT_SENT.0);
         // If an earlier attempt may have reached WeChat, it is settled, never abandoned.
         let mut maybe = never_sent.clone();
         maybe.maybe_sent = true;
@@ -1278,7 +1197,7 @@ mod tests {
             secs(8),
         );
         assert_eq!(closed.state, PaymentState::Failed);
-        assert_eq!(closed.failure.unwrap().0, PAY_ERROR.0);
+        assert_eq!(closed.failure.unwrap().code, PAY_ERROR.0);
         let notpay = after_query(
             &facts(PaymentState::WaitingForCustomer),
             QueryOutcome::NotPaid,
@@ -1293,7 +1212,7 @@ mod tests {
             &timing(),
             secs(8),
         );
-        assert_eq!(revoked.failure.unwrap().0, CUSTOMER_CANCELLED.0);
+        assert_eq!(revoked.failure.unwrap().code, CUSTOMER_CANCELLED.0);
     }
 
     #[test]
@@ -1415,7 +1334,7 @@ mod tests {
             secs(8),
         );
         assert_eq!(cancelled.state, PaymentState::Failed);
-        assert_eq!(cancelled.failure.clone().unwrap().0, PAY_ERROR.0);
+        assert_eq!(cancelled.failure.clone().unwrap().code, PAY_ERROR.0);
         assert_eq!(cancelled.next, Some((Action::CloseReverse, secs(15))));
         assert_eq!(cancelled.close, Some(CloseState::Pending));
         // Later than 15 s after submission, at once.
@@ -1429,16 +1348,16 @@ mod tests {
 
         // Row 04: NOTENOUGH confirmed by a query that finds the order PAYERROR.
         let mut confirming = facts(PaymentState::Submitting);
-        confirming.pending_failure = Some(("NOTENOUGH".into(), "余额不足".into()));
+        confirming.pending_failure = Some(Failure::new("NOTENOUGH", "余额不足"));
         let declined = after_query(&confirming, QueryOutcome::PayError, &timing(), secs(0));
         assert_eq!(declined.state, PaymentState::Failed);
-        assert_eq!(declined.failure.unwrap().0, "NOTENOUGH");
+        assert_eq!(declined.failure.unwrap().code, "NOTENOUGH");
         assert_eq!(declined.next, Some((Action::CloseReverse, secs(15))));
         assert_eq!(declined.close, Some(CloseState::Pending));
 
         // Rows 05/06: the code was refused before any order existed: no call is owed.
         let mut expired = facts(PaymentState::Submitting);
-        expired.pending_failure = Some(("AUTHCODEEXPIRE".into(), "过期".into()));
+        expired.pending_failure = Some(Failure::new("AUTHCODEEXPIRE", "过期"));
         let no_order = after_query(&expired, QueryOutcome::NotFound, &timing(), secs(0));
         assert_eq!(no_order.state, PaymentState::Failed);
         assert_eq!((no_order.next, no_order.close), (None, None));
@@ -1526,29 +1445,5 @@ mod tests {
             (state, action, at),
             (PaymentState::Failed, Action::CloseReverse, secs(15))
         );
-    }
-
-    #[test]
-    fn action_names_round_trip() {
-        for action in [
-            Action::Micropay,
-            Action::Query,
-            Action::PreReverseQuery,
-            Action::Reverse,
-            Action::FinalQuery,
-            Action::Recheck,
-            Action::CloseReverse,
-        ] {
-            assert_eq!(Action::parse(action.as_str()), Some(action));
-        }
-        for close in [
-            CloseState::Pending,
-            CloseState::Closed,
-            CloseState::NeedsAttention,
-        ] {
-            assert_eq!(CloseState::parse(close.as_str()), Some(close));
-        }
-        assert_eq!(CloseState::parse("open"), None);
-        assert_eq!(Action::parse("sleep"), None);
     }
 }

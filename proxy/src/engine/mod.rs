@@ -5,18 +5,27 @@
 //!   WeChat outcomes. It decides; it never performs I/O or reads the clock.
 //! - [`classify`]: WeChat client results → the machine's outcomes, and err_codes → cashier
 //!   messages.
-//! - [`driver`]: [`Engine`], one task with a timer queue ([`schedule`]) that makes each
-//!   WeChat call when due, commits every decision before the next call, and resumes
-//!   unfinished payments on start.
+//! - [`refunds`]: the refund rules, as pure functions beside the payment rules.
+//! - [`Engine`] (`api`): what the HTTP layer and the CLI ask of the engine, and the resume
+//!   of unfinished work on start.
+//! - `driver`: one task with a timer queue ([`schedule`]) that starts each step when due.
+//! - `steps`: the payment and refund steps, which make one WeChat call each and commit every
+//!   decision before the next call.
+//! - `watch`: the long-poll channels ([`Watch`]).
 //! - [`limiter`]: the per-merchant micropay rate limit.
 //! - [`spacing`]: when a refund may go to WeChat, a minute after the previous refund of the
 //!   same payment (spec §3.4).
 
+mod api;
 pub mod classify;
-pub mod driver;
+mod driver;
 pub mod limiter;
 pub mod machine;
+pub mod refunds;
 pub mod schedule;
 pub mod spacing;
+mod steps;
+mod watch;
 
-pub use driver::{Engine, EngineError, EngineSettings, Watch};
+pub use api::{Engine, EngineError, EngineSettings};
+pub use watch::Watch;

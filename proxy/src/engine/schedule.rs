@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::machine::Millis;
+use crate::store::Millis;
 
 /// What the engine drives.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,25 +80,28 @@ mod tests {
     #[test]
     fn takes_due_entries_in_time_order_and_keeps_later_ones() {
         let mut schedule = Schedule::default();
-        schedule.set(payment("b"), 20);
-        schedule.set(payment("a"), 10);
-        schedule.set(Key::Refund("r".into()), 30);
-        assert_eq!(schedule.next_due(), Some(10));
-        assert_eq!(schedule.take_due(25), vec![payment("a"), payment("b")]);
+        schedule.set(payment("b"), Millis(20));
+        schedule.set(payment("a"), Millis(10));
+        schedule.set(Key::Refund("r".into()), Millis(30));
+        assert_eq!(schedule.next_due(), Some(Millis(10)));
+        assert_eq!(
+            schedule.take_due(Millis(25)),
+            vec![payment("a"), payment("b")]
+        );
         assert_eq!(schedule.len(), 1);
-        assert_eq!(schedule.take_due(25), Vec::<Key>::new());
-        assert_eq!(schedule.next_due(), Some(30));
+        assert_eq!(schedule.take_due(Millis(25)), Vec::<Key>::new());
+        assert_eq!(schedule.next_due(), Some(Millis(30)));
     }
 
     #[test]
     fn setting_a_key_again_replaces_its_time() {
         let mut schedule = Schedule::default();
-        schedule.set(payment("a"), 10);
-        schedule.set(payment("a"), 50);
+        schedule.set(payment("a"), Millis(10));
+        schedule.set(payment("a"), Millis(50));
         assert_eq!(schedule.len(), 1);
-        assert!(schedule.take_due(20).is_empty());
-        assert_eq!(schedule.take_due(50), vec![payment("a")]);
-        schedule.set(payment("a"), 5);
+        assert!(schedule.take_due(Millis(20)).is_empty());
+        assert_eq!(schedule.take_due(Millis(50)), vec![payment("a")]);
+        schedule.set(payment("a"), Millis(5));
         schedule.remove(&payment("a"));
         assert!(schedule.is_empty());
         assert_eq!(schedule.next_due(), None);

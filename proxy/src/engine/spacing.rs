@@ -80,7 +80,7 @@ mod tests {
             id.into(),
             "p1".into(),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
-            format!("RF{id}"),
+            wxpay::messages::OutRefundNo::new(format!("RF{id}")).unwrap(),
             Fen(100),
             None,
             Millis(created_at),

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::error::Result;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`.
 pub fn router() -> Router<AppState> {

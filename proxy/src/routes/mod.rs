@@ -22,7 +22,7 @@ use utoipa::openapi::{ContactBuilder, InfoBuilder, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Where the API lives.
 pub const API_PREFIX: &str = "/api/v1";

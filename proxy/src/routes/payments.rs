@@ -21,7 +21,7 @@ use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{Millis, PaymentRecord, RefundRecord};
 
 /// WeChat's limit on `refund_desc`.
@@ -309,7 +309,7 @@ fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRec
         id: record.id.clone(),
         attempt_id: record.attempt_id.clone(),
         terminal_id: record.terminal_id.clone(),
-        out_trade_no: record.out_trade_no.clone(),
+        out_trade_no: record.out_trade_no.to_string(),
         amount_fen: record.amount_fen,
         auth_code_last4: record.auth_code_last4.clone(),
         description: record.description.clone(),
@@ -334,7 +334,7 @@ fn refund_body(record: &RefundRecord) -> Refund {
     Refund {
         id: record.id.clone(),
         refund_attempt_id: record.refund_attempt_id.clone(),
-        out_refund_no: record.out_refund_no.clone(),
+        out_refund_no: record.out_refund_no.to_string(),
         amount_fen: record.amount_fen,
         reason: record.reason.clone(),
         state: record.state,

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::auth::AuthenticatedTerminal;
 use crate::error::{ApiError, Result};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The terminal routes, relative to `/api/v1`, with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use paycode_api::{Fen, PaymentState};
 
-pub use records::{Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord};
+pub use records::{
+    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
+};
 pub use sqlite::SqliteStore;
 
 /// What an idempotent insert did.
@@ -136,6 +138,31 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether the failure is the database being out of reach or busy for now (a pool
+    /// timeout, a closed pool, an I/O error, a write that was not committed), so that the
+    /// same request may succeed later: the HTTP layer answers these with 503 rather than
+    /// 500. Every other error says something about the request or the stored data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(error) => matches!(
+                error,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            ),
+            StoreError::NotCommitted { .. } => true,
+            StoreError::NotFound { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::StaleVersion { .. }
+            | StoreError::RefundExceedsPayment { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::OutOfRange { .. }
+            | StoreError::Migration(_)
+            | StoreError::DataDirectory { .. } => false,
+        }
+    }
 }
 
 /// Durable storage for the proxy. Every method is one transaction.
@@ -269,4 +296,29 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes the terminal with this name and returns it. Revoking twice keeps the first
     /// revocation time. Fails with [`StoreError::NotFound`] for an unknown name.
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_or_busy_database_is_transient() {
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(StoreError::Database(sqlx::Error::PoolClosed).is_transient());
+        assert!(
+            StoreError::NotCommitted {
+                reason: "closing".into()
+            }
+            .is_transient()
+        );
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_transient());
+        assert!(
+            !StoreError::Corrupt {
+                column: "state",
+                value: "x".into()
+            }
+            .is_transient()
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! The rows the store keeps, as plain typed structs.
 //!
-//! Records carry domain types ([`Fen`], [`PaymentState`], [`AttemptId`], [`AuthCode`]) and
-//! plain `bool`s; how they are spelled in a particular database (INTEGER 0/1, epoch
+//! Records carry domain types ([`Fen`], [`PaymentState`], [`AttemptId`], [`AuthCode`], the
+//! order and refund numbers, validated once when read, and the engine's [`Action`] and
+//! [`CloseState`], defined here so that the store needs nothing from the engine) and plain
+//! `bool`s; how they are spelled in a particular database (INTEGER 0/1, epoch
 //! milliseconds, wire names of states) is the business of that store implementation.
 
 use std::fmt;
@@ -9,11 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
+use wxpay::messages::{OutRefundNo, OutTradeNo};
 
-use crate::engine::machine::{Action, CloseState};
-
-/// An instant as whole milliseconds since the Unix epoch (UTC): the one time format the
-/// store uses, because every database stores a 64-bit integer the same way.
+/// An instant as whole milliseconds since the Unix epoch (UTC): the proxy's one time type,
+/// used by the records, the state machine and the engine's timer queue alike, and the one
+/// format the store uses, because every database stores a 64-bit integer the same way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Millis(pub i64);
 
@@ -46,6 +48,123 @@ impl Millis {
     }
 }
 
+impl std::ops::Add<std::time::Duration> for Millis {
+    type Output = Millis;
+
+    /// [`Millis::plus`].
+    fn add(self, duration: std::time::Duration) -> Millis {
+        self.plus(duration)
+    }
+}
+
+/// The next WeChat call the engine owes a payment (decided by `engine::machine`, stored
+/// as its name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Send (or, after a "not sent" failure, resend) micropay.
+    Micropay,
+    /// Query the order while waiting for its outcome.
+    Query,
+    /// Query immediately before reversing, so a last-moment payment is seen.
+    PreReverseQuery,
+    /// Reverse the order.
+    Reverse,
+    /// Query once more after a successful reverse, to confirm it is closed.
+    FinalQuery,
+    /// Re-examine a payment that needs attention: query, then reverse if still open.
+    Recheck,
+    /// Close the order of a payment that already ended (`failed`, or `cancelled` by a
+    /// PAYERROR) by reversing it, without changing what the cashier sees.
+    CloseReverse,
+}
+
+impl Action {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Micropay => "micropay",
+            Action::Query => "query",
+            Action::PreReverseQuery => "pre_reverse_query",
+            Action::Reverse => "reverse",
+            Action::FinalQuery => "final_query",
+            Action::Recheck => "recheck",
+            Action::CloseReverse => "close_reverse",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Action> {
+        [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+            Action::CloseReverse,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == name)
+    }
+}
+
+/// Where closing a settled payment's order at WeChat stands (the closed loop, spec §7.1
+/// item 6). `None` on a payment means no close is owed: the order was paid, never created,
+/// or already closed by the payment's own reverse or by WeChat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CloseState {
+    /// The order is left open (`PAYERROR`, `NOTPAY`): a reverse is owed
+    /// ([`Action::CloseReverse`]).
+    Pending,
+    /// The reverse succeeded, or WeChat had nothing left to close (`ORDERNOTEXIST`).
+    Closed,
+    /// The reverse failed for good or `reverse_max_attempts` times; an operator must close
+    /// the order in the merchant platform. The payment stays as the cashier saw it.
+    NeedsAttention,
+}
+
+impl CloseState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseState::Pending => "pending",
+            CloseState::Closed => "closed",
+            CloseState::NeedsAttention => "needs_attention",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<CloseState> {
+        [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == name)
+    }
+}
+
+/// Why a payment failed, or a micropay decline waiting to be confirmed: a code and a
+/// sentence for the cashier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// WeChat's `err_code` or one of the proxy's own codes.
+    pub code: String,
+    /// A message for the cashier explaining `code`.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with this code and message.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A payment, as stored. The payments engine owns every transition; the store only checks
 /// versions and records what it is given.
 #[derive(Clone, PartialEq, Eq)]
@@ -57,7 +176,7 @@ pub struct PaymentRecord {
     /// The terminal that took the payment.
     pub terminal_id: String,
     /// The order number sent to WeChat; unique, one per attempt.
-    pub out_trade_no: String,
+    pub out_trade_no: OutTradeNo,
     /// The amount charged.
     pub amount_fen: Fen,
     /// The full payment code, kept only while micropay may still have to be (re)sent after a
@@ -106,10 +225,11 @@ pub struct PaymentRecord {
     pub next_action: Option<Action>,
     /// When the engine should make that call.
     pub next_action_at: Option<Millis>,
-    /// A micropay decline (`err_code`, cashier message) waiting to be confirmed by a query.
-    pub pending_failure: Option<(String, String)>,
-    /// Consecutive failed reverse or final-query attempts.
-    pub retry_attempts: u32,
+    /// A micropay decline waiting to be confirmed by a query.
+    pub pending_failure: Option<Failure>,
+    /// Consecutive failed reverse or final-query attempts (the machine's
+    /// `reverse_attempts`).
+    pub reverse_attempts: u32,
     /// Consecutive micropay attempts that never reached WeChat.
     pub not_sent_attempts: u32,
     /// Whether the payment's order still has to be closed at WeChat, after the payment
@@ -138,7 +258,7 @@ impl PaymentRecord {
         id: String,
         attempt_id: AttemptId,
         terminal_id: String,
-        out_trade_no: String,
+        out_trade_no: OutTradeNo,
         amount_fen: Fen,
         auth_code: AuthCode,
         description: String,
@@ -172,7 +292,7 @@ impl PaymentRecord {
             next_action: None,
             next_action_at: None,
             pending_failure: None,
-            retry_attempts: 0,
+            reverse_attempts: 0,
             not_sent_attempts: 0,
             close_state: None,
             created_at: now,
@@ -216,7 +336,7 @@ impl fmt::Debug for PaymentRecord {
             .field("next_action", &self.next_action)
             .field("next_action_at", &self.next_action_at)
             .field("pending_failure", &self.pending_failure)
-            .field("retry_attempts", &self.retry_attempts)
+            .field("reverse_attempts", &self.reverse_attempts)
             .field("not_sent_attempts", &self.not_sent_attempts)
             .field("close_state", &self.close_state)
             .field("created_at", &self.created_at)
@@ -245,7 +365,7 @@ pub struct RefundRecord {
     /// The app's idempotency key; unique.
     pub refund_attempt_id: AttemptId,
     /// The refund number sent to WeChat; unique.
-    pub out_refund_no: String,
+    pub out_refund_no: OutRefundNo,
     /// The amount returned.
     pub amount_fen: Fen,
     /// The reason shown to the customer.
@@ -280,7 +400,7 @@ impl RefundRecord {
         id: String,
         payment_id: String,
         refund_attempt_id: AttemptId,
-        out_refund_no: String,
+        out_refund_no: OutRefundNo,
         amount_fen: Fen,
         reason: Option<String>,
         now: Millis,
@@ -371,7 +491,7 @@ mod tests {
             "p1".into(),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
             "t1".into(),
-            "PC1".into(),
+            OutTradeNo::new("PC1").unwrap(),
             Fen(100),
             code,
             "test".into(),
@@ -397,6 +517,30 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", refund_state_name(state)));
             assert_eq!(parse_refund_state(refund_state_name(state)), Some(state));
         }
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for action in [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+            Action::CloseReverse,
+        ] {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        for close in [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ] {
+            assert_eq!(CloseState::parse(close.as_str()), Some(close));
+        }
+        assert_eq!(CloseState::parse("open"), None);
+        assert_eq!(Action::parse("sleep"), None);
     }
 
     #[test]

@@ -26,15 +26,15 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use super::records::{
-    Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, parse_refund_state,
-    refund_state_name,
+    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
+    parse_refund_state, refund_state_name,
 };
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
-use crate::engine::machine::{Action, CloseState};
 
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -417,7 +417,7 @@ async fn insert_payment(
         .bind(&payment.id)
         .bind(payment.attempt_id.as_str())
         .bind(&payment.terminal_id)
-        .bind(&payment.out_trade_no)
+        .bind(payment.out_trade_no.as_str())
         .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
         .bind(&payment.auth_code_last4)
         .bind(payment.created_at.0)
@@ -426,7 +426,9 @@ async fn insert_payment(
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .execute(&mut *connection)
         .await
-        .map_err(|error| unique_violation_as_exists(error, "payment", &payment.out_trade_no))?;
+        .map_err(|error| {
+            unique_violation_as_exists(error, "payment", payment.out_trade_no.as_str())
+        })?;
     if inserted.rows_affected() == 0 {
         let row = sqlx::query(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
@@ -467,11 +469,11 @@ fn bind_mutable<'q>(
     let pending_code = payment
         .pending_failure
         .as_ref()
-        .map(|(code, _)| code.as_str());
+        .map(|failure| failure.code.as_str());
     let pending_message = payment
         .pending_failure
         .as_ref()
-        .map(|(_, message)| message.as_str());
+        .map(|failure| failure.message.as_str());
     Ok(query
         .bind(payment.auth_code.as_ref().map(AuthCode::expose))
         .bind(&payment.description)
@@ -497,7 +499,7 @@ fn bind_mutable<'q>(
         .bind(payment.next_action.map(Action::as_str))
         .bind(pending_code)
         .bind(pending_message)
-        .bind(payment.retry_attempts)
+        .bind(payment.reverse_attempts)
         .bind(payment.not_sent_attempts)
         .bind(payment.close_state.map(CloseState::as_str)))
 }
@@ -603,7 +605,7 @@ async fn insert_refund(
     .bind(&refund.id)
     .bind(&refund.payment_id)
     .bind(refund.refund_attempt_id.as_str())
-    .bind(&refund.out_refund_no)
+    .bind(refund.out_refund_no.as_str())
     .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
     .bind(&refund.reason)
     .bind(refund_state_name(refund.state))
@@ -618,7 +620,7 @@ async fn insert_refund(
     .bind(refund.applied_at.map(|at| at.0))
     .execute(&mut *connection)
     .await
-    .map_err(|error| unique_violation_as_exists(error, "refund", &refund.out_refund_no))?;
+    .map_err(|error| unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str()))?;
     Ok(InsertOutcome::Inserted(refund))
 }
 
@@ -722,6 +724,8 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
     let attempt_id: String = row.try_get("attempt_id")?;
     let auth_code: Option<String> = row.try_get("auth_code")?;
     let business_day: String = row.try_get("business_day")?;
+    // Validated once, here: the engine sends the stored number as it is.
+    let out_trade_no: String = row.try_get("out_trade_no")?;
     Ok(PaymentRecord {
         id: row.try_get("id")?,
         attempt_id: AttemptId::parse(&attempt_id).map_err(|_| StoreError::Corrupt {
@@ -729,7 +733,10 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
             value: attempt_id.clone(),
         })?,
         terminal_id: row.try_get("terminal_id")?,
-        out_trade_no: row.try_get("out_trade_no")?,
+        out_trade_no: OutTradeNo::new(out_trade_no.clone()).map_err(|_| StoreError::Corrupt {
+            column: "payments.out_trade_no",
+            value: out_trade_no,
+        })?,
         amount_fen: i64_to_fen(row.try_get("amount_fen")?, "payments.amount_fen")?,
         auth_code: auth_code
             .map(|code| {
@@ -783,10 +790,10 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
             row.try_get::<Option<String>, _>("pending_failure_code")?,
             row.try_get::<Option<String>, _>("pending_failure_message")?,
         ) {
-            (Some(code), message) => Some((code, message.unwrap_or_default())),
+            (Some(code), message) => Some(Failure::new(code, message.unwrap_or_default())),
             (None, _) => None,
         },
-        retry_attempts: row.try_get("retry_attempts")?,
+        reverse_attempts: row.try_get("retry_attempts")?,
         not_sent_attempts: row.try_get("not_sent_attempts")?,
         close_state: row
             .try_get::<Option<String>, _>("close_state")?
@@ -803,6 +810,8 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
 fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
     let refund_attempt_id: String = row.try_get("refund_attempt_id")?;
     let state: String = row.try_get("state")?;
+    // Validated once, here: the engine sends the stored number as it is.
+    let out_refund_no: String = row.try_get("out_refund_no")?;
     Ok(RefundRecord {
         id: row.try_get("id")?,
         payment_id: row.try_get("payment_id")?,
@@ -812,7 +821,12 @@ fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
                 value: refund_attempt_id.clone(),
             }
         })?,
-        out_refund_no: row.try_get("out_refund_no")?,
+        out_refund_no: OutRefundNo::new(out_refund_no.clone()).map_err(|_| {
+            StoreError::Corrupt {
+                column: "refunds.out_refund_no",
+                value: out_refund_no,
+            }
+        })?,
         amount_fen: i64_to_fen(row.try_get("amount_fen")?, "refunds.amount_fen")?,
         reason: row.try_get("reason")?,
         state: parse_refund_state(&state).ok_or_else(|| StoreError::Corrupt {

@@ -60,7 +60,7 @@ pub fn payment(n: u32, amount: u64) -> PaymentRecord {
         format!("pay_{n}"),
         attempt(n),
         "t1".to_owned(),
-        format!("PC{n:08}"),
+        wxpay::messages::OutTradeNo::new(format!("PC{n:08}")).unwrap(),
         Fen(amount),
         code(1234),
         "Paycode 门店-商品".to_owned(),

@@ -16,7 +16,7 @@ fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
         format!("ref_{n}"),
         payment_id.to_owned(),
         attempt(1000 + n),
-        format!("RF{n:08}"),
+        wxpay::messages::OutRefundNo::new(format!("RF{n:08}")).unwrap(),
         Fen(amount),
         Some("退货".to_owned()),
         Millis(1_709_340_100_000 + i64::from(n)),

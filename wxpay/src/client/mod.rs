@@ -41,7 +41,7 @@ pub use hosts::{Host, HostOutcome, HostSelector, HostStats};
 pub use identity::{CertificateInfo, ClientIdentity, IdentityError};
 
 use crate::codes::Api;
-use crate::error::{BadReply, Error, NotSent, Result};
+use crate::error::{BadReply, CallOutcome, Error, NotSent, Result};
 use crate::messages::{Bill, DownloadBillRequest, Request, Response};
 use crate::params::Params;
 use crate::sign::{self, ApiKey, SignType};
@@ -538,13 +538,10 @@ impl Client {
     /// and never the key, the signature, the auth code or any body.
     fn log_call<T>(&self, api: Api, started: Instant, trace: &CallTrace, result: &Result<T>) {
         let host = trace.host.unwrap_or(Host::Primary);
-        let (outcome, err_code) = match result {
-            Ok(_) => ("success", None),
-            Err(Error::NotSent(_)) => ("not_sent", None),
-            Err(Error::MaybeSent(_)) => ("maybe_sent", None),
-            Err(Error::BadReply(_)) => ("bad_reply", None),
-            Err(Error::Protocol { .. }) => ("protocol", None),
-            Err(Error::Business(business)) => ("business", Some(business.err_code.as_str())),
+        let outcome = CallOutcome::of(result).as_str();
+        let err_code = match result {
+            Err(Error::Business(business)) => Some(business.err_code.as_str()),
+            _ => None,
         };
         tracing::debug!(
             api = api.name(),

@@ -1,0 +1,382 @@
+//! [`Engine`]: what the HTTP layer and the command line ask of the payments engine (create,
+//! cancel, refund, watch, start and stop), with its settings and errors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use paycode_api::{CreatePayment, CreateRefund, PaymentState};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wxpay::messages::{OutRefundNo, OutTradeNo};
+
+use super::driver::{ClaimedAtInsert, Shared, lock};
+use super::limiter::RateLimiter;
+use super::machine::{self, Action, CancelDecision, Timing};
+use super::refunds;
+use super::schedule::{Key, Schedule};
+use super::steps::{Counter, apply_transition, facts_of};
+use super::watch::Watch;
+use crate::config::{Config, ShopConfig};
+use crate::metrics::{Metrics, Snapshot};
+use crate::store::{InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError};
+
+/// What the engine needs from the configuration.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// The state machine's durations.
+    pub timing: Timing,
+    /// The read timeout of a micropay call.
+    pub micropay_timeout: Duration,
+    /// `spbill_create_ip` sent with micropay.
+    pub spbill_create_ip: String,
+    /// The description used when a payment has none.
+    pub default_description: String,
+    /// The most micropay calls per second.
+    pub micropay_rate_per_second: u32,
+    /// How often a refund in progress is queried.
+    pub refund_query_interval: Duration,
+    /// The shop's business day.
+    pub shop: ShopConfig,
+}
+
+impl EngineSettings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> EngineSettings {
+        let payments = &config.payments;
+        EngineSettings {
+            timing: Timing {
+                first_query_after_userpaying: payments.first_query_after_userpaying,
+                first_query_after_unknown: payments.first_query_after_unknown,
+                query_interval: payments.query_interval,
+                wait_deadline: payments.wait_deadline,
+                reverse_not_before: payments.reverse_not_before,
+                retry_base: payments.reverse_retry_base,
+                retry_max: payments.reverse_retry_base * 16,
+                reverse_max_attempts: payments.reverse_max_attempts,
+                attention_recheck_interval: payments.attention_recheck_interval,
+                refund_spacing: payments.refund_spacing,
+            },
+            micropay_timeout: config.wechat.micropay_read_timeout,
+            spbill_create_ip: payments.spbill_create_ip.to_string(),
+            default_description: payments.default_description.clone(),
+            micropay_rate_per_second: payments.micropay_rate_per_second,
+            refund_query_interval: payments.query_interval,
+            shop: config.shop.clone(),
+        }
+    }
+}
+
+/// Why an engine request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A paid payment cannot be cancelled; it can be refunded.
+    #[error("the payment is already paid; refund it instead")]
+    AlreadyPaid,
+    /// Only a paid payment can be refunded.
+    #[error("the payment is {0}, not paid, so it cannot be refunded")]
+    NotPaid(PaymentState),
+    /// The store failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The payments engine. Cheap to clone; every clone drives the same payments.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("scheduled", &self.shared.schedule().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store` that calls WeChat through `client`. Nothing runs until
+    /// [`Engine::start`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: wxpay::Client,
+        settings: EngineSettings,
+        metrics: Arc<Metrics>,
+    ) -> Engine {
+        Engine {
+            shared: Arc::new(Shared {
+                store,
+                client,
+                limiter: RateLimiter::per_second(settings.micropay_rate_per_second),
+                settings,
+                schedule: Mutex::new(Schedule::default()),
+                in_flight: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                watchers: Mutex::new(HashMap::new()),
+                claimed_at_insert: Mutex::new(HashMap::new()),
+                metrics,
+                tasks: TaskTracker::new(),
+                stopping: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Resumes every unsettled payment and unfinished refund from the store, then starts
+    /// the driver task. Returns how many payments and refunds were resumed.
+    pub async fn start(&self) -> Result<(usize, usize), StoreError> {
+        let shared = &self.shared;
+        let now = Millis::now();
+        let payments = shared.store.unsettled_payments().await?;
+        for record in &payments {
+            let stored = record.next_action.zip(record.next_action_at);
+            let (state, action, at) =
+                machine::resume(&facts_of(record), stored, &shared.settings.timing, now);
+            if record.next_action == Some(action) && state == record.state {
+                shared.schedule_at(Key::Payment(record.id.clone()), at);
+                continue;
+            }
+            // The stored action cannot be taken as it is (a micropay that may have been
+            // sent, which must be queried instead): commit the new plan before acting on it.
+            let mut resumed = record.clone();
+            resumed.state = state;
+            resumed.next_action = Some(action);
+            resumed.next_action_at = Some(at);
+            if action != Action::Micropay {
+                resumed.auth_code = None;
+            }
+            match shared
+                .store
+                .update_payment(
+                    &resumed,
+                    &format!("resumed after a restart: {}", action.as_str()),
+                )
+                .await
+            {
+                Ok(saved) => shared.committed(record.state, &saved),
+                Err(StoreError::StaleVersion { .. }) => shared.resync_payment(&record.id).await,
+                Err(error) => return Err(error),
+            }
+        }
+        // Settled payments whose order is still owed a close at WeChat: resume the close at
+        // its stored time (never before the 15-second rule it was planned with).
+        let closing = shared.store.payments_to_close().await?;
+        for record in &closing {
+            match record.next_action.zip(record.next_action_at) {
+                Some((Action::CloseReverse, at)) => {
+                    shared.schedule_at(Key::Payment(record.id.clone()), at.max(now));
+                }
+                _ => tracing::warn!(
+                    payment = %record.id,
+                    out_trade_no = %record.out_trade_no,
+                    "a close is pending without a close_reverse action; left for an operator"
+                ),
+            }
+        }
+        let refunds = shared.store.unfinished_refunds().await?;
+        for refund in &refunds {
+            let at = refund.next_action_at.unwrap_or(now);
+            shared.schedule_at(Key::Refund(refund.id.clone()), at);
+        }
+        if !payments.is_empty() || !refunds.is_empty() || !closing.is_empty() {
+            tracing::info!(
+                payments = payments.len(),
+                closing = closing.len(),
+                refunds = refunds.len(),
+                "resumed unfinished work"
+            );
+        }
+        let driver = Arc::clone(&self.shared);
+        self.shared.tasks.spawn(async move { driver.drive().await });
+        Ok((payments.len(), refunds.len()))
+    }
+
+    /// Stops starting new WeChat calls and waits for those in flight to finish and commit.
+    /// Pending payments stay in the store and resume on the next start.
+    pub async fn shutdown(&self) {
+        self.shared.stopping.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+
+    /// Stores a new payment and schedules its micropay, or returns the payment already
+    /// stored under the same `attempt_id` (see [`Store::insert_payment`]).
+    pub async fn create_payment(
+        &self,
+        terminal_id: &str,
+        request: CreatePayment,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+        let shared = &self.shared;
+        let now = Millis::now();
+        let business_day = shared.settings.shop.business_day(now);
+        let description = request
+            .description
+            .filter(|description| !description.trim().is_empty())
+            .unwrap_or_else(|| shared.settings.default_description.clone());
+        let mut record = PaymentRecord::new_submitting(
+            uuid::Uuid::new_v4().to_string(),
+            request.attempt_id,
+            terminal_id.to_owned(),
+            new_out_trade_no(business_day),
+            request.amount_fen,
+            request.auth_code,
+            description,
+            now,
+            business_day,
+        );
+        let (state, action, at) = machine::created(now);
+        record.state = state;
+        record.next_action = Some(action);
+        record.next_action_at = Some(at);
+        // When micropay may leave at once, the insert doubles as its write-ahead: one commit
+        // instead of two on the counter's critical path. Otherwise the payment waits for its
+        // turn stored as "not sent", and the step commits the write-ahead when it is due.
+        let claimed = shared.limiter.try_now();
+        if claimed {
+            record.maybe_sent = true;
+            record.micropay_attempts = 1;
+            record.submitted_at = Some(now);
+        }
+        let outcome = shared.store.insert_payment(&record).await?;
+        if let InsertOutcome::Inserted(stored) = &outcome {
+            shared.metrics.observe_transition(stored.state);
+            let key = Key::Payment(stored.id.clone());
+            if claimed {
+                // Its turn is now: send straight away, with the record in hand.
+                lock(&shared.claimed_at_insert)
+                    .insert(stored.id.clone(), ClaimedAtInsert(stored.clone()));
+                shared.start_step(key);
+            } else {
+                shared.schedule_at(key, at);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The cashier asks to cancel: reverses the order if it may exist, or remembers the
+    /// request until micropay answers. Settled payments are returned unchanged, except a paid
+    /// one, which must be refunded instead.
+    pub async fn cancel(&self, payment_id: &str) -> Result<PaymentRecord, EngineError> {
+        let shared = &self.shared;
+        loop {
+            let record = shared.store.existing_payment(payment_id).await?;
+            if record.state == PaymentState::Paid {
+                return Err(EngineError::AlreadyPaid);
+            }
+            let now = Millis::now();
+            let (updated, note) =
+                match machine::cancel_requested(&facts_of(&record), &shared.settings.timing, now) {
+                    CancelDecision::Unchanged => return Ok(record),
+                    CancelDecision::RecordOnly if record.cancel_requested => return Ok(record),
+                    CancelDecision::RecordOnly => {
+                        let mut updated = record.clone();
+                        updated.cancel_requested = true;
+                        (updated, "cashier asked to cancel".to_owned())
+                    }
+                    CancelDecision::Reverse(transition) => {
+                        let mut updated =
+                            apply_transition(&record, &transition, Counter::None, now);
+                        updated.cancel_requested = true;
+                        (updated, transition.note)
+                    }
+                };
+            match shared.store.update_payment(&updated, &note).await {
+                Ok(saved) => {
+                    shared.committed(record.state, &saved);
+                    return Ok(saved);
+                }
+                Err(StoreError::StaleVersion { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Stores a refund of a paid payment and schedules it, or returns the refund already
+    /// stored under the same `refund_attempt_id`.
+    pub async fn create_refund(
+        &self,
+        payment_id: &str,
+        request: CreateRefund,
+    ) -> Result<InsertOutcome<RefundRecord>, EngineError> {
+        let shared = &self.shared;
+        let payment = shared.store.existing_payment(payment_id).await?;
+        // A replay needs no check of its own: `paid` is final, so a payment that has refunds
+        // passes this one, and the insert answers a repeated refund_attempt_id.
+        if payment.state != PaymentState::Paid {
+            return Err(EngineError::NotPaid(payment.state));
+        }
+        let now = Millis::now();
+        let refund = RefundRecord::new_submitting(
+            uuid::Uuid::new_v4().to_string(),
+            payment.id.clone(),
+            request.refund_attempt_id,
+            new_out_refund_no(shared.settings.shop.business_day(now)),
+            request.amount_fen,
+            request.reason,
+            now,
+        );
+        // A refund asked for within a minute of the payment's previous one is stored
+        // `queued` with the time it may go, so the cashier is told at once.
+        let others = shared.store.refunds_for_payment(&payment.id).await?;
+        let refund = refunds::planned(refund, &others, shared.settings.timing.refund_spacing, now);
+        let outcome = shared.store.insert_refund(&refund).await?;
+        if let InsertOutcome::Inserted(stored) = &outcome {
+            shared.refund_committed(stored);
+        }
+        Ok(outcome)
+    }
+
+    /// Subscribes to a payment: the subscription sees every version the engine or a cancel
+    /// commits, as committed. Subscribe *before* reading the payment so no change is missed.
+    pub fn watch(&self, payment_id: &str) -> Watch {
+        Watch::subscribe(&self.shared, payment_id)
+    }
+
+    /// The remaining wait before the engine stops waiting for the customer, for a payment
+    /// that is still waiting.
+    pub fn deadline_in(&self, record: &PaymentRecord) -> Option<Duration> {
+        if !matches!(
+            record.state,
+            PaymentState::Submitting | PaymentState::WaitingForCustomer | PaymentState::Confirming
+        ) {
+            return None;
+        }
+        let submitted_at = record.submitted_at.unwrap_or(record.created_at);
+        let deadline = submitted_at.plus(self.shared.settings.timing.wait_deadline);
+        Some(Duration::from_millis(
+            u64::try_from(deadline.0 - Millis::now().0).unwrap_or(0),
+        ))
+    }
+
+    /// The metrics registry the engine records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// What `/metrics` reports about the engine right now.
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            payments_by_state: self.shared.store.count_payments_by_state().await?,
+            scheduled: self.shared.schedule().len(),
+            in_flight: lock(&self.shared.in_flight).len(),
+        })
+    }
+}
+
+/// A unique order number: `PC`, the business day, 22 random alphanumerics (32 characters).
+fn new_out_trade_no(day: NaiveDate) -> OutTradeNo {
+    OutTradeNo::new(new_number("PC", day)).expect("32 ASCII alphanumerics are an out_trade_no")
+}
+
+/// A unique refund number: `RF`, the business day, 22 random alphanumerics (32 characters).
+fn new_out_refund_no(day: NaiveDate) -> OutRefundNo {
+    OutRefundNo::new(new_number("RF", day)).expect("32 ASCII alphanumerics are an out_refund_no")
+}
+
+/// `prefix`, the day as `YYYYMMDD`, and 22 random lower-case hex digits.
+fn new_number(prefix: &str, day: NaiveDate) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}{}{}", day.format("%Y%m%d"), &random[..22])
+}

@@ -1,0 +1,339 @@
+//! The payment step: load the payment, make exactly the WeChat call its stored `next_action`
+//! names (micropay, orderquery or reverse), classify the reply, let
+//! [`machine`](crate::engine::machine) decide, and commit the decision with a version check.
+
+use paycode_api::PaymentState;
+use tracing::Instrument;
+use wxpay::client::CallOptions;
+use wxpay::messages::{MicropayRequest, OrderQueryRequest, OrderRef, ReverseRequest};
+
+use crate::engine::classify;
+use crate::engine::driver::{ClaimedAtInsert, Shared, lock};
+use crate::engine::machine::{self, Action, CloseState, Facts, PendingFailure, Transition};
+use crate::engine::schedule::Key;
+use crate::store::{Millis, PaymentRecord, StoreError};
+
+/// How a micropay step got its turn under the rate limit.
+enum MicropayTurn {
+    /// Stored as "not sent": wait for a turn, then commit the write-ahead before sending.
+    Waiting(PaymentRecord),
+    /// Took its turn and wrote its write-ahead with the insert ([`ClaimedAtInsert`]): send
+    /// at once.
+    ClaimedAtInsert(PaymentRecord),
+}
+
+impl Shared {
+    pub(in crate::engine) async fn step_payment(&self, payment_id: &str) -> Result<(), StoreError> {
+        let claimed = lock(&self.claimed_at_insert).remove(payment_id);
+        let is_claimed = claimed.is_some();
+        let record = match claimed {
+            Some(ClaimedAtInsert(record)) => record,
+            None => match self.store.get_payment(payment_id).await? {
+                Some(record) => record,
+                None => return Ok(()),
+            },
+        };
+        let (Some(action), Some(at)) = (record.next_action, record.next_action_at) else {
+            return Ok(());
+        };
+        if at > Millis::now() {
+            // Rescheduled later since this entry was queued.
+            self.schedule_at(Key::Payment(record.id.clone()), at);
+            return Ok(());
+        }
+        let span = tracing::info_span!(
+            "payment",
+            id = %record.id,
+            out_trade_no = %record.out_trade_no,
+            action = action.as_str()
+        );
+        let step = async move {
+            match action {
+                Action::Micropay if is_claimed => {
+                    self.micropay(MicropayTurn::ClaimedAtInsert(record)).await
+                }
+                Action::Micropay => self.micropay(MicropayTurn::Waiting(record)).await,
+                Action::Reverse | Action::CloseReverse => self.reverse(record, action).await,
+                Action::Query | Action::PreReverseQuery | Action::FinalQuery | Action::Recheck => {
+                    self.query(record, action).await
+                }
+            }
+        };
+        step.instrument(span).await
+    }
+
+    /// Sends micropay, after waiting for the payment's turn unless it was claimed at insert.
+    async fn micropay(&self, turn: MicropayTurn) -> Result<(), StoreError> {
+        let (record, claimed) = match turn {
+            MicropayTurn::Waiting(record) => (record, false),
+            MicropayTurn::ClaimedAtInsert(record) => (record, true),
+        };
+        if !claimed {
+            // Wait for this payment's turn while it is still "not sent".
+            self.limiter.reserve().await;
+            if self.stopping.is_cancelled() {
+                // Shutting down: no new call starts. It is still "not sent" in the store
+                // and is sent after the next start.
+                return Ok(());
+            }
+        }
+        // What "may have been sent" was before this attempt, restored if it never leaves.
+        let was_maybe_sent = record.maybe_sent && !claimed;
+        let request = match self.micropay_request(&record) {
+            Ok(request) => request,
+            Err(message) => {
+                let outcome = machine::MicropayOutcome::Rejected { message };
+                return self
+                    .decide(
+                        record,
+                        Action::Micropay,
+                        Counter::None,
+                        move |facts, now| {
+                            let mut facts = facts.clone();
+                            facts.maybe_sent = was_maybe_sent;
+                            machine::after_micropay(
+                                &facts,
+                                outcome.clone(),
+                                &self.settings.timing,
+                                now,
+                            )
+                        },
+                    )
+                    .await;
+            }
+        };
+        let ahead = if claimed {
+            record
+        } else {
+            // Write-ahead: from here on, a crash means "may have been sent".
+            let mut ahead = record.clone();
+            ahead.maybe_sent = true;
+            ahead.micropay_attempts += 1;
+            ahead.submitted_at.get_or_insert(Millis::now());
+            match self.store.update_payment(&ahead, "micropay: sending").await {
+                Ok(saved) => {
+                    self.limiter.admit().await;
+                    saved
+                }
+                Err(StoreError::StaleVersion { .. }) => {
+                    self.resync_payment(&record.id).await;
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let result = self
+            .call(
+                &request,
+                CallOptions::with_read_timeout(self.settings.micropay_timeout),
+            )
+            .await;
+        let outcome = classify::micropay(result);
+        self.decide(ahead, Action::Micropay, Counter::None, move |facts, now| {
+            let mut facts = facts.clone();
+            // A request that never left does not count as "may have been sent".
+            facts.maybe_sent = was_maybe_sent;
+            machine::after_micropay(&facts, outcome.clone(), &self.settings.timing, now)
+        })
+        .await
+    }
+
+    /// The micropay request for `record`, or why it cannot be made.
+    fn micropay_request(&self, record: &PaymentRecord) -> Result<MicropayRequest, String> {
+        let auth_code = record
+            .auth_code
+            .clone()
+            .ok_or_else(|| "付款码已不在记录中，无法重新发送".to_owned())?;
+        let mut request = MicropayRequest::new(
+            record.out_trade_no.clone(),
+            record.amount_fen,
+            auth_code,
+            record.description.clone(),
+            self.settings.spbill_create_ip.clone(),
+        );
+        request.device_info = Some(record.terminal_id.replace('-', ""));
+        Ok(request)
+    }
+
+    async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
+        let request = OrderQueryRequest {
+            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
+        };
+        let outcome = classify::query(self.call(&request, CallOptions::default()).await);
+        let timing = &self.settings.timing;
+        self.decide(record, action, Counter::Query, move |facts, now| {
+            let outcome = outcome.clone();
+            match action {
+                Action::PreReverseQuery => machine::after_pre_reverse_query(facts, outcome, now),
+                Action::FinalQuery => machine::after_final_query(facts, outcome, timing, now),
+                Action::Recheck => machine::after_recheck(facts, outcome, timing, now),
+                Action::Query | Action::Micropay | Action::Reverse | Action::CloseReverse => {
+                    machine::after_query(facts, outcome, timing, now)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
+    /// order of a payment that already ended ([`Action::CloseReverse`]).
+    async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
+        let request = ReverseRequest {
+            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
+        };
+        let outcome = classify::reverse(self.call(&request, CallOptions::default()).await);
+        let timing = &self.settings.timing;
+        self.decide(record, action, Counter::Reverse, move |facts, now| {
+            if action == Action::CloseReverse {
+                machine::after_close_reverse(facts, outcome.clone(), timing, now)
+            } else {
+                machine::after_reverse(facts, outcome.clone(), timing, now)
+            }
+        })
+        .await
+    }
+
+    /// Commits the machine's decision about an outcome of `action`, re-deciding on fresh
+    /// facts if the payment changed meanwhile but still owes the same action.
+    async fn decide(
+        &self,
+        mut record: PaymentRecord,
+        action: Action,
+        counter: Counter,
+        decide: impl Fn(&Facts, Millis) -> Transition,
+    ) -> Result<(), StoreError> {
+        loop {
+            let now = Millis::now();
+            let transition = decide(&facts_of(&record), now);
+            let next = apply_transition(&record, &transition, counter, now);
+            match self.store.update_payment(&next, &transition.note).await {
+                Ok(saved) => {
+                    if let Some(close) = transition
+                        .close
+                        .filter(|_| record.close_state != saved.close_state)
+                    {
+                        self.closed(&saved, close, &transition.note);
+                    }
+                    self.committed(record.state, &saved);
+                    return Ok(());
+                }
+                Err(StoreError::StaleVersion { .. }) => {
+                    let Some(fresh) = self.store.get_payment(&record.id).await? else {
+                        return Ok(());
+                    };
+                    if fresh.next_action != Some(action) {
+                        tracing::info!(
+                            payment = %fresh.id,
+                            "payment changed during the call; its new plan starts afresh"
+                        );
+                        self.committed(fresh.state, &fresh);
+                        return Ok(());
+                    }
+                    record = fresh;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Logs and counts a change of a payment's close state (the audit event is written with
+    /// the change itself).
+    fn closed(&self, saved: &PaymentRecord, close: CloseState, note: &str) {
+        self.metrics.observe_close(close);
+        match close {
+            CloseState::NeedsAttention => tracing::warn!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                state = %saved.state,
+                %note,
+                "order left open at WeChat needs attention: close it in the merchant platform"
+            ),
+            CloseState::Pending | CloseState::Closed => tracing::info!(
+                payment = %saved.id,
+                out_trade_no = %saved.out_trade_no,
+                close = close.as_str(),
+                "order close at WeChat"
+            ),
+        }
+    }
+}
+
+/// Which per-payment counter a step bumps when it commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::engine) enum Counter {
+    /// No counter.
+    None,
+    /// `query_count`.
+    Query,
+    /// `reverse_count`.
+    Reverse,
+}
+
+/// The machine's view of a stored payment.
+pub(in crate::engine) fn facts_of(record: &PaymentRecord) -> Facts {
+    Facts {
+        state: record.state,
+        submitted_at: record.submitted_at,
+        maybe_sent: record.maybe_sent,
+        seen_paid: record.seen_paid,
+        cancel_requested: record.cancel_requested,
+        pending_failure: record.pending_failure.clone(),
+        reverse_attempts: record.reverse_attempts,
+        not_sent_attempts: record.not_sent_attempts,
+    }
+}
+
+/// The record after `transition`, ready to commit.
+pub(in crate::engine) fn apply_transition(
+    record: &PaymentRecord,
+    transition: &Transition,
+    counter: Counter,
+    now: Millis,
+) -> PaymentRecord {
+    let mut next = record.clone();
+    next.state = transition.state;
+    next.next_action = transition.next.map(|(action, _)| action);
+    next.next_action_at = transition.next.map(|(_, at)| at);
+    if let Some(transaction_id) = &transition.transaction_id {
+        next.transaction_id = Some(transaction_id.clone());
+    }
+    next.seen_paid = transition.seen_paid;
+    next.maybe_sent = transition.maybe_sent;
+    if let Some(failure) = &transition.failure {
+        next.failure_code = Some(failure.code.clone());
+        next.failure_message = Some(failure.message.clone());
+    }
+    match &transition.pending_failure {
+        PendingFailure::Keep => {}
+        PendingFailure::Set(failure) => next.pending_failure = Some(failure.clone()),
+        PendingFailure::Clear => next.pending_failure = None,
+    }
+    next.reverse_attempts = transition.reverse_attempts;
+    next.not_sent_attempts = transition.not_sent_attempts;
+    next.money_returned |= transition.money_returned;
+    if let Some(reason) = &transition.attention_reason {
+        next.attention_reason = Some(reason.clone());
+    }
+    if let Some(close) = transition.close {
+        next.close_state = Some(close);
+    }
+    if next.state == PaymentState::Paid {
+        // A paid payment shows no failure, whatever was suspected on the way.
+        next.failure_code = None;
+        next.failure_message = None;
+        next.pending_failure = None;
+    }
+    if next.next_action != Some(Action::Micropay) {
+        // The full code is kept only while micropay may have to be sent again.
+        next.auth_code = None;
+    }
+    if next.state.is_settled() && next.settled_at.is_none() {
+        next.settled_at = Some(now);
+    }
+    match counter {
+        Counter::None => {}
+        Counter::Query => next.query_count += 1,
+        Counter::Reverse => next.reverse_count += 1,
+    }
+    next
+}

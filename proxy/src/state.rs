@@ -1,0 +1,79 @@
+//! [`AppState`]: what every handler can reach through `State<AppState>`.
+//!
+//! The routes and the terminal extractor depend on this module; it depends only on the
+//! layers below them (configuration, store, engine, WeChat client, readiness checks).
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use paycode_api::DemoPairing;
+
+use crate::auth::Terminals;
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings};
+use crate::metrics::Metrics;
+use crate::readiness::{Readiness, StoreReachable};
+use crate::store::Store;
+use crate::wechat::{WechatReachable, WechatSetupError, build_client};
+
+/// How long `/readyz` trusts its last WeChat probe.
+const WECHAT_PROBE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What every handler can reach, through `State<AppState>`. Cheap to clone: every field is
+/// shared.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration, loaded once at start.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Terminal management and authentication, over the same store.
+    pub terminals: Terminals,
+    /// The checks `/readyz` runs: the store and WeChat.
+    pub readiness: Readiness,
+    /// The payments engine.
+    pub engine: Engine,
+    /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
+    pub demo_pairing: Option<Arc<DemoPairing>>,
+}
+
+impl AppState {
+    /// The state for `config` over `store`: the WeChat client and payments engine built
+    /// from `[wechat]` and `[payments]`, and the store and WeChat readiness checks. The engine
+    /// does nothing until [`Application`](crate::startup::Application) starts it.
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, WechatSetupError> {
+        let client = build_client(&config.wechat)?;
+        let engine = Engine::new(
+            Arc::clone(&store),
+            client.clone(),
+            EngineSettings::from_config(&config),
+            Arc::new(Metrics::default()),
+        );
+        let readiness = Readiness::default()
+            .with(Arc::new(StoreReachable(Arc::clone(&store))))
+            .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
+        Ok(AppState {
+            terminals: Terminals::new(Arc::clone(&store)),
+            readiness,
+            engine,
+            demo_pairing: None,
+            config,
+            store,
+        })
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("readiness", &self.readiness)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for Terminals {
+    fn from_ref(state: &AppState) -> Terminals {
+        state.terminals.clone()
+    }
+}
