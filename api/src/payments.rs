@@ -98,7 +98,8 @@ pub struct CreatePayment {
     pub attempt_id: AttemptId,
     /// The amount to charge, in fen: at least 1 and at most the proxy's configured
     /// `payments.max_amount_fen` (the served document states this server's value; above it,
-    /// 400 `INVALID_AMOUNT`).
+    /// 400 `INVALID_AMOUNT`). Written with digits only: `1230`, never `1230.0` or `1.23e3`
+    /// (400 naming `amount_fen`), a rule JSON Schema, which compares values, cannot state.
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = u64, minimum = 1, maximum = 1_000_000_000_000_u64, example = 1230)
@@ -240,7 +241,7 @@ pub struct CreateRefund {
     pub refund_attempt_id: AttemptId,
     /// The amount to return, in fen: at least 1, and at most what is left of the payment
     /// after its refunds not failed (more is 409 `REFUND_EXCEEDS_PAYMENT`, which depends on
-    /// the payment, not on the request).
+    /// the payment, not on the request). Written with digits only, like a payment's.
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = u64, minimum = 1, maximum = 1_000_000_000_000_u64, example = 100)
