@@ -13,10 +13,9 @@ fn committed_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json")
 }
 
-#[tokio::test]
-async fn the_served_document_matches_the_reviewed_copy() {
-    let app = spawn_app(|_| {}).await;
-    let served = app
+/// The document `app` serves at `/api/v1/openapi.json`.
+async fn served_document(app: &TestApp) -> serde_json::Value {
+    let text = app
         .client
         .get(format!("{}/api/v1/openapi.json", app.address))
         .send()
@@ -25,7 +24,13 @@ async fn the_served_document_matches_the_reviewed_copy() {
         .text()
         .await
         .unwrap();
-    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_served_document_matches_the_reviewed_copy() {
+    let app = spawn_app(|_| {}).await;
+    let served = served_document(&app).await;
     let generated = serde_json::to_value(paycode_proxy::routes::openapi()).unwrap();
     assert_eq!(served, generated);
     let pretty = serde_json::to_string_pretty(&generated).unwrap() + "\n";
@@ -190,16 +195,7 @@ async fn refund_amounts_are_held_to_the_documented_bounds() {
 #[tokio::test]
 async fn the_served_document_states_this_servers_maximum_amount() {
     let app = spawn_app_with(|_| {}, |config| config.payments.max_amount_fen = Fen(777)).await;
-    let document: serde_json::Value = app
-        .client
-        .get(format!("{}/api/v1/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|text| serde_json::from_str(&text).unwrap())
-        .unwrap();
+    let document = served_document(&app).await;
     let amount = &document["components"]["schemas"]["CreatePayment"]["properties"]["amount_fen"];
     assert_eq!(
         (&amount["minimum"], &amount["maximum"]),
