@@ -32,7 +32,7 @@ const MAX_REFUND_REASON_CHARS: usize = 80;
 /// The longest `wait` a client may ask for, in seconds. The proxy waits at most
 /// `payments.long_poll_max_wait` whatever is asked; a `wait` above this is refused (400) as
 /// a client bug rather than clamped silently.
-pub const MAX_WAIT_SECONDS: u64 = 3600;
+const MAX_WAIT_SECONDS: u64 = 3600;
 
 /// The largest payment version a client can hold: versions are stored as SQLite integers.
 const MAX_VERSION: u64 = i64::MAX as u64;
