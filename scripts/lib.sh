@@ -79,3 +79,27 @@ ensure_cargo_fuzz() {
         cargo install cargo-fuzz --locked
     fi
 }
+
+# Schemathesis, the OpenAPI conformance fuzzer, pinned, in a virtualenv beside the build
+# artefacts (Python 3 and its venv module must be installed). Sets SCHEMATHESIS to its
+# command. Safe to run again.
+SCHEMATHESIS_VERSION="4.32.5"
+ensure_schemathesis() {
+    local venv="$CARGO_TARGET_DIR/schemathesis-$SCHEMATHESIS_VERSION"
+    SCHEMATHESIS="$venv/bin/schemathesis"
+    if "$SCHEMATHESIS" --version 2>/dev/null | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION"; then
+        return
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        echo "python3 is not installed: the API conformance step needs Python 3 and pip" >&2
+        exit 1
+    fi
+    step "installing Schemathesis $SCHEMATHESIS_VERSION into $venv (pip, a minute the first time)"
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv"; then
+        echo "python3 cannot make a virtualenv: install its venv module (apt-get install python3-venv)" >&2
+        exit 1
+    fi
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    "$SCHEMATHESIS" --version
+}

@@ -96,11 +96,24 @@ pub struct CreatePayment {
     /// The idempotency key: a UUID the app makes once per payment attempt and reuses when it
     /// retries. The same `attempt_id` always answers with the same payment.
     pub attempt_id: AttemptId,
-    /// The amount to charge, in fen.
+    /// The amount to charge, in fen: at least 1 and at most the proxy's configured
+    /// `payments.max_amount_fen` (the served document states this server's value; above it,
+    /// 400 `INVALID_AMOUNT`). Written with digits only: `1230`, never `1230.0` or `1.23e3`
+    /// (400 naming `amount_fen`), a rule JSON Schema, which compares values, cannot state.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = u64, minimum = 1, maximum = 1_000_000_000_000_u64, example = 1230)
+    )]
     pub amount_fen: Fen,
     /// The scanned payment code.
     pub auth_code: AuthCode,
-    /// What is sold; defaults to the shop's configured description.
+    /// What is sold; defaults to the shop's configured description. At most 127 bytes of
+    /// UTF-8 (WeChat's limit on `body`: a Chinese character takes 3) and no control
+    /// characters; otherwise 400 `INVALID_REQUEST` naming `description`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 127, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -226,9 +239,20 @@ pub struct Payment {
 pub struct CreateRefund {
     /// The idempotency key: a UUID the app makes once per refund and reuses when retrying.
     pub refund_attempt_id: AttemptId,
-    /// The amount to return, at most what is left of the payment.
+    /// The amount to return, in fen: at least 1, and at most what is left of the payment
+    /// after its refunds not failed (more is 409 `REFUND_EXCEEDS_PAYMENT`, which depends on
+    /// the payment, not on the request). Written with digits only, like a payment's.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = u64, minimum = 1, maximum = 1_000_000_000_000_u64, example = 100)
+    )]
     pub amount_fen: Fen,
-    /// Why, shown to the customer by WeChat (≤ 80 characters).
+    /// Why, shown to the customer by WeChat: at most 80 characters, no control characters
+    /// (otherwise 400 `INVALID_REQUEST` naming `reason`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 80, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

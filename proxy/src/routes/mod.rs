@@ -2,8 +2,9 @@
 //!
 //! The JSON API lives under `/api/v1` ([`api_router`]); its routes are registered together
 //! with their OpenAPI description (utoipa), so the document served at
-//! `/api/v1/openapi.json` ([`openapi`]) cannot list a route that does not exist or miss one
-//! that does. Health checks and metrics sit at the root, where load balancers, orchestrators
+//! `/api/v1/openapi.json` ([`openapi_for`]) cannot list a route that does not exist or miss
+//! one that does. The limits that come from configuration (`payments.max_amount_fen`) are
+//! written into the served document as this server enforces them. Health checks and metrics sit at the root, where load balancers, orchestrators
 //! and Prometheus expect them.
 
 pub mod health;
@@ -13,16 +14,32 @@ pub mod terminal;
 
 use std::sync::Arc;
 
-use axum::extract::OriginalUri;
+use axum::extract::{OriginalUri, State};
 use axum::http::Method;
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContactBuilder, InfoBuilder, OpenApi};
+use utoipa::openapi::{ContactBuilder, InfoBuilder, OpenApi, RefOr, Schema};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::config::PaymentsConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+// Response descriptions shared by several operations.
+/// 401, with `WWW-Authenticate: Bearer`.
+pub(crate) const UNAUTHORIZED: &str = "No valid terminal token (UNAUTHORIZED)";
+/// 413, for a JSON body.
+pub(crate) const BODY_TOO_LARGE: &str = "Body larger than server.body_limit_bytes (BODY_TOO_LARGE)";
+/// 415, for a JSON body.
+pub(crate) const UNSUPPORTED_MEDIA_TYPE: &str =
+    "No JSON Content-Type: application/json or application/*+json (UNSUPPORTED_MEDIA_TYPE)";
+/// 500, the cause logged and never shown.
+pub(crate) const INTERNAL: &str =
+    "A bug or an unexpected failure (INTERNAL); check the payment before charging again";
+/// 503, when the database cannot be reached.
+pub(crate) const UNAVAILABLE: &str =
+    "The database is unreachable for now (UNAVAILABLE); retry shortly";
 
 /// Where the API lives.
 pub const API_PREFIX: &str = "/api/v1";
@@ -37,9 +54,10 @@ pub fn api_router() -> Router<AppState> {
     routes
         .route(
             &format!("{API_PREFIX}/openapi.json"),
-            get(move || {
-                let document = Arc::clone(&document);
-                async move { Json(document.as_ref().clone()) }
+            get(move |State(state): State<AppState>| {
+                let mut document = document.as_ref().clone();
+                state_limits(&mut document, &state.config.payments);
+                async move { Json(document) }
             }),
         )
         .method_not_allowed_fallback(method_not_allowed)
@@ -47,9 +65,34 @@ pub fn api_router() -> Router<AppState> {
         .route(&format!("{API_PREFIX}/{{*rest}}"), any(api_not_found))
 }
 
-/// The OpenAPI document of `/api/v1`.
+/// The OpenAPI document of `/api/v1` as a server with these payment rules serves it.
+pub fn openapi_for(payments: &PaymentsConfig) -> OpenApi {
+    let mut document = documented_routes().into_openapi();
+    state_limits(&mut document, payments);
+    document
+}
+
+/// The OpenAPI document of `/api/v1` with the default configuration (the reviewed copy in
+/// `proxy/openapi.json`).
 pub fn openapi() -> OpenApi {
-    documented_routes().into_openapi()
+    openapi_for(&PaymentsConfig::default())
+}
+
+/// Writes the configured limits into the document: the largest amount a payment may have.
+fn state_limits(document: &mut OpenApi, payments: &PaymentsConfig) {
+    let amount = document
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("CreatePayment"))
+        .and_then(|schema| match schema {
+            RefOr::T(Schema::Object(object)) => object.properties.get_mut("amount_fen"),
+            _ => None,
+        });
+    // The schema is derived from `CreatePayment`, whose `amount_fen` is an inline integer.
+    if let Some(RefOr::T(Schema::Object(amount))) = amount {
+        let max = usize::try_from(payments.max_amount_fen.get()).unwrap_or(usize::MAX);
+        amount.maximum = Some(utoipa::Number::UInt(max));
+    }
 }
 
 fn documented_routes() -> OpenApiRouter<AppState> {

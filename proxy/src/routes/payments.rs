@@ -7,7 +7,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
+use paycode_api::money::MAX_PARSED;
 use paycode_api::{
     CreatePayment, CreateRefund, DailyTotals, ErrorBody, Failure, Fen, Payment, PaymentList,
     PaymentState, Refund, RefundState,
@@ -17,6 +18,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::{BODY_TOO_LARGE, INTERNAL, UNAUTHORIZED, UNAVAILABLE, UNSUPPORTED_MEDIA_TYPE};
 use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
 use crate::error::{ApiError, Result};
@@ -26,6 +28,14 @@ use crate::store::{Millis, PaymentRecord, RefundRecord};
 
 /// WeChat's limit on `refund_desc`.
 const MAX_REFUND_REASON_CHARS: usize = 80;
+
+/// The longest `wait` a client may ask for, in seconds. The proxy waits at most
+/// `payments.long_poll_max_wait` whatever is asked; a `wait` above this is refused (400) as
+/// a client bug rather than clamped silently.
+const MAX_WAIT_SECONDS: u64 = 3600;
+
+/// The largest payment version a client can hold: versions are stored as SQLite integers.
+const MAX_VERSION: u64 = i64::MAX as u64;
 
 /// The payment routes, relative to `/api/v1`, with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,11 +56,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 201, description = "A new payment; micropay is on its way", body = Payment),
         (status = 200, description = "The payment already taken under this attempt_id", body = Payment),
-        (status = 400, description = "Bad input (INVALID_AMOUNT, INVALID_REQUEST, INVALID_JSON), naming the field", body = ErrorBody),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
-        (status = 409, description = "attempt_id reused with other contents (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
-        (status = 413, description = "Body too large (BODY_TOO_LARGE)", body = ErrorBody),
-        (status = 415, description = "Not JSON (UNSUPPORTED_MEDIA_TYPE)", body = ErrorBody),
+        (status = 400, description = "Bad input, naming the field: INVALID_AMOUNT (zero, or above this server's payments.max_amount_fen), INVALID_REQUEST (a missing, unknown or malformed field, a description over 127 bytes), INVALID_JSON", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 409, description = "attempt_id reused with other contents (IDEMPOTENCY_CONFLICT): depends on what is stored, not on the request alone", body = ErrorBody),
+        (status = 413, description = BODY_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -92,12 +104,39 @@ async fn payment_create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ShowQuery {
-    /// Seconds to wait for a version newer than `after_version`.
+    /// Seconds to wait for a version newer than `after_version` (only with `after_version`).
+    /// The proxy waits at most its `payments.long_poll_max_wait` (25 s by default): a longer
+    /// `wait` is shortened to that, and the answer is then the current payment. Above 3600,
+    /// 400 `INVALID_REQUEST` naming `wait`.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 3600)]
     wait: Option<u64>,
-    /// The version the client already has.
+    /// The version the client already has (a payment's `version`).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     after_version: Option<u64>,
+}
+
+impl ShowQuery {
+    /// Refuses what the document does not allow, naming the parameter.
+    fn check(&self) -> Result<()> {
+        if self.wait.is_some_and(|wait| wait > MAX_WAIT_SECONDS) {
+            return Err(ApiError::invalid_field(
+                "wait",
+                format!("must be at most {MAX_WAIT_SECONDS} seconds"),
+            ));
+        }
+        if self
+            .after_version
+            .is_some_and(|version| version > MAX_VERSION)
+        {
+            return Err(ApiError::invalid_field(
+                "after_version",
+                format!("must be at most {MAX_VERSION}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Follow a payment (long-poll): answers as soon as the payment's version moves past
@@ -110,9 +149,11 @@ struct ShowQuery {
     params(("id" = String, Path, description = "The payment's id"), ShowQuery),
     responses(
         (status = 200, description = "The payment", body = Payment),
-        (status = 400, description = "Bad query string (INVALID_REQUEST)", body = ErrorBody),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 400, description = "Bad query string (INVALID_REQUEST): an unknown parameter, a value that is not a number, or one above its maximum (naming it)", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -122,6 +163,7 @@ async fn payment_show(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Json<Payment>> {
+    query.check()?;
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut watch = state.engine.watch(&id);
     let mut record = state.store.existing_payment(&id).await?;
@@ -151,9 +193,11 @@ async fn payment_show(
     params(("id" = String, Path, description = "The payment's id")),
     responses(
         (status = 200, description = "The payment, now cancelling (or unchanged if settled)", body = Payment),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
-        (status = 409, description = "Already paid: refund it instead (PAYMENT_ALREADY_PAID)", body = ErrorBody),
+        (status = 409, description = "Depends on the payment's state, not on the request: already paid, refund it instead (PAYMENT_ALREADY_PAID), or changed at the same moment, try again (CONCURRENT_CHANGE)", body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -181,10 +225,14 @@ async fn payment_cancel(
     responses(
         (status = 201, description = "A new refund, on its way to WeChat, or queued until a minute after the payment's previous refund (state queued, not_before)", body = Refund),
         (status = 200, description = "The refund already requested under this refund_attempt_id", body = Refund),
-        (status = 400, description = "Bad input (INVALID_AMOUNT, INVALID_REQUEST), naming the field", body = ErrorBody),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 400, description = "Bad input, naming the field: INVALID_AMOUNT (zero or above 1000000000000), INVALID_REQUEST (a missing, unknown or malformed field, a reason over 80 characters), INVALID_JSON", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
-        (status = 409, description = "Not paid (PAYMENT_NOT_PAID), more than is left after the refunds not failed (REFUND_EXCEEDS_PAYMENT) or a reused refund_attempt_id (IDEMPOTENCY_CONFLICT)", body = ErrorBody),
+        (status = 409, description = "Depends on the payment and its refunds, not on the request alone: not paid (PAYMENT_NOT_PAID), more than is left after the refunds not failed (REFUND_EXCEEDS_PAYMENT), a reused refund_attempt_id (IDEMPOTENCY_CONFLICT) or a change at the same moment (CONCURRENT_CHANGE)", body = ErrorBody),
+        (status = 413, description = BODY_TOO_LARGE, body = ErrorBody),
+        (status = 415, description = UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -198,6 +246,14 @@ async fn refund_create(
         return Err(ApiError::InvalidRequest {
             code: "INVALID_AMOUNT",
             message: "the refund amount must be more than zero".to_owned(),
+            field: Some("amount_fen".to_owned()),
+        });
+    }
+    // No payment can be larger (see `payments.max_amount_fen`), so no refund can either.
+    if request.amount_fen > MAX_PARSED {
+        return Err(ApiError::InvalidRequest {
+            code: "INVALID_AMOUNT",
+            message: format!("the refund amount must be at most {MAX_PARSED}"),
             field: Some("amount_fen".to_owned()),
         });
     }
@@ -226,8 +282,11 @@ async fn refund_create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// `YYYY-MM-DD`; today (in the shop's time zone) when absent.
+    /// The business day, `YYYY-MM-DD` (an RFC 3339 full-date, year 0001 to 9999); today in
+    /// the shop's time zone when absent. Anything else, even empty, is 400
+    /// `INVALID_REQUEST` naming `date`.
     #[serde(default)]
+    #[param(format = Date, example = "2026-11-30")]
     date: Option<String>,
     /// Only this terminal's payments; every terminal's when absent.
     #[serde(default)]
@@ -242,8 +301,10 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "The day's payments and totals", body = PaymentList),
-        (status = 400, description = "Bad date (INVALID_REQUEST, field date)", body = ErrorBody),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 400, description = "Bad query string (INVALID_REQUEST): a date that is not YYYY-MM-DD (naming date) or an unknown parameter", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]
@@ -253,8 +314,8 @@ async fn payment_list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentList>> {
     let day = match &query.date {
-        Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
+        Some(text) => parse_day(text)
+            .ok_or_else(|| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
         None => state.config.shop.business_day(Millis::now()),
     };
     let terminal = query.terminal.as_deref();
@@ -279,6 +340,19 @@ async fn payment_list(
         payments,
         totals,
     }))
+}
+
+/// Reads an RFC 3339 full-date (`2026-11-30`): exactly four, two and two digits, year 1 or
+/// later, a day that exists. chrono alone would also take `2026-1-5` or `+2026-01-05`.
+fn parse_day(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            4 | 7 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        });
+    let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    (shaped && day.year() >= 1).then_some(day)
 }
 
 /// A payment's refunds; only a paid payment can have any, so others skip the query.

@@ -9,6 +9,7 @@ use paycode_api::{DemoPairing, ErrorBody, TerminalInfo};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::{INTERNAL, UNAUTHORIZED, UNAVAILABLE};
 use crate::auth::AuthenticatedTerminal;
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -27,7 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "terminals",
     responses(
         (status = 200, description = "The calling terminal", body = TerminalInfo),
-        (status = 401, description = "No valid terminal token (UNAUTHORIZED)", body = ErrorBody),
+        (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = INTERNAL, body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
     security(("terminal_token" = []))
 )]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use paycode_api::{AttemptId, AuthCode, Fen};
+use paycode_proxy::auth::Terminals;
 use paycode_proxy::cli::demo::simulator_wechat_config;
-use paycode_proxy::config::{Config, WechatConfig};
+use paycode_proxy::config::{Config, StoreConfig, WechatConfig};
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{Millis, PaymentRecord, SqliteStore, Store};
 use tempfile::TempDir;
@@ -86,6 +87,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The simulated WeChat Pay the proxy talks to.
     pub sim: Option<SimHandle>,
+    store_config: StoreConfig,
     /// Keeps the data and app directories alive while the server runs.
     _root: TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -93,6 +95,13 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A new terminal's bearer token, added to the application's database.
+    pub async fn terminal_token(&self, name: &str) -> String {
+        let store = SqliteStore::connect(&self.store_config).await.unwrap();
+        let (_, token) = Terminals::new(Arc::new(store)).add(name).await.unwrap();
+        token.expose().to_owned()
+    }
+
     /// Stops the server gracefully and waits for it to finish.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -125,11 +134,21 @@ pub async fn start_simulator(root: &Path) -> SimHandle {
 /// Starts the application on port 0, after `prepare` has had a chance to put files in the
 /// root directory (such as a built app).
 pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
+    spawn_app_with(prepare, |_| {}).await
+}
+
+/// Like [`spawn_app`], with `configure` changing the configuration first.
+pub async fn spawn_app_with(
+    prepare: impl FnOnce(&Path),
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     prepare(root.path());
     let sim = start_simulator(root.path()).await;
     let mut config = config_in(root.path());
     config.wechat = simulator_wechat_config(&sim);
+    configure(&mut config);
+    let store_config = config.store.clone();
     let application = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -140,6 +159,7 @@ pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
         address,
         client: reqwest::Client::new(),
         sim: Some(sim),
+        store_config,
         _root: root,
         stop: Some(stop),
         server: Some(server),
