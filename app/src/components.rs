@@ -57,7 +57,7 @@ pub fn OfflineBanner() -> impl IntoView {
 
 /// Whether a notice is a problem (announced as an alert) or a hint (a status).
 pub fn notice_is_problem(notice: &Notice) -> bool {
-    !matches!(notice, Notice::ImeDetected | Notice::RateLimited)
+    !matches!(notice, Notice::ImeDetected)
 }
 
 /// The current notice of the checkout, if any.

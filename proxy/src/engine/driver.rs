@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use paycode_api::{CreatePayment, CreateRefund, PaymentState, RefundState};
+use paycode_api::{
+    CashierCopy, CreatePayment, CreateRefund, FailureCode, PaymentState, RefundState,
+};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -951,8 +953,9 @@ impl Shared {
         let out_refund_no = OutRefundNo::new(refund.out_refund_no.clone());
         let (Ok(out_trade_no), Ok(out_refund_no)) = (out_trade_no, out_refund_no) else {
             refund.state = RefundState::Failed;
-            refund.failure_code = Some("INVALID_NUMBER".into());
-            refund.failure_message = Some("订单号或退款单号无效，无法退款".into());
+            let (code, message) = FailureCode::InvalidNumber.with_copy(CashierCopy::REFUND_FAILED);
+            refund.failure_code = Some(code.into());
+            refund.failure_message = Some(message.into());
             refund.next_action_at = None;
             let before = refund.state;
             return self.save_refund(refund, &payment, before).await;
@@ -1049,9 +1052,10 @@ impl Shared {
                     }
                     RefundQueryOutcome::NotFound if refund.wechat_refund_id.is_none() => {
                         refund.state = RefundState::Failed;
-                        refund.failure_code = Some("REFUND_NOT_ACCEPTED".into());
-                        refund.failure_message =
-                            Some("微信支付未受理该退款，款项未退回，请重新发起退款".into());
+                        let (code, message) =
+                            FailureCode::RefundNotAccepted.with_copy(CashierCopy::REFUND_FAILED);
+                        refund.failure_code = Some(code.into());
+                        refund.failure_message = Some(message.into());
                         refund.next_action_at = None;
                     }
                     RefundQueryOutcome::NotFound | RefundQueryOutcome::Unknown { .. } => {

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use paycode_api::PaymentState;
+use paycode_api::{CashierCopy, FailureCode, PaymentState};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -374,13 +374,15 @@ fn leaves_open_order(outcome: &QueryOutcome) -> bool {
 }
 
 /// Message and code for a payment the customer abandoned.
-pub const CUSTOMER_CANCELLED: (&str, &str) = ("CUSTOMER_CANCELLED", "顾客未完成支付，订单已关闭");
+pub const CUSTOMER_CANCELLED: (&str, &str) =
+    FailureCode::CustomerCancelled.with_copy(CashierCopy::PAYMENT_FAILED);
 /// Message and code for an order WeChat closed without payment.
-pub const ORDER_CLOSED: (&str, &str) = ("ORDER_CLOSED", "订单已关闭，未扣款，请重新收款");
+pub const ORDER_CLOSED: (&str, &str) =
+    FailureCode::OrderClosed.with_copy(CashierCopy::PAYMENT_FAILED);
 /// Message and code for WeChat's PAYERROR.
-pub const PAY_ERROR: (&str, &str) = ("PAYERROR", "支付失败，未扣款，请重新收款");
+pub const PAY_ERROR: (&str, &str) = FailureCode::PayError.with_copy(CashierCopy::PAYMENT_FAILED);
 /// Message and code for a payment that could never be sent.
-pub const NOT_SENT: (&str, &str) = ("NOT_SENT", "无法连接微信支付，未扣款，请检查网络后重新收款");
+pub const NOT_SENT: (&str, &str) = FailureCode::NotSent.with_copy(CashierCopy::PAYMENT_FAILED);
 
 /// The first decision for a new payment: send micropay now.
 pub fn created(now: Millis) -> (PaymentState, Action, Millis) {
@@ -459,7 +461,7 @@ pub fn after_micropay(
                 None,
                 "micropay rejected by WeChat",
             )
-            .failing("WECHAT_REJECTED", message)
+            .failing(FailureCode::WechatRejected.as_str(), message)
         }
         MicropayOutcome::NotSent { reason } => {
             let attempts = facts.not_sent_attempts + 1;

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
+use paycode_api::ErrorCode;
 
 /// Where the API lives.
 pub const API_PREFIX: &str = "/api/v1";
@@ -94,7 +95,7 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::NotFound {
-        code: "NOT_FOUND",
+        code: ErrorCode::NotFound,
         message: format!("there is no API endpoint at {}", uri.path()),
     }
 }

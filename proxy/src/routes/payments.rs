@@ -9,8 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 use paycode_api::{
-    CreatePayment, CreateRefund, DailyTotals, ErrorBody, Failure, Fen, Payment, PaymentList,
-    PaymentState, Refund, RefundState,
+    CreatePayment, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure, FailureCode, Fen,
+    Payment, PaymentList, PaymentState, Refund, RefundState,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -63,7 +63,7 @@ async fn payment_create(
         .amount_fen
         .check_charge(state.config.payments.max_amount_fen)
         .map_err(|error| ApiError::InvalidRequest {
-            code: "INVALID_AMOUNT",
+            code: ErrorCode::InvalidAmount,
             message: error.to_string(),
             field: Some("amount_fen".to_owned()),
         })?;
@@ -196,7 +196,7 @@ async fn refund_create(
 ) -> Result<(StatusCode, Json<Refund>)> {
     if request.amount_fen == Fen::ZERO {
         return Err(ApiError::InvalidRequest {
-            code: "INVALID_AMOUNT",
+            code: ErrorCode::InvalidAmount,
             message: "the refund amount must be more than zero".to_owned(),
             field: Some("amount_fen".to_owned()),
         });
@@ -300,7 +300,7 @@ fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRec
         });
     let failure = match (&record.failure_code, &record.failure_message) {
         (Some(code), message) if record.state != PaymentState::Paid => Some(Failure {
-            code: code.clone(),
+            code: FailureCode::parse(code),
             message: message.clone().unwrap_or_default(),
         }),
         _ => None,
@@ -343,7 +343,7 @@ fn refund_body(record: &RefundRecord) -> Refund {
             .filter(|_| record.state == RefundState::Queued)
             .map(Millis::to_rfc3339),
         failure: record.failure_code.as_ref().map(|code| Failure {
-            code: code.clone(),
+            code: FailureCode::parse(code),
             message: record.failure_message.clone().unwrap_or_default(),
         }),
         created_at: record.created_at.to_rfc3339(),
