@@ -46,10 +46,18 @@ macro_rules! string_codes {
             }
 
             /// The wire string, e.g. `"NOT_FOUND"`.
-            pub const fn as_str(&self) -> &str {
+            pub fn as_str(&self) -> &str {
                 match self {
-                    $( $name::$variant => $wire, )*
-                    $name::Other(other) => other.as_str(),
+                    $name::Other(other) => other,
+                    known => known.known_str().unwrap_or_default(),
+                }
+            }
+
+            /// The wire string of a known code; `None` for `Other`. Usable in constants.
+            pub const fn known_str(&self) -> Option<&'static str> {
+                match self {
+                    $( $name::$variant => Some($wire), )*
+                    $name::Other(_) => None,
                 }
             }
 
@@ -340,8 +348,19 @@ impl FailureCode {
 
     /// The code and its Chinese copy, as the proxy stores a failure: `(code, message)`.
     /// An unknown code gets `fallback`'s copy.
-    pub const fn with_copy(&self, fallback: CashierCopy) -> (&str, &'static str) {
+    pub fn with_copy(&self, fallback: CashierCopy) -> (&str, &'static str) {
         (self.as_str(), self.copy_or(fallback).zh)
+    }
+
+    /// [`FailureCode::with_copy`] for a known code, in a constant.
+    ///
+    /// # Panics
+    /// For [`FailureCode::Other`], which has no copy; in a constant that fails the build.
+    pub const fn code_and_copy(&self) -> (&'static str, &'static str) {
+        match (self.known_str(), self.copy()) {
+            (Some(code), Some(copy)) => (code, copy.zh),
+            _ => panic!("only a known failure code has copy"),
+        }
     }
 
     /// The copy for this code, or `fallback` for a code without copy of its own.

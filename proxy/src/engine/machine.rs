@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use paycode_api::{CashierCopy, FailureCode, PaymentState};
+use paycode_api::{FailureCode, PaymentState};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
@@ -374,15 +374,13 @@ fn leaves_open_order(outcome: &QueryOutcome) -> bool {
 }
 
 /// Message and code for a payment the customer abandoned.
-pub const CUSTOMER_CANCELLED: (&str, &str) =
-    FailureCode::CustomerCancelled.with_copy(CashierCopy::PAYMENT_FAILED);
+pub const CUSTOMER_CANCELLED: (&str, &str) = FailureCode::CustomerCancelled.code_and_copy();
 /// Message and code for an order WeChat closed without payment.
-pub const ORDER_CLOSED: (&str, &str) =
-    FailureCode::OrderClosed.with_copy(CashierCopy::PAYMENT_FAILED);
+pub const ORDER_CLOSED: (&str, &str) = FailureCode::OrderClosed.code_and_copy();
 /// Message and code for WeChat's PAYERROR.
-pub const PAY_ERROR: (&str, &str) = FailureCode::PayError.with_copy(CashierCopy::PAYMENT_FAILED);
+pub const PAY_ERROR: (&str, &str) = FailureCode::PayError.code_and_copy();
 /// Message and code for a payment that could never be sent.
-pub const NOT_SENT: (&str, &str) = FailureCode::NotSent.with_copy(CashierCopy::PAYMENT_FAILED);
+pub const NOT_SENT: (&str, &str) = FailureCode::NotSent.code_and_copy();
 
 /// The first decision for a new payment: send micropay now.
 pub fn created(now: Millis) -> (PaymentState, Action, Millis) {

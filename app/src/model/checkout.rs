@@ -18,9 +18,9 @@
 use paycode_api::{AttemptId, AuthCode, AuthCodeError, CreatePayment, Fen, Payment, PaymentState};
 use serde::{Deserialize, Serialize};
 
-use crate::amount::{AmountEntry, AmountKey, AmountPolicy, AmountProblem, Proceed};
-use crate::remote::ApiFailure;
-use crate::wedge::{DetectorEvent, Mode};
+use crate::model::amount::{AmountEntry, AmountKey, AmountPolicy, AmountProblem, Proceed};
+use crate::model::remote::ApiFailure;
+use crate::model::wedge::{DetectorEvent, Mode};
 
 /// How long "取消收款" stays disabled after a payment code is submitted: the micropay call is
 /// in flight and a reverse is not allowed that early anyway.

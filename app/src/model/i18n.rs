@@ -6,8 +6,8 @@
 
 use paycode_api::{Failure, Fen, PaymentState, RefundState};
 
-use crate::amount::AmountProblem;
-use crate::checkout::Notice;
+use crate::model::amount::AmountProblem;
+use crate::model::checkout::Notice;
 
 /// The page language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -1,6 +1,6 @@
 //! How a call to the proxy can fail, and what each failure means for the cashier.
 //!
-//! The browser glue (`api.rs`) turns every fetch into `Result<T, ApiFailure>`; the pure
+//! The browser glue (`ui/api.rs`) turns every fetch into `Result<T, ApiFailure>`; the pure
 //! state machines decide from the failure alone whether the request may have taken effect.
 
 use paycode_api::{ErrorBody, ErrorCode};

@@ -6,7 +6,7 @@
 
 use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund, RefundState};
 
-use crate::remote::ApiFailure;
+use crate::model::remote::ApiFailure;
 
 /// What is left to refund of a payment: nothing unless it is paid. Every refund that has not
 /// failed counts, also those still queued, submitting or processing, as the proxy's cap

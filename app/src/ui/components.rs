@@ -3,9 +3,9 @@
 
 use leptos::prelude::*;
 
-use crate::app::{Page, Pairing, ctx};
-use crate::checkout::Notice;
-use crate::i18n::{Text, notice_text, text};
+use crate::model::checkout::Notice;
+use crate::model::i18n::{Text, notice_text, text};
+use crate::ui::context::{Page, Pairing, ctx};
 
 /// The top bar: title, terminal, navigation.
 #[component]
