@@ -1257,7 +1257,7 @@ mod tests {
         let mut checkout = awaiting_code();
         scan(&mut checkout);
         let effects = checkout.handle(
-            Input::PostAnswered(Err(http(400, "INVALID_AUTH_CODE", Some("auth_code")))),
+            Input::PostAnswered(Err(http(400, "INVALID_REQUEST", Some("auth_code")))),
             NOW,
         );
         assert_eq!(persisted(&effects), vec![None]);
@@ -1271,7 +1271,7 @@ mod tests {
         );
         assert_eq!(
             checkout.notice,
-            Some(Notice::Rejected("INVALID_AUTH_CODE message".into()))
+            Some(Notice::Rejected("INVALID_REQUEST message".into()))
         );
         // An amount problem goes back to the amount.
         scan(&mut checkout);

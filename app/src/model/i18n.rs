@@ -389,6 +389,19 @@ mod tests {
     }
 
     #[test]
+    fn failure_text_is_the_shared_copy_of_the_code() {
+        for code in FailureCode::KNOWN {
+            let copy = code.copy().unwrap();
+            let failure = Failure {
+                code: code.clone(),
+                message: String::new(),
+            };
+            assert_eq!(failure_text(Lang::Zh, &failure), copy.zh, "{code}");
+            assert_eq!(failure_text(Lang::En, &failure), copy.en, "{code}");
+        }
+    }
+
+    #[test]
     fn failures_are_actionable() {
         let failure = |code: &str, message: &str| Failure {
             code: FailureCode::parse(code),
