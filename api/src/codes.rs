@@ -340,6 +340,24 @@ impl FailureCode {
         Some(CashierCopy { zh, en })
     }
 
+    /// Whether this is a code a refund fails with; the others are a payment's. A WeChat
+    /// `err_code` names a failure of either kind, so its copy is for that kind only.
+    pub fn is_refund_failure(&self) -> bool {
+        use FailureCode::*;
+        matches!(
+            self,
+            RefundClose
+                | Change
+                | InvalidNumber
+                | RefundNotAccepted
+                | TradeOverdue
+                | UserAccountAbnormal
+                | Error
+                | CertError
+                | WechatRejected
+        )
+    }
+
     /// Whether the proxy's message for this code says more than its copy (WeChat's own
     /// reason), so a page in the message's language (Chinese) should show the message.
     pub fn message_has_detail(&self) -> bool {

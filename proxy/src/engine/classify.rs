@@ -235,16 +235,19 @@ fn refund_failed(code: FailureCode) -> RefundQueryOutcome {
 /// What to tell the cashier when micropay declined with `code` (cashier-ux.md §6.2): the
 /// copy of that [`FailureCode`] (`paycode_api::codes`).
 pub fn decline_message(code: &ErrCode) -> &'static str {
-    FailureCode::parse(code.as_str())
-        .copy_or(CashierCopy::PAYMENT_FAILED)
-        .zh
+    match FailureCode::parse(code.as_str()) {
+        code if !code.is_refund_failure() => code.copy_or(CashierCopy::PAYMENT_FAILED).zh,
+        _ => CashierCopy::PAYMENT_FAILED.zh,
+    }
 }
 
-/// What to tell the cashier when a refund was refused with `code`.
+/// What to tell the cashier when a refund was refused with `code`: the copy of that
+/// [`FailureCode`] when it is a refund's.
 pub fn refund_message(code: &ErrCode) -> &'static str {
-    FailureCode::parse(code.as_str())
-        .copy_or(CashierCopy::REFUND_FAILED)
-        .zh
+    match FailureCode::parse(code.as_str()) {
+        code if code.is_refund_failure() => code.copy_or(CashierCopy::REFUND_FAILED).zh,
+        _ => CashierCopy::REFUND_FAILED.zh,
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +325,31 @@ mod tests {
         assert_eq!(
             reverse(Err(business(Api::Reverse, "ORDERNOTEXIST", None))),
             ReverseOutcome::Done
+        );
+    }
+
+    #[test]
+    fn copy_comes_from_the_shared_table_for_its_kind_of_failure() {
+        assert_eq!(
+            decline_message(&ErrCode::NotEnough),
+            "余额不足，请顾客更换银行卡或使用其他付款方式"
+        );
+        assert_eq!(
+            refund_message(&ErrCode::TradeOverdue),
+            "订单已超过退款期限（一年），无法退款"
+        );
+        // A payment's code refusing a refund, and the reverse, get the generic copy.
+        assert_eq!(
+            refund_message(&ErrCode::OrderClosed),
+            CashierCopy::REFUND_FAILED.zh
+        );
+        assert_eq!(
+            decline_message(&ErrCode::CertError),
+            CashierCopy::PAYMENT_FAILED.zh
+        );
+        assert_eq!(
+            refund_message(&ErrCode::parse("SOMETHING_NEW")),
+            "退款失败，请联系管理员"
         );
     }
 
