@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codes::ErrorCode;
+
 /// What the proxy answers when a request fails: a stable machine `code`, a sentence a
 /// cashier can act on, and the offending field when the request itself was wrong.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -9,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct ErrorBody {
     /// A stable, upper-snake-case code such as `INVALID_AMOUNT`, `UNAUTHORIZED` or
     /// `PAYMENT_NOT_FOUND`. Apps branch on this, never on `message`.
-    pub code: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub code: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
     /// The request field that was rejected, e.g. `amount_fen`.

@@ -11,14 +11,18 @@
 //! - [`payments`]: the payment and refund bodies and states.
 //! - [`session`]: the calling terminal and demo-mode pairing.
 //! - [`error`]: [`ErrorBody`], the shape of every failed request.
+//! - [`codes`]: [`ErrorCode`] and [`FailureCode`], every code the proxy answers with, and
+//!   [`CashierCopy`], the one table of what to tell the cashier for each failure.
 
 pub mod auth_code;
+pub mod codes;
 pub mod error;
 pub mod money;
 pub mod payments;
 pub mod session;
 
 pub use auth_code::{AuthCode, AuthCodeError};
+pub use codes::{CashierCopy, ErrorCode, FailureCode};
 pub use error::ErrorBody;
 pub use money::{ChargeAmountError, Fen, FenParseError};
 pub use payments::{

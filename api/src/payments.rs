@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AuthCode, Fen};
+use crate::{AuthCode, FailureCode, Fen};
 
 /// Where a payment stands, as the proxy reports it. Mirrors the server's state machine
 /// (DESIGN.md, "Payment states").
@@ -180,7 +180,8 @@ impl fmt::Display for AttemptId {
 pub struct Failure {
     /// A stable code: WeChat's `err_code` (`AUTHCODEEXPIRE`, `NOTENOUGH`, …) or one of the
     /// proxy's own (`WECHAT_REJECTED`, `NOT_SENT`).
-    pub code: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub code: FailureCode,
     /// What to tell the customer or do next, in the terminal's language.
     pub message: String,
 }

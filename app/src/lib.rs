@@ -5,45 +5,19 @@
 //! failed or cancelled; a reload resumes the same payment.
 //!
 //! # Layout
-//! Pure logic, compiled everywhere and tested natively (`cargo test -p paycode-app`):
-//! - [`amount`]: the amount being typed, parsed exactly into fen.
-//! - [`wedge`]: the keyboard-wedge scanner detector (`docs/capture.md`).
-//! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
-//! - [`refund`]: the refund dialog's steps.
-//! - [`dates`]: calendar days for the payments list.
-//! - [`digits`]: decimal digits of any script read as ASCII (full-width IME input).
-//! - [`remote`]: what a failed call to the proxy means.
-//! - [`settings`]: stored settings and keys.
-//! - [`i18n`]: every text in Chinese and English.
-//!
-//! Browser glue, compiled for wasm32 only:
-//! - `api`: the only module that knows URLs (fetch with the bearer token).
-//! - `browser`: `localStorage`, the monotonic clock, UUIDs, Web Audio.
-//! - `capture`: the window key listener that feeds the detector.
-//! - `components` and `pages`: the Leptos views; `app` holds the root and the effect runner.
+//! The folders show the split:
+//! - [`model`]: pure logic, compiled everywhere and tested natively
+//!   (`cargo test -p paycode-app`): amount entry, the wedge-scanner detector, the checkout
+//!   and refund state machines, what a failed call means, stored settings, the copy in both
+//!   languages, dates. It does no I/O; the state machines return effects for the glue to run.
+//! - `ui`: the browser glue, compiled for wasm32 only: the API client, browser services, the
+//!   key listener, the shared context, and the Leptos views (the root `App`, components and
+//!   pages).
 
-pub mod amount;
-pub mod checkout;
-pub mod dates;
-pub mod digits;
-pub mod i18n;
-pub mod refund;
-pub mod remote;
-pub mod settings;
-pub mod wedge;
+pub mod model;
 
 #[cfg(target_arch = "wasm32")]
-mod api;
-#[cfg(target_arch = "wasm32")]
-mod app;
-#[cfg(target_arch = "wasm32")]
-mod browser;
-#[cfg(target_arch = "wasm32")]
-mod capture;
-#[cfg(target_arch = "wasm32")]
-mod components;
-#[cfg(target_arch = "wasm32")]
-mod pages;
+mod ui;
 
 #[cfg(target_arch = "wasm32")]
-pub use app::App;
+pub use ui::app::App;

@@ -13,7 +13,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use paycode_api::ErrorBody;
+use paycode_api::{ErrorBody, ErrorCode};
 
 use crate::store::StoreError;
 
@@ -28,7 +28,7 @@ pub enum ApiError {
     #[error("{message}")]
     InvalidRequest {
         /// The stable machine code.
-        code: &'static str,
+        code: ErrorCode,
         /// What is wrong, for the cashier.
         message: String,
         /// The rejected field, when one is to blame.
@@ -42,7 +42,7 @@ pub enum ApiError {
     #[error("{message}")]
     NotFound {
         /// The stable machine code.
-        code: &'static str,
+        code: ErrorCode,
         /// What was not found.
         message: String,
     },
@@ -52,7 +52,7 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict {
         /// The stable machine code.
-        code: &'static str,
+        code: ErrorCode,
         /// What conflicts, for the cashier.
         message: String,
         /// The field to change, when one is to blame.
@@ -95,7 +95,7 @@ impl ApiError {
     /// A 400 `INVALID_REQUEST` naming `field`.
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError::InvalidRequest {
-            code: "INVALID_REQUEST",
+            code: ErrorCode::InvalidRequest,
             message: message.into(),
             field: Some(field.into()),
         }
@@ -121,18 +121,18 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
             ApiError::InvalidRequest { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. } => code,
-            ApiError::Unauthorized => "UNAUTHORIZED",
-            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            ApiError::PayloadTooLarge => "BODY_TOO_LARGE",
-            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ApiError::Wechat(_) => "WECHAT_UNAVAILABLE",
-            ApiError::Unavailable(_) => "UNAVAILABLE",
-            ApiError::Internal(_) => "INTERNAL",
+            | ApiError::Conflict { code, .. } => code.clone(),
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge => ErrorCode::BodyTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::Wechat(_) => ErrorCode::WechatUnavailable,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -149,8 +149,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        debug_assert_eq!(
+            Some(status.as_u16()),
+            self.code().status(),
+            "{} answers with the status its contract names",
+            self.code()
+        );
         let body = ErrorBody {
-            code: self.code().to_owned(),
+            code: self.code(),
             // Display is the public message; causes stay in `source()` and are never shown.
             message: self.to_string(),
             field: self.field(),
@@ -178,15 +184,15 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound { entity, key } => ApiError::NotFound {
                 code: match entity {
-                    "payment" => "PAYMENT_NOT_FOUND",
-                    "refund" => "REFUND_NOT_FOUND",
-                    "terminal" => "TERMINAL_NOT_FOUND",
-                    _ => "NOT_FOUND",
+                    "payment" => ErrorCode::PaymentNotFound,
+                    "refund" => ErrorCode::RefundNotFound,
+                    "terminal" => ErrorCode::TerminalNotFound,
+                    _ => ErrorCode::NotFound,
                 },
                 message: format!("{entity} {key} does not exist"),
             },
             StoreError::Conflict { entity, .. } => ApiError::Conflict {
-                code: "IDEMPOTENCY_CONFLICT",
+                code: ErrorCode::IdempotencyConflict,
                 message: format!(
                     "this attempt id was already used for a different {entity}; start a new attempt"
                 ),
@@ -200,7 +206,7 @@ impl From<StoreError> for ApiError {
                 ),
             },
             StoreError::StaleVersion { entity, .. } => ApiError::Conflict {
-                code: "CONCURRENT_CHANGE",
+                code: ErrorCode::ConcurrentChange,
                 message: format!("the {entity} changed at the same time; try again"),
                 field: None,
             },
@@ -209,7 +215,7 @@ impl From<StoreError> for ApiError {
                 already_refunded,
                 ..
             } => ApiError::Conflict {
-                code: "REFUND_EXCEEDS_PAYMENT",
+                code: ErrorCode::RefundExceedsPayment,
                 message: format!(
                     "at most {} can still be refunded from this payment of {payment_amount}",
                     payment_amount
@@ -219,7 +225,7 @@ impl From<StoreError> for ApiError {
                 field: Some("amount_fen".to_owned()),
             },
             StoreError::AlreadyExists { entity, .. } => ApiError::Conflict {
-                code: "ALREADY_EXISTS",
+                code: ErrorCode::AlreadyExists,
                 message: format!("that {entity} already exists"),
                 field: None,
             },
@@ -281,13 +287,13 @@ impl From<crate::engine::EngineError> for ApiError {
         use crate::engine::EngineError;
         match error {
             EngineError::AlreadyPaid => ApiError::Conflict {
-                code: "PAYMENT_ALREADY_PAID",
+                code: ErrorCode::PaymentAlreadyPaid,
                 message: "this payment is already paid and cannot be cancelled; refund it instead"
                     .to_owned(),
                 field: None,
             },
             EngineError::NotPaid(state) => ApiError::Conflict {
-                code: "PAYMENT_NOT_PAID",
+                code: ErrorCode::PaymentNotPaid,
                 message: format!("only a paid payment can be refunded; this one is {state}"),
                 field: None,
             },

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::field_path::field_of;
+use paycode_api::ErrorCode;
 
 /// A JSON request body, like [`axum::Json`], but rejected with:
 /// - 415 `UNSUPPORTED_MEDIA_TYPE` without a JSON `Content-Type`;
@@ -38,7 +39,7 @@ where
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::InvalidRequest {
-                        code: "INVALID_REQUEST",
+                        code: ErrorCode::InvalidRequest,
                         message: "the request body could not be read".to_owned(),
                         field: None,
                     }
@@ -65,7 +66,7 @@ where
             Query::<T>::from_request_parts(parts, state)
                 .await
                 .map_err(|rejection| ApiError::InvalidRequest {
-                    code: "INVALID_REQUEST",
+                    code: ErrorCode::InvalidRequest,
                     message: format!("bad query string: {}", rejection.body_text()),
                     field: None,
                 })?;
@@ -92,7 +93,7 @@ fn json_error(path: &serde_path_to_error::Path, error: &serde_json::Error) -> Ap
         serde_json::error::Category::Data => {
             let message = without_position(&error.to_string());
             ApiError::InvalidRequest {
-                code: "INVALID_REQUEST",
+                code: ErrorCode::InvalidRequest,
                 field: field_of(path, &message),
                 message,
             }
@@ -105,7 +106,7 @@ fn json_error(path: &serde_path_to_error::Path, error: &serde_json::Error) -> Ap
 
 fn invalid_json() -> ApiError {
     ApiError::InvalidRequest {
-        code: "INVALID_JSON",
+        code: ErrorCode::InvalidJson,
         message: "the request body is not valid JSON".to_owned(),
         field: None,
     }
@@ -149,7 +150,7 @@ mod tests {
 
     const GOOD: &str = r#"{"attempt_id":"3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a","amount_fen":1230,"auth_code":"134567890123455678"}"#;
 
-    fn rejection(body: &str) -> (&'static str, Option<String>, String) {
+    fn rejection(body: &str) -> (ErrorCode, Option<String>, String) {
         match parse_json::<CreatePayment>(body.as_bytes()) {
             Err(ApiError::InvalidRequest {
                 code,
@@ -214,7 +215,7 @@ mod tests {
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or_else(|_| ErrorBody {
-                code: String::from_utf8_lossy(&bytes).into_owned(),
+                code: ErrorCode::Other(String::from_utf8_lossy(&bytes).into_owned()),
                 message: String::new(),
                 field: None,
             }),

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use paycode_api::Payment;
 use paycode_api::PaymentState::{Cancelled, Failed, Paid, WaitingForCustomer};
+use paycode_api::{FailureCode, Payment};
 use paycode_tests::binary::{CrashRig, ProxyProcess};
 use paycode_tests::ledger::{self, assert_ledger_agrees};
 use paycode_tests::world::AMOUNT_FEN;
@@ -192,7 +192,7 @@ async fn killed_while_closing_a_failed_payments_order_closes_it_after_restart() 
     assert_finished(&rig, &seen, Failed);
     assert_eq!(seen.failure, failed.failure, "{seen:#?}");
     assert_eq!(
-        seen.failure.as_ref().map(|f| f.code.as_str()),
-        Some("NOTENOUGH")
+        seen.failure.as_ref().map(|f| &f.code),
+        Some(&FailureCode::NotEnough)
     );
 }

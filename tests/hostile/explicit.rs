@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use paycode_api::{ErrorBody, ErrorCode};
 use paycode_proxy::auth::TerminalToken;
 use paycode_tests::World;
 use paycode_tests::cashier::new_attempt_id;
@@ -44,13 +45,17 @@ const AMOUNTS: &[&str] = &[
 fn assert_amount_refused(what: &str, status: StatusCode, text: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {status} {text}");
     assert_eq!(error_body_problem(status, text), None, "{what}");
-    let body: Value = serde_json::from_str(text).unwrap();
-    match body["code"].as_str().unwrap() {
-        "INVALID_JSON" => {}
-        "INVALID_REQUEST" | "INVALID_AMOUNT" => {
-            assert_eq!(body["field"], "amount_fen", "{what}: {body}")
+    let body: ErrorBody = serde_json::from_str(text).unwrap();
+    match &body.code {
+        ErrorCode::InvalidJson => {}
+        ErrorCode::InvalidRequest | ErrorCode::InvalidAmount => {
+            assert_eq!(
+                body.field.as_deref(),
+                Some("amount_fen"),
+                "{what}: {body:?}"
+            )
         }
-        other => panic!("{what}: unexpected code {other}: {body}"),
+        other => panic!("{what}: unexpected code {other}: {body:?}"),
     }
 }
 
@@ -145,7 +150,7 @@ async fn codes_of_other_wallets_and_lookalikes_are_refused() {
         let reply = world.cashier.post_json("/payments", &body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{code:?}: {reply:?}");
         let error = reply.error();
-        assert_eq!(error.code, "INVALID_REQUEST", "{code:?}: {error:?}");
+        assert_eq!(error.code, ErrorCode::InvalidRequest, "{code:?}: {error:?}");
         assert_eq!(
             error.field.as_deref(),
             Some("auth_code"),

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use paycode_api::Payment;
 use paycode_api::PaymentState::Failed;
+use paycode_api::{FailureCode, Payment};
 use paycode_proxy::engine::machine::CloseState;
 use paycode_proxy::store::{SqliteStore, Store};
 use paycode_tests::World;
@@ -46,8 +46,8 @@ pub(crate) async fn until_order_revoked(sim: &SimHandle, out_trade_no: &str) -> 
 
 /// Asserts that a payment shown `failed` with `code` had its order closed by exactly one
 /// reverse, 15 s or more after micropay, and that the cashier still sees the same failure.
-async fn assert_closed_in_the_background(world: &World, failed: &Payment, code: &str) {
-    assert_outcome(world, failed, Failed, Some(code));
+async fn assert_closed_in_the_background(world: &World, failed: &Payment, code: FailureCode) {
+    assert_outcome(world, failed, Failed, Some(code.clone()));
     let order = until_revoked(world, failed).await;
     assert!(order.paid_at.is_none(), "no money was taken: {order:#?}");
     let calls = world.calls(failed);
@@ -76,7 +76,7 @@ async fn row_02_password_then_cancel_ends_failed_and_its_order_revoked() {
         })
         .await;
 
-    assert_closed_in_the_background(&world, &failed, "PAYERROR").await;
+    assert_closed_in_the_background(&world, &failed, FailureCode::PayError).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +85,7 @@ async fn row_04_not_enough_is_failed_at_once_and_its_order_revoked_after_15s() {
 
     let failed = world.pay_and_settle(Behaviour::NotEnough).await;
 
-    assert_closed_in_the_background(&world, &failed, "NOTENOUGH").await;
+    assert_closed_in_the_background(&world, &failed, FailureCode::NotEnough).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +98,7 @@ async fn row_08_bank_error_then_decline_ends_failed_and_its_order_revoked() {
         })
         .await;
 
-    assert_closed_in_the_background(&world, &failed, "PAYERROR").await;
+    assert_closed_in_the_background(&world, &failed, FailureCode::PayError).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

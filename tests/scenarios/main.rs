@@ -29,7 +29,7 @@ mod shutdown;
 
 use std::time::Duration;
 
-use paycode_api::{Payment, PaymentState};
+use paycode_api::{FailureCode, Payment, PaymentState};
 use paycode_tests::World;
 use paycode_tests::ledger::{self, assert_ledger_agrees};
 
@@ -41,14 +41,16 @@ fn slack(world: &World) -> Duration {
 }
 
 /// Asserts a settled payment's state and failure code, and that the simulator agrees.
-fn assert_outcome(world: &World, payment: &Payment, state: PaymentState, failure: Option<&str>) {
+fn assert_outcome(
+    world: &World,
+    payment: &Payment,
+    state: PaymentState,
+    failure: Option<FailureCode>,
+) {
     assert_eq!(payment.state, state, "{payment:#?}");
     assert_eq!(
-        payment
-            .failure
-            .as_ref()
-            .map(|failure| failure.code.as_str()),
-        failure,
+        payment.failure.as_ref().map(|failure| &failure.code),
+        failure.as_ref(),
         "{payment:#?}"
     );
     if state == PaymentState::Failed {

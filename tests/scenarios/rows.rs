@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use paycode_api::FailureCode;
 use paycode_api::PaymentState::{Cancelled, Failed, Paid, WaitingForCustomer};
 use paycode_tests::World;
 use paycode_tests::ledger;
@@ -55,7 +56,7 @@ async fn row_02_password_then_cancel_fails_without_money_taken() {
         })
         .await;
 
-    assert_outcome(&world, &payment, Failed, Some("PAYERROR"));
+    assert_outcome(&world, &payment, Failed, Some(FailureCode::PayError));
     let calls = world.calls(&payment);
     assert!(
         ledger::shape(&calls).starts_with("micropay orderquery"),
@@ -106,7 +107,7 @@ async fn row_04_not_enough_fails_after_one_confirming_query() {
 
     let payment = world.pay_and_settle(Behaviour::NotEnough).await;
 
-    assert_outcome(&world, &payment, Failed, Some("NOTENOUGH"));
+    assert_outcome(&world, &payment, Failed, Some(FailureCode::NotEnough));
     // The order WeChat keeps (PAYERROR) is then closed by reverse: see `closing`.
     let calls = world.calls(&payment);
     assert!(
@@ -127,7 +128,7 @@ async fn row_05_expired_code_fails_and_no_order_exists() {
 
     let payment = world.pay_and_settle(Behaviour::Expired).await;
 
-    assert_outcome(&world, &payment, Failed, Some("AUTHCODEEXPIRE"));
+    assert_outcome(&world, &payment, Failed, Some(FailureCode::AuthCodeExpire));
     assert_calls(&world, &payment, "micropay orderquery");
     assert!(world.order(&payment).is_none());
 }
@@ -138,7 +139,7 @@ async fn row_06_invalid_code_fails_and_no_order_exists() {
 
     let payment = world.pay_and_settle(Behaviour::Invalid).await;
 
-    assert_outcome(&world, &payment, Failed, Some("AUTH_CODE_INVALID"));
+    assert_outcome(&world, &payment, Failed, Some(FailureCode::AuthCodeInvalid));
     assert_calls(&world, &payment, "micropay orderquery");
     assert!(world.order(&payment).is_none());
 }
@@ -171,7 +172,7 @@ async fn row_08_bank_error_then_decline_fails_without_money_taken() {
         })
         .await;
 
-    assert_outcome(&world, &payment, Failed, Some("PAYERROR"));
+    assert_outcome(&world, &payment, Failed, Some(FailureCode::PayError));
     let calls = world.calls(&payment);
     assert!(
         ledger::shape(&calls).starts_with("micropay orderquery"),

@@ -5,6 +5,7 @@
 //! HTML error page, a reply whose signature does not verify) is *unknown*, never "paid" and
 //! never "failed".
 
+use paycode_api::{CashierCopy, FailureCode};
 use wxpay::codes::{Api, ErrCode, ErrorClass};
 use wxpay::messages::{
     MicropayResponse, OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus,
@@ -23,7 +24,7 @@ pub fn micropay(result: wxpay::Result<MicropayResponse>) -> MicropayOutcome {
             reason: reason.to_string(),
         },
         Err(wxpay::Error::Protocol { return_msg }) => MicropayOutcome::Rejected {
-            message: format!("微信支付拒绝了请求：{return_msg}"),
+            message: format!("{REJECTED}：{return_msg}"),
         },
         Err(wxpay::Error::Business(business)) if business.err_code == ErrCode::UserPaying => {
             MicropayOutcome::UserPaying
@@ -38,10 +39,7 @@ pub fn micropay(result: wxpay::Result<MicropayResponse>) -> MicropayOutcome {
                     code: code.as_str().to_owned(),
                 },
                 ErrorClass::Configuration => MicropayOutcome::Rejected {
-                    message: format!(
-                        "微信支付拒绝了请求（{}），请联系管理员检查配置",
-                        code.as_str()
-                    ),
+                    message: format!("{REJECTED}（{}），请联系管理员检查配置", code.as_str()),
                 },
                 ErrorClass::Unknown | ErrorClass::RetrySame => unknown_micropay(&error),
             }
@@ -145,8 +143,8 @@ pub fn refund(result: wxpay::Result<RefundResponse>) -> RefundOutcome {
             refund_id: reply.refund_id,
         },
         Err(wxpay::Error::Protocol { return_msg }) => RefundOutcome::Refused {
-            code: "WECHAT_REJECTED".into(),
-            message: format!("微信支付拒绝了退款请求：{return_msg}"),
+            code: FailureCode::WechatRejected.as_str().into(),
+            message: format!("{REJECTED}：{return_msg}"),
         },
         Err(wxpay::Error::Business(business)) if business.err_code == ErrCode::FrequencyLimited => {
             RefundOutcome::TooSoon
@@ -203,14 +201,8 @@ pub fn refund_query(
             match &record.refund_status {
                 RefundStatus::Success => RefundQueryOutcome::Succeeded,
                 RefundStatus::Processing => RefundQueryOutcome::Processing,
-                RefundStatus::RefundClose => RefundQueryOutcome::Failed {
-                    code: "REFUNDCLOSE".into(),
-                    message: "退款已关闭，款项未退回，请重新发起退款".into(),
-                },
-                RefundStatus::Change => RefundQueryOutcome::Failed {
-                    code: "CHANGE".into(),
-                    message: "退款异常：顾客的银行卡无效或已冻结，请在微信支付商户平台处理".into(),
-                },
+                RefundStatus::RefundClose => refund_failed(FailureCode::RefundClose),
+                RefundStatus::Change => refund_failed(FailureCode::Change),
                 RefundStatus::Other(status) => RefundQueryOutcome::Unknown {
                     reason: format!("unknown refund_status {status}"),
                 },
@@ -225,31 +217,36 @@ pub fn refund_query(
     }
 }
 
-/// What to tell the cashier when micropay declined with `code` (cashier-ux.md §6.2).
-pub fn decline_message(code: &ErrCode) -> &'static str {
-    match code {
-        ErrCode::AuthCodeExpire => "付款码已过期，请顾客刷新付款码后重新扫码",
-        ErrCode::AuthCodeInvalid | ErrCode::AuthCodeError => {
-            "付款码无效（每个付款码仅限使用一次），请顾客刷新付款码后重新扫码"
-        }
-        ErrCode::NotEnough => "余额不足，请顾客更换银行卡或使用其他付款方式",
-        ErrCode::NotSupportCard => "该卡不支持当前支付，请顾客更换银行卡或使用其他付款方式",
-        ErrCode::BuyerMismatch => "付款人与订单不符，请重新收款",
-        ErrCode::OrderClosed | ErrCode::OrderReversed => "订单已关闭，未扣款，请重新收款",
-        ErrCode::OutTradeNoUsed => "订单号重复，未扣款，请重新收款",
-        ErrCode::TradeError => "顾客账户交易受限，请顾客使用其他付款方式",
-        _ => "支付失败，未扣款，请重新收款",
+/// The start of the message for a request WeChat refused: the copy of
+/// [`FailureCode::WechatRejected`], followed by WeChat's reason.
+const REJECTED: &str = FailureCode::WechatRejected
+    .copy_or(CashierCopy::PAYMENT_FAILED)
+    .zh;
+
+/// A refund that refundquery shows failed with `code`, with its cashier copy.
+fn refund_failed(code: FailureCode) -> RefundQueryOutcome {
+    let (code, message) = code.with_copy(CashierCopy::REFUND_FAILED);
+    RefundQueryOutcome::Failed {
+        code: code.into(),
+        message: message.into(),
     }
 }
 
-/// What to tell the cashier when a refund was refused with `code`.
+/// What to tell the cashier when micropay declined with `code` (cashier-ux.md §6.2): the
+/// copy of that [`FailureCode`] (`paycode_api::codes`).
+pub fn decline_message(code: &ErrCode) -> &'static str {
+    match FailureCode::parse(code.as_str()) {
+        code if !code.is_refund_failure() => code.copy_or(CashierCopy::PAYMENT_FAILED).zh,
+        _ => CashierCopy::PAYMENT_FAILED.zh,
+    }
+}
+
+/// What to tell the cashier when a refund was refused with `code`: the copy of that
+/// [`FailureCode`] when it is a refund's.
 pub fn refund_message(code: &ErrCode) -> &'static str {
-    match code {
-        ErrCode::TradeOverdue => "订单已超过退款期限（一年），无法退款",
-        ErrCode::UserAccountAbnormal => "顾客账户异常，无法原路退款，请在商户平台处理",
-        ErrCode::Error => "微信支付拒绝了退款，请在商户平台查看原因",
-        ErrCode::CertError => "商户证书无效，请联系管理员检查证书",
-        _ => "退款失败，请联系管理员",
+    match FailureCode::parse(code.as_str()) {
+        code if code.is_refund_failure() => code.copy_or(CashierCopy::REFUND_FAILED).zh,
+        _ => CashierCopy::REFUND_FAILED.zh,
     }
 }
 
@@ -328,6 +325,31 @@ mod tests {
         assert_eq!(
             reverse(Err(business(Api::Reverse, "ORDERNOTEXIST", None))),
             ReverseOutcome::Done
+        );
+    }
+
+    #[test]
+    fn copy_comes_from_the_shared_table_for_its_kind_of_failure() {
+        assert_eq!(
+            decline_message(&ErrCode::NotEnough),
+            "余额不足，请顾客更换银行卡或使用其他付款方式"
+        );
+        assert_eq!(
+            refund_message(&ErrCode::TradeOverdue),
+            "订单已超过退款期限（一年），无法退款"
+        );
+        // A payment's code refusing a refund, and the reverse, get the generic copy.
+        assert_eq!(
+            refund_message(&ErrCode::OrderClosed),
+            CashierCopy::REFUND_FAILED.zh
+        );
+        assert_eq!(
+            decline_message(&ErrCode::CertError),
+            CashierCopy::PAYMENT_FAILED.zh
+        );
+        assert_eq!(
+            refund_message(&ErrCode::parse("SOMETHING_NEW")),
+            "退款失败，请联系管理员"
         );
     }
 

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use paycode_api::PaymentState;
+use paycode_api::{FailureCode, PaymentState};
 
 pub use crate::store::records::{Action, CloseState, Failure, Millis};
 
@@ -293,13 +293,13 @@ fn leaves_open_order(outcome: &QueryOutcome) -> bool {
 }
 
 /// Message and code for a payment the customer abandoned.
-pub const CUSTOMER_CANCELLED: (&str, &str) = ("CUSTOMER_CANCELLED", "顾客未完成支付，订单已关闭");
+pub const CUSTOMER_CANCELLED: (&str, &str) = FailureCode::CustomerCancelled.code_and_copy();
 /// Message and code for an order WeChat closed without payment.
-pub const ORDER_CLOSED: (&str, &str) = ("ORDER_CLOSED", "订单已关闭，未扣款，请重新收款");
+pub const ORDER_CLOSED: (&str, &str) = FailureCode::OrderClosed.code_and_copy();
 /// Message and code for WeChat's PAYERROR.
-pub const PAY_ERROR: (&str, &str) = ("PAYERROR", "支付失败，未扣款，请重新收款");
+pub const PAY_ERROR: (&str, &str) = FailureCode::PayError.code_and_copy();
 /// Message and code for a payment that could never be sent.
-pub const NOT_SENT: (&str, &str) = ("NOT_SENT", "无法连接微信支付，未扣款，请检查网络后重新收款");
+pub const NOT_SENT: (&str, &str) = FailureCode::NotSent.code_and_copy();
 
 /// The first decision for a new payment: send micropay now.
 pub fn created(now: Millis) -> (PaymentState, Action, Millis) {
@@ -378,7 +378,7 @@ pub fn after_micropay(
                 None,
                 "micropay rejected by WeChat",
             )
-            .failing("WECHAT_REJECTED", message)
+            .failing(FailureCode::WechatRejected.as_str(), message)
         }
         MicropayOutcome::NotSent { reason } => {
             let attempts = facts.not_sent_attempts + 1;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use paycode_api::RefundState;
+use paycode_api::{CashierCopy, FailureCode, RefundState};
 
 use super::classify::{RefundOutcome, RefundQueryOutcome};
 use super::machine::{self, Timing};
@@ -197,9 +197,10 @@ pub fn after_refund_query(
         }
         RefundQueryOutcome::NotFound if refund.wechat_refund_id.is_none() => {
             refund.state = RefundState::Failed;
-            refund.failure_code = Some("REFUND_NOT_ACCEPTED".into());
-            refund.failure_message =
-                Some("微信支付未受理该退款，款项未退回，请重新发起退款".into());
+            let (code, message) =
+                FailureCode::RefundNotAccepted.with_copy(CashierCopy::REFUND_FAILED);
+            refund.failure_code = Some(code.into());
+            refund.failure_message = Some(message.into());
             refund.next_action_at = None;
         }
         RefundQueryOutcome::NotFound | RefundQueryOutcome::Unknown { .. } => {

@@ -24,6 +24,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::PaymentsConfig;
 use crate::error::ApiError;
+use paycode_api::ErrorCode;
+
 use crate::state::AppState;
 
 // Response descriptions shared by several operations.
@@ -137,7 +139,7 @@ async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> Ap
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::NotFound {
-        code: "NOT_FOUND",
+        code: ErrorCode::NotFound,
         message: format!("there is no API endpoint at {}", uri.path()),
     }
 }

@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate};
 use paycode_api::money::MAX_PARSED;
 use paycode_api::{
-    CreatePayment, CreateRefund, DailyTotals, ErrorBody, Failure, Fen, Payment, PaymentList,
-    PaymentState, Refund, RefundState,
+    CreatePayment, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure, FailureCode, Fen,
+    Payment, PaymentList, PaymentState, Refund, RefundState,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -75,7 +75,7 @@ async fn payment_create(
         .amount_fen
         .check_charge(state.config.payments.max_amount_fen)
         .map_err(|error| ApiError::InvalidRequest {
-            code: "INVALID_AMOUNT",
+            code: ErrorCode::InvalidAmount,
             message: error.to_string(),
             field: Some("amount_fen".to_owned()),
         })?;
@@ -244,7 +244,7 @@ async fn refund_create(
 ) -> Result<(StatusCode, Json<Refund>)> {
     if request.amount_fen == Fen::ZERO {
         return Err(ApiError::InvalidRequest {
-            code: "INVALID_AMOUNT",
+            code: ErrorCode::InvalidAmount,
             message: "the refund amount must be more than zero".to_owned(),
             field: Some("amount_fen".to_owned()),
         });
@@ -252,7 +252,7 @@ async fn refund_create(
     // No payment can be larger (see `payments.max_amount_fen`), so no refund can either.
     if request.amount_fen > MAX_PARSED {
         return Err(ApiError::InvalidRequest {
-            code: "INVALID_AMOUNT",
+            code: ErrorCode::InvalidAmount,
             message: format!("the refund amount must be at most {MAX_PARSED}"),
             field: Some("amount_fen".to_owned()),
         });
@@ -374,7 +374,7 @@ fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRec
         });
     let failure = match (&record.failure_code, &record.failure_message) {
         (Some(code), message) if record.state != PaymentState::Paid => Some(Failure {
-            code: code.clone(),
+            code: FailureCode::parse(code),
             message: message.clone().unwrap_or_default(),
         }),
         _ => None,
@@ -417,7 +417,7 @@ fn refund_body(record: &RefundRecord) -> Refund {
             .filter(|_| record.state == RefundState::Queued)
             .map(Millis::to_rfc3339),
         failure: record.failure_code.as_ref().map(|code| Failure {
-            code: code.clone(),
+            code: FailureCode::parse(code),
             message: record.failure_message.clone().unwrap_or_default(),
         }),
         created_at: record.created_at.to_rfc3339(),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use paycode_api::{DemoPairing, ErrorBody, TerminalInfo};
+use paycode_api::{DemoPairing, ErrorBody, ErrorCode, TerminalInfo};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -63,7 +63,7 @@ async fn demo_pairing_show(
     match (&state.demo_pairing, from_loopback) {
         (Some(pairing), true) => Ok(Json(pairing.as_ref().clone())),
         _ => Err(ApiError::NotFound {
-            code: "NOT_FOUND",
+            code: ErrorCode::NotFound,
             message: "there is no API endpoint at /api/v1/demo/pairing".to_owned(),
         }),
     }

@@ -6,8 +6,8 @@
 
 use paycode_api::{Failure, Fen, PaymentState, RefundState};
 
-use crate::amount::AmountProblem;
-use crate::checkout::Notice;
+use crate::model::amount::AmountProblem;
+use crate::model::checkout::Notice;
 
 /// The page language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -262,47 +262,14 @@ pub fn refund_state_label(lang: Lang, state: RefundState) -> &'static str {
     }
 }
 
-/// What a failed payment means for the cashier: a known WeChat or proxy code mapped to an
-/// actionable sentence, else the proxy's own message.
+/// What a failed payment means for the cashier: the copy of its code in `lang` (the table
+/// the proxy's message comes from, `paycode_api::codes`), else the proxy's own message.
 pub fn failure_text(lang: Lang, failure: &Failure) -> String {
-    let known = match failure.code.as_str() {
-        "AUTHCODEEXPIRE" => Some((
-            "付款码已过期，请顾客刷新付款码后重新扫码",
-            "The payment code has expired: ask the customer to refresh it and scan again",
-        )),
-        "AUTH_CODE_INVALID" | "AUTH_CODE_ERROR" => Some((
-            "付款码无效，请顾客刷新付款码后重新扫码",
-            "The payment code is not valid: ask the customer to refresh it and scan again",
-        )),
-        "NOTENOUGH" => Some((
-            "余额不足，请更换付款方式",
-            "Insufficient balance: ask for another payment method",
-        )),
-        "NOTSUPORTCARD" => Some((
-            "不支持该卡，请顾客更换付款卡",
-            "This card is not supported: ask the customer to choose another card",
-        )),
-        "BUYER_MISMATCH" => Some((
-            "支付账号不一致，请重新收款",
-            "The payer changed: charge again",
-        )),
-        "CUSTOMER_CANCELLED" => Some((
-            "顾客未完成支付，订单已关闭",
-            "The customer did not complete the payment; the order is closed",
-        )),
-        "PAYERROR" | "ORDER_CLOSED" => Some((
-            "支付失败，未扣款，请重新收款",
-            "The payment failed and nothing was charged: charge again",
-        )),
-        "NOT_SENT" => Some((
-            "无法连接微信支付，未扣款，请检查网络后重新收款",
-            "WeChat Pay could not be reached and nothing was charged: check the network and charge again",
-        )),
-        _ => None,
-    };
-    match (known, lang) {
-        (Some((zh, _)), Lang::Zh) => zh.to_owned(),
-        (Some((_, en)), Lang::En) => en.to_owned(),
+    let detailed = failure.code.message_has_detail() && !failure.message.is_empty();
+    match (failure.code.copy(), lang) {
+        (Some(_), Lang::Zh) if detailed => failure.message.clone(),
+        (Some(copy), Lang::Zh) => copy.zh.to_owned(),
+        (Some(copy), Lang::En) => copy.en.to_owned(),
         (None, _) if !failure.message.is_empty() => failure.message.clone(),
         (None, Lang::Zh) => format!("收款失败（{}）", failure.code),
         (None, Lang::En) => format!("Payment failed ({})", failure.code),
@@ -355,7 +322,6 @@ pub fn notice_text(lang: Lang, notice: &Notice) -> String {
         Notice::ImeDetected => text(lang, Text::ImeHint).to_owned(),
         Notice::Rejected(message) if !message.is_empty() => message.clone(),
         Notice::Rejected(_) => fixed("收款请求被拒绝", "The payment was refused"),
-        Notice::RateLimited => fixed("系统繁忙，正在重试…", "The service is busy; retrying…"),
         Notice::CancelFailed => fixed(
             "取消请求未送达，请重试",
             "The cancel request did not get through; try again",
@@ -376,6 +342,7 @@ pub fn masked_code(last4: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paycode_api::FailureCode;
 
     #[test]
     fn every_text_exists_in_both_languages() {
@@ -422,9 +389,22 @@ mod tests {
     }
 
     #[test]
+    fn failure_text_is_the_shared_copy_of_the_code() {
+        for code in FailureCode::KNOWN {
+            let copy = code.copy().unwrap();
+            let failure = Failure {
+                code: code.clone(),
+                message: String::new(),
+            };
+            assert_eq!(failure_text(Lang::Zh, &failure), copy.zh, "{code}");
+            assert_eq!(failure_text(Lang::En, &failure), copy.en, "{code}");
+        }
+    }
+
+    #[test]
     fn failures_are_actionable() {
         let failure = |code: &str, message: &str| Failure {
-            code: code.to_owned(),
+            code: FailureCode::parse(code),
             message: message.to_owned(),
         };
         assert_eq!(
@@ -433,7 +413,7 @@ mod tests {
         );
         assert_eq!(
             failure_text(Lang::Zh, &failure("NOTENOUGH", "余额不足")),
-            "余额不足，请更换付款方式"
+            "余额不足，请顾客更换银行卡或使用其他付款方式"
         );
         assert!(
             failure_text(Lang::En, &failure("NOTENOUGH", "余额不足")).starts_with("Insufficient")
@@ -462,7 +442,6 @@ mod tests {
             Notice::ScanWhileBusy,
             Notice::ImeDetected,
             Notice::Rejected(String::new()),
-            Notice::RateLimited,
             Notice::CancelFailed,
         ];
         for notice in &notices {

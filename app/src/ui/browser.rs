@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{AudioContext, OscillatorType, Storage, Window};
 
-use crate::checkout::Sound;
+use crate::model::checkout::Sound;
 
 /// The window (the app only runs in a window).
 pub fn window() -> Window {

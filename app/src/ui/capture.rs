@@ -15,12 +15,12 @@ use web_sys::{
     AddEventListenerOptions, ClipboardEvent, Element, HtmlElement, HtmlInputElement, KeyboardEvent,
 };
 
-use crate::amount::AmountKey;
-use crate::app::{Ctx, Page, Pairing, new_attempt_id};
-use crate::browser;
-use crate::checkout::{CodeSource, Input, Shortcut};
-use crate::digits::ascii_digits;
-use crate::wedge::{DetectorEvent, KeyInput, Mode, WedgeDetector};
+use crate::model::amount::AmountKey;
+use crate::model::checkout::{CodeSource, Input, Shortcut};
+use crate::model::digits::ascii_digits;
+use crate::model::wedge::{DetectorEvent, KeyInput, Mode, WedgeDetector};
+use crate::ui::browser;
+use crate::ui::context::{Ctx, Page, Pairing, new_attempt_id};
 
 /// Marks the manual-entry field (`data-scan-target` in the views): the detector watches it
 /// passively.
@@ -114,7 +114,11 @@ fn current_mode(ctx: Ctx) -> Mode {
 }
 
 /// Runs one key event through the detector (`keydown`, or `keyup` when `up`) and obeys it.
-fn on_key_event(ctx: Ctx, event: &KeyboardEvent, up: bool) -> (crate::wedge::KeyOutcome, Mode) {
+fn on_key_event(
+    ctx: Ctx,
+    event: &KeyboardEvent,
+    up: bool,
+) -> (crate::model::wedge::KeyOutcome, Mode) {
     let mode = current_mode(ctx);
     let code = event.code();
     let key = event.key();

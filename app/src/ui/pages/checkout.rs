@@ -6,13 +6,15 @@ use leptos::prelude::*;
 use paycode_api::{Fen, PaymentState};
 use wasm_bindgen::JsCast;
 
-use crate::amount::AmountKey;
-use crate::app::{ctx, new_attempt_id};
-use crate::browser;
-use crate::capture;
-use crate::checkout::{CodeSource, Input, Paying, Phase};
-use crate::components::{ConfirmDialog, NoticeLine};
-use crate::i18n::{Lang, Text, failure_text, masked_code, paid_headline, state_headline, text};
+use crate::model::amount::AmountKey;
+use crate::model::checkout::{CodeSource, Input, Paying, Phase};
+use crate::model::i18n::{
+    Lang, Text, failure_text, masked_code, paid_headline, state_headline, text,
+};
+use crate::ui::browser;
+use crate::ui::capture;
+use crate::ui::components::{ConfirmDialog, NoticeLine};
+use crate::ui::context::{ctx, new_attempt_id};
 
 /// Quick-amount buttons (yuan notes).
 const QUICK_AMOUNTS: [Fen; 4] = [Fen(1_000), Fen(2_000), Fen(5_000), Fen(10_000)];
@@ -198,7 +200,7 @@ fn AwaitingCodeScreen() -> impl IntoView {
                     }
                 }
                 on:compositionstart=move |_| {
-                    ctx.dispatch(Input::Detector(crate::wedge::DetectorEvent::ImeSuspected));
+                    ctx.dispatch(Input::Detector(crate::model::wedge::DetectorEvent::ImeSuspected));
                 }
             />
         </div>
@@ -219,7 +221,7 @@ fn ManualEntry() -> impl IntoView {
         event.prevent_default();
         let Some(input) = field.get() else { return };
         // A full-width IME types １３４８…: digits of any script are the same code.
-        let digits = crate::digits::ascii_digits(&input.value());
+        let digits = crate::model::digits::ascii_digits(&input.value());
         ctx.dispatch(Input::Code {
             digits,
             source: CodeSource::Manual,
@@ -246,7 +248,7 @@ fn ManualEntry() -> impl IntoView {
     }
 }
 
-fn paying_with<T>(ctx: crate::app::Ctx, read: impl Fn(&Paying) -> T) -> Option<T> {
+fn paying_with<T>(ctx: crate::ui::context::Ctx, read: impl Fn(&Paying) -> T) -> Option<T> {
     ctx.checkout.with(|checkout| checkout.paying().map(&read))
 }
 

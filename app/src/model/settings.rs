@@ -1,7 +1,7 @@
 //! The terminal's settings as stored in `localStorage`: the pairing token, the language and
 //! the sound switch, plus the keys under which the app keeps its state.
 
-use crate::i18n::Lang;
+use crate::model::i18n::Lang;
 
 /// `localStorage` key of the bearer token.
 pub const TOKEN_KEY: &str = "paycode.token";

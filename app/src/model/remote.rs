@@ -1,9 +1,9 @@
 //! How a call to the proxy can fail, and what each failure means for the cashier.
 //!
-//! The browser glue (`api.rs`) turns every fetch into `Result<T, ApiFailure>`; the pure
+//! The browser glue (`ui/api.rs`) turns every fetch into `Result<T, ApiFailure>`; the pure
 //! state machines decide from the failure alone whether the request may have taken effect.
 
-use paycode_api::ErrorBody;
+use paycode_api::{ErrorBody, ErrorCode};
 
 /// A failed call to the proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum ApiFailure {
 
 impl ApiFailure {
     /// The stable error code, when the proxy sent one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<&ErrorCode> {
         match self {
             ApiFailure::Http {
                 body: Some(body), ..
@@ -44,11 +44,6 @@ impl ApiFailure {
     /// The bearer token was refused: the terminal must be paired again.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, ApiFailure::Http { status: 401, .. })
-    }
-
-    /// The proxy is busy (429): nothing was stored; send the same request again shortly.
-    pub fn is_rate_limited(&self) -> bool {
-        matches!(self, ApiFailure::Http { status: 429, .. })
     }
 
     /// The request was refused for good and nothing was stored (400, 404, 409, 422, …).
@@ -82,7 +77,7 @@ mod tests {
         ApiFailure::Http {
             status,
             body: Some(ErrorBody {
-                code: code.to_owned(),
+                code: ErrorCode::parse(code),
                 message: "m".to_owned(),
                 field: Some("auth_code".to_owned()),
             }),
@@ -94,13 +89,16 @@ mod tests {
         assert!(http(400, "INVALID_REQUEST").is_definite_rejection());
         assert!(http(409, "IDEMPOTENCY_CONFLICT").is_definite_rejection());
         assert!(!http(429, "RATE_LIMITED").is_definite_rejection());
-        assert!(http(429, "RATE_LIMITED").is_rate_limited());
         assert!(!http(401, "UNAUTHORIZED").is_definite_rejection());
         assert!(http(401, "UNAUTHORIZED").is_unauthorized());
         assert!(!http(502, "WECHAT_UNAVAILABLE").is_definite_rejection());
         assert!(!ApiFailure::Network.is_definite_rejection());
         assert_eq!(http(400, "X").field(), Some("auth_code"));
-        assert_eq!(http(400, "X").code(), Some("X"));
+        assert_eq!(http(400, "X").code(), Some(&ErrorCode::Other("X".into())));
+        assert_eq!(
+            http(409, "IDEMPOTENCY_CONFLICT").code(),
+            Some(&ErrorCode::IdempotencyConflict)
+        );
         assert_eq!(ApiFailure::Network.code(), None);
     }
 }

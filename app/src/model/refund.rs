@@ -6,7 +6,7 @@
 
 use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund, RefundState};
 
-use crate::remote::ApiFailure;
+use crate::model::remote::ApiFailure;
 
 /// What is left to refund of a payment: nothing unless it is paid. Every refund that has not
 /// failed counts, also those still queued, submitting or processing, as the proxy's cap
@@ -156,7 +156,7 @@ impl RefundDialog {
             Err(failure) => {
                 RefundStage::Failed(failure.message().map(str::to_owned).unwrap_or_else(|| {
                     match failure.code() {
-                        Some(code) => code.to_owned(),
+                        Some(code) => code.to_string(),
                         None => "NETWORK".to_owned(),
                     }
                 }))
@@ -168,7 +168,7 @@ impl RefundDialog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paycode_api::ErrorBody;
+    use paycode_api::{ErrorBody, ErrorCode};
 
     fn attempt(n: u8) -> AttemptId {
         AttemptId::parse(&format!("00000000-0000-4000-8000-0000000000{n:02x}")).unwrap()
@@ -306,7 +306,7 @@ mod tests {
         dialog.answered(Err(ApiFailure::Http {
             status: 409,
             body: Some(ErrorBody {
-                code: "REFUND_EXCEEDS_PAYMENT".to_owned(),
+                code: ErrorCode::RefundExceedsPayment,
                 message: "退款金额超过可退金额".to_owned(),
                 field: Some("amount_fen".to_owned()),
             }),

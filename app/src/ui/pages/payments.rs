@@ -4,13 +4,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use paycode_api::{Fen, Payment, PaymentList, PaymentState};
 
-use crate::api;
-use crate::app::{ctx, new_attempt_id};
-use crate::browser;
-use crate::dates::shift_date;
-use crate::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
-use crate::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
-use crate::remote::ApiFailure;
+use crate::model::dates::shift_date;
+use crate::model::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
+use crate::model::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
+use crate::model::remote::ApiFailure;
+use crate::ui::api;
+use crate::ui::browser;
+use crate::ui::context::{ctx, new_attempt_id};
 
 /// What the list shows.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,11 +3,11 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::api;
-use crate::app::ctx;
-use crate::browser;
-use crate::i18n::{Lang, Text, text};
-use crate::settings::looks_like_token;
+use crate::model::i18n::{Lang, Text, text};
+use crate::model::settings::looks_like_token;
+use crate::ui::api;
+use crate::ui::browser;
+use crate::ui::context::ctx;
 
 /// The token form: checks a token with the proxy before saving it.
 #[component]
@@ -127,7 +127,7 @@ pub fn SettingsPage() -> impl IntoView {
             }
             if on {
                 browser::unlock_audio();
-                browser::play(crate::checkout::Sound::Scan);
+                browser::play(crate::model::checkout::Sound::Scan);
             }
         }
     };

@@ -10,8 +10,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Request, RequestInit, Response};
 
-use crate::browser;
-use crate::remote::ApiFailure;
+use crate::model::remote::ApiFailure;
+use crate::ui::browser;
 
 /// How long the proxy holds a long-poll open.
 pub const LONG_POLL_WAIT_S: u32 = 25;

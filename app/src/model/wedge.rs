@@ -3,7 +3,7 @@
 //! A wedge scanner is a keyboard: it "types" the 18 digits of the customer's payment code in a
 //! burst of key events 5–15 ms apart, usually followed by Enter. People type the same digits
 //! with gaps of 80 ms and more. [`WedgeDetector`] tells the two apart from key timestamps
-//! alone, so it knows nothing of the DOM: the browser glue (`capture.rs`) turns every
+//! alone, so it knows nothing of the DOM: the browser glue (`ui/capture.rs`) turns every
 //! `keydown` (and the `keyup` of Alt) into a [`KeyInput`], calls [`WedgeDetector::on_key`]
 //! ([`WedgeDetector::on_key_up`]), obeys the returned [`KeyOutcome`] (`preventDefault`,
 //! `stopPropagation`, whether the page may see the key) and calls [`WedgeDetector::on_timer`]
@@ -12,7 +12,7 @@
 //! Digits are decoded from `KeyboardEvent.code` (`Digit0`–`Digit9`, `Numpad0`–`Numpad9`),
 //! which does not depend on the keyboard layout, Shift, NumLock or an IME reporting
 //! `key = "Process"`; `key` is the fallback for events that carry no `code`, and it may be a
-//! digit of any script (`crate::digits`).
+//! digit of any script (`crate::model::digits`).
 //!
 //! # What real scanners send around the digits
 //! - **Suffixes.** Most scanners end with Enter; others with Tab, NumpadEnter, an F-key, Esc,
@@ -41,7 +41,7 @@
 //!   so no character counts twice. The timing of such a burst is judged per key event (a
 //!   character takes four or five of them), so a fast emulating scanner is still a scanner.
 
-use crate::digits::decimal_value;
+use crate::model::digits::decimal_value;
 
 /// Timing limits. The defaults are the ones `docs/capture.md` recommends.
 #[derive(Clone, Copy, Debug, PartialEq)]

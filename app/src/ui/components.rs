@@ -3,9 +3,9 @@
 
 use leptos::prelude::*;
 
-use crate::app::{Page, Pairing, ctx};
-use crate::checkout::Notice;
-use crate::i18n::{Text, notice_text, text};
+use crate::model::checkout::Notice;
+use crate::model::i18n::{Text, notice_text, text};
+use crate::ui::context::{Page, Pairing, ctx};
 
 /// The top bar: title, terminal, navigation.
 #[component]
@@ -57,7 +57,7 @@ pub fn OfflineBanner() -> impl IntoView {
 
 /// Whether a notice is a problem (announced as an alert) or a hint (a status).
 pub fn notice_is_problem(notice: &Notice) -> bool {
-    !matches!(notice, Notice::ImeDetected | Notice::RateLimited)
+    !matches!(notice, Notice::ImeDetected)
 }
 
 /// The current notice of the checkout, if any.

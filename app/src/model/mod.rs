@@ -1,0 +1,24 @@
+//! The page's logic, with no I/O: compiled everywhere and tested natively
+//! (`cargo test -p paycode-app`). The browser glue (`ui`) feeds these modules inputs and
+//! carries out the effects they return.
+//!
+//! - [`amount`]: the amount being typed, parsed exactly into fen.
+//! - [`wedge`]: the keyboard-wedge scanner detector (`docs/capture.md`).
+//! - [`digits`]: decimal digits of any script read as ASCII (full-width IME input).
+//! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
+//! - [`refund`]: the refund dialog's steps.
+//! - [`remote`]: what a failed call to the proxy means.
+//! - [`settings`]: stored settings and keys.
+//! - [`i18n`]: every text in Chinese and English (failure copy comes from
+//!   `paycode_api::codes`).
+//! - [`dates`]: calendar days for the payments list.
+
+pub mod amount;
+pub mod checkout;
+pub mod dates;
+pub mod digits;
+pub mod i18n;
+pub mod refund;
+pub mod remote;
+pub mod settings;
+pub mod wedge;

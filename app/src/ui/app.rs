@@ -1,0 +1,167 @@
+//! The root component: it builds the shared [`Ctx`], resumes an interrupted payment, finds
+//! a token and keeps checking the connection, and shows the page below the header.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::model::amount::AmountKey;
+use crate::model::checkout::{Checkout, Input, StoredAttempt};
+use crate::model::settings::{ATTEMPT_KEY, Settings, TOKEN_KEY};
+use crate::ui::components::{Header, OfflineBanner};
+use crate::ui::context::{Ctx, Page, Pairing};
+use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
+use crate::ui::{api, browser, capture};
+
+/// Applies `?amount=12.30` from the address (a till or ERP opening the page for one sale):
+/// the amount is typed and confirmed as if by hand.
+fn apply_amount_from_address(ctx: Ctx) {
+    let Ok(search) = browser::window().location().search() else {
+        return;
+    };
+    let Some(amount) = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("amount="))
+    else {
+        return;
+    };
+    for character in amount.chars() {
+        let key = match character {
+            '.' => AmountKey::Point,
+            digit @ '0'..='9' => AmountKey::Digit(digit as u8 - b'0'),
+            _ => return,
+        };
+        ctx.dispatch(Input::Key(key));
+    }
+    ctx.dispatch(Input::Proceed);
+}
+
+/// Finds a token: the stored one (verified in the background), else demo mode's.
+async fn start(ctx: Ctx) {
+    if let Some(token) = ctx.token() {
+        // Optimistic: the stored token was valid when saved, so the app is usable at once.
+        ctx.pairing.set(Pairing::Ready);
+        match api::terminal(&token).await {
+            Ok(terminal) => {
+                ctx.online.set(true);
+                ctx.terminal.set(Some(terminal));
+                return;
+            }
+            Err(failure) if failure.is_unauthorized() => {
+                // Revoked or from another proxy: forget it and look for a new one below.
+                browser::store(TOKEN_KEY, None);
+                ctx.settings.update(|settings| settings.token = None);
+                ctx.pairing.set(Pairing::Starting);
+            }
+            Err(failure) => {
+                ctx.note(&Err::<(), _>(failure));
+                return;
+            }
+        }
+    }
+    let result = api::demo_pairing().await;
+    ctx.note(&result);
+    match result {
+        Ok(pairing) => ctx.paired(pairing.token, pairing.terminal),
+        Err(_) => ctx.pairing.set(Pairing::Needed),
+    }
+}
+
+/// Checks the proxy now and then, so the offline banner appears (and clears) even when no
+/// payment is running, and a revoked token is noticed.
+async fn watch_connection(ctx: Ctx) {
+    loop {
+        let delay = if ctx.online.get_untracked() {
+            10_000
+        } else {
+            2_000
+        };
+        browser::sleep(delay).await;
+        if let Some(token) = ctx.token() {
+            let result = api::terminal(&token).await;
+            ctx.note(&result);
+            if let Ok(terminal) = result
+                && ctx
+                    .terminal
+                    .with_untracked(|known| known.as_ref() != Some(&terminal))
+            {
+                ctx.terminal.set(Some(terminal));
+            }
+        }
+    }
+}
+
+/// The page: header, offline banner, and the current page.
+#[component]
+pub fn App() -> impl IntoView {
+    let settings = Settings::load(browser::load);
+    let ctx = Ctx {
+        checkout: RwSignal::new(Checkout::default()),
+        settings: RwSignal::new(settings),
+        page: RwSignal::new(Page::Checkout),
+        pairing: RwSignal::new(Pairing::Starting),
+        terminal: RwSignal::new(None),
+        online: RwSignal::new(true),
+        clock: RwSignal::new(browser::now_ms()),
+    };
+    provide_context(ctx);
+    capture::install(ctx);
+
+    // A payment interrupted by a reload comes back first: never a second charge.
+    if let Some(attempt) =
+        browser::load(ATTEMPT_KEY).and_then(|json| StoredAttempt::from_json(&json))
+    {
+        ctx.dispatch(Input::Resume(attempt));
+    } else {
+        browser::store(ATTEMPT_KEY, None);
+        apply_amount_from_address(ctx);
+    }
+    spawn_local(start(ctx));
+    spawn_local(watch_connection(ctx));
+
+    // The clock drives countdowns and the success screen's auto-next.
+    set_interval(
+        move || {
+            if ctx
+                .checkout
+                .with_untracked(|checkout| checkout.paying().is_some())
+            {
+                ctx.clock.set(browser::now_ms());
+                if ctx
+                    .checkout
+                    .with_untracked(|checkout| checkout.auto_next_at().is_some())
+                {
+                    ctx.dispatch(Input::Tick);
+                }
+            }
+        },
+        std::time::Duration::from_millis(250),
+    );
+
+    leptos::prelude::Effect::new(move |_| {
+        let lang = ctx.lang();
+        if let Some(root) = browser::window()
+            .document()
+            .and_then(|document| document.document_element())
+        {
+            let _ = root.set_attribute("lang", lang.tag());
+        }
+    });
+
+    // Setting a signal to the value it has still notifies; the memo keeps the page from
+    // being rebuilt unless pairing or page really change.
+    let shown = Memo::new(move |_| (ctx.pairing.get(), ctx.page.get()));
+    view! {
+        <Header/>
+        <OfflineBanner/>
+        <main class="main">
+            {move || match shown.get() {
+                (Pairing::Starting, _) => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
+                (Pairing::Needed, _) => view! { <PairingPage/> }.into_any(),
+                (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
+                (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
+                (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),
+            }}
+        </main>
+    }
+}

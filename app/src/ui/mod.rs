@@ -1,0 +1,17 @@
+//! The browser glue, compiled for wasm32 only (declared once, in `lib.rs`).
+//!
+//! - `api`: the only module that knows URLs (fetch with the bearer token, long-poll).
+//! - `browser`: `localStorage`, the monotonic clock, UUIDs, Web Audio.
+//! - `capture`: the window key listener that feeds the detector (`model::wedge`).
+//! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's
+//!   effects.
+//! - `app`: the root view and its start-up (resume, pairing, connection watch).
+//! - `components` and `pages`: the Leptos views below the root.
+
+pub mod api;
+pub mod app;
+pub mod browser;
+pub mod capture;
+pub mod components;
+pub mod context;
+pub mod pages;
