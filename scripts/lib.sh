@@ -22,7 +22,7 @@ ensure_rust() {
     fi
 }
 
-# --- The cashier app (issue #5) ---------------------------------------------------------
+# --- The cashier app ---------------------------------------------------------
 
 # The version of the `wasm-bindgen` crate in Cargo.lock: the CLI must match it exactly.
 wasm_bindgen_lock_version() {
@@ -36,7 +36,7 @@ ensure_app_tools() {
     local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
     case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
     if ! trunk --version 2>/dev/null | grep -qx 'trunk 0.21.14'; then
-        step "installing Trunk 0.21.14 (cargo install, about 8 minutes on 2 cores)"
+        step "installing Trunk 0.21.14 (cargo install, about 15 minutes on 2 cores)"
         cargo install trunk --version 0.21.14 --locked
     fi
     local wanted

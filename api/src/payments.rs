@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AuthCode, FailureCode, Fen};
 
 /// Where a payment stands, as the proxy reports it. Mirrors the server's state machine
-/// (DESIGN.md, "Payment states").
+/// (docs/design.md, "Payment states").
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -62,8 +62,10 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// The address and port to listen on. Default `127.0.0.1:3000` (the port Trunk's dev
-    /// server proxies `/api/` to). Port 0 picks a free port, which tests use.
+    /// The address and port to listen on. Default `127.0.0.1:3000`. `trunk serve` forwards
+    /// `/api/` to `127.0.0.1:8080`, where `paycode-proxy demo` listens (`Trunk.toml`): set
+    /// `127.0.0.1:8080` here to develop the app against `serve`. Port 0 picks a free port,
+    /// which tests use.
     pub listen: SocketAddr,
     /// The largest request body accepted, in bytes; larger bodies get 413. Default 16384:
     /// a payment request is a few hundred bytes.
@@ -153,7 +155,7 @@ pub struct WechatConfig {
     )]
     pub micropay_read_timeout: Duration,
     /// After a fail-over to `backup_url`, how long traffic stays there before it is forced
-    /// back to `primary_url` (spec §10). Default `3m`, as in WeChat's own SDKs.
+    /// back to `primary_url` (docs/wechat-pay.md §10). Default `3m`, as in WeChat's own SDKs.
     #[serde(
         default = "default_switch_back_after",
         deserialize_with = "de::duration"
@@ -166,7 +168,7 @@ pub struct WechatConfig {
 
 /// `[payments]`: payment rules and timing. Durations are written as `"3s"`, `"500ms"`,
 /// `"1m 30s"`, or as whole milliseconds. The defaults follow WeChat's documented schedule
-/// (DESIGN.md, "Query schedule"); tests shorten them.
+/// (docs/design.md, "Query schedule"); tests shorten them.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentsConfig {
@@ -208,7 +210,7 @@ pub struct PaymentsConfig {
     #[serde(deserialize_with = "de::duration")]
     pub attention_recheck_interval: Duration,
     /// The least time between two refunds of one payment reaching WeChat: WeChat wants
-    /// partial refunds of one order at least a minute apart (spec §3.4), so a refund asked
+    /// partial refunds of one order at least a minute apart (docs/wechat-pay.md §3.4), so a refund asked
     /// for sooner is held (`queued`) until this long after the previous one was applied.
     /// Default `60s`.
     #[serde(deserialize_with = "de::duration")]

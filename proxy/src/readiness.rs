@@ -14,9 +14,10 @@ use crate::store::Store;
 /// How long one readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One thing `/readyz` checks. Checks run on every probe, so they must be cheap: a check
-/// of a remote service should report a status observed in the background rather than call
-/// the service itself.
+/// One thing `/readyz` checks. Checks run on every probe and each is bounded by a 2 s
+/// timeout, so they must be cheap: a check of a remote service remembers its last answer and
+/// calls the service at most once per its own maximum age (WeChat's: 30 s, `wechat`), so
+/// load balancers polling `/readyz` do not turn into traffic to that service.
 #[async_trait]
 pub trait ReadinessCheck: Send + Sync + 'static {
     /// A short, stable name shown in the `/readyz` body (`store`, `wechat`).
@@ -26,8 +27,8 @@ pub trait ReadinessCheck: Send + Sync + 'static {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// The checks behind `/readyz`. The store's check is always present; the payments engine
-/// adds its WeChat reachability check with [`Readiness::with`].
+/// The checks behind `/readyz`, added with [`Readiness::with`]: `AppState::new` adds the
+/// store's ([`StoreReachable`]) and WeChat's (`wechat::WechatReachable`).
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,

@@ -1,4 +1,4 @@
-//! `err_code` values (spec §5) and what a client should do about each.
+//! `err_code` values (docs/wechat-pay.md §5) and what a client should do about each.
 
 use std::fmt;
 
@@ -83,7 +83,7 @@ impl fmt::Display for Api {
     }
 }
 
-/// What a `result_code=FAIL` means for the caller (spec §5's "Class" column).
+/// What a `result_code=FAIL` means for the caller (docs/wechat-pay.md §5's "Class" column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
     /// A definite business failure: this request did not and will not succeed.
@@ -207,7 +207,7 @@ err_codes! {
 }
 
 impl ErrCode {
-    /// What this code means for a call to `api`, following spec §5.
+    /// What this code means for a call to `api`, following docs/wechat-pay.md §5.
     ///
     /// Codes the spec does not list for that API are treated as [`ErrorClass::Unknown`] for
     /// micropay (the POS guide: even a FAIL can hide a success, so query before telling the

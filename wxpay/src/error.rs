@@ -164,7 +164,7 @@ pub struct BusinessError {
 }
 
 impl BusinessError {
-    /// What this failure means for the caller (spec §5).
+    /// What this failure means for the caller (docs/wechat-pay.md §5).
     pub fn class(&self) -> ErrorClass {
         self.err_code.class(self.api)
     }

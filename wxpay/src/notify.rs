@@ -1,4 +1,4 @@
-//! Refund-result notifications (spec §9.2–§9.4): the encrypted `req_info` element.
+//! Refund-result notifications (docs/wechat-pay.md §9.2–§9.4): the encrypted `req_info` element.
 //!
 //! Refund notifications carry no `sign`; their integrity comes from `req_info`, which WeChat
 //! encrypts with AES-256-ECB under a key derived from the merchant's APIv2 key:
@@ -120,7 +120,7 @@ fn aes_ecb_decrypt(ciphertext: &[u8], key: &ApiKey) -> Result<Vec<u8>, NotifyErr
 mod tests {
     use super::*;
 
-    /// Spec §9.4 R1: wechatpy `tests/test_crypto.py::test_refund_notify_decrypt_message`.
+    /// docs/wechat-pay.md §9.4 R1: wechatpy `tests/test_crypto.py::test_refund_notify_decrypt_message`.
     const R1_KEY: &str = "OF4Ne3znh8KqL0V4NqmALQa0uXMYKcEk";
     const R1_REQ_INFO: &str = "51A27s9LxbaEv52nBOrqa0FCs3HVIM31Wc3BpNqSCP5MQlS8HL1Vl7mZ21043B7PZy7adtOZGtZv44lGl0U8JXlVFL4Ltxsw6+pACjZBB0Qi1LUDjFlP2IyTxYX4eC57kxnCphDdIyRkU67kOWW/HN/efggTUlaPJkoL5kVe9Y1MZF55IHR4lwGI7WtVLtxATX1tkAVZF+/ri0WlPXo9+GkqeB2/id6Ozw09Tqp8C/TKbmKBpRhTCRU2TzfQoLa6fjbgETFHJ795aEMyUZPQYbbsz6U9Rj9lUzEh8+Oc8KYTXa9zVk+nnFr82+yjffb3d36ylTe0y/VmYf90rf9cbiJQdM00zZ8Qa99SlMTs2wjOO4Mi4Btlg1PebsLF8TkqbSZkRJDGs61UunUB8Km1b/VeBxXuv4D3H7DiVZ9Fj7lq2j07zFDpxxlhhen7kZvMWWO3lrfFpA9c4eFOqfF9SxcU9nBmHfDD1g/dsrMl6+a71xQHJ/gn80fZOefUBv92ggqutsuJ4gd4OqkmO0XUs8e4XQyLpra+LvpmahsU5lBIZuQcMq3FHrqe8hXTfp3+3qym2wGfvPI75jx41VZwmBQy9izB1Id+A5lUeXC5QJy+ryDu/dWkhB+aMjkElaI/Epmcc/IEPaI73W6Hc58hNednOM536rPnn+GDc98PdGszpLTjmaZSu8dtqwPaym66yRqFQowzFoBbooik57iHUFBCeWya7XcXYL9WKhRF3uIZM+Kfv9/Zs2pF+w9/EJpltuzPpT1GP2VTMSHz45zwphFlS2lX8wHyZ+k9n2dptzQqpOCPedt5iQAmAe1oNQMxNdPDH9g68x9UzWD1kfK/dPO+3NPAh0XG+io4x15fIknNf7JLjpAuWicMMzCdwC4hhqeYOzQ+pC9f2xJXi5YViNKIZY69oO8eoHYRitLZrHLgx3oB2zimmqX6BI+DMklKAzAqqgGmbFxcVTvxZB6cMCx+H7TTWXnjAG+6A3SrCcxg0l5+UB93pkAYR7SVJ+VaZoiBqlqnZvb7IM17n9XaaFntlzvbbFCIa7OnOQb5Lvw=";
     const R1_PLAINTEXT: &str = "<root>\n<out_refund_no><![CDATA[1234]]></out_refund_no>\n<out_trade_no><![CDATA[2020010418301551404339261814]]></out_trade_no>\n<refund_account><![CDATA[REFUND_SOURCE_RECHARGE_FUNDS]]></refund_account>\n<refund_fee><![CDATA[1]]></refund_fee>\n<refund_id><![CDATA[50300103182020010413419046597]]></refund_id>\n<refund_recv_accout><![CDATA[招商银行信用卡8915]]></refund_recv_accout>\n<refund_request_source><![CDATA[API]]></refund_request_source>\n<refund_status><![CDATA[SUCCESS]]></refund_status>\n<settlement_refund_fee><![CDATA[1]]></settlement_refund_fee>\n<settlement_total_fee><![CDATA[1]]></settlement_total_fee>\n<success_time><![CDATA[2020-01-04 18:34:24]]></success_time>\n<total_fee><![CDATA[1]]></total_fee>\n<transaction_id><![CDATA[4200000483202001042069747825]]></transaction_id>\n</root>";
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn r2_ijpay_vector_encrypts_and_decrypts() {
-        // Spec §9.4 R2: IJPay `WxPayKitTest.encryptData`.
+        // docs/wechat-pay.md §9.4 R2: IJPay `WxPayKitTest.encryptData`.
         let key = ApiKey::new("42cc1d91bab89b65ff55b19e28fff4f0");
         assert_eq!(
             hex::encode(Md5::digest(key.expose().as_bytes())),

@@ -1,4 +1,4 @@
-//! APIv2 signatures (spec §4): MD5 or HMAC-SHA256 over the sorted, non-empty, raw parameters.
+//! APIv2 signatures (docs/wechat-pay.md §4): MD5 or HMAC-SHA256 over the sorted, non-empty, raw parameters.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The `<xml>` codec (spec §8): flat `name → text` maps, CDATA for strings, bare integers.
+//! The `<xml>` codec (docs/wechat-pay.md §8): flat `name → text` maps, CDATA for strings, bare integers.
 //!
 //! Decoding is deliberately strict about structure and lenient about presentation. It accepts
 //! a UTF-8 BOM, an XML declaration, comments, pretty-printing whitespace, CDATA or escaped

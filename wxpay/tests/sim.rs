@@ -294,7 +294,7 @@ async fn hmac_requests_get_hmac_signed_replies() {
     sign::verify(&reply, &ApiKey::new(KEY), SignType::HmacSha256).expect("HMAC reply");
 }
 
-/// The spec's algorithm (§4.1), written independently of `wxpay::sign`.
+/// The algorithm of docs/wechat-pay.md §4.1, written independently of `wxpay::sign`.
 fn third_party_sign(fields: &[(&str, &str)], key: &str) -> String {
     let mut fields: Vec<_> = fields
         .iter()
@@ -427,7 +427,7 @@ async fn malformed_requests_get_protocol_or_parameter_failures() {
         .await
         .expect("reply");
     assert_protocol_fail(&raw.params(), "商户号mch_id或sub_mch_id不存在");
-    // Non-integer amounts are refused at the protocol layer (spec §6.2).
+    // Non-integer amounts are refused at the protocol layer (docs/wechat-pay.md §6.2).
     for total_fee in ["0.12", "0", "-1", "1e3"] {
         let mut params = micropay_params(&out_trade_no(), &code(), 1);
         params.insert("total_fee", total_fee);
@@ -920,7 +920,7 @@ async fn refunds_are_idempotent_bounded_and_complete_later() {
     assert_eq!(get(&again, "refund_id"), get(&first, "refund_id"));
     // Same out_refund_no, other amount.
     assert_business_fail(&t.refund(&no, "R1", 1000, 400).await, "REFUND_FEE_MISMATCH");
-    // The next application comes a minute later (spec §3.4).
+    // The next application comes a minute later (docs/wechat-pay.md §3.4).
     t.sim.advance(Duration::from_secs(60));
     // Cumulative refunds may not exceed the total.
     assert_business_fail(&t.refund(&no, "R2", 1000, 701).await, "ERROR");

@@ -1,6 +1,6 @@
 //! Every word on screen, in Simplified Chinese (the default) and English.
 //!
-//! The Chinese payment-screen copy follows `cashier-ux.md` §6.2. Texts are keyed by
+//! The Chinese payment-screen copy follows `docs/cashier-screens.md` §6.2. Texts are keyed by
 //! [`Text`], so a missing translation is a compile error, and formatted messages are small
 //! functions that take the values they show.
 

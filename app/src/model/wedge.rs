@@ -966,7 +966,7 @@ mod tests {
             .collect()
     }
 
-    // §6.3 case 1: 18 digits at 5 ms + Enter → accept.
+    // docs/cashier-screens.md §6.3 case 1: 18 digits at 5 ms + Enter → accept.
     #[test]
     fn digits_at_5ms_with_enter_are_a_scan() {
         // Arrange
@@ -993,7 +993,7 @@ mod tests {
         assert!((stats.avg_gap_ms - 5.0).abs() < 1e-9);
     }
 
-    // §6.3 case 2: the same with Tab.
+    // docs/cashier-screens.md §6.3 case 2: the same with Tab.
     #[test]
     fn tab_terminates_a_scan_and_is_swallowed() {
         let mut detector = armed();
@@ -1005,7 +1005,7 @@ mod tests {
         assert!(tab.prevent_default && tab.stop_propagation && !tab.pass_to_page);
     }
 
-    // §6.3 case 3: no suffix → accept after 100 ms idle, not before.
+    // docs/cashier-screens.md §6.3 case 3: no suffix → accept after 100 ms idle, not before.
     #[test]
     fn a_scan_without_suffix_ends_after_the_idle_time() {
         let mut detector = armed();
@@ -1021,7 +1021,7 @@ mod tests {
         assert_eq!(detector.deadline(), None);
     }
 
-    // §6.3 case 4: numpad codes with NumLock off (key=End, code=Numpad1) → accept.
+    // docs/cashier-screens.md §6.3 case 4: numpad codes with NumLock off (key=End, code=Numpad1) → accept.
     #[test]
     fn numpad_codes_with_numlock_off_are_digits() {
         let numlock_off_keys = [
@@ -1054,7 +1054,7 @@ mod tests {
         assert_eq!(scanned(&events), vec![(CODE.to_owned(), Terminator::Enter)]);
     }
 
-    // §6.3 case 5: key="Process", keyCode 229, digit codes → accept.
+    // docs/cashier-screens.md §6.3 case 5: key="Process", keyCode 229, digit codes → accept.
     #[test]
     fn ime_processed_keys_with_digit_codes_are_digits() {
         let mut keys: Vec<Key> = burst(CODE, 0.0, &[8.0])
@@ -1076,7 +1076,7 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.prevent_default));
     }
 
-    // §6.3 case 6: 18 digits at 120 ms → ManualLikeEntry, never a scan.
+    // docs/cashier-screens.md §6.3 case 6: 18 digits at 120 ms → ManualLikeEntry, never a scan.
     #[test]
     fn human_speed_typing_of_a_code_is_not_a_scan() {
         let mut detector = armed();
@@ -1107,7 +1107,7 @@ mod tests {
         assert_eq!(events, vec![DetectorEvent::ManualLikeEntry]);
     }
 
-    // §6.3 case 7: Bluetooth burst pattern (6,6,6,47,6,…) → accept.
+    // docs/cashier-screens.md §6.3 case 7: Bluetooth burst pattern (6,6,6,47,6,…) → accept.
     #[test]
     fn bluetooth_bursts_with_an_outlier_gap_are_a_scan() {
         let mut detector = armed();
@@ -1131,7 +1131,7 @@ mod tests {
         assert!(scanned(&events).is_empty(), "{events:?}");
     }
 
-    // §6.3 case 8: leading Enter → accept (the leading Enter passes through).
+    // docs/cashier-screens.md §6.3 case 8: leading Enter → accept (the leading Enter passes through).
     #[test]
     fn a_leading_enter_is_harmless() {
         let mut detector = armed();
@@ -1152,7 +1152,7 @@ mod tests {
         assert_eq!(scanned(&events), vec![(CODE.to_owned(), Terminator::Idle)]);
     }
 
-    // §6.3 case 9: Shift/Alt interleaved → accept.
+    // docs/cashier-screens.md §6.3 case 9: Shift/Alt interleaved → accept.
     #[test]
     fn shift_and_alt_between_digits_are_ignored() {
         let mut keys = Vec::new();
@@ -1181,7 +1181,7 @@ mod tests {
         assert_eq!(scanned(&events), vec![(CODE.to_owned(), Terminator::Enter)]);
     }
 
-    // §6.3 case 10: letters → reset.
+    // docs/cashier-screens.md §6.3 case 10: letters → reset.
     #[test]
     fn a_letter_resets_the_buffer() {
         let mut detector = armed();
@@ -1226,7 +1226,7 @@ mod tests {
         );
     }
 
-    // §6.3 case 11: duplicate within 3 s → ignored.
+    // docs/cashier-screens.md §6.3 case 11: duplicate within 3 s → ignored.
     #[test]
     fn the_same_code_within_three_seconds_is_a_duplicate() {
         let mut detector = armed();
@@ -1259,7 +1259,7 @@ mod tests {
         assert_eq!(events, vec![DetectorEvent::Duplicate]);
     }
 
-    // §6.3 case 12: bursts in the amount field → not applied to the amount.
+    // docs/cashier-screens.md §6.3 case 12: bursts in the amount field → not applied to the amount.
     #[test]
     fn a_scanner_burst_never_reaches_the_amount() {
         let mut detector = WedgeDetector::default();

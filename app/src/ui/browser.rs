@@ -141,7 +141,7 @@ pub fn unlock_audio() {
 }
 
 /// Plays a sound: 880 Hz for a scan, a rising pair for success, a low double beep for
-/// errors (`cashier-ux.md` §6.2).
+/// errors (`docs/cashier-screens.md` §6.2).
 pub fn play(sound: Sound) {
     let tones: &[(f32, f64, f64)] = match sound {
         Sound::Scan => &[(880.0, 0.0, 0.08)],

@@ -1,4 +1,4 @@
--- The closed loop (spec §7.1 item 6): a payment that failed while WeChat kept its order open
+-- The closed loop (docs/wechat-pay.md §7.1 item 6): a payment that failed while WeChat kept its order open
 -- (PAYERROR, NOTPAY) is settled for the cashier, but its order is still closed by reverse in
 -- the background. `close_state` tracks that: NULL (no close owed), 'pending' (the reverse is
 -- owed; `next_action` is 'close_reverse'), 'closed', or 'needs_attention' (it failed for good).

@@ -1,4 +1,4 @@
--- WeChat wants partial refunds of one order at least one minute apart (spec §3.4). A refund
+-- WeChat wants partial refunds of one order at least one minute apart (docs/wechat-pay.md §3.4). A refund
 -- asked for sooner is stored in state 'queued' with `next_action_at` = when it may be sent;
 -- `applied_at` is when an application for a refund last ended at WeChat in a way that may have
 -- started that minute (accepted, or outcome unknown), so the next refund can wait from it.

@@ -1,4 +1,8 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`.
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`:
+//! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
+//! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
+//! certificate, a signed query to WeChat); `terminal add|list|revoke` manages terminal
+//! tokens; `sim` runs the WeChat Pay simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.

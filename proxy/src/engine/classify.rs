@@ -119,7 +119,7 @@ pub enum RefundOutcome {
         refund_id: String,
     },
     /// WeChat refused it for now with `FREQUENCY_LIMITED`: too soon after the order's
-    /// previous refund (the one-minute spacing, spec §3.4) or another frequency limit. Nothing
+    /// previous refund (the one-minute spacing, docs/wechat-pay.md §3.4) or another frequency limit. Nothing
     /// was applied; hold it and send the same application again after the spacing.
     TooSoon,
     /// Send the same application again later (it is idempotent on `out_refund_no`).
@@ -232,7 +232,7 @@ fn refund_failed(code: FailureCode) -> RefundQueryOutcome {
     }
 }
 
-/// What to tell the cashier when micropay declined with `code` (cashier-ux.md §6.2): the
+/// What to tell the cashier when micropay declined with `code` (docs/cashier-screens.md §6.2): the
 /// copy of that [`FailureCode`] (`paycode_api::codes`).
 pub fn decline_message(code: &ErrCode) -> &'static str {
     match FailureCode::parse(code.as_str()) {

@@ -2,7 +2,7 @@
 //! is due, and what the steps share: the store, the client, the schedule and the commit
 //! bookkeeping ([`Shared::committed`]).
 //!
-//! How the rules of DESIGN.md are kept:
+//! How the rules of docs/design.md are kept:
 //! - **Persist before acting.** A payment is stored (with its payment code and the action
 //!   `micropay`) before anything is sent. Right before micropay leaves, `maybe_sent` is
 //!   committed; a crash after that point resumes with a query, never a second micropay. A

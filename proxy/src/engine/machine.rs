@@ -2,7 +2,7 @@
 //! what WeChat (or the cashier) just said, decide the next state and the next action.
 //!
 //! Nothing here does I/O or reads a clock; the driver passes `now` in. That keeps every rule
-//! of DESIGN.md and the spec's §7 testable with plain unit tests, and keeps the driver a
+//! of docs/design.md and docs/wechat-pay.md §7 testable with plain unit tests, and keeps the driver a
 //! thin loop: load → call WeChat → [`Transition`] → commit → schedule.
 //!
 //! The rules, in one place:
@@ -20,10 +20,10 @@
 //! - Any micropay `result_code=FAIL`, even a "definite" one, is confirmed by one query
 //!   before the cashier is told it failed (the POS guide: in extreme cases a FAIL hides a
 //!   success).
-//! - Every order ends `SUCCESS`, `CLOSED` or `REVOKED` at WeChat (the closed loop, spec §7.1
+//! - Every order ends `SUCCESS`, `CLOSED` or `REVOKED` at WeChat (the closed loop, docs/wechat-pay.md §7.1
 //!   item 6). A payment that failed while its order is left open (`PAYERROR`, `NOTPAY`) is
 //!   shown `failed` at once, and the order is closed in the background by reverse (micropay
-//!   orders are closed by reverse, never closeorder: §1.2, §3.6), no earlier than
+//!   orders are closed by reverse, never closeorder: docs/wechat-pay.md §1.2, §3.6), no earlier than
 //!   `reverse_not_before` after submission: [`Action::CloseReverse`], tracked by
 //!   [`CloseState`]. The cashier-visible state and failure never change for it.
 
@@ -57,7 +57,7 @@ pub struct Timing {
     /// How often a payment that needs attention is checked again.
     pub attention_recheck_interval: Duration,
     /// The least time between two refunds of one payment reaching WeChat (60 s: partial
-    /// refunds of one order at least one minute apart, spec §3.4); see `engine::spacing`.
+    /// refunds of one order at least one minute apart, docs/wechat-pay.md §3.4); see `engine::spacing`.
     pub refund_spacing: Duration,
 }
 
@@ -273,10 +273,10 @@ impl Transition {
 }
 
 /// Whether a payment that ends on this query answer leaves an open order behind, which the
-/// closed loop (spec §7.1 item 6) requires to be closed by reverse.
+/// closed loop (docs/wechat-pay.md §7.1 item 6) requires to be closed by reverse.
 ///
 /// The query, made after every micropay failure, is the evidence: per err_code, what it finds
-/// (spec §5.1, §5.2 and the simulator's rows):
+/// (docs/wechat-pay.md §5.1, §5.2 and the simulator's rows):
 /// - `NOTENOUGH`, `NOTSUPORTCARD`, `BANKERROR`, `TRADE_ERROR`, `BUYER_MISMATCH`, and a
 ///   customer who cancels the password prompt: WeChat created the order and the payment failed
 ///   on it, so the order stays `PAYERROR` ("支付失败,请撤销订单": the desc WeChat itself gives)

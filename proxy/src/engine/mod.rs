@@ -14,7 +14,7 @@
 //! - `watch`: the long-poll channels ([`Watch`]).
 //! - [`limiter`]: the per-merchant micropay rate limit.
 //! - [`spacing`]: when a refund may go to WeChat, a minute after the previous refund of the
-//!   same payment (spec §3.4).
+//!   same payment (docs/wechat-pay.md §3.4).
 
 mod api;
 pub mod classify;

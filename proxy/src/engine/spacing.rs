@@ -1,4 +1,4 @@
-//! WeChat's spacing between refunds of one order (spec §3.4: partial refunds "≥1 minute
+//! WeChat's spacing between refunds of one order (docs/wechat-pay.md §3.4: partial refunds "≥1 minute
 //! apart"), as a pure decision: given a payment's other refunds, when may this one be sent?
 //!
 //! The rule the engine keeps, so that WeChat never has to refuse a refund for coming too soon:

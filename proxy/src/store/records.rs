@@ -108,7 +108,7 @@ impl Action {
     }
 }
 
-/// Where closing a settled payment's order at WeChat stands (the closed loop, spec §7.1
+/// Where closing a settled payment's order at WeChat stands (the closed loop, docs/wechat-pay.md §7.1
 /// item 6). `None` on a payment means no close is owed: the order was paid, never created,
 /// or already closed by the payment's own reverse or by WeChat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

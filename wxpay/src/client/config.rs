@@ -7,7 +7,7 @@ use url::Url;
 use super::identity::ClientIdentity;
 use crate::sign::{ApiKey, SignType};
 
-/// WeChat's primary API host (spec §1.1).
+/// WeChat's primary API host (docs/wechat-pay.md §1.1).
 pub const DEFAULT_PRIMARY_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 
 /// WeChat's backup (cross-city disaster-recovery, 跨城冗灾) host: same paths, all APIs.
@@ -49,7 +49,7 @@ pub struct ClientConfig {
     /// Where calls go first: scheme, host and optional port (and optionally a path prefix),
     /// e.g. `https://api.mch.weixin.qq.com`. Tests point it at a local server.
     pub primary_base_url: Url,
-    /// Where calls go when the primary host cannot be reached (spec §10), or `None` to never
+    /// Where calls go when the primary host cannot be reached (docs/wechat-pay.md §10), or `None` to never
     /// fail over.
     pub backup_base_url: Option<Url>,
     /// The limit for setting up a connection (DNS, TCP, TLS). A failure within it means the
@@ -68,7 +68,7 @@ pub struct ClientConfig {
     /// top of the built-in web PKI roots. Tests add the simulator's generated CA here.
     pub extra_root_certificates: Vec<String>,
     /// How long traffic stays on the backup host after a fail-over before it is forced back
-    /// to the primary (spec §10; the official SDK's three minutes,
+    /// to the primary (docs/wechat-pay.md §10; the official SDK's three minutes,
     /// [`SWITCH_BACK_AFTER`](super::hosts::SWITCH_BACK_AFTER)).
     pub switch_back_after: Duration,
     /// Use WeChat's sandbox (仿真测试系统): every path gets the `/xdc/apiv2sandbox` prefix and

@@ -1,4 +1,4 @@
-//! Domain fail-over between WeChat's primary and backup hosts (spec §10).
+//! Domain fail-over between WeChat's primary and backup hosts (docs/wechat-pay.md §10).
 //!
 //! [`HostSelector`] restates the official SDK's `WXPayDomainSimpleImpl` as a pure state
 //! machine: the caller passes the current [`Instant`] in, so the three-minute rules are tested
@@ -109,7 +109,7 @@ impl HostStats {
     }
 }
 
-/// Chooses the host for each call and learns from the outcomes (spec §10).
+/// Chooses the host for each call and learns from the outcomes (docs/wechat-pay.md §10).
 ///
 /// Rules, from the official SDK's `WXPayDomainSimpleImpl`:
 /// - The primary is used while it is good (≤ 2 connect failures and ≤ 2 DNS errors).

@@ -1,4 +1,4 @@
-//! The merchant's API client certificate (spec §1.4), needed for `/secapi/*` calls.
+//! The merchant's API client certificate (docs/wechat-pay.md §1.4), needed for `/secapi/*` calls.
 //!
 //! WeChat issues it as `apiclient_cert.p12` (certificate and private key; the password is the
 //! merchant number `mch_id`) and as the PEM pair `apiclient_cert.pem` + `apiclient_key.pem`.

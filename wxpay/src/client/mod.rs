@@ -7,17 +7,17 @@
 //!
 //! # Layout
 //! - [`config`]: [`ClientConfig`], hosts, timeouts, certificate, sandbox switch.
-//! - [`hosts`]: [`HostSelector`], the primary/backup fail-over rules of spec §10.
+//! - [`hosts`]: [`HostSelector`], the primary/backup fail-over rules of docs/wechat-pay.md §10.
 //! - [`identity`]: [`ClientIdentity`], the merchant API certificate for `/secapi/*`.
 //! - [`sandbox`]: the `/xdc/apiv2sandbox` prefix and the sandbox sign key.
 //! - `transport` (private): one HTTP exchange and the classification of its failures.
-//! - `reply` (private): reading a reply body in the order spec §2.2 prescribes.
+//! - `reply` (private): reading a reply body in the order docs/wechat-pay.md §2.2 prescribes.
 //!
 //! # Resending
 //! A call is sent at most twice, and only when the first attempt certainly did not leave: a
 //! DNS or connect failure on one host resends the identical request to the other host. A
 //! timeout, a reset or any reply, however odd, is returned to the caller, who must query
-//! before doing anything else (spec §7). In the sandbox, a signature refusal additionally
+//! before doing anything else (docs/wechat-pay.md §7). In the sandbox, a signature refusal additionally
 //! refreshes the sandbox key and resends once: WeChat refused that request outright.
 
 pub mod config;
@@ -269,7 +269,7 @@ impl Client {
         Ok(Bill::parse(&csv).map_err(BadReply::Bill)?)
     }
 
-    /// Downloads a bill (`/pay/downloadbill`, spec §3.7) and returns the CSV text.
+    /// Downloads a bill (`/pay/downloadbill`, docs/wechat-pay.md §3.7) and returns the CSV text.
     ///
     /// `params` carries `bill_date` (`yyyyMMdd`) and optionally `bill_type`. `tar_type=GZIP`
     /// is refused because its reply is binary. An XML reply is WeChat's error

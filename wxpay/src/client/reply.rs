@@ -1,4 +1,4 @@
-//! Reading a reply body: XML or not, `return_code`, signature, `result_code` (spec §2.2, §4.3).
+//! Reading a reply body: XML or not, `return_code`, signature, `result_code` (docs/wechat-pay.md §2.2, §4.3).
 //!
 //! These are pure functions of the bytes received, so every odd shape WeChat (or a gateway in
 //! front of it) produces is tested here without a server.
@@ -19,7 +19,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<Params> {
     xml::decode(body).map_err(|error| BadReply::Xml(error).into())
 }
 
-/// Applies the decision order of spec §2.2 to a decoded reply and returns it once verified.
+/// Applies the decision order of docs/wechat-pay.md §2.2 to a decoded reply and returns it once verified.
 ///
 /// - `return_code=FAIL` → [`Error::Protocol`] with `return_msg` (or the sandbox's `retmsg`).
 ///   These replies are unsigned, so nothing is verified.

@@ -1,4 +1,4 @@
-//! WeChat's current sandbox (仿真测试系统, spec §1.3): path prefix and sign key.
+//! WeChat's current sandbox (仿真测试系统, docs/wechat-pay.md §1.3): path prefix and sign key.
 //!
 //! Every v2 path gets the `/xdc/apiv2sandbox` prefix, and calls are signed with a
 //! `sandbox_signkey` fetched from `getsignkey` (itself signed with the real API key, MD5)

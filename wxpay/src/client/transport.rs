@@ -1,4 +1,4 @@
-//! One HTTP exchange and the classification of its failures (spec §10, `error.rs`).
+//! One HTTP exchange and the classification of its failures (docs/wechat-pay.md §10, `error.rs`).
 //!
 //! The question every failure must answer is whether the request may have reached WeChat.
 //! Failures while setting up the connection (DNS, TCP, TLS handshake, connect timeout) happen
@@ -20,7 +20,7 @@ use url::Url;
 use super::hosts::HostOutcome;
 use crate::error::{Error, MaybeSent, NotSent};
 
-/// The content type of every request (spec §12 pitfall 1: say UTF-8 explicitly).
+/// The content type of every request (docs/wechat-pay.md §12 pitfall 1: say UTF-8 explicitly).
 const XML_CONTENT_TYPE: &str = "text/xml; charset=UTF-8";
 
 /// A host name that did not resolve. Its type is what marks a failure as a DNS failure.
@@ -104,7 +104,7 @@ impl Failure {
         matches!(self, Failure::Dns | Failure::Connect(_))
     }
 
-    /// What the failure says about the host's health (spec §10); nothing for a request that
+    /// What the failure says about the host's health (docs/wechat-pay.md §10); nothing for a request that
     /// could not even be built.
     pub(crate) fn host_outcome(&self) -> Option<HostOutcome> {
         match self {

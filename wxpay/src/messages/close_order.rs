@@ -1,5 +1,5 @@
 //! `POST /pay/closeorder` (关闭订单). Not for micropay orders, which are closed by reverse;
-//! included because a merchant account serves other trade types too (spec §3.6).
+//! included because a merchant account serves other trade types too (docs/wechat-pay.md §3.6).
 
 use super::{OutTradeNo, Request, Response, optional};
 use crate::codes::Api;

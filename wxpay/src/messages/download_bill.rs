@@ -1,4 +1,4 @@
-//! `POST /pay/downloadbill` (下载交易账单): a day's transactions as CSV (spec §3.7).
+//! `POST /pay/downloadbill` (下载交易账单): a day's transactions as CSV (docs/wechat-pay.md §3.7).
 //!
 //! The bill is WeChat's one non-XML reply: a header row, data rows whose every field starts
 //! with a backtick, then a summary header and a summary row. Amounts are in **yuan** with two

@@ -1,4 +1,4 @@
-//! `POST /pay/micropay` (付款码支付): charge a scanned payment code (spec §3.1).
+//! `POST /pay/micropay` (付款码支付): charge a scanned payment code (docs/wechat-pay.md §3.1).
 
 use paycode_api::{AuthCode, Fen};
 

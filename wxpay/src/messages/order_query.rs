@@ -1,4 +1,4 @@
-//! `POST /pay/orderquery`: the state of an order (spec §3.2, §5.2).
+//! `POST /pay/orderquery`: the state of an order (docs/wechat-pay.md §3.2, §5.2).
 
 use std::fmt;
 
@@ -55,7 +55,7 @@ impl Request for OrderQueryRequest {
     }
 }
 
-/// `trade_state` (spec §5.2).
+/// `trade_state` (docs/wechat-pay.md §5.2).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TradeState {
     /// `SUCCESS`: paid.
@@ -114,7 +114,7 @@ impl TradeState {
         matches!(self, TradeState::Success | TradeState::Refund)
     }
 
-    /// Whether the order can no longer change by itself (§5.2: SUCCESS, REFUND, CLOSED,
+    /// Whether the order can no longer change by itself (docs/wechat-pay.md §5.2: SUCCESS, REFUND, CLOSED,
     /// REVOKED and PAYERROR are terminal; NOTPAY, USERPAYING and ACCEPT are not; unknown
     /// states are treated as not terminal).
     pub fn is_terminal(&self) -> bool {

@@ -1,5 +1,5 @@
 //! `POST /secapi/pay/refund` (申请退款, client certificate): return part or all of a paid
-//! order (spec §3.4). A success reply only means "accepted"; the refund's fate comes from
+//! order (docs/wechat-pay.md §3.4). A success reply only means "accepted"; the refund's fate comes from
 //! `refundquery`.
 
 use paycode_api::Fen;

@@ -1,4 +1,4 @@
-//! `POST /pay/refundquery` (查询退款): the refunds of an order (spec §3.5, §5.5).
+//! `POST /pay/refundquery` (查询退款): the refunds of an order (docs/wechat-pay.md §3.5, §5.5).
 
 use std::fmt;
 

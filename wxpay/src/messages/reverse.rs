@@ -1,5 +1,5 @@
 //! `POST /secapi/pay/reverse` (撤销订单, client certificate): close an unpaid micropay order,
-//! or return the money of a paid one (spec §3.3).
+//! or return the money of a paid one (docs/wechat-pay.md §3.3).
 
 use super::{OrderRef, Request, Response};
 use crate::codes::Api;
