@@ -13,13 +13,13 @@
 //! 7. render the reply: fresh `nonce_str`, signed with the request's sign type; then apply
 //!    the behaviour's or fault's transport effect (delay, drop, garbage, bad signature).
 
-mod closeorder;
-mod downloadbill;
-mod getsignkey;
+mod close_order;
+mod download_bill;
+mod get_sign_key;
 mod micropay;
-mod orderquery;
+mod order_query;
 mod refund;
-mod refundquery;
+mod refund_query;
 mod reverse;
 
 use std::sync::Arc;
@@ -335,7 +335,7 @@ fn process(
         return Reply::Fail(message.into()).into();
     }
     if api == Api::GetSignKey {
-        return getsignkey::handle(merchant);
+        return get_sign_key::handle(merchant);
     }
 
     let call = Call {
@@ -363,14 +363,14 @@ fn process(
     }
     match api {
         Api::Micropay => micropay::handle(&call),
-        Api::OrderQuery => orderquery::handle(&call).into(),
+        Api::OrderQuery => order_query::handle(&call).into(),
         Api::Reverse => reverse::handle(&call).into(),
         Api::Refund => refund::handle(&call).into(),
-        Api::RefundQuery => refundquery::handle(&call).into(),
-        Api::CloseOrder => closeorder::handle(&call).into(),
-        Api::DownloadBill => downloadbill::handle(&call).into(),
+        Api::RefundQuery => refund_query::handle(&call).into(),
+        Api::CloseOrder => close_order::handle(&call).into(),
+        Api::DownloadBill => download_bill::handle(&call).into(),
         // Answered above, before the appid check it does not need.
-        Api::GetSignKey => getsignkey::handle(merchant),
+        Api::GetSignKey => get_sign_key::handle(merchant),
     }
 }
 
