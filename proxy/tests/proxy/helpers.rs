@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wxpay::ApiKey;
-use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimHandle, Simulator};
+use wxpay::sim::{SimHandle, Simulator};
 
 /// A valid configuration with its data and app directories under `root`, listening on
 /// port 0.
@@ -109,14 +109,10 @@ impl TestApp {
     }
 }
 
-/// The simulator with the demo merchant on two free loopback ports, its certificates under
-/// `root/sim-certs`.
+/// The simulator with the demo merchant on free loopback ports, its certificates under
+/// `root/sim-certs` ([`Simulator::local`]).
 pub async fn start_simulator(root: &Path) -> SimHandle {
-    Simulator::builder()
-        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .backup_listen("127.0.0.1:0".parse().unwrap())
-        .cert_dir(root.join("sim-certs"))
+    Simulator::local(root.join("sim-certs"))
         .start()
         .await
         .unwrap()

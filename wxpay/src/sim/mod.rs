@@ -151,6 +151,17 @@ impl Simulator {
         }
     }
 
+    /// The simulator that demo mode, `paycode-proxy sim`/`wxpay-sim` and every test harness
+    /// start: both hosts on free loopback ports, and the certificates (`ca.pem`,
+    /// `apiclient_cert.pem`, `apiclient_key.pem`, `apiclient_cert.p12`) written into
+    /// `cert_dir`, so that a proxy can be configured from the files. The merchant is the demo
+    /// merchant ([`DEMO_APPID`], [`DEMO_MCH_ID`], [`DEMO_API_KEY`]) unless one is added with
+    /// [`Simulator::merchant`]; every other setting is the [`Simulator::builder`] default
+    /// and can be changed before [`Simulator::start`].
+    pub fn local(cert_dir: impl Into<PathBuf>) -> Simulator {
+        Simulator::builder().cert_dir(cert_dir)
+    }
+
     /// Adds a merchant. The first one added is the "primary" merchant whose certificate
     /// files are written at the top of the certificate directory.
     pub fn merchant(
