@@ -110,12 +110,16 @@ impl TestApp {
 }
 
 /// The simulator with the demo merchant on free loopback ports, its certificates under
-/// `root/sim-certs` ([`Simulator::local`]).
-pub async fn start_simulator(root: &Path) -> SimHandle {
-    Simulator::local(root.join("sim-certs"))
+/// `root/sim-certs` ([`Simulator::local`]), and a configuration ([`config_in`]) that talks
+/// to it.
+pub async fn with_simulator(root: &Path) -> (SimHandle, Config) {
+    let sim = Simulator::local(root.join("sim-certs"))
         .start()
         .await
-        .unwrap()
+        .unwrap();
+    let mut config = config_in(root);
+    config.wechat = simulator_wechat_config(&sim);
+    (sim, config)
 }
 
 /// Starts the application on port 0, after `prepare` has had a chance to put files in the
@@ -123,9 +127,7 @@ pub async fn start_simulator(root: &Path) -> SimHandle {
 pub async fn spawn_app(prepare: impl FnOnce(&Path)) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     prepare(root.path());
-    let sim = start_simulator(root.path()).await;
-    let mut config = config_in(root.path());
-    config.wechat = simulator_wechat_config(&sim);
+    let (sim, config) = with_simulator(root.path()).await;
     let application = Application::build(config).await.unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
     let (stop, stopped) = oneshot::channel::<()>();
