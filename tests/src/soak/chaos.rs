@@ -11,8 +11,7 @@ use rand::{Rng, SeedableRng};
 use wxpay::codes::Api;
 use wxpay::sim::Fault;
 
-use super::terminal::Figures;
-use super::{LOG_FILTER, SimRef};
+use super::{Figures, LOG_FILTER, SimRef};
 use crate::binary::{CrashRig, ProxyProcess};
 use crate::secrets::SecretScanner;
 

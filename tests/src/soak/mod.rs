@@ -15,8 +15,9 @@ mod plan;
 mod report;
 mod terminal;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paycode_api::Payment;
@@ -28,7 +29,7 @@ use wxpay::sim::{DEMO_API_KEY, SimHandle};
 
 use self::chaos::{Supervisor, inject_faults};
 use self::report::Report;
-use self::terminal::{Figures, Terminal, drive_terminal, parse};
+use self::terminal::{Terminal, drive_terminal, parse};
 use crate::binary::CrashRig;
 use crate::cashier::Cashier;
 use crate::free_port;
@@ -357,6 +358,36 @@ pub async fn run(args: Args) -> bool {
         observations: &observations,
     }
     .print()
+}
+
+/// Counters shared by every task.
+#[derive(Default)]
+struct Figures {
+    payments: AtomicU64,
+    replays: AtomicU64,
+    cashier_cancels: AtomicU64,
+    customer_actions: AtomicU64,
+    refunds_requested: AtomicU64,
+    refunds_refused: AtomicU64,
+    kills: AtomicU64,
+    /// Milliseconds spent killing (and reaping) and restarting the proxy.
+    kill_ms: AtomicU64,
+    restart_ms: AtomicU64,
+    outages: AtomicU64,
+    responses: AtomicU64,
+    transport_errors: AtomicU64,
+    faults: Mutex<BTreeMap<String, u64>>,
+    /// API answers that must never happen (5xx, unexpected 4xx, a replay with another id).
+    anomalies: Mutex<Vec<String>>,
+}
+
+impl Figures {
+    fn anomaly(&self, what: String) {
+        self.anomalies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(what);
+    }
 }
 
 /// Every payment of the days the soak's payments belong to (so that a payment the soak never

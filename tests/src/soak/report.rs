@@ -1,12 +1,12 @@
 //! The soak's figures and verdict.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paycode_proxy::store::PaymentRecord;
 use wxpay::sim::OrderView;
 
-use super::terminal::Figures;
+use super::Figures;
 use crate::reconcile::{Observation, Reconciliation};
 use crate::secrets::SecretScanner;
 
@@ -55,12 +55,10 @@ impl Report<'_> {
             .clone();
         let faults_total: u64 = faults.values().sum();
         let (texts, bytes) = scanner.scanned();
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
         let row = |name: &str, value: String| println!("  {name:<58} {value:>6}");
         println!("\nsoak {mode}: figures");
-        row(
-            "payments driven",
-            figures.payments.load(Ordering::Relaxed).to_string(),
-        );
+        row("payments driven", count(&figures.payments));
         row("payments in the store", payments.len().to_string());
         for (state, count) in &reconciliation.by_state {
             row(&format!("  … {state}"), count.to_string());
@@ -68,34 +66,22 @@ impl Report<'_> {
         row("WeChat orders", orders.len().to_string());
         row(
             "replayed attempts (same attempt_id)",
-            figures.replays.load(Ordering::Relaxed).to_string(),
+            count(&figures.replays),
         );
-        row(
-            "cashier cancels",
-            figures.cashier_cancels.load(Ordering::Relaxed).to_string(),
-        );
+        row("cashier cancels", count(&figures.cashier_cancels));
         row(
             "customer confirms/cancels on the phone",
-            figures.customer_actions.load(Ordering::Relaxed).to_string(),
+            count(&figures.customer_actions),
         );
-        row(
-            "refunds requested",
-            figures
-                .refunds_requested
-                .load(Ordering::Relaxed)
-                .to_string(),
-        );
+        row("refunds requested", count(&figures.refunds_requested));
         row(
             "  … refused (over the payment)",
-            figures.refunds_refused.load(Ordering::Relaxed).to_string(),
+            count(&figures.refunds_refused),
         );
         for (state, count) in &reconciliation.refunds_by_state {
             row(&format!("  … stored {state}"), count.to_string());
         }
-        row(
-            "proxy kills (SIGKILL) survived",
-            figures.kills.load(Ordering::Relaxed).to_string(),
-        );
+        row("proxy kills (SIGKILL) survived", count(&figures.kills));
         let kills = figures.kills.load(Ordering::Relaxed).max(1);
         row(
             "  … mean time to kill and reap (ms)",
@@ -109,18 +95,12 @@ impl Report<'_> {
         for (kind, count) in &faults {
             row(&format!("  … {kind}"), count.to_string());
         }
-        row(
-            "primary-host outages",
-            figures.outages.load(Ordering::Relaxed).to_string(),
-        );
+        row("primary-host outages", count(&figures.outages));
         row("WeChat calls received", calls.to_string());
-        row(
-            "API responses received",
-            figures.responses.load(Ordering::Relaxed).to_string(),
-        );
+        row("API responses received", count(&figures.responses));
         row(
             "requests that met a dead proxy (retried)",
-            figures.transport_errors.load(Ordering::Relaxed).to_string(),
+            count(&figures.transport_errors),
         );
         row(
             "texts scanned for secrets (responses + logs)",

@@ -1,9 +1,8 @@
 //! The soak's cashier terminals: each drives its share of the payments through the API,
 //! retrying through kills, and records what it saw for the reconciliation.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use paycode_api::{Payment, PaymentState};
@@ -12,41 +11,11 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::SimRef;
 use super::plan::{Plan, pick_plan};
+use super::{Figures, SimRef};
 use crate::cashier::{Cashier, new_attempt_id};
 use crate::reconcile::Observation;
 use crate::secrets::SecretScanner;
-
-/// Counters shared by every task.
-#[derive(Default)]
-pub(crate) struct Figures {
-    pub(crate) payments: AtomicU64,
-    pub(crate) replays: AtomicU64,
-    pub(crate) cashier_cancels: AtomicU64,
-    pub(crate) customer_actions: AtomicU64,
-    pub(crate) refunds_requested: AtomicU64,
-    pub(crate) refunds_refused: AtomicU64,
-    pub(crate) kills: AtomicU64,
-    /// Milliseconds spent killing (and reaping) and restarting the proxy.
-    pub(crate) kill_ms: AtomicU64,
-    pub(crate) restart_ms: AtomicU64,
-    pub(crate) outages: AtomicU64,
-    pub(crate) responses: AtomicU64,
-    pub(crate) transport_errors: AtomicU64,
-    pub(crate) faults: Mutex<BTreeMap<String, u64>>,
-    /// API answers that must never happen (5xx, unexpected 4xx, a replay with another id).
-    pub(crate) anomalies: Mutex<Vec<String>>,
-}
-
-impl Figures {
-    pub(crate) fn anomaly(&self, what: String) {
-        self.anomalies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(what);
-    }
-}
 
 /// One terminal's HTTP client with its shared scanner and counters.
 pub(crate) struct Terminal {
