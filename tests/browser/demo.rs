@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use paycode_api::{DemoPairing, PaymentList};
+use paycode_tests::test_log;
 use reqwest::blocking::Client;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -76,7 +77,7 @@ impl Demo {
             .arg(&app)
             .arg("--time-scale")
             .arg(time_scale.to_string())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", test_log::child_filter("warn"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -94,6 +95,7 @@ impl Demo {
             let lines_tx = lines_tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    test_log::echo(&line);
                     if forward {
                         let _ = lines_tx.send(line.clone());
                     }

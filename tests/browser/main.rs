@@ -1,4 +1,4 @@
-//! Browser tests of the cashier app (issue #5): the built app (`dist/`) in real headless
+//! Browser tests of the cashier app: the built app (`dist/`) in real headless
 //! Chromium, driven through chromedriver (W3C WebDriver) with real key events, against
 //! `paycode-proxy demo` with its embedded WeChat Pay simulator on free ports.
 //!

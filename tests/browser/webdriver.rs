@@ -2,12 +2,12 @@
 //! headless Chromium session with a fresh profile, and the handful of commands the browser
 //! tests need (navigate, run script, find and click, real key actions, screenshots).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use paycode_tests::free_port;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -47,14 +47,6 @@ pub fn chromedriver_binary() -> PathBuf {
              `apt-get install chromium-driver`; PAYCODE_CHROMEDRIVER names another binary"
         )
     })
-}
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 /// A key action step: press and release a key, then pause.

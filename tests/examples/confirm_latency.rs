@@ -1,4 +1,4 @@
-//! Latency benchmark (issue #4): from the simulated customer entering the password to the
+//! Latency benchmark: from the simulated customer entering the password to the
 //! cashier app's long-poll answering `paid`, with the proxy's DEFAULT query schedule (first
 //! query 3 s after USERPAYING, then every 3 s) and real time (simulator time scale 1).
 //!
@@ -22,31 +22,54 @@
 //! moment, so its median is 1.5 s and the median of N samples varies by about ±1.5/√N s) and
 //! the proxy's own part, from that query arriving at WeChat to the app reading `paid`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    Percentiles, Proxy, ProxySettings, Result, Row, Terminal, arg, flag, print_table, random_unit,
-    secs, start_simulator,
-};
+use clap::Parser;
 use paycode_api::PaymentState;
 use paycode_proxy::config::Config;
+use paycode_tests::bench::figures::{
+    Percentiles, Row, load_average, ms, print_table, random_unit, secs,
+};
+use paycode_tests::bench::{Proxy, ProxySettings};
+use paycode_tests::world::start_simulator;
+use paycode_tests::{BoxError, Cashier};
 use wxpay::sim::{Behaviour, SimHandle, auth_code_for};
 
 const TARGET_MEDIAN: Duration = Duration::from_millis(1600);
 const TARGET_MAX: Duration = Duration::from_millis(3300);
 
+type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+/// The options, described in the module docs.
+#[derive(Debug, Parser)]
+#[command(about = "Latency from the customer's confirm to the cashier's long-poll answering paid")]
+struct Args {
+    /// Password-waits payments taken at once, each by its own terminal.
+    #[arg(long, default_value_t = 100)]
+    payments: usize,
+    /// The shortest delay before the customer confirms, in seconds.
+    #[arg(long, default_value_t = 0.5)]
+    min_delay: f64,
+    /// The longest delay before the customer confirms, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    max_delay: f64,
+    /// Confirm through `SimHandle::confirm_password` instead of the control API.
+    #[arg(long)]
+    confirm_in_process: bool,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let payments: usize = arg("--payments", 100);
-    let min_delay: f64 = arg("--min-delay", 0.5);
-    let max_delay: f64 = arg("--max-delay", 30.0);
-    let in_process = flag("--confirm-in-process");
+    let Args {
+        payments,
+        min_delay,
+        max_delay,
+        confirm_in_process: in_process,
+    } = Args::parse();
 
     let root = tempfile::tempdir()?;
-    let sim = Arc::new(start_simulator(root.path(), 1.0).await?);
+    let sim = Arc::new(start_simulator(root.path(), 1.0).await);
     // Every payment setting at its default, as in production.
     let defaults = Config::new(paycode_proxy::cli::demo::simulator_wechat_config(&sim)).payments;
     let proxy = Proxy::in_process(
@@ -61,7 +84,7 @@ async fn main() -> Result<()> {
     println!("Paycode confirm→paid latency benchmark");
     println!(
         "machine load average (1 min): {} on {} CPU(s)",
-        common::load_average(),
+        load_average(),
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
@@ -83,7 +106,7 @@ async fn main() -> Result<()> {
         .build()?;
     let mut tasks = Vec::new();
     for token in &proxy.tokens {
-        let terminal = Terminal::new(&proxy.base, token);
+        let terminal = Cashier::new(&proxy.base, Some(token));
         let sim = Arc::clone(&sim);
         let control = control.clone();
         let delay = Duration::from_secs_f64(min_delay + random_unit() * (max_delay - min_delay));
@@ -186,9 +209,9 @@ async fn main() -> Result<()> {
     );
     println!(
         "  the proxy's own part (query arrives at WeChat → long-poll answered paid): median {}, p90 {}, max {}",
-        common::ms(own.p50),
-        common::ms(own.p90),
-        common::ms(own.max)
+        ms(own.p50),
+        ms(own.p90),
+        ms(own.max)
     );
     println!(
         "  noise-free estimate for a uniformly random confirm moment: median ≈ period/2 + the \
@@ -222,17 +245,17 @@ async fn main() -> Result<()> {
 /// Takes one payment, waits for the password prompt, confirms after `delay` and measures
 /// the confirm→paid latency.
 async fn one_payment(
-    terminal: Terminal,
+    terminal: Cashier,
     sim: Arc<SimHandle>,
     control: reqwest::Client,
     in_process: bool,
     delay: Duration,
 ) -> Result<Measured> {
     let created = terminal
-        .create(1230, &auth_code_for(Behaviour::PasswordWaits))
+        .try_pay(1230, &auth_code_for(Behaviour::PasswordWaits))
         .await?;
     let (waiting, _) = terminal
-        .poll_until(created, PaymentState::WaitingForCustomer, 25)
+        .try_poll_until(created, PaymentState::WaitingForCustomer, 25)
         .await?;
     let out_trade_no = waiting.out_trade_no.clone();
     // The cashier's screen keeps long-polling, without pause, until the payment settles.
@@ -246,7 +269,7 @@ async fn one_payment(
             let mut polls_after = 0;
             while payment.state != PaymentState::Paid {
                 if payment.state.is_settled() {
-                    return Err::<_, common::BoxError>(
+                    return Err::<_, BoxError>(
                         format!(
                             "payment settled as {} ({:?})",
                             payment.state, payment.failure
@@ -254,7 +277,7 @@ async fn one_payment(
                         .into(),
                     );
                 }
-                payment = terminal.poll(&payment, 25).await?;
+                payment = terminal.try_poll(&payment, 25).await?;
                 if let Some(mut receiver) = confirmed_rx.take() {
                     match receiver.try_recv() {
                         Ok(at) => confirmed_at = Some(at),

@@ -1,4 +1,4 @@
-//! Load benchmark of the proxy (issue #4): password-free payments end to end through the real
+//! Load benchmark of the proxy: password-free payments end to end through the real
 //! HTTP API against the embedded WeChat Pay simulator, with durable SQLite on disk (the
 //! store's own settings: WAL, `synchronous = FULL`), and the proxy's resident memory with
 //! 1,000 payments waiting for a password.
@@ -18,9 +18,10 @@
 //!   cap the throughput run at 30 payments/s, so the benchmark raises it.
 //! - `--proxy in-process|binary`  where the throughput run's proxy runs (default
 //!   `in-process`: same process and runtime as the simulator and the terminals; `binary`:
-//!   the real `paycode-proxy` as a child process, logging at `--log` level to a file).
+//!   the real `paycode-proxy` as a child process, logging at `--log` level).
 //! - `--log LEVEL`        `RUST_LOG` of the child proxy with `--proxy binary` (default
-//!   `info`, the product's default; its log goes to `proxy.log` in the temporary directory).
+//!   `info`, the product's default; the harness keeps its log in memory, and `TEST_LOG=1`
+//!   copies it to the terminal).
 //! - `--pending N`        payments held waiting for a password in the RSS run (default 1000).
 //! - `--no-throughput`, `--no-rss`  skip a run.
 //!
@@ -29,17 +30,20 @@
 //! `/proc/<pid>/status` is the proxy's alone; the simulator and the terminals run here. Each
 //! waiting payment also has its terminal's long-poll open, as a real app would.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
-    CpuSample, Percentiles, Proxy, ProxySettings, Result, Row, Terminal, arg, flag, load_average,
-    ms, password_free_code, print_table, proxy_binary, rss_kib, start_simulator,
-};
+use clap::Parser;
 use paycode_api::PaymentState;
+use paycode_tests::bench::figures::{
+    CpuSample, Percentiles, Row, load_average, metrics, ms, password_free_code, print_table,
+    rss_kib,
+};
+use paycode_tests::bench::{Proxy, ProxySettings};
+use paycode_tests::binary::proxy_binary;
+use paycode_tests::world::start_simulator;
+use paycode_tests::{BoxError, Cashier};
 use tokio::sync::Mutex;
 use wxpay::sim::{Behaviour, auth_code_for};
 
@@ -47,15 +51,54 @@ const TARGET_PAYMENTS_PER_SEC: f64 = 1000.0;
 const TARGET_P99: Duration = Duration::from_millis(20);
 const TARGET_RSS_MIB: f64 = 64.0;
 
+type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+/// The options, described in the module docs.
+#[derive(Debug, Parser)]
+#[command(about = "Load benchmark of the proxy: throughput and resident memory")]
+struct Args {
+    /// Concurrent virtual terminals in the throughput run.
+    #[arg(long, default_value_t = 16)]
+    terminals: usize,
+    /// Measured duration of the throughput run, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Warm-up before the measured window, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// `payments.micropay_rate_per_second` for both runs.
+    #[arg(long = "micropay-rate", default_value_t = 100_000)]
+    micropay_rate: u32,
+    /// Payments held waiting for a password in the RSS run.
+    #[arg(long, default_value_t = 1000)]
+    pending: usize,
+    /// Where the throughput run's proxy runs: `in-process` or `binary`.
+    #[arg(long = "proxy", default_value = "in-process")]
+    proxy: String,
+    /// `RUST_LOG` of the child proxy with `--proxy binary`.
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// Skip the throughput run.
+    #[arg(long)]
+    no_throughput: bool,
+    /// Skip the RSS run.
+    #[arg(long)]
+    no_rss: bool,
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let terminals: usize = arg("--terminals", 16);
-    let seconds: f64 = arg("--seconds", 10.0);
-    let warmup: f64 = arg("--warmup", 2.0);
-    let rate: u32 = arg("--micropay-rate", 100_000);
-    let pending: usize = arg("--pending", 1000);
-    let mode: String = arg("--proxy", "in-process".to_owned());
-    let log: String = arg("--log", "info".to_owned());
+    let Args {
+        terminals,
+        seconds,
+        warmup,
+        micropay_rate: rate,
+        pending,
+        proxy: mode,
+        log,
+        no_throughput,
+        no_rss,
+    } = Args::parse();
 
     println!("Paycode load benchmark");
     println!(
@@ -73,13 +116,13 @@ async fn main() -> Result<()> {
     );
 
     let mut rows = Vec::new();
-    if !flag("--no-throughput") {
+    if !no_throughput {
         rows.extend(throughput(terminals, seconds, warmup, rate, &mode, &log).await?);
     }
-    if !flag("--no-rss") {
+    if !no_rss {
         rows.extend(rss(pending, rate).await?);
     }
-    print_table("Results (2-core machine targets from issue #4)", &rows);
+    print_table("Results (targets for a 2-core machine)", &rows);
     Ok(())
 }
 
@@ -108,17 +151,14 @@ async fn throughput(
     log: &str,
 ) -> Result<Vec<Row>> {
     let root = tempfile::tempdir()?;
-    let sim = start_simulator(root.path(), 1.0).await?;
+    let sim = start_simulator(root.path(), 1.0).await;
     let settings = ProxySettings {
         micropay_rate_per_second: rate,
         terminals,
     };
     let proxy = match mode {
         "in-process" => Proxy::in_process(root.path(), &sim, &settings).await?,
-        "binary" => {
-            let binary = proxy_binary()?;
-            Proxy::child(&binary, root.path(), &sim, &settings, log).await?
-        }
+        "binary" => Proxy::child(root.path(), &sim, &settings, log).await?,
         other => return Err(format!("--proxy {other}: expected in-process or binary").into()),
     };
     println!();
@@ -140,7 +180,7 @@ async fn throughput(
     let samples = Arc::new(Mutex::new(Samples::default()));
     let mut tasks = Vec::new();
     for token in &proxy.tokens {
-        let terminal = Terminal::new(&proxy.base, token);
+        let terminal = Cashier::new(&proxy.base, Some(token));
         let sequence = Arc::clone(&sequence);
         let samples = Arc::clone(&samples);
         tasks.push(tokio::spawn(async move {
@@ -152,7 +192,7 @@ async fn throughput(
                 }
                 let n = sequence.fetch_add(1, Ordering::Relaxed);
                 let code = password_free_code(3, n);
-                let created = match terminal.create(1 + n % 9999, &code).await {
+                let created = match terminal.try_pay(1 + n % 9999, &code).await {
                     Ok(payment) => payment,
                     Err(error) => {
                         mine.errors.push(error.to_string());
@@ -160,7 +200,10 @@ async fn throughput(
                     }
                 };
                 let t1 = Instant::now();
-                match terminal.poll_until(created, PaymentState::Paid, 5).await {
+                match terminal
+                    .try_poll_until(created, PaymentState::Paid, 5)
+                    .await
+                {
                     Ok((_, polls)) => {
                         let t2 = Instant::now();
                         if t0 >= window_start {
@@ -206,7 +249,7 @@ async fn throughput(
     }
     let cpu = cpu.await?;
     let load_after = load_average();
-    let metrics = common::metrics(&proxy.base).await.unwrap_or_default();
+    let metrics = metrics(&proxy.base).await.unwrap_or_default();
     proxy.stop().await;
     let orders = sim.orders();
     sim.shutdown().await;
@@ -297,11 +340,10 @@ async fn throughput(
 
 async fn rss(pending: usize, rate: u32) -> Result<Vec<Row>> {
     let root = tempfile::tempdir()?;
-    let sim = start_simulator(root.path(), 1.0).await?;
+    let sim = start_simulator(root.path(), 1.0).await;
     let terminals = 10;
-    let binary = proxy_binary()?;
+    let binary = proxy_binary();
     let proxy = Proxy::child(
-        &binary,
         root.path(),
         &sim,
         &ProxySettings {
@@ -324,10 +366,10 @@ async fn rss(pending: usize, rate: u32) -> Result<Vec<Row>> {
         idle_rss as f64 / 1024.0
     );
 
-    let clients: Vec<Terminal> = proxy
+    let clients: Vec<Cashier> = proxy
         .tokens
         .iter()
-        .map(|token| Terminal::new(&proxy.base, token))
+        .map(|token| Cashier::new(&proxy.base, Some(token)))
         .collect();
     let waiting = Arc::new(AtomicU64::new(0));
     let stop = tokio_util_free_cancel();
@@ -348,7 +390,7 @@ async fn rss(pending: usize, rate: u32) -> Result<Vec<Row>> {
                 }
                 let terminal = clients[n % clients.len()].clone();
                 let code = auth_code_for(Behaviour::PasswordWaits);
-                match terminal.create(100, &code).await {
+                match terminal.try_pay(100, &code).await {
                     Ok(payment) => made.push((terminal, payment)),
                     Err(error) => eprintln!("create failed: {error}"),
                 }
@@ -375,7 +417,7 @@ async fn rss(pending: usize, rate: u32) -> Result<Vec<Row>> {
                     break;
                 }
                 tokio::select! {
-                    polled = terminal.poll(&payment, 25) => match polled {
+                    polled = terminal.try_poll(&payment, 25) => match polled {
                         Ok(next) => payment = next,
                         Err(_) => break,
                     },

@@ -1,4 +1,4 @@
-//! Hostile input at every boundary of the proxy (issue #6), beyond the cases in
+//! Hostile input at every boundary of the proxy, beyond the cases in
 //! `scenarios/bad_input.rs` and wxpay's own tests:
 //!
 //! - `api_fuzz`: the HTTP API under property-based fuzzing, driven by the served

@@ -1,4 +1,4 @@
-//! The closed loop (spec §7.1 item 6): every order ends `SUCCESS`, `CLOSED` or `REVOKED` at
+//! The closed loop (docs/wechat-pay.md §7.1 item 6): every order ends `SUCCESS`, `CLOSED` or `REVOKED` at
 //! WeChat. A payment that fails while WeChat keeps its order open (`PAYERROR`) is shown
 //! `failed` at once, and the proxy closes the order by reverse in the background, no earlier
 //! than 15 s after submitting, without changing what the cashier sees. Orders that were never

@@ -1,6 +1,6 @@
 //! Refunds: full and partial, idempotent on `refund_attempt_id`, never more than was paid,
 //! only of paid payments; each ends `succeeded` and shows in the payment's `refunded_fen`.
-//! Refunds of one payment reach WeChat at least a minute apart (spec §3.4): a sooner one is
+//! Refunds of one payment reach WeChat at least a minute apart (docs/wechat-pay.md §3.4): a sooner one is
 //! answered `queued` and sent when the minute has passed.
 
 use std::time::Duration;

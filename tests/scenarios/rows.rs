@@ -152,7 +152,7 @@ async fn row_07_system_error_hiding_a_payment_is_found_paid_by_query() {
 
     assert_outcome(&world, &payment, Paid, None);
     assert_calls(&world, &payment, "micropay orderquery");
-    // SYSTEMERROR: wait 5 s before the first query (spec §7.1).
+    // SYSTEMERROR: wait 5 s before the first query (docs/wechat-pay.md §7.1).
     assert_not_before(
         &world,
         &payment,

@@ -10,12 +10,10 @@ use paycode_proxy::config::Config;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::startup::Application;
 use paycode_proxy::store::{SqliteStore, Store};
-use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, scaled_config, start_simulator};
+use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, Served, scaled_config, start_simulator};
 use paycode_tests::{Cashier, ledger};
-use tokio::sync::oneshot;
 
 use crate::closing::until_order_revoked;
-use tokio::task::JoinHandle;
 use wxpay::codes::Api;
 use wxpay::sim::{Behaviour, Fault};
 
@@ -23,8 +21,7 @@ use wxpay::sim::{Behaviour, Fault};
 struct Running {
     cashier: Cashier,
     token: String,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    served: Served,
 }
 
 impl Running {
@@ -43,24 +40,18 @@ impl Running {
                 token.expose().to_owned()
             }
         };
-        let cashier = Cashier::new(&format!("http://{}", application.address()), Some(&token));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(application.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let served = Served::start(application);
         Running {
-            cashier,
+            cashier: Cashier::new(served.address(), Some(&token)),
             token,
-            stop,
-            server,
+            served,
         }
     }
 
     /// Asks for a graceful shutdown, waits until the proxy has finished it, and hands back
     /// the counter's token for the next start.
     async fn stop(self) -> String {
-        self.stop.send(()).unwrap();
-        self.server.await.unwrap().unwrap();
+        self.served.stop().await.unwrap();
         self.token
     }
 }

@@ -6,7 +6,11 @@
 //! Cargo does not build a dependency's binaries for another crate's tests, so
 //! [`proxy_binary`] runs `cargo build -p paycode-proxy --bin paycode-proxy` once per test
 //! process (a no-op when it is up to date) into the same target directory. Set
-//! `PAYCODE_TEST_PROXY_BIN` to use a binary built elsewhere instead.
+//! `PAYCODE_PROXY_BIN` to use a binary built elsewhere instead. Every test, soak, benchmark
+//! and browser test finds the binary through [`proxy_binary`].
+//!
+//! With `TEST_LOG` set ([`test_log`](crate::test_log)), a child's log lines are copied to the
+//! test's output as they come.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,31 +27,43 @@ use tokio::time::Instant;
 use wxpay::sim::SimHandle;
 
 use crate::cashier::Cashier;
+use crate::test_log;
 use crate::world::{scaled_config, start_simulator};
 
-/// The binary to run: built (once per test process) by `cargo build -p paycode-proxy`, or
-/// the file named by `PAYCODE_TEST_PROXY_BIN`.
+/// The binary to run: built (once per process) by `cargo build -p paycode-proxy` into the
+/// target directory and profile of the running test or example, or the file named by
+/// `PAYCODE_PROXY_BIN`.
 pub fn proxy_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("PAYCODE_TEST_PROXY_BIN") {
+        if let Some(path) = std::env::var_os("PAYCODE_PROXY_BIN") {
             return PathBuf::from(path);
         }
-        // This test runs as <target>/<profile>/deps/<name>-<hash>.
+        // A test runs as <target>/<profile>/deps/<name>-<hash>, an example as
+        // <target>/<profile>/examples/<name>.
         let exe = std::env::current_exe().expect("the test's own path");
         let profile_dir = exe
             .parent()
             .and_then(Path::parent)
-            .expect("the test runs from <target>/<profile>/deps");
+            .expect("the test runs from <target>/<profile>/deps or …/examples");
         let target_dir = profile_dir.parent().expect("a target directory");
-        let release = profile_dir.file_name().is_some_and(|name| name == "release");
+        let release = profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("the workspace root");
         let mut build = Command::new(cargo);
         build
-            .args(["build", "--quiet", "-p", "paycode-proxy", "--bin", "paycode-proxy"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "paycode-proxy",
+                "--bin",
+                "paycode-proxy",
+            ])
             .arg("--target-dir")
             .arg(target_dir)
             .current_dir(workspace);
@@ -58,8 +74,8 @@ pub fn proxy_binary() -> &'static Path {
         let binary = profile_dir.join(format!("paycode-proxy{}", std::env::consts::EXE_SUFFIX));
         assert!(
             built && binary.is_file(),
-            "the crash tests run the real binary, and building it failed: run \
-             `cargo build -p paycode-proxy` (or set PAYCODE_TEST_PROXY_BIN) and look at its errors; \
+            "the test runs the real binary, and building it failed: run \
+             `cargo build -p paycode-proxy` (or set PAYCODE_PROXY_BIN) and look at its errors; \
              expected {}",
             binary.display()
         );
@@ -92,21 +108,13 @@ impl CrashRig {
         tweak(&mut config);
         config.validate().expect("the test configuration is valid");
         let config_path = root.path().join("paycode.toml");
-        std::fs::write(&config_path, config_toml(&config)).expect("paycode.toml is written");
-        let store = SqliteStore::connect(&config.store)
-            .await
-            .expect("the database opens");
-        let store = Arc::new(store);
-        let (_, token) = Terminals::new(store.clone())
-            .add("counter-1")
-            .await
-            .expect("a terminal");
-        store.close().await;
+        write_config(&config, &config_path);
+        let token = add_terminal(&config, "counter-1").await;
         CrashRig {
             sim,
             scale,
             config,
-            token: token.expose().to_owned(),
+            token,
             config_path,
             _root: root,
         }
@@ -125,37 +133,47 @@ impl CrashRig {
     /// Adds the terminal `name` to the database and returns its bearer token. Call it while
     /// no process of the binary runs.
     pub async fn add_terminal(&self, name: &str) -> String {
-        let store = SqliteStore::connect(&self.config.store)
-            .await
-            .expect("the database opens");
-        let store = Arc::new(store);
-        let (_, token) = Terminals::new(store.clone())
-            .add(name)
-            .await
-            .expect("a terminal");
-        store.close().await;
-        token.expose().to_owned()
+        add_terminal(&self.config, name).await
     }
 
     /// Starts the binary (`paycode-proxy --config paycode.toml serve`) and waits until it
-    /// listens.
+    /// listens; it logs at `info`, or at the `TEST_LOG` filter when that is set.
     pub async fn spawn(&self) -> ProxyProcess {
-        self.spawn_with_log_filter("info").await
+        self.spawn_with_log_filter(&test_log::child_filter("info"))
+            .await
     }
 
     /// Like [`CrashRig::spawn`], with `RUST_LOG` set to `filter` (e.g. `debug`, to scan
     /// every log line for secrets).
     pub async fn spawn_with_log_filter(&self, filter: &str) -> ProxyProcess {
+        ProxyProcess::spawn(&self.config_path, Some(&self.token), filter).await
+    }
+}
+
+/// One run of the binary.
+pub struct ProxyProcess {
+    /// A cashier holding the rig's terminal token, pointed at this run.
+    pub cashier: Cashier,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    reader_done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ProxyProcess {
+    /// Starts `paycode-proxy --config <config_path> serve` with `RUST_LOG=filter` (which must
+    /// let through `info` from `paycode_proxy`: the listening line tells the address) and
+    /// waits until it listens; its cashier holds `token`. The file alone decides the
+    /// configuration (`PAYCODE_*` variables are removed); stderr is kept ([`ProxyProcess::log`]).
+    pub async fn spawn(config_path: &Path, token: Option<&str>, filter: &str) -> ProxyProcess {
         let mut command = Command::new(proxy_binary());
         command
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config_path)
             .arg("serve")
             .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // The file alone must decide the configuration.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("PAYCODE_") {
                 command.env_remove(name);
@@ -179,6 +197,7 @@ impl CrashRig {
                         let _ = address_tx.send(address.to_owned());
                     }
                 }
+                test_log::echo(&line);
                 let mut log = log_writer.lock().unwrap_or_else(|error| error.into_inner());
                 log.push_str(&line);
                 log.push('\n');
@@ -207,21 +226,10 @@ impl CrashRig {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
-        process.cashier = Cashier::new(&format!("http://{address}"), Some(&self.token));
+        process.cashier = Cashier::new(&format!("http://{address}"), token);
         process
     }
-}
 
-/// One run of the binary.
-pub struct ProxyProcess {
-    /// A cashier holding the rig's terminal token, pointed at this run.
-    pub cashier: Cashier,
-    child: Option<Child>,
-    log: Arc<Mutex<String>>,
-    reader_done: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl ProxyProcess {
     /// The child's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -268,6 +276,26 @@ impl Drop for ProxyProcess {
     fn drop(&mut self) {
         self.kill_now();
     }
+}
+
+/// Adds the terminal `name` to the database of `config` (opened and closed again, so call it
+/// while no process of the binary runs) and returns its bearer token.
+pub async fn add_terminal(config: &Config, name: &str) -> String {
+    let store = SqliteStore::connect(&config.store)
+        .await
+        .expect("the database opens");
+    let store = Arc::new(store);
+    let (_, token) = Terminals::new(store.clone())
+        .add(name)
+        .await
+        .expect("a terminal");
+    store.close().await;
+    token.expose().to_owned()
+}
+
+/// Writes `config` to `path` as a `paycode.toml` the binary loads.
+pub fn write_config(config: &Config, path: &Path) {
+    std::fs::write(path, config_toml(config)).expect("paycode.toml is written");
 }
 
 /// `config` as a `paycode.toml` the binary loads.

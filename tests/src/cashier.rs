@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::BoxError;
+
 /// The longest any wait for a payment's state may take in real time before the test fails.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(15);
 
@@ -244,6 +246,61 @@ impl Cashier {
     /// `GET /payments` for today, all terminals.
     pub async fn today(&self) -> PaymentList {
         self.get_raw("/payments").await.expect(StatusCode::OK)
+    }
+
+    /// Takes a new payment (a fresh attempt id) without panicking (benchmarks count their
+    /// errors): the created payment, or the transport error or unexpected status and body.
+    pub async fn try_pay(&self, amount_fen: u64, auth_code: &str) -> Result<Payment, BoxError> {
+        let body = json!({"attempt_id": new_attempt_id(), "amount_fen": amount_fen, "auth_code": auth_code});
+        let request = self.request(reqwest::Method::POST, "/payments").json(&body);
+        Cashier::try_json(request, "POST /payments").await
+    }
+
+    /// The long-poll ([`Cashier::poll`]) after `payment`'s version, without panicking.
+    pub async fn try_poll(&self, payment: &Payment, wait_secs: u64) -> Result<Payment, BoxError> {
+        let path = format!(
+            "/payments/{}?wait={wait_secs}&after_version={}",
+            payment.id, payment.version
+        );
+        let request = self.request(reqwest::Method::GET, &path);
+        Cashier::try_json(request, &format!("GET /payments/{}", payment.id)).await
+    }
+
+    /// Long-polls (`wait_secs` per poll) until the payment is in `until`, without a time
+    /// limit: the payment and the number of polls made, or an error when it settles in
+    /// another state or a poll fails.
+    pub async fn try_poll_until(
+        &self,
+        mut payment: Payment,
+        until: PaymentState,
+        wait_secs: u64,
+    ) -> Result<(Payment, u32), BoxError> {
+        let mut polls = 0;
+        while payment.state != until {
+            if payment.state.is_settled() {
+                return Err(format!(
+                    "payment {} settled as {} ({:?}), not {until}",
+                    payment.id, payment.state, payment.failure
+                )
+                .into());
+            }
+            payment = self.try_poll(&payment, wait_secs).await?;
+            polls += 1;
+        }
+        Ok((payment, polls))
+    }
+
+    async fn try_json<T: DeserializeOwned>(
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, BoxError> {
+        let response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(format!("{what}: {status}: {body}").into());
+        }
+        Ok(response.json().await?)
     }
 }
 

@@ -1,23 +1,46 @@
-//! Shared harness for Paycode's cross-crate tests: starting the simulator and the proxy
-//! (in process or as the real binary), and reaching them over HTTP.
+//! The one harness for Paycode's cross-crate tests, soaks and benchmarks: starting the
+//! simulator and the proxy (in process or as the real binary), and reaching them over HTTP.
 //!
 //! - [`world`]: a [`World`] is one simulated WeChat Pay and one proxy serving its real HTTP
 //!   API on a port, with SQLite on disk and a terminal's bearer token, all on simulated time.
-//! - [`cashier`]: [`Cashier`], the JSON API as a cashier terminal calls it, with long-polling.
+//! - [`cashier`]: [`Cashier`], the JSON API as a cashier terminal calls it, with long-polling
+//!   (asserting forms for tests, `try_*` forms for soaks and benchmarks).
 //! - [`ledger`]: the simulator's call log and books, and the checks that they agree with
 //!   what the proxy shows.
-//! - [`binary`]: the real `paycode-proxy` binary as a child process, for crash tests.
+//! - [`binary`]: the real `paycode-proxy` binary as a child process ([`binary::proxy_binary`]
+//!   is the one way to find it), for crash tests, the soak, benchmarks and browser tests.
 //! - [`fake_wechat`]: a plain-HTTP stand-in for WeChat that answers anything (hostile replies).
 //! - [`secrets`]: scans response bodies and log lines for secrets (soaks, hostile tests).
 //! - [`reconcile`]: the end-of-soak check of the proxy's store against WeChat's books.
+//! - [`soak`]: the torture soak behind `--example soak`.
+//! - [`bench`]: what the benchmark examples share (a proxy in process or as a child, figures).
+//! - [`test_log`]: the `TEST_LOG` switch that shows the proxy's logs in a test's output.
+//!
+//! The simulator itself starts in one place, [`wxpay::sim::Simulator::local`], and the
+//! proxy's configuration for it in one place, `paycode_proxy::cli::demo::simulator_config`.
 
+pub mod bench;
 pub mod binary;
 pub mod cashier;
 pub mod fake_wechat;
 pub mod ledger;
 pub mod reconcile;
 pub mod secrets;
+pub mod soak;
+pub mod test_log;
 pub mod world;
 
 pub use cashier::{Cashier, Reply};
 pub use world::World;
+
+/// Any error, for the harness's fallible (non-asserting) helpers.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A free TCP port on loopback (bound, read and released; another process may take it before
+/// the caller binds it, which on a test machine does not happen in practice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on 127.0.0.1")
+}

@@ -1,5 +1,5 @@
 //! Secret hygiene: a [`SecretScanner`] looks through HTTP response bodies and log lines for
-//! what must never leave the proxy (DESIGN.md, "Only `proxy` holds secrets"): the API key,
+//! what must never leave the proxy (docs/design.md, "Invariants": only `proxy` holds secrets): the API key,
 //! certificate material, terminal tokens and full payment codes.
 
 use std::collections::HashSet;

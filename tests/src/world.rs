@@ -2,7 +2,7 @@
 //!
 //! The simulator runs on simulated time `scale` times faster than real time, and the proxy's
 //! waits (query schedule, 40 s deadline, 15 s reverse rule, …) are divided by the same
-//! factor with [`scale_waits`], so a 40-second wait takes 400 ms at the default 100×. The
+//! factor ([`simulator_config`]), so a 40-second wait takes 400 ms at the default 100×. The
 //! proxy keeps its payments in SQLite in a temporary directory and talks to the simulator
 //! over HTTPS with the client certificate the simulator issued.
 
@@ -12,18 +12,16 @@ use std::time::Duration;
 
 use paycode_api::Payment;
 use paycode_proxy::auth::Terminals;
-use paycode_proxy::cli::demo::{scale_waits, simulator_wechat_config};
+use paycode_proxy::cli::demo::simulator_config;
 use paycode_proxy::config::Config;
 use paycode_proxy::startup::Application;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wxpay::sim::{
-    Behaviour, CallRecord, DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, OrderView, SimHandle, Simulator,
-};
+use wxpay::sim::{Behaviour, CallRecord, OrderView, SimHandle, Simulator};
 
 use crate::cashier::Cashier;
-use crate::ledger;
+use crate::{ledger, test_log};
 
 /// The default speed-up of simulated time: 40 simulated seconds pass in 400 ms.
 pub const DEFAULT_SCALE: f64 = 100.0;
@@ -43,9 +41,7 @@ pub struct World {
     pub scale: f64,
     /// The configuration the proxy was started with.
     pub config: Config,
-    address: String,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
     _root: TempDir,
 }
 
@@ -57,6 +53,7 @@ impl World {
 
     /// A world at `scale` whose configuration `tweak` adjusts after the waits are scaled.
     pub async fn start_with(scale: f64, tweak: impl FnOnce(&mut Config) + Send + 'static) -> World {
+        test_log::init();
         let root = tempfile::tempdir().expect("a temporary directory");
         let sim = start_simulator(root.path(), scale).await;
         let mut config = scaled_config(&sim, root.path(), scale);
@@ -65,40 +62,34 @@ impl World {
         let application = Application::build(config.clone())
             .await
             .expect("the proxy starts");
-        let address = format!("http://{}", application.address());
         let terminals = application.state().terminals.clone();
         let (_, token) = terminals.add("counter-1").await.expect("a terminal");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(application.run_until(async move {
-            let _ = stopped.await;
-        }));
+        let served = Served::start(application);
         World {
             sim: Arc::new(sim),
-            cashier: Cashier::new(&address, Some(token.expose())),
+            cashier: Cashier::new(served.address(), Some(token.expose())),
             terminals,
             scale,
             config,
-            address,
-            stop: Some(stop),
-            server: Some(server),
+            served,
             _root: root,
         }
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
     pub fn address(&self) -> &str {
-        &self.address
+        self.served.address()
     }
 
     /// A new terminal called `name`, and a cashier holding its token.
     pub async fn new_cashier(&self, name: &str) -> Cashier {
         let (_, token) = self.terminals.add(name).await.expect("a terminal");
-        Cashier::new(&self.address, Some(token.expose()))
+        Cashier::new(self.address(), Some(token.expose()))
     }
 
     /// A cashier without a token (or with `token`, which may be anything).
     pub fn stranger(&self, token: Option<&str>) -> Cashier {
-        Cashier::new(&self.address, token)
+        Cashier::new(self.address(), token)
     }
 
     /// Takes a payment of [`AMOUNT_FEN`] with a fresh code for `behaviour` (expects 201).
@@ -136,39 +127,65 @@ impl World {
     }
 
     /// Stops the proxy gracefully, then the simulator.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("the server task")
-                .expect("the server stops cleanly");
-        }
+    pub async fn stop(self) {
+        self.served.stop().await.expect("the server stops cleanly");
     }
 }
 
-/// Starts the simulator with the demo merchant on two loopback ports, writing its
-/// certificates under `root/sim-certs`.
+/// A proxy serving in this process (on the caller's tokio runtime) until [`Served::stop`]:
+/// the one way the harness runs an [`Application`] in process (worlds, benchmarks, the
+/// shutdown scenarios). Starting one installs the `TEST_LOG` subscriber
+/// ([`test_log::init`]).
+pub struct Served {
+    address: String,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Serves `application` in a task.
+    pub fn start(application: Application) -> Served {
+        test_log::init();
+        let address = format!("http://{}", application.address());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Served {
+            address,
+            stop,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Asks for a graceful shutdown and waits until the proxy has finished it: what the
+    /// server returned (a panic of its task panics here).
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await.expect("the server task")
+    }
+}
+
+/// Starts the simulator with the demo merchant on free loopback ports at `scale`, writing
+/// its certificates under `root/sim-certs` ([`Simulator::local`]).
 pub async fn start_simulator(root: &Path, scale: f64) -> SimHandle {
-    Simulator::builder()
-        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-        .listen("127.0.0.1:0".parse().expect("an address"))
-        .backup_listen("127.0.0.1:0".parse().expect("an address"))
-        .cert_dir(root.join("sim-certs"))
+    Simulator::local(root.join("sim-certs"))
         .time_scale(scale)
         .start()
         .await
         .expect("the simulator starts")
 }
 
-/// The proxy's configuration for `sim`: data under `root`, port 0, waits divided by `scale`.
+/// The proxy's configuration for `sim` ([`simulator_config`]): data under `root/data`, the
+/// app directory `root/dist`, port 0, waits divided by `scale`.
 pub fn scaled_config(sim: &SimHandle, root: &Path, scale: f64) -> Config {
-    let mut config = Config::new(simulator_wechat_config(sim));
+    let mut config = simulator_config(sim, &root.join("data"), scale);
     config.server.listen = "127.0.0.1:0".parse().expect("an address");
     config.server.app_dir = root.join("dist");
-    config.store.data_dir = root.join("data");
-    scale_waits(&mut config.payments, scale);
     config
 }

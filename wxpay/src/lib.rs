@@ -13,6 +13,33 @@
 //! - the XML decoder refuses DOCTYPE, undefined entities and oversized bodies;
 //! - the client fails over to the backup host only when nothing was sent.
 //!
+//! # Which APIs the product uses
+//!
+//! Paycode's proxy calls five of the v2 APIs, all from its payments engine:
+//!
+//! - **micropay** (`/pay/micropay`): charge a 付款码;
+//! - **orderquery** (`/pay/orderquery`): find out what happened to a payment whose outcome is
+//!   unknown or that waits for the customer's password;
+//! - **reverse** (`/secapi/pay/reverse`, client certificate): undo a payment that cannot be
+//!   confirmed, and close an order a failed payment left open (micropay orders are closed by
+//!   reverse, never by closeorder);
+//! - **refund** (`/secapi/pay/refund`, client certificate) and **refundquery**
+//!   (`/pay/refundquery`): give money back and follow the refund until it is final.
+//!
+//! The others are here for reasons of their own:
+//!
+//! - **downloadbill** (`/pay/downloadbill`, [`messages::DownloadBillRequest`] and
+//!   [`messages::Bill`]): the day's bill, which reconciliation of the proxy's store against
+//!   WeChat's books will read; the simulator serves it already.
+//! - **closeorder** (`/pay/closeorder`): not for micropay orders. It stays because a merchant
+//!   account also holds orders of other trade types that only closeorder closes, it is one
+//!   small request/response pair, and the simulator answers it as WeChat does for a micropay
+//!   order (`ORDERPAID`, `ORDERCLOSED`), so tests can show what a client that tried it would
+//!   get. The proxy never calls it.
+//! - **getsignkey** (`/xdc/apiv2getsignkey/sign/getsignkey`): not a message of its own; the
+//!   client calls it to fetch the sandbox signing key when [`ClientConfig`] points at
+//!   WeChat's sandbox.
+//!
 //! # Example
 //!
 //! ```no_run

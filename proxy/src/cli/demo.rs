@@ -103,15 +103,15 @@ impl Demo {
             return Err(DemoError::TimeScale(args.time_scale));
         }
         let backup_listen = SocketAddr::new(args.sim_listen.ip(), 0);
-        let sim = Simulator::builder()
-            .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        let sim = Simulator::local(args.data_dir.join("sim-certs"))
             .listen(args.sim_listen)
             .backup_listen(backup_listen)
-            .cert_dir(args.data_dir.join("sim-certs"))
             .time_scale(args.time_scale)
             .start()
             .await?;
-        let config = demo_config(args, &sim);
+        let mut config = simulator_config(&sim, &args.data_dir, args.time_scale);
+        config.server.listen = args.listen;
+        config.server.app_dir = args.app_dir.clone();
         let store = Arc::new(SqliteStore::connect(&config.store).await?);
         let terminals = Terminals::new(store.clone());
         let pairing = demo_pairing(&terminals, &args.data_dir).await?;
@@ -145,13 +145,14 @@ impl Demo {
     }
 }
 
-/// The proxy's configuration for the embedded simulator.
-fn demo_config(args: &DemoArgs, sim: &SimHandle) -> Config {
+/// The proxy's configuration for a simulator started by [`Simulator::local`] with the demo
+/// merchant: `[wechat]` from [`simulator_wechat_config`], the store in `data_dir`, every wait
+/// of the payment rules divided by `time_scale` ([`scale_waits`]), and the other settings at
+/// their defaults. Demo mode and the test harness (`paycode-tests`) start from it.
+pub fn simulator_config(sim: &SimHandle, data_dir: &Path, time_scale: f64) -> Config {
     let mut config = Config::new(simulator_wechat_config(sim));
-    config.server.listen = args.listen;
-    config.server.app_dir = args.app_dir.clone();
-    config.store.data_dir = args.data_dir.clone();
-    scale_waits(&mut config.payments, args.time_scale);
+    config.store.data_dir = data_dir.to_path_buf();
+    scale_waits(&mut config.payments, time_scale);
     config
 }
 

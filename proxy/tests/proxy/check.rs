@@ -2,18 +2,15 @@
 //! and that a wrong key or a missing certificate fails with the setting to fix.
 
 use paycode_proxy::cli::check::{self, CheckError};
-use paycode_proxy::cli::demo::simulator_wechat_config;
 use wxpay::ApiKey;
 use wxpay::sim::DEMO_API_KEY;
 
-use crate::helpers::{config_in, start_simulator};
+use crate::helpers::with_simulator;
 
 #[tokio::test]
 async fn a_good_configuration_reports_each_check() {
     let root = tempfile::tempdir().unwrap();
-    let sim = start_simulator(root.path()).await;
-    let mut config = config_in(root.path());
-    config.wechat = simulator_wechat_config(&sim);
+    let (sim, config) = with_simulator(root.path()).await;
     let mut out = Vec::new();
 
     check::run(&config, &mut out).await.unwrap();
@@ -36,9 +33,7 @@ async fn a_good_configuration_reports_each_check() {
 #[tokio::test]
 async fn a_wrong_key_or_a_missing_certificate_fails_naming_the_setting() {
     let root = tempfile::tempdir().unwrap();
-    let sim = start_simulator(root.path()).await;
-    let mut config = config_in(root.path());
-    config.wechat = simulator_wechat_config(&sim);
+    let (sim, mut config) = with_simulator(root.path()).await;
     config.wechat.api_key = ApiKey::new("00000000000000000000000000000000");
 
     let wrong_key = check::run(&config, &mut Vec::new()).await.unwrap_err();

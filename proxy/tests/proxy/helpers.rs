@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wxpay::ApiKey;
-use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimHandle, Simulator};
+use wxpay::sim::{SimHandle, Simulator};
 
 /// A valid configuration with its data and app directories under `root`, listening on
 /// port 0.
@@ -118,17 +118,17 @@ impl TestApp {
     }
 }
 
-/// The simulator with the demo merchant on two free loopback ports, its certificates under
-/// `root/sim-certs`.
-pub async fn start_simulator(root: &Path) -> SimHandle {
-    Simulator::builder()
-        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-        .listen("127.0.0.1:0".parse().unwrap())
-        .backup_listen("127.0.0.1:0".parse().unwrap())
-        .cert_dir(root.join("sim-certs"))
+/// The simulator with the demo merchant on free loopback ports, its certificates under
+/// `root/sim-certs` ([`Simulator::local`]), and a configuration ([`config_in`]) that talks
+/// to it.
+pub async fn with_simulator(root: &Path) -> (SimHandle, Config) {
+    let sim = Simulator::local(root.join("sim-certs"))
         .start()
         .await
-        .unwrap()
+        .unwrap();
+    let mut config = config_in(root);
+    config.wechat = simulator_wechat_config(&sim);
+    (sim, config)
 }
 
 /// Starts the application on port 0, after `prepare` has had a chance to put files in the
@@ -144,9 +144,7 @@ pub async fn spawn_app_with(
 ) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     prepare(root.path());
-    let sim = start_simulator(root.path()).await;
-    let mut config = config_in(root.path());
-    config.wechat = simulator_wechat_config(&sim);
+    let (sim, mut config) = with_simulator(root.path()).await;
     configure(&mut config);
     let store_config = config.store.clone();
     let application = Application::build(config).await.unwrap();

@@ -1,4 +1,4 @@
-//! Daily transaction bills in WeChat's CSV format (spec §3.7).
+//! Daily transaction bills in WeChat's CSV format (docs/wechat-pay.md §3.7).
 //!
 //! A bill has a header row, one row per transaction in which **every field starts with a
 //! backtick** (so spreadsheet programs keep long numbers as text), then a summary header and
@@ -9,11 +9,13 @@
 //! row for each refund requested that day, and a `REVOKED` row for each paid order reversed
 //! that day (the whole remaining amount goes back to the customer).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::clock::beijing;
 use super::ledger::{Book, Order, Status};
-use crate::messages::{BillType, SUMMARY_COLUMNS};
+use crate::messages::{ALL_COLUMNS, BillType, SUMMARY_COLUMNS};
 
 /// Reads `bill_type`; absent means `ALL`.
 pub(crate) fn bill_type(value: Option<&str>) -> Option<BillType> {
@@ -22,62 +24,37 @@ pub(crate) fn bill_type(value: Option<&str>) -> Option<BillType> {
 
 /// The columns of a bill of `bill_type`, in WeChat's order.
 fn columns(bill_type: BillType) -> &'static [&'static str] {
+    // The parser in `messages` reads exactly the `ALL` names; the other bills are built from
+    // them, so both ends agree. All three start with the same 14 order columns; a `SUCCESS`
+    // bill then has the goods and fee columns, a `REFUND` bill the refund's two times and
+    // then the columns `ALL` has after the order ones.
+    const ORDER_COLUMNS: usize = 14;
+    static SUCCESS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        [
+            &ALL_COLUMNS[..ORDER_COLUMNS],
+            &[
+                "商品名称",
+                "商户数据包",
+                "手续费",
+                "费率",
+                "订单金额",
+                "费率备注",
+            ],
+        ]
+        .concat()
+    });
+    static REFUND: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        [
+            &ALL_COLUMNS[..ORDER_COLUMNS],
+            &["退款申请时间", "退款成功时间"],
+            &ALL_COLUMNS[ORDER_COLUMNS..],
+        ]
+        .concat()
+    });
     match bill_type {
-        // The parser in `messages` reads exactly these names; one list keeps both ends agreeing.
-        BillType::All | BillType::RechargeRefund => &crate::messages::ALL_COLUMNS,
-        BillType::Success => &[
-            "交易时间",
-            "公众账号ID",
-            "商户号",
-            "特约商户号",
-            "设备号",
-            "微信订单号",
-            "商户订单号",
-            "用户标识",
-            "交易类型",
-            "交易状态",
-            "付款银行",
-            "货币种类",
-            "应结订单金额",
-            "代金券金额",
-            "商品名称",
-            "商户数据包",
-            "手续费",
-            "费率",
-            "订单金额",
-            "费率备注",
-        ],
-        BillType::Refund => &[
-            "交易时间",
-            "公众账号ID",
-            "商户号",
-            "特约商户号",
-            "设备号",
-            "微信订单号",
-            "商户订单号",
-            "用户标识",
-            "交易类型",
-            "交易状态",
-            "付款银行",
-            "货币种类",
-            "应结订单金额",
-            "代金券金额",
-            "退款申请时间",
-            "退款成功时间",
-            "微信退款单号",
-            "商户退款单号",
-            "退款金额",
-            "充值券退款金额",
-            "退款类型",
-            "退款状态",
-            "商品名称",
-            "商户数据包",
-            "手续费",
-            "费率",
-            "订单金额",
-            "申请退款金额",
-            "费率备注",
-        ],
+        BillType::All | BillType::RechargeRefund => &ALL_COLUMNS,
+        BillType::Success => &SUCCESS,
+        BillType::Refund => &REFUND,
     }
 }
 

@@ -44,11 +44,10 @@ pub struct SimArgs {
 
 /// Starts the simulator, prints its URLs and certificate files, and serves until Ctrl-C.
 pub async fn serve(args: SimArgs) -> Result<(), SimError> {
-    let sim = Simulator::builder()
+    let sim = Simulator::local(args.cert_dir)
         .merchant(args.appid, args.mch_id, args.key)
         .listen(args.listen)
         .backup_listen(args.backup_listen)
-        .cert_dir(args.cert_dir)
         .time_scale(args.time_scale)
         .slow_reply_delay(Duration::from_secs(args.slow_reply_secs))
         .refund_delay(Duration::from_secs(args.refund_delay_secs))

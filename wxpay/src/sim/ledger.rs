@@ -210,7 +210,7 @@ impl Order {
         };
     }
 
-    /// The orderquery `trade_state` (spec §5.2).
+    /// The orderquery `trade_state` (docs/wechat-pay.md §5.2).
     pub(crate) fn trade_state(&self) -> &'static str {
         match self.status {
             Status::Pending { .. } => "USERPAYING",

@@ -151,6 +151,17 @@ impl Simulator {
         }
     }
 
+    /// The simulator that demo mode, `paycode-proxy sim`/`wxpay-sim` and every test harness
+    /// start: both hosts on free loopback ports, and the certificates (`ca.pem`,
+    /// `apiclient_cert.pem`, `apiclient_key.pem`, `apiclient_cert.p12`) written into
+    /// `cert_dir`, so that a proxy can be configured from the files. The merchant is the demo
+    /// merchant ([`DEMO_APPID`], [`DEMO_MCH_ID`], [`DEMO_API_KEY`]) unless one is added with
+    /// [`Simulator::merchant`]; every other setting is the [`Simulator::builder`] default
+    /// and can be changed before [`Simulator::start`].
+    pub fn local(cert_dir: impl Into<PathBuf>) -> Simulator {
+        Simulator::builder().cert_dir(cert_dir)
+    }
+
     /// Adds a merchant. The first one added is the "primary" merchant whose certificate
     /// files are written at the top of the certificate directory.
     pub fn merchant(
@@ -209,7 +220,7 @@ impl Simulator {
     }
 
     /// The least simulated time between two refund applications (new `out_refund_no`s) of
-    /// one order; a sooner one is refused with `FREQUENCY_LIMITED` (spec §3.4: partial
+    /// one order; a sooner one is refused with `FREQUENCY_LIMITED` (docs/wechat-pay.md §3.4: partial
     /// refunds at least one minute apart). Zero turns the rule off.
     pub fn refund_spacing(mut self, spacing: Duration) -> Simulator {
         self.refund_spacing = spacing;
@@ -332,7 +343,7 @@ pub(crate) struct Settings {
     pub(crate) refund_spacing: Duration,
 }
 
-/// WeChat's least time between two refund applications of one order (spec §3.4).
+/// WeChat's least time between two refund applications of one order (docs/wechat-pay.md §3.4).
 pub const DEFAULT_REFUND_SPACING: Duration = Duration::from_secs(60);
 
 /// The state shared by both listeners, the control API and [`SimHandle`].
@@ -345,12 +356,12 @@ pub(crate) struct SimState {
     pub(crate) settings: Mutex<Settings>,
 }
 
-/// WeChat revokes unpaid micropay orders this long after creation (spec §5.2, [D-POS-Q]).
+/// WeChat revokes unpaid micropay orders this long after creation (docs/wechat-pay.md §5.2, [D-POS-Q]).
 pub(crate) fn auto_revoke_after() -> chrono::Duration {
     chrono::Duration::seconds(45)
 }
 
-/// Reverse is refused (REVERSE_EXPIRE) for orders older than this (spec §3.3).
+/// Reverse is refused (REVERSE_EXPIRE) for orders older than this (docs/wechat-pay.md §3.3).
 pub(crate) fn reverse_window() -> chrono::Duration {
     chrono::Duration::days(7)
 }

@@ -1,4 +1,4 @@
-//! `/pay/micropay` (spec §3.1): take a payment with a scanned payment code.
+//! `/pay/micropay` (docs/wechat-pay.md §3.1): take a payment with a scanned payment code.
 //!
 //! Resubmitting an existing out_trade_no never creates a second order. With the same
 //! payment code and amount it is idempotent: the reply reflects the order's current state
@@ -14,7 +14,7 @@ use crate::sim::behaviour::{Behaviour, is_wechat_auth_code};
 use crate::sim::clock::add_saturating;
 use crate::sim::ledger::{Order, PendingKind, Resolution, Status};
 
-/// The charset WeChat allows in out_trade_no (spec §6.3; `@` accepted as some pages list it).
+/// The charset WeChat allows in out_trade_no (docs/wechat-pay.md §6.3; `@` accepted as some pages list it).
 fn is_valid_out_trade_no(value: &str) -> bool {
     value.len() <= 32
         && value
@@ -186,7 +186,7 @@ fn replay(call: &Call<'_>, order: &Order, auth_code: &str, total_fee: u64) -> Re
     }
 }
 
-/// The payment fields of a paid micropay reply (spec §3.1).
+/// The payment fields of a paid micropay reply (docs/wechat-pay.md §3.1).
 pub(super) fn paid_fields(order: &Order) -> Params {
     let mut fields = Params::new();
     fields.insert("openid", order.openid.as_str());
@@ -214,7 +214,7 @@ fn openid_for(auth_code: &str) -> String {
     format!("oSIM{}", &digest[..24])
 }
 
-/// The sandbox's `Wechatpay-Negative-Test` header cases (spec §1.3), mapped onto behaviours.
+/// The sandbox's `Wechatpay-Negative-Test` header cases (docs/wechat-pay.md §1.3), mapped onto behaviours.
 fn negative_test(call: &Call<'_>) -> Option<Behaviour> {
     if !call.sandbox {
         return None;

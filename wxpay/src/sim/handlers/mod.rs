@@ -13,13 +13,13 @@
 //! 7. render the reply: fresh `nonce_str`, signed with the request's sign type; then apply
 //!    the behaviour's or fault's transport effect (delay, drop, garbage, bad signature).
 
-mod closeorder;
-mod downloadbill;
-mod getsignkey;
+mod close_order;
+mod download_bill;
+mod get_sign_key;
 mod micropay;
-mod orderquery;
+mod order_query;
 mod refund;
-mod refundquery;
+mod refund_query;
 mod reverse;
 
 use std::sync::Arc;
@@ -152,7 +152,7 @@ impl Call<'_> {
     }
 
     /// A required amount in fen: digits only, above zero. Anything else is refused at the
-    /// protocol layer, as WeChat refuses `total_fee=0.12` (spec §6.2).
+    /// protocol layer, as WeChat refuses `total_fee=0.12` (docs/wechat-pay.md §6.2).
     pub(crate) fn amount(&self, name: &str) -> Result<u64, Reply> {
         let value = self.required(name)?;
         match parse_fen(value) {
@@ -335,7 +335,7 @@ fn process(
         return Reply::Fail(message.into()).into();
     }
     if api == Api::GetSignKey {
-        return getsignkey::handle(merchant);
+        return get_sign_key::handle(merchant);
     }
 
     let call = Call {
@@ -348,7 +348,7 @@ fn process(
         client_cn,
         now: sim.clock.now(),
     };
-    // The sandbox does not check appid (spec §1.3); production does, after the signature.
+    // The sandbox does not check appid (docs/wechat-pay.md §1.3); production does, after the signature.
     if !sandbox {
         match call.field("appid") {
             None => return Reply::Fail("缺少参数appid".into()).into(),
@@ -363,14 +363,14 @@ fn process(
     }
     match api {
         Api::Micropay => micropay::handle(&call),
-        Api::OrderQuery => orderquery::handle(&call).into(),
+        Api::OrderQuery => order_query::handle(&call).into(),
         Api::Reverse => reverse::handle(&call).into(),
         Api::Refund => refund::handle(&call).into(),
-        Api::RefundQuery => refundquery::handle(&call).into(),
-        Api::CloseOrder => closeorder::handle(&call).into(),
-        Api::DownloadBill => downloadbill::handle(&call).into(),
+        Api::RefundQuery => refund_query::handle(&call).into(),
+        Api::CloseOrder => close_order::handle(&call).into(),
+        Api::DownloadBill => download_bill::handle(&call).into(),
         // Answered above, before the appid check it does not need.
-        Api::GetSignKey => getsignkey::handle(merchant),
+        Api::GetSignKey => get_sign_key::handle(merchant),
     }
 }
 

@@ -1,15 +1,15 @@
-//! `/secapi/pay/refund` (spec §3.4, §5.4): apply for a (partial) refund of a paid order.
+//! `/secapi/pay/refund` (docs/wechat-pay.md §3.4, §5.4): apply for a (partial) refund of a paid order.
 //!
 //! Idempotent on out_refund_no: the same number with the same amounts returns the same
 //! refund_id; with other amounts REFUND_FEE_MISMATCH. Refunds together never exceed the
 //! order's total, and an order takes at most 50. A new refund is `PROCESSING` until the
 //! simulator's refund delay (simulated time) has passed, then `SUCCESS` (see refundquery).
 //!
-//! Spacing (spec §3.4: partial refunds of one order "≥1 minute apart"): a *new* application
+//! Spacing (docs/wechat-pay.md §3.4: partial refunds of one order "≥1 minute apart"): a *new* application
 //! (an out_refund_no the order has not seen) that comes less than the simulator's refund
 //! spacing (60 simulated s by default) after the order's previous application is refused
 //! with `FREQUENCY_LIMITED`, and nothing is stored. The spec names no err_code for this rule;
-//! `FREQUENCY_LIMITED` is the one WeChat documents for refund frequency limits (§5.4, class
+//! `FREQUENCY_LIMITED` is the one WeChat documents for refund frequency limits (docs/wechat-pay.md §5.4, class
 //! RETRY-SAME "slower"), so a client that retries the same request later is right. A retry
 //! of an out_refund_no already applied for is idempotent and never refused.
 

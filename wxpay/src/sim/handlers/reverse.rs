@@ -1,4 +1,4 @@
-//! `/secapi/pay/reverse` (spec §3.3, §5.3): close an unpaid micropay order or refund a
+//! `/secapi/pay/reverse` (docs/wechat-pay.md §3.3, §5.3): close an unpaid micropay order or refund a
 //! paid one. Every SUCCESS-envelope reply carries `recall`.
 //!
 //! - unknown order → SUCCESS, `recall=N` (WeChat treats it as nothing to do);

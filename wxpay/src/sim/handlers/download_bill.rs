@@ -1,4 +1,4 @@
-//! `/pay/downloadbill` (spec §3.7): the day's bill as CSV, or an unsigned XML error with
+//! `/pay/downloadbill` (docs/wechat-pay.md §3.7): the day's bill as CSV, or an unsigned XML error with
 //! `return_code=FAIL`, `return_msg` and `error_code`.
 //!
 //! The simulator serves a day's bill at once (WeChat only from 09:00 the next day) and

@@ -1,4 +1,4 @@
-//! `/xdc/apiv2getsignkey/sign/getsignkey` (spec §1.3): hands out the merchant's sandbox
+//! `/xdc/apiv2getsignkey/sign/getsignkey` (docs/wechat-pay.md §1.3): hands out the merchant's sandbox
 //! sign key. The request is signed with the real key (checked by the pipeline); the reply
 //! is not signed, as WeChat's is not.
 

@@ -1,4 +1,4 @@
-//! `/pay/orderquery` (spec §3.2): the state of an order, by transaction_id or out_trade_no.
+//! `/pay/orderquery` (docs/wechat-pay.md §3.2): the state of an order, by transaction_id or out_trade_no.
 //!
 //! Payment fields (openid, transaction_id, total_fee, time_end, …) appear only while the
 //! order counts as paid (`SUCCESS` or `REFUND`); other states carry just out_trade_no,

@@ -1,4 +1,4 @@
-//! `/pay/refundquery` (spec §3.5): an order's refunds with `*_$n` fields.
+//! `/pay/refundquery` (docs/wechat-pay.md §3.5): an order's refunds with `*_$n` fields.
 //!
 //! Looked up by refund_id, out_refund_no, transaction_id or out_trade_no (that priority).
 //! By refund number only that refund is listed; by order number all of them, ten per page
@@ -86,7 +86,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
             format!("refund_account_{n}"),
             "REFUND_SOURCE_UNSETTLED_FUNDS",
         );
-        // WeChat's own misspelling "accout" is the real field name (spec §12.15).
+        // WeChat's own misspelling "accout" is the real field name (docs/wechat-pay.md §12.15).
         fields.insert(format!("refund_recv_accout_{n}"), "支付用户的零钱");
         if status == "SUCCESS" {
             fields.insert(

@@ -1,4 +1,4 @@
-//! `/pay/closeorder` (spec §3.6, §5.6). WeChat meant it for non-micropay orders; the
+//! `/pay/closeorder` (docs/wechat-pay.md §3.6, §5.6). WeChat meant it for non-micropay orders; the
 //! simulator applies the same rules to its micropay orders: an unpaid order is closed, a
 //! paid one answers ORDERPAID, a closed or revoked one ORDERCLOSED. The real 5-minute
 //! minimum age is not enforced.

@@ -1,0 +1,442 @@
+//! The torture soak behind `cargo run -p paycode-tests --example soak`: K cashier terminals
+//! take N payments with a random mix of customer behaviours against the real `paycode-proxy`
+//! binary, while the proxy is killed with SIGKILL at random moments (`crash`) or the
+//! simulator injects random network faults on every endpoint and takes the primary host down
+//! now and then (`faults`). The simulator lives in this process, so its books survive every
+//! kill. At the end the proxy's store is compared with WeChat's books and every inconsistency
+//! is counted; every response body and every log line of the proxy is scanned for secrets.
+//!
+//! Layout: [`Args`] (the command line), `plan` (the behaviour mix), `terminal` (the cashier
+//! terminals that drive payments), `chaos` (kills and injected faults), `report` (the figures
+//! and the verdict); [`run`] ties them together.
+
+mod chaos;
+mod plan;
+mod report;
+mod terminal;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paycode_api::Payment;
+use paycode_proxy::store::{PaymentRecord, RefundRecord, SqliteStore, Store};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::{Method, StatusCode};
+use wxpay::sim::{DEMO_API_KEY, SimHandle};
+
+use self::chaos::{Supervisor, inject_faults};
+use self::report::Report;
+use self::terminal::{Terminal, drive_terminal, parse};
+use crate::binary::CrashRig;
+use crate::cashier::Cashier;
+use crate::free_port;
+use crate::reconcile::Reconciliation;
+use crate::secrets::SecretScanner;
+
+/// The proxy's log filter while soaking: debug for our crates, so every line they write is
+/// scanned.
+const LOG_FILTER: &str = "info,paycode_proxy=debug,wxpay=debug";
+
+/// What goes wrong around the payments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The proxy is killed with SIGKILL at random moments and restarted.
+    Crash,
+    /// The simulator injects network faults on every endpoint and takes the primary host
+    /// down now and then.
+    Faults,
+}
+
+impl Mode {
+    /// `crash` or `faults`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Crash => "crash",
+            Mode::Faults => "faults",
+        }
+    }
+}
+
+/// The soak's command line: `soak crash|faults --short|--long [--seed N] …`.
+///
+/// Exits 1 naming the payments if any inconsistency, secret leak or unexpected API answer
+/// was found.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "soak",
+    about = "The torture soak: payments through kills or faults, then the store against WeChat's books"
+)]
+pub struct Args {
+    /// `crash` (SIGKILL the proxy) or `faults` (inject network faults and outages).
+    #[arg(value_enum)]
+    pub mode: Mode,
+    /// The short run (the default): 400 payments from 4 terminals, 150 s of driving at most.
+    #[arg(long, overrides_with = "long")]
+    pub short: bool,
+    /// The long run: 4000 payments from 8 terminals, 30 minutes of driving at most.
+    #[arg(long, overrides_with = "short")]
+    pub long: bool,
+    /// The random seed (default: the current Unix time); print it to repeat a run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How many payments (default: 400 short, 4000 long).
+    #[arg(long)]
+    pub payments: Option<usize>,
+    /// How many cashier terminals (default: 4 short, 8 long).
+    #[arg(long)]
+    pub terminals: Option<usize>,
+    /// How many times faster than real time simulated time runs.
+    #[arg(long, default_value_t = 100.0)]
+    pub scale: f64,
+    /// The share of calls to each endpoint that meet an injected fault.
+    #[arg(long, default_value_t = 0.2)]
+    pub fault_rate: f64,
+    /// Crash mode also injects faults.
+    #[arg(long)]
+    pub with_faults: bool,
+    /// Faults mode also kills the proxy.
+    #[arg(long)]
+    pub with_kills: bool,
+}
+
+/// The soak's settings, with the defaults of the short or long run filled in.
+#[derive(Clone, Debug)]
+struct Options {
+    mode: Mode,
+    long: bool,
+    payments: usize,
+    terminals: usize,
+    seed: u64,
+    scale: f64,
+    fault_rate: f64,
+    kills: bool,
+    faults: bool,
+    /// Real time between kills, drawn uniformly (ms).
+    kill_every: (u64, u64),
+    /// How long the payments may take to settle after driving stops.
+    drain: Duration,
+}
+
+impl From<Args> for Options {
+    fn from(args: Args) -> Options {
+        let long = args.long;
+        Options {
+            mode: args.mode,
+            long,
+            payments: args.payments.unwrap_or(if long { 4000 } else { 400 }),
+            terminals: args.terminals.unwrap_or(if long { 8 } else { 4 }).max(1),
+            seed: args.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_secs())
+            }),
+            scale: args.scale,
+            fault_rate: args.fault_rate,
+            kills: args.mode == Mode::Crash || args.with_kills,
+            faults: args.mode == Mode::Faults || args.with_faults,
+            kill_every: (50, 700),
+            drain: Duration::from_secs(if long { 60 } else { 30 }),
+        }
+    }
+}
+
+/// Runs the soak described by `args`, prints its figures, and tells whether it passed (no
+/// inconsistency, leak, unexpected answer or unanswered attempt).
+pub async fn run(args: Args) -> bool {
+    let options = Options::from(args);
+    let started = Instant::now();
+    let mode = options.mode.name();
+    println!(
+        "soak {mode} ({}, seed {}): {} payments from {} terminals, simulated time ×{}, kills {}, faults {}",
+        if options.long { "long" } else { "short" },
+        options.seed,
+        options.payments,
+        options.terminals,
+        options.scale,
+        if options.kills { "on" } else { "off" },
+        if options.faults {
+            format!(
+                "{:.0}% of calls + primary outages",
+                options.fault_rate * 100.0
+            )
+        } else {
+            "off".to_owned()
+        },
+    );
+
+    // Replies from the loopback simulator take milliseconds; 1 s timeouts let "delay past
+    // the timeout" faults and slow replies run fast.
+    let timeout = Duration::from_millis(1000);
+    let port = free_port();
+    let rig = CrashRig::start(options.scale, move |config| {
+        config.server.listen = format!("127.0.0.1:{port}").parse().expect("an address");
+        config.wechat.connect_timeout = timeout;
+        config.wechat.read_timeout = timeout;
+        config.wechat.micropay_read_timeout = timeout;
+    })
+    .await;
+    rig.sim
+        .set_slow_reply_delay(timeout + Duration::from_millis(200));
+    rig.sim.set_refund_delay(Duration::from_secs(5));
+    let cert_dir = rig.sim.cert_files().map(|files| {
+        files
+            .client_key_pem
+            .parent()
+            .expect("the certificate directory")
+            .to_path_buf()
+    });
+    let scanner = Arc::new(SecretScanner::new(DEMO_API_KEY, cert_dir.as_deref()));
+    let mut tokens = vec![rig.token().to_owned()];
+    for index in 2..=options.terminals {
+        tokens.push(rig.add_terminal(&format!("counter-{index}")).await);
+    }
+    for token in &tokens {
+        scanner.add_token(token);
+    }
+    let rig = Arc::new(rig);
+    let sim = Arc::new(clone_handle(&rig));
+    let figures = Arc::new(Figures::default());
+    let supervisor = Arc::new(Supervisor {
+        rig: rig.clone(),
+        process: tokio::sync::Mutex::new(None),
+        scanner: scanner.clone(),
+        runs: AtomicU64::new(0),
+    });
+    supervisor.start().await;
+
+    let base = format!("http://127.0.0.1:{port}");
+    let driving = Instant::now();
+    let drive_limit = if options.long {
+        Duration::from_secs(1800)
+    } else {
+        Duration::from_secs(150)
+    };
+    let stop_at = Instant::now() + drive_limit;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Chaos: kills and faults.
+    let killer = options.kills.then(|| {
+        let supervisor = supervisor.clone();
+        let stop = stop.clone();
+        let figures = figures.clone();
+        let (low, high) = options.kill_every;
+        let seed = options.seed;
+        tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x4b111);
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(low..high))).await;
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let killing = Instant::now();
+                supervisor.kill().await;
+                figures.kills.fetch_add(1, Ordering::Relaxed);
+                figures
+                    .kill_ms
+                    .fetch_add(killing.elapsed().as_millis() as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(0..200))).await;
+                let starting = Instant::now();
+                supervisor.start().await;
+                figures
+                    .restart_ms
+                    .fetch_add(starting.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+        })
+    });
+    let injector = options.faults.then(|| {
+        tokio::spawn(inject_faults(
+            sim.clone(),
+            options.fault_rate,
+            options.seed,
+            stop.clone(),
+            figures.clone(),
+            timeout,
+        ))
+    });
+
+    // The terminals.
+    let per_terminal = options.payments.div_ceil(options.terminals);
+    let mut drivers = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let count = per_terminal.min(options.payments.saturating_sub(index * per_terminal));
+        let terminal = Terminal {
+            name: format!("counter-{}", index + 1),
+            cashier: Cashier::new(&base, Some(token)),
+            scanner: scanner.clone(),
+            figures: figures.clone(),
+            stop_at,
+        };
+        drivers.push(tokio::spawn(drive_terminal(
+            terminal,
+            sim.clone(),
+            count,
+            options.seed.wrapping_add(index as u64 * 7919),
+        )));
+    }
+    let mut observations = Vec::new();
+    for driver in drivers {
+        observations.extend(driver.await.expect("a terminal task"));
+    }
+    let driven_for = driving.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(killer) = killer {
+        killer.await.expect("the killer task");
+    }
+    if let Some(injector) = injector {
+        injector.await.expect("the fault injector");
+    }
+    sim.clear_faults();
+    sim.set_primary_outage(false);
+    if supervisor.process.lock().await.is_none() {
+        supervisor.start().await;
+    }
+
+    // Drain: every payment and refund must settle without help.
+    let drain_started = Instant::now();
+    let drainer = Terminal {
+        name: "drain".to_owned(),
+        cashier: Cashier::new(&base, Some(&tokens[0])),
+        scanner: scanner.clone(),
+        figures: figures.clone(),
+        stop_at: Instant::now() + options.drain + Duration::from_secs(10),
+    };
+    let ids: Vec<String> = observations
+        .iter()
+        .flat_map(|observation| observation.payment_ids.iter().cloned())
+        .collect();
+    loop {
+        let mut open = 0;
+        for id in &ids {
+            if let Some((StatusCode::OK, body)) = drainer
+                .call(Method::GET, &format!("/payments/{id}"), None)
+                .await
+            {
+                if let Some(payment) = parse::<Payment>(&body) {
+                    let refunds_open = payment.refunds.iter().any(|refund| {
+                        !matches!(
+                            refund.state,
+                            paycode_api::RefundState::Succeeded | paycode_api::RefundState::Failed
+                        )
+                    });
+                    if !payment.state.is_settled() || refunds_open {
+                        open += 1;
+                    }
+                }
+            }
+        }
+        if open == 0 || drain_started.elapsed() > options.drain {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drained_in = drain_started.elapsed();
+    supervisor.kill().await;
+
+    // The proxy's store, read directly, against WeChat's books.
+    let store = SqliteStore::connect(&rig.config.store)
+        .await
+        .expect("the database opens");
+    let (payments, refunds) = read_store(&store, &ids).await;
+    store.close().await;
+    let orders = sim.orders();
+    let reconciliation = Reconciliation::check(&payments, &refunds, &orders, &observations);
+
+    Report {
+        mode,
+        started,
+        driven_for,
+        drained_in,
+        figures: &figures,
+        payments: &payments,
+        orders: &orders,
+        calls: sim.calls().len(),
+        reconciliation: &reconciliation,
+        scanner: &scanner,
+        observations: &observations,
+    }
+    .print()
+}
+
+/// Counters shared by every task.
+#[derive(Default)]
+struct Figures {
+    payments: AtomicU64,
+    replays: AtomicU64,
+    cashier_cancels: AtomicU64,
+    customer_actions: AtomicU64,
+    refunds_requested: AtomicU64,
+    refunds_refused: AtomicU64,
+    kills: AtomicU64,
+    /// Milliseconds spent killing (and reaping) and restarting the proxy.
+    kill_ms: AtomicU64,
+    restart_ms: AtomicU64,
+    outages: AtomicU64,
+    responses: AtomicU64,
+    transport_errors: AtomicU64,
+    faults: Mutex<BTreeMap<String, u64>>,
+    /// API answers that must never happen (5xx, unexpected 4xx, a replay with another id).
+    anomalies: Mutex<Vec<String>>,
+}
+
+impl Figures {
+    fn anomaly(&self, what: String) {
+        self.anomalies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(what);
+    }
+}
+
+/// Every payment of the days the soak's payments belong to (so that a payment the soak never
+/// heard of is seen too), and their refunds.
+async fn read_store(
+    store: &SqliteStore,
+    ids: &[String],
+) -> (Vec<PaymentRecord>, Vec<RefundRecord>) {
+    let mut days = std::collections::BTreeSet::new();
+    for id in ids {
+        if let Some(payment) = store.get_payment(id).await.expect("the store answers") {
+            days.insert(payment.business_day);
+        }
+    }
+    for payment in store.unsettled_payments().await.expect("the store answers") {
+        days.insert(payment.business_day);
+    }
+    let mut payments = Vec::new();
+    for day in days {
+        payments.extend(
+            store
+                .list_payments(day, None)
+                .await
+                .expect("the store answers"),
+        );
+    }
+    let mut refunds = Vec::new();
+    for payment in &payments {
+        refunds.extend(
+            store
+                .refunds_for_payment(&payment.id)
+                .await
+                .expect("the store answers"),
+        );
+    }
+    (payments, refunds)
+}
+
+/// The rig owns the simulator; the tasks need a shared handle to it.
+fn clone_handle(rig: &Arc<CrashRig>) -> SimRef {
+    SimRef(rig.clone())
+}
+
+/// A cheap, shareable reference to the rig's simulator.
+struct SimRef(Arc<CrashRig>);
+
+impl std::ops::Deref for SimRef {
+    type Target = SimHandle;
+    fn deref(&self) -> &SimHandle {
+        &self.0.sim
+    }
+}
