@@ -4,7 +4,19 @@
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/paycode-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Announces a step and reports how long the previous one took; `steps_done` closes the list.
+step() {
+    steps_done
+    STEP_NAME="$*"
+    STEP_STARTED=$SECONDS
+    printf '\n==> %s\n' "$STEP_NAME"
+}
+steps_done() {
+    if [ -n "${STEP_NAME:-}" ]; then
+        printf -- '--- %s: %d s\n' "$STEP_NAME" $((SECONDS - STEP_STARTED))
+        STEP_NAME=""
+    fi
+}
 
 # The toolchain from rust-toolchain.toml, with the wasm target and the components we use.
 ensure_rust() {
