@@ -94,6 +94,25 @@ impl Till<'_> {
     fn payments(&self) -> Vec<paycode_api::Payment> {
         self.demo.payments().payments
     }
+
+    /// Performs `steps` after the cashier aims the scanner.
+    fn scan_with(&self, steps: impl IntoIterator<Item = KeyAction>) {
+        let mut aimed = vec![KeyAction::Pause(AIM_MS)];
+        aimed.extend(steps);
+        self.page.key_actions(&aimed);
+    }
+
+    /// Waits for the payment on screen to be paid, then checks that the demo terminal has
+    /// `count` payments, one of them of `amount`.
+    fn assert_paid(&self, count: usize, amount: Fen) {
+        self.wait_state(PaymentState::Paid);
+        let payments = self.payments();
+        assert_eq!(payments.len(), count, "{payments:?}");
+        assert!(
+            payments.iter().any(|payment| payment.amount_fen == amount),
+            "a payment of {amount}: {payments:?}"
+        );
+    }
 }
 
 /// Issue input 1 and the large-amount screen: a scanner's leading Enter never confirms.
@@ -165,12 +184,10 @@ fn a_suffix_other_than_enter_ends_the_scan_and_does_nothing_else() {
 
     till.enter_amount("12.5");
     till.record_prevented();
-    let mut steps = vec![KeyAction::Pause(AIM_MS)];
-    steps.extend(digits(&demo.code("password_free")));
+    let mut steps = digits(&demo.code("password_free"));
     steps.extend(press(key::F12));
-    till.page.key_actions(&steps);
-    till.wait_state(PaymentState::Paid);
-    assert_eq!(till.only_payment().amount_fen, Fen(1250));
+    till.scan_with(steps);
+    till.assert_paid(1, Fen(1250));
     let keys = till.prevented();
     let f12 = keys
         .iter()
@@ -182,20 +199,12 @@ fn a_suffix_other_than_enter_ends_the_scan_and_does_nothing_else() {
     // A line feed as Ctrl+J (some scanners send CR LF as Ctrl+M Ctrl+J).
     till.next_sale();
     till.enter_amount("3");
-    let mut steps = vec![KeyAction::Pause(AIM_MS)];
-    steps.extend(digits(&demo.code("password_free")));
+    let mut steps = digits(&demo.code("password_free"));
     steps.push(KeyAction::Down(key::CONTROL.to_owned()));
     steps.extend(press("j"));
     steps.push(KeyAction::Up(key::CONTROL.to_owned()));
-    till.page.key_actions(&steps);
-    till.wait_state(PaymentState::Paid);
-    let payments = till.payments();
-    assert_eq!(payments.len(), 2);
-    assert!(
-        payments
-            .iter()
-            .any(|payment| payment.amount_fen == Fen(300))
-    );
+    till.scan_with(steps);
+    till.assert_paid(2, Fen(300));
     till.shot("suffix_ctrl_j_paid");
 }
 
@@ -209,28 +218,17 @@ fn keypad_emulation_is_decoded() {
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("8.8");
-    let mut steps = vec![KeyAction::Pause(AIM_MS)];
-    steps.extend(keypad_emulation(&demo.code("password_free")));
+    let mut steps = keypad_emulation(&demo.code("password_free"));
     steps.extend(press(ENTER));
-    till.page.key_actions(&steps);
-    till.wait_state(PaymentState::Paid);
-    assert_eq!(till.only_payment().amount_fen, Fen(880));
+    till.scan_with(steps);
+    till.assert_paid(1, Fen(880));
     till.shot("keypad_emulation_paid");
 
     till.next_sale();
     till.enter_amount("9");
     let code = demo.code("password_free");
-    let mut steps = vec![KeyAction::Pause(AIM_MS)];
-    steps.extend(keypad_emulation(&format!("{code}\r")));
-    till.page.key_actions(&steps);
-    till.wait_state(PaymentState::Paid);
-    let payments = till.payments();
-    assert_eq!(payments.len(), 2);
-    assert!(
-        payments
-            .iter()
-            .any(|payment| payment.amount_fen == Fen(900))
-    );
+    till.scan_with(keypad_emulation(&format!("{code}\r")));
+    till.assert_paid(2, Fen(900));
 }
 
 /// Issue input 4: full-width digits typed into 手动输入付款码; Arabic-Indic digits committed
@@ -268,14 +266,7 @@ fn digits_of_any_script_are_the_same_code() {
     till.page.key_actions(&[KeyAction::Pause(AIM_MS)]);
     till.page
         .insert_text(&in_script(&demo.code("password_free"), 0x0660));
-    till.wait_state(PaymentState::Paid);
-    let payments = till.payments();
-    assert_eq!(payments.len(), 2);
-    assert!(
-        payments
-            .iter()
-            .any(|payment| payment.amount_fen == Fen(700))
-    );
+    till.assert_paid(2, Fen(700));
     till.shot("arabic_indic_capture_field_paid");
 
     // A code pasted on the waiting screen, in Persian digits. (A paste event carrying the
@@ -289,12 +280,5 @@ fn digits_of_any_script_are_the_same_code() {
              {clipboardData: data, bubbles: true, cancelable: true}));",
         json!([pasted]),
     );
-    till.wait_state(PaymentState::Paid);
-    let payments = till.payments();
-    assert_eq!(payments.len(), 3);
-    assert!(
-        payments
-            .iter()
-            .any(|payment| payment.amount_fen == Fen(500))
-    );
+    till.assert_paid(3, Fen(500));
 }

@@ -930,6 +930,13 @@ pub fn resume(
 mod tests {
     use super::*;
 
+    /// WeChat's "try again" to a reverse.
+    fn system_error() -> ReverseOutcome {
+        ReverseOutcome::Retry {
+            reason: "SYSTEMERROR".into(),
+        }
+    }
+
     const SUBMITTED: Millis = Millis(1_000_000);
 
     fn timing() -> Timing {
@@ -1228,24 +1235,10 @@ mod tests {
         );
         assert_eq!(first.next, Some((Action::Reverse, secs(21))));
         cancelling.reverse_attempts = 4;
-        let fifth = after_reverse(
-            &cancelling,
-            ReverseOutcome::Retry {
-                reason: "SYSTEMERROR".into(),
-            },
-            &timing(),
-            secs(20),
-        );
+        let fifth = after_reverse(&cancelling, system_error(), &timing(), secs(20));
         assert_eq!(fifth.next, Some((Action::Reverse, secs(36))));
         cancelling.reverse_attempts = 9;
-        let gave_up = after_reverse(
-            &cancelling,
-            ReverseOutcome::Retry {
-                reason: "SYSTEMERROR".into(),
-            },
-            &timing(),
-            secs(60),
-        );
+        let gave_up = after_reverse(&cancelling, system_error(), &timing(), secs(60));
         assert_eq!(gave_up.state, PaymentState::NeedsAttention);
         assert_eq!(gave_up.next, Some((Action::Recheck, secs(120))));
         assert!(gave_up.attention_reason.is_some());
@@ -1386,37 +1379,16 @@ mod tests {
         assert_eq!(done.next, None);
         assert_eq!(done.close, Some(CloseState::Closed));
 
-        let retry = after_close_reverse(
-            &failed,
-            ReverseOutcome::Retry {
-                reason: "SYSTEMERROR".into(),
-            },
-            &timing(),
-            secs(15),
-        );
+        let retry = after_close_reverse(&failed, system_error(), &timing(), secs(15));
         assert_eq!(retry.state, PaymentState::Failed);
         assert_eq!(retry.next, Some((Action::CloseReverse, secs(16))));
         assert_eq!(retry.reverse_attempts, 1);
         assert_eq!(retry.close, None, "still pending");
         failed.reverse_attempts = 4;
-        let fifth = after_close_reverse(
-            &failed,
-            ReverseOutcome::Retry {
-                reason: "SYSTEMERROR".into(),
-            },
-            &timing(),
-            secs(30),
-        );
+        let fifth = after_close_reverse(&failed, system_error(), &timing(), secs(30));
         assert_eq!(fifth.next, Some((Action::CloseReverse, secs(46))));
         failed.reverse_attempts = 9;
-        let gave_up = after_close_reverse(
-            &failed,
-            ReverseOutcome::Retry {
-                reason: "SYSTEMERROR".into(),
-            },
-            &timing(),
-            secs(120),
-        );
+        let gave_up = after_close_reverse(&failed, system_error(), &timing(), secs(120));
         assert_eq!(gave_up.state, PaymentState::Failed);
         assert_eq!(gave_up.next, None, "no endless loop");
         assert_eq!(gave_up.close, Some(CloseState::NeedsAttention));
