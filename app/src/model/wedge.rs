@@ -956,6 +956,20 @@ mod tests {
         detector
     }
 
+    fn amount_screen() -> WedgeDetector {
+        let mut detector = WedgeDetector::default();
+        detector.set_mode(Mode::Amount);
+        detector
+    }
+
+    /// An Enter at `at` on the amount screen, which arms the scanner for the keys `after` it.
+    fn enter_then(at: f64, mut after: Vec<Key>) -> Vec<Key> {
+        after[0].mode = Some(Mode::Armed);
+        let mut keys = vec![named_key(at, "Enter", "Enter")];
+        keys.extend(after);
+        keys
+    }
+
     fn scanned(events: &[DetectorEvent]) -> Vec<(String, Terminator)> {
         events
             .iter()
@@ -1262,8 +1276,7 @@ mod tests {
     // docs/cashier-screens.md §6.3 case 12: bursts in the amount field → not applied to the amount.
     #[test]
     fn a_scanner_burst_never_reaches_the_amount() {
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let mut keys = burst(CODE, 0.0, &[5.0]);
         keys.push(named_key(last_time(&keys) + 5.0, "Enter", "Enter"));
         let (events, outcomes) = run(&mut detector, &keys);
@@ -1276,16 +1289,14 @@ mod tests {
 
     #[test]
     fn a_suffixless_burst_in_the_amount_is_dropped_too() {
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let (events, _) = run(&mut detector, &burst(CODE, 0.0, &[9.0]));
         assert_eq!(events, vec![DetectorEvent::ScanWhileEnteringAmount]);
     }
 
     #[test]
     fn typed_amount_digits_are_applied_in_order_before_enter() {
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let mut keys = vec![
             digit_key(0.0, '1'),
             digit_key(150.0, '2'),
@@ -1313,8 +1324,7 @@ mod tests {
     #[test]
     fn two_quick_amount_digits_still_count() {
         // Odoo's rule: at most two keys in one window are typing, e.g. a quick "00".
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let (events, _) = run(&mut detector, &[digit_key(0.0, '0'), digit_key(20.0, '0')]);
         assert_eq!(events, vec![DetectorEvent::AmountDigits("00".into())]);
     }
@@ -1461,8 +1471,7 @@ mod tests {
     /// arms the scanner; the burst then says the Enter was the scanner's.
     #[test]
     fn a_scanners_leading_enter_on_the_amount_screen_is_taken_back() {
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let mut keys = vec![digit_key(0.0, '1'), named_key(300.0, "Enter", "Enter")];
         let mut code = burst(CODE, 308.0, &[8.0]);
         code[0].mode = Some(Mode::Armed);
@@ -1480,8 +1489,7 @@ mod tests {
     #[test]
     fn a_leading_enter_before_a_burst_on_the_amount_screen_is_taken_back_too() {
         // The large-amount screen: the Enter does not leave amount mode.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let mut keys = vec![named_key(5000.0, "Enter", "Enter")];
         keys.extend(burst(CODE, 5006.0, &[6.0]));
         keys.push(named_key(last_time(&keys) + 6.0, "Enter", "Enter"));
@@ -1525,12 +1533,8 @@ mod tests {
     #[test]
     fn a_deliberate_enter_is_never_taken_back() {
         // The cashier's Enter, then the scan 0.5 s later: the Enter was the cashier's.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
-        let mut keys = vec![named_key(0.0, "Enter", "Enter")];
-        let mut code = burst(CODE, 500.0, &[8.0]);
-        code[0].mode = Some(Mode::Armed);
-        keys.extend(code);
+        let mut detector = amount_screen();
+        let mut keys = enter_then(0.0, burst(CODE, 500.0, &[8.0]));
         keys.push(named_key(last_time(&keys) + 8.0, "Enter", "Enter"));
         let (events, _) = run(&mut detector, &keys);
         assert_eq!(events.len(), 1, "{events:?}");
@@ -1540,12 +1544,8 @@ mod tests {
     #[test]
     fn digits_typed_by_hand_right_after_enter_do_not_take_it_back() {
         // A fast typist: Enter, then digits at human speed starting 40 ms later.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
-        let mut keys = vec![named_key(0.0, "Enter", "Enter")];
-        let mut typed = burst(CODE, 40.0, &[120.0]);
-        typed[0].mode = Some(Mode::Armed);
-        keys.extend(typed);
+        let mut detector = amount_screen();
+        let keys = enter_then(0.0, burst(CODE, 40.0, &[120.0]));
         let (events, _) = run(&mut detector, &keys);
         assert!(
             !events
@@ -1554,8 +1554,7 @@ mod tests {
             "{events:?}"
         );
         // And on the amount screen: Enter, then a human's two digits.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let keys = vec![
             named_key(0.0, "Enter", "Enter"),
             digit_key(30.0, '5'),
@@ -1679,8 +1678,7 @@ mod tests {
 
     #[test]
     fn a_burst_with_an_f12_suffix_while_typing_the_amount_is_dropped_and_f12_swallowed() {
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let mut keys = burst(CODE, 0.0, &[8.0]);
         keys.push(named_key(last_time(&keys) + 8.0, "F12", "F12"));
         let (events, outcomes) = run(&mut detector, &keys);
@@ -1701,8 +1699,7 @@ mod tests {
     #[test]
     fn keys_after_human_typing_are_the_pages() {
         // Two quick digits of an amount, then Backspace and Escape: all the page's.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
+        let mut detector = amount_screen();
         let keys = vec![
             digit_key(0.0, '1'),
             digit_key(20.0, '2'),
@@ -1804,22 +1801,14 @@ mod tests {
     fn a_keypad_scan_is_led_by_a_key_only_within_the_key_gap_of_its_first_key() {
         // The cashier's Enter 300 ms before the first Alt: not a prefix, although the first
         // character completes within four keys' worth of gaps.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
-        let mut keys = vec![named_key(0.0, "Enter", "Enter")];
-        let mut emulated = keypad_emulation(CODE, 300.0, 4.0, false);
-        emulated[0].mode = Some(Mode::Armed);
-        keys.extend(emulated);
+        let mut detector = amount_screen();
+        let keys = enter_then(0.0, keypad_emulation(CODE, 300.0, 4.0, false));
         let (events, _) = run(&mut detector, &keys);
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(scanned(&events), vec![(CODE.to_owned(), Terminator::Idle)]);
         // The scanner's own Enter 4 ms before its first Alt: a prefix.
-        let mut detector = WedgeDetector::default();
-        detector.set_mode(Mode::Amount);
-        let mut keys = vec![named_key(296.0, "Enter", "Enter")];
-        let mut emulated = keypad_emulation(CODE, 300.0, 4.0, false);
-        emulated[0].mode = Some(Mode::Armed);
-        keys.extend(emulated);
+        let mut detector = amount_screen();
+        let keys = enter_then(296.0, keypad_emulation(CODE, 300.0, 4.0, false));
         let (events, _) = run(&mut detector, &keys);
         assert_eq!(events[0], DetectorEvent::PrefixTakeBack { since_ms: 296.0 });
     }

@@ -39,44 +39,30 @@ thread_local! {
 
 /// Installs the listeners. Called once by the root component.
 pub fn install(ctx: Ctx) {
-    let window = browser::window();
+    listen("keydown", move |event: KeyboardEvent| {
+        on_keydown(ctx, &event)
+    });
+    listen("keyup", move |event: KeyboardEvent| on_keyup(ctx, &event));
+    listen("paste", move |event: ClipboardEvent| on_paste(ctx, &event));
+    listen("pointerup", |_: web_sys::Event| browser::unlock_audio());
+}
+
+/// Adds a capture-phase listener on the window (it runs before any widget's) for the
+/// page's lifetime.
+fn listen<E>(event: &str, handler: impl FnMut(E) + 'static)
+where
+    E: wasm_bindgen::convert::FromWasmAbi + 'static,
+{
     let options = AddEventListenerOptions::new();
     options.set_capture(true);
-    let on_key = Closure::<dyn FnMut(KeyboardEvent)>::new(move |event: KeyboardEvent| {
-        on_keydown(ctx, &event);
-    });
-    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
-        "keydown",
-        on_key.as_ref().unchecked_ref(),
+    let closure = Closure::<dyn FnMut(E)>::wrap(Box::new(handler));
+    let _ = browser::window().add_event_listener_with_callback_and_add_event_listener_options(
+        event,
+        closure.as_ref().unchecked_ref(),
         &options,
     );
     // The listener lives as long as the page.
-    on_key.forget();
-    let on_key_up = Closure::<dyn FnMut(KeyboardEvent)>::new(move |event: KeyboardEvent| {
-        on_keyup(ctx, &event);
-    });
-    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
-        "keyup",
-        on_key_up.as_ref().unchecked_ref(),
-        &options,
-    );
-    on_key_up.forget();
-    let on_paste = Closure::<dyn FnMut(ClipboardEvent)>::new(move |event: ClipboardEvent| {
-        on_paste(ctx, &event);
-    });
-    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
-        "paste",
-        on_paste.as_ref().unchecked_ref(),
-        &options,
-    );
-    on_paste.forget();
-    let on_pointer = Closure::<dyn FnMut()>::new(browser::unlock_audio);
-    let _ = window.add_event_listener_with_callback_and_add_event_listener_options(
-        "pointerup",
-        on_pointer.as_ref().unchecked_ref(),
-        &options,
-    );
-    on_pointer.forget();
+    closure.forget();
 }
 
 fn is_editable(element: &Element) -> bool {
