@@ -167,6 +167,7 @@ texts! {
     RefundTitle => ("退款给顾客", "Refund to the customer"),
     RefundAmount => ("退款金额（元）", "Refund amount (yuan)"),
     RefundFull => ("全额", "Full amount"),
+    Refundable => ("可退", "Refundable"),
     RefundReason => ("退款原因（可选）", "Reason (optional)"),
     RefundConfirm => ("确认退款", "Confirm refund"),
     RefundSubmit => ("退款", "Refund"),

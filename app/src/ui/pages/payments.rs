@@ -278,7 +278,7 @@ fn RefundDialogView(
                     {move || dialog.with(|dialog| dialog.as_ref().map(|dialog| format!(
                         "{} {} · {} {}",
                         text(ctx.lang(), Text::Amount), dialog.paid,
-                        text(ctx.lang(), Text::RefundFull), dialog.remaining,
+                        text(ctx.lang(), Text::Refundable), dialog.remaining,
                     )))}
                 </p>
                 {move || match stage.get() {
