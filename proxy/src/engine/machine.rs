@@ -257,10 +257,20 @@ impl Transition {
         self
     }
 
-    /// The payment ends here, but its order is still open at WeChat: owe a reverse that
-    /// closes it, no earlier than `reverse_not_before` after submission. The state and the
-    /// failure shown to the cashier are those of `self`, unchanged by the close.
-    fn closing_order(mut self, facts: &Facts, timing: &Timing, now: Millis) -> Transition {
+    /// The payment ends here on `outcome`. If that leaves its order open at WeChat
+    /// ([`leaves_open_order`]), owe a reverse that closes it, no earlier than
+    /// `reverse_not_before` after submission. The state and the failure shown to the cashier
+    /// are those of `self`, unchanged by the close.
+    fn closing_open_order(
+        mut self,
+        outcome: &QueryOutcome,
+        facts: &Facts,
+        timing: &Timing,
+        now: Millis,
+    ) -> Transition {
+        if !leaves_open_order(outcome) {
+            return self;
+        }
         self.next = Some((Action::CloseReverse, facts.earliest_reverse(timing, now)));
         self.close = Some(CloseState::Pending);
         self.reverse_attempts = 0;
@@ -504,24 +514,17 @@ pub fn after_query(
             )
             .failing(code, message);
             transition.pending_failure = PendingFailure::Clear;
-            if leaves_open_order(&outcome) {
-                transition = transition.closing_order(facts, timing, now);
-            }
-            return transition;
+            return transition.closing_open_order(&outcome, facts, timing, now);
         }
         QueryOutcome::Closed | QueryOutcome::PayError => {
             if facts.cancel_requested {
-                let transition = Transition::from(
+                return Transition::from(
                     facts,
                     PaymentState::Cancelled,
                     None,
                     "query: closed after the cashier cancelled",
-                );
-                return if leaves_open_order(&outcome) {
-                    transition.closing_order(facts, timing, now)
-                } else {
-                    transition
-                };
+                )
+                .closing_open_order(&outcome, facts, timing, now);
             }
             let (code, message) = if outcome == QueryOutcome::PayError {
                 PAY_ERROR
@@ -530,18 +533,14 @@ pub fn after_query(
             } else {
                 ORDER_CLOSED
             };
-            let transition = Transition::from(
+            return Transition::from(
                 facts,
                 PaymentState::Failed,
                 None,
                 format!("query: {outcome:?}"),
             )
-            .failing(code, message);
-            return if leaves_open_order(&outcome) {
-                transition.closing_order(facts, timing, now)
-            } else {
-                transition
-            };
+            .failing(code, message)
+            .closing_open_order(&outcome, facts, timing, now);
         }
         QueryOutcome::NotPaid if facts.state == PaymentState::WaitingForCustomer => {
             // The password prompt is gone without a payment: the customer cancelled. Close the
@@ -738,10 +737,7 @@ pub fn after_recheck(
                 format!("recheck: {outcome:?}; cancelled"),
             );
             transition.money_returned = facts.seen_paid;
-            if leaves_open_order(&outcome) {
-                transition = transition.closing_order(facts, timing, now);
-            }
-            transition
+            transition.closing_open_order(&outcome, facts, timing, now)
         }
         QueryOutcome::Unknown { reason } => Transition::from(
             facts,

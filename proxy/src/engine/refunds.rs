@@ -48,13 +48,16 @@ pub fn planned(
     now: Millis,
 ) -> RefundRecord {
     match spacing::hold_until(&refund, others, spacing, now) {
-        Some(until) => {
-            refund.state = RefundState::Queued;
-            refund.next_action_at = Some(until);
-        }
+        Some(until) => queue(&mut refund, until),
         None => refund.next_action_at = Some(now),
     }
     refund
+}
+
+/// Holds `refund` back until `until` (WeChat's spacing), where the cashier sees it queued.
+fn queue(refund: &mut RefundRecord, until: Millis) {
+    refund.state = RefundState::Queued;
+    refund.next_action_at = Some(until);
 }
 
 /// When the engine should next act on `refund`, or `None` when nothing more is owed.
@@ -100,8 +103,7 @@ pub fn hold(
         }
         Some(until) => {
             let mut held = refund.clone();
-            held.state = RefundState::Queued;
-            held.next_action_at = Some(until);
+            queue(&mut held, until);
             Hold::Requeue(Box::new(RefundDecision::noted(
                 held,
                 "refund queued behind the payment's previous refund".to_owned(),
@@ -139,8 +141,7 @@ pub fn after_refund(
         RefundOutcome::TooSoon => {
             // Clocks disagree, or WeChat limits more than the spacing: nothing was applied.
             // Hold it another spacing rather than fail it.
-            refund.state = RefundState::Queued;
-            refund.next_action_at = Some(ended.plus(timing.refund_spacing));
+            queue(&mut refund, ended.plus(timing.refund_spacing));
             RefundDecision::noted(
                 refund,
                 "WeChat said FREQUENCY_LIMITED: refund queued again".to_owned(),
