@@ -89,11 +89,13 @@ impl<'a> Till<'a> {
         till
     }
 
-    /// Records every keydown the page sees (time, code, key, trusted).
+    /// Records every keydown the page sees after the app's own listener has run (time, code,
+    /// key, trusted, whether the app prevented its default action).
     fn record_keys(&self) {
         self.page.execute(
             "window.__keys = []; window.addEventListener('keydown', (e) => \
-             window.__keys.push([e.timeStamp, e.code, e.key, e.isTrusted]), true);",
+             window.__keys.push([e.timeStamp, e.code, e.key, e.isTrusted, e.defaultPrevented]), \
+             true);",
             json!([]),
         );
     }
