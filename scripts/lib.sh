@@ -115,3 +115,117 @@ ensure_schemathesis() {
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     "$SCHEMATHESIS" --version
 }
+
+# --- A throwaway PostgreSQL cluster for the tests --------------------------------------
+
+# The PostgreSQL server binaries (initdb, pg_ctl, postgres): PG_BIN if set, else the newest
+# Debian install under /usr/lib/postgresql; installs Debian's `postgresql` when there is
+# none. Sets PG_BIN. Safe to run again.
+ensure_postgres() {
+    if [ -z "${PG_BIN:-}" ]; then
+        PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    fi
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+        step "installing PostgreSQL (apt-get install postgresql)"
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+        PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    fi
+    export PG_BIN
+}
+
+# Where the running test cluster is described (its directory and URL), per user, so that
+# `scripts/pg-cluster stop` finds what `start` made.
+PG_CLUSTER_STATE="${PG_CLUSTER_STATE:-${TMPDIR:-/tmp}/paycode-pg-cluster-$(id -u).env}"
+
+# The system user the cluster runs as when we are root (PostgreSQL refuses to run as root).
+PG_CLUSTER_USER="paycode-pg"
+
+# Runs a PostgreSQL binary as the cluster's owner: ourselves, or PG_CLUSTER_USER under root.
+pg_as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$PG_CLUSTER_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# Starts a throwaway cluster, unless one described by PG_CLUSTER_STATE is still running,
+# and exports PAYCODE_TEST_DATABASE_URL (postgres://paycode@127.0.0.1:PORT/paycode). The
+# cluster lives in a fresh temporary directory, listens on a free loopback port with its
+# socket inside that directory, trusts every local connection, and runs with fsync=off,
+# synchronous_commit=off and full_page_writes=off: it is for tests and benchmarks only and
+# must never hold data anyone wants to keep (a power cut may corrupt it). Safe to run again.
+pg_cluster_start() {
+    if [ -f "$PG_CLUSTER_STATE" ]; then
+        # shellcheck disable=SC1090
+        source "$PG_CLUSTER_STATE"
+        if [ -n "${PG_CLUSTER_DIR:-}" ] && [ -n "${PG_BIN:-}" ] \
+            && pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_CLUSTER_DIR/data" status >/dev/null 2>&1; then
+            export PAYCODE_TEST_DATABASE_URL
+            echo "the test PostgreSQL cluster in $PG_CLUSTER_DIR is already running: $PAYCODE_TEST_DATABASE_URL"
+            return
+        fi
+        pg_cluster_stop
+    fi
+    ensure_postgres
+    if [ "$(id -u)" -eq 0 ] && ! id -u "$PG_CLUSTER_USER" >/dev/null 2>&1; then
+        echo "creating the system user $PG_CLUSTER_USER to own the test cluster (PostgreSQL refuses root)"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            "$PG_CLUSTER_USER"
+    fi
+    PG_CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/paycode-pg.XXXXXX")"
+    if [ "$(id -u)" -eq 0 ]; then chown "$PG_CLUSTER_USER:" "$PG_CLUSTER_DIR"; fi
+    echo "initialising a throwaway PostgreSQL cluster in $PG_CLUSTER_DIR ($PG_BIN)"
+    pg_as_owner "$PG_BIN/initdb" --pgdata="$PG_CLUSTER_DIR/data" --username=paycode \
+        --auth=trust --encoding=UTF8 --locale=C --no-sync --no-instructions >"$PG_CLUSTER_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_CLUSTER_DIR/initdb.log" >&2; return 1; }
+    # A free port: try random high ports until the server starts on one.
+    local port attempt
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 40000))
+        if (: </dev/tcp/127.0.0.1/"$port") 2>/dev/null; then continue; fi
+        echo "starting it on 127.0.0.1:$port (fsync=off: test data only)"
+        if pg_as_owner "$PG_BIN/pg_ctl" --pgdata="$PG_CLUSTER_DIR/data" \
+            --log="$PG_CLUSTER_DIR/server.log" --wait --timeout=60 \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port \
+                -c unix_socket_directories=$PG_CLUSTER_DIR -c max_connections=300 \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >/dev/null; then
+            break
+        fi
+        port=""
+    done
+    if [ -z "$port" ]; then
+        tail -n 20 "$PG_CLUSTER_DIR/server.log" >&2
+        echo "the test PostgreSQL cluster did not start; its files are in $PG_CLUSTER_DIR" >&2
+        return 1
+    fi
+    pg_as_owner "$PG_BIN/createdb" --host=127.0.0.1 --port="$port" --username=paycode paycode
+    PAYCODE_TEST_DATABASE_URL="postgres://paycode@127.0.0.1:$port/paycode"
+    export PAYCODE_TEST_DATABASE_URL
+    {
+        printf 'PG_BIN=%q\n' "$PG_BIN"
+        printf 'PG_CLUSTER_DIR=%q\n' "$PG_CLUSTER_DIR"
+        printf 'PAYCODE_TEST_DATABASE_URL=%q\n' "$PAYCODE_TEST_DATABASE_URL"
+    } >"$PG_CLUSTER_STATE"
+    echo "the test PostgreSQL cluster is up: PAYCODE_TEST_DATABASE_URL=$PAYCODE_TEST_DATABASE_URL"
+}
+
+# Stops the cluster pg_cluster_start made (immediately: nothing in it is kept) and removes
+# its directory. Does nothing when there is none. Safe to run again.
+pg_cluster_stop() {
+    [ -f "$PG_CLUSTER_STATE" ] || return 0
+    local PG_CLUSTER_DIR="" PG_BIN="${PG_BIN:-}" PAYCODE_TEST_DATABASE_URL=""
+    # shellcheck disable=SC1090
+    source "$PG_CLUSTER_STATE"
+    if [ -n "$PG_CLUSTER_DIR" ] && [ -d "$PG_CLUSTER_DIR" ]; then
+        echo "stopping the test PostgreSQL cluster and removing $PG_CLUSTER_DIR"
+        pg_as_owner "$PG_BIN/pg_ctl" --pgdata="$PG_CLUSTER_DIR/data" --mode=immediate \
+            --wait stop >/dev/null 2>&1 || true
+        rm -rf "$PG_CLUSTER_DIR"
+    fi
+    rm -f "$PG_CLUSTER_STATE"
+}

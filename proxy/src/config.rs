@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{FixedOffset, NaiveDate};
@@ -76,18 +77,33 @@ pub struct ServerConfig {
     pub app_dir: PathBuf,
 }
 
-/// `[store]`: the database.
-#[derive(Clone, Debug, Deserialize)]
+/// `[store]`: the database. `Debug` hides a password in `database_url`.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// The directory for the database and other local state; created if missing.
     /// Default `data`.
     pub data_dir: PathBuf,
-    /// A `sqlite:` database URL, e.g. `sqlite:///var/lib/paycode/paycode.sqlite`. Default:
-    /// the file `paycode.sqlite` in `data_dir`. (Only SQLite is implemented so far; the
-    /// store interface is written so that PostgreSQL can follow.)
+    /// The database. Default: the SQLite file `paycode.sqlite` in `data_dir`. A `sqlite:`
+    /// URL names another SQLite file (`sqlite:///var/lib/paycode/paycode.sqlite`); a
+    /// `postgres://` (or `postgresql://`) URL selects PostgreSQL, which several proxies can
+    /// share (`postgres://paycode:PASSWORD@db.internal:5432/paycode`; prefer giving it through
+    /// `PAYCODE_STORE__DATABASE_URL` when it holds a password; `docs/postgresql.md`).
     #[serde(deserialize_with = "de::optional_text")]
     pub database_url: Option<String>,
+    /// The most database connections the proxy keeps open: SQLite's readers (writes have
+    /// one connection of their own) or PostgreSQL's pool. Default 8; 1 to 1000.
+    #[serde(deserialize_with = "de::number")]
+    pub pool_size: u32,
+}
+
+/// Which database implementation a [`StoreConfig`] selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// A SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL database (`database_url` is a `postgres://` URL).
+    Postgres,
 }
 
 /// `[wechat]`: the merchant account and WeChat Pay's hosts. `Debug` is safe to log: the
@@ -413,14 +429,64 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
-        if let Some(url) = &self.store.database_url {
-            require(
-                url.starts_with("sqlite:"),
-                "store.database_url",
-                "must be a sqlite: URL (only SQLite is supported so far)",
-            )?;
+        self.store.validate()
+    }
+}
+
+impl StoreConfig {
+    /// The database implementation `database_url` selects (SQLite when it is not set).
+    pub fn backend(&self) -> StoreBackend {
+        match &self.database_url {
+            Some(url) if is_postgres_url(url) => StoreBackend::Postgres,
+            _ => StoreBackend::Sqlite,
         }
-        Ok(())
+    }
+
+    /// The database, for logs and `check`: the SQLite file, or PostgreSQL's host, port and
+    /// database name (never the user or password).
+    pub fn describe(&self) -> String {
+        match (&self.database_url, self.backend()) {
+            (None, _) => format!("SQLite {}", self.default_database_path().display()),
+            (Some(url), StoreBackend::Sqlite) => format!("SQLite {url}"),
+            (Some(url), StoreBackend::Postgres) => match Url::parse(url) {
+                Ok(url) => format!(
+                    "PostgreSQL {}:{}{}",
+                    url.host_str().unwrap_or("localhost"),
+                    url.port().unwrap_or(5432),
+                    url.path()
+                ),
+                Err(_) => "PostgreSQL".to_owned(),
+            },
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            (1..=1000).contains(&self.pool_size),
+            "store.pool_size",
+            "must be between 1 and 1000",
+        )?;
+        let Some(url) = &self.database_url else {
+            return Ok(());
+        };
+        // The parsers' messages say what is wrong without repeating the URL, which may hold
+        // a password.
+        let parsed = match self.backend() {
+            StoreBackend::Postgres => sqlx::postgres::PgConnectOptions::from_str(url).map(|_| ()),
+            StoreBackend::Sqlite if url.starts_with("sqlite:") => {
+                sqlx::sqlite::SqliteConnectOptions::from_str(url).map(|_| ())
+            }
+            StoreBackend::Sqlite => {
+                return Err(ConfigError::Invalid {
+                    field: "store.database_url".to_owned(),
+                    message: "must be a sqlite: or postgres:// URL".to_owned(),
+                });
+            }
+        };
+        parsed.map_err(|error| ConfigError::Invalid {
+            field: "store.database_url".to_owned(),
+            message: format!("is not a valid database URL: {error}"),
+        })
     }
 }
 
@@ -447,6 +513,32 @@ impl WechatConfig {
             switch_back_after: default_switch_back_after(),
             sandbox: false,
         }
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl fmt::Debug for StoreConfig {
+    /// Every field, with a password in `database_url` replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let database_url = self
+            .database_url
+            .as_ref()
+            .map(|text| match Url::parse(text) {
+                Ok(mut url) if url.password().is_some() => {
+                    let _ = url.set_password(Some("***"));
+                    url.to_string()
+                }
+                Ok(_) => text.clone(),
+                Err(_) => "<unparsable URL>".to_owned(),
+            });
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &database_url)
+            .field("pool_size", &self.pool_size)
+            .finish()
     }
 }
 
@@ -481,6 +573,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("data"),
             database_url: None,
+            pool_size: 8,
         }
     }
 }
@@ -941,8 +1034,13 @@ mod tests {
             ),
             (
                 "store.database_url",
-                Box::new(|c| c.store.database_url = Some("postgres://db/paycode".into())),
+                Box::new(|c| c.store.database_url = Some("mysql://db/paycode".into())),
             ),
+            (
+                "store.database_url",
+                Box::new(|c| c.store.database_url = Some("postgres://db:port/paycode".into())),
+            ),
+            ("store.pool_size", Box::new(|c| c.store.pool_size = 0)),
         ];
         for (expected_field, break_it) in cases {
             // Arrange
@@ -972,6 +1070,33 @@ mod tests {
         for text in [format!("{config:?}"), config.to_string()] {
             assert!(!text.contains("192006250b4c09247ec02edce69f6a2d"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgresql_and_its_password_never_shows() {
+        let config = load(
+            MINIMAL,
+            &[
+                (
+                    "PAYCODE_STORE__DATABASE_URL",
+                    "postgres://paycode:s3cret-pw@db.internal:6543/shop",
+                ),
+                ("PAYCODE_STORE__POOL_SIZE", "20"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.store.backend(), StoreBackend::Postgres);
+        assert_eq!(config.store.pool_size, 20);
+        assert_eq!(config.store.describe(), "PostgreSQL db.internal:6543/shop");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert!(
+            debug.contains("postgres://paycode:***@db.internal:6543/shop"),
+            "{debug}"
+        );
+        let sqlite = load(MINIMAL, &[]).unwrap();
+        assert_eq!(sqlite.store.backend(), StoreBackend::Sqlite);
+        assert_eq!(sqlite.store.describe(), "SQLite data/paycode.sqlite");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::error::log_server_errors;
 use crate::routes;
 /// Re-exported where the wiring is, for callers that build an [`Application`] from a state.
 pub use crate::state::AppState;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::StoreError;
 use crate::wechat::WechatSetupError;
 
 /// The whole HTTP surface: `/healthz`, `/readyz`, the JSON API under `/api/v1`, and the
@@ -120,8 +120,8 @@ impl Application {
     /// Opens the store, builds the state and binds `server.listen` (port 0 picks a free
     /// port; tests read it back with [`Application::port`]).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
-        let store = SqliteStore::connect(&config.store).await?;
-        let state = AppState::new(Arc::new(config), Arc::new(store))?;
+        let store = crate::store::connect(&config.store).await?;
+        let state = AppState::new(Arc::new(config), store)?;
         Application::build_with_state(state).await
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use paycode_api::PaymentState::Failed;
 use paycode_api::{FailureCode, Payment};
 use paycode_proxy::engine::machine::CloseState;
-use paycode_proxy::store::{SqliteStore, Store};
+use paycode_proxy::store;
 use paycode_tests::World;
 use paycode_tests::ledger;
 use tokio::time::Instant;
@@ -108,7 +108,7 @@ async fn orders_never_created_owe_no_close() {
     let expired = world.pay_and_settle(Behaviour::Expired).await;
     let invalid = world.pay_and_settle(Behaviour::Invalid).await;
 
-    let store = SqliteStore::connect(&world.config.store).await.unwrap();
+    let store = store::connect(&world.config.store).await.unwrap();
     for payment in [&expired, &invalid] {
         assert!(world.order(payment).is_none());
         let stored = store.get_payment(&payment.id).await.unwrap().unwrap();

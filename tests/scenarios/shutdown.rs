@@ -9,7 +9,7 @@ use paycode_api::{Fen, RefundState};
 use paycode_proxy::config::Config;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::startup::Application;
-use paycode_proxy::store::{SqliteStore, Store};
+use paycode_proxy::store;
 use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, Served, scaled_config, start_simulator};
 use paycode_tests::{Cashier, ledger};
 
@@ -82,7 +82,7 @@ async fn shutdown_finishes_calls_in_flight_and_the_next_start_resumes_the_rest()
     let token = proxy.stop().await;
 
     // The call in flight finished and its outcome was committed before the process ended.
-    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let store = store::connect(&config.store).await.unwrap();
     let stored = store.get_payment(&in_flight.id).await.unwrap().unwrap();
     assert_eq!(stored.state, Paid, "{stored:?}");
     let parked = store.get_payment(&waiting.id).await.unwrap().unwrap();
@@ -124,7 +124,7 @@ async fn payments_waiting_for_their_micropay_turn_are_not_sent_during_shutdown()
         1,
         "no call started after shutdown"
     );
-    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let store = store::connect(&config.store).await.unwrap();
     for waiting in &payments[1..] {
         let stored = store.get_payment(&waiting.id).await.unwrap().unwrap();
         assert!(!stored.maybe_sent, "still safely unsent: {stored:?}");
@@ -161,7 +161,7 @@ async fn a_close_still_owed_when_the_proxy_stops_is_made_after_the_next_start() 
     let token = proxy.stop().await;
 
     // The close is in the store, not in the stopped process's memory.
-    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let store = store::connect(&config.store).await.unwrap();
     let stored = store.get_payment(&failed.id).await.unwrap().unwrap();
     assert_eq!(stored.close_state, Some(CloseState::Pending), "{stored:?}");
     assert_eq!(stored.next_action, Some(Action::CloseReverse), "{stored:?}");
@@ -193,7 +193,7 @@ async fn a_close_still_owed_when_the_proxy_stops_is_made_after_the_next_start() 
     );
     ledger::assert_ledger_agrees(&sim, &seen);
     proxy.stop().await;
-    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let store = store::connect(&config.store).await.unwrap();
     let stored = store.get_payment(&failed.id).await.unwrap().unwrap();
     assert_eq!(stored.close_state, Some(CloseState::Closed), "{stored:?}");
     assert_eq!(stored.next_action, None);
@@ -229,7 +229,7 @@ async fn a_refund_queued_when_the_proxy_stops_is_sent_after_the_next_start() {
 
     let token = proxy.stop().await;
 
-    let store = SqliteStore::connect(&config.store).await.unwrap();
+    let store = store::connect(&config.store).await.unwrap();
     let stored = store.get_refund(&queued.id).await.unwrap().unwrap();
     assert_eq!(stored.state, RefundState::Queued, "{stored:?}");
     assert!(stored.next_action_at.is_some(), "{stored:?}");

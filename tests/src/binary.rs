@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use paycode_proxy::auth::Terminals;
 use paycode_proxy::config::Config;
-use paycode_proxy::store::SqliteStore;
+use paycode_proxy::store;
 use serde_json::json;
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -281,10 +281,9 @@ impl Drop for ProxyProcess {
 /// Adds the terminal `name` to the database of `config` (opened and closed again, so call it
 /// while no process of the binary runs) and returns its bearer token.
 pub async fn add_terminal(config: &Config, name: &str) -> String {
-    let store = SqliteStore::connect(&config.store)
+    let store = store::connect(&config.store)
         .await
         .expect("the database opens");
-    let store = Arc::new(store);
     let (_, token) = Terminals::new(store.clone())
         .add(name)
         .await

@@ -10,7 +10,6 @@ use std::io::Write;
 use chrono::Utc;
 
 use crate::config::Config;
-use crate::store::SqliteStore;
 use crate::wechat::{build_client, load_identity, probe};
 
 /// A client certificate this close to expiry is reported as a warning.
@@ -35,11 +34,11 @@ pub enum CheckError {
 
 /// Runs every check against `config`, reporting to `out`.
 pub async fn run(config: &Config, out: &mut impl Write) -> Result<(), CheckError> {
-    let store = SqliteStore::connect(&config.store)
+    let store = crate::store::connect(&config.store)
         .await
         .map_err(|error| CheckError::Store(crate::error::chain(&error)))?;
     store.close().await;
-    writeln!(out, "ok    database {}", config.store.data_dir.display())?;
+    writeln!(out, "ok    database {}", config.store.describe())?;
 
     match load_identity(&config.wechat)
         .map_err(|error| CheckError::Certificate(crate::error::chain(&error)))?

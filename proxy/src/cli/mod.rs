@@ -1,8 +1,9 @@
 //! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
-//! certificate, a signed query to WeChat); `terminal add|list|revoke` manages terminal
-//! tokens; `sim` runs the WeChat Pay simulator alone.
+//! certificate, a signed query to WeChat); `migrate` brings the database's schema up to date
+//! and stops; `terminal add|list|revoke` manages terminal tokens; `sim` runs the WeChat Pay
+//! simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
@@ -48,6 +49,9 @@ pub enum Command {
     /// Check the configuration: the API key (by a signed query), the client certificate
     /// (subject, mch_id match, days to expiry) and the database.
     Check,
+    /// Bring the database's schema up to date, then stop. `serve` does it too on start; run
+    /// this to migrate ahead of starting proxies (e.g. several sharing one PostgreSQL).
+    Migrate,
     /// Add, list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
@@ -76,6 +80,12 @@ pub enum CliError {
     /// `check` found a problem.
     #[error(transparent)]
     Check(#[from] check::CheckError),
+    /// The database could not be migrated.
+    #[error("cannot migrate the database")]
+    Migrate(#[source] crate::store::StoreError),
+    /// A command's report could not be written.
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
     /// The simulator failed.
     #[error("the WeChat Pay simulator failed")]
     Sim(#[from] wxpay::sim::SimError),
@@ -102,6 +112,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             check::run(&config, &mut out).await?;
             Ok(())
         }
+        Command::Migrate => {
+            let config = Config::load(&cli.config)?;
+            let mut out = std::io::stdout().lock();
+            migrate(&config, &mut out).await
+        }
         Command::Terminal(command) => {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
@@ -109,4 +124,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `paycode-proxy migrate`: applies the migrations the database lacks and says which.
+pub async fn migrate(config: &Config, out: &mut impl std::io::Write) -> Result<(), CliError> {
+    let applied = crate::store::migrate(&config.store)
+        .await
+        .map_err(CliError::Migrate)?;
+    let database = config.store.describe();
+    let written = if applied.is_empty() {
+        writeln!(out, "{database}: the schema was already up to date")
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        writeln!(
+            out,
+            "{database}: applied migrations {}",
+            versions.join(", ")
+        )
+    };
+    written.map_err(CliError::Output)
 }

@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use crate::auth::{AddTerminalError, Terminals};
 use crate::config::Config;
-use crate::store::{Millis, SqliteStore, StoreError};
+use crate::store::{Millis, StoreError};
 
 /// The `terminal` subcommands.
 #[derive(Debug, Subcommand)]
@@ -50,8 +50,8 @@ pub async fn run(
     config: &Config,
     out: &mut impl Write,
 ) -> Result<(), TerminalCommandError> {
-    let store = SqliteStore::connect(&config.store).await?;
-    let terminals = Terminals::new(Arc::new(store.clone()));
+    let store = crate::store::connect(&config.store).await?;
+    let terminals = Terminals::new(Arc::clone(&store));
     let result = execute(command, &terminals, out).await;
     store.close().await;
     result

@@ -1,28 +1,69 @@
 //! Durable storage of payments, refunds, terminals and the payment audit trail.
 //!
-//! [`Store`] is the interface; [`SqliteStore`] is the implementation used today. The
-//! interface is written so that a PostgreSQL implementation can satisfy it later without
-//! changes: no SQLite-only types cross it, times are epoch milliseconds ([`Millis`]), and
-//! every rule that must hold under concurrency (idempotent inserts, optimistic versions, the
-//! refund cap) is a promise of the trait, which each implementation keeps with its own means
-//! (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT … FOR UPDATE`).
+//! [`Store`] is the interface, with two implementations: [`SqliteStore`] (the default, one
+//! proxy on one file) and [`PostgresStore`] (several proxies may share one database);
+//! `[store] database_url` chooses ([`connect`]). No database-specific type crosses the
+//! interface, times are epoch milliseconds ([`Millis`]), and every rule that must hold under
+//! concurrency (idempotent inserts, optimistic versions, the refund cap, the audit event) is
+//! a promise of the trait, which each implementation keeps with its own means (SQLite: one
+//! writer in `BEGIN IMMEDIATE` transactions; PostgreSQL: `ON CONFLICT DO NOTHING`, versioned
+//! `UPDATE`s and `SELECT … FOR NO KEY UPDATE`; `docs/postgresql.md` §2). One conformance
+//! suite (`proxy/tests/proxy/store.rs`) holds both to the same promises.
 //!
 //! The trait is object-safe (through `async_trait`), so the HTTP layer and the payments
-//! engine share one `Arc<dyn Store>` and tests run against the real SQLite implementation
-//! on a temporary file.
+//! engine share one `Arc<dyn Store>`.
 
+pub mod postgres;
 pub mod records;
+mod rows;
 pub mod sqlite;
 mod sqlite_writer;
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use paycode_api::{Fen, PaymentState};
+use sqlx::migrate::{AppliedMigration, Migrator};
 
+use crate::config::{StoreBackend, StoreConfig};
+
+pub use postgres::PostgresStore;
 pub use records::{
     Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
 };
 pub use sqlite::SqliteStore;
+
+/// Opens the store `config` names (SQLite unless `database_url` is a `postgres://` URL) and
+/// brings its schema up to date.
+pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config.backend() {
+        StoreBackend::Sqlite => Arc::new(SqliteStore::connect(config).await?),
+        StoreBackend::Postgres => Arc::new(PostgresStore::connect(config).await?),
+    })
+}
+
+/// Brings the schema of the database `config` names up to date without starting anything
+/// else (`paycode-proxy migrate`), and returns the migration versions applied now, oldest
+/// first (empty when it was up to date).
+pub async fn migrate(config: &StoreConfig) -> Result<Vec<i64>, StoreError> {
+    match config.backend() {
+        StoreBackend::Sqlite => SqliteStore::migrate(config).await,
+        StoreBackend::Postgres => PostgresStore::migrate(config).await,
+    }
+}
+
+/// The versions of `migrator`'s migrations that are not among `before` (those a database
+/// had applied before it ran), oldest first.
+fn newly_applied(migrator: &Migrator, before: &[AppliedMigration]) -> Vec<i64> {
+    let before: HashSet<i64> = before.iter().map(|migration| migration.version).collect();
+    migrator
+        .iter()
+        .map(|migration| migration.version)
+        .filter(|version| !before.contains(version))
+        .collect()
+}
 
 /// What an idempotent insert did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,9 +188,23 @@ impl StoreError {
     /// 500. Every other error says something about the request or the stored data.
     pub fn is_transient(&self) -> bool {
         match self {
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                let code = error.code().unwrap_or_default();
+                if error
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    is_transient_sqlstate(&code)
+                } else {
+                    is_transient_sqlite_code(&code)
+                }
+            }
             StoreError::Database(error) => matches!(
                 error,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::WorkerCrashed
             ),
             StoreError::NotCommitted { .. } => true,
             StoreError::NotFound { .. }
@@ -165,6 +220,23 @@ impl StoreError {
     }
 }
 
+/// Whether a PostgreSQL SQLSTATE says "busy or out of reach for now" rather than something
+/// about the request: class 08 (connection exception), 40001 (serialization_failure), 40P01
+/// (deadlock_detected), class 53 (insufficient resources: too many connections, out of
+/// memory or disk), 57P01 to 57P03 (the server is shutting down or starting).
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "40001" | "40P01" | "57P01" | "57P02" | "57P03")
+}
+
+/// Whether a SQLite result code says "busy for now": `SQLITE_BUSY` (5) or `SQLITE_LOCKED`
+/// (6), or one of their extended codes (whose low byte is the primary code).
+fn is_transient_sqlite_code(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+}
+
 /// Durable storage for the proxy. Every method is one transaction.
 ///
 /// Implementations must be safe to call from many tasks at once and keep these promises
@@ -177,6 +249,10 @@ impl StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Closes every connection, waiting for those in use to be returned. Later calls fail
+    /// with a transient error.
+    async fn close(&self);
 
     /// Stores a new payment, or returns the one already stored under its `attempt_id`.
     ///
@@ -313,6 +389,20 @@ mod tests {
             .is_transient()
         );
         assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_transient());
+        for code in ["08006", "40001", "40P01", "53300", "57P01"] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        // Unique and foreign-key violations, a syntax error.
+        for code in ["23505", "23503", "42601"] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+        for code in ["5", "517", "6"] {
+            assert!(is_transient_sqlite_code(code), "{code}");
+        }
+        // A constraint failure and a unique violation (its extended code).
+        for code in ["19", "2067"] {
+            assert!(!is_transient_sqlite_code(code), "{code}");
+        }
         assert!(
             !StoreError::Corrupt {
                 column: "state",

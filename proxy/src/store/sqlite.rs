@@ -18,19 +18,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use paycode_api::{AttemptId, AuthCode, Fen, PaymentState};
-use sqlx::query::Query;
-use sqlx::sqlite::SqliteArguments;
+use paycode_api::PaymentState;
+use sqlx::migrate::Migrate;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
-use wxpay::messages::{OutRefundNo, OutTradeNo};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
 use super::records::{
-    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
-    parse_refund_state, refund_state_name,
+    Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, refund_state_name,
+};
+use super::rows::{
+    Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
+    REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
+    bind_mutable, check_refund_cap, column_count, event_from_row, existing_or_conflict, fen_to_i64,
+    i64_to_u64, parse_payment_state, payment_difference, payment_from_row, refund_difference,
+    refund_from_row, terminal_from_row, u64_to_i64, unique_violation_as_exists,
 };
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
@@ -39,47 +43,13 @@ use crate::config::StoreConfig;
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The reading connection pool's size: long-polls and lists read in parallel under WAL
-/// (payment and refund writes have the writer's own connection).
-const MAX_CONNECTIONS: u32 = 8;
-
 /// The migrations in `proxy/migrations/sqlite`, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// The states of a settled payment, as SQL. It must read exactly like the predicate of the
-/// partial index `payments_unsettled_by_next_action`, or SQLite will not use that index;
-/// a unit test checks it against [`PaymentState::is_settled`].
-const SETTLED_STATES_SQL: &str = "('paid', 'failed', 'cancelled')";
-
-const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, auth_code, \
-     auth_code_last4, description, state, version, maybe_sent, micropay_attempts, query_count, \
-     reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, failure_code, \
-     failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
-     settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
-     pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint, \
-     close_state";
-
-/// The columns a payment is created with and never changes.
-const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
-     auth_code_last4, created_at, business_day, auth_code_fingerprint";
-
-/// The columns every update rewrites, in the order [`bind_mutable`] binds them.
-const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, maybe_sent, \
-     micropay_attempts, query_count, reverse_count, cancel_requested, seen_paid, \
-     money_returned, transaction_id, failure_code, failure_message, attention_reason, \
-     submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
-     next_action, pending_failure_code, pending_failure_message, retry_attempts, \
-     not_sent_attempts, close_state";
-
 /// One `?` per entry of [`PAYMENT_MUTABLE_COLUMNS`].
-const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
-
-const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
-     state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
-     created_at, updated_at, applied_at";
-
-const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
+fn mutable_placeholders() -> String {
+    vec!["?"; column_count(PAYMENT_MUTABLE_COLUMNS)].join(", ")
+}
 
 /// The [`Store`] on a SQLite database.
 #[derive(Clone, Debug)]
@@ -92,22 +62,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the database named by `config`, and brings its schema up
     /// to date. Creates the data directory first.
     pub async fn connect(config: &StoreConfig) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::DataDirectory {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let options = match &config.database_url {
-            Some(url) => SqliteConnectOptions::from_str(url)?,
-            None => SqliteConnectOptions::new().filename(config.default_database_path()),
-        };
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+        let options = connect_options(config)?;
+        // Reads use the pool (`pool_size` connections: long-polls and lists read in parallel
+        // under WAL); payment and refund writes have the writer's own connection.
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(config.pool_size)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -115,14 +74,65 @@ impl SqliteStore {
         Ok(SqliteStore { pool, writer })
     }
 
-    /// Starts a transaction that holds the write lock from its first statement.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Brings the schema of the database named by `config` up to date (creating the file and
+    /// its directory if needed) and returns the versions applied now, oldest first.
+    pub async fn migrate(config: &StoreConfig) -> Result<Vec<i64>, StoreError> {
+        let mut connection = connect_options(config)?.connect().await?;
+        connection.ensure_migrations_table().await?;
+        let before = connection.list_applied_migrations().await?;
+        MIGRATOR.run(&mut connection).await?;
+        connection.close().await?;
+        Ok(super::newly_applied(&MIGRATOR, &before))
+    }
+}
+
+/// The connection settings for `config`'s database, after creating the data directory.
+fn connect_options(config: &StoreConfig) -> Result<SqliteConnectOptions, StoreError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StoreError::DataDirectory {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let options = match &config.database_url {
+        Some(url) => SqliteConnectOptions::from_str(url)?,
+        None => SqliteConnectOptions::new().filename(config.default_database_path()),
+    };
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT))
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
     }
 
-    /// Closes every connection, waiting for those in use to be returned.
-    pub async fn close(&self) {
-        self.pool.close().await;
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    /// INTEGER 0 or 1.
+    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    /// `YYYY-MM-DD` text.
+    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        let text: String = self.try_get(column)?;
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+            column,
+            value: text,
+        })
     }
 }
 
@@ -131,6 +141,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn insert_payment(
@@ -242,25 +256,13 @@ impl Store for SqliteStore {
     }
 
     async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT payment_id, at, from_state, to_state, detail FROM payment_events \
-             WHERE payment_id = ? ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY id"
+        ))
         .bind(payment_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let from_state: Option<String> = row.try_get("from_state")?;
-                Ok(PaymentEvent {
-                    payment_id: row.try_get("payment_id")?,
-                    at: Millis(row.try_get("at")?),
-                    from_state: from_state.as_deref().map(parse_payment_state).transpose()?,
-                    to_state: parse_payment_state(&row.try_get::<String, _>("to_state")?)?,
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn insert_refund(
@@ -321,8 +323,7 @@ impl Store for SqliteStore {
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds \
-             WHERE state IN ('queued', 'submitting', 'processing') \
-             ORDER BY created_at, id"
+             WHERE state IN {UNFINISHED_REFUND_STATES_SQL} ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -378,25 +379,19 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        sqlx::query("UPDATE terminals SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ?")
-            .bind(Millis::now().0)
-            .bind(name)
-            .execute(&mut *transaction)
-            .await?;
         let row = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = ?"
+            "UPDATE terminals SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ? \
+             RETURNING {TERMINAL_COLUMNS}"
         ))
+        .bind(Millis::now().0)
         .bind(name)
-        .fetch_optional(&mut *transaction)
+        .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             entity: "terminal",
             key: name.to_owned(),
         })?;
-        let terminal = terminal_from_row(&row)?;
-        transaction.commit().await?;
-        Ok(terminal)
+        terminal_from_row(&row)
     }
 }
 
@@ -410,8 +405,9 @@ async fn insert_payment(
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     let query = format!(
         "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
-         ON CONFLICT (attempt_id) DO NOTHING"
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {}) \
+         ON CONFLICT (attempt_id) DO NOTHING",
+        mutable_placeholders()
     );
     let inserted = sqlx::query(&query)
         .bind(&payment.id)
@@ -437,14 +433,8 @@ async fn insert_payment(
         .fetch_one(&mut *connection)
         .await?;
         let existing = payment_from_row(&row)?;
-        return match payment_difference(&existing, &payment) {
-            None => Ok(InsertOutcome::Existing(existing)),
-            Some(differs) => Err(StoreError::Conflict {
-                entity: "payment",
-                attempt_id: payment.attempt_id.to_string(),
-                differs,
-            }),
-        };
+        let differs = payment_difference(&existing, &payment);
+        return existing_or_conflict(existing, differs, "payment", &payment.attempt_id);
     }
     sqlx::query(
         "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
@@ -456,52 +446,6 @@ async fn insert_payment(
     .execute(&mut *connection)
     .await?;
     Ok(InsertOutcome::Inserted(payment))
-}
-
-/// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the
-/// version and update time to store.
-fn bind_mutable<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    payment: &'q PaymentRecord,
-    version: u64,
-    updated_at: Millis,
-) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, StoreError> {
-    let pending_code = payment
-        .pending_failure
-        .as_ref()
-        .map(|failure| failure.code.as_str());
-    let pending_message = payment
-        .pending_failure
-        .as_ref()
-        .map(|failure| failure.message.as_str());
-    Ok(query
-        .bind(payment.auth_code.as_ref().map(AuthCode::expose))
-        .bind(&payment.description)
-        .bind(payment.state.as_str())
-        .bind(u64_to_i64(version, "version")?)
-        .bind(payment.maybe_sent)
-        .bind(payment.micropay_attempts)
-        .bind(payment.query_count)
-        .bind(payment.reverse_count)
-        .bind(payment.cancel_requested)
-        .bind(payment.seen_paid)
-        .bind(payment.money_returned)
-        .bind(&payment.transaction_id)
-        .bind(&payment.failure_code)
-        .bind(&payment.failure_message)
-        .bind(&payment.attention_reason)
-        .bind(payment.submitted_at.map(|at| at.0))
-        .bind(payment.next_action_at.map(|at| at.0))
-        .bind(updated_at.0)
-        .bind(payment.settled_at.map(|at| at.0))
-        .bind(&payment.lease_owner)
-        .bind(payment.lease_until.map(|at| at.0))
-        .bind(payment.next_action.map(Action::as_str))
-        .bind(pending_code)
-        .bind(pending_message)
-        .bind(payment.reverse_attempts)
-        .bind(payment.not_sent_attempts)
-        .bind(payment.close_state.map(CloseState::as_str)))
 }
 
 async fn update_payment(
@@ -528,8 +472,9 @@ async fn update_payment(
         return Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await);
     }
     let query = format!(
-        "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({PAYMENT_MUTABLE_PLACEHOLDERS}) \
-         WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}"
+        "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
+         WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}",
+        mutable_placeholders()
     );
     let update = bind_mutable(sqlx::query(&query), &payment, payment.version + 1, now)?;
     let row = update
@@ -553,21 +498,8 @@ async fn insert_refund(
     .await?;
     if let Some(row) = existing {
         let existing = refund_from_row(&row)?;
-        let differs = if existing.payment_id != refund.payment_id {
-            Some("payment_id")
-        } else if existing.amount_fen != refund.amount_fen {
-            Some("amount_fen")
-        } else {
-            None
-        };
-        return match differs {
-            None => Ok(InsertOutcome::Existing(existing)),
-            Some(differs) => Err(StoreError::Conflict {
-                entity: "refund",
-                attempt_id: refund.refund_attempt_id.to_string(),
-                differs,
-            }),
-        };
+        let differs = refund_difference(&existing, &refund);
+        return existing_or_conflict(existing, differs, "refund", &refund.refund_attempt_id);
     }
     let payment_amount: i64 = sqlx::query("SELECT amount_fen FROM payments WHERE id = ?")
         .bind(&refund.payment_id)
@@ -586,18 +518,7 @@ async fn insert_refund(
     .fetch_one(&mut *connection)
     .await?
     .try_get("total")?;
-    let payment_amount = i64_to_fen(payment_amount, "payments.amount_fen")?;
-    let already_refunded = i64_to_fen(already_refunded, "refunds.amount_fen")?;
-    let fits = already_refunded
-        .checked_add(refund.amount_fen)
-        .is_some_and(|total| total <= payment_amount);
-    if !fits {
-        return Err(StoreError::RefundExceedsPayment {
-            payment_amount,
-            already_refunded,
-            requested: refund.amount_fen,
-        });
-    }
+    check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
     sqlx::query(&format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
          (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -613,7 +534,7 @@ async fn insert_refund(
     .bind(&refund.wechat_refund_id)
     .bind(&refund.failure_code)
     .bind(&refund.failure_message)
-    .bind(refund.attempts)
+    .bind(i64::from(refund.attempts))
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(refund.created_at.0)
     .bind(refund.updated_at.0)
@@ -639,7 +560,7 @@ async fn update_refund(
     .bind(&refund.wechat_refund_id)
     .bind(&refund.failure_code)
     .bind(&refund.failure_message)
-    .bind(refund.attempts)
+    .bind(i64::from(refund.attempts))
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(Millis::now().0)
     .bind(refund.applied_at.map(|at| at.0))
@@ -683,239 +604,6 @@ async fn stale_or_missing(
     }
 }
 
-/// Which field makes `requested` a different payment from `existing`, if any. The payment
-/// code is compared in full while both records still hold it; once the engine has wiped the
-/// stored code, its last four digits are all that is left to compare.
-fn payment_difference(existing: &PaymentRecord, requested: &PaymentRecord) -> Option<&'static str> {
-    let same_code = match (
-        (&existing.auth_code, &existing.auth_code_fingerprint),
-        (&requested.auth_code, &requested.auth_code_fingerprint),
-    ) {
-        ((Some(stored), _), (Some(given), _)) => stored == given,
-        ((_, Some(stored)), (_, Some(given))) => stored == given,
-        _ => existing.auth_code_last4 == requested.auth_code_last4,
-    };
-    if existing.amount_fen != requested.amount_fen {
-        Some("amount_fen")
-    } else if !same_code {
-        Some("auth_code")
-    } else if existing.terminal_id != requested.terminal_id {
-        Some("terminal_id")
-    } else {
-        None
-    }
-}
-
-/// Turns a unique-constraint failure into [`StoreError::AlreadyExists`]; other errors pass
-/// through.
-fn unique_violation_as_exists(error: sqlx::Error, entity: &'static str, key: &str) -> StoreError {
-    match &error {
-        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
-            StoreError::AlreadyExists {
-                entity,
-                key: key.to_owned(),
-            }
-        }
-        _ => StoreError::Database(error),
-    }
-}
-
-fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
-    let attempt_id: String = row.try_get("attempt_id")?;
-    let auth_code: Option<String> = row.try_get("auth_code")?;
-    let business_day: String = row.try_get("business_day")?;
-    // Validated once, here: the engine sends the stored number as it is.
-    let out_trade_no: String = row.try_get("out_trade_no")?;
-    Ok(PaymentRecord {
-        id: row.try_get("id")?,
-        attempt_id: AttemptId::parse(&attempt_id).map_err(|_| StoreError::Corrupt {
-            column: "payments.attempt_id",
-            value: attempt_id.clone(),
-        })?,
-        terminal_id: row.try_get("terminal_id")?,
-        out_trade_no: OutTradeNo::new(out_trade_no.clone()).map_err(|_| StoreError::Corrupt {
-            column: "payments.out_trade_no",
-            value: out_trade_no,
-        })?,
-        amount_fen: i64_to_fen(row.try_get("amount_fen")?, "payments.amount_fen")?,
-        auth_code: auth_code
-            .map(|code| {
-                AuthCode::parse(&code).map_err(|_| StoreError::Corrupt {
-                    column: "payments.auth_code",
-                    // The stored value is a payment code (or something else entirely);
-                    // either way it must not reach a log, so only its length is reported.
-                    value: format!("<{} characters>", code.len()),
-                })
-            })
-            .transpose()?,
-        auth_code_last4: row.try_get("auth_code_last4")?,
-        auth_code_fingerprint: row.try_get("auth_code_fingerprint")?,
-        description: row.try_get("description")?,
-        state: parse_payment_state(&row.try_get::<String, _>("state")?)?,
-        version: i64_to_u64(row.try_get("version")?, "payments.version")?,
-        maybe_sent: row.try_get("maybe_sent")?,
-        micropay_attempts: row.try_get("micropay_attempts")?,
-        query_count: row.try_get("query_count")?,
-        reverse_count: row.try_get("reverse_count")?,
-        cancel_requested: row.try_get("cancel_requested")?,
-        seen_paid: row.try_get("seen_paid")?,
-        money_returned: row.try_get("money_returned")?,
-        transaction_id: row.try_get("transaction_id")?,
-        failure_code: row.try_get("failure_code")?,
-        failure_message: row.try_get("failure_message")?,
-        attention_reason: row.try_get("attention_reason")?,
-        submitted_at: row.try_get::<Option<i64>, _>("submitted_at")?.map(Millis),
-        next_action_at: row.try_get::<Option<i64>, _>("next_action_at")?.map(Millis),
-        created_at: Millis(row.try_get("created_at")?),
-        updated_at: Millis(row.try_get("updated_at")?),
-        settled_at: row.try_get::<Option<i64>, _>("settled_at")?.map(Millis),
-        business_day: NaiveDate::parse_from_str(&business_day, "%Y-%m-%d").map_err(|_| {
-            StoreError::Corrupt {
-                column: "payments.business_day",
-                value: business_day.clone(),
-            }
-        })?,
-        lease_owner: row.try_get("lease_owner")?,
-        lease_until: row.try_get::<Option<i64>, _>("lease_until")?.map(Millis),
-        next_action: row
-            .try_get::<Option<String>, _>("next_action")?
-            .map(|name| {
-                Action::parse(&name).ok_or(StoreError::Corrupt {
-                    column: "payments.next_action",
-                    value: name,
-                })
-            })
-            .transpose()?,
-        pending_failure: match (
-            row.try_get::<Option<String>, _>("pending_failure_code")?,
-            row.try_get::<Option<String>, _>("pending_failure_message")?,
-        ) {
-            (Some(code), message) => Some(Failure::new(code, message.unwrap_or_default())),
-            (None, _) => None,
-        },
-        reverse_attempts: row.try_get("retry_attempts")?,
-        not_sent_attempts: row.try_get("not_sent_attempts")?,
-        close_state: row
-            .try_get::<Option<String>, _>("close_state")?
-            .map(|name| {
-                CloseState::parse(&name).ok_or(StoreError::Corrupt {
-                    column: "payments.close_state",
-                    value: name,
-                })
-            })
-            .transpose()?,
-    })
-}
-
-fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
-    let refund_attempt_id: String = row.try_get("refund_attempt_id")?;
-    let state: String = row.try_get("state")?;
-    // Validated once, here: the engine sends the stored number as it is.
-    let out_refund_no: String = row.try_get("out_refund_no")?;
-    Ok(RefundRecord {
-        id: row.try_get("id")?,
-        payment_id: row.try_get("payment_id")?,
-        refund_attempt_id: AttemptId::parse(&refund_attempt_id).map_err(|_| {
-            StoreError::Corrupt {
-                column: "refunds.refund_attempt_id",
-                value: refund_attempt_id.clone(),
-            }
-        })?,
-        out_refund_no: OutRefundNo::new(out_refund_no.clone()).map_err(|_| {
-            StoreError::Corrupt {
-                column: "refunds.out_refund_no",
-                value: out_refund_no,
-            }
-        })?,
-        amount_fen: i64_to_fen(row.try_get("amount_fen")?, "refunds.amount_fen")?,
-        reason: row.try_get("reason")?,
-        state: parse_refund_state(&state).ok_or_else(|| StoreError::Corrupt {
-            column: "refunds.state",
-            value: state.clone(),
-        })?,
-        version: i64_to_u64(row.try_get("version")?, "refunds.version")?,
-        wechat_refund_id: row.try_get("wechat_refund_id")?,
-        failure_code: row.try_get("failure_code")?,
-        failure_message: row.try_get("failure_message")?,
-        attempts: row.try_get("attempts")?,
-        next_action_at: row.try_get::<Option<i64>, _>("next_action_at")?.map(Millis),
-        applied_at: row.try_get::<Option<i64>, _>("applied_at")?.map(Millis),
-        created_at: Millis(row.try_get("created_at")?),
-        updated_at: Millis(row.try_get("updated_at")?),
-    })
-}
-
-fn terminal_from_row(row: &SqliteRow) -> Result<TerminalRecord, StoreError> {
-    Ok(TerminalRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        token_hash: row.try_get("token_hash")?,
-        created_at: Millis(row.try_get("created_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Millis),
-    })
-}
-
-fn parse_payment_state(name: &str) -> Result<PaymentState, StoreError> {
-    PaymentState::parse(name).ok_or_else(|| StoreError::Corrupt {
-        column: "state",
-        value: name.to_owned(),
-    })
-}
-
 fn day_to_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
-}
-
-fn u64_to_i64(value: u64, field: &'static str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field })
-}
-
-fn fen_to_i64(amount: Fen, field: &'static str) -> Result<i64, StoreError> {
-    u64_to_i64(amount.get(), field)
-}
-
-fn i64_to_u64(value: i64, column: &'static str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
-        column,
-        value: value.to_string(),
-    })
-}
-
-fn i64_to_fen(value: i64, column: &'static str) -> Result<Fen, StoreError> {
-    i64_to_u64(value, column).map(Fen)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_insert_and_update_column_lists_cover_every_column_once() {
-        let names = |list: &str| {
-            let mut names: Vec<String> =
-                list.split(',').map(|name| name.trim().to_owned()).collect();
-            names.sort();
-            names
-        };
-        let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
-        written.extend(names(PAYMENT_MUTABLE_COLUMNS));
-        written.sort();
-        assert_eq!(written, names(PAYMENT_COLUMNS));
-        assert_eq!(
-            PAYMENT_MUTABLE_PLACEHOLDERS.matches('?').count(),
-            names(PAYMENT_MUTABLE_COLUMNS).len()
-        );
-    }
-
-    #[test]
-    fn the_settled_states_sql_matches_the_api() {
-        let settled: Vec<String> = PaymentState::ALL
-            .into_iter()
-            .filter(|state| state.is_settled())
-            .map(|state| format!("'{}'", state.as_str()))
-            .collect();
-        assert_eq!(SETTLED_STATES_SQL, format!("({})", settled.join(", ")));
-        let migration = include_str!("../../migrations/sqlite/0001_init.sql");
-        assert!(migration.contains(&format!("WHERE state NOT IN {SETTLED_STATES_SQL}")));
-    }
 }

@@ -1,5 +1,5 @@
-//! Shared set-up: configurations in temporary directories, stores, payments, and a running
-//! application.
+//! Shared set-up: configurations in temporary directories, stores on either back end (a
+//! fresh SQLite file or a fresh PostgreSQL database), payments, and a running application.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use paycode_proxy::auth::Terminals;
 use paycode_proxy::cli::demo::simulator_wechat_config;
 use paycode_proxy::config::{Config, StoreConfig, WechatConfig};
 use paycode_proxy::startup::Application;
-use paycode_proxy::store::{Millis, PaymentRecord, SqliteStore, Store};
+use paycode_proxy::store::{self, Millis, PaymentRecord, Store};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,13 +31,98 @@ pub fn config_in(root: &Path) -> Config {
     config
 }
 
-/// A fresh SQLite store in a temporary directory (kept alive by the returned guard).
-pub async fn new_store() -> (Arc<SqliteStore>, TempDir) {
-    let directory = tempfile::tempdir().unwrap();
-    let store = SqliteStore::connect(&config_in(directory.path()).store)
+/// The PostgreSQL server the PostgreSQL half of the store suite runs on.
+pub const DATABASE_URL_VARIABLE: &str = "PAYCODE_TEST_DATABASE_URL";
+
+/// Set to `1` (as `scripts/test` does) to make the PostgreSQL half fail, not skip, when
+/// [`DATABASE_URL_VARIABLE`] is unset.
+pub const REQUIRE_POSTGRES_VARIABLE: &str = "PAYCODE_REQUIRE_POSTGRES";
+
+/// A store implementation the conformance suite runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server at `server_url`.
+    Postgres {
+        /// `postgres://user@host:port/database` of a database the tests may create
+        /// databases from.
+        server_url: String,
+    },
+}
+
+impl Backend {
+    /// PostgreSQL at `PAYCODE_TEST_DATABASE_URL`. When it is unset: a panic saying so if
+    /// `PAYCODE_REQUIRE_POSTGRES=1` (CI must not skip), else `None` after a notice on
+    /// stderr, so that a developer's plain `cargo test` runs the SQLite half alone.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var(DATABASE_URL_VARIABLE) {
+            Ok(server_url) if !server_url.is_empty() => Some(Backend::Postgres { server_url }),
+            _ if std::env::var(REQUIRE_POSTGRES_VARIABLE).as_deref() == Ok("1") => panic!(
+                "{REQUIRE_POSTGRES_VARIABLE}=1 but {DATABASE_URL_VARIABLE} is not set: \
+                 start a throwaway cluster with `eval \"$(scripts/pg-cluster start)\"`"
+            ),
+            _ => {
+                eprintln!(
+                    "skipped on PostgreSQL: {DATABASE_URL_VARIABLE} is not set \
+                     (`scripts/pg-cluster run cargo test …` sets it)"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A fresh, empty database on a back end, and the temporary directory it needs.
+pub struct TestDatabase {
+    /// A `[store]` section naming the database.
+    pub config: StoreConfig,
+    _directory: TempDir,
+}
+
+impl TestDatabase {
+    /// A new database: a SQLite file in a new temporary directory, or a new PostgreSQL
+    /// database with a unique name (the throwaway cluster is removed whole, so the
+    /// databases are not dropped one by one).
+    pub async fn new(backend: &Backend) -> TestDatabase {
+        let directory = tempfile::tempdir().unwrap();
+        let mut config = config_in(directory.path()).store;
+        if let Backend::Postgres { server_url } = backend {
+            config.database_url = Some(fresh_postgres_database(server_url).await);
+        }
+        TestDatabase {
+            config,
+            _directory: directory,
+        }
+    }
+
+    /// The store on this database (its schema brought up to date).
+    pub async fn open(&self) -> Arc<dyn Store> {
+        store::connect(&self.config).await.unwrap()
+    }
+}
+
+/// Creates a database with a unique name on the server at `server_url` and returns its URL.
+async fn fresh_postgres_database(server_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("paycode_test_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = sqlx::PgConnection::connect(server_url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach {DATABASE_URL_VARIABLE}: {error}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut connection)
         .await
         .unwrap();
-    (Arc::new(store), directory)
+    connection.close().await.unwrap();
+    let mut url = url::Url::parse(server_url).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A fresh store on `backend` (kept alive by the returned guard).
+pub async fn new_store(backend: &Backend) -> (Arc<dyn Store>, TestDatabase) {
+    let database = TestDatabase::new(backend).await;
+    (database.open().await, database)
 }
 
 /// A UUID-shaped attempt id derived from `n`.
@@ -97,8 +182,8 @@ pub struct TestApp {
 impl TestApp {
     /// A new terminal's bearer token, added to the application's database.
     pub async fn terminal_token(&self, name: &str) -> String {
-        let store = SqliteStore::connect(&self.store_config).await.unwrap();
-        let (_, token) = Terminals::new(Arc::new(store)).add(name).await.unwrap();
+        let store = store::connect(&self.store_config).await.unwrap();
+        let (_, token) = Terminals::new(store).add(name).await.unwrap();
         token.expose().to_owned()
     }
 

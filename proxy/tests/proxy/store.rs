@@ -1,4 +1,9 @@
-//! The SQLite store, on real files.
+//! The store conformance suite: every promise of the `Store` trait, checked on both
+//! implementations. Each test is an `async fn(Backend)` listed in [`conformance!`], which runs
+//! it as `store::sqlite::NAME` (a fresh SQLite file) and `store::postgres::NAME` (a fresh
+//! database on the PostgreSQL server at `PAYCODE_TEST_DATABASE_URL`; without it the
+//! PostgreSQL half prints a notice and passes, unless `PAYCODE_REQUIRE_POSTGRES=1`, which
+//! `scripts/test` sets, makes it fail). A few tests at the end concern one implementation.
 
 use std::sync::Arc;
 
@@ -7,9 +12,62 @@ use paycode_api::{Fen, PaymentState};
 use paycode_proxy::config::StoreConfig;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::store::records::auth_code_fingerprint;
-use paycode_proxy::store::{InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError};
+use paycode_proxy::store::{
+    self, InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError,
+};
 
-use crate::helpers::{attempt, config_in, day, new_store, payment, stored_payment};
+use crate::helpers::{
+    Backend, TestDatabase, attempt, config_in, day, new_store, payment, stored_payment,
+};
+
+/// Runs each listed `async fn(Backend)` as a test on SQLite and on PostgreSQL.
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(crate::helpers::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(backend) = crate::helpers::Backend::postgres() {
+                        super::$test(backend).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    inserting_the_same_attempt_twice_returns_the_stored_payment,
+    racing_inserts_of_one_attempt_store_one_payment,
+    reusing_an_attempt_for_a_different_payment_is_a_conflict,
+    once_the_code_is_wiped_a_replay_is_matched_by_its_fingerprint,
+    a_second_payment_with_the_same_out_trade_no_is_refused,
+    updates_bump_the_version_and_write_an_event_in_the_same_transaction,
+    an_update_from_a_stale_copy_is_refused_and_changes_nothing,
+    racing_updates_from_one_version_let_exactly_one_win,
+    the_day_list_is_newest_first_and_filters_by_terminal,
+    unsettled_payments_are_everything_the_engine_must_resume,
+    settled_payments_owing_a_close_are_resumed_too,
+    payments_are_counted_by_state,
+    queued_refunds_count_against_the_cap_and_are_resumed,
+    payments_survive_reopening_the_store,
+    migrating_applies_every_migration_once,
+    refunds_are_idempotent_and_capped_at_the_payment_amount,
+    a_refund_attempt_reused_for_another_payment_is_a_conflict,
+    the_day_refunds_follow_the_day_list_filters,
+    racing_refunds_for_the_last_fen_let_exactly_one_through,
+    racing_replays_of_one_refund_store_it_once,
+    refund_updates_are_versioned,
+    terminals_are_added_found_listed_and_revoked,
+);
 
 fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
     RefundRecord::new_submitting(
@@ -23,33 +81,9 @@ fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
     )
 }
 
-#[tokio::test]
-async fn the_database_file_is_created_in_the_data_directory() {
-    let directory = tempfile::tempdir().unwrap();
-    let config = config_in(directory.path());
-    let _store = SqliteStore::connect(&config.store).await.unwrap();
-    assert!(config.store.data_dir.join("paycode.sqlite").is_file());
-    // WAL mode keeps a write-ahead log next to the database while it is open.
-    assert!(config.store.data_dir.join("paycode.sqlite-wal").is_file());
-}
-
-#[tokio::test]
-async fn a_database_url_overrides_the_default_file() {
-    let directory = tempfile::tempdir().unwrap();
-    let file = directory.path().join("elsewhere.sqlite");
-    let config = StoreConfig {
-        data_dir: directory.path().join("data"),
-        database_url: Some(format!("sqlite://{}", file.display())),
-    };
-    let store = SqliteStore::connect(&config).await.unwrap();
-    store.ping().await.unwrap();
-    assert!(file.is_file());
-}
-
-#[tokio::test]
-async fn inserting_the_same_attempt_twice_returns_the_stored_payment() {
+async fn inserting_the_same_attempt_twice_returns_the_stored_payment(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let first = payment(1, 1230);
 
     // Act
@@ -74,9 +108,8 @@ async fn inserting_the_same_attempt_twice_returns_the_stored_payment() {
     assert_eq!(store.get_payment("nope").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn racing_inserts_of_one_attempt_store_one_payment() {
-    let (store, _directory) = new_store().await;
+async fn racing_inserts_of_one_attempt_store_one_payment(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -93,10 +126,9 @@ async fn racing_inserts_of_one_attempt_store_one_payment() {
     assert_eq!(store.payment_events("pay_1").await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn reusing_an_attempt_for_a_different_payment_is_a_conflict() {
+async fn reusing_an_attempt_for_a_different_payment_is_a_conflict(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let original = stored_payment(store.as_ref(), 1, 1230).await;
     let mut other_amount = original.clone();
     other_amount.amount_fen = Fen(1231);
@@ -126,10 +158,9 @@ async fn reusing_an_attempt_for_a_different_payment_is_a_conflict() {
     assert_eq!(store.get_payment("pay_1").await.unwrap(), Some(original));
 }
 
-#[tokio::test]
-async fn once_the_code_is_wiped_a_replay_is_matched_by_its_fingerprint() {
+async fn once_the_code_is_wiped_a_replay_is_matched_by_its_fingerprint(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let mut stored = stored_payment(store.as_ref(), 1, 1230).await;
     stored.auth_code = None;
     store
@@ -161,9 +192,8 @@ async fn once_the_code_is_wiped_a_replay_is_matched_by_its_fingerprint() {
     ));
 }
 
-#[tokio::test]
-async fn a_second_payment_with_the_same_out_trade_no_is_refused() {
-    let (store, _directory) = new_store().await;
+async fn a_second_payment_with_the_same_out_trade_no_is_refused(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
     stored_payment(store.as_ref(), 1, 100).await;
     let mut clash = payment(2, 100);
     clash.out_trade_no = payment(1, 100).out_trade_no;
@@ -176,10 +206,9 @@ async fn a_second_payment_with_the_same_out_trade_no_is_refused() {
     ));
 }
 
-#[tokio::test]
-async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction() {
+async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let created = stored_payment(store.as_ref(), 1, 1230).await;
     let mut waiting = created.clone();
     waiting.state = PaymentState::WaitingForCustomer;
@@ -244,10 +273,9 @@ async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction() {
     assert_eq!(events[2].at, settled.updated_at);
 }
 
-#[tokio::test]
-async fn an_update_from_a_stale_copy_is_refused_and_changes_nothing() {
+async fn an_update_from_a_stale_copy_is_refused_and_changes_nothing(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let original = stored_payment(store.as_ref(), 1, 100).await;
     let mut first = original.clone();
     first.state = PaymentState::Confirming;
@@ -283,9 +311,8 @@ async fn an_update_from_a_stale_copy_is_refused_and_changes_nothing() {
     ));
 }
 
-#[tokio::test]
-async fn racing_updates_from_one_version_let_exactly_one_win() {
-    let (store, _directory) = new_store().await;
+async fn racing_updates_from_one_version_let_exactly_one_win(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
     let original = stored_payment(store.as_ref(), 1, 100).await;
     let tasks: Vec<_> = [
         PaymentState::Paid,
@@ -328,10 +355,9 @@ async fn a_day_of_payments(store: &dyn Store) {
     }
 }
 
-#[tokio::test]
-async fn the_day_list_is_newest_first_and_filters_by_terminal() {
+async fn the_day_list_is_newest_first_and_filters_by_terminal(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     a_day_of_payments(store.as_ref()).await;
 
     // Act
@@ -347,10 +373,9 @@ async fn the_day_list_is_newest_first_and_filters_by_terminal() {
     assert_eq!(all[0].business_day, day());
 }
 
-#[tokio::test]
-async fn unsettled_payments_are_everything_the_engine_must_resume() {
+async fn unsettled_payments_are_everything_the_engine_must_resume(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     for (n, state) in (1..).zip(PaymentState::ALL) {
         let mut record = stored_payment(store.as_ref(), n, 100).await;
         if state != PaymentState::Submitting {
@@ -376,11 +401,10 @@ async fn unsettled_payments_are_everything_the_engine_must_resume() {
     );
 }
 
-#[tokio::test]
-async fn settled_payments_owing_a_close_are_resumed_too() {
+async fn settled_payments_owing_a_close_are_resumed_too(backend: Backend) {
     // Arrange: a failed payment whose order is still owed a close, one already closed, and
     // one that owes nothing.
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     let mut owing = stored_payment(store.as_ref(), 1, 100).await;
     owing.state = PaymentState::Failed;
     owing.close_state = Some(CloseState::Pending);
@@ -411,9 +435,8 @@ async fn settled_payments_owing_a_close_are_resumed_too() {
     assert!(store.unsettled_payments().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn queued_refunds_count_against_the_cap_and_are_resumed() {
-    let (store, _directory) = new_store().await;
+async fn queued_refunds_count_against_the_cap_and_are_resumed(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
     stored_payment(store.as_ref(), 1, 100).await;
     let mut queued = refund(1, "pay_1", 70);
     queued.state = RefundState::Queued;
@@ -438,26 +461,24 @@ async fn queued_refunds_count_against_the_cap_and_are_resumed() {
     assert_eq!(applied.applied_at, Some(Millis(61_000)));
 }
 
-#[tokio::test]
-async fn payments_survive_reopening_the_store() {
-    let directory = tempfile::tempdir().unwrap();
-    let config = config_in(directory.path());
+async fn payments_survive_reopening_the_store(backend: Backend) {
+    let database = TestDatabase::new(&backend).await;
     {
-        let store = SqliteStore::connect(&config.store).await.unwrap();
+        let store = database.open().await;
         store.insert_payment(&payment(1, 100)).await.unwrap();
         store.close().await;
+        assert!(store.ping().await.unwrap_err().is_transient());
     }
-    let reopened = SqliteStore::connect(&config.store).await.unwrap();
+    let reopened = database.open().await;
     assert_eq!(
         reopened.unsettled_payments().await.unwrap(),
         vec![payment(1, 100)]
     );
 }
 
-#[tokio::test]
-async fn refunds_are_idempotent_and_capped_at_the_payment_amount() {
+async fn refunds_are_idempotent_and_capped_at_the_payment_amount(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     stored_payment(store.as_ref(), 1, 100).await;
     let first = refund(1, "pay_1", 60);
 
@@ -522,10 +543,9 @@ async fn refunds_are_idempotent_and_capped_at_the_payment_amount() {
     );
 }
 
-#[tokio::test]
-async fn the_day_refunds_follow_the_day_list_filters() {
+async fn the_day_refunds_follow_the_day_list_filters(backend: Backend) {
     // Arrange: two refunds of each payment.
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
     a_day_of_payments(store.as_ref()).await;
     for n in 1..=4 {
         for k in 0..2 {
@@ -549,11 +569,10 @@ async fn the_day_refunds_follow_the_day_list_filters() {
     assert!(nobody.is_empty());
 }
 
-#[tokio::test]
-async fn racing_refunds_for_the_last_fen_let_exactly_one_through() {
+async fn racing_refunds_for_the_last_fen_let_exactly_one_through(backend: Backend) {
     for round in 0..5u32 {
         // Arrange
-        let (store, _directory) = new_store().await;
+        let (store, _database) = new_store(&backend).await;
         stored_payment(store.as_ref(), 1, 100).await;
         store
             .insert_refund(&refund(100, "pay_1", 99))
@@ -593,9 +612,8 @@ async fn racing_refunds_for_the_last_fen_let_exactly_one_through() {
     }
 }
 
-#[tokio::test]
-async fn refund_updates_are_versioned() {
-    let (store, _directory) = new_store().await;
+async fn refund_updates_are_versioned(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
     stored_payment(store.as_ref(), 1, 100).await;
     let original = store
         .insert_refund(&refund(1, "pay_1", 10))
@@ -620,10 +638,9 @@ async fn refund_updates_are_versioned() {
     ));
 }
 
-#[tokio::test]
-async fn terminals_are_added_found_listed_and_revoked() {
+async fn terminals_are_added_found_listed_and_revoked(backend: Backend) {
     // Arrange
-    let (store, _directory) = new_store().await;
+    let (store, _database) = new_store(&backend).await;
 
     // Act
     let first = store.add_terminal("counter-1", "hash-1").await.unwrap();
@@ -679,4 +696,119 @@ async fn terminals_are_added_found_listed_and_revoked() {
             ..
         })
     ));
+}
+
+async fn payments_are_counted_by_state(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
+    assert!(store.count_payments_by_state().await.unwrap().is_empty());
+    for n in 1..=3 {
+        let mut record = stored_payment(store.as_ref(), n, 100).await;
+        if n > 1 {
+            record.state = PaymentState::Paid;
+            store.update_payment(&record, "paid").await.unwrap();
+        }
+    }
+    let mut counts = store.count_payments_by_state().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        [(PaymentState::Paid, 2), (PaymentState::Submitting, 1)]
+    );
+}
+
+async fn migrating_applies_every_migration_once(backend: Backend) {
+    let database = TestDatabase::new(&backend).await;
+    let first = store::migrate(&database.config).await.unwrap();
+    let again = store::migrate(&database.config).await.unwrap();
+    assert_eq!(first, [1, 2, 3, 4, 5]);
+    assert!(again.is_empty(), "{again:?}");
+    // A migrated database opens without migrating again, and works.
+    let store = database.open().await;
+    stored_payment(store.as_ref(), 1, 100).await;
+}
+
+async fn a_refund_attempt_reused_for_another_payment_is_a_conflict(backend: Backend) {
+    let (store, _database) = new_store(&backend).await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    stored_payment(store.as_ref(), 2, 100).await;
+    let first = refund(1, "pay_1", 10);
+    store.insert_refund(&first).await.unwrap();
+    let mut elsewhere = first.clone();
+    elsewhere.payment_id = "pay_2".to_owned();
+    assert!(matches!(
+        store.insert_refund(&elsewhere).await,
+        Err(StoreError::Conflict {
+            entity: "refund",
+            differs: "payment_id",
+            ..
+        })
+    ));
+    assert!(store.refunds_for_payment("pay_2").await.unwrap().is_empty());
+    assert_eq!(store.get_refund("ref_1").await.unwrap(), Some(first));
+    assert_eq!(store.get_refund("nope").await.unwrap(), None);
+}
+
+async fn racing_replays_of_one_refund_store_it_once(backend: Backend) {
+    // Each replay must be answered with the stored refund, never with the cap (which the
+    // first one's amount, counted twice, would exceed).
+    let (store, _database) = new_store(&backend).await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert_refund(&refund(1, "pay_1", 60)).await })
+        })
+        .collect();
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().was_inserted() {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1);
+    assert_eq!(store.refunds_for_payment("pay_1").await.unwrap().len(), 1);
+}
+
+// What concerns one implementation only.
+
+#[tokio::test]
+async fn the_database_file_is_created_in_the_data_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = config_in(directory.path());
+    let _store = SqliteStore::connect(&config.store).await.unwrap();
+    assert!(config.store.data_dir.join("paycode.sqlite").is_file());
+    // WAL mode keeps a write-ahead log next to the database while it is open.
+    assert!(config.store.data_dir.join("paycode.sqlite-wal").is_file());
+}
+
+#[tokio::test]
+async fn a_database_url_overrides_the_default_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("elsewhere.sqlite");
+    let config = StoreConfig {
+        data_dir: directory.path().join("data"),
+        database_url: Some(format!("sqlite://{}", file.display())),
+        pool_size: 2,
+    };
+    let store = SqliteStore::connect(&config).await.unwrap();
+    store.ping().await.unwrap();
+    assert!(file.is_file());
+}
+
+#[tokio::test]
+async fn an_unreachable_postgresql_server_is_a_transient_error() {
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = config_in(directory.path()).store;
+    config.database_url = Some(format!("postgres://paycode@127.0.0.1:{port}/paycode"));
+    let error = match store::connect(&config).await {
+        Ok(_) => panic!("connected to a port nobody listens on"),
+        Err(error) => error,
+    };
+    assert!(error.is_transient(), "{error:?}");
 }

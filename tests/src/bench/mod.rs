@@ -12,7 +12,7 @@ use std::sync::Arc;
 use paycode_proxy::auth::Terminals;
 use paycode_proxy::config::Config;
 use paycode_proxy::startup::{AppState, Application};
-use paycode_proxy::store::SqliteStore;
+use paycode_proxy::store;
 use wxpay::sim::SimHandle;
 
 use crate::binary::{ProxyProcess, add_terminal, write_config};
@@ -60,7 +60,7 @@ impl Proxy {
     ) -> Result<Proxy, BoxError> {
         let config = bench_config(root, sim, settings);
         config.validate()?;
-        let store = Arc::new(SqliteStore::connect(&config.store).await?);
+        let store = store::connect(&config.store).await?;
         let terminals = Terminals::new(store.clone());
         let mut tokens = Vec::with_capacity(settings.terminals);
         for n in 0..settings.terminals {

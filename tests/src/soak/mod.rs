@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paycode_api::Payment;
-use paycode_proxy::store::{PaymentRecord, RefundRecord, SqliteStore, Store};
+use paycode_proxy::store::{self, PaymentRecord, RefundRecord, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
@@ -336,10 +336,10 @@ pub async fn run(args: Args) -> bool {
     supervisor.kill().await;
 
     // The proxy's store, read directly, against WeChat's books.
-    let store = SqliteStore::connect(&rig.config.store)
+    let store = store::connect(&rig.config.store)
         .await
         .expect("the database opens");
-    let (payments, refunds) = read_store(&store, &ids).await;
+    let (payments, refunds) = read_store(store.as_ref(), &ids).await;
     store.close().await;
     let orders = sim.orders();
     let reconciliation = Reconciliation::check(&payments, &refunds, &orders, &observations);
@@ -392,10 +392,7 @@ impl Figures {
 
 /// Every payment of the days the soak's payments belong to (so that a payment the soak never
 /// heard of is seen too), and their refunds.
-async fn read_store(
-    store: &SqliteStore,
-    ids: &[String],
-) -> (Vec<PaymentRecord>, Vec<RefundRecord>) {
+async fn read_store(store: &dyn Store, ids: &[String]) -> (Vec<PaymentRecord>, Vec<RefundRecord>) {
     let mut days = std::collections::BTreeSet::new();
     for id in ids {
         if let Some(payment) = store.get_payment(id).await.expect("the store answers") {

@@ -1,0 +1,675 @@
+//! [`PostgresStore`]: the [`Store`] on a PostgreSQL database, for several proxies sharing
+//! one database (`[store] database_url = "postgres://…"`).
+//!
+//! Every method is one transaction at PostgreSQL's default isolation (READ COMMITTED) on a
+//! pooled connection, and keeps the trait's promises with row locks and conditional writes
+//! rather than a single writer (`docs/postgresql.md` §2):
+//! - inserts are `INSERT … ON CONFLICT (attempt_id) DO NOTHING`; when nothing was inserted,
+//!   the stored row is read back and compared. A racing insert of the same key waits for the
+//!   other transaction and then sees its row.
+//! - updates are `UPDATE … WHERE id = $n AND version = $m`. A payment update first locks the
+//!   row at that version (`SELECT … FOR NO KEY UPDATE`), so its audit event reads the state
+//!   being replaced and is written in the same transaction; a writer that lost the race finds
+//!   no row at its version once the winner commits.
+//! - a refund locks its payment (`FOR NO KEY UPDATE`) before the idempotency check and the
+//!   sum of the payment's refunds, so two refunds of one payment are decided one after the
+//!   other and the cap holds.
+//!
+//! Times are BIGINT epoch milliseconds, as on SQLite; the schema is in
+//! `proxy/migrations/postgres`, numbered like the SQLite one, and is brought up to date on
+//! connect (the migrator holds an advisory lock, so proxies starting together apply it once).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use paycode_api::PaymentState;
+use sqlx::migrate::Migrate;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Row, Transaction};
+
+use super::records::{
+    Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, refund_state_name,
+};
+use super::rows::{
+    Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
+    REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
+    bind_mutable, check_refund_cap, column_count, event_from_row, existing_or_conflict, fen_to_i64,
+    i64_to_u64, parse_payment_state, payment_difference, payment_from_row, refund_difference,
+    refund_from_row, terminal_from_row, u64_to_i64, unique_violation_as_exists,
+};
+use super::{InsertOutcome, Store, StoreError};
+use crate::config::StoreConfig;
+
+/// The migrations in `proxy/migrations/postgres`, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a call waits for a pooled connection before failing with a transient error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The [`Store`] on a PostgreSQL database.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database named by `config.database_url` with a pool of
+    /// `config.pool_size` connections, and brings its schema up to date.
+    pub async fn connect(config: &StoreConfig) -> Result<PostgresStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pool_size)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(connect_options(config)?)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Brings the schema of the database named by `config` up to date and returns the
+    /// versions applied now, oldest first.
+    pub async fn migrate(config: &StoreConfig) -> Result<Vec<i64>, StoreError> {
+        let mut connection = connect_options(config)?.connect().await?;
+        connection.ensure_migrations_table().await?;
+        let before = connection.list_applied_migrations().await?;
+        MIGRATOR.run(&mut connection).await?;
+        connection.close().await?;
+        Ok(super::newly_applied(&MIGRATOR, &before))
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// The connection settings in `config.database_url` (validated by `Config::validate`).
+fn connect_options(config: &StoreConfig) -> Result<PgConnectOptions, StoreError> {
+    let url = config.database_url.as_deref().unwrap_or_default();
+    Ok(PgConnectOptions::from_str(url)?.application_name("paycode-proxy"))
+}
+
+impl Columns for PgRow {
+    fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn insert_payment(
+        &self,
+        payment: &PaymentRecord,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+        let mut transaction = self.begin().await?;
+        let outcome = insert_payment(&mut transaction, payment).await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
+    async fn get_payment_by_attempt(
+        &self,
+        attempt_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = $1"
+        ))
+        .bind(attempt_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
+    async fn update_payment(
+        &self,
+        payment: &PaymentRecord,
+        detail: &str,
+    ) -> Result<PaymentRecord, StoreError> {
+        let mut transaction = self.begin().await?;
+        let stored = update_payment(&mut transaction, payment, detail).await?;
+        transaction.commit().await?;
+        Ok(stored)
+    }
+
+    async fn list_payments(
+        &self,
+        business_day: NaiveDate,
+        terminal_id: Option<&str>,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE business_day = $1 AND ($2::TEXT IS NULL OR terminal_id = $2) \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(business_day)
+        .bind(terminal_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE state NOT IN {SETTLED_STATES_SQL} \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_payment_state(&row.try_get::<String, _>("state")?)?,
+                    i64_to_u64(row.try_get("count")?, "COUNT(*)")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = $1 ORDER BY id"
+        ))
+        .bind(payment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn insert_refund(
+        &self,
+        refund: &RefundRecord,
+    ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
+        let mut transaction = self.begin().await?;
+        let outcome = insert_refund(&mut transaction, refund).await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError> {
+        let expected_version = u64_to_i64(refund.version, "version")?;
+        let row = sqlx::query(&format!(
+            "UPDATE refunds SET state = $1, version = $2, wechat_refund_id = $3, \
+             failure_code = $4, failure_message = $5, attempts = $6, next_action_at = $7, \
+             updated_at = $8, applied_at = $9 \
+             WHERE id = $10 AND version = $11 RETURNING {REFUND_COLUMNS}"
+        ))
+        .bind(refund_state_name(refund.state))
+        .bind(expected_version + 1)
+        .bind(&refund.wechat_refund_id)
+        .bind(&refund.failure_code)
+        .bind(&refund.failure_message)
+        .bind(i64::from(refund.attempts))
+        .bind(refund.next_action_at.map(|at| at.0))
+        .bind(Millis::now().0)
+        .bind(refund.applied_at.map(|at| at.0))
+        .bind(&refund.id)
+        .bind(expected_version)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => refund_from_row(&row),
+            None => {
+                let mut connection = self.pool.acquire().await?;
+                Err(stale_or_missing(&mut connection, "refund", &refund.id, refund.version).await)
+            }
+        }
+    }
+
+    async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refund_from_row).transpose()
+    }
+
+    async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(payment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn refunds_for_day(
+        &self,
+        business_day: NaiveDate,
+        terminal_id: Option<&str>,
+    ) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id IN \
+             (SELECT id FROM payments WHERE business_day = $1 \
+              AND ($2::TEXT IS NULL OR terminal_id = $2)) \
+             ORDER BY created_at, id"
+        ))
+        .bind(business_day)
+        .bind(terminal_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds \
+             WHERE state IN {UNFINISHED_REFUND_STATES_SQL} ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn add_terminal(
+        &self,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<TerminalRecord, StoreError> {
+        let terminal = TerminalRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            token_hash: token_hash.to_owned(),
+            created_at: Millis::now(),
+            revoked_at: None,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(&terminal.id)
+        .bind(&terminal.name)
+        .bind(&terminal.token_hash)
+        .bind(terminal.created_at.0)
+        .bind(terminal.revoked_at.map(|at| at.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
+        Ok(terminal)
+    }
+
+    async fn terminal_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(terminal_from_row).transpose()
+    }
+
+    async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(terminal_from_row).collect()
+    }
+
+    async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE terminals SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2 \
+             RETURNING {TERMINAL_COLUMNS}"
+        ))
+        .bind(Millis::now().0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: name.to_owned(),
+        })?;
+        terminal_from_row(&row)
+    }
+}
+
+// The write operations, each inside the caller's transaction. An error rolls the
+// transaction back (it is dropped uncommitted), so a refusal leaves nothing behind.
+
+async fn insert_payment(
+    connection: &mut PgConnection,
+    payment: &PaymentRecord,
+) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+    let immutable = column_count(PAYMENT_IMMUTABLE_COLUMNS);
+    let query = format!(
+        "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
+         VALUES ({}) ON CONFLICT (attempt_id) DO NOTHING",
+        placeholders(1, immutable + column_count(PAYMENT_MUTABLE_COLUMNS))
+    );
+    let insert = sqlx::query(&query)
+        .bind(&payment.id)
+        .bind(payment.attempt_id.as_str())
+        .bind(&payment.terminal_id)
+        .bind(payment.out_trade_no.as_str())
+        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
+        .bind(&payment.auth_code_last4)
+        .bind(payment.created_at.0)
+        .bind(payment.business_day)
+        .bind(&payment.auth_code_fingerprint);
+    let inserted = bind_mutable(insert, payment, payment.version, payment.updated_at)?
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| {
+            unique_violation_as_exists(error, "payment", payment.out_trade_no.as_str())
+        })?;
+    if inserted.rows_affected() == 0 {
+        // Another transaction stored this attempt first (and has committed: a conflicting
+        // insert waits for it); READ COMMITTED lets this statement see its row.
+        let row = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = $1"
+        ))
+        .bind(payment.attempt_id.as_str())
+        .fetch_one(&mut *connection)
+        .await?;
+        let existing = payment_from_row(&row)?;
+        let differs = payment_difference(&existing, payment);
+        return existing_or_conflict(existing, differs, "payment", &payment.attempt_id);
+    }
+    sqlx::query(
+        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+         VALUES ($1, $2, NULL, $3, 'created')",
+    )
+    .bind(&payment.id)
+    .bind(payment.created_at.0)
+    .bind(payment.state.as_str())
+    .execute(&mut *connection)
+    .await?;
+    Ok(InsertOutcome::Inserted(payment.clone()))
+}
+
+async fn update_payment(
+    connection: &mut PgConnection,
+    payment: &PaymentRecord,
+    detail: &str,
+) -> Result<PaymentRecord, StoreError> {
+    let now = Millis::now();
+    let expected_version = u64_to_i64(payment.version, "version")?;
+    // Lock the row at the expected version: a concurrent writer waits here, and finds no
+    // row at its version once this transaction commits.
+    let locked =
+        sqlx::query("SELECT state FROM payments WHERE id = $1 AND version = $2 FOR NO KEY UPDATE")
+            .bind(&payment.id)
+            .bind(expected_version)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(locked) = locked else {
+        return Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await);
+    };
+    let from_state: String = locked.try_get("state")?;
+    let mutable = column_count(PAYMENT_MUTABLE_COLUMNS);
+    let query = format!(
+        "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
+         WHERE id = ${} RETURNING {PAYMENT_COLUMNS}",
+        placeholders(1, mutable),
+        mutable + 1
+    );
+    let row = bind_mutable(sqlx::query(&query), payment, payment.version + 1, now)?
+        .bind(&payment.id)
+        .fetch_one(&mut *connection)
+        .await?;
+    sqlx::query(
+        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&payment.id)
+    .bind(now.0)
+    .bind(from_state)
+    .bind(payment.state.as_str())
+    .bind(detail)
+    .execute(&mut *connection)
+    .await?;
+    // The row as stored, immutable fields included, rather than the caller's copy.
+    payment_from_row(&row)
+}
+
+async fn insert_refund(
+    connection: &mut PgConnection,
+    refund: &RefundRecord,
+) -> Result<InsertOutcome<RefundRecord>, StoreError> {
+    // The payment's lock comes first: refunds of one payment are decided one at a time, so
+    // the idempotency check and the cap below see every refund committed before.
+    let payment_amount: Option<i64> =
+        sqlx::query("SELECT amount_fen FROM payments WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(&refund.payment_id)
+            .fetch_optional(&mut *connection)
+            .await?
+            .map(|row| row.try_get("amount_fen"))
+            .transpose()?;
+    if let Some(existing) = existing_refund(connection, refund).await? {
+        return Ok(existing);
+    }
+    let payment_amount = payment_amount.ok_or_else(|| StoreError::NotFound {
+        entity: "payment",
+        key: refund.payment_id.clone(),
+    })?;
+    let already_refunded: i64 = sqlx::query(
+        "SELECT COALESCE(SUM(amount_fen), 0)::BIGINT AS total FROM refunds \
+         WHERE payment_id = $1 AND state <> 'failed'",
+    )
+    .bind(&refund.payment_id)
+    .fetch_one(&mut *connection)
+    .await?
+    .try_get("total")?;
+    check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}) \
+         ON CONFLICT (refund_attempt_id) DO NOTHING",
+        placeholders(1, column_count(REFUND_COLUMNS))
+    ))
+    .bind(&refund.id)
+    .bind(&refund.payment_id)
+    .bind(refund.refund_attempt_id.as_str())
+    .bind(refund.out_refund_no.as_str())
+    .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
+    .bind(&refund.reason)
+    .bind(refund_state_name(refund.state))
+    .bind(u64_to_i64(refund.version, "version")?)
+    .bind(&refund.wechat_refund_id)
+    .bind(&refund.failure_code)
+    .bind(&refund.failure_message)
+    .bind(i64::from(refund.attempts))
+    .bind(refund.next_action_at.map(|at| at.0))
+    .bind(refund.created_at.0)
+    .bind(refund.updated_at.0)
+    .bind(refund.applied_at.map(|at| at.0))
+    .execute(&mut *connection)
+    .await
+    .map_err(|error| unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str()))?;
+    if inserted.rows_affected() == 0 {
+        // The same key was used at the same moment for a refund of another payment (whose
+        // lock this transaction does not hold); it has committed, so it can be compared.
+        if let Some(existing) = existing_refund(connection, refund).await? {
+            return Ok(existing);
+        }
+    }
+    Ok(InsertOutcome::Inserted(refund.clone()))
+}
+
+/// The stored refund under `refund`'s attempt id, if any, as an idempotent insert answers
+/// it (the stored record, or a conflict).
+async fn existing_refund(
+    connection: &mut PgConnection,
+    refund: &RefundRecord,
+) -> Result<Option<InsertOutcome<RefundRecord>>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_attempt_id = $1"
+    ))
+    .bind(refund.refund_attempt_id.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let existing = refund_from_row(&row)?;
+    let differs = refund_difference(&existing, refund);
+    existing_or_conflict(existing, differs, "refund", &refund.refund_attempt_id).map(Some)
+}
+
+/// Why a versioned write to `entity` (`payment` or `refund`) matched no row: the row moved
+/// past `expected`, or it does not exist.
+async fn stale_or_missing(
+    connection: &mut PgConnection,
+    entity: &'static str,
+    id: &str,
+    expected: u64,
+) -> StoreError {
+    let query = match entity {
+        "payment" => "SELECT 1 FROM payments WHERE id = $1",
+        _ => "SELECT 1 FROM refunds WHERE id = $1",
+    };
+    match sqlx::query(query)
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await
+    {
+        Ok(Some(_)) => StoreError::StaleVersion {
+            entity,
+            id: id.to_owned(),
+            expected,
+        },
+        Ok(None) => StoreError::NotFound {
+            entity,
+            key: id.to_owned(),
+        },
+        Err(error) => StoreError::Database(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use paycode_api::payments::RefundState;
+
+    use super::*;
+    use crate::store::records::{Action, CloseState};
+
+    /// Every migration, concatenated: the CHECK constraints must allow every name the code
+    /// writes (a name missing here would make a write fail at run time).
+    fn migrations() -> String {
+        MIGRATOR
+            .iter()
+            .map(|migration| migration.sql.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_check_constraints_allow_every_name_the_code_writes() {
+        let sql = migrations();
+        let quoted = |name: &str| format!("'{name}'");
+        for state in PaymentState::ALL {
+            assert!(sql.contains(&quoted(state.as_str())), "{state:?}");
+        }
+        for state in [
+            RefundState::Queued,
+            RefundState::Submitting,
+            RefundState::Processing,
+            RefundState::Succeeded,
+            RefundState::Failed,
+        ] {
+            assert!(sql.contains(&quoted(refund_state_name(state))), "{state:?}");
+        }
+        for action in [
+            Action::Micropay,
+            Action::Query,
+            Action::PreReverseQuery,
+            Action::Reverse,
+            Action::FinalQuery,
+            Action::Recheck,
+            Action::CloseReverse,
+        ] {
+            assert!(sql.contains(&quoted(action.as_str())), "{action:?}");
+        }
+        for close in [
+            CloseState::Pending,
+            CloseState::Closed,
+            CloseState::NeedsAttention,
+        ] {
+            assert!(sql.contains(&quoted(close.as_str())), "{close:?}");
+        }
+    }
+
+    #[test]
+    fn both_back_ends_have_the_same_migrations() {
+        let sqlite = sqlx::migrate!("migrations/sqlite");
+        let versions = |migrator: &sqlx::migrate::Migrator| {
+            migrator
+                .iter()
+                .map(|migration| (migration.version, migration.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&MIGRATOR), versions(&sqlite));
+    }
+
+    #[test]
+    fn placeholders_are_numbered_from_the_first() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+    }
+}

@@ -1,0 +1,454 @@
+//! What both store implementations share about rows: the column lists, how a row becomes a
+//! record ([`Columns`] hides how each database spells a boolean or a date), how a payment's
+//! mutable columns are bound, the integer conversions, and the idempotency comparison.
+//!
+//! Each implementation keeps its own SQL (placeholders and locking differ); the columns, the
+//! records and the rules for reading them back exist once, here.
+
+use chrono::NaiveDate;
+use paycode_api::{AttemptId, AuthCode, Fen, PaymentState};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Type};
+use wxpay::messages::{OutRefundNo, OutTradeNo};
+
+use super::StoreError;
+use super::records::{
+    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
+    parse_refund_state,
+};
+
+/// The states of a settled payment, as SQL. It must read exactly like the predicate of the
+/// partial index `payments_unsettled_by_next_action` (both migrations), or the database will
+/// not use that index; a unit test checks it against [`PaymentState::is_settled`].
+pub(super) const SETTLED_STATES_SQL: &str = "('paid', 'failed', 'cancelled')";
+
+/// The states of an unfinished refund, as SQL, like the predicate of `refunds_unfinished`.
+pub(super) const UNFINISHED_REFUND_STATES_SQL: &str = "('queued', 'submitting', 'processing')";
+
+/// Every column of `payments`, in the order the records are read.
+pub(super) const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
+     auth_code, auth_code_last4, description, state, version, maybe_sent, micropay_attempts, \
+     query_count, reverse_count, cancel_requested, seen_paid, money_returned, transaction_id, \
+     failure_code, failure_message, attention_reason, submitted_at, next_action_at, created_at, \
+     updated_at, settled_at, business_day, lease_owner, lease_until, next_action, \
+     pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
+     auth_code_fingerprint, close_state";
+
+/// The columns a payment is created with and never changes, in the order the stores bind
+/// them.
+pub(super) const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, \
+     amount_fen, auth_code_last4, created_at, business_day, auth_code_fingerprint";
+
+/// The columns every update rewrites, in the order [`bind_mutable`] binds them.
+pub(super) const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, \
+     maybe_sent, micropay_attempts, query_count, reverse_count, cancel_requested, seen_paid, \
+     money_returned, transaction_id, failure_code, failure_message, attention_reason, \
+     submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
+     next_action, pending_failure_code, pending_failure_message, retry_attempts, \
+     not_sent_attempts, close_state";
+
+/// Every column of `refunds`, in the order the stores insert them.
+pub(super) const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, \
+     amount_fen, reason, state, version, wechat_refund_id, failure_code, failure_message, \
+     attempts, next_action_at, created_at, updated_at, applied_at";
+
+/// Every column of `terminals`, in the order the stores insert them.
+pub(super) const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
+
+/// The columns of `payment_events` a [`PaymentEvent`] is read from.
+pub(super) const EVENT_COLUMNS: &str = "payment_id, at, from_state, to_state, detail";
+
+/// How many names a column list holds.
+pub(super) fn column_count(list: &str) -> usize {
+    list.split(',').count()
+}
+
+/// Typed access to a row's columns. The records are written in portable types (text,
+/// 64-bit integers, booleans, a date), which each database keeps in its own way (SQLite:
+/// INTEGER 0/1 and `YYYY-MM-DD` text; PostgreSQL: BOOLEAN and DATE).
+pub(super) trait Columns {
+    /// A text column.
+    fn text(&self, column: &'static str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError>;
+    /// A 64-bit integer column.
+    fn integer(&self, column: &'static str) -> Result<i64, StoreError>;
+    /// A nullable 64-bit integer column.
+    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError>;
+    /// A boolean column.
+    fn flag(&self, column: &'static str) -> Result<bool, StoreError>;
+    /// A calendar date column.
+    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError>;
+}
+
+/// Reads a row of [`PAYMENT_COLUMNS`].
+pub(super) fn payment_from_row(row: &impl Columns) -> Result<PaymentRecord, StoreError> {
+    let attempt_id = row.text("attempt_id")?;
+    // Validated once, here: the engine sends the stored number as it is.
+    let out_trade_no = row.text("out_trade_no")?;
+    Ok(PaymentRecord {
+        id: row.text("id")?,
+        attempt_id: AttemptId::parse(&attempt_id).map_err(|_| StoreError::Corrupt {
+            column: "payments.attempt_id",
+            value: attempt_id.clone(),
+        })?,
+        terminal_id: row.text("terminal_id")?,
+        out_trade_no: OutTradeNo::new(out_trade_no.clone()).map_err(|_| StoreError::Corrupt {
+            column: "payments.out_trade_no",
+            value: out_trade_no,
+        })?,
+        amount_fen: i64_to_fen(row.integer("amount_fen")?, "payments.amount_fen")?,
+        auth_code: row
+            .optional_text("auth_code")?
+            .map(|code| {
+                AuthCode::parse(&code).map_err(|_| StoreError::Corrupt {
+                    column: "payments.auth_code",
+                    // The stored value is a payment code (or something else entirely);
+                    // either way it must not reach a log, so only its length is reported.
+                    value: format!("<{} characters>", code.len()),
+                })
+            })
+            .transpose()?,
+        auth_code_last4: row.text("auth_code_last4")?,
+        auth_code_fingerprint: row.optional_text("auth_code_fingerprint")?,
+        description: row.text("description")?,
+        state: parse_payment_state(&row.text("state")?)?,
+        version: i64_to_u64(row.integer("version")?, "payments.version")?,
+        maybe_sent: row.flag("maybe_sent")?,
+        micropay_attempts: counter(row, "micropay_attempts")?,
+        query_count: counter(row, "query_count")?,
+        reverse_count: counter(row, "reverse_count")?,
+        cancel_requested: row.flag("cancel_requested")?,
+        seen_paid: row.flag("seen_paid")?,
+        money_returned: row.flag("money_returned")?,
+        transaction_id: row.optional_text("transaction_id")?,
+        failure_code: row.optional_text("failure_code")?,
+        failure_message: row.optional_text("failure_message")?,
+        attention_reason: row.optional_text("attention_reason")?,
+        submitted_at: row.optional_integer("submitted_at")?.map(Millis),
+        next_action_at: row.optional_integer("next_action_at")?.map(Millis),
+        created_at: Millis(row.integer("created_at")?),
+        updated_at: Millis(row.integer("updated_at")?),
+        settled_at: row.optional_integer("settled_at")?.map(Millis),
+        business_day: row.day("business_day")?,
+        lease_owner: row.optional_text("lease_owner")?,
+        lease_until: row.optional_integer("lease_until")?.map(Millis),
+        next_action: row
+            .optional_text("next_action")?
+            .map(|name| {
+                Action::parse(&name).ok_or(StoreError::Corrupt {
+                    column: "payments.next_action",
+                    value: name,
+                })
+            })
+            .transpose()?,
+        pending_failure: match (
+            row.optional_text("pending_failure_code")?,
+            row.optional_text("pending_failure_message")?,
+        ) {
+            (Some(code), message) => Some(Failure::new(code, message.unwrap_or_default())),
+            (None, _) => None,
+        },
+        reverse_attempts: counter(row, "retry_attempts")?,
+        not_sent_attempts: counter(row, "not_sent_attempts")?,
+        close_state: row
+            .optional_text("close_state")?
+            .map(|name| {
+                CloseState::parse(&name).ok_or(StoreError::Corrupt {
+                    column: "payments.close_state",
+                    value: name,
+                })
+            })
+            .transpose()?,
+    })
+}
+
+/// Reads a row of [`REFUND_COLUMNS`].
+pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreError> {
+    let refund_attempt_id = row.text("refund_attempt_id")?;
+    let state = row.text("state")?;
+    // Validated once, here: the engine sends the stored number as it is.
+    let out_refund_no = row.text("out_refund_no")?;
+    Ok(RefundRecord {
+        id: row.text("id")?,
+        payment_id: row.text("payment_id")?,
+        refund_attempt_id: AttemptId::parse(&refund_attempt_id).map_err(|_| {
+            StoreError::Corrupt {
+                column: "refunds.refund_attempt_id",
+                value: refund_attempt_id.clone(),
+            }
+        })?,
+        out_refund_no: OutRefundNo::new(out_refund_no.clone()).map_err(|_| {
+            StoreError::Corrupt {
+                column: "refunds.out_refund_no",
+                value: out_refund_no,
+            }
+        })?,
+        amount_fen: i64_to_fen(row.integer("amount_fen")?, "refunds.amount_fen")?,
+        reason: row.optional_text("reason")?,
+        state: parse_refund_state(&state).ok_or_else(|| StoreError::Corrupt {
+            column: "refunds.state",
+            value: state.clone(),
+        })?,
+        version: i64_to_u64(row.integer("version")?, "refunds.version")?,
+        wechat_refund_id: row.optional_text("wechat_refund_id")?,
+        failure_code: row.optional_text("failure_code")?,
+        failure_message: row.optional_text("failure_message")?,
+        attempts: counter(row, "attempts")?,
+        next_action_at: row.optional_integer("next_action_at")?.map(Millis),
+        applied_at: row.optional_integer("applied_at")?.map(Millis),
+        created_at: Millis(row.integer("created_at")?),
+        updated_at: Millis(row.integer("updated_at")?),
+    })
+}
+
+/// Reads a row of [`TERMINAL_COLUMNS`].
+pub(super) fn terminal_from_row(row: &impl Columns) -> Result<TerminalRecord, StoreError> {
+    Ok(TerminalRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        token_hash: row.text("token_hash")?,
+        created_at: Millis(row.integer("created_at")?),
+        revoked_at: row.optional_integer("revoked_at")?.map(Millis),
+    })
+}
+
+/// Reads a row of [`EVENT_COLUMNS`].
+pub(super) fn event_from_row(row: &impl Columns) -> Result<PaymentEvent, StoreError> {
+    Ok(PaymentEvent {
+        payment_id: row.text("payment_id")?,
+        at: Millis(row.integer("at")?),
+        from_state: row
+            .optional_text("from_state")?
+            .as_deref()
+            .map(parse_payment_state)
+            .transpose()?,
+        to_state: parse_payment_state(&row.text("to_state")?)?,
+        detail: row.text("detail")?,
+    })
+}
+
+/// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the
+/// version and update time to store.
+pub(super) fn bind_mutable<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    payment: &'q PaymentRecord,
+    version: u64,
+    updated_at: Millis,
+) -> Result<Query<'q, DB, <DB as Database>::Arguments<'q>>, StoreError>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    bool: Encode<'q, DB> + Type<DB>,
+{
+    let pending = payment.pending_failure.as_ref();
+    Ok(query
+        .bind(payment.auth_code.as_ref().map(AuthCode::expose))
+        .bind(payment.description.as_str())
+        .bind(payment.state.as_str())
+        .bind(u64_to_i64(version, "version")?)
+        .bind(payment.maybe_sent)
+        .bind(i64::from(payment.micropay_attempts))
+        .bind(i64::from(payment.query_count))
+        .bind(i64::from(payment.reverse_count))
+        .bind(payment.cancel_requested)
+        .bind(payment.seen_paid)
+        .bind(payment.money_returned)
+        .bind(payment.transaction_id.as_deref())
+        .bind(payment.failure_code.as_deref())
+        .bind(payment.failure_message.as_deref())
+        .bind(payment.attention_reason.as_deref())
+        .bind(payment.submitted_at.map(|at| at.0))
+        .bind(payment.next_action_at.map(|at| at.0))
+        .bind(updated_at.0)
+        .bind(payment.settled_at.map(|at| at.0))
+        .bind(payment.lease_owner.as_deref())
+        .bind(payment.lease_until.map(|at| at.0))
+        .bind(payment.next_action.map(Action::as_str))
+        .bind(pending.map(|failure| failure.code.as_str()))
+        .bind(pending.map(|failure| failure.message.as_str()))
+        .bind(i64::from(payment.reverse_attempts))
+        .bind(i64::from(payment.not_sent_attempts))
+        .bind(payment.close_state.map(CloseState::as_str)))
+}
+
+/// Which field makes `requested` a different payment from `existing`, if any. The payment
+/// code is compared in full while both records still hold it; once the engine has wiped the
+/// stored code, by fingerprint; for rows older than the fingerprint, by last four digits.
+pub(super) fn payment_difference(
+    existing: &PaymentRecord,
+    requested: &PaymentRecord,
+) -> Option<&'static str> {
+    let same_code = match (
+        (&existing.auth_code, &existing.auth_code_fingerprint),
+        (&requested.auth_code, &requested.auth_code_fingerprint),
+    ) {
+        ((Some(stored), _), (Some(given), _)) => stored == given,
+        ((_, Some(stored)), (_, Some(given))) => stored == given,
+        _ => existing.auth_code_last4 == requested.auth_code_last4,
+    };
+    if existing.amount_fen != requested.amount_fen {
+        Some("amount_fen")
+    } else if !same_code {
+        Some("auth_code")
+    } else if existing.terminal_id != requested.terminal_id {
+        Some("terminal_id")
+    } else {
+        None
+    }
+}
+
+/// Which field makes `requested` a different refund from `existing`, if any.
+pub(super) fn refund_difference(
+    existing: &RefundRecord,
+    requested: &RefundRecord,
+) -> Option<&'static str> {
+    if existing.payment_id != requested.payment_id {
+        Some("payment_id")
+    } else if existing.amount_fen != requested.amount_fen {
+        Some("amount_fen")
+    } else {
+        None
+    }
+}
+
+/// What an idempotent insert answers when `existing` holds the key already: the stored
+/// record if the contents match, else [`StoreError::Conflict`] naming the first difference.
+pub(super) fn existing_or_conflict<T>(
+    existing: T,
+    differs: Option<&'static str>,
+    entity: &'static str,
+    attempt_id: &AttemptId,
+) -> Result<super::InsertOutcome<T>, StoreError> {
+    match differs {
+        None => Ok(super::InsertOutcome::Existing(existing)),
+        Some(differs) => Err(StoreError::Conflict {
+            entity,
+            attempt_id: attempt_id.to_string(),
+            differs,
+        }),
+    }
+}
+
+/// Turns a unique-constraint failure into [`StoreError::AlreadyExists`]; other errors pass
+/// through.
+pub(super) fn unique_violation_as_exists(
+    error: sqlx::Error,
+    entity: &'static str,
+    key: &str,
+) -> StoreError {
+    match &error {
+        sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+            StoreError::AlreadyExists {
+                entity,
+                key: key.to_owned(),
+            }
+        }
+        _ => StoreError::Database(error),
+    }
+}
+
+/// Whether the refund cap allows `requested` on top of `already_refunded`.
+pub(super) fn check_refund_cap(
+    payment_amount: i64,
+    already_refunded: i64,
+    requested: Fen,
+) -> Result<(), StoreError> {
+    let payment_amount = i64_to_fen(payment_amount, "payments.amount_fen")?;
+    let already_refunded = i64_to_fen(already_refunded, "refunds.amount_fen")?;
+    let fits = already_refunded
+        .checked_add(requested)
+        .is_some_and(|total| total <= payment_amount);
+    if fits {
+        Ok(())
+    } else {
+        Err(StoreError::RefundExceedsPayment {
+            payment_amount,
+            already_refunded,
+            requested,
+        })
+    }
+}
+
+/// Reads a state name.
+pub(super) fn parse_payment_state(name: &str) -> Result<PaymentState, StoreError> {
+    PaymentState::parse(name).ok_or_else(|| StoreError::Corrupt {
+        column: "state",
+        value: name.to_owned(),
+    })
+}
+
+fn counter(row: &impl Columns, column: &'static str) -> Result<u32, StoreError> {
+    let value = row.integer(column)?;
+    u32::try_from(value).map_err(|_| StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    })
+}
+
+/// A `u64` (a version) as the database's signed 64-bit integer.
+pub(super) fn u64_to_i64(value: u64, field: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::OutOfRange { field })
+}
+
+/// An amount as the database's signed 64-bit integer.
+pub(super) fn fen_to_i64(amount: Fen, field: &'static str) -> Result<i64, StoreError> {
+    u64_to_i64(amount.get(), field)
+}
+
+/// A stored count or version, which must not be negative.
+pub(super) fn i64_to_u64(value: i64, column: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    })
+}
+
+/// A stored amount, which must not be negative.
+pub(super) fn i64_to_fen(value: i64, column: &'static str) -> Result<Fen, StoreError> {
+    i64_to_u64(value, column).map(Fen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &str) -> Vec<String> {
+        let mut names: Vec<String> = list.split(',').map(|name| name.trim().to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_insert_and_update_column_lists_cover_every_column_once() {
+        let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
+        written.extend(names(PAYMENT_MUTABLE_COLUMNS));
+        written.sort();
+        assert_eq!(written, names(PAYMENT_COLUMNS));
+    }
+
+    #[test]
+    fn the_settled_states_sql_matches_the_api_and_both_migrations() {
+        let settled: Vec<String> = PaymentState::ALL
+            .into_iter()
+            .filter(|state| state.is_settled())
+            .map(|state| format!("'{}'", state.as_str()))
+            .collect();
+        assert_eq!(SETTLED_STATES_SQL, format!("({})", settled.join(", ")));
+        for migration in [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/postgres/0001_init.sql"),
+        ] {
+            assert!(migration.contains(&format!("WHERE state NOT IN {SETTLED_STATES_SQL}")));
+        }
+        for migration in [
+            include_str!("../../migrations/sqlite/0005_refund_queue.sql"),
+            include_str!("../../migrations/postgres/0005_refund_queue.sql"),
+        ] {
+            assert!(migration.contains(&format!("WHERE state IN {UNFINISHED_REFUND_STATES_SQL}")));
+        }
+    }
+}
