@@ -308,7 +308,7 @@ fn config_toml(config: &Config) -> String {
     let payments = &config.payments;
     format!(
         "[server]\nlisten = {listen}\napp_dir = {app_dir}\n\n\
-         [store]\ndata_dir = {data_dir}\n\n\
+         [store]\ndata_dir = {data_dir}\ndatabase_url = {database_url}\npool_size = {pool_size}\n\n\
          [wechat]\nappid = {appid}\nmch_id = {mch_id}\napi_key = {api_key}\n\
          primary_url = {primary}\nbackup_url = {backup}\n\
          cert_pem = {cert}\nkey_pem = {key}\nextra_ca_pem = {ca}\n\
@@ -323,6 +323,8 @@ fn config_toml(config: &Config) -> String {
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
+        database_url = text(config.store.database_url.as_deref().unwrap_or_default()),
+        pool_size = config.store.pool_size,
         appid = text(&wechat.appid),
         mch_id = text(&wechat.mch_id),
         api_key = text(wechat.api_key.expose()),

@@ -2,7 +2,8 @@
 //! simulator and the proxy (in process or as the real binary), and reaching them over HTTP.
 //!
 //! - [`world`]: a [`World`] is one simulated WeChat Pay and one proxy serving its real HTTP
-//!   API on a port, with SQLite on disk and a terminal's bearer token, all on simulated time.
+//!   API on a port, with SQLite on disk (or PostgreSQL, [`test_store`]) and a terminal's
+//!   bearer token, all on simulated time.
 //! - [`cashier`]: [`Cashier`], the JSON API as a cashier terminal calls it, with long-polling
 //!   (asserting forms for tests, `try_*` forms for soaks and benchmarks).
 //! - [`ledger`]: the simulator's call log and books, and the checks that they agree with
@@ -15,6 +16,7 @@
 //! - [`soak`]: the torture soak behind `--example soak`.
 //! - [`bench`]: what the benchmark examples share (a proxy in process or as a child, figures).
 //! - [`test_log`]: the `TEST_LOG` switch that shows the proxy's logs in a test's output.
+//! - [`test_store`]: the `PAYCODE_TEST_STORE` switch that runs every proxy on PostgreSQL.
 //!
 //! The simulator itself starts in one place, [`wxpay::sim::Simulator::local`], and the
 //! proxy's configuration for it in one place, `paycode_proxy::cli::demo::simulator_config`.
@@ -28,6 +30,7 @@ pub mod reconcile;
 pub mod secrets;
 pub mod soak;
 pub mod test_log;
+pub mod test_store;
 pub mod world;
 
 pub use cashier::{Cashier, Reply};

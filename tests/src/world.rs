@@ -3,8 +3,9 @@
 //! The simulator runs on simulated time `scale` times faster than real time, and the proxy's
 //! waits (query schedule, 40 s deadline, 15 s reverse rule, …) are divided by the same
 //! factor ([`simulator_config`]), so a 40-second wait takes 400 ms at the default 100×. The
-//! proxy keeps its payments in SQLite in a temporary directory and talks to the simulator
-//! over HTTPS with the client certificate the simulator issued.
+//! proxy keeps its payments in SQLite in a temporary directory (or in a fresh PostgreSQL
+//! database with `PAYCODE_TEST_STORE=postgres`) and talks to the simulator over HTTPS with
+//! the client certificate the simulator issued.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::task::JoinHandle;
 use wxpay::sim::{Behaviour, CallRecord, OrderView, SimHandle, Simulator};
 
 use crate::cashier::Cashier;
-use crate::{ledger, test_log};
+use crate::{ledger, test_log, test_store};
 
 /// The default speed-up of simulated time: 40 simulated seconds pass in 400 ms.
 pub const DEFAULT_SCALE: f64 = 100.0;
@@ -181,11 +182,13 @@ pub async fn start_simulator(root: &Path, scale: f64) -> SimHandle {
         .expect("the simulator starts")
 }
 
-/// The proxy's configuration for `sim` ([`simulator_config`]): data under `root/data`, the
-/// app directory `root/dist`, port 0, waits divided by `scale`.
+/// The proxy's configuration for `sim` ([`simulator_config`]): data under `root/data` (or a
+/// fresh PostgreSQL database, [`test_store::apply`]), the app directory `root/dist`, port 0,
+/// waits divided by `scale`.
 pub fn scaled_config(sim: &SimHandle, root: &Path, scale: f64) -> Config {
     let mut config = simulator_config(sim, &root.join("data"), scale);
     config.server.listen = "127.0.0.1:0".parse().expect("an address");
     config.server.app_dir = root.join("dist");
+    test_store::apply(&mut config.store);
     config
 }
