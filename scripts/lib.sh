@@ -153,7 +153,8 @@ pg_as_owner() {
 }
 
 # Starts a throwaway cluster, unless one described by PG_CLUSTER_STATE is still running,
-# and exports PAYCODE_TEST_DATABASE_URL (postgres://paycode@127.0.0.1:PORT/paycode). The
+# and exports PAYCODE_TEST_DATABASE_URL (postgres://paycode@127.0.0.1:PORT/paycode); sets
+# PG_CLUSTER_STARTED=1 when it made a new one (pg_cluster_stop_if_started removes only that). The
 # cluster lives in a fresh temporary directory, listens on a free loopback port with its
 # socket inside that directory, trusts every local connection, and runs with fsync=off,
 # synchronous_commit=off and full_page_writes=off: it is for tests and benchmarks only and
@@ -177,6 +178,7 @@ pg_cluster_start() {
             "$PG_CLUSTER_USER"
     fi
     PG_CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/paycode-pg.XXXXXX")"
+    PG_CLUSTER_STARTED=1
     if [ "$(id -u)" -eq 0 ]; then chown "$PG_CLUSTER_USER:" "$PG_CLUSTER_DIR"; fi
     echo "initialising a throwaway PostgreSQL cluster in $PG_CLUSTER_DIR ($PG_BIN)"
     pg_as_owner "$PG_BIN/initdb" --pgdata="$PG_CLUSTER_DIR/data" --username=paycode \
@@ -228,4 +230,13 @@ pg_cluster_stop() {
         rm -rf "$PG_CLUSTER_DIR"
     fi
     rm -f "$PG_CLUSTER_STATE"
+}
+
+# Stops the cluster only if pg_cluster_start made it in this shell (a developer's cluster
+# that was already running is left alone). For traps.
+pg_cluster_stop_if_started() {
+    if [ "${PG_CLUSTER_STARTED:-}" = 1 ]; then
+        pg_cluster_stop
+        PG_CLUSTER_STARTED=""
+    fi
 }
