@@ -840,3 +840,28 @@ async fn an_unreachable_postgresql_server_is_a_transient_error() {
     };
     assert!(error.is_transient(), "{error:?}");
 }
+
+#[tokio::test]
+async fn the_migrate_command_says_what_it_applied() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = config_in(directory.path());
+    let mut first = Vec::new();
+    let mut again = Vec::new();
+
+    paycode_proxy::cli::migrate(&config, &mut first)
+        .await
+        .unwrap();
+    paycode_proxy::cli::migrate(&config, &mut again)
+        .await
+        .unwrap();
+
+    let database = config.store.describe();
+    assert_eq!(
+        String::from_utf8(first).unwrap(),
+        format!("{database}: applied migrations 1, 2, 3, 4, 5\n")
+    );
+    assert_eq!(
+        String::from_utf8(again).unwrap(),
+        format!("{database}: the schema was already up to date\n")
+    );
+}
