@@ -250,8 +250,9 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Closes every connection, waiting for those in use to be returned. Later calls fail
-    /// with a transient error.
+    /// Closes the connection pool, waiting for connections in use to be returned. Later
+    /// reads fail with a transient error ([`StoreError::is_transient`]); on SQLite, writes
+    /// already queued are still committed by the writer, which stops with the last handle.
     async fn close(&self);
 
     /// Stores a new payment, or returns the one already stored under its `attempt_id`.

@@ -35,9 +35,10 @@ use super::records::{
 use super::rows::{
     Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
     REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
-    bind_mutable, check_refund_cap, column_count, event_from_row, existing_or_conflict, fen_to_i64,
-    i64_to_u64, parse_payment_state, payment_difference, payment_from_row, refund_difference,
-    refund_from_row, terminal_from_row, u64_to_i64, unique_violation_as_exists,
+    bind_mutable, bind_refund, check_refund_cap, column_count, event_from_row,
+    existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state, payment_difference,
+    payment_from_row, refund_difference, refund_from_row, terminal_from_row, u64_to_i64,
+    unique_violation_as_exists,
 };
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
@@ -520,30 +521,17 @@ async fn insert_refund(
     .await?
     .try_get("total")?;
     check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
-    let inserted = sqlx::query(&format!(
+    let query = format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}) \
          ON CONFLICT (refund_attempt_id) DO NOTHING",
         placeholders(1, column_count(REFUND_COLUMNS))
-    ))
-    .bind(&refund.id)
-    .bind(&refund.payment_id)
-    .bind(refund.refund_attempt_id.as_str())
-    .bind(refund.out_refund_no.as_str())
-    .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
-    .bind(&refund.reason)
-    .bind(refund_state_name(refund.state))
-    .bind(u64_to_i64(refund.version, "version")?)
-    .bind(&refund.wechat_refund_id)
-    .bind(&refund.failure_code)
-    .bind(&refund.failure_message)
-    .bind(i64::from(refund.attempts))
-    .bind(refund.next_action_at.map(|at| at.0))
-    .bind(refund.created_at.0)
-    .bind(refund.updated_at.0)
-    .bind(refund.applied_at.map(|at| at.0))
-    .execute(&mut *connection)
-    .await
-    .map_err(|error| unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str()))?;
+    );
+    let inserted = bind_refund(sqlx::query(&query), refund)?
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| {
+            unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str())
+        })?;
     if inserted.rows_affected() == 0 {
         // The same key was used at the same moment for a refund of another payment (whose
         // lock this transaction does not hold); it has committed, so it can be compared.

@@ -14,7 +14,7 @@ use wxpay::messages::{OutRefundNo, OutTradeNo};
 use super::StoreError;
 use super::records::{
     Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
-    parse_refund_state,
+    parse_refund_state, refund_state_name,
 };
 
 /// The states of a settled payment, as SQL. It must read exactly like the predicate of the
@@ -273,6 +273,37 @@ where
         .bind(i64::from(payment.reverse_attempts))
         .bind(i64::from(payment.not_sent_attempts))
         .bind(payment.close_state.map(CloseState::as_str)))
+}
+
+/// Binds every column of a new refund, in the order of [`REFUND_COLUMNS`].
+pub(super) fn bind_refund<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    refund: &'q RefundRecord,
+) -> Result<Query<'q, DB, <DB as Database>::Arguments<'q>>, StoreError>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    Ok(query
+        .bind(refund.id.as_str())
+        .bind(refund.payment_id.as_str())
+        .bind(refund.refund_attempt_id.as_str())
+        .bind(refund.out_refund_no.as_str())
+        .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
+        .bind(refund.reason.as_deref())
+        .bind(refund_state_name(refund.state))
+        .bind(u64_to_i64(refund.version, "version")?)
+        .bind(refund.wechat_refund_id.as_deref())
+        .bind(refund.failure_code.as_deref())
+        .bind(refund.failure_message.as_deref())
+        .bind(i64::from(refund.attempts))
+        .bind(refund.next_action_at.map(|at| at.0))
+        .bind(refund.created_at.0)
+        .bind(refund.updated_at.0)
+        .bind(refund.applied_at.map(|at| at.0)))
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment

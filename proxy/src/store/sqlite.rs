@@ -32,9 +32,10 @@ use super::records::{
 use super::rows::{
     Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
     REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
-    bind_mutable, check_refund_cap, column_count, event_from_row, existing_or_conflict, fen_to_i64,
-    i64_to_u64, parse_payment_state, payment_difference, payment_from_row, refund_difference,
-    refund_from_row, terminal_from_row, u64_to_i64, unique_violation_as_exists,
+    bind_mutable, bind_refund, check_refund_cap, column_count, event_from_row,
+    existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state, payment_difference,
+    payment_from_row, refund_difference, refund_from_row, terminal_from_row, u64_to_i64,
+    unique_violation_as_exists,
 };
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
@@ -46,9 +47,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The migrations in `proxy/migrations/sqlite`, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// One `?` per entry of [`PAYMENT_MUTABLE_COLUMNS`].
-fn mutable_placeholders() -> String {
-    vec!["?"; column_count(PAYMENT_MUTABLE_COLUMNS)].join(", ")
+/// One `?` per column of `columns`, a list like [`PAYMENT_MUTABLE_COLUMNS`].
+fn placeholders(columns: &str) -> String {
+    vec!["?"; column_count(columns)].join(", ")
 }
 
 /// The [`Store`] on a SQLite database.
@@ -343,7 +344,8 @@ impl Store for SqliteStore {
             revoked_at: None,
         };
         sqlx::query(&format!(
-            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ({})",
+            placeholders(TERMINAL_COLUMNS)
         ))
         .bind(&terminal.id)
         .bind(&terminal.name)
@@ -405,9 +407,9 @@ async fn insert_payment(
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     let query = format!(
         "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {}) \
-         ON CONFLICT (attempt_id) DO NOTHING",
-        mutable_placeholders()
+         VALUES ({}, {}) ON CONFLICT (attempt_id) DO NOTHING",
+        placeholders(PAYMENT_IMMUTABLE_COLUMNS),
+        placeholders(PAYMENT_MUTABLE_COLUMNS)
     );
     let inserted = sqlx::query(&query)
         .bind(&payment.id)
@@ -474,7 +476,7 @@ async fn update_payment(
     let query = format!(
         "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
          WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}",
-        mutable_placeholders()
+        placeholders(PAYMENT_MUTABLE_COLUMNS)
     );
     let update = bind_mutable(sqlx::query(&query), &payment, payment.version + 1, now)?;
     let row = update
@@ -519,29 +521,16 @@ async fn insert_refund(
     .await?
     .try_get("total")?;
     check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
-    sqlx::query(&format!(
-        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(&refund.id)
-    .bind(&refund.payment_id)
-    .bind(refund.refund_attempt_id.as_str())
-    .bind(refund.out_refund_no.as_str())
-    .bind(fen_to_i64(refund.amount_fen, "amount_fen")?)
-    .bind(&refund.reason)
-    .bind(refund_state_name(refund.state))
-    .bind(u64_to_i64(refund.version, "version")?)
-    .bind(&refund.wechat_refund_id)
-    .bind(&refund.failure_code)
-    .bind(&refund.failure_message)
-    .bind(i64::from(refund.attempts))
-    .bind(refund.next_action_at.map(|at| at.0))
-    .bind(refund.created_at.0)
-    .bind(refund.updated_at.0)
-    .bind(refund.applied_at.map(|at| at.0))
-    .execute(&mut *connection)
-    .await
-    .map_err(|error| unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str()))?;
+    let query = format!(
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})",
+        placeholders(REFUND_COLUMNS)
+    );
+    bind_refund(sqlx::query(&query), &refund)?
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| {
+            unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str())
+        })?;
     Ok(InsertOutcome::Inserted(refund))
 }
 
