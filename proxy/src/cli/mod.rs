@@ -1,4 +1,4 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`:
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
 //! certificate, a signed query to WeChat); `migrate` brings the database's schema up to date
