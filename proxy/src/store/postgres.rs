@@ -139,10 +139,8 @@ impl Store for PostgresStore {
         &self,
         payment: &PaymentRecord,
     ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
-        let mut transaction = self.begin().await?;
-        let outcome = insert_payment(&mut transaction, payment).await?;
-        transaction.commit().await?;
-        Ok(outcome)
+        let mut connection = self.pool.acquire().await?;
+        insert_payment(&mut connection, payment).await
     }
 
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
@@ -173,10 +171,8 @@ impl Store for PostgresStore {
         payment: &PaymentRecord,
         detail: &str,
     ) -> Result<PaymentRecord, StoreError> {
-        let mut transaction = self.begin().await?;
-        let stored = update_payment(&mut transaction, payment, detail).await?;
-        transaction.commit().await?;
-        Ok(stored)
+        let mut connection = self.pool.acquire().await?;
+        update_payment(&mut connection, payment, detail).await
     }
 
     async fn list_payments(
@@ -393,17 +389,24 @@ impl Store for PostgresStore {
     }
 }
 
-// The write operations, each inside the caller's transaction. An error rolls the
-// transaction back (it is dropped uncommitted), so a refusal leaves nothing behind.
+// The write operations. A payment's insert and update are single statements (each its own
+// transaction); a refund's insert is a transaction that an error rolls back (it is dropped
+// uncommitted), so a refusal leaves nothing behind.
 
 async fn insert_payment(
     connection: &mut PgConnection,
     payment: &PaymentRecord,
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+    // One statement, so one implicit transaction and one round trip: the payment and its
+    // creation event, or (a row with the same attempt, order number or id exists) neither.
     let immutable = column_count(PAYMENT_IMMUTABLE_COLUMNS);
     let query = format!(
-        "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES ({}) ON CONFLICT (attempt_id) DO NOTHING",
+        "WITH inserted AS (\
+             INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
+             VALUES ({}) ON CONFLICT DO NOTHING \
+             RETURNING id, state, created_at) \
+         INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+         SELECT id, created_at, NULL, state, 'created' FROM inserted",
         placeholders(1, immutable + column_count(PAYMENT_MUTABLE_COLUMNS))
     );
     let insert = sqlx::query(&query)
@@ -418,33 +421,29 @@ async fn insert_payment(
         .bind(&payment.auth_code_fingerprint);
     let inserted = bind_mutable(insert, payment, payment.version, payment.updated_at)?
         .execute(&mut *connection)
-        .await
-        .map_err(|error| {
-            unique_violation_as_exists(error, "payment", payment.out_trade_no.as_str())
-        })?;
-    if inserted.rows_affected() == 0 {
-        // Another transaction stored this attempt first (and has committed: a conflicting
-        // insert waits for it); READ COMMITTED lets this statement see its row.
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = $1"
-        ))
-        .bind(payment.attempt_id.as_str())
-        .fetch_one(&mut *connection)
         .await?;
-        let existing = payment_from_row(&row)?;
-        let differs = payment_difference(&existing, payment);
-        return existing_or_conflict(existing, differs, "payment", &payment.attempt_id);
+    if inserted.rows_affected() == 1 {
+        return Ok(InsertOutcome::Inserted(payment.clone()));
     }
-    sqlx::query(
-        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         VALUES ($1, $2, NULL, $3, 'created')",
-    )
-    .bind(&payment.id)
-    .bind(payment.created_at.0)
-    .bind(payment.state.as_str())
-    .execute(&mut *connection)
+    // The other row was stored first and committed (a conflicting insert waits for the other
+    // transaction), so this new statement sees it. `ON CONFLICT` names no column on purpose:
+    // two racing inserts of one attempt clash on `out_trade_no` too, which a conflict target
+    // of `attempt_id` alone would turn into a unique-violation error.
+    let row = sqlx::query(&format!(
+        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = $1"
+    ))
+    .bind(payment.attempt_id.as_str())
+    .fetch_optional(&mut *connection)
     .await?;
-    Ok(InsertOutcome::Inserted(payment.clone()))
+    let Some(row) = row else {
+        return Err(StoreError::AlreadyExists {
+            entity: "payment",
+            key: payment.out_trade_no.as_str().to_owned(),
+        });
+    };
+    let existing = payment_from_row(&row)?;
+    let differs = payment_difference(&existing, payment);
+    existing_or_conflict(existing, differs, "payment", &payment.attempt_id)
 }
 
 async fn update_payment(
@@ -454,42 +453,46 @@ async fn update_payment(
 ) -> Result<PaymentRecord, StoreError> {
     let now = Millis::now();
     let expected_version = u64_to_i64(payment.version, "version")?;
-    // Lock the row at the expected version: a concurrent writer waits here, and finds no
-    // row at its version once this transaction commits.
-    let locked =
-        sqlx::query("SELECT state FROM payments WHERE id = $1 AND version = $2 FOR NO KEY UPDATE")
-            .bind(&payment.id)
-            .bind(expected_version)
-            .fetch_optional(&mut *connection)
-            .await?;
-    let Some(locked) = locked else {
-        return Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await);
-    };
-    let from_state: String = locked.try_get("state")?;
+    // One statement (one implicit transaction, one round trip). `current` locks the row at
+    // the expected version and reads the state being replaced: a concurrent writer of that
+    // version waits there and, once this commits, finds no row at its version. The update
+    // repeats the version condition (where a lease fence will join it), and the event is
+    // written from the update's result: with the change, or not at all.
     let mutable = column_count(PAYMENT_MUTABLE_COLUMNS);
     let query = format!(
-        "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
-         WHERE id = ${} RETURNING {PAYMENT_COLUMNS}",
-        placeholders(1, mutable),
-        mutable + 1
+        "WITH current AS (\
+             SELECT id AS locked_id, state AS from_state FROM payments \
+             WHERE id = ${id} AND version = ${version} FOR NO KEY UPDATE), \
+         changed AS (\
+             UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({values}) \
+             FROM current \
+             WHERE payments.id = current.locked_id AND payments.version = ${version} \
+             RETURNING {PAYMENT_COLUMNS}), \
+         recorded AS (\
+             INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+             SELECT changed.id, ${now}, current.from_state, ${to_state}, ${detail} \
+             FROM changed, current) \
+         SELECT {PAYMENT_COLUMNS} FROM changed",
+        values = placeholders(1, mutable),
+        id = mutable + 1,
+        version = mutable + 2,
+        now = mutable + 3,
+        to_state = mutable + 4,
+        detail = mutable + 5,
     );
     let row = bind_mutable(sqlx::query(&query), payment, payment.version + 1, now)?
         .bind(&payment.id)
-        .fetch_one(&mut *connection)
+        .bind(expected_version)
+        .bind(now.0)
+        .bind(payment.state.as_str())
+        .bind(detail)
+        .fetch_optional(&mut *connection)
         .await?;
-    sqlx::query(
-        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&payment.id)
-    .bind(now.0)
-    .bind(from_state)
-    .bind(payment.state.as_str())
-    .bind(detail)
-    .execute(&mut *connection)
-    .await?;
-    // The row as stored, immutable fields included, rather than the caller's copy.
-    payment_from_row(&row)
+    match row {
+        // The row as stored, immutable fields included, rather than the caller's copy.
+        Some(row) => payment_from_row(&row),
+        None => Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await),
+    }
 }
 
 async fn insert_refund(
@@ -522,24 +525,25 @@ async fn insert_refund(
     .try_get("total")?;
     check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
     let query = format!(
-        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}) \
-         ON CONFLICT (refund_attempt_id) DO NOTHING",
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}) ON CONFLICT DO NOTHING",
         placeholders(1, column_count(REFUND_COLUMNS))
     );
     let inserted = bind_refund(sqlx::query(&query), refund)?
         .execute(&mut *connection)
-        .await
-        .map_err(|error| {
-            unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str())
-        })?;
-    if inserted.rows_affected() == 0 {
-        // The same key was used at the same moment for a refund of another payment (whose
-        // lock this transaction does not hold); it has committed, so it can be compared.
-        if let Some(existing) = existing_refund(connection, refund).await? {
-            return Ok(existing);
-        }
+        .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(InsertOutcome::Inserted(refund.clone()));
     }
-    Ok(InsertOutcome::Inserted(refund.clone()))
+    // A row with the same attempt, refund number or id was stored first. For the same
+    // attempt, that was a refund of another payment (whose lock this transaction does not
+    // hold) at the same moment; it has committed, so it can be compared.
+    match existing_refund(connection, refund).await? {
+        Some(existing) => Ok(existing),
+        None => Err(StoreError::AlreadyExists {
+            entity: "refund",
+            key: refund.out_refund_no.as_str().to_owned(),
+        }),
+    }
 }
 
 /// The stored refund under `refund`'s attempt id, if any, as an idempotent insert answers
