@@ -4,13 +4,13 @@
 //! Every method is one transaction at PostgreSQL's default isolation (READ COMMITTED) on a
 //! pooled connection, and keeps the trait's promises with row locks and conditional writes
 //! rather than a single writer (`docs/postgresql.md` §2):
-//! - inserts are `INSERT … ON CONFLICT (attempt_id) DO NOTHING`; when nothing was inserted,
-//!   the stored row is read back and compared. A racing insert of the same key waits for the
-//!   other transaction and then sees its row.
-//! - updates are `UPDATE … WHERE id = $n AND version = $m`. A payment update first locks the
-//!   row at that version (`SELECT … FOR NO KEY UPDATE`), so its audit event reads the state
-//!   being replaced and is written in the same transaction; a writer that lost the race finds
-//!   no row at its version once the winner commits.
+//! - inserts are `INSERT … ON CONFLICT DO NOTHING`; when nothing was inserted, the stored row
+//!   is read back and compared. A racing insert of the same key waits for the other
+//!   transaction and then sees its row. A payment and its creation event are one statement.
+//! - updates are `UPDATE … WHERE id = $n AND version = $m`. A payment update is one statement
+//!   that locks the row at that version (`SELECT … FOR NO KEY UPDATE`), updates it and writes
+//!   its audit event from the update's result; a writer that lost the race finds no row at
+//!   its version once the winner commits.
 //! - a refund locks its payment (`FOR NO KEY UPDATE`) before the idempotency check and the
 //!   sum of the payment's refunds, so two refunds of one payment are decided one after the
 //!   other and the cap holds.
