@@ -1,5 +1,6 @@
-//! [`PostgresStore`]: the [`Store`] on a PostgreSQL database, for several proxies sharing
-//! one database (`[store] database_url = "postgres://…"`).
+//! [`PostgresStore`]: the [`Store`] on a PostgreSQL database (`[store] database_url =
+//! "postgres://…"`), the store several proxies can share once they lease the payments they
+//! drive (`docs/postgresql.md` §4).
 //!
 //! Every method is one transaction at PostgreSQL's default isolation (READ COMMITTED) on a
 //! pooled connection, and keeps the trait's promises with row locks and conditional writes
@@ -27,7 +28,7 @@ use chrono::NaiveDate;
 use paycode_api::PaymentState;
 use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Connection, PgConnection, Postgres, Row, Transaction};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 
 use super::records::{
     Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, refund_state_name,
@@ -77,10 +78,6 @@ impl PostgresStore {
         MIGRATOR.run(&mut connection).await?;
         connection.close().await?;
         Ok(super::newly_applied(&MIGRATOR, &before))
-    }
-
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
     }
 }
 
@@ -240,7 +237,7 @@ impl Store for PostgresStore {
         &self,
         refund: &RefundRecord,
     ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
-        let mut transaction = self.begin().await?;
+        let mut transaction = self.pool.begin().await?;
         let outcome = insert_refund(&mut transaction, refund).await?;
         transaction.commit().await?;
         Ok(outcome)
