@@ -63,6 +63,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // Check a pooled connection before handing it out (sqlx's default, relied on):
+            // one the server ended (a restart, a fail-over, an administrator) is replaced
+            // instead of failing the call that drew it.
+            .test_before_acquire(true)
             .connect_with(connect_options(config)?)
             .await?;
         MIGRATOR.run(&pool).await?;

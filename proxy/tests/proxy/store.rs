@@ -870,3 +870,35 @@ async fn the_migrate_command_says_what_it_applied() {
         format!("{database}: the schema was already up to date\n")
     );
 }
+
+#[tokio::test]
+async fn a_terminated_postgresql_session_is_replaced_by_the_next_call() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let (store, database) = new_store(&backend).await;
+    stored_payment(store.as_ref(), 1, 100).await;
+
+    // An administrator (or a fail-over) ends every session of the store's database.
+    let url = database.config.database_url.clone().unwrap();
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty() && ended.iter().all(|ended| *ended));
+
+    // The pool notices the dead connections and opens new ones.
+    assert_eq!(
+        store.get_payment("pay_1").await.unwrap().map(|p| p.id),
+        Some("pay_1".to_owned())
+    );
+    stored_payment(store.as_ref(), 2, 100).await;
+}
