@@ -10,6 +10,7 @@
 //! one set it). Tests and demo mode build a `Config` in code: every field is public, and
 //! [`Config::new`] fills in the defaults around a [`WechatConfig`].
 
+mod accounts;
 mod de;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ use url::Url;
 use wxpay::{ApiKey, SignType};
 
 use crate::store::records::Millis;
+
+pub use accounts::{Account, AccountConfig, DEFAULT_ACCOUNT};
 
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "PAYCODE_";
@@ -50,6 +53,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The merchant account and how to reach WeChat Pay.
     pub wechat: WechatConfig,
+    /// More merchant accounts, by name (`[accounts.NAME]`); `[wechat]` is the account
+    /// [`DEFAULT_ACCOUNT`].
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
     /// Payment rules and the timing of queries and reverses.
     #[serde(default)]
     pub payments: PaymentsConfig,
@@ -280,6 +287,7 @@ impl Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             wechat,
+            accounts: BTreeMap::new(),
             payments: PaymentsConfig::default(),
             shop: ShopConfig::default(),
         }
@@ -413,6 +421,7 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
+        accounts::validate(self)?;
         if let Some(url) = &self.store.database_url {
             require(
                 url.starts_with("sqlite:"),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use paycode_api::{DemoPairing, TerminalInfo};
+use paycode_api::{DemoPairing, StoreInfo, TerminalInfo};
 use url::Url;
 use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
@@ -19,7 +19,7 @@ use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Sim
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
 use crate::config::{Config, PaymentsConfig, WechatConfig};
 use crate::startup::{AppState, Application, StartupError};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, TerminalRecord};
 
 /// The file under the data directory that keeps the demo terminal's token between runs.
 const TOKEN_FILE: &str = "demo-terminal.token";
@@ -113,8 +113,11 @@ impl Demo {
         config.server.listen = args.listen;
         config.server.app_dir = args.app_dir.clone();
         let store = Arc::new(SqliteStore::connect(&config.store).await?);
+        crate::stores::bind_at_start(&config, store.as_ref())
+            .await
+            .map_err(StartupError::from)?;
         let terminals = Terminals::new(store.clone());
-        let pairing = demo_pairing(&terminals, &args.data_dir).await?;
+        let pairing = demo_pairing(store.as_ref(), &terminals, &args.data_dir).await?;
         let mut state = AppState::new(Arc::new(config), store).map_err(StartupError::from)?;
         state.demo_pairing = Some(Arc::new(pairing));
         let application = Application::build_with_state(state).await?;
@@ -188,7 +191,11 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
 
 /// The demo terminal's pairing: the token kept in the data directory if it still works,
 /// otherwise a new demo terminal whose token is written there.
-async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPairing, DemoError> {
+async fn demo_pairing(
+    store: &dyn Store,
+    terminals: &Terminals,
+    data_dir: &Path,
+) -> Result<DemoPairing, DemoError> {
     let token_path = data_dir.join(TOKEN_FILE);
     if let Some(token) = std::fs::read_to_string(&token_path)
         .ok()
@@ -197,10 +204,7 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
         if let Some(terminal) = terminals.authenticate(&token).await? {
             return Ok(DemoPairing {
                 token: token.expose().to_owned(),
-                terminal: TerminalInfo {
-                    id: terminal.id,
-                    name: terminal.name,
-                },
+                terminal: terminal_info(store, terminal).await?,
             });
         }
     }
@@ -223,9 +227,25 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
     })?;
     Ok(DemoPairing {
         token: token.expose().to_owned(),
-        terminal: TerminalInfo {
-            id: terminal.id,
-            name: terminal.name,
+        terminal: terminal_info(store, terminal).await?,
+    })
+}
+
+/// What the app is told about a terminal: its id, name and store.
+async fn terminal_info(
+    store: &dyn Store,
+    terminal: TerminalRecord,
+) -> Result<TerminalInfo, DemoError> {
+    let name = store
+        .get_store(&terminal.store_id)
+        .await?
+        .map_or_else(|| terminal.store_id.clone(), |record| record.name);
+    Ok(TerminalInfo {
+        id: terminal.id,
+        name: terminal.name,
+        store: StoreInfo {
+            id: terminal.store_id,
+            name,
         },
     })
 }

@@ -29,8 +29,8 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use super::records::{
-    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
-    parse_refund_state, refund_state_name,
+    Action, CloseState, Failure, MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord,
+    StoreRecord, TerminalRecord, parse_refund_state, refund_state_name,
 };
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
@@ -57,11 +57,12 @@ const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount
      failure_message, attention_reason, submitted_at, next_action_at, created_at, updated_at, \
      settled_at, business_day, lease_owner, lease_until, next_action, pending_failure_code, \
      pending_failure_message, retry_attempts, not_sent_attempts, auth_code_fingerprint, \
-     close_state";
+     close_state, store_id, appid, mch_id, sub_appid, sub_mch_id";
 
 /// The columns a payment is created with and never changes.
 const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, amount_fen, \
-     auth_code_last4, created_at, business_day, auth_code_fingerprint";
+     auth_code_last4, created_at, business_day, auth_code_fingerprint, store_id, appid, mch_id, \
+     sub_appid, sub_mch_id";
 
 /// The columns every update rewrites, in the order [`bind_mutable`] binds them.
 const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, maybe_sent, \
@@ -77,9 +78,12 @@ const PAYMENT_MUTABLE_PLACEHOLDERS: &str =
 
 const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, amount_fen, reason, \
      state, version, wechat_refund_id, failure_code, failure_message, attempts, next_action_at, \
-     created_at, updated_at, applied_at";
+     created_at, updated_at, applied_at, store_id, appid, mch_id, sub_appid, sub_mch_id";
 
-const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
+const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at, store_id";
+
+const STORE_COLUMNS: &str =
+    "id, name, account, sub_mch_id, sub_appid, address, created_at, disabled_at";
 
 /// The [`Store`] on a SQLite database.
 #[derive(Clone, Debug)]
@@ -180,30 +184,19 @@ impl Store for SqliteStore {
     async fn list_payments(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = match terminal_id {
-            Some(terminal_id) => {
-                sqlx::query(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments \
-                     WHERE business_day = ? AND terminal_id = ? \
-                     ORDER BY created_at DESC, id DESC"
-                ))
-                .bind(day_to_text(business_day))
-                .bind(terminal_id)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE business_day = ? \
-                     ORDER BY created_at DESC, id DESC"
-                ))
-                .bind(day_to_text(business_day))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE store_id = ?1 AND business_day = ?2 AND (?3 IS NULL OR terminal_id = ?3) \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(store_id)
+        .bind(day_to_text(business_day))
+        .bind(terminal_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(payment_from_row).collect()
     }
 
@@ -303,14 +296,16 @@ impl Store for SqliteStore {
     async fn refunds_for_day(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id IN \
-             (SELECT id FROM payments WHERE business_day = ?1 \
-              AND (?2 IS NULL OR terminal_id = ?2)) \
+             (SELECT id FROM payments WHERE store_id = ?1 AND business_day = ?2 \
+              AND (?3 IS NULL OR terminal_id = ?3)) \
              ORDER BY created_at, id"
         ))
+        .bind(store_id)
         .bind(day_to_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
@@ -333,22 +328,25 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         token_hash: &str,
+        store_id: &str,
     ) -> Result<TerminalRecord, StoreError> {
         let terminal = TerminalRecord {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
+            store_id: store_id.to_owned(),
             token_hash: token_hash.to_owned(),
             created_at: Millis::now(),
             revoked_at: None,
         };
         sqlx::query(&format!(
-            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
         ))
         .bind(&terminal.id)
         .bind(&terminal.name)
         .bind(&terminal.token_hash)
         .bind(terminal.created_at.0)
         .bind(terminal.revoked_at.map(|at| at.0))
+        .bind(&terminal.store_id)
         .execute(&self.pool)
         .await
         .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
@@ -398,6 +396,97 @@ impl Store for SqliteStore {
         transaction.commit().await?;
         Ok(terminal)
     }
+
+    async fn add_store(&self, store: &StoreRecord) -> Result<StoreRecord, StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO stores ({STORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&store.id)
+        .bind(&store.name)
+        .bind(&store.account)
+        .bind(&store.sub_mch_id)
+        .bind(&store.sub_appid)
+        .bind(&store.address)
+        .bind(store.created_at.0)
+        .bind(store.disabled_at.map(|at| at.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "store", &store.name))?;
+        Ok(store.clone())
+    }
+
+    async fn get_store(&self, id: &str) -> Result<Option<StoreRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(store_from_row).transpose()
+    }
+
+    async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(store_from_row).collect()
+    }
+
+    async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        sqlx::query("UPDATE stores SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ?")
+            .bind(Millis::now().0)
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores WHERE name = ?"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "store",
+            key: name.to_owned(),
+        })?;
+        let store = store_from_row(&row)?;
+        transaction.commit().await?;
+        Ok(store)
+    }
+
+    async fn adopt_unbound_rows(
+        &self,
+        store: &StoreRecord,
+        merchant: &MerchantIds,
+    ) -> Result<u64, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE stores SET sub_mch_id = ?, sub_appid = ? \
+             WHERE id = ? AND sub_mch_id IS NULL AND sub_appid IS NULL",
+        )
+        .bind(&merchant.sub_mch_id)
+        .bind(&merchant.sub_appid)
+        .bind(&store.id)
+        .execute(&mut *transaction)
+        .await?;
+        let mut adopted = 0;
+        for table in ["payments", "refunds"] {
+            adopted += sqlx::query(&format!(
+                "UPDATE {table} SET appid = ?, mch_id = ?, sub_appid = ?, sub_mch_id = ? \
+                 WHERE store_id = ? AND mch_id IS NULL"
+            ))
+            .bind(&merchant.appid)
+            .bind(&merchant.mch_id)
+            .bind(&merchant.sub_appid)
+            .bind(&merchant.sub_mch_id)
+            .bind(&store.id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(adopted)
+    }
 }
 
 // The write operations, each run by the writer inside its batch transaction. Each checks
@@ -410,7 +499,7 @@ async fn insert_payment(
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     let query = format!(
         "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {PAYMENT_MUTABLE_PLACEHOLDERS}) \
          ON CONFLICT (attempt_id) DO NOTHING"
     );
     let inserted = sqlx::query(&query)
@@ -422,7 +511,12 @@ async fn insert_payment(
         .bind(&payment.auth_code_last4)
         .bind(payment.created_at.0)
         .bind(day_to_text(payment.business_day))
-        .bind(&payment.auth_code_fingerprint);
+        .bind(&payment.auth_code_fingerprint)
+        .bind(&payment.store_id)
+        .bind(&payment.merchant.appid)
+        .bind(&payment.merchant.mch_id)
+        .bind(&payment.merchant.sub_appid)
+        .bind(&payment.merchant.sub_mch_id);
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .execute(&mut *connection)
         .await
@@ -600,7 +694,7 @@ async fn insert_refund(
     }
     sqlx::query(&format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES \
-         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(&refund.id)
     .bind(&refund.payment_id)
@@ -618,6 +712,11 @@ async fn insert_refund(
     .bind(refund.created_at.0)
     .bind(refund.updated_at.0)
     .bind(refund.applied_at.map(|at| at.0))
+    .bind(&refund.store_id)
+    .bind(&refund.merchant.appid)
+    .bind(&refund.merchant.mch_id)
+    .bind(&refund.merchant.sub_appid)
+    .bind(&refund.merchant.sub_mch_id)
     .execute(&mut *connection)
     .await
     .map_err(|error| unique_violation_as_exists(error, "refund", refund.out_refund_no.as_str()))?;
@@ -733,6 +832,8 @@ fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
             value: attempt_id.clone(),
         })?,
         terminal_id: row.try_get("terminal_id")?,
+        store_id: row.try_get("store_id")?,
+        merchant: merchant_from_row(row, "payments")?,
         out_trade_no: OutTradeNo::new(out_trade_no.clone()).map_err(|_| StoreError::Corrupt {
             column: "payments.out_trade_no",
             value: out_trade_no,
@@ -815,6 +916,8 @@ fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
     Ok(RefundRecord {
         id: row.try_get("id")?,
         payment_id: row.try_get("payment_id")?,
+        store_id: row.try_get("store_id")?,
+        merchant: merchant_from_row(row, "refunds")?,
         refund_attempt_id: AttemptId::parse(&refund_attempt_id).map_err(|_| {
             StoreError::Corrupt {
                 column: "refunds.refund_attempt_id",
@@ -845,10 +948,47 @@ fn refund_from_row(row: &SqliteRow) -> Result<RefundRecord, StoreError> {
     })
 }
 
+/// The merchant fields of a payment or refund row. Rows written before stores existed have
+/// none until the proxy's first start fills them in ([`Store::adopt_unbound_rows`]).
+fn merchant_from_row(row: &SqliteRow, table: &'static str) -> Result<MerchantIds, StoreError> {
+    let appid: Option<String> = row.try_get("appid")?;
+    let mch_id: Option<String> = row.try_get("mch_id")?;
+    match (appid, mch_id) {
+        (Some(appid), Some(mch_id)) => Ok(MerchantIds {
+            appid,
+            mch_id,
+            sub_appid: row.try_get("sub_appid")?,
+            sub_mch_id: row.try_get("sub_mch_id")?,
+        }),
+        _ => Err(StoreError::Corrupt {
+            column: if table == "payments" {
+                "payments.mch_id"
+            } else {
+                "refunds.mch_id"
+            },
+            value: "NULL (a row from before stores, not yet adopted at start)".to_owned(),
+        }),
+    }
+}
+
+fn store_from_row(row: &SqliteRow) -> Result<StoreRecord, StoreError> {
+    Ok(StoreRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        account: row.try_get("account")?,
+        sub_mch_id: row.try_get("sub_mch_id")?,
+        sub_appid: row.try_get("sub_appid")?,
+        address: row.try_get("address")?,
+        created_at: Millis(row.try_get("created_at")?),
+        disabled_at: row.try_get::<Option<i64>, _>("disabled_at")?.map(Millis),
+    })
+}
+
 fn terminal_from_row(row: &SqliteRow) -> Result<TerminalRecord, StoreError> {
     Ok(TerminalRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        store_id: row.try_get("store_id")?,
         token_hash: row.try_get("token_hash")?,
         created_at: Millis(row.try_get("created_at")?),
         revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Millis),

@@ -12,9 +12,11 @@ use paycode_proxy::store::{InsertOutcome, Millis, RefundRecord, SqliteStore, Sto
 use crate::helpers::{attempt, config_in, day, new_store, payment, stored_payment};
 
 fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
+    let mut of = payment(0, amount);
+    of.id = payment_id.to_owned();
     RefundRecord::new_submitting(
         format!("ref_{n}"),
-        payment_id.to_owned(),
+        &of,
         attempt(1000 + n),
         wxpay::messages::OutRefundNo::new(format!("RF{n:08}")).unwrap(),
         Fen(amount),
@@ -335,8 +337,11 @@ async fn the_day_list_is_newest_first_and_filters_by_terminal() {
     a_day_of_payments(store.as_ref()).await;
 
     // Act
-    let all = store.list_payments(day(), None).await.unwrap();
-    let t1 = store.list_payments(day(), Some("t1")).await.unwrap();
+    let all = store.list_payments(day(), "default", None).await.unwrap();
+    let t1 = store
+        .list_payments(day(), "default", Some("t1"))
+        .await
+        .unwrap();
 
     // Assert
     let ids = |list: &[paycode_proxy::store::PaymentRecord]| {
@@ -535,9 +540,15 @@ async fn the_day_refunds_follow_the_day_list_filters() {
     }
 
     // Act
-    let all = store.refunds_for_day(day(), None).await.unwrap();
-    let t2 = store.refunds_for_day(day(), Some("t2")).await.unwrap();
-    let nobody = store.refunds_for_day(day(), Some("t9")).await.unwrap();
+    let all = store.refunds_for_day(day(), "default", None).await.unwrap();
+    let t2 = store
+        .refunds_for_day(day(), "default", Some("t2"))
+        .await
+        .unwrap();
+    let nobody = store
+        .refunds_for_day(day(), "default", Some("t9"))
+        .await
+        .unwrap();
 
     // Assert
     let ids = |list: &[RefundRecord]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
@@ -626,10 +637,16 @@ async fn terminals_are_added_found_listed_and_revoked() {
     let (store, _directory) = new_store().await;
 
     // Act
-    let first = store.add_terminal("counter-1", "hash-1").await.unwrap();
-    let second = store.add_terminal("counter-2", "hash-2").await.unwrap();
-    let duplicate_name = store.add_terminal("counter-1", "hash-3").await;
-    let duplicate_hash = store.add_terminal("counter-3", "hash-1").await;
+    let first = store
+        .add_terminal("counter-1", "hash-1", "default")
+        .await
+        .unwrap();
+    let second = store
+        .add_terminal("counter-2", "hash-2", "default")
+        .await
+        .unwrap();
+    let duplicate_name = store.add_terminal("counter-1", "hash-3", "default").await;
+    let duplicate_hash = store.add_terminal("counter-3", "hash-1", "default").await;
     let revoked = store.revoke_terminal("counter-2").await.unwrap();
     let revoked_again = store.revoke_terminal("counter-2").await.unwrap();
 

@@ -405,14 +405,17 @@ async fn read_store(
     for payment in store.unsettled_payments().await.expect("the store answers") {
         days.insert(payment.business_day);
     }
+    let stores = store.list_stores().await.expect("the store answers");
     let mut payments = Vec::new();
     for day in days {
-        payments.extend(
-            store
-                .list_payments(day, None)
-                .await
-                .expect("the store answers"),
-        );
+        for shop in &stores {
+            payments.extend(
+                store
+                    .list_payments(day, &shop.id, None)
+                    .await
+                    .expect("the store answers"),
+            );
+        }
     }
     let mut refunds = Vec::new();
     for payment in &payments {

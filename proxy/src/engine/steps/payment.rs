@@ -68,9 +68,10 @@ impl Shared {
             MicropayTurn::Waiting(record) => (record, false),
             MicropayTurn::ClaimedAtInsert(record) => (record, true),
         };
-        if !claimed {
+        let limiter = self.limiter(&record.merchant.mch_id);
+        if let (false, Some(limiter)) = (claimed, limiter) {
             // Wait for this payment's turn while it is still "not sent".
-            self.limiter.reserve().await;
+            limiter.reserve().await;
             if self.stopping.is_cancelled() {
                 // Shutting down: no new call starts. It is still "not sent" in the store
                 // and is sent after the next start.
@@ -112,7 +113,9 @@ impl Shared {
             ahead.submitted_at.get_or_insert(Millis::now());
             match self.store.update_payment(&ahead, "micropay: sending").await {
                 Ok(saved) => {
-                    self.limiter.admit().await;
+                    if let Some(limiter) = limiter {
+                        limiter.admit().await;
+                    }
                     saved
                 }
                 Err(StoreError::StaleVersion { .. }) => {
@@ -124,6 +127,7 @@ impl Shared {
         };
         let result = self
             .call(
+                &ahead.merchant,
                 &request,
                 CallOptions::with_read_timeout(self.settings.micropay_timeout),
             )
@@ -159,7 +163,10 @@ impl Shared {
         let request = OrderQueryRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
-        let outcome = classify::query(self.call(&request, CallOptions::default()).await);
+        let outcome = classify::query(
+            self.call(&record.merchant, &request, CallOptions::default())
+                .await,
+        );
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Query, move |facts, now| {
             let outcome = outcome.clone();
@@ -181,7 +188,10 @@ impl Shared {
         let request = ReverseRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
-        let outcome = classify::reverse(self.call(&request, CallOptions::default()).await);
+        let outcome = classify::reverse(
+            self.call(&record.merchant, &request, CallOptions::default())
+                .await,
+        );
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Reverse, move |facts, now| {
             if action == Action::CloseReverse {
