@@ -111,6 +111,80 @@ pub fn check_store_name(name: &str) -> Result<&str, BindingError> {
     })
 }
 
+/// A store to add: what `paycode-proxy store add` is given.
+#[derive(Clone, Debug, Default)]
+pub struct NewStore {
+    /// Its name: 1–64 letters, digits, `-`, `_` or `.`.
+    pub name: String,
+    /// The configured account it collects into.
+    pub account: String,
+    /// Its sub-merchant, when the account is a service provider.
+    pub sub_mch_id: Option<String>,
+    /// The sub-merchant's appid, if it has one.
+    pub sub_appid: Option<String>,
+    /// Where the shop is.
+    pub address: Option<String>,
+}
+
+/// Adds a store after checking it against `accounts` ([`merchant_ids`]); a taken name is
+/// [`StoreError::AlreadyExists`].
+pub async fn add(
+    accounts: &[Account],
+    store: &dyn Store,
+    new: NewStore,
+) -> Result<StoreRecord, BindingError> {
+    check_store_name(&new.name)?;
+    let non_empty = |value: Option<String>| value.filter(|text| !text.trim().is_empty());
+    let record = StoreRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: new.name,
+        account: new.account,
+        sub_mch_id: non_empty(new.sub_mch_id),
+        sub_appid: non_empty(new.sub_appid),
+        address: non_empty(new.address),
+        created_at: crate::store::Millis::now(),
+        disabled_at: None,
+    };
+    merchant_ids(accounts, &record)?;
+    Ok(store.add_store(&record).await?)
+}
+
+/// The store called `name`; without a name, the only store that is not disabled (a
+/// deployment with one store needs no `--store`).
+pub async fn find(store: &dyn Store, name: Option<&str>) -> Result<StoreRecord, BindingError> {
+    let stores = store.list_stores().await?;
+    let names = || {
+        stores
+            .iter()
+            .map(|record| record.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => stores
+            .iter()
+            .find(|record| record.name == name)
+            .cloned()
+            .ok_or_else(|| BindingError::Invalid {
+                field: "store".to_owned(),
+                message: format!("there is no store {name:?} (stores: {})", names()),
+            }),
+        None => {
+            let mut active = stores.iter().filter(|record| record.disabled_at.is_none());
+            match (active.next(), active.next()) {
+                (Some(only), None) => Ok(only.clone()),
+                _ => Err(BindingError::Invalid {
+                    field: "store".to_owned(),
+                    message: format!(
+                        "there are several stores; name one with --store ({})",
+                        names()
+                    ),
+                }),
+            }
+        }
+    }
+}
+
 /// Before serving: adopts what a database from before stores left unbound, then checks
 /// every store against the configured accounts.
 ///
