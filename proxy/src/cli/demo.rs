@@ -17,7 +17,7 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{Config, PaymentsConfig, WechatConfig};
+use crate::config::{AccountConfig, Config, PaymentsConfig, WechatConfig};
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, TerminalRecord};
 
@@ -172,6 +172,28 @@ pub fn simulator_wechat_config(sim: &SimHandle) -> WechatConfig {
         wechat.extra_ca_pem = Some(files.ca_pem.clone());
     }
     wechat
+}
+
+/// `[accounts.NAME]` for the simulator's merchant `mch_id` (added with
+/// [`Simulator::merchant`] or [`Simulator::provider`], not the first): its appid, key and
+/// kind, and the client certificate the simulator wrote under `<certificate dir>/<mch_id>/`.
+/// `None` if the simulator has no such merchant or wrote no files.
+pub fn simulator_account(sim: &SimHandle, mch_id: &str) -> Option<AccountConfig> {
+    let merchant = sim
+        .merchants()
+        .iter()
+        .find(|merchant| merchant.mch_id == mch_id)?;
+    let dir = sim.cert_files()?.dir.join(mch_id);
+    Some(AccountConfig {
+        provider: merchant.provider,
+        appid: merchant.appid.clone(),
+        mch_id: merchant.mch_id.clone(),
+        api_key: merchant.key.clone(),
+        sign_type: None,
+        cert_pem: Some(dir.join("apiclient_cert.pem")),
+        key_pem: Some(dir.join("apiclient_key.pem")),
+        cert_p12: None,
+    })
 }
 
 /// Shrinks every wait of the payment rules by `time_scale`, to match simulated time.
