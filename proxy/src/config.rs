@@ -983,6 +983,97 @@ mod tests {
         }
     }
 
+    const ACCOUNTS: &str = r#"
+        [accounts.chain_b]
+        appid = "wx1111111111111111"
+        mch_id = 1900000110
+        api_key = "b0b1b2b3b4b5b6b7b8b9bab0b1b2b3b4"
+        cert_p12 = "certs/chain_b.p12"
+
+        [accounts.vendor]
+        provider = true
+        appid = "wx2222222222222222"
+        mch_id = "1900000200"
+        api_key = "c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4"
+        sign_type = "MD5"
+    "#;
+
+    #[test]
+    fn the_single_wechat_file_is_one_direct_account() {
+        let config = load(MINIMAL, &[]).unwrap();
+        let accounts = config.accounts();
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(accounts[0].name, DEFAULT_ACCOUNT);
+        assert_eq!(accounts[0].mch_id, "10000100");
+        assert!(!accounts[0].provider);
+    }
+
+    #[test]
+    fn accounts_load_beside_wechat_with_its_defaults_and_their_own_overrides() {
+        let config = load(
+            &format!("{MINIMAL}{ACCOUNTS}"),
+            &[("PAYCODE_ACCOUNTS__VENDOR__API_KEY", "from-the-environment")],
+        )
+        .unwrap();
+        let accounts = config.accounts();
+        let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["default", "chain_b", "vendor"]);
+        assert_eq!(accounts[1].mch_id, "1900000110");
+        assert_eq!(
+            accounts[1].sign_type,
+            SignType::HmacSha256,
+            "[wechat]'s sign_type"
+        );
+        assert!(!accounts[1].provider);
+        assert!(accounts[2].provider);
+        assert_eq!(accounts[2].sign_type, SignType::Md5);
+        assert_eq!(accounts[2].api_key.expose(), "from-the-environment");
+        let text = format!("{config:?} {config}");
+        assert!(!text.contains("c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4"), "{text}");
+        assert!(!text.contains("from-the-environment"), "{text}");
+    }
+
+    #[test]
+    fn each_account_rule_names_its_field() {
+        for (text, expected_field) in [
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \"1900000110\""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \"10000100\""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("[accounts.vendor]", "[accounts.default]"),
+                "accounts.default",
+            ),
+            (
+                ACCOUNTS.replace("[accounts.vendor]", "[accounts.Vendor-1]"),
+                "accounts.Vendor-1",
+            ),
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \" \""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("cert_p12 = \"certs/chain_b.p12\"", "cert_pem = \"c.pem\""),
+                "accounts.chain_b.key_pem",
+            ),
+            (
+                ACCOUNTS.replace("sign_type = \"MD5\"", "sign_type = \"SHA1\""),
+                "accounts.vendor.sign_type",
+            ),
+            (
+                ACCOUNTS.replace("provider = true", "provider = true\nsub_mch_id = 1"),
+                "accounts.vendor.sub_mch_id",
+            ),
+        ] {
+            let (field, _) = invalid_field(load(&format!("{MINIMAL}{text}"), &[]));
+            assert_eq!(field, expected_field, "{text}");
+        }
+    }
+
     #[test]
     fn utc_offsets_parse() {
         for (text, seconds) in [

@@ -14,6 +14,8 @@
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
 //! - `stores`: two direct merchants and a provider with two sub-merchants in one deployment:
 //!   each store pays into its own account, sees only its own payments, and can be disabled.
+//! - `upgrade`: a database of the first release (no stores) resumes every payment on the
+//!   `[wechat]` account, as the default store.
 //!
 //! Every test checks the outcome three ways: the payment the API shows, the calls the
 //! simulator received for its order (which, in which order, and when in simulated time), and
@@ -29,6 +31,7 @@ mod refunds;
 mod rows;
 mod shutdown;
 mod stores;
+mod upgrade;
 
 use std::time::Duration;
 

@@ -114,7 +114,9 @@ impl World {
         world
     }
 
-    async fn serve(sim: SimHandle, config: Config, root: TempDir, scale: f64) -> World {
+    /// A world over an already started `sim` and a prepared `config` (whose database may
+    /// already hold data, as in the upgrade scenario), kept under `root`, at `scale`.
+    pub async fn serve(sim: SimHandle, config: Config, root: TempDir, scale: f64) -> World {
         config.validate().expect("the test configuration is valid");
         let application = Application::build(config.clone())
             .await
