@@ -100,3 +100,41 @@ async fn a_sub_merchant_store_of_an_account_that_is_no_longer_a_provider_is_refu
     let field = refused_field(&config, &[store("mall-1", "vendor", Some("1900000201"))]).await;
     assert_eq!(field, "stores.mall-1.sub_mch_id");
 }
+
+#[tokio::test]
+async fn demo_mode_has_a_direct_store_and_a_sub_merchant_store_each_with_a_terminal() {
+    use paycode_proxy::auth::{TerminalToken, Terminals};
+    use paycode_proxy::cli::demo::{Demo, DemoArgs};
+
+    let root = tempfile::tempdir().unwrap();
+    let args = DemoArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sim_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: root.path().join("data"),
+        app_dir: root.path().join("dist"),
+        time_scale: 100.0,
+    };
+    for run in 0..2 {
+        let demo = Demo::start(&args).await.unwrap();
+        let state = demo.application.state();
+        let stores = state.store.list_stores().await.unwrap();
+        let names: Vec<&str> = stores.iter().map(|store| store.name.as_str()).collect();
+        assert_eq!(names, ["default", "demo-mall"], "run {run}");
+        assert_eq!(stores[1].account, "demo_vendor");
+        assert_eq!(stores[1].sub_mch_id.as_deref(), Some("1900000301"));
+        let pairing = state.demo_pairing.as_ref().unwrap();
+        assert_eq!(pairing.terminal.store.name, "default");
+        let mall_token =
+            std::fs::read_to_string(args.data_dir.join("demo-mall-terminal.token")).unwrap();
+        let mall_terminal = Terminals::new(state.store.clone())
+            .authenticate(&TerminalToken::parse(mall_token.trim()).unwrap())
+            .await
+            .unwrap()
+            .expect("the mall's terminal");
+        assert_eq!(mall_terminal.store_id, stores[1].id);
+        assert!(demo.banner().contains("demo-mall (sub-merchant 1900000301"));
+        // A second start finds both stores and both terminals again.
+        assert_eq!(state.store.list_terminals().await.unwrap().len(), 2);
+        demo.sim.shutdown().await;
+    }
+}
