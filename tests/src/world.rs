@@ -77,40 +77,10 @@ impl World {
     ) -> World {
         test_log::init();
         let root = tempfile::tempdir().expect("a temporary directory");
-        let sim = Simulator::local(root.path().join("sim-certs"))
-            .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
-            .merchant(CHAIN_B_APPID, CHAIN_B_MCH_ID, CHAIN_B_KEY)
-            .provider(
-                VENDOR_APPID,
-                VENDOR_MCH_ID,
-                VENDOR_KEY,
-                &[MALL_1_SUB, MALL_2_SUB],
-            )
-            .time_scale(scale)
-            .start()
-            .await
-            .expect("the simulator starts");
-        let mut config = scaled_config(&sim, root.path(), scale);
-        for (name, mch_id) in [("chain_b", CHAIN_B_MCH_ID), ("vendor", VENDOR_MCH_ID)] {
-            let account = simulator_account(&sim, mch_id).expect("the simulator's merchant");
-            config.accounts.insert(name.to_owned(), account);
-        }
+        let (sim, mut config) = stores_simulator(root.path(), scale, &SHOPS).await;
         tweak(&mut config);
         let world = World::serve(sim, config, root, scale).await;
-        for shop in SHOPS
-            .iter()
-            .filter(|shop| shop.name != stores::DEFAULT_STORE)
-        {
-            let new = NewStore {
-                name: shop.name.to_owned(),
-                account: shop.account.to_owned(),
-                sub_mch_id: shop.sub_mch_id.map(str::to_owned),
-                ..NewStore::default()
-            };
-            stores::add(&world.config.accounts(), world.store.as_ref(), new)
-                .await
-                .expect("the store is added");
-        }
+        add_stores(&world.config, world.store.as_ref(), &SHOPS).await;
         world
     }
 
@@ -304,6 +274,43 @@ pub const SHOPS: [Shop; 4] = [
         sub_mch_id: Some(MALL_2_SUB),
     },
 ];
+
+/// The simulator of [`World::start_with_stores`] (every account of [`SHOPS`]) at `scale`,
+/// and the proxy's configuration for it with the accounts that `shops` use.
+pub async fn stores_simulator(root: &Path, scale: f64, shops: &[Shop]) -> (SimHandle, Config) {
+    let sim = Simulator::local(root.join("sim-certs"))
+        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        .merchant(CHAIN_B_APPID, CHAIN_B_MCH_ID, CHAIN_B_KEY)
+        .provider(VENDOR_APPID, VENDOR_MCH_ID, VENDOR_KEY, &[MALL_1_SUB, MALL_2_SUB])
+        .time_scale(scale)
+        .start()
+        .await
+        .expect("the simulator starts");
+    let mut config = scaled_config(&sim, root, scale);
+    for shop in shops.iter().filter(|shop| shop.account != "default") {
+        let account = simulator_account(&sim, shop.mch_id).expect("the simulator's merchant");
+        config.accounts.insert(shop.account.to_owned(), account);
+    }
+    (sim, config)
+}
+
+/// Adds `shops` (but the default store, which always exists) to the proxy's database.
+pub async fn add_stores(config: &Config, store: &dyn Store, shops: &[Shop]) {
+    for shop in shops.iter().filter(|shop| shop.name != stores::DEFAULT_STORE) {
+        let new = NewStore {
+            name: shop.name.to_owned(),
+            account: shop.account.to_owned(),
+            sub_mch_id: shop.sub_mch_id.map(str::to_owned),
+            ..NewStore::default()
+        };
+        stores::add(&config.accounts(), store, new)
+            .await
+            .expect("the store is added");
+    }
+}
+
+/// The API keys of the simulator's merchants besides the demo merchant's, for secret scans.
+pub const OTHER_API_KEYS: [&str; 2] = [CHAIN_B_KEY, VENDOR_KEY];
 
 /// Starts the simulator with the demo merchant on free loopback ports at `scale`, writing
 /// its certificates under `root/sim-certs` ([`Simulator::local`]).
