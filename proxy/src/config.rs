@@ -109,10 +109,12 @@ pub struct WechatConfig {
     /// password of `apiclient_cert.p12`.
     #[serde(deserialize_with = "de::text")]
     pub mch_id: String,
-    /// Provider mode (服务商) only: the sub-merchant's appid.
+    /// Provider mode (服务商) only: the default store's sub-merchant appid (other stores
+    /// name their own: docs/design.md, "Stores and merchant accounts").
     #[serde(default, deserialize_with = "de::optional_text")]
     pub sub_appid: Option<String>,
-    /// Provider mode (服务商) only: the sub-merchant number.
+    /// Provider mode (服务商) only: the default store's sub-merchant number. Setting it makes
+    /// `[wechat]` a service provider.
     #[serde(default, deserialize_with = "de::optional_text")]
     pub sub_mch_id: Option<String>,
     /// The 32-character APIv2 key (商户平台 → 账户中心 → API安全). Secret: prefer setting it
