@@ -248,12 +248,19 @@ async fn a_disabled_store_takes_no_payment_but_finishes_and_refunds_what_it_has(
         .pay(AMOUNT_FEN, &world.sim.auth_code(Behaviour::PasswordFree))
         .await;
     let paid = mall.settled(&paid).await;
-    let waiting = mall
-        .pay(AMOUNT_FEN, &world.sim.auth_code(Behaviour::PasswordWaits))
-        .await;
+    let waiting_code = world.sim.auth_code(Behaviour::PasswordWaits);
+    let waiting = mall.pay(AMOUNT_FEN, &waiting_code).await;
     mall.wait_for(&waiting, WaitingForCustomer).await;
 
     world.store.disable_store("mall-1").await.unwrap();
+    let replayed: Payment = mall
+        .create_raw(waiting.attempt_id.as_str(), AMOUNT_FEN, &waiting_code)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        replayed.id, waiting.id,
+        "a replay still gets its payment back"
+    );
     let refused = mall
         .create_raw(
             &paycode_tests::cashier::new_attempt_id(),

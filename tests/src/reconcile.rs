@@ -150,11 +150,19 @@ impl Reconciliation {
                     ),
                 );
             }
-            for refund in refunds_by_payment.get(payment.id.as_str()).into_iter().flatten() {
+            for refund in refunds_by_payment
+                .get(payment.id.as_str())
+                .into_iter()
+                .flatten()
+            {
                 if refund.merchant != payment.merchant || refund.store_id != payment.store_id {
                     add(
                         WRONG_ACCOUNT,
-                        format!("{}: refund {} recorded with other fields", name(payment), refund.id),
+                        format!(
+                            "{}: refund {} recorded with other fields",
+                            name(payment),
+                            refund.id
+                        ),
                     );
                 }
             }

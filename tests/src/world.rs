@@ -281,7 +281,12 @@ pub async fn stores_simulator(root: &Path, scale: f64, shops: &[Shop]) -> (SimHa
     let sim = Simulator::local(root.join("sim-certs"))
         .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
         .merchant(CHAIN_B_APPID, CHAIN_B_MCH_ID, CHAIN_B_KEY)
-        .provider(VENDOR_APPID, VENDOR_MCH_ID, VENDOR_KEY, &[MALL_1_SUB, MALL_2_SUB])
+        .provider(
+            VENDOR_APPID,
+            VENDOR_MCH_ID,
+            VENDOR_KEY,
+            &[MALL_1_SUB, MALL_2_SUB],
+        )
         .time_scale(scale)
         .start()
         .await
@@ -296,7 +301,10 @@ pub async fn stores_simulator(root: &Path, scale: f64, shops: &[Shop]) -> (SimHa
 
 /// Adds `shops` (but the default store, which always exists) to the proxy's database.
 pub async fn add_stores(config: &Config, store: &dyn Store, shops: &[Shop]) {
-    for shop in shops.iter().filter(|shop| shop.name != stores::DEFAULT_STORE) {
+    for shop in shops
+        .iter()
+        .filter(|shop| shop.name != stores::DEFAULT_STORE)
+    {
         let new = NewStore {
             name: shop.name.to_owned(),
             account: shop.account.to_owned(),

@@ -93,14 +93,19 @@ async fn execute(
                     "No terminals yet; add one with `paycode-proxy terminal add NAME`."
                 )?;
             }
+            let stores = store.list_stores().await?;
             for terminal in list {
                 let status = match terminal.revoked_at {
                     None => "active".to_owned(),
                     Some(at) => format!("revoked {}", at.to_rfc3339()),
                 };
+                let shop = stores
+                    .iter()
+                    .find(|shop| shop.id == terminal.store_id)
+                    .map_or(terminal.store_id.as_str(), |shop| shop.name.as_str());
                 writeln!(
                     out,
-                    "{}\t{}\tadded {}\t{}",
+                    "{}\t{}\tstore {shop}\tadded {}\t{}",
                     terminal.name,
                     terminal.id,
                     terminal.created_at.to_rfc3339(),
@@ -166,6 +171,7 @@ mod tests {
             .and_then(TerminalToken::parse)
             .expect("add prints a token");
         assert!(listed.starts_with("counter-1\t"), "{listed}");
+        assert!(listed.contains("\tstore default\t"), "{listed}");
         assert!(listed.contains("active"), "{listed}");
         for output in [&listed, &revoked, &listed_after] {
             assert!(!output.contains(token.expose()), "{output}");

@@ -21,6 +21,7 @@ use super::steps::{Counter, apply_transition, facts_of};
 use super::watch::Watch;
 use crate::config::{Config, ShopConfig};
 use crate::metrics::{Metrics, Snapshot};
+use crate::store::records::auth_code_fingerprint;
 use crate::store::{
     InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError, StoreRecord,
 };
@@ -236,15 +237,28 @@ impl Engine {
     ) -> Result<InsertOutcome<PaymentRecord>, EngineError> {
         let shared = &self.shared;
         if store.disabled_at.is_some() {
-            return match shared
+            let existing = shared
                 .store
                 .get_payment_by_attempt(request.attempt_id.as_str())
-                .await?
-            {
-                Some(existing) if existing.terminal_id == terminal_id => {
-                    Ok(InsertOutcome::Existing(existing))
+                .await?;
+            let Some(existing) = existing else {
+                return Err(EngineError::StoreDisabled(store.name.clone()));
+            };
+            // A replay of a payment taken before the store was disabled: the same answer as
+            // the store's idempotency check would give.
+            let same = existing.terminal_id == terminal_id
+                && existing.amount_fen == request.amount_fen
+                && existing.auth_code_fingerprint.as_deref()
+                    == Some(auth_code_fingerprint(&request.auth_code).as_str());
+            return if same {
+                Ok(InsertOutcome::Existing(existing))
+            } else {
+                Err(StoreError::Conflict {
+                    entity: "payment",
+                    attempt_id: request.attempt_id.to_string(),
+                    differs: "terminal_id, amount_fen or auth_code",
                 }
-                _ => Err(EngineError::StoreDisabled(store.name.clone())),
+                .into())
             };
         }
         let merchant = stores::merchant_ids(&shared.accounts.accounts(), store)?;

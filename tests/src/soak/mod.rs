@@ -390,7 +390,9 @@ pub async fn run(args: Args) -> bool {
             shop.sub_mch_id.as_deref().unwrap_or("-"),
             of_shop.len(),
             paid.len(),
-            paid.iter().map(|payment| payment.amount_fen.get()).sum::<u64>()
+            paid.iter()
+                .map(|payment| payment.amount_fen.get())
+                .sum::<u64>()
         );
     }
     let orders = sim.orders();
