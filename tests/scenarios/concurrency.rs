@@ -139,13 +139,15 @@ fn busiest_second(arrivals: &[DateTime<Utc>]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
-    use paycode_tests::world::{CHAIN_B_MCH_ID, SHOPS, VENDOR_MCH_ID};
+    use paycode_tests::world::{SHOPS, VENDOR_MCH_ID};
     // Real time: the limit is counted in real seconds.
     let world = World::start_with_stores(1.0, |_| {}).await;
-    // 60 payments at each direct merchant, and 30 at each of the provider's two stores: the
-    // provider's limit is counted on its own mch_id, shared by its sub-merchants.
+    // 40 payments at the direct merchant's store, and 20 at each of the provider's two
+    // stores: the provider's limit is counted on its own mch_id, shared by its
+    // sub-merchants. Both accounts are saturated at once (two cores also run the simulator,
+    // so the load stays modest enough for arrival times to mean something).
     let mut payments = JoinSet::new();
-    for (shop, count) in SHOPS.iter().zip([60, 60, 30, 30]) {
+    for (shop, count) in [(SHOPS[0], 40), (SHOPS[2], 20), (SHOPS[3], 20)] {
         let cashier = world
             .cashier_at(shop.name, &format!("{}-till", shop.name))
             .await;
@@ -168,7 +170,7 @@ async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
         .into_iter()
         .filter(|call| call.endpoint == "micropay")
         .collect();
-    assert_eq!(micropays.len(), 180);
+    assert_eq!(micropays.len(), 80);
     let arrivals_of = |mch_id: Option<&str>| {
         let mut arrivals: Vec<_> = micropays
             .iter()
@@ -178,9 +180,9 @@ async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
         arrivals.sort();
         arrivals
     };
-    for mch_id in [wxpay::sim::DEMO_MCH_ID, CHAIN_B_MCH_ID, VENDOR_MCH_ID] {
+    for mch_id in [wxpay::sim::DEMO_MCH_ID, VENDOR_MCH_ID] {
         let arrivals = arrivals_of(Some(mch_id));
-        assert_eq!(arrivals.len(), 60, "{mch_id}");
+        assert_eq!(arrivals.len(), 40, "{mch_id}");
         let busiest = busiest_second(&arrivals);
         // One call of slack for arrival jitter, as for a single account.
         assert!(
@@ -191,7 +193,7 @@ async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
     // The accounts did not wait for each other: together they went well over 30 a second.
     let together = busiest_second(&arrivals_of(None));
     assert!(
-        together > 45,
-        "only {together} micropay calls a second across three accounts: the limit is not per account"
+        together > 40,
+        "only {together} micropay calls a second across two accounts: the limit is not per account"
     );
 }

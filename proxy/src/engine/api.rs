@@ -289,8 +289,8 @@ impl Engine {
         // turn stored as "not sent", and the step commits the write-ahead when it is due.
         let claimed = shared
             .limiter(&record.merchant.mch_id)
-            .is_some_and(|limiter| limiter.try_now());
-        if claimed {
+            .and_then(|limiter| limiter.try_now());
+        if claimed.is_some() {
             record.maybe_sent = true;
             record.micropay_attempts = 1;
             record.submitted_at = Some(now);
@@ -299,10 +299,10 @@ impl Engine {
         if let InsertOutcome::Inserted(stored) = &outcome {
             shared.metrics.observe_transition(stored.state);
             let key = Key::Payment(stored.id.clone());
-            if claimed {
+            if let Some(claim) = claimed {
                 // Its turn is now: send straight away, with the record in hand.
                 lock(&shared.claimed_at_insert)
-                    .insert(stored.id.clone(), ClaimedAtInsert(stored.clone()));
+                    .insert(stored.id.clone(), ClaimedAtInsert(stored.clone(), claim));
                 shared.start_step(key);
             } else {
                 shared.schedule_at(key, at);

@@ -34,7 +34,7 @@ use wxpay::error::NotSent;
 use wxpay::messages::Request;
 
 use super::api::EngineSettings;
-use super::limiter::RateLimiter;
+use super::limiter::{Claim, RateLimiter};
 use super::schedule::{Key, Schedule};
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
@@ -74,7 +74,7 @@ pub(super) struct Shared {
 /// its step sends at once, with this record in hand, instead of waiting for a turn and
 /// committing a write-ahead of its own. Only this process knows; after a restart such a
 /// payment is queried, as for any send that may have left.
-pub(super) struct ClaimedAtInsert(pub(super) PaymentRecord);
+pub(super) struct ClaimedAtInsert(pub(super) PaymentRecord, pub(super) Claim);
 
 /// Locks `mutex`, using it even if a panic poisoned it (every guarded value stays valid).
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
