@@ -1,5 +1,7 @@
-//! The micropay rate limit: WeChat accepts 30 micropay calls per second per merchant.
-//! Calls beyond the rate wait their turn (a queue, not a refusal).
+//! The micropay rate limit: WeChat accepts 30 micropay calls per second per merchant. The
+//! engine keeps one limiter per merchant account (a provider's is shared by its
+//! sub-merchants: docs/design.md, "Load"). Calls beyond the rate wait their turn (a queue,
+//! not a refusal).
 //!
 //! Two gates, because a payment commits "may have been sent" between taking its turn and
 //! sending:
@@ -10,6 +12,11 @@
 //!   `rate` requests already left in the last second. Database delays between the two gates
 //!   could otherwise bunch turns together; this gate makes the limit hold for every
 //!   window of actual sends.
+//!
+//! A payment stored while a turn and a slot are free takes both at once
+//! ([`RateLimiter::try_now`]) and skips the two gates; its slot is stamped again when its
+//! request actually leaves ([`RateLimiter::sending`]), after the insert's commit, so the
+//! window counts real sends on that path too.
 //!
 //! The window is a second plus [`ARRIVAL_GUARD`]: requests reach WeChat after different
 //! delays (a new TLS connection takes longer than a pooled one), and WeChat counts arrivals.
