@@ -21,7 +21,7 @@ pub enum StoreCommand {
     Add {
         /// A name for the store, e.g. `shop-east`: letters, digits, '-', '_' or '.'.
         name: String,
-        /// The account it collects into: `default` ([wechat]) or an [accounts.NAME] name.
+        /// The account it collects into: `default` (`[wechat]`) or an `[accounts.NAME]` name.
         #[arg(long, default_value = crate::config::DEFAULT_ACCOUNT)]
         account: String,
         /// Its sub-merchant number, when the account is a service provider (服务商).
