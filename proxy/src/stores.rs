@@ -173,6 +173,10 @@ pub async fn find(store: &dyn Store, name: Option<&str>) -> Result<StoreRecord, 
             let mut active = stores.iter().filter(|record| record.disabled_at.is_none());
             match (active.next(), active.next()) {
                 (Some(only), None) => Ok(only.clone()),
+                (None, _) => Err(BindingError::Invalid {
+                    field: "store".to_owned(),
+                    message: format!("every store is disabled ({})", names()),
+                }),
                 _ => Err(BindingError::Invalid {
                     field: "store".to_owned(),
                     message: format!(

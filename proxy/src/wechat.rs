@@ -52,17 +52,6 @@ pub fn load_identity(account: &Account) -> Result<Option<ClientIdentity>, Identi
     }
 }
 
-/// The `wxpay` client for `[wechat]` with its own `sub_mch_id`/`sub_appid`, as the
-/// `/readyz` probe and a single-account `check` use it.
-pub fn build_client(config: &Config) -> Result<wxpay::Client, WechatSetupError> {
-    let default = &config.accounts()[0];
-    let client = build_account_client(&config.wechat, default)?;
-    Ok(client.for_sub_merchant(
-        config.wechat.sub_mch_id.as_deref(),
-        config.wechat.sub_appid.as_deref(),
-    ))
-}
-
 /// The `wxpay` client for `account` (no sub-merchant): its keys and certificate, with the
 /// hosts, timeouts and extra CA of `[wechat]`.
 pub fn build_account_client(
