@@ -637,11 +637,17 @@ fn name_with_variable(field: &str, overridden_by: &BTreeMap<String, String>) -> 
 impl fmt::Display for Config {
     /// A one-line summary for the start-up log: no secrets, no paths to key files.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let accounts: Vec<String> = self
+            .accounts()
+            .iter()
+            .map(|account| format!("{}:{}", account.name, account.mch_id))
+            .collect();
         write!(
             f,
-            "listen={} mch_id={} primary_url={} sandbox={} client_certificate={}",
+            "listen={} mch_id={} accounts={} primary_url={} sandbox={} client_certificate={}",
             self.server.listen,
             self.wechat.mch_id,
+            accounts.join(","),
             self.wechat.primary_url,
             self.wechat.sandbox,
             self.wechat.cert_pem.is_some() || self.wechat.cert_p12.is_some(),
