@@ -140,6 +140,9 @@ string_codes! {
         PaymentAlreadyPaid = "PAYMENT_ALREADY_PAID",
         /// 409: only a paid payment can be refunded.
         PaymentNotPaid = "PAYMENT_NOT_PAID",
+        /// 409: the terminal's store is disabled and takes no new payments (the message
+        /// names the store); its payments in progress finish and can still be refunded.
+        StoreDisabled = "STORE_DISABLED",
         /// 413: the body is larger than the proxy accepts.
         BodyTooLarge = "BODY_TOO_LARGE",
         /// 415: a JSON endpoint got a body that is not `application/json`.
@@ -163,7 +166,7 @@ impl ErrorCode {
             NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
             MethodNotAllowed => 405,
             IdempotencyConflict | ConcurrentChange | RefundExceedsPayment | AlreadyExists
-            | PaymentAlreadyPaid | PaymentNotPaid => 409,
+            | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
             Internal => 500,

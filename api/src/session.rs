@@ -11,6 +11,18 @@ pub struct TerminalInfo {
     pub id: String,
     /// The name the operator gave it (`counter-1`).
     pub name: String,
+    /// The store the terminal belongs to: it sees and takes only that store's payments.
+    pub store: StoreInfo,
+}
+
+/// A store, as a terminal sees it: shown next to the terminal's name and on receipts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreInfo {
+    /// The proxy's id for the store; payments carry it as `store_id`.
+    pub id: String,
+    /// The name the operator gave it (`shop-east`).
+    pub name: String,
 }
 
 /// `GET /api/v1/demo/pairing`: in demo mode only, and only to a browser on the same machine

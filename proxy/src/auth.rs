@@ -115,15 +115,28 @@ impl Terminals {
         Terminals { store }
     }
 
-    /// Adds a terminal and returns it with its token, which exists nowhere else afterwards.
+    /// Adds a terminal to the store with id `store_id` and returns it with its token, which
+    /// exists nowhere else afterwards.
+    pub async fn add_to(
+        &self,
+        name: &str,
+        store_id: &str,
+    ) -> Result<(TerminalRecord, TerminalToken), AddTerminalError> {
+        let name = check_terminal_name(name)?;
+        let token = TerminalToken::generate();
+        let terminal = self
+            .store
+            .add_terminal(name, &token.hash(), store_id)
+            .await?;
+        Ok((terminal, token))
+    }
+
+    /// Adds a terminal to the default store (see [`Terminals::add_to`]).
     pub async fn add(
         &self,
         name: &str,
     ) -> Result<(TerminalRecord, TerminalToken), AddTerminalError> {
-        let name = check_terminal_name(name)?;
-        let token = TerminalToken::generate();
-        let terminal = self.store.add_terminal(name, &token.hash()).await?;
-        Ok((terminal, token))
+        self.add_to(name, crate::stores::DEFAULT_STORE).await
     }
 
     /// The active (not revoked) terminal holding `token`, if any.
@@ -163,6 +176,8 @@ pub struct AuthenticatedTerminal {
     pub id: String,
     /// The terminal's name.
     pub name: String,
+    /// The terminal's store: the only one whose payments it sees.
+    pub store_id: String,
 }
 
 impl<S> FromRequestParts<S> for AuthenticatedTerminal
@@ -181,6 +196,7 @@ where
         Ok(AuthenticatedTerminal {
             id: terminal.id,
             name: terminal.name,
+            store_id: terminal.store_id,
         })
     }
 }

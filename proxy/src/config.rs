@@ -10,6 +10,7 @@
 //! one set it). Tests and demo mode build a `Config` in code: every field is public, and
 //! [`Config::new`] fills in the defaults around a [`WechatConfig`].
 
+mod accounts;
 mod de;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,8 @@ use url::Url;
 use wxpay::{ApiKey, SignType};
 
 use crate::store::records::Millis;
+
+pub use accounts::{Account, AccountConfig, DEFAULT_ACCOUNT};
 
 /// The prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "PAYCODE_";
@@ -51,6 +54,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The merchant account and how to reach WeChat Pay.
     pub wechat: WechatConfig,
+    /// More merchant accounts, by name (`[accounts.NAME]`); `[wechat]` is the account
+    /// [`DEFAULT_ACCOUNT`].
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
     /// Payment rules and the timing of queries and reverses.
     #[serde(default)]
     pub payments: PaymentsConfig,
@@ -118,10 +125,12 @@ pub struct WechatConfig {
     /// password of `apiclient_cert.p12`.
     #[serde(deserialize_with = "de::text")]
     pub mch_id: String,
-    /// Provider mode (服务商) only: the sub-merchant's appid.
+    /// Provider mode (服务商) only: the default store's sub-merchant appid (other stores
+    /// name their own: docs/design.md, "Stores and merchant accounts").
     #[serde(default, deserialize_with = "de::optional_text")]
     pub sub_appid: Option<String>,
-    /// Provider mode (服务商) only: the sub-merchant number.
+    /// Provider mode (服务商) only: the default store's sub-merchant number. Setting it makes
+    /// `[wechat]` a service provider.
     #[serde(default, deserialize_with = "de::optional_text")]
     pub sub_mch_id: Option<String>,
     /// The 32-character APIv2 key (商户平台 → 账户中心 → API安全). Secret: prefer setting it
@@ -296,6 +305,7 @@ impl Config {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             wechat,
+            accounts: BTreeMap::new(),
             payments: PaymentsConfig::default(),
             shop: ShopConfig::default(),
         }
@@ -429,6 +439,7 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
+        accounts::validate(self)?;
         self.store.validate()
     }
 }
@@ -719,11 +730,17 @@ fn name_with_variable(field: &str, overridden_by: &BTreeMap<String, String>) -> 
 impl fmt::Display for Config {
     /// A one-line summary for the start-up log: no secrets, no paths to key files.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let accounts: Vec<String> = self
+            .accounts()
+            .iter()
+            .map(|account| format!("{}:{}", account.name, account.mch_id))
+            .collect();
         write!(
             f,
-            "listen={} mch_id={} primary_url={} sandbox={} client_certificate={}",
+            "listen={} mch_id={} accounts={} primary_url={} sandbox={} client_certificate={}",
             self.server.listen,
             self.wechat.mch_id,
+            accounts.join(","),
             self.wechat.primary_url,
             self.wechat.sandbox,
             self.wechat.cert_pem.is_some() || self.wechat.cert_p12.is_some(),
@@ -1069,6 +1086,97 @@ mod tests {
         let config = load(MINIMAL, &[]).unwrap();
         for text in [format!("{config:?}"), config.to_string()] {
             assert!(!text.contains("192006250b4c09247ec02edce69f6a2d"), "{text}");
+        }
+    }
+
+    const ACCOUNTS: &str = r#"
+        [accounts.chain_b]
+        appid = "wx1111111111111111"
+        mch_id = 1900000110
+        api_key = "b0b1b2b3b4b5b6b7b8b9bab0b1b2b3b4"
+        cert_p12 = "certs/chain_b.p12"
+
+        [accounts.vendor]
+        provider = true
+        appid = "wx2222222222222222"
+        mch_id = "1900000200"
+        api_key = "c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4"
+        sign_type = "MD5"
+    "#;
+
+    #[test]
+    fn the_single_wechat_file_is_one_direct_account() {
+        let config = load(MINIMAL, &[]).unwrap();
+        let accounts = config.accounts();
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(accounts[0].name, DEFAULT_ACCOUNT);
+        assert_eq!(accounts[0].mch_id, "10000100");
+        assert!(!accounts[0].provider);
+    }
+
+    #[test]
+    fn accounts_load_beside_wechat_with_its_defaults_and_their_own_overrides() {
+        let config = load(
+            &format!("{MINIMAL}{ACCOUNTS}"),
+            &[("PAYCODE_ACCOUNTS__VENDOR__API_KEY", "from-the-environment")],
+        )
+        .unwrap();
+        let accounts = config.accounts();
+        let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["default", "chain_b", "vendor"]);
+        assert_eq!(accounts[1].mch_id, "1900000110");
+        assert_eq!(
+            accounts[1].sign_type,
+            SignType::HmacSha256,
+            "[wechat]'s sign_type"
+        );
+        assert!(!accounts[1].provider);
+        assert!(accounts[2].provider);
+        assert_eq!(accounts[2].sign_type, SignType::Md5);
+        assert_eq!(accounts[2].api_key.expose(), "from-the-environment");
+        let text = format!("{config:?} {config}");
+        assert!(!text.contains("c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4"), "{text}");
+        assert!(!text.contains("from-the-environment"), "{text}");
+    }
+
+    #[test]
+    fn each_account_rule_names_its_field() {
+        for (text, expected_field) in [
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \"1900000110\""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \"10000100\""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("[accounts.vendor]", "[accounts.default]"),
+                "accounts.default",
+            ),
+            (
+                ACCOUNTS.replace("[accounts.vendor]", "[accounts.Vendor-1]"),
+                "accounts.Vendor-1",
+            ),
+            (
+                ACCOUNTS.replace("mch_id = \"1900000200\"", "mch_id = \" \""),
+                "accounts.vendor.mch_id",
+            ),
+            (
+                ACCOUNTS.replace("cert_p12 = \"certs/chain_b.p12\"", "cert_pem = \"c.pem\""),
+                "accounts.chain_b.key_pem",
+            ),
+            (
+                ACCOUNTS.replace("sign_type = \"MD5\"", "sign_type = \"SHA1\""),
+                "accounts.vendor.sign_type",
+            ),
+            (
+                ACCOUNTS.replace("provider = true", "provider = true\nsub_mch_id = 1"),
+                "accounts.vendor.sub_mch_id",
+            ),
+        ] {
+            let (field, _) = invalid_field(load(&format!("{MINIMAL}{text}"), &[]));
+            assert_eq!(field, expected_field, "{text}");
         }
     }
 

@@ -297,6 +297,14 @@ impl From<crate::engine::EngineError> for ApiError {
                 message: format!("only a paid payment can be refunded; this one is {state}"),
                 field: None,
             },
+            EngineError::StoreDisabled(store) => ApiError::Conflict {
+                code: ErrorCode::StoreDisabled,
+                message: format!(
+                    "store {store} is disabled and takes no new payments; ask the manager"
+                ),
+                field: None,
+            },
+            EngineError::Binding(error) => ApiError::Internal(Box::new(error)),
             EngineError::Store(error) => error.into(),
         }
     }

@@ -36,6 +36,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod stores;
 pub mod wechat;
 
 #[cfg(test)]

@@ -99,6 +99,9 @@ pub enum StartupError {
     /// The WeChat Pay client could not be set up.
     #[error(transparent)]
     Wechat(#[from] WechatSetupError),
+    /// A store does not fit the configured accounts.
+    #[error("a store does not fit the configuration")]
+    Binding(#[from] crate::stores::BindingError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -117,10 +120,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, builds the state and binds `server.listen` (port 0 picks a free
-    /// port; tests read it back with [`Application::port`]).
+    /// Opens the store, binds its stores to the configured accounts
+    /// ([`stores::bind_at_start`](crate::stores::bind_at_start)), builds the state and binds
+    /// `server.listen` (port 0 picks a free port; tests read it back with
+    /// [`Application::port`]).
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         let store = crate::store::connect(&config.store).await?;
+        crate::stores::bind_at_start(&config, store.as_ref()).await?;
         let state = AppState::new(Arc::new(config), store)?;
         Application::build_with_state(state).await
     }

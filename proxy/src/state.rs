@@ -14,7 +14,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
 use crate::readiness::{Readiness, StoreReachable};
 use crate::store::Store;
-use crate::wechat::{WechatReachable, WechatSetupError, build_client};
+use crate::wechat::{AccountClients, WechatReachable, WechatSetupError};
 
 /// How long `/readyz` trusts its last WeChat probe.
 const WECHAT_PROBE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -38,14 +38,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `config` over `store`: the WeChat client and payments engine built
-    /// from `[wechat]` and `[payments]`, and the store and WeChat readiness checks. The engine
-    /// does nothing until [`Application`](crate::startup::Application) starts it.
+    /// The state for `config` over `store`: a WeChat client per merchant account, the
+    /// payments engine built from them and `[payments]`, and the store and WeChat readiness
+    /// checks (WeChat: the `[wechat]` account). The engine does nothing until
+    /// [`Application`](crate::startup::Application) starts it.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, WechatSetupError> {
-        let client = build_client(&config.wechat)?;
+        let accounts = Arc::new(AccountClients::build(&config)?);
+        let client = accounts
+            .iter()
+            .next()
+            .expect("the [wechat] account is always configured")
+            .client_for(
+                config.wechat.sub_mch_id.as_deref(),
+                config.wechat.sub_appid.as_deref(),
+            );
         let engine = Engine::new(
             Arc::clone(&store),
-            client.clone(),
+            accounts,
             EngineSettings::from_config(&config),
             Arc::new(Metrics::default()),
         );

@@ -1,6 +1,9 @@
-//! The proxy's side of WeChat Pay: the `wxpay` client built from `[wechat]`, and the
-//! `/readyz` check that WeChat answers.
+//! The proxy's side of WeChat Pay: a `wxpay` client per merchant account
+//! ([`AccountClients`], built from `[wechat]` and `[accounts.NAME]`), and the `/readyz`
+//! check that WeChat answers.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,8 +12,9 @@ use wxpay::client::{ClientBuildError, ClientConfig, ClientIdentity, IdentityErro
 use wxpay::codes::ErrCode;
 use wxpay::messages::{OrderQueryRequest, OrderRef, OutTradeNo};
 
-use crate::config::WechatConfig;
+use crate::config::{Account, Config, WechatConfig};
 use crate::readiness::ReadinessCheck;
+use crate::store::MerchantIds;
 
 /// Why the WeChat client could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +22,14 @@ pub enum WechatSetupError {
     /// The client certificate could not be loaded.
     #[error("cannot load the WeChat Pay client certificate")]
     Identity(#[from] IdentityError),
+    /// An `[accounts.NAME]` client certificate could not be loaded.
+    #[error("cannot load the client certificate of account {account}")]
+    AccountIdentity {
+        /// The account.
+        account: String,
+        /// Why.
+        source: IdentityError,
+    },
     /// `wechat.extra_ca_pem` could not be read.
     #[error("cannot read wechat.extra_ca_pem {path}")]
     ExtraCa {
@@ -31,28 +43,39 @@ pub enum WechatSetupError {
     Client(#[from] ClientBuildError),
 }
 
-/// The client certificate named by `[wechat]`, if one is configured.
-pub fn load_identity(config: &WechatConfig) -> Result<Option<ClientIdentity>, IdentityError> {
-    match (&config.cert_p12, &config.cert_pem, &config.key_pem) {
-        (Some(p12), _, _) => ClientIdentity::from_p12_file(p12, &config.mch_id).map(Some),
+/// The client certificate of `account`, if one is configured.
+pub fn load_identity(account: &Account) -> Result<Option<ClientIdentity>, IdentityError> {
+    match (&account.cert_p12, &account.cert_pem, &account.key_pem) {
+        (Some(p12), _, _) => ClientIdentity::from_p12_file(p12, &account.mch_id).map(Some),
         (None, Some(cert), Some(key)) => ClientIdentity::from_pem_files(cert, key).map(Some),
         _ => Ok(None),
     }
 }
 
-/// The `wxpay` client for `[wechat]`: keys, hosts, timeouts, certificate and extra CA.
-pub fn build_client(config: &WechatConfig) -> Result<wxpay::Client, WechatSetupError> {
-    let mut client = ClientConfig::new(&config.appid, &config.mch_id, config.api_key.clone());
-    client.sub_appid = config.sub_appid.clone();
-    client.sub_mch_id = config.sub_mch_id.clone();
-    client.sign_type = config.sign_type;
+/// The `wxpay` client for `account` (no sub-merchant): its keys and certificate, with the
+/// hosts, timeouts and extra CA of `[wechat]`.
+pub fn build_account_client(
+    config: &WechatConfig,
+    account: &Account,
+) -> Result<wxpay::Client, WechatSetupError> {
+    let mut client = ClientConfig::new(&account.appid, &account.mch_id, account.api_key.clone());
+    client.sign_type = account.sign_type;
     client.primary_base_url = config.primary_url.clone();
     client.backup_base_url = config.backup_url.clone();
     client.connect_timeout = config.connect_timeout;
     client.read_timeout = config.read_timeout;
     client.switch_back_after = config.switch_back_after;
     client.sandbox = config.sandbox;
-    client.identity = load_identity(config)?;
+    client.identity = load_identity(account).map_err(|source| {
+        if account.name == crate::config::DEFAULT_ACCOUNT {
+            WechatSetupError::Identity(source)
+        } else {
+            WechatSetupError::AccountIdentity {
+                account: account.name.clone(),
+                source,
+            }
+        }
+    })?;
     if let Some(path) = &config.extra_ca_pem {
         let pem = std::fs::read_to_string(path).map_err(|source| WechatSetupError::ExtraCa {
             path: path.clone(),
@@ -61,6 +84,93 @@ pub fn build_client(config: &WechatConfig) -> Result<wxpay::Client, WechatSetupE
         client.extra_root_certificates.push(pem);
     }
     Ok(wxpay::Client::new(client)?)
+}
+
+/// A sub-merchant: `sub_mch_id` and `sub_appid`.
+type SubMerchant = (Option<String>, Option<String>);
+
+/// One merchant account's client, and its clients per sub-merchant.
+pub struct AccountClient {
+    /// The account.
+    pub account: Account,
+    client: wxpay::Client,
+    by_sub_merchant: Mutex<HashMap<SubMerchant, wxpay::Client>>,
+}
+
+impl AccountClient {
+    /// The client that calls for `sub_mch_id`/`sub_appid` under this account (the account's
+    /// own for a direct merchant), made once and kept.
+    pub fn client_for(&self, sub_mch_id: Option<&str>, sub_appid: Option<&str>) -> wxpay::Client {
+        if sub_mch_id.is_none() && sub_appid.is_none() {
+            return self.client.clone();
+        }
+        let key = (sub_mch_id.map(str::to_owned), sub_appid.map(str::to_owned));
+        let mut clients = self
+            .by_sub_merchant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        clients
+            .entry(key)
+            .or_insert_with(|| self.client.for_sub_merchant(sub_mch_id, sub_appid))
+            .clone()
+    }
+}
+
+/// Every configured merchant account with its client: what the payments engine calls
+/// WeChat through. A payment's calls go to the account whose `mch_id` it was made with, with
+/// its `sub_mch_id`/`sub_appid` (docs/wechat-pay.md §11).
+pub struct AccountClients {
+    accounts: Vec<AccountClient>,
+}
+
+impl AccountClients {
+    /// A client per account of `config` (`[wechat]` first).
+    pub fn build(config: &Config) -> Result<AccountClients, WechatSetupError> {
+        let accounts = config
+            .accounts()
+            .into_iter()
+            .map(|account| {
+                Ok(AccountClient {
+                    client: build_account_client(&config.wechat, &account)?,
+                    account,
+                    by_sub_merchant: Mutex::new(HashMap::new()),
+                })
+            })
+            .collect::<Result<_, WechatSetupError>>()?;
+        Ok(AccountClients { accounts })
+    }
+
+    /// Every account, `[wechat]` first.
+    pub fn iter(&self) -> impl Iterator<Item = &AccountClient> {
+        self.accounts.iter()
+    }
+
+    /// The accounts' configuration.
+    pub fn accounts(&self) -> Vec<Account> {
+        self.iter().map(|client| client.account.clone()).collect()
+    }
+
+    /// The client for a payment made with `merchant`, or `None` if no configured account
+    /// has its `mch_id` (the configuration changed under a payment in progress).
+    pub fn client_for(&self, merchant: &MerchantIds) -> Option<wxpay::Client> {
+        self.accounts
+            .iter()
+            .find(|client| client.account.mch_id == merchant.mch_id)
+            .map(|client| {
+                client.client_for(
+                    merchant.sub_mch_id.as_deref(),
+                    merchant.sub_appid.as_deref(),
+                )
+            })
+    }
+}
+
+impl std::fmt::Debug for AccountClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.accounts.iter().map(|client| &client.account.name))
+            .finish()
+    }
 }
 
 /// Asks WeChat about an order that does not exist: a signed, verified answer (the order is

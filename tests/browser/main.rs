@@ -210,6 +210,15 @@ fn password_free_payment_by_scanner_keystrokes() {
     let receipt = till.page.text("[data-testid=receipt]").unwrap_or_default();
     assert!(receipt.contains("¥12.30"), "{receipt}");
     assert!(!receipt.contains(&code), "the full code is never shown");
+    // The demo terminal belongs to the direct merchant's store, named on the receipt and
+    // next to the terminal's name in the header.
+    assert!(receipt.contains("门店"), "{receipt}");
+    assert!(receipt.contains("default"), "{receipt}");
+    let header = till
+        .page
+        .text("[data-testid=terminal-name]")
+        .unwrap_or_default();
+    assert!(header.starts_with("default · demo-counter"), "{header}");
     let payment = till.only_payment();
     assert_eq!(payment.state, PaymentState::Paid);
     assert_eq!(payment.amount_fen, Fen(1230));

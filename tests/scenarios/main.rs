@@ -12,6 +12,10 @@
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
+//! - `stores`: two direct merchants and a provider with two sub-merchants in one deployment:
+//!   each store pays into its own account, sees only its own payments, and can be disabled.
+//! - `upgrade`: a database of the first release (no stores) resumes every payment on the
+//!   `[wechat]` account, as the default store.
 //!
 //! Every test checks the outcome three ways: the payment the API shows, the calls the
 //! simulator received for its order (which, in which order, and when in simulated time), and
@@ -26,6 +30,8 @@ mod idempotency;
 mod refunds;
 mod rows;
 mod shutdown;
+mod stores;
+mod upgrade;
 
 use std::time::Duration;
 

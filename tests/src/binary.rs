@@ -28,7 +28,7 @@ use wxpay::sim::SimHandle;
 
 use crate::cashier::Cashier;
 use crate::test_log;
-use crate::world::{scaled_config, start_simulator};
+use crate::world::{Shop, add_stores, scaled_config, start_simulator, stores_simulator};
 
 /// The binary to run: built (once per process) by `cargo build -p paycode-proxy` into the
 /// target directory and profile of the running test or example, or the file named by
@@ -104,11 +104,40 @@ impl CrashRig {
     pub async fn start(scale: f64, tweak: impl FnOnce(&mut Config)) -> CrashRig {
         let root = tempfile::tempdir().expect("a temporary directory");
         let sim = start_simulator(root.path(), scale).await;
-        let mut config = scaled_config(&sim, root.path(), scale);
+        let config = scaled_config(&sim, root.path(), scale);
+        CrashRig::prepare(root, sim, config, scale, &[], tweak).await
+    }
+
+    /// Like [`CrashRig::start`], with the simulator of
+    /// [`World::start_with_stores`](crate::World::start_with_stores), the accounts `shops`
+    /// use in `paycode.toml`, and `shops` in the database (`counter-1` in the default store).
+    pub async fn start_with_stores(
+        scale: f64,
+        shops: &[Shop],
+        tweak: impl FnOnce(&mut Config),
+    ) -> CrashRig {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let (sim, config) = stores_simulator(root.path(), scale, shops).await;
+        CrashRig::prepare(root, sim, config, scale, shops, tweak).await
+    }
+
+    async fn prepare(
+        root: TempDir,
+        sim: SimHandle,
+        mut config: Config,
+        scale: f64,
+        shops: &[Shop],
+        tweak: impl FnOnce(&mut Config),
+    ) -> CrashRig {
         tweak(&mut config);
         config.validate().expect("the test configuration is valid");
         let config_path = root.path().join("paycode.toml");
         write_config(&config, &config_path);
+        let store = store::connect(&config.store)
+            .await
+            .expect("the database opens");
+        add_stores(&config, store.as_ref(), shops).await;
+        store.close().await;
         let token = add_terminal(&config, "counter-1").await;
         CrashRig {
             sim,
@@ -134,6 +163,23 @@ impl CrashRig {
     /// no process of the binary runs.
     pub async fn add_terminal(&self, name: &str) -> String {
         add_terminal(&self.config, name).await
+    }
+
+    /// Adds the terminal `name` to the store `store` and returns its bearer token. Call it
+    /// while no process of the binary runs.
+    pub async fn add_terminal_to(&self, name: &str, store: &str) -> String {
+        let database = store::connect(&self.config.store)
+            .await
+            .expect("the database opens");
+        let shop = paycode_proxy::stores::find(database.as_ref(), Some(store))
+            .await
+            .expect("the store exists");
+        let (_, token) = Terminals::new(Arc::clone(&database))
+            .add_to(name, &shop.id)
+            .await
+            .expect("a terminal");
+        database.close().await;
+        token.expose().to_owned()
     }
 
     /// Starts the binary (`paycode-proxy --config paycode.toml serve`) and waits until it
@@ -306,7 +352,20 @@ fn config_toml(config: &Config) -> String {
     let duration = |value: Duration| text(&format!("{}ms", value.as_millis().max(1)));
     let wechat = &config.wechat;
     let payments = &config.payments;
-    format!(
+    let mut accounts = String::new();
+    for (name, account) in &config.accounts {
+        accounts.push_str(&format!(
+            "[accounts.{name}]\nprovider = {}\nappid = {}\nmch_id = {}\napi_key = {}\n\
+             cert_pem = {}\nkey_pem = {}\n\n",
+            account.provider,
+            text(&account.appid),
+            text(&account.mch_id),
+            text(account.api_key.expose()),
+            optional_path(&account.cert_pem),
+            optional_path(&account.key_pem),
+        ));
+    }
+    let main = format!(
         "[server]\nlisten = {listen}\napp_dir = {app_dir}\n\n\
          [store]\ndata_dir = {data_dir}\ndatabase_url = {database_url}\npool_size = {pool_size}\n\n\
          [wechat]\nappid = {appid}\nmch_id = {mch_id}\napi_key = {api_key}\n\
@@ -347,5 +406,6 @@ fn config_toml(config: &Config) -> String {
         spacing = duration(payments.refund_spacing),
         rate = payments.micropay_rate_per_second,
         max = payments.max_amount_fen.get(),
-    )
+    );
+    format!("{main}\n{accounts}")
 }

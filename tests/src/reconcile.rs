@@ -66,6 +66,9 @@ pub const REFUND_MISMATCH: &str = "refund mismatch";
 pub const UNKNOWN_ORDER: &str = "WeChat order unknown to the proxy";
 /// A settled state shown to the cashier that later changed.
 pub const SHOWN_OUTCOME_CHANGED: &str = "outcome shown to the cashier changed later";
+/// An order in another account's (or sub-merchant's) books than the payment records, or a
+/// refund recorded with other merchant fields than its payment.
+pub const WRONG_ACCOUNT: &str = "order or refund under another account than its payment's";
 
 impl Reconciliation {
     /// Compares `payments` (with their `refunds`) in the store with the simulator's
@@ -85,6 +88,7 @@ impl Reconciliation {
             REFUND_MISMATCH,
             UNKNOWN_ORDER,
             SHOWN_OUTCOME_CHANGED,
+            WRONG_ACCOUNT,
         ]
         .into_iter()
         .map(|name| Class {
@@ -130,6 +134,38 @@ impl Reconciliation {
                 .entry(payment.attempt_id.as_str())
                 .or_insert(0) += 1;
             let order = orders_by_no.get(payment.out_trade_no.as_str()).copied();
+            if let Some(order) = order.filter(|order| {
+                order.mch_id != payment.merchant.mch_id
+                    || order.sub_mch_id != payment.merchant.sub_mch_id
+            }) {
+                add(
+                    WRONG_ACCOUNT,
+                    format!(
+                        "{}: recorded {}/{:?}, WeChat's books {}/{:?}",
+                        name(payment),
+                        payment.merchant.mch_id,
+                        payment.merchant.sub_mch_id,
+                        order.mch_id,
+                        order.sub_mch_id
+                    ),
+                );
+            }
+            for refund in refunds_by_payment
+                .get(payment.id.as_str())
+                .into_iter()
+                .flatten()
+            {
+                if refund.merchant != payment.merchant || refund.store_id != payment.store_id {
+                    add(
+                        WRONG_ACCOUNT,
+                        format!(
+                            "{}: refund {} recorded with other fields",
+                            name(payment),
+                            refund.id
+                        ),
+                    );
+                }
+            }
             if order.is_some_and(|order| order.paid_at.is_some()) {
                 *paid_orders_per_attempt
                     .entry(payment.attempt_id.as_str())

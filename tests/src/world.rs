@@ -13,13 +13,17 @@ use std::time::Duration;
 
 use paycode_api::Payment;
 use paycode_proxy::auth::Terminals;
-use paycode_proxy::cli::demo::simulator_config;
+use paycode_proxy::cli::demo::{simulator_account, simulator_config};
 use paycode_proxy::config::Config;
 use paycode_proxy::startup::Application;
+use paycode_proxy::store::{Store, StoreRecord};
+use paycode_proxy::stores::{self, NewStore};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wxpay::sim::{Behaviour, CallRecord, OrderView, SimHandle, Simulator};
+use wxpay::sim::{
+    Behaviour, CallRecord, DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, OrderView, SimHandle, Simulator,
+};
 
 use crate::cashier::Cashier;
 use crate::{ledger, test_log, test_store};
@@ -42,6 +46,8 @@ pub struct World {
     pub scale: f64,
     /// The configuration the proxy was started with.
     pub config: Config,
+    /// The proxy's database (stores, terminals, payments).
+    pub store: Arc<dyn Store>,
     served: Served,
     _root: TempDir,
 }
@@ -59,11 +65,35 @@ impl World {
         let sim = start_simulator(root.path(), scale).await;
         let mut config = scaled_config(&sim, root.path(), scale);
         tweak(&mut config);
+        World::serve(sim, config, root, scale).await
+    }
+
+    /// A world whose simulator hosts the [`SHOPS`]' accounts: the demo merchant (`[wechat]`,
+    /// the default store), a second direct merchant (`[accounts.chain_b]`, store `shop-b`)
+    /// and a service provider (`[accounts.vendor]`) with two sub-merchants (stores `mall-1`
+    /// and `mall-2`). `counter-1` belongs to the default store.
+    pub async fn start_with_stores(
+        scale: f64,
+        tweak: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> World {
+        test_log::init();
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let (sim, mut config) = stores_simulator(root.path(), scale, &SHOPS).await;
+        tweak(&mut config);
+        let world = World::serve(sim, config, root, scale).await;
+        add_stores(&world.config, world.store.as_ref(), &SHOPS).await;
+        world
+    }
+
+    /// A world over an already started `sim` and a prepared `config` (whose database may
+    /// already hold data, as in the upgrade scenario), kept under `root`, at `scale`.
+    pub async fn serve(sim: SimHandle, config: Config, root: TempDir, scale: f64) -> World {
         config.validate().expect("the test configuration is valid");
         let application = Application::build(config.clone())
             .await
             .expect("the proxy starts");
         let terminals = application.state().terminals.clone();
+        let store = Arc::clone(&application.state().store);
         let (_, token) = terminals.add("counter-1").await.expect("a terminal");
         let served = Served::start(application);
         World {
@@ -72,9 +102,28 @@ impl World {
             terminals,
             scale,
             config,
+            store,
             served,
             _root: root,
         }
+    }
+
+    /// The store called `name`.
+    pub async fn shop(&self, name: &str) -> StoreRecord {
+        stores::find(self.store.as_ref(), Some(name))
+            .await
+            .expect("the store exists")
+    }
+
+    /// A new terminal called `terminal` in the store `store`, and a cashier holding its token.
+    pub async fn cashier_at(&self, store: &str, terminal: &str) -> Cashier {
+        let shop = self.shop(store).await;
+        let (_, token) = self
+            .terminals
+            .add_to(terminal, &shop.id)
+            .await
+            .expect("a terminal");
+        Cashier::new(self.address(), Some(token.expose()))
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -171,6 +220,106 @@ impl Served {
         self.server.await.expect("the server task")
     }
 }
+
+/// A store of [`World::start_with_stores`] and the account fields its payments carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Shop {
+    /// The store's name.
+    pub name: &'static str,
+    /// Its account's name in the configuration.
+    pub account: &'static str,
+    /// The `mch_id` its calls carry (the provider's for a sub-merchant).
+    pub mch_id: &'static str,
+    /// The `sub_mch_id` its calls carry, under the provider.
+    pub sub_mch_id: Option<&'static str>,
+}
+
+/// The second direct merchant of [`World::start_with_stores`].
+pub const CHAIN_B_MCH_ID: &str = "1900000110";
+const CHAIN_B_APPID: &str = "wx1111111111111111";
+const CHAIN_B_KEY: &str = "b0b1b2b3b4b5b6b7b8b9bab0b1b2b3b4";
+/// The service provider of [`World::start_with_stores`].
+pub const VENDOR_MCH_ID: &str = "1900000200";
+const VENDOR_APPID: &str = "wx2222222222222222";
+const VENDOR_KEY: &str = "c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4";
+/// The provider's sub-merchant behind store `mall-1`.
+pub const MALL_1_SUB: &str = "1900000201";
+/// The provider's sub-merchant behind store `mall-2`.
+pub const MALL_2_SUB: &str = "1900000202";
+
+/// The four stores of [`World::start_with_stores`]: two direct merchants and two
+/// sub-merchants of one provider.
+pub const SHOPS: [Shop; 4] = [
+    Shop {
+        name: "default",
+        account: "default",
+        mch_id: DEMO_MCH_ID,
+        sub_mch_id: None,
+    },
+    Shop {
+        name: "shop-b",
+        account: "chain_b",
+        mch_id: CHAIN_B_MCH_ID,
+        sub_mch_id: None,
+    },
+    Shop {
+        name: "mall-1",
+        account: "vendor",
+        mch_id: VENDOR_MCH_ID,
+        sub_mch_id: Some(MALL_1_SUB),
+    },
+    Shop {
+        name: "mall-2",
+        account: "vendor",
+        mch_id: VENDOR_MCH_ID,
+        sub_mch_id: Some(MALL_2_SUB),
+    },
+];
+
+/// The simulator of [`World::start_with_stores`] (every account of [`SHOPS`]) at `scale`,
+/// and the proxy's configuration for it with the accounts that `shops` use.
+pub async fn stores_simulator(root: &Path, scale: f64, shops: &[Shop]) -> (SimHandle, Config) {
+    let sim = Simulator::local(root.join("sim-certs"))
+        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        .merchant(CHAIN_B_APPID, CHAIN_B_MCH_ID, CHAIN_B_KEY)
+        .provider(
+            VENDOR_APPID,
+            VENDOR_MCH_ID,
+            VENDOR_KEY,
+            &[MALL_1_SUB, MALL_2_SUB],
+        )
+        .time_scale(scale)
+        .start()
+        .await
+        .expect("the simulator starts");
+    let mut config = scaled_config(&sim, root, scale);
+    for shop in shops.iter().filter(|shop| shop.account != "default") {
+        let account = simulator_account(&sim, shop.mch_id).expect("the simulator's merchant");
+        config.accounts.insert(shop.account.to_owned(), account);
+    }
+    (sim, config)
+}
+
+/// Adds `shops` (but the default store, which always exists) to the proxy's database.
+pub async fn add_stores(config: &Config, store: &dyn Store, shops: &[Shop]) {
+    for shop in shops
+        .iter()
+        .filter(|shop| shop.name != stores::DEFAULT_STORE)
+    {
+        let new = NewStore {
+            name: shop.name.to_owned(),
+            account: shop.account.to_owned(),
+            sub_mch_id: shop.sub_mch_id.map(str::to_owned),
+            ..NewStore::default()
+        };
+        stores::add(&config.accounts(), store, new)
+            .await
+            .expect("the store is added");
+    }
+}
+
+/// The API keys of the simulator's merchants besides the demo merchant's, for secret scans.
+pub const OTHER_API_KEYS: [&str; 2] = [CHAIN_B_KEY, VENDOR_KEY];
 
 /// Starts the simulator with the demo merchant on free loopback ports at `scale`, writing
 /// its certificates under `root/sim-certs` ([`Simulator::local`]).

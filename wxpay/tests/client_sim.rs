@@ -1092,3 +1092,155 @@ async fn hmac_sha256_and_md5_clients_both_work() {
     assert!(!reversed.recall);
     assert_eq!(h.sim_state("SIGN-MD5"), "REVOKED");
 }
+
+// ---------------------------------------------------------------------------------------
+// Service providers (服务商) and their sub-merchants (docs/wechat-pay.md §11)
+// ---------------------------------------------------------------------------------------
+
+const PROVIDER_APPID: &str = "wx8888888888888888";
+const PROVIDER_MCH_ID: &str = "1900000200";
+const PROVIDER_KEY: &str = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5";
+const SUB_A: &str = "1900000201";
+const SUB_B: &str = "1900000202";
+
+/// A simulator with the direct test merchant and a provider with two sub-merchants, and the
+/// provider's client (no sub-merchant set: each test picks one).
+async fn start_provider() -> Harness {
+    let cert_dir = CertDir::new();
+    let sim = Simulator::builder()
+        .merchant(APPID, MCH_ID, KEY)
+        .provider(
+            PROVIDER_APPID,
+            PROVIDER_MCH_ID,
+            PROVIDER_KEY,
+            &[SUB_A, SUB_B],
+        )
+        .cert_dir(&cert_dir.0)
+        .start_time(start_time())
+        .start()
+        .await
+        .expect("the simulator starts");
+    let mut config = client_config(&sim, Identity::PemFiles);
+    let identity = sim
+        .client_identity_for(PROVIDER_MCH_ID)
+        .expect("the provider has a certificate");
+    config.appid = PROVIDER_APPID.into();
+    config.mch_id = PROVIDER_MCH_ID.into();
+    config.api_key = ApiKey::new(PROVIDER_KEY);
+    config.identity = Some(
+        ClientIdentity::from_pem(identity.cert_pem.as_bytes(), identity.key_pem.as_bytes())
+            .expect("the provider's certificate loads"),
+    );
+    let client = Client::new(config).expect("the client builds");
+    Harness {
+        sim,
+        client,
+        _cert_dir: cert_dir,
+    }
+}
+
+fn protocol_message<T: Debug>(result: Result<T>) -> String {
+    match result {
+        Err(Error::Protocol { return_msg }) => return_msg,
+        other => panic!("expected return_code=FAIL, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_sub_merchant_pays_reverses_and_refunds_in_its_own_books() {
+    let h = start_provider().await;
+    let store_a = h.client.for_sub_merchant(Some(SUB_A), None);
+    let store_b = h.client.for_sub_merchant(Some(SUB_B), None);
+
+    let paid = store_a
+        .call(&micropay(
+            "SUBPAID",
+            &h.sim.auth_code(Behaviour::PasswordFree),
+            500,
+        ))
+        .await
+        .expect("the sub-merchant's payment");
+    assert_eq!(paid.out_trade_no, "SUBPAID");
+    let order = h.sim.order("SUBPAID").expect("the order");
+    assert_eq!(order.mch_id, PROVIDER_MCH_ID);
+    assert_eq!(order.sub_mch_id.as_deref(), Some(SUB_A));
+    // The other sub-merchant's books do not hold it.
+    let other = business(
+        store_b
+            .call(&OrderQueryRequest {
+                order: order_no("SUBPAID").into(),
+            })
+            .await,
+    );
+    assert_eq!(other.err_code, ErrCode::OrderNotExist);
+
+    let refund = store_a
+        .call(&RefundRequest {
+            order: order_no("SUBPAID").into(),
+            out_refund_no: refund_no("SUBREFUND"),
+            total_fee: Fen(500),
+            refund_fee: Fen(200),
+            refund_desc: None,
+            refund_account: None,
+            notify_url: None,
+        })
+        .await
+        .expect("the refund, under the provider's certificate");
+    assert_eq!(refund.refund_fee, Fen(200));
+    store_b
+        .call(&micropay(
+            "SUBREV",
+            &h.sim.auth_code(Behaviour::PasswordFree),
+            300,
+        ))
+        .await
+        .expect("the other sub-merchant's payment");
+    h.sim.advance(Duration::from_secs(20));
+    let reversed = store_b
+        .call(&ReverseRequest {
+            order: order_no("SUBREV").into(),
+        })
+        .await
+        .expect("the reverse");
+    assert!(!reversed.recall);
+    assert_eq!(
+        reversed.raw.get("sub_mch_id"),
+        Some(SUB_B),
+        "replies echo the sub-merchant"
+    );
+    let calls = h.sim.calls();
+    assert!(
+        calls.iter().all(
+            |call| call.mch_id.as_deref() == Some(PROVIDER_MCH_ID) && call.sub_mch_id.is_some()
+        ),
+        "{calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_what_wechat_refuses_of_a_provider() {
+    let h = start_provider().await;
+    let code = || h.sim.auth_code(Behaviour::PasswordFree);
+
+    // Provider mode without a sub-merchant.
+    let missing = protocol_message(h.client.call(&micropay("NOSUB", &code(), 100)).await);
+    assert_eq!(missing, "受理机构必须传入sub_mch_id");
+    // A sub-merchant not bound to this provider.
+    let unbound = h.client.for_sub_merchant(Some("1900000999"), None);
+    let message = protocol_message(unbound.call(&micropay("UNBOUND", &code(), 100)).await);
+    assert_eq!(message, "商户号mch_id或sub_mch_id不存在");
+    // A sub-merchant's call signed with another key (the sub-merchant's own, say).
+    let mut wrong_key = h.client.config().clone();
+    wrong_key.api_key = ApiKey::new(KEY);
+    wrong_key.sub_mch_id = Some(SUB_A.into());
+    let wrong_key = Client::new(wrong_key).expect("the client builds");
+    let message = protocol_message(wrong_key.call(&micropay("WRONGKEY", &code(), 100)).await);
+    assert_eq!(message, "签名错误");
+    // A direct merchant naming a sub-merchant.
+    let mut direct = client_config(&h.sim, Identity::PemFiles);
+    direct.sub_mch_id = Some(SUB_A.into());
+    let direct = Client::new(direct).expect("the client builds");
+    let message = protocol_message(direct.call(&micropay("DIRECTSUB", &code(), 100)).await);
+    assert_eq!(message, "普通商户不允许传sub_mch_id");
+    assert!(h.sim.orders().is_empty(), "no refused call made an order");
+}

@@ -150,6 +150,7 @@ texts! {
     Receipt => ("收款小票", "Receipt"),
     ReceiptThanks => ("谢谢惠顾", "Thank you"),
     Terminal => ("收银台", "Terminal"),
+    Store => ("门店", "Store"),
     TodayPayments => ("今日收款", "Today's payments"),
     AllTerminals => ("全部收银台", "All terminals"),
     ThisTerminal => ("本收银台", "This terminal"),

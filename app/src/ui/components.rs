@@ -29,8 +29,12 @@ pub fn Header() -> impl IntoView {
             <div class="brand">
                 <span class="logo" aria-hidden="true">"¥"</span>
                 <span>{move || text(ctx.lang(), Text::AppTitle)}</span>
-                <span class="terminal-name">
-                    {move || ctx.terminal.get().map(|terminal| terminal.name)}
+                <span class="terminal-name" data-testid="terminal-name">
+                    {move || {
+                        ctx.terminal
+                            .get()
+                            .map(|terminal| format!("{} · {}", terminal.store.name, terminal.name))
+                    }}
                 </span>
             </div>
             <nav class="tabs">

@@ -11,20 +11,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use paycode_api::{DemoPairing, TerminalInfo};
+use paycode_api::{DemoPairing, StoreInfo, TerminalInfo};
 use url::Url;
 use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{Config, PaymentsConfig, WechatConfig};
+use crate::config::{AccountConfig, Config, PaymentsConfig, WechatConfig};
 use crate::startup::{AppState, Application, StartupError};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};
 
 /// The file under the data directory that keeps the demo terminal's token between runs.
 const TOKEN_FILE: &str = "demo-terminal.token";
 /// The demo terminal's name.
 const TERMINAL_NAME: &str = "demo-counter";
+
+/// Demo mode's service provider (服务商): its account name, appid, mch_id and key.
+const DEMO_VENDOR: (&str, &str, &str, &str) = (
+    "demo_vendor",
+    "wx3333333333333333",
+    "1900000300",
+    "d0d1d2d3d4d5d6d7d8d9dad0d1d2d3d4",
+);
+/// The provider's sub-merchant behind demo mode's second store.
+const DEMO_SUB_MCH_ID: &str = "1900000301";
+/// Demo mode's second store: a sub-merchant of [`DEMO_VENDOR`].
+const DEMO_MALL: &str = "demo-mall";
+/// The second store's terminal and the file that keeps its token.
+const MALL_TERMINAL: (&str, &str) = ("demo-mall-counter", "demo-mall-terminal.token");
 
 /// Options of `paycode-proxy demo`.
 #[derive(Clone, Debug, Args)]
@@ -103,7 +117,10 @@ impl Demo {
             return Err(DemoError::TimeScale(args.time_scale));
         }
         let backup_listen = SocketAddr::new(args.sim_listen.ip(), 0);
+        let (vendor, vendor_appid, vendor_mch_id, vendor_key) = DEMO_VENDOR;
         let sim = Simulator::local(args.data_dir.join("sim-certs"))
+            .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+            .provider(vendor_appid, vendor_mch_id, vendor_key, &[DEMO_SUB_MCH_ID])
             .listen(args.sim_listen)
             .backup_listen(backup_listen)
             .time_scale(args.time_scale)
@@ -112,9 +129,30 @@ impl Demo {
         let mut config = simulator_config(&sim, &args.data_dir, args.time_scale);
         config.server.listen = args.listen;
         config.server.app_dir = args.app_dir.clone();
+        if let Some(account) = simulator_account(&sim, vendor_mch_id) {
+            config.accounts.insert(vendor.to_owned(), account);
+        }
         let store = Arc::new(SqliteStore::connect(&config.store).await?);
+        crate::stores::bind_at_start(&config, store.as_ref())
+            .await
+            .map_err(StartupError::from)?;
+        let mall = demo_mall(&config, store.as_ref()).await?;
         let terminals = Terminals::new(store.clone());
-        let pairing = demo_pairing(&terminals, &args.data_dir).await?;
+        let pairing = demo_pairing(
+            store.as_ref(),
+            &terminals,
+            &args.data_dir,
+            (crate::stores::DEFAULT_STORE, TERMINAL_NAME, TOKEN_FILE),
+        )
+        .await?;
+        let (mall_terminal, mall_token_file) = MALL_TERMINAL;
+        demo_pairing(
+            store.as_ref(),
+            &terminals,
+            &args.data_dir,
+            (&mall.id, mall_terminal, mall_token_file),
+        )
+        .await?;
         let mut state = AppState::new(Arc::new(config), store).map_err(StartupError::from)?;
         state.demo_pairing = Some(Arc::new(pairing));
         let application = Application::build_with_state(state).await?;
@@ -135,6 +173,14 @@ impl Demo {
                 .cert_files()
                 .map_or_else(String::new, |files| files.ca_pem.display().to_string()),
         );
+        let data_dir = &self.application.state().config.store.data_dir;
+        banner.push_str(&format!(
+            "Stores: default (direct merchant {DEMO_MCH_ID}; this browser is its terminal \
+             {TERMINAL_NAME}) and {DEMO_MALL} (sub-merchant {DEMO_SUB_MCH_ID} of provider {}; \
+             its terminal's token is in {})\n",
+            DEMO_VENDOR.2,
+            data_dir.join(MALL_TERMINAL.1).display()
+        ));
         if !app_dir.join("index.html").is_file() {
             banner.push_str(&format!(
                 "The cashier app is not built in {}: run scripts/demo, or `trunk build --release`.\n",
@@ -171,6 +217,28 @@ pub fn simulator_wechat_config(sim: &SimHandle) -> WechatConfig {
     wechat
 }
 
+/// `[accounts.NAME]` for the simulator's merchant `mch_id` (added with
+/// [`Simulator::merchant`] or [`Simulator::provider`], not the first): its appid, key and
+/// kind, and the client certificate the simulator wrote under `<certificate dir>/<mch_id>/`.
+/// `None` if the simulator has no such merchant or wrote no files.
+pub fn simulator_account(sim: &SimHandle, mch_id: &str) -> Option<AccountConfig> {
+    let merchant = sim
+        .merchants()
+        .iter()
+        .find(|merchant| merchant.mch_id == mch_id)?;
+    let dir = sim.cert_files()?.dir.join(mch_id);
+    Some(AccountConfig {
+        provider: merchant.provider,
+        appid: merchant.appid.clone(),
+        mch_id: merchant.mch_id.clone(),
+        api_key: merchant.key.clone(),
+        sign_type: None,
+        cert_pem: Some(dir.join("apiclient_cert.pem")),
+        key_pem: Some(dir.join("apiclient_key.pem")),
+        cert_p12: None,
+    })
+}
+
 /// Shrinks every wait of the payment rules by `time_scale`, to match simulated time.
 pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     let scale = |duration: &mut Duration| {
@@ -186,10 +254,34 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     scale(&mut payments.refund_spacing);
 }
 
-/// The demo terminal's pairing: the token kept in the data directory if it still works,
-/// otherwise a new demo terminal whose token is written there.
-async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPairing, DemoError> {
-    let token_path = data_dir.join(TOKEN_FILE);
+/// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.
+async fn demo_mall(config: &Config, store: &dyn Store) -> Result<StoreRecord, DemoError> {
+    if let Ok(mall) = crate::stores::find(store, Some(DEMO_MALL)).await {
+        return Ok(mall);
+    }
+    let new = crate::stores::NewStore {
+        name: DEMO_MALL.to_owned(),
+        account: DEMO_VENDOR.0.to_owned(),
+        sub_mch_id: Some(DEMO_SUB_MCH_ID.to_owned()),
+        address: Some("演示商场 1F".to_owned()),
+        ..crate::stores::NewStore::default()
+    };
+    crate::stores::add(&config.accounts(), store, new)
+        .await
+        .map_err(|error| DemoError::Startup(StartupError::from(error)))
+}
+
+/// A demo terminal's pairing (`terminal` = store id, terminal name, token file): the token
+/// kept in the data directory if it still works, otherwise a new terminal of that store
+/// whose token is written there.
+async fn demo_pairing(
+    store: &dyn Store,
+    terminals: &Terminals,
+    data_dir: &Path,
+    terminal: (&str, &str, &str),
+) -> Result<DemoPairing, DemoError> {
+    let (store_id, terminal_name, token_file) = terminal;
+    let token_path = data_dir.join(token_file);
     if let Some(token) = std::fs::read_to_string(&token_path)
         .ok()
         .and_then(|text| TerminalToken::parse(text.trim()))
@@ -197,10 +289,7 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
         if let Some(terminal) = terminals.authenticate(&token).await? {
             return Ok(DemoPairing {
                 token: token.expose().to_owned(),
-                terminal: TerminalInfo {
-                    id: terminal.id,
-                    name: terminal.name,
-                },
+                terminal: terminal_info(store, terminal).await?,
             });
         }
     }
@@ -209,10 +298,10 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
     let mut attempt = 1;
     let (terminal, token) = loop {
         let name = match attempt {
-            1 => TERMINAL_NAME.to_owned(),
-            n => format!("{TERMINAL_NAME}-{n}"),
+            1 => terminal_name.to_owned(),
+            n => format!("{terminal_name}-{n}"),
         };
-        match terminals.add(&name).await {
+        match terminals.add_to(&name, store_id).await {
             Err(AddTerminalError::Store(StoreError::AlreadyExists { .. })) => attempt += 1,
             added => break added?,
         }
@@ -223,9 +312,25 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
     })?;
     Ok(DemoPairing {
         token: token.expose().to_owned(),
-        terminal: TerminalInfo {
-            id: terminal.id,
-            name: terminal.name,
+        terminal: terminal_info(store, terminal).await?,
+    })
+}
+
+/// What the app is told about a terminal: its id, name and store.
+async fn terminal_info(
+    store: &dyn Store,
+    terminal: TerminalRecord,
+) -> Result<TerminalInfo, DemoError> {
+    let name = store
+        .get_store(&terminal.store_id)
+        .await?
+        .map_or_else(|| terminal.store_id.clone(), |record| record.name);
+    Ok(TerminalInfo {
+        id: terminal.id,
+        name: terminal.name,
+        store: StoreInfo {
+            id: terminal.store_id,
+            name,
         },
     })
 }

@@ -2,14 +2,15 @@
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
 //! certificate, a signed query to WeChat); `migrate` brings the database's schema up to date
-//! and stops; `terminal add|list|revoke` manages terminal tokens; `sim` runs the WeChat Pay
-//! simulator alone.
+//! and stops; `terminal add|list|revoke` manages terminal tokens; `store add|list|disable`
+//! manages stores; `sim` runs the WeChat Pay simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
 
 pub mod check;
 pub mod demo;
+pub mod store;
 pub mod terminal;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Add, list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
+    /// Add, list or disable stores (each collects into a configured merchant account).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
     Sim(wxpay::sim::cli::SimArgs),
 }
@@ -74,6 +78,9 @@ pub enum CliError {
     /// A terminal command failed.
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalCommandError),
+    /// A store command failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreCommandError),
     /// Demo mode failed.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
@@ -121,6 +128,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             terminal::run(command, &config, &mut out).await?;
+            Ok(())
+        }
+        Command::Store(command) => {
+            let config = Config::load(&cli.config)?;
+            let mut out = std::io::stdout().lock();
+            store::run(command, &config, &mut out).await?;
             Ok(())
         }
     }

@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use crate::auth::{AddTerminalError, Terminals};
 use crate::config::Config;
-use crate::store::{Millis, StoreError};
+use crate::store::{Millis, Store, StoreError};
 
 /// The `terminal` subcommands.
 #[derive(Debug, Subcommand)]
@@ -20,6 +20,9 @@ pub enum TerminalCommand {
     Add {
         /// A name for the terminal, e.g. `counter-1`: letters, digits, '-', '_' or '.'.
         name: String,
+        /// The store it takes payments for; may be left out while there is one store.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// List the terminals (names and status, never tokens).
     List,
@@ -39,6 +42,9 @@ pub enum TerminalCommandError {
     /// The terminal could not be added.
     #[error(transparent)]
     Add(#[from] AddTerminalError),
+    /// The named store does not exist, or none was named while there are several.
+    #[error(transparent)]
+    Shop(#[from] crate::stores::BindingError),
     /// The output could not be written.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -52,23 +58,25 @@ pub async fn run(
 ) -> Result<(), TerminalCommandError> {
     let store = crate::store::connect(&config.store).await?;
     let terminals = Terminals::new(Arc::clone(&store));
-    let result = execute(command, &terminals, out).await;
+    let result = execute(command, store.as_ref(), &terminals, out).await;
     store.close().await;
     result
 }
 
 async fn execute(
     command: TerminalCommand,
+    store: &dyn Store,
     terminals: &Terminals,
     out: &mut impl Write,
 ) -> Result<(), TerminalCommandError> {
     match command {
-        TerminalCommand::Add { name } => {
-            let (terminal, token) = terminals.add(&name).await?;
+        TerminalCommand::Add { name, store: shop } => {
+            let shop = crate::stores::find(store, shop.as_deref()).await?;
+            let (terminal, token) = terminals.add_to(&name, &shop.id).await?;
             writeln!(
                 out,
-                "Added terminal {} (id {}).",
-                terminal.name, terminal.id
+                "Added terminal {} (id {}) to store {}.",
+                terminal.name, terminal.id, shop.name
             )?;
             writeln!(
                 out,
@@ -85,14 +93,19 @@ async fn execute(
                     "No terminals yet; add one with `paycode-proxy terminal add NAME`."
                 )?;
             }
+            let stores = store.list_stores().await?;
             for terminal in list {
                 let status = match terminal.revoked_at {
                     None => "active".to_owned(),
                     Some(at) => format!("revoked {}", at.to_rfc3339()),
                 };
+                let shop = stores
+                    .iter()
+                    .find(|shop| shop.id == terminal.store_id)
+                    .map_or(terminal.store_id.as_str(), |shop| shop.name.as_str());
                 writeln!(
                     out,
-                    "{}\t{}\tadded {}\t{}",
+                    "{}\t{}\tstore {shop}\tadded {}\t{}",
                     terminal.name,
                     terminal.id,
                     terminal.created_at.to_rfc3339(),
@@ -136,6 +149,7 @@ mod tests {
         let added = run_to_string(
             TerminalCommand::Add {
                 name: "counter-1".into(),
+                store: None,
             },
             &config,
         )
@@ -157,6 +171,7 @@ mod tests {
             .and_then(TerminalToken::parse)
             .expect("add prints a token");
         assert!(listed.starts_with("counter-1\t"), "{listed}");
+        assert!(listed.contains("\tstore default\t"), "{listed}");
         assert!(listed.contains("active"), "{listed}");
         for output in [&listed, &revoked, &listed_after] {
             assert!(!output.contains(token.expose()), "{output}");
@@ -167,6 +182,41 @@ mod tests {
             "{revoked}"
         );
         assert!(listed_after.contains("revoked 20"), "{listed_after}");
+    }
+
+    #[tokio::test]
+    async fn a_terminal_joins_the_named_store_or_the_only_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = test_config(directory.path());
+        let add = |name: &str, store: Option<&str>| TerminalCommand::Add {
+            name: name.into(),
+            store: store.map(str::to_owned),
+        };
+        let added = run_to_string(add("counter-1", None), &config).await;
+        assert!(added.contains("to store default"), "{added}");
+        let database = crate::store::SqliteStore::connect(&config.store).await.unwrap();
+        let shop = crate::stores::add(
+            &config.accounts(),
+            &database,
+            crate::stores::NewStore {
+                name: "shop-east".into(),
+                account: "default".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+        let ambiguous = run(add("counter-2", None), &config, &mut Vec::new()).await;
+        let added = run_to_string(add("counter-2", Some("shop-east")), &config).await;
+
+        assert!(
+            matches!(ambiguous, Err(TerminalCommandError::Shop(_))),
+            "{ambiguous:?}"
+        );
+        assert!(added.contains("to store shop-east"), "{added}");
+        let terminals = database.list_terminals().await.unwrap();
+        assert_eq!(terminals[1].store_id, shop.id);
     }
 
     #[tokio::test]

@@ -21,7 +21,12 @@ use super::steps::{Counter, apply_transition, facts_of};
 use super::watch::Watch;
 use crate::config::{Config, ShopConfig};
 use crate::metrics::{Metrics, Snapshot};
-use crate::store::{InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError};
+use crate::store::records::auth_code_fingerprint;
+use crate::store::{
+    InsertOutcome, Millis, PaymentRecord, RefundRecord, Store, StoreError, StoreRecord,
+};
+use crate::stores::{self, BindingError};
+use crate::wechat::AccountClients;
 
 /// What the engine needs from the configuration.
 #[derive(Clone, Debug)]
@@ -78,6 +83,13 @@ pub enum EngineError {
     /// Only a paid payment can be refunded.
     #[error("the payment is {0}, not paid, so it cannot be refunded")]
     NotPaid(PaymentState),
+    /// The terminal's store is disabled: it takes no new payments.
+    #[error("store {0} is disabled and takes no new payments")]
+    StoreDisabled(String),
+    /// The terminal's store does not fit the configured accounts (checked at start, so
+    /// only a store changed since then gets here).
+    #[error(transparent)]
+    Binding(#[from] BindingError),
     /// The store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -98,19 +110,30 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `store` that calls WeChat through `client`. Nothing runs until
-    /// [`Engine::start`].
+    /// An engine over `store` that calls WeChat through the `accounts`' clients. Nothing
+    /// runs until [`Engine::start`].
     pub fn new(
         store: Arc<dyn Store>,
-        client: wxpay::Client,
+        accounts: Arc<AccountClients>,
         settings: EngineSettings,
         metrics: Arc<Metrics>,
     ) -> Engine {
+        // One limit per merchant account, counted on its mch_id (the provider's in provider
+        // mode): docs/design.md, "Load".
+        let limiters = accounts
+            .iter()
+            .map(|client| {
+                (
+                    client.account.mch_id.clone(),
+                    RateLimiter::per_second(settings.micropay_rate_per_second),
+                )
+            })
+            .collect();
         Engine {
             shared: Arc::new(Shared {
                 store,
-                client,
-                limiter: RateLimiter::per_second(settings.micropay_rate_per_second),
+                accounts,
+                limiters,
                 settings,
                 schedule: Mutex::new(Schedule::default()),
                 in_flight: Mutex::new(HashMap::new()),
@@ -201,14 +224,44 @@ impl Engine {
         self.shared.tasks.wait().await;
     }
 
-    /// Stores a new payment and schedules its micropay, or returns the payment already
-    /// stored under the same `attempt_id` (see [`Store::insert_payment`]).
+    /// Stores a new payment of `terminal_id` at `store`, made with the store's merchant
+    /// fields, and schedules its micropay; or returns the payment already stored under the
+    /// same `attempt_id` (see [`Store::insert_payment`]). A disabled store takes no new
+    /// payment ([`EngineError::StoreDisabled`]), though a repeated `attempt_id` still gets
+    /// its payment back.
     pub async fn create_payment(
         &self,
         terminal_id: &str,
+        store: &StoreRecord,
         request: CreatePayment,
-    ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+    ) -> Result<InsertOutcome<PaymentRecord>, EngineError> {
         let shared = &self.shared;
+        if store.disabled_at.is_some() {
+            let existing = shared
+                .store
+                .get_payment_by_attempt(request.attempt_id.as_str())
+                .await?;
+            let Some(existing) = existing else {
+                return Err(EngineError::StoreDisabled(store.name.clone()));
+            };
+            // A replay of a payment taken before the store was disabled: the same answer as
+            // the store's idempotency check would give.
+            let same = existing.terminal_id == terminal_id
+                && existing.amount_fen == request.amount_fen
+                && existing.auth_code_fingerprint.as_deref()
+                    == Some(auth_code_fingerprint(&request.auth_code).as_str());
+            return if same {
+                Ok(InsertOutcome::Existing(existing))
+            } else {
+                Err(StoreError::Conflict {
+                    entity: "payment",
+                    attempt_id: request.attempt_id.to_string(),
+                    differs: "terminal_id, amount_fen or auth_code",
+                }
+                .into())
+            };
+        }
+        let merchant = stores::merchant_ids(&shared.accounts.accounts(), store)?;
         let now = Millis::now();
         let business_day = shared.settings.shop.business_day(now);
         let description = request
@@ -219,6 +272,7 @@ impl Engine {
             uuid::Uuid::new_v4().to_string(),
             request.attempt_id,
             terminal_id.to_owned(),
+            (store.id.clone(), merchant),
             new_out_trade_no(business_day),
             request.amount_fen,
             request.auth_code,
@@ -233,8 +287,10 @@ impl Engine {
         // When micropay may leave at once, the insert doubles as its write-ahead: one commit
         // instead of two on the counter's critical path. Otherwise the payment waits for its
         // turn stored as "not sent", and the step commits the write-ahead when it is due.
-        let claimed = shared.limiter.try_now();
-        if claimed {
+        let claimed = shared
+            .limiter(&record.merchant.mch_id)
+            .and_then(|limiter| limiter.try_now());
+        if claimed.is_some() {
             record.maybe_sent = true;
             record.micropay_attempts = 1;
             record.submitted_at = Some(now);
@@ -243,10 +299,10 @@ impl Engine {
         if let InsertOutcome::Inserted(stored) = &outcome {
             shared.metrics.observe_transition(stored.state);
             let key = Key::Payment(stored.id.clone());
-            if claimed {
+            if let Some(claim) = claimed {
                 // Its turn is now: send straight away, with the record in hand.
                 lock(&shared.claimed_at_insert)
-                    .insert(stored.id.clone(), ClaimedAtInsert(stored.clone()));
+                    .insert(stored.id.clone(), ClaimedAtInsert(stored.clone(), claim));
                 shared.start_step(key);
             } else {
                 shared.schedule_at(key, at);
@@ -310,7 +366,7 @@ impl Engine {
         let now = Millis::now();
         let refund = RefundRecord::new_submitting(
             uuid::Uuid::new_v4().to_string(),
-            payment.id.clone(),
+            &payment,
             request.refund_attempt_id,
             new_out_refund_no(shared.settings.shop.business_day(now)),
             request.amount_fen,

@@ -30,25 +30,29 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wxpay::CallOutcome;
 use wxpay::client::CallOptions;
+use wxpay::error::NotSent;
 use wxpay::messages::Request;
 
 use super::api::EngineSettings;
-use super::limiter::RateLimiter;
+use super::limiter::{Claim, RateLimiter};
 use super::schedule::{Key, Schedule};
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
-use crate::store::{Millis, PaymentRecord, Store};
+use crate::store::{MerchantIds, Millis, PaymentRecord, Store};
+use crate::wechat::AccountClients;
 
 /// How long a step waits before retrying after the database failed it.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 /// The longest the driver sleeps with nothing scheduled (it wakes earlier when told).
 const IDLE_SLEEP: Duration = Duration::from_secs(3600);
 
-/// What every clone of an [`Engine`](super::Engine) shares: the store, the WeChat client,
+/// What every clone of an [`Engine`](super::Engine) shares: the store, the WeChat clients,
 /// the timer queue and the bookkeeping of the steps in flight.
 pub(super) struct Shared {
     pub(super) store: Arc<dyn Store>,
-    pub(super) client: wxpay::Client,
+    /// A client per merchant account; each payment's calls go to the account it was made
+    /// with.
+    pub(super) accounts: Arc<AccountClients>,
     pub(super) settings: EngineSettings,
     pub(super) schedule: Mutex<Schedule>,
     /// Keys with a step running, and whether the schedule asked for them meanwhile.
@@ -57,7 +61,9 @@ pub(super) struct Shared {
     pub(super) watchers: Mutex<Watchers>,
     /// Payments whose micropay took its turn when they were stored, by id.
     pub(super) claimed_at_insert: Mutex<HashMap<String, ClaimedAtInsert>>,
-    pub(super) limiter: RateLimiter,
+    /// The micropay rate limit of each account, by `mch_id` (the provider's in provider
+    /// mode: docs/design.md, "Load").
+    pub(super) limiters: HashMap<String, RateLimiter>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) tasks: TaskTracker,
     pub(super) stopping: CancellationToken,
@@ -68,7 +74,7 @@ pub(super) struct Shared {
 /// its step sends at once, with this record in hand, instead of waiting for a turn and
 /// committing a write-ahead of its own. Only this process knows; after a restart such a
 /// payment is queried, as for any send that may have left.
-pub(super) struct ClaimedAtInsert(pub(super) PaymentRecord);
+pub(super) struct ClaimedAtInsert(pub(super) PaymentRecord, pub(super) Claim);
 
 /// Locks `mutex`, using it even if a panic poisoned it (every guarded value stays valid).
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -173,14 +179,29 @@ impl Shared {
         });
     }
 
-    /// Calls WeChat and records the call's outcome and latency.
+    /// The micropay rate limit of the account `mch_id`, if it is configured.
+    pub(in crate::engine) fn limiter(&self, mch_id: &str) -> Option<&RateLimiter> {
+        self.limiters.get(mch_id)
+    }
+
+    /// Calls WeChat for a payment made with `merchant` (its account, with its sub-merchant)
+    /// and records the call's outcome and latency. A payment whose account is no longer
+    /// configured cannot be called about: that is "not sent", and the payment's rules run
+    /// their course until an operator restores the account.
     pub(in crate::engine) async fn call<R: Request>(
         &self,
+        merchant: &MerchantIds,
         request: &R,
         options: CallOptions,
     ) -> wxpay::Result<R::Response> {
         let started = Instant::now();
-        let result = self.client.call_with(request, options).await;
+        let result = match self.accounts.client_for(merchant) {
+            Some(client) => client.call_with(request, options).await,
+            None => Err(wxpay::Error::NotSent(NotSent::Build(format!(
+                "no configured account has mch_id {}",
+                merchant.mch_id
+            )))),
+        };
         self.metrics
             .observe_call(R::API, CallOutcome::of(&result), started.elapsed());
         result

@@ -1,5 +1,7 @@
-//! The micropay rate limit: WeChat accepts 30 micropay calls per second per merchant.
-//! Calls beyond the rate wait their turn (a queue, not a refusal).
+//! The micropay rate limit: WeChat accepts 30 micropay calls per second per merchant. The
+//! engine keeps one limiter per merchant account (a provider's is shared by its
+//! sub-merchants: docs/design.md, "Load"). Calls beyond the rate wait their turn (a queue,
+//! not a refusal).
 //!
 //! Two gates, because a payment commits "may have been sent" between taking its turn and
 //! sending:
@@ -10,6 +12,11 @@
 //!   `rate` requests already left in the last second. Database delays between the two gates
 //!   could otherwise bunch turns together; this gate makes the limit hold for every
 //!   window of actual sends.
+//!
+//! A payment stored while a turn and a slot are free takes both at once
+//! ([`RateLimiter::try_now`]) and skips the two gates; its slot is stamped again when its
+//! request actually leaves ([`RateLimiter::sending`]), after the insert's commit, so the
+//! window counts real sends on that path too.
 //!
 //! The window is a second plus [`ARRIVAL_GUARD`]: requests reach WeChat after different
 //! delays (a new TLS connection takes longer than a pooled one), and WeChat counts arrivals.
@@ -32,6 +39,20 @@ struct State {
     next_turn: Option<Instant>,
     /// When the requests of the last second left, oldest first.
     sent: VecDeque<Instant>,
+}
+
+/// A send slot taken at once by [`RateLimiter::try_now`], stamped when it was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim(Instant);
+
+/// Forgets the sends that left the window.
+fn expire(sent: &mut VecDeque<Instant>, now: Instant) {
+    while sent
+        .front()
+        .is_some_and(|at| now.duration_since(*at) >= WINDOW)
+    {
+        sent.pop_front();
+    }
 }
 
 /// A per-second limit on calls, as evenly spaced turns plus a sliding-window check.
@@ -74,27 +95,39 @@ impl RateLimiter {
     }
 
     /// Takes a turn and a send slot at once if both are free right now, without waiting.
-    /// The caller must then send immediately (it skips [`reserve`](Self::reserve) and
-    /// [`admit`](Self::admit)).
-    pub fn try_now(&self) -> bool {
+    /// The caller skips [`reserve`](Self::reserve) and [`admit`](Self::admit), and calls
+    /// [`sending`](Self::sending) with the claim right before the request leaves.
+    pub fn try_now(&self) -> Option<Claim> {
         let mut state = self.lock();
         let now = Instant::now();
         if state.next_turn.is_some_and(|next| next > now) {
-            return false;
+            return None;
         }
-        while state
-            .sent
-            .front()
-            .is_some_and(|sent| now.duration_since(*sent) >= WINDOW)
-        {
-            state.sent.pop_front();
-        }
+        expire(&mut state.sent, now);
         if state.sent.len() >= self.per_second {
-            return false;
+            return None;
         }
         state.next_turn = Some(now + self.interval);
         state.sent.push_back(now);
-        true
+        Some(Claim(now))
+    }
+
+    /// A claimed request is leaving now: its slot, held since [`try_now`](Self::try_now)
+    /// (across the commit between the two), is stamped with the moment it actually leaves,
+    /// so that the window counts actual sends. If the slot expired meanwhile (a commit slower
+    /// than the window), the request waits for a free one like any other.
+    pub async fn sending(&self, claim: Claim) {
+        {
+            let mut state = self.lock();
+            let now = Instant::now();
+            expire(&mut state.sent, now);
+            if let Some(index) = state.sent.iter().position(|sent| *sent == claim.0) {
+                state.sent.remove(index);
+                state.sent.push_back(now);
+                return;
+            }
+        }
+        self.admit().await;
     }
 
     /// Waits until fewer than the limit left in the last second, then records this send.
@@ -103,13 +136,7 @@ impl RateLimiter {
             let wait_until = {
                 let mut state = self.lock();
                 let now = Instant::now();
-                while state
-                    .sent
-                    .front()
-                    .is_some_and(|sent| now.duration_since(*sent) >= WINDOW)
-                {
-                    state.sent.pop_front();
-                }
+                expire(&mut state.sent, now);
                 if state.sent.len() < self.per_second {
                     state.sent.push_back(now);
                     return;
@@ -130,12 +157,38 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_immediate_turn_is_taken_only_when_free() {
         let limiter = RateLimiter::per_second(10);
-        assert!(limiter.try_now());
-        assert!(!limiter.try_now(), "the next turn is an interval away");
+        assert!(limiter.try_now().is_some());
+        assert!(
+            limiter.try_now().is_none(),
+            "the next turn is an interval away"
+        );
         tokio::time::advance(WINDOW / 10).await;
-        assert!(limiter.try_now());
+        assert!(limiter.try_now().is_some());
         limiter.reserve().await;
-        assert!(!limiter.try_now(), "a reserved turn is not free");
+        assert!(limiter.try_now().is_none(), "a reserved turn is not free");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claimed_slot_counts_from_when_its_request_leaves() {
+        let limiter = RateLimiter::per_second(2);
+        let start = Instant::now();
+        let claim = limiter.try_now().unwrap();
+        // The claim's commit takes half a window; meanwhile another request is admitted.
+        tokio::time::advance(WINDOW / 2).await;
+        limiter.admit().await;
+        limiter.sending(claim).await;
+        // Both slots are now stamped half a window in: a third request waits until then
+        // plus a whole window, not until a window after the claim was taken.
+        limiter.admit().await;
+        assert_eq!(start.elapsed(), WINDOW / 2 + WINDOW);
+        // A claim whose slot expired before it was sent waits for a free slot.
+        let late = RateLimiter::per_second(1);
+        let claim = late.try_now().unwrap();
+        tokio::time::advance(WINDOW).await;
+        late.admit().await;
+        let before = Instant::now();
+        late.sending(claim).await;
+        assert_eq!(before.elapsed(), WINDOW);
     }
 
     #[tokio::test(start_paused = true)]

@@ -252,7 +252,7 @@ mod tests {
     fn refund(id: &str, created_at: i64) -> RefundRecord {
         RefundRecord::new_submitting(
             id.into(),
-            "p1".into(),
+            &crate::store::records::sample_payment("p1"),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
             OutRefundNo::new(format!("RF20240301{id:0>22}")).unwrap(),
             Fen(100),

@@ -78,7 +78,7 @@ mod tests {
     ) -> RefundRecord {
         let mut refund = RefundRecord::new_submitting(
             id.into(),
-            "p1".into(),
+            &crate::store::records::sample_payment("p1"),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
             wxpay::messages::OutRefundNo::new(format!("RF{id}")).unwrap(),
             Fen(100),

@@ -24,7 +24,7 @@ use crate::config::MAX_DESCRIPTION_BYTES;
 use crate::error::{ApiError, Result};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use crate::store::{Millis, PaymentRecord, RefundRecord};
+use crate::store::{Millis, PaymentRecord, RefundRecord, StoreError, StoreRecord};
 
 /// WeChat's limit on `refund_desc`.
 const MAX_REFUND_REASON_CHARS: usize = 80;
@@ -58,7 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 200, description = "The payment already taken under this attempt_id", body = Payment),
         (status = 400, description = "Bad input, naming the field: INVALID_AMOUNT (zero, or above this server's payments.max_amount_fen), INVALID_REQUEST (a missing, unknown or malformed field, a description over 127 bytes), INVALID_JSON", body = ErrorBody),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 409, description = "attempt_id reused with other contents (IDEMPOTENCY_CONFLICT): depends on what is stored, not on the request alone", body = ErrorBody),
+        (status = 409, description = "Depends on what is stored, not on the request alone: attempt_id reused with other contents (IDEMPOTENCY_CONFLICT), or the terminal's store is disabled (STORE_DISABLED, naming the store)", body = ErrorBody),
         (status = 413, description = BODY_TOO_LARGE, body = ErrorBody),
         (status = 415, description = UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
@@ -89,7 +89,11 @@ async fn payment_create(
             ));
         }
     }
-    let outcome = state.engine.create_payment(&terminal.id, request).await?;
+    let store = terminal_store(&state, &terminal).await?;
+    let outcome = state
+        .engine
+        .create_payment(&terminal.id, &store, request)
+        .await?;
     let status = if outcome.was_inserted() {
         StatusCode::CREATED
     } else {
@@ -151,7 +155,7 @@ impl ShowQuery {
         (status = 200, description = "The payment", body = Payment),
         (status = 400, description = "Bad query string (INVALID_REQUEST): an unknown parameter, a value that is not a number, or one above its maximum (naming it)", body = ErrorBody),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 404, description = "No such payment in the terminal's store (PAYMENT_NOT_FOUND)", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
@@ -159,14 +163,14 @@ impl ShowQuery {
 )]
 async fn payment_show(
     State(state): State<AppState>,
-    _terminal: AuthenticatedTerminal,
+    terminal: AuthenticatedTerminal,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<ShowQuery>,
 ) -> Result<Json<Payment>> {
     query.check()?;
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut watch = state.engine.watch(&id);
-    let mut record = state.store.existing_payment(&id).await?;
+    let mut record = store_payment(&state, &terminal, &id).await?;
     if let (Some(after), Some(wait)) = (query.after_version, query.wait) {
         let wait = Duration::from_secs(wait).min(state.config.payments.long_poll_max_wait);
         let deadline = tokio::time::Instant::now() + wait;
@@ -194,7 +198,7 @@ async fn payment_show(
     responses(
         (status = 200, description = "The payment, now cancelling (or unchanged if settled)", body = Payment),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 404, description = "No such payment in the terminal's store (PAYMENT_NOT_FOUND)", body = ErrorBody),
         (status = 409, description = "Depends on the payment's state, not on the request: already paid, refund it instead (PAYMENT_ALREADY_PAID), or changed at the same moment, try again (CONCURRENT_CHANGE)", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = UNAVAILABLE, body = ErrorBody),
@@ -203,9 +207,10 @@ async fn payment_show(
 )]
 async fn payment_cancel(
     State(state): State<AppState>,
-    _terminal: AuthenticatedTerminal,
+    terminal: AuthenticatedTerminal,
     Path(id): Path<String>,
 ) -> Result<Json<Payment>> {
+    store_payment(&state, &terminal, &id).await?;
     let record = state.engine.cancel(&id).await?;
     let refunds = refunds_of(&state, &record).await?;
     Ok(Json(payment_body(&state, &record, refunds)))
@@ -227,7 +232,7 @@ async fn payment_cancel(
         (status = 200, description = "The refund already requested under this refund_attempt_id", body = Refund),
         (status = 400, description = "Bad input, naming the field: INVALID_AMOUNT (zero or above 1000000000000), INVALID_REQUEST (a missing, unknown or malformed field, a reason over 80 characters), INVALID_JSON", body = ErrorBody),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No such payment (PAYMENT_NOT_FOUND)", body = ErrorBody),
+        (status = 404, description = "No such payment in the terminal's store (PAYMENT_NOT_FOUND)", body = ErrorBody),
         (status = 409, description = "Depends on the payment and its refunds, not on the request alone: not paid (PAYMENT_NOT_PAID), more than is left after the refunds not failed (REFUND_EXCEEDS_PAYMENT), a reused refund_attempt_id (IDEMPOTENCY_CONFLICT) or a change at the same moment (CONCURRENT_CHANGE)", body = ErrorBody),
         (status = 413, description = BODY_TOO_LARGE, body = ErrorBody),
         (status = 415, description = UNSUPPORTED_MEDIA_TYPE, body = ErrorBody),
@@ -238,7 +243,7 @@ async fn payment_cancel(
 )]
 async fn refund_create(
     State(state): State<AppState>,
-    _terminal: AuthenticatedTerminal,
+    terminal: AuthenticatedTerminal,
     Path(id): Path<String>,
     ApiJson(request): ApiJson<CreateRefund>,
 ) -> Result<(StatusCode, Json<Refund>)> {
@@ -268,6 +273,7 @@ async fn refund_create(
             ));
         }
     }
+    store_payment(&state, &terminal, &id).await?;
     let outcome = state.engine.create_refund(&id, request).await?;
     let status = if outcome.was_inserted() {
         StatusCode::CREATED
@@ -288,12 +294,13 @@ struct ListQuery {
     #[serde(default)]
     #[param(format = Date, example = "2026-11-30")]
     date: Option<String>,
-    /// Only this terminal's payments; every terminal's when absent.
+    /// Only this terminal's payments; every terminal's of the caller's store when absent.
     #[serde(default)]
     terminal: Option<String>,
 }
 
-/// A business day's payments, newest first, with the day's totals.
+/// A business day's payments of the calling terminal's store, newest first, with the day's
+/// totals.
 #[utoipa::path(
     get,
     path = "/payments",
@@ -310,7 +317,7 @@ struct ListQuery {
 )]
 async fn payment_list(
     State(state): State<AppState>,
-    _terminal: AuthenticatedTerminal,
+    terminal: AuthenticatedTerminal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentList>> {
     let day = match &query.date {
@@ -318,10 +325,18 @@ async fn payment_list(
             .ok_or_else(|| ApiError::invalid_field("date", "must be a date written YYYY-MM-DD"))?,
         None => state.config.shop.business_day(Millis::now()),
     };
+    let caller = terminal;
     let terminal = query.terminal.as_deref();
-    let records = state.store.list_payments(day, terminal).await?;
+    let records = state
+        .store
+        .list_payments(day, &caller.store_id, terminal)
+        .await?;
     let mut refunds: HashMap<String, Vec<RefundRecord>> = HashMap::new();
-    for refund in state.store.refunds_for_day(day, terminal).await? {
+    for refund in state
+        .store
+        .refunds_for_day(day, &caller.store_id, terminal)
+        .await?
+    {
         refunds
             .entry(refund.payment_id.clone())
             .or_default()
@@ -353,6 +368,40 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
         });
     let day = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
     (shaped && day.year() >= 1).then_some(day)
+}
+
+/// The payment `id` if it belongs to `terminal`'s store. Another store's payment is
+/// `PAYMENT_NOT_FOUND`, exactly like a missing one, so a terminal learns nothing about other
+/// stores.
+async fn store_payment(
+    state: &AppState,
+    terminal: &AuthenticatedTerminal,
+    id: &str,
+) -> Result<PaymentRecord> {
+    match state.store.get_payment(id).await? {
+        Some(record) if record.store_id == terminal.store_id => Ok(record),
+        _ => Err(StoreError::NotFound {
+            entity: "payment",
+            key: id.to_owned(),
+        }
+        .into()),
+    }
+}
+
+/// The terminal's store, as stored now (it may have been disabled since the terminal
+/// authenticated).
+async fn terminal_store(state: &AppState, terminal: &AuthenticatedTerminal) -> Result<StoreRecord> {
+    state
+        .store
+        .get_store(&terminal.store_id)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound {
+                entity: "store",
+                key: terminal.store_id.clone(),
+            }
+            .into()
+        })
 }
 
 /// A payment's refunds; only a paid payment can have any, so others skip the query.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use paycode_api::{DemoPairing, ErrorBody, ErrorCode, TerminalInfo};
+use paycode_api::{DemoPairing, ErrorBody, ErrorCode, StoreInfo, TerminalInfo};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,7 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(demo_pairing_show))
 }
 
-/// The terminal the bearer token belongs to (the app checks a token with it before saving).
+/// The terminal the bearer token belongs to, with its store (the app checks a token with it
+/// before saving, and shows the store's name next to the terminal's and on receipts).
 #[utoipa::path(
     get,
     path = "/terminal",
@@ -34,11 +35,19 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
     security(("terminal_token" = []))
 )]
-async fn terminal_show(terminal: AuthenticatedTerminal) -> Json<TerminalInfo> {
-    Json(TerminalInfo {
+async fn terminal_show(
+    State(state): State<AppState>,
+    terminal: AuthenticatedTerminal,
+) -> Result<Json<TerminalInfo>> {
+    let store = state.store.get_store(&terminal.store_id).await?;
+    Ok(Json(TerminalInfo {
         id: terminal.id,
         name: terminal.name,
-    })
+        store: StoreInfo {
+            name: store.map_or_else(|| terminal.store_id.clone(), |store| store.name),
+            id: terminal.store_id,
+        },
+    }))
 }
 
 /// The demo terminal's token, in demo mode and to loopback clients only. Everywhere else it

@@ -31,7 +31,8 @@ use crate::config::{StoreBackend, StoreConfig};
 
 pub use postgres::PostgresStore;
 pub use records::{
-    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
+    Action, CloseState, Failure, MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord,
+    StoreRecord, TerminalRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -95,7 +96,7 @@ pub enum StoreError {
     /// The payment, refund or terminal does not exist.
     #[error("{entity} {key} not found")]
     NotFound {
-        /// `payment`, `refund` or `terminal`.
+        /// `payment`, `refund`, `terminal` or `store`.
         entity: &'static str,
         /// The id or name looked up.
         key: String,
@@ -298,10 +299,12 @@ pub trait Store: Send + Sync + 'static {
         detail: &str,
     ) -> Result<PaymentRecord, StoreError>;
 
-    /// One business day's payments, newest first, optionally for one terminal only.
+    /// One store's payments of a business day, newest first, optionally for one terminal
+    /// only.
     async fn list_payments(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 
@@ -343,22 +346,25 @@ pub trait Store: Send + Sync + 'static {
     /// A payment's refunds, oldest first.
     async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
 
-    /// The refunds of a business day's payments (only `terminal_id`'s when given), oldest
-    /// first: the day list's refunds in one query rather than one per payment.
+    /// The refunds of one store's payments of a business day (only `terminal_id`'s when
+    /// given), oldest first: the day list's refunds in one query rather than one per payment.
     async fn refunds_for_day(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<RefundRecord>, StoreError>;
 
     /// Every refund still `queued`, `submitting` or `processing`, oldest first.
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
 
-    /// Adds a terminal; fails with [`StoreError::AlreadyExists`] if the name is taken.
+    /// Adds a terminal to the store `store_id`; fails with [`StoreError::AlreadyExists`] if
+    /// the name is taken.
     async fn add_terminal(
         &self,
         name: &str,
         token_hash: &str,
+        store_id: &str,
     ) -> Result<TerminalRecord, StoreError>;
 
     /// The terminal whose token has this hash, revoked or not.
@@ -373,6 +379,29 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes the terminal with this name and returns it. Revoking twice keeps the first
     /// revocation time. Fails with [`StoreError::NotFound`] for an unknown name.
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError>;
+
+    /// Adds a store; fails with [`StoreError::AlreadyExists`] if the name or id is taken.
+    async fn add_store(&self, store: &StoreRecord) -> Result<StoreRecord, StoreError>;
+
+    /// The store with this id, disabled or not.
+    async fn get_store(&self, id: &str) -> Result<Option<StoreRecord>, StoreError>;
+
+    /// Every store, in the order they were added.
+    async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError>;
+
+    /// Disables the store with this name and returns it; disabling twice keeps the first
+    /// time. Fails with [`StoreError::NotFound`] for an unknown name.
+    async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError>;
+
+    /// Adopts the rows a database from before stores left unbound, in one transaction:
+    /// gives `store` the sub-merchant of `merchant` if it has none, and records `merchant` on
+    /// every payment and refund of `store` without merchant fields. Returns how many rows
+    /// were filled in; a second call finds none.
+    async fn adopt_unbound_rows(
+        &self,
+        store: &StoreRecord,
+        merchant: &MerchantIds,
+    ) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

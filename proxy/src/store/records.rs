@@ -165,6 +165,43 @@ impl Failure {
     }
 }
 
+/// The merchant fields a payment (and its refunds) was made with, sent with every WeChat
+/// call about it: the account's `appid` and `mch_id` and, in service-provider mode, the
+/// store's `sub_mch_id` and optional `sub_appid` (docs/wechat-pay.md §11).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MerchantIds {
+    /// The account's appid (the provider's, in provider mode).
+    pub appid: String,
+    /// The account's merchant number (the provider's, in provider mode).
+    pub mch_id: String,
+    /// The sub-merchant's appid, when the store has one.
+    pub sub_appid: Option<String>,
+    /// The sub-merchant, in provider mode.
+    pub sub_mch_id: Option<String>,
+}
+
+/// A store: a shop whose terminals take payments into one merchant account (a direct
+/// merchant's, or a provider's for the store's sub-merchant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreRecord {
+    /// The proxy's id for the store; `default` for the store a wave-1 database became.
+    pub id: String,
+    /// The operator's name for it (`shop-east`); unique.
+    pub name: String,
+    /// The configuration's name of the account it collects into.
+    pub account: String,
+    /// Its sub-merchant, when the account is a service provider.
+    pub sub_mch_id: Option<String>,
+    /// The sub-merchant's appid, if it has one.
+    pub sub_appid: Option<String>,
+    /// Where the shop is, for people.
+    pub address: Option<String>,
+    /// When it was added.
+    pub created_at: Millis,
+    /// When it was disabled; a disabled store takes no new payments.
+    pub disabled_at: Option<Millis>,
+}
+
 /// A payment, as stored. The payments engine owns every transition; the store only checks
 /// versions and records what it is given.
 #[derive(Clone, PartialEq, Eq)]
@@ -175,6 +212,10 @@ pub struct PaymentRecord {
     pub attempt_id: AttemptId,
     /// The terminal that took the payment.
     pub terminal_id: String,
+    /// The terminal's store; only that store's terminals see the payment.
+    pub store_id: String,
+    /// The merchant fields the order was made with; every call about it sends them.
+    pub merchant: MerchantIds,
     /// The order number sent to WeChat; unique, one per attempt.
     pub out_trade_no: OutTradeNo,
     /// The amount charged.
@@ -258,6 +299,7 @@ impl PaymentRecord {
         id: String,
         attempt_id: AttemptId,
         terminal_id: String,
+        store: (String, MerchantIds),
         out_trade_no: OutTradeNo,
         amount_fen: Fen,
         auth_code: AuthCode,
@@ -265,10 +307,13 @@ impl PaymentRecord {
         now: Millis,
         business_day: NaiveDate,
     ) -> PaymentRecord {
+        let (store_id, merchant) = store;
         PaymentRecord {
             id,
             attempt_id,
             terminal_id,
+            store_id,
+            merchant,
             out_trade_no,
             amount_fen,
             auth_code_last4: auth_code.last_four().to_owned(),
@@ -313,6 +358,8 @@ impl fmt::Debug for PaymentRecord {
             .field("id", &self.id)
             .field("attempt_id", &self.attempt_id)
             .field("terminal_id", &self.terminal_id)
+            .field("store_id", &self.store_id)
+            .field("merchant", &self.merchant)
             .field("out_trade_no", &self.out_trade_no)
             .field("amount_fen", &self.amount_fen)
             .field("auth_code", &self.auth_code.as_ref().map(AuthCode::masked))
@@ -362,6 +409,10 @@ pub struct RefundRecord {
     pub id: String,
     /// The payment it returns money from.
     pub payment_id: String,
+    /// The payment's store.
+    pub store_id: String,
+    /// The payment's merchant fields, sent with the refund and its queries.
+    pub merchant: MerchantIds,
     /// The app's idempotency key; unique.
     pub refund_attempt_id: AttemptId,
     /// The refund number sent to WeChat; unique.
@@ -395,10 +446,11 @@ pub struct RefundRecord {
 }
 
 impl RefundRecord {
-    /// A refund just requested: state `submitting`, version 1, no attempts yet.
+    /// A refund of `payment` just requested: state `submitting`, version 1, no attempts
+    /// yet; its store and merchant fields are the payment's.
     pub fn new_submitting(
         id: String,
-        payment_id: String,
+        payment: &PaymentRecord,
         refund_attempt_id: AttemptId,
         out_refund_no: OutRefundNo,
         amount_fen: Fen,
@@ -407,7 +459,9 @@ impl RefundRecord {
     ) -> RefundRecord {
         RefundRecord {
             id,
-            payment_id,
+            payment_id: payment.id.clone(),
+            store_id: payment.store_id.clone(),
+            merchant: payment.merchant.clone(),
             refund_attempt_id,
             out_refund_no,
             amount_fen,
@@ -433,6 +487,8 @@ pub struct TerminalRecord {
     pub id: String,
     /// The name given by the operator (`counter-1`); unique.
     pub name: String,
+    /// The store the terminal belongs to; it sees only that store's payments.
+    pub store_id: String,
     /// SHA-256 of the token, in lower-case hex.
     pub token_hash: String,
     /// When it was added.
@@ -480,6 +536,31 @@ pub fn parse_refund_state(name: &str) -> Option<RefundState> {
     .find(|state| refund_state_name(*state) == name)
 }
 
+/// A payment `id` of ¥1.00 at the default store, for the unit tests of refunds.
+#[cfg(test)]
+pub(crate) fn sample_payment(id: &str) -> PaymentRecord {
+    PaymentRecord::new_submitting(
+        id.into(),
+        AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7b").unwrap(),
+        "t1".into(),
+        (
+            "default".into(),
+            MerchantIds {
+                appid: "wx".into(),
+                mch_id: "10000100".into(),
+                sub_appid: None,
+                sub_mch_id: None,
+            },
+        ),
+        OutTradeNo::new(format!("PC{id}")).unwrap(),
+        Fen(100),
+        AuthCode::parse("134567890123455678").unwrap(),
+        "test".into(),
+        Millis(0),
+        NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +572,15 @@ mod tests {
             "p1".into(),
             AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").unwrap(),
             "t1".into(),
+            (
+                "default".into(),
+                MerchantIds {
+                    appid: "wx".into(),
+                    mch_id: "10000100".into(),
+                    sub_appid: None,
+                    sub_mch_id: None,
+                },
+            ),
             OutTradeNo::new("PC1").unwrap(),
             Fen(100),
             code,

@@ -13,8 +13,8 @@ use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use super::StoreError;
 use super::records::{
-    Action, CloseState, Failure, Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord,
-    parse_refund_state, refund_state_name,
+    Action, CloseState, Failure, MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord,
+    StoreRecord, TerminalRecord, parse_refund_state, refund_state_name,
 };
 
 /// The states of a settled payment, as SQL. It must read exactly like the predicate of the
@@ -32,12 +32,13 @@ pub(super) const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade
      failure_code, failure_message, attention_reason, submitted_at, next_action_at, created_at, \
      updated_at, settled_at, business_day, lease_owner, lease_until, next_action, \
      pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
-     auth_code_fingerprint, close_state";
+     auth_code_fingerprint, close_state, store_id, appid, mch_id, sub_appid, sub_mch_id";
 
 /// The columns a payment is created with and never changes, in the order the stores bind
 /// them.
 pub(super) const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade_no, \
-     amount_fen, auth_code_last4, created_at, business_day, auth_code_fingerprint";
+     amount_fen, auth_code_last4, created_at, business_day, auth_code_fingerprint, store_id, \
+     appid, mch_id, sub_appid, sub_mch_id";
 
 /// The columns every update rewrites, in the order [`bind_mutable`] binds them.
 pub(super) const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, \
@@ -50,10 +51,15 @@ pub(super) const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state,
 /// Every column of `refunds`, in the order the stores insert them.
 pub(super) const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, \
      amount_fen, reason, state, version, wechat_refund_id, failure_code, failure_message, \
-     attempts, next_action_at, created_at, updated_at, applied_at";
+     attempts, next_action_at, created_at, updated_at, applied_at, store_id, appid, mch_id, \
+     sub_appid, sub_mch_id";
 
 /// Every column of `terminals`, in the order the stores insert them.
-pub(super) const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at";
+pub(super) const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at, store_id";
+
+/// Every column of `stores`, in the order the stores insert them.
+pub(super) const STORE_COLUMNS: &str =
+    "id, name, account, sub_mch_id, sub_appid, address, created_at, disabled_at";
 
 /// The columns of `payment_events` a [`PaymentEvent`] is read from.
 pub(super) const EVENT_COLUMNS: &str = "payment_id, at, from_state, to_state, detail";
@@ -93,6 +99,8 @@ pub(super) fn payment_from_row(row: &impl Columns) -> Result<PaymentRecord, Stor
             value: attempt_id.clone(),
         })?,
         terminal_id: row.text("terminal_id")?,
+        store_id: row.text("store_id")?,
+        merchant: merchant_from_row(row, "payments.mch_id")?,
         out_trade_no: OutTradeNo::new(out_trade_no.clone()).map_err(|_| StoreError::Corrupt {
             column: "payments.out_trade_no",
             value: out_trade_no,
@@ -172,6 +180,8 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
     Ok(RefundRecord {
         id: row.text("id")?,
         payment_id: row.text("payment_id")?,
+        store_id: row.text("store_id")?,
+        merchant: merchant_from_row(row, "refunds.mch_id")?,
         refund_attempt_id: AttemptId::parse(&refund_attempt_id).map_err(|_| {
             StoreError::Corrupt {
                 column: "refunds.refund_attempt_id",
@@ -207,9 +217,42 @@ pub(super) fn terminal_from_row(row: &impl Columns) -> Result<TerminalRecord, St
     Ok(TerminalRecord {
         id: row.text("id")?,
         name: row.text("name")?,
+        store_id: row.text("store_id")?,
         token_hash: row.text("token_hash")?,
         created_at: Millis(row.integer("created_at")?),
         revoked_at: row.optional_integer("revoked_at")?.map(Millis),
+    })
+}
+
+/// The merchant fields of a payment or refund row (`column` names its `mch_id` in errors).
+/// Rows written before stores existed have none until the proxy's first start fills them in
+/// ([`Store::adopt_unbound_rows`](super::Store::adopt_unbound_rows)).
+fn merchant_from_row(row: &impl Columns, column: &'static str) -> Result<MerchantIds, StoreError> {
+    match (row.optional_text("appid")?, row.optional_text("mch_id")?) {
+        (Some(appid), Some(mch_id)) => Ok(MerchantIds {
+            appid,
+            mch_id,
+            sub_appid: row.optional_text("sub_appid")?,
+            sub_mch_id: row.optional_text("sub_mch_id")?,
+        }),
+        _ => Err(StoreError::Corrupt {
+            column,
+            value: "NULL (a row from before stores, not yet adopted at start)".to_owned(),
+        }),
+    }
+}
+
+/// Reads a row of [`STORE_COLUMNS`].
+pub(super) fn store_from_row(row: &impl Columns) -> Result<StoreRecord, StoreError> {
+    Ok(StoreRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        account: row.text("account")?,
+        sub_mch_id: row.optional_text("sub_mch_id")?,
+        sub_appid: row.optional_text("sub_appid")?,
+        address: row.optional_text("address")?,
+        created_at: Millis(row.integer("created_at")?),
+        disabled_at: row.optional_integer("disabled_at")?.map(Millis),
     })
 }
 
@@ -303,7 +346,12 @@ where
         .bind(refund.next_action_at.map(|at| at.0))
         .bind(refund.created_at.0)
         .bind(refund.updated_at.0)
-        .bind(refund.applied_at.map(|at| at.0)))
+        .bind(refund.applied_at.map(|at| at.0))
+        .bind(refund.store_id.as_str())
+        .bind(refund.merchant.appid.as_str())
+        .bind(refund.merchant.mch_id.as_str())
+        .bind(refund.merchant.sub_appid.as_deref())
+        .bind(refund.merchant.sub_mch_id.as_deref()))
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment

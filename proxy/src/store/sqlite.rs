@@ -27,14 +27,15 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
 use super::records::{
-    Millis, PaymentEvent, PaymentRecord, RefundRecord, TerminalRecord, refund_state_name,
+    MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord, StoreRecord, TerminalRecord,
+    refund_state_name,
 };
 use super::rows::{
     Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
-    REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
+    REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS, UNFINISHED_REFUND_STATES_SQL,
     bind_mutable, bind_refund, check_refund_cap, column_count, event_from_row,
     existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state, payment_difference,
-    payment_from_row, refund_difference, refund_from_row, terminal_from_row, u64_to_i64,
+    payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row, u64_to_i64,
     unique_violation_as_exists,
 };
 use super::sqlite_writer::Writer;
@@ -195,30 +196,19 @@ impl Store for SqliteStore {
     async fn list_payments(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = match terminal_id {
-            Some(terminal_id) => {
-                sqlx::query(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments \
-                     WHERE business_day = ? AND terminal_id = ? \
-                     ORDER BY created_at DESC, id DESC"
-                ))
-                .bind(day_to_text(business_day))
-                .bind(terminal_id)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE business_day = ? \
-                     ORDER BY created_at DESC, id DESC"
-                ))
-                .bind(day_to_text(business_day))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments \
+             WHERE store_id = ?1 AND business_day = ?2 AND (?3 IS NULL OR terminal_id = ?3) \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(store_id)
+        .bind(day_to_text(business_day))
+        .bind(terminal_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(payment_from_row).collect()
     }
 
@@ -306,14 +296,16 @@ impl Store for SqliteStore {
     async fn refunds_for_day(
         &self,
         business_day: NaiveDate,
+        store_id: &str,
         terminal_id: Option<&str>,
     ) -> Result<Vec<RefundRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id IN \
-             (SELECT id FROM payments WHERE business_day = ?1 \
-              AND (?2 IS NULL OR terminal_id = ?2)) \
+             (SELECT id FROM payments WHERE store_id = ?1 AND business_day = ?2 \
+              AND (?3 IS NULL OR terminal_id = ?3)) \
              ORDER BY created_at, id"
         ))
+        .bind(store_id)
         .bind(day_to_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
@@ -335,10 +327,12 @@ impl Store for SqliteStore {
         &self,
         name: &str,
         token_hash: &str,
+        store_id: &str,
     ) -> Result<TerminalRecord, StoreError> {
         let terminal = TerminalRecord {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
+            store_id: store_id.to_owned(),
             token_hash: token_hash.to_owned(),
             created_at: Millis::now(),
             revoked_at: None,
@@ -352,6 +346,7 @@ impl Store for SqliteStore {
         .bind(&terminal.token_hash)
         .bind(terminal.created_at.0)
         .bind(terminal.revoked_at.map(|at| at.0))
+        .bind(&terminal.store_id)
         .execute(&self.pool)
         .await
         .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
@@ -395,6 +390,93 @@ impl Store for SqliteStore {
         })?;
         terminal_from_row(&row)
     }
+
+    async fn add_store(&self, store: &StoreRecord) -> Result<StoreRecord, StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO stores ({STORE_COLUMNS}) VALUES ({})",
+            placeholders(STORE_COLUMNS)
+        ))
+        .bind(&store.id)
+        .bind(&store.name)
+        .bind(&store.account)
+        .bind(&store.sub_mch_id)
+        .bind(&store.sub_appid)
+        .bind(&store.address)
+        .bind(store.created_at.0)
+        .bind(store.disabled_at.map(|at| at.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "store", &store.name))?;
+        Ok(store.clone())
+    }
+
+    async fn get_store(&self, id: &str) -> Result<Option<StoreRecord>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(store_from_row).transpose()
+    }
+
+    async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(store_from_row).collect()
+    }
+
+    async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE stores SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ? \
+             RETURNING {STORE_COLUMNS}"
+        ))
+        .bind(Millis::now().0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "store",
+            key: name.to_owned(),
+        })?;
+        store_from_row(&row)
+    }
+
+    async fn adopt_unbound_rows(
+        &self,
+        store: &StoreRecord,
+        merchant: &MerchantIds,
+    ) -> Result<u64, StoreError> {
+        // Holds the write lock from its first statement, like the writer's batches.
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "UPDATE stores SET sub_mch_id = ?, sub_appid = ? \
+             WHERE id = ? AND sub_mch_id IS NULL AND sub_appid IS NULL",
+        )
+        .bind(&merchant.sub_mch_id)
+        .bind(&merchant.sub_appid)
+        .bind(&store.id)
+        .execute(&mut *transaction)
+        .await?;
+        let mut adopted = 0;
+        for table in ["payments", "refunds"] {
+            adopted += sqlx::query(&format!(
+                "UPDATE {table} SET appid = ?, mch_id = ?, sub_appid = ?, sub_mch_id = ? \
+                 WHERE store_id = ? AND mch_id IS NULL"
+            ))
+            .bind(&merchant.appid)
+            .bind(&merchant.mch_id)
+            .bind(&merchant.sub_appid)
+            .bind(&merchant.sub_mch_id)
+            .bind(&store.id)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        }
+        transaction.commit().await?;
+        Ok(adopted)
+    }
 }
 
 // The write operations, each run by the writer inside its batch transaction. Each checks
@@ -420,7 +502,12 @@ async fn insert_payment(
         .bind(&payment.auth_code_last4)
         .bind(payment.created_at.0)
         .bind(day_to_text(payment.business_day))
-        .bind(&payment.auth_code_fingerprint);
+        .bind(&payment.auth_code_fingerprint)
+        .bind(&payment.store_id)
+        .bind(&payment.merchant.appid)
+        .bind(&payment.merchant.mch_id)
+        .bind(&payment.merchant.sub_appid)
+        .bind(&payment.merchant.sub_mch_id);
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .execute(&mut *connection)
         .await

@@ -53,3 +53,64 @@ async fn a_wrong_key_or_a_missing_certificate_fails_naming_the_setting() {
     assert!(no_certificate.to_string().contains("wechat.cert_p12"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_account_and_every_providers_store_is_checked_by_name() {
+    use paycode_proxy::cli::demo::simulator_account;
+    use paycode_proxy::store::{SqliteStore, Store};
+    use paycode_proxy::stores::{self, NewStore};
+    use wxpay::sim::{DEMO_APPID, DEMO_MCH_ID};
+
+    let root = tempfile::tempdir().unwrap();
+    let sim = wxpay::sim::Simulator::local(root.path().join("sim-certs"))
+        .merchant(DEMO_APPID, DEMO_MCH_ID, DEMO_API_KEY)
+        .provider(
+            "wx2222222222222222",
+            "1900000200",
+            "c0c1c2c3c4c5c6c7c8c9cac0c1c2c3c4",
+            &["1900000201"],
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut config = crate::helpers::config_in(root.path());
+    config.wechat = paycode_proxy::cli::demo::simulator_wechat_config(&sim);
+    config.accounts.insert(
+        "vendor".into(),
+        simulator_account(&sim, "1900000200").unwrap(),
+    );
+    let database = SqliteStore::connect(&config.store).await.unwrap();
+    let add = |name: &str, sub: &str| NewStore {
+        name: name.into(),
+        account: "vendor".into(),
+        sub_mch_id: Some(sub.into()),
+        ..NewStore::default()
+    };
+    stores::add(&config.accounts(), &database, add("mall-1", "1900000201"))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+
+    check::run(&config, &mut out).await.unwrap();
+
+    let report = String::from_utf8(out).unwrap();
+    assert!(
+        report.contains("account vendor: client certificate CN=1900000200"),
+        "{report}"
+    );
+    assert!(
+        report.contains("signed query for store mall-1 (sub_mch_id 1900000201)"),
+        "{report}"
+    );
+    assert!(report.contains("account default: WeChat Pay"), "{report}");
+    // A store whose sub-merchant is not bound to the provider fails, naming the store.
+    stores::add(&config.accounts(), &database, add("mall-x", "1900000999"))
+        .await
+        .unwrap();
+    let unbound = check::run(&config, &mut Vec::new()).await.unwrap_err();
+    assert!(matches!(unbound, CheckError::Wechat(_)), "{unbound:?}");
+    assert!(unbound.to_string().contains("store mall-x"), "{unbound}");
+    assert!(unbound.to_string().contains("account vendor"), "{unbound}");
+    database.close().await;
+    sim.shutdown().await;
+}

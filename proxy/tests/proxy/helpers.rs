@@ -10,7 +10,7 @@ use paycode_proxy::auth::Terminals;
 use paycode_proxy::cli::demo::simulator_wechat_config;
 use paycode_proxy::config::{Config, StoreConfig, WechatConfig};
 use paycode_proxy::startup::Application;
-use paycode_proxy::store::{self, Millis, PaymentRecord, Store};
+use paycode_proxy::store::{self, MerchantIds, Millis, PaymentRecord, Store};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -146,6 +146,15 @@ pub fn payment(n: u32, amount: u64) -> PaymentRecord {
         format!("pay_{n}"),
         attempt(n),
         "t1".to_owned(),
+        (
+            "default".to_owned(),
+            MerchantIds {
+                appid: "wx2421b1c4370ec43b".to_owned(),
+                mch_id: "10000100".to_owned(),
+                sub_appid: None,
+                sub_mch_id: None,
+            },
+        ),
         wxpay::messages::OutTradeNo::new(format!("PC{n:08}")).unwrap(),
         Fen(amount),
         code(1234),

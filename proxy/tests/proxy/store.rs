@@ -70,9 +70,11 @@ conformance!(
 );
 
 fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
+    let mut of = payment(0, amount);
+    of.id = payment_id.to_owned();
     RefundRecord::new_submitting(
         format!("ref_{n}"),
-        payment_id.to_owned(),
+        &of,
         attempt(1000 + n),
         wxpay::messages::OutRefundNo::new(format!("RF{n:08}")).unwrap(),
         Fen(amount),
@@ -388,8 +390,11 @@ async fn the_day_list_is_newest_first_and_filters_by_terminal(backend: Backend) 
     a_day_of_payments(store.as_ref()).await;
 
     // Act
-    let all = store.list_payments(day(), None).await.unwrap();
-    let t1 = store.list_payments(day(), Some("t1")).await.unwrap();
+    let all = store.list_payments(day(), "default", None).await.unwrap();
+    let t1 = store
+        .list_payments(day(), "default", Some("t1"))
+        .await
+        .unwrap();
 
     // Assert
     let ids = |list: &[paycode_proxy::store::PaymentRecord]| {
@@ -582,9 +587,15 @@ async fn the_day_refunds_follow_the_day_list_filters(backend: Backend) {
     }
 
     // Act
-    let all = store.refunds_for_day(day(), None).await.unwrap();
-    let t2 = store.refunds_for_day(day(), Some("t2")).await.unwrap();
-    let nobody = store.refunds_for_day(day(), Some("t9")).await.unwrap();
+    let all = store.refunds_for_day(day(), "default", None).await.unwrap();
+    let t2 = store
+        .refunds_for_day(day(), "default", Some("t2"))
+        .await
+        .unwrap();
+    let nobody = store
+        .refunds_for_day(day(), "default", Some("t9"))
+        .await
+        .unwrap();
 
     // Assert
     let ids = |list: &[RefundRecord]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
@@ -675,10 +686,16 @@ async fn terminals_are_added_found_listed_and_revoked(backend: Backend) {
     let (store, _database) = new_store(&backend).await;
 
     // Act
-    let first = store.add_terminal("counter-1", "hash-1").await.unwrap();
-    let second = store.add_terminal("counter-2", "hash-2").await.unwrap();
-    let duplicate_name = store.add_terminal("counter-1", "hash-3").await;
-    let duplicate_hash = store.add_terminal("counter-3", "hash-1").await;
+    let first = store
+        .add_terminal("counter-1", "hash-1", "default")
+        .await
+        .unwrap();
+    let second = store
+        .add_terminal("counter-2", "hash-2", "default")
+        .await
+        .unwrap();
+    let duplicate_name = store.add_terminal("counter-1", "hash-3", "default").await;
+    let duplicate_hash = store.add_terminal("counter-3", "hash-1", "default").await;
     let revoked = store.revoke_terminal("counter-2").await.unwrap();
     let revoked_again = store.revoke_terminal("counter-2").await.unwrap();
 
@@ -752,7 +769,7 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     let database = TestDatabase::new(&backend).await;
     let first = store::migrate(&database.config).await.unwrap();
     let again = store::migrate(&database.config).await.unwrap();
-    assert_eq!(first, [1, 2, 3, 4, 5]);
+    assert_eq!(first, [1, 2, 3, 4, 5, 6]);
     assert!(again.is_empty(), "{again:?}");
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
@@ -863,7 +880,7 @@ async fn the_migrate_command_says_what_it_applied() {
     let database = config.store.describe();
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        format!("{database}: applied migrations 1, 2, 3, 4, 5\n")
+        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6\n")
     );
     assert_eq!(
         String::from_utf8(again).unwrap(),

@@ -35,6 +35,11 @@ use crate::cashier::Cashier;
 use crate::free_port;
 use crate::reconcile::Reconciliation;
 use crate::secrets::SecretScanner;
+use crate::world::{OTHER_API_KEYS, SHOPS, Shop};
+
+/// The stores the soak spreads its terminals over: the direct merchant's default store and
+/// two sub-merchants of the provider (three stores, two accounts).
+const SOAK_SHOPS: [Shop; 3] = [SHOPS[0], SHOPS[2], SHOPS[3]];
 
 /// The proxy's log filter while soaking: debug for our crates, so every line they write is
 /// scanned.
@@ -171,7 +176,7 @@ pub async fn run(args: Args) -> bool {
     // the timeout" faults and slow replies run fast.
     let timeout = Duration::from_millis(1000);
     let port = free_port();
-    let rig = CrashRig::start(options.scale, move |config| {
+    let rig = CrashRig::start_with_stores(options.scale, &SOAK_SHOPS, move |config| {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("an address");
         config.wechat.connect_timeout = timeout;
         config.wechat.read_timeout = timeout;
@@ -189,9 +194,18 @@ pub async fn run(args: Args) -> bool {
             .to_path_buf()
     });
     let scanner = Arc::new(SecretScanner::new(DEMO_API_KEY, cert_dir.as_deref()));
+    for key in OTHER_API_KEYS {
+        scanner.add_token(key);
+    }
+    // Terminals take turns over the stores: counter-1 at the default store, counter-2 at
+    // the first sub-merchant, counter-3 at the second, and so on.
     let mut tokens = vec![rig.token().to_owned()];
     for index in 2..=options.terminals {
-        tokens.push(rig.add_terminal(&format!("counter-{index}")).await);
+        let shop = SOAK_SHOPS[(index - 1) % SOAK_SHOPS.len()];
+        tokens.push(
+            rig.add_terminal_to(&format!("counter-{index}"), shop.name)
+                .await,
+        );
     }
     for token in &tokens {
         scanner.add_token(token);
@@ -277,8 +291,17 @@ pub async fn run(args: Args) -> bool {
         )));
     }
     let mut observations = Vec::new();
-    for driver in drivers {
-        observations.extend(driver.await.expect("a terminal task"));
+    // Each terminal sees only its store's payments: the drain asks through the terminal
+    // that took them.
+    let mut ids_by_token: Vec<(&String, Vec<String>)> = Vec::new();
+    for (driver, token) in drivers.into_iter().zip(&tokens) {
+        let observed = driver.await.expect("a terminal task");
+        let ids = observed
+            .iter()
+            .flat_map(|observation| observation.payment_ids.iter().cloned())
+            .collect();
+        ids_by_token.push((token, ids));
+        observations.extend(observed);
     }
     let driven_for = driving.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -296,20 +319,29 @@ pub async fn run(args: Args) -> bool {
 
     // Drain: every payment and refund must settle without help.
     let drain_started = Instant::now();
-    let drainer = Terminal {
-        name: "drain".to_owned(),
-        cashier: Cashier::new(&base, Some(&tokens[0])),
-        scanner: scanner.clone(),
-        figures: figures.clone(),
-        stop_at: Instant::now() + options.drain + Duration::from_secs(10),
-    };
+    let drainers: Vec<(Terminal, &Vec<String>)> = ids_by_token
+        .iter()
+        .map(|(token, ids)| {
+            let drainer = Terminal {
+                name: "drain".to_owned(),
+                cashier: Cashier::new(&base, Some(token)),
+                scanner: scanner.clone(),
+                figures: figures.clone(),
+                stop_at: Instant::now() + options.drain + Duration::from_secs(10),
+            };
+            (drainer, ids)
+        })
+        .collect();
     let ids: Vec<String> = observations
         .iter()
         .flat_map(|observation| observation.payment_ids.iter().cloned())
         .collect();
     loop {
         let mut open = 0;
-        for id in &ids {
+        for (drainer, id) in drainers
+            .iter()
+            .flat_map(|(drainer, ids)| ids.iter().map(move |id| (drainer, id)))
+        {
             if let Some((StatusCode::OK, body)) = drainer
                 .call(Method::GET, &format!("/payments/{id}"), None)
                 .await
@@ -340,7 +372,29 @@ pub async fn run(args: Args) -> bool {
         .await
         .expect("the database opens");
     let (payments, refunds) = read_store(store.as_ref(), &ids).await;
+    let shops = store.list_stores().await.expect("the store answers");
     store.close().await;
+    for shop in &shops {
+        let of_shop: Vec<&PaymentRecord> = payments
+            .iter()
+            .filter(|payment| payment.store_id == shop.id)
+            .collect();
+        let paid: Vec<&&PaymentRecord> = of_shop
+            .iter()
+            .filter(|payment| payment.state == paycode_api::PaymentState::Paid)
+            .collect();
+        println!(
+            "store {:<8} account {:<12} sub_mch_id {:<10} payments {:>4}  paid {:>4} ({} fen)",
+            shop.name,
+            shop.account,
+            shop.sub_mch_id.as_deref().unwrap_or("-"),
+            of_shop.len(),
+            paid.len(),
+            paid.iter()
+                .map(|payment| payment.amount_fen.get())
+                .sum::<u64>()
+        );
+    }
     let orders = sim.orders();
     let reconciliation = Reconciliation::check(&payments, &refunds, &orders, &observations);
 
@@ -402,14 +456,17 @@ async fn read_store(store: &dyn Store, ids: &[String]) -> (Vec<PaymentRecord>, V
     for payment in store.unsettled_payments().await.expect("the store answers") {
         days.insert(payment.business_day);
     }
+    let stores = store.list_stores().await.expect("the store answers");
     let mut payments = Vec::new();
     for day in days {
-        payments.extend(
-            store
-                .list_payments(day, None)
-                .await
-                .expect("the store answers"),
-        );
+        for shop in &stores {
+            payments.extend(
+                store
+                    .list_payments(day, &shop.id, None)
+                    .await
+                    .expect("the store answers"),
+            );
+        }
     }
     let mut refunds = Vec::new();
     for payment in &payments {

@@ -109,8 +109,10 @@ pub struct Client {
 struct Inner {
     config: ClientConfig,
     http: reqwest::Client,
-    hosts: Mutex<HostSelector>,
-    sandbox_key: sandbox::SignKeyCache,
+    /// Shared with every [`Client::for_sub_merchant`] client of the same merchant: they use
+    /// the same hosts, so one fail-over state serves them all.
+    hosts: Arc<Mutex<HostSelector>>,
+    sandbox_key: Arc<sandbox::SignKeyCache>,
 }
 
 impl fmt::Debug for Client {
@@ -191,8 +193,8 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 http,
-                hosts: Mutex::new(hosts),
-                sandbox_key: sandbox::SignKeyCache::default(),
+                hosts: Arc::new(Mutex::new(hosts)),
+                sandbox_key: Arc::default(),
             }),
         })
     }
@@ -200,6 +202,26 @@ impl Client {
     /// The configuration the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The same merchant calling for another sub-merchant (service-provider mode,
+    /// docs/wechat-pay.md §11): `sub_mch_id` and `sub_appid` replaced (`None` or empty: not
+    /// sent), everything else kept. The new client shares this one's connection pool,
+    /// fail-over state and sandbox key, since the provider's key signs and the provider's
+    /// certificate authenticates every sub-merchant's calls.
+    pub fn for_sub_merchant(&self, sub_mch_id: Option<&str>, sub_appid: Option<&str>) -> Client {
+        let mut config = self.inner.config.clone();
+        let non_empty = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_owned);
+        config.sub_mch_id = non_empty(sub_mch_id);
+        config.sub_appid = non_empty(sub_appid);
+        Client {
+            inner: Arc::new(Inner {
+                config,
+                http: self.inner.http.clone(),
+                hosts: Arc::clone(&self.inner.hosts),
+                sandbox_key: Arc::clone(&self.inner.sandbox_key),
+            }),
+        }
     }
 
     /// Calls `api` with the business fields in `params` and returns the verified reply.
@@ -641,6 +663,27 @@ mod tests {
         .unwrap();
         assert!(!md5.contains("sign_type"));
         assert_eq!(sign::verify(&md5, &key, SignType::Md5), Ok(()));
+    }
+
+    #[test]
+    fn a_sub_merchant_client_sends_its_own_sub_fields_under_the_same_merchant() {
+        let provider = Client::new(config()).unwrap();
+        let key = ApiKey::new("192006250b4c09247ec02edce69f6a2d");
+        let store = provider.for_sub_merchant(Some("1900000110"), Some("wxsub"));
+        let sent =
+            xml::decode(store.prepare(Params::new(), &key, SignType::Md5).as_bytes()).unwrap();
+        assert_eq!(sent.get("mch_id"), Some("10000100"));
+        assert_eq!(sent.get("sub_mch_id"), Some("1900000110"));
+        assert_eq!(sent.get("sub_appid"), Some("wxsub"));
+        let direct = provider.for_sub_merchant(None, Some(""));
+        let sent = xml::decode(
+            direct
+                .prepare(Params::new(), &key, SignType::Md5)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(!sent.contains("sub_mch_id") && !sent.contains("sub_appid"));
+        assert!(Arc::ptr_eq(&provider.inner.hosts, &direct.inner.hosts));
     }
 
     #[test]

@@ -14,10 +14,12 @@ use serde::{Serialize, Serializer};
 use super::behaviour::Behaviour;
 use super::clock::beijing;
 
-/// Which books a request is recorded in: per merchant, production and sandbox kept apart.
+/// Which books a request is recorded in: per merchant (and, under a service provider, per
+/// sub-merchant), production and sandbox kept apart.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct BookKey {
     pub(crate) mch_id: String,
+    pub(crate) sub_mch_id: Option<String>,
     pub(crate) sandbox: bool,
 }
 
@@ -132,6 +134,8 @@ pub(crate) struct Order {
     pub(crate) transaction_id: String,
     pub(crate) appid: String,
     pub(crate) mch_id: String,
+    pub(crate) sub_mch_id: Option<String>,
+    pub(crate) sub_appid: Option<String>,
     pub(crate) sandbox: bool,
     pub(crate) device_info: Option<String>,
     pub(crate) body: String,
@@ -261,6 +265,8 @@ impl Order {
     pub(crate) fn view(&self, now: DateTime<Utc>) -> OrderView {
         OrderView {
             mch_id: self.mch_id.clone(),
+            sub_mch_id: self.sub_mch_id.clone(),
+            sub_appid: self.sub_appid.clone(),
             appid: self.appid.clone(),
             sandbox: self.sandbox,
             out_trade_no: self.out_trade_no.clone(),
@@ -294,8 +300,12 @@ impl Order {
 /// An order as the control API and [`SimHandle`](super::SimHandle) show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OrderView {
-    /// The merchant.
+    /// The merchant (the service provider, for a sub-merchant's order).
     pub mch_id: String,
+    /// The sub-merchant whose books hold the order, under a service provider.
+    pub sub_mch_id: Option<String>,
+    /// The sub-merchant's appid, when the order was made with one.
+    pub sub_appid: Option<String>,
     /// The appid the order was created with.
     pub appid: String,
     /// Whether the order was created through the sandbox paths.
@@ -387,6 +397,10 @@ pub struct CallRecord {
     pub seq: u64,
     /// The endpoint's short name (`micropay`, `orderquery`, …).
     pub endpoint: String,
+    /// The request's `mch_id`, when it had one.
+    pub mch_id: Option<String>,
+    /// The request's `sub_mch_id`, when it had one (service-provider calls).
+    pub sub_mch_id: Option<String>,
     /// The request's `out_trade_no`, when it had one.
     pub out_trade_no: Option<String>,
     /// The simulated time the call arrived.
@@ -470,6 +484,8 @@ mod tests {
             transaction_id: "4200".into(),
             appid: "wx".into(),
             mch_id: "1".into(),
+            sub_mch_id: None,
+            sub_appid: None,
             sandbox: false,
             device_info: None,
             body: "b".into(),

@@ -104,7 +104,8 @@ pub enum SimError {
     Config(String),
 }
 
-/// A merchant the simulator knows: appid, merchant number and APIv2 key.
+/// A merchant the simulator knows: appid, merchant number and APIv2 key; for a service
+/// provider (服务商), also the sub-merchants bound to it.
 #[derive(Clone, Debug)]
 pub struct Merchant {
     /// The appid bound to the merchant.
@@ -115,12 +116,27 @@ pub struct Merchant {
     pub key: ApiKey,
     /// The sandbox sign key handed out by getsignkey (generated at start).
     pub sandbox_key: ApiKey,
+    /// Whether this is a service provider: its calls must carry one of `sub_mch_ids`
+    /// (docs/wechat-pay.md §11).
+    pub provider: bool,
+    /// The sub-merchants bound to this provider (empty for a direct merchant).
+    pub sub_mch_ids: Vec<String>,
+}
+
+/// A merchant as added to the builder.
+#[derive(Clone, Debug)]
+struct MerchantSpec {
+    appid: String,
+    mch_id: String,
+    key: ApiKey,
+    provider: bool,
+    sub_mch_ids: Vec<String>,
 }
 
 /// Configures and starts a simulator. Created by [`Simulator::builder`].
 #[derive(Clone, Debug)]
 pub struct Simulator {
-    merchants: Vec<(String, String, ApiKey)>,
+    merchants: Vec<MerchantSpec>,
     listen: SocketAddr,
     backup_listen: SocketAddr,
     cert_dir: Option<PathBuf>,
@@ -170,8 +186,34 @@ impl Simulator {
         mch_id: impl Into<String>,
         key: impl Into<String>,
     ) -> Simulator {
-        self.merchants
-            .push((appid.into(), mch_id.into(), ApiKey::new(key)));
+        self.merchants.push(MerchantSpec {
+            appid: appid.into(),
+            mch_id: mch_id.into(),
+            key: ApiKey::new(key),
+            provider: false,
+            sub_mch_ids: Vec::new(),
+        });
+        self
+    }
+
+    /// Adds a service provider (服务商) with the sub-merchants bound to it: its calls must
+    /// name one of them in `sub_mch_id`, are signed with the provider's key and use the
+    /// provider's client certificate (docs/wechat-pay.md §11). Each sub-merchant has its
+    /// own books.
+    pub fn provider(
+        mut self,
+        appid: impl Into<String>,
+        mch_id: impl Into<String>,
+        key: impl Into<String>,
+        sub_mch_ids: &[&str],
+    ) -> Simulator {
+        self.merchants.push(MerchantSpec {
+            appid: appid.into(),
+            mch_id: mch_id.into(),
+            key: ApiKey::new(key),
+            provider: true,
+            sub_mch_ids: sub_mch_ids.iter().map(|id| (*id).to_owned()).collect(),
+        });
         self
     }
 
@@ -231,24 +273,32 @@ impl Simulator {
     pub async fn start(self) -> Result<SimHandle, SimError> {
         let mut merchants_in = self.merchants;
         if merchants_in.is_empty() {
-            merchants_in.push((
-                DEMO_APPID.to_owned(),
-                DEMO_MCH_ID.to_owned(),
-                ApiKey::new(DEMO_API_KEY),
-            ));
+            merchants_in.push(MerchantSpec {
+                appid: DEMO_APPID.to_owned(),
+                mch_id: DEMO_MCH_ID.to_owned(),
+                key: ApiKey::new(DEMO_API_KEY),
+                provider: false,
+                sub_mch_ids: Vec::new(),
+            });
         }
         let mut merchants: Vec<Merchant> = Vec::with_capacity(merchants_in.len());
-        for (appid, mch_id, key) in merchants_in {
-            if merchants.iter().any(|merchant| merchant.mch_id == mch_id) {
+        for spec in merchants_in {
+            if merchants
+                .iter()
+                .any(|merchant| merchant.mch_id == spec.mch_id)
+            {
                 return Err(SimError::Config(format!(
-                    "mch_id {mch_id} is configured twice"
+                    "mch_id {} is configured twice",
+                    spec.mch_id
                 )));
             }
             merchants.push(Merchant {
-                appid,
-                mch_id,
-                key,
+                appid: spec.appid,
+                mch_id: spec.mch_id,
+                key: spec.key,
                 sandbox_key: ApiKey::new(random_token(32)),
+                provider: spec.provider,
+                sub_mch_ids: spec.sub_mch_ids,
             });
         }
 

@@ -453,10 +453,10 @@ fn Receipt() -> impl IntoView {
     let payment = ctx
         .checkout
         .with_untracked(|checkout| checkout.paying().and_then(|paying| paying.payment.clone()));
-    let terminal = ctx
+    let (store, terminal) = ctx
         .terminal
         .get_untracked()
-        .map(|terminal| terminal.name)
+        .map(|terminal| (terminal.store.name, terminal.name))
         .unwrap_or_default();
     payment.map(|payment| {
         let row = move |label: Text, value: String| {
@@ -466,6 +466,7 @@ fn Receipt() -> impl IntoView {
             <section class="receipt" data-testid="receipt" aria-label=text(lang, Text::Receipt)>
                 <h2>{text(lang, Text::Receipt)}</h2>
                 <div class="receipt-amount">{payment.amount_fen.to_string()}</div>
+                {row(Text::Store, store)}
                 {row(Text::Terminal, terminal)}
                 {row(Text::Time, browser::local_date_time(&payment.updated_at))}
                 {row(Text::CodeLabel, masked_code(&payment.auth_code_last4))}

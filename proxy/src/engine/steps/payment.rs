@@ -9,6 +9,7 @@ use wxpay::messages::{MicropayRequest, OrderQueryRequest, OrderRef, ReverseReque
 
 use crate::engine::classify;
 use crate::engine::driver::{ClaimedAtInsert, Shared, lock};
+use crate::engine::limiter::Claim;
 use crate::engine::machine::{self, Action, CloseState, Facts, PendingFailure, Transition};
 use crate::engine::schedule::Key;
 use crate::store::{Millis, PaymentRecord, StoreError};
@@ -19,17 +20,16 @@ enum MicropayTurn {
     Waiting(PaymentRecord),
     /// Took its turn and wrote its write-ahead with the insert ([`ClaimedAtInsert`]): send
     /// at once.
-    ClaimedAtInsert(PaymentRecord),
+    ClaimedAtInsert(PaymentRecord, Claim),
 }
 
 impl Shared {
     pub(in crate::engine) async fn step_payment(&self, payment_id: &str) -> Result<(), StoreError> {
         let claimed = lock(&self.claimed_at_insert).remove(payment_id);
-        let is_claimed = claimed.is_some();
-        let record = match claimed {
-            Some(ClaimedAtInsert(record)) => record,
+        let (record, claim) = match claimed {
+            Some(ClaimedAtInsert(record, claim)) => (record, Some(claim)),
             None => match self.store.get_payment(payment_id).await? {
-                Some(record) => record,
+                Some(record) => (record, None),
                 None => return Ok(()),
             },
         };
@@ -49,8 +49,10 @@ impl Shared {
         );
         let step = async move {
             match action {
-                Action::Micropay if is_claimed => {
-                    self.micropay(MicropayTurn::ClaimedAtInsert(record)).await
+                Action::Micropay if claim.is_some() => {
+                    let claim = claim.expect("checked by the guard");
+                    self.micropay(MicropayTurn::ClaimedAtInsert(record, claim))
+                        .await
                 }
                 Action::Micropay => self.micropay(MicropayTurn::Waiting(record)).await,
                 Action::Reverse | Action::CloseReverse => self.reverse(record, action).await,
@@ -64,13 +66,15 @@ impl Shared {
 
     /// Sends micropay, after waiting for the payment's turn unless it was claimed at insert.
     async fn micropay(&self, turn: MicropayTurn) -> Result<(), StoreError> {
-        let (record, claimed) = match turn {
-            MicropayTurn::Waiting(record) => (record, false),
-            MicropayTurn::ClaimedAtInsert(record) => (record, true),
+        let (record, claim) = match turn {
+            MicropayTurn::Waiting(record) => (record, None),
+            MicropayTurn::ClaimedAtInsert(record, claim) => (record, Some(claim)),
         };
-        if !claimed {
+        let claimed = claim.is_some();
+        let limiter = self.limiter(&record.merchant.mch_id);
+        if let (false, Some(limiter)) = (claimed, limiter) {
             // Wait for this payment's turn while it is still "not sent".
-            self.limiter.reserve().await;
+            limiter.reserve().await;
             if self.stopping.is_cancelled() {
                 // Shutting down: no new call starts. It is still "not sent" in the store
                 // and is sent after the next start.
@@ -102,7 +106,10 @@ impl Shared {
                     .await;
             }
         };
-        let ahead = if claimed {
+        let ahead = if let Some(claim) = claim {
+            if let Some(limiter) = limiter {
+                limiter.sending(claim).await;
+            }
             record
         } else {
             // Write-ahead: from here on, a crash means "may have been sent".
@@ -112,7 +119,9 @@ impl Shared {
             ahead.submitted_at.get_or_insert(Millis::now());
             match self.store.update_payment(&ahead, "micropay: sending").await {
                 Ok(saved) => {
-                    self.limiter.admit().await;
+                    if let Some(limiter) = limiter {
+                        limiter.admit().await;
+                    }
                     saved
                 }
                 Err(StoreError::StaleVersion { .. }) => {
@@ -124,6 +133,7 @@ impl Shared {
         };
         let result = self
             .call(
+                &ahead.merchant,
                 &request,
                 CallOptions::with_read_timeout(self.settings.micropay_timeout),
             )
@@ -159,7 +169,10 @@ impl Shared {
         let request = OrderQueryRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
-        let outcome = classify::query(self.call(&request, CallOptions::default()).await);
+        let outcome = classify::query(
+            self.call(&record.merchant, &request, CallOptions::default())
+                .await,
+        );
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Query, move |facts, now| {
             let outcome = outcome.clone();
@@ -181,7 +194,10 @@ impl Shared {
         let request = ReverseRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
-        let outcome = classify::reverse(self.call(&request, CallOptions::default()).await);
+        let outcome = classify::reverse(
+            self.call(&record.merchant, &request, CallOptions::default())
+                .await,
+        );
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Reverse, move |facts, now| {
             if action == Action::CloseReverse {

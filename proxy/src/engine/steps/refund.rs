@@ -75,7 +75,9 @@ impl Shared {
                     refund_account: None,
                     notify_url: None,
                 };
-                let result = self.call(&request, CallOptions::default()).await;
+                let result = self
+                    .call(&refund.merchant, &request, CallOptions::default())
+                    .await;
                 // When the application ended: WeChat's minute counts from no later than this.
                 let ended = Millis::now();
                 let outcome = classify::refund(result);
@@ -86,7 +88,9 @@ impl Shared {
                     by: RefundQueryBy::OutRefundNo(refund.out_refund_no.clone()),
                     offset: None,
                 };
-                let result = self.call(&request, CallOptions::default()).await;
+                let result = self
+                    .call(&refund.merchant, &request, CallOptions::default())
+                    .await;
                 let outcome = classify::refund_query(result, refund.out_refund_no.as_str());
                 refunds::after_refund_query(&refund, outcome, timing, query_interval, now)
             }

@@ -122,6 +122,8 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
             .unwrap_or(&call.merchant.appid)
             .to_owned(),
         mch_id: call.merchant.mch_id.clone(),
+        sub_mch_id: call.field("sub_mch_id").map(str::to_owned),
+        sub_appid: call.field("sub_appid").map(str::to_owned),
         sandbox: call.sandbox,
         device_info: call.field("device_info").map(str::to_owned),
         body: body.to_owned(),

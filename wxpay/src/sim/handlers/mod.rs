@@ -6,8 +6,9 @@
 //! 2. record the call in the call log;
 //! 3. `/secapi/*` without a client certificate → nginx's HTML 400 page;
 //! 4. take an injected fault, if one is queued (some end the call right here);
-//! 5. check the envelope: POST, XML, `mch_id`, `nonce_str`, `sign_type`, `sign`
-//!    (any failure → unsigned `return_code=FAIL` with only `return_msg`), then `appid`;
+//! 5. check the envelope: POST, XML, `mch_id`, `nonce_str`, `sign_type`, `sign`, then
+//!    `sub_mch_id` against the merchant's kind (any failure → unsigned `return_code=FAIL`
+//!    with only `return_msg`), then `appid`;
 //! 6. run the endpoint against the ledger (synchronously, under the ledger lock, so a
 //!    client hanging up can never leave half an operation behind);
 //! 7. render the reply: fresh `nonce_str`, signed with the request's sign type; then apply
@@ -136,6 +137,7 @@ impl Call<'_> {
     pub(crate) fn book_key(&self) -> BookKey {
         BookKey {
             mch_id: self.merchant.mch_id.clone(),
+            sub_mch_id: self.field("sub_mch_id").map(str::to_owned),
             sandbox: self.sandbox,
         }
     }
@@ -290,6 +292,12 @@ fn record_call(sim: &SimState, api: Api, params: Option<&Params>, host: Host, sa
     ledger.calls.push(CallRecord {
         seq,
         endpoint: api.name().to_owned(),
+        mch_id: params
+            .and_then(|params| params.get_non_empty("mch_id"))
+            .map(str::to_owned),
+        sub_mch_id: params
+            .and_then(|params| params.get_non_empty("sub_mch_id"))
+            .map(str::to_owned),
         out_trade_no: params
             .and_then(|params| params.get_non_empty("out_trade_no"))
             .map(str::to_owned),
@@ -337,6 +345,9 @@ fn process(
     if api == Api::GetSignKey {
         return get_sign_key::handle(merchant);
     }
+    if let Some(refusal) = sub_merchant_refusal(merchant, params.get_non_empty("sub_mch_id")) {
+        return Reply::Fail(refusal.into()).into();
+    }
 
     let call = Call {
         sim,
@@ -371,6 +382,20 @@ fn process(
         Api::DownloadBill => download_bill::handle(&call).into(),
         // Answered above, before the appid check it does not need.
         Api::GetSignKey => get_sign_key::handle(merchant),
+    }
+}
+
+/// Service-provider mode (docs/wechat-pay.md §11): a provider's call must name one of its
+/// own sub-merchants in `sub_mch_id`, and a direct merchant's call must not name any. The
+/// refusals are `return_code=FAIL` messages, as WeChat's gateway answers them.
+fn sub_merchant_refusal(merchant: &Merchant, sub_mch_id: Option<&str>) -> Option<&'static str> {
+    match (merchant.provider, sub_mch_id) {
+        (true, None) => Some("受理机构必须传入sub_mch_id"),
+        (true, Some(sub)) if !merchant.sub_mch_ids.iter().any(|bound| bound == sub) => {
+            Some("商户号mch_id或sub_mch_id不存在")
+        }
+        (false, Some(_)) => Some("普通商户不允许传sub_mch_id"),
+        _ => None,
     }
 }
 
