@@ -194,7 +194,9 @@ mod tests {
         };
         let added = run_to_string(add("counter-1", None), &config).await;
         assert!(added.contains("to store default"), "{added}");
-        let database = crate::store::SqliteStore::connect(&config.store).await.unwrap();
+        let database = crate::store::SqliteStore::connect(&config.store)
+            .await
+            .unwrap();
         let shop = crate::stores::add(
             &config.accounts(),
             &database,

@@ -100,6 +100,28 @@ impl TestDatabase {
     pub async fn open(&self) -> Arc<dyn Store> {
         store::connect(&self.config).await.unwrap()
     }
+
+    /// Runs one SQL statement on the database directly, past the store: for rows the store
+    /// itself never writes (those of a database from before a migration).
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        match &self.config.database_url {
+            Some(url) => {
+                let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+                connection.close().await.unwrap();
+            }
+            None => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.config.default_database_path());
+                let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&mut connection).await.unwrap();
+                connection.close().await.unwrap();
+            }
+        }
+    }
 }
 
 /// Creates a database with a unique name on the server at `server_url` and returns its URL.

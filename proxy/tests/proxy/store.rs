@@ -13,7 +13,8 @@ use paycode_proxy::config::StoreConfig;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::store::records::auth_code_fingerprint;
 use paycode_proxy::store::{
-    self, InsertOutcome, Millis, RefundRecord, SqliteStore, Store, StoreError,
+    self, InsertOutcome, MerchantIds, Millis, RefundRecord, SqliteStore, Store, StoreError,
+    StoreRecord,
 };
 
 use crate::helpers::{
@@ -67,6 +68,9 @@ conformance!(
     racing_replays_of_one_refund_store_it_once,
     refund_updates_are_versioned,
     terminals_are_added_found_listed_and_revoked,
+    stores_are_added_found_listed_and_disabled,
+    the_day_lists_and_terminals_belong_to_one_store,
+    adopting_unbound_rows_fills_in_the_merchant_fields_once,
 );
 
 fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
@@ -918,4 +922,177 @@ async fn a_terminated_postgresql_session_is_replaced_by_the_next_call() {
         Some("pay_1".to_owned())
     );
     stored_payment(store.as_ref(), 2, 100).await;
+}
+
+/// A store `name` of the account `default`, added at `created_at`.
+fn shop(name: &str, created_at: i64) -> StoreRecord {
+    StoreRecord {
+        id: format!("id-{name}"),
+        name: name.to_owned(),
+        account: "default".to_owned(),
+        sub_mch_id: None,
+        sub_appid: None,
+        address: Some("1 Main St".to_owned()),
+        created_at: Millis(created_at),
+        disabled_at: None,
+    }
+}
+
+async fn stores_are_added_found_listed_and_disabled(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    let east = shop("shop-east", i64::MAX - 1);
+    let mut mall = shop("mall-1", i64::MAX);
+    mall.sub_mch_id = Some("1900000109".to_owned());
+
+    // Act
+    let added = store.add_store(&east).await.unwrap();
+    store.add_store(&mall).await.unwrap();
+    let same_name = store.add_store(&shop("shop-east", 1)).await;
+    let mut same_id = shop("shop-west", 1);
+    same_id.id = east.id.clone();
+    let same_id = store.add_store(&same_id).await;
+    let disabled = store.disable_store("shop-east").await.unwrap();
+    let disabled_again = store.disable_store("shop-east").await.unwrap();
+    let unknown = store.disable_store("shop-north").await;
+
+    // Assert
+    assert_eq!(added, east);
+    for refused in [same_name, same_id] {
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::AlreadyExists {
+                    entity: "store",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert!(disabled.disabled_at.is_some());
+    assert_eq!(disabled_again.disabled_at, disabled.disabled_at);
+    assert!(matches!(
+        unknown,
+        Err(StoreError::NotFound {
+            entity: "store",
+            ..
+        })
+    ));
+    assert_eq!(store.get_store(&east.id).await.unwrap(), Some(disabled));
+    assert_eq!(store.get_store("id-shop-north").await.unwrap(), None);
+    let listed = store.list_stores().await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    // The migration's default store first: the others were added "later".
+    assert_eq!(names, ["default", "shop-east", "mall-1"]);
+    assert_eq!(listed[2], mall);
+    assert_eq!(listed[0].account, "default");
+    assert_eq!(listed[0].disabled_at, None);
+}
+
+async fn the_day_lists_and_terminals_belong_to_one_store(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    let east = store.add_store(&shop("shop-east", 1)).await.unwrap();
+    a_day_of_payments(store.as_ref()).await;
+    let mut other = payment(5, 300);
+    other.store_id = east.id.clone();
+    other.merchant.sub_mch_id = Some("1900000109".to_owned());
+    let other = store.insert_payment(&other).await.unwrap().into_record();
+    store.insert_refund(&refund(1, "pay_1", 50)).await.unwrap();
+    let east_refund = RefundRecord::new_submitting(
+        "ref_east".to_owned(),
+        &other,
+        attempt(2000),
+        wxpay::messages::OutRefundNo::new("RFEAST01").unwrap(),
+        Fen(100),
+        Some("damaged".to_owned()),
+        Millis(1_709_340_100_000),
+    );
+    store.insert_refund(&east_refund).await.unwrap();
+
+    // Act
+    let default_day = store.list_payments(day(), "default", None).await.unwrap();
+    let east_day = store.list_payments(day(), &east.id, None).await.unwrap();
+    let east_t2 = store
+        .list_payments(day(), &east.id, Some("t2"))
+        .await
+        .unwrap();
+    let default_refunds = store.refunds_for_day(day(), "default", None).await.unwrap();
+    let east_refunds = store.refunds_for_day(day(), &east.id, None).await.unwrap();
+    let terminal = store
+        .add_terminal("east-1", "hash-east", &east.id)
+        .await
+        .unwrap();
+
+    // Assert
+    let ids = |list: &[paycode_proxy::store::PaymentRecord]| {
+        list.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&default_day), ["pay_3", "pay_2", "pay_1"]);
+    assert_eq!(east_day, [other.clone()]);
+    assert_eq!(
+        east_day[0].merchant.sub_mch_id.as_deref(),
+        Some("1900000109")
+    );
+    assert!(east_t2.is_empty());
+    let refund_ids = |list: &[RefundRecord]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(refund_ids(&default_refunds), ["ref_1"]);
+    assert_eq!(east_refunds, [east_refund]);
+    assert_eq!(east_refunds[0].store_id, east.id);
+    assert_eq!(east_refunds[0].merchant, other.merchant);
+    assert_eq!(terminal.store_id, east.id);
+    assert_eq!(
+        store.terminal_by_token_hash("hash-east").await.unwrap(),
+        Some(terminal)
+    );
+}
+
+async fn adopting_unbound_rows_fills_in_the_merchant_fields_once(backend: Backend) {
+    // Arrange: a payment and a refund as a database from before stores holds them, with no
+    // merchant fields.
+    let database = TestDatabase::new(&backend).await;
+    let store = database.open().await;
+    stored_payment(store.as_ref(), 1, 200).await;
+    store.insert_refund(&refund(1, "pay_1", 50)).await.unwrap();
+    for table in ["payments", "refunds"] {
+        database
+            .execute(&format!(
+                "UPDATE {table} SET appid = NULL, mch_id = NULL, sub_appid = NULL, \
+                 sub_mch_id = NULL"
+            ))
+            .await;
+    }
+    let unreadable = store.get_payment("pay_1").await;
+    let default = store.get_store("default").await.unwrap().unwrap();
+    let merchant = MerchantIds {
+        appid: "wx2421b1c4370ec43b".to_owned(),
+        mch_id: "10000100".to_owned(),
+        sub_appid: None,
+        sub_mch_id: Some("1900000109".to_owned()),
+    };
+
+    // Act
+    let adopted = store.adopt_unbound_rows(&default, &merchant).await.unwrap();
+    let adopted_again = store.adopt_unbound_rows(&default, &merchant).await.unwrap();
+
+    // Assert
+    assert!(
+        matches!(
+            unreadable,
+            Err(StoreError::Corrupt {
+                column: "payments.mch_id",
+                ..
+            })
+        ),
+        "{unreadable:?}"
+    );
+    assert_eq!((adopted, adopted_again), (2, 0));
+    let payment = store.get_payment("pay_1").await.unwrap().unwrap();
+    assert_eq!(payment.merchant, merchant);
+    assert_eq!(payment.store_id, "default");
+    let refunds = store.refunds_for_payment("pay_1").await.unwrap();
+    assert_eq!(refunds[0].merchant, merchant);
+    let default = store.get_store("default").await.unwrap().unwrap();
+    assert_eq!(default.sub_mch_id.as_deref(), Some("1900000109"));
 }
