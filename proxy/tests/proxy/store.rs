@@ -1,5 +1,5 @@
 //! The store conformance suite: every promise of the `Store` trait, checked on both
-//! implementations. Each test is an `async fn(Backend)` listed in [`conformance!`], which runs
+//! implementations. Each test is an `async fn(Backend)` listed in [`conformance!`] (`main.rs`), which runs
 //! it as `store::sqlite::NAME` (a fresh SQLite file) and `store::postgres::NAME` (a fresh
 //! database on the PostgreSQL server at `PAYCODE_TEST_DATABASE_URL`; without it the
 //! PostgreSQL half prints a notice and passes, unless `PAYCODE_REQUIRE_POSTGRES=1`, which
@@ -20,30 +20,6 @@ use paycode_proxy::store::{
 use crate::helpers::{
     Backend, TestDatabase, attempt, config_in, day, new_store, payment, stored_payment,
 };
-
-/// Runs each listed `async fn(Backend)` as a test on SQLite and on PostgreSQL.
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    if let Some(backend) = crate::helpers::Backend::postgres() {
-                        super::$test(backend).await;
-                    }
-                }
-            )*
-        }
-    };
-}
 
 conformance!(
     inserting_the_same_attempt_twice_returns_the_stored_payment,

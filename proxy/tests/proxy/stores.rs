@@ -1,13 +1,32 @@
 //! Stores against the configured accounts at start: a single-`[wechat]` configuration is one
-//! store, and a store that does not fit the accounts stops the start, naming its field.
+//! store, and a store that does not fit the accounts stops the start, naming its field. Each
+//! `async fn(Backend)` runs on SQLite and on PostgreSQL ([`conformance!`], `main.rs`).
 
 use paycode_proxy::config::{AccountConfig, Config};
 use paycode_proxy::startup::{Application, StartupError};
-use paycode_proxy::store::{Millis, SqliteStore, Store, StoreRecord};
+use paycode_proxy::store::{self, Millis, StoreRecord};
 use paycode_proxy::stores::BindingError;
+use tempfile::TempDir;
 use wxpay::ApiKey;
 
-use crate::helpers::config_in;
+use crate::helpers::{Backend, TestDatabase, config_in};
+
+conformance!(
+    a_single_wechat_configuration_is_one_default_store,
+    wechat_in_provider_mode_gives_the_default_store_its_sub_merchant,
+    a_store_naming_an_unknown_account_is_refused_at_start,
+    a_providers_store_without_sub_mch_id_is_refused_at_start,
+    a_sub_merchant_store_of_an_account_that_is_no_longer_a_provider_is_refused,
+);
+
+/// A valid configuration on a fresh database of `backend` (kept alive by the guards).
+async fn config_on(backend: &Backend) -> (Config, TempDir, TestDatabase) {
+    let root = tempfile::tempdir().unwrap();
+    let database = TestDatabase::new(backend).await;
+    let mut config = config_in(root.path());
+    config.store = database.config.clone();
+    (config, root, database)
+}
 
 fn vendor(provider: bool) -> AccountConfig {
     AccountConfig {
@@ -38,7 +57,7 @@ fn store(name: &str, account: &str, sub_mch_id: Option<&str>) -> StoreRecord {
 /// Starts the proxy on `config` after storing `records` directly (as an older configuration
 /// or another tool might have left them), and returns the refused field.
 async fn refused_field(config: &Config, records: &[StoreRecord]) -> String {
-    let database = SqliteStore::connect(&config.store).await.unwrap();
+    let database = store::connect(&config.store).await.unwrap();
     for record in records {
         database.add_store(record).await.unwrap();
     }
@@ -50,10 +69,9 @@ async fn refused_field(config: &Config, records: &[StoreRecord]) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_single_wechat_configuration_is_one_default_store() {
-    let root = tempfile::tempdir().unwrap();
-    let application = Application::build(config_in(root.path())).await.unwrap();
+async fn a_single_wechat_configuration_is_one_default_store(backend: Backend) {
+    let (config, _root, _database) = config_on(&backend).await;
+    let application = Application::build(config).await.unwrap();
 
     let stores = application.state().store.list_stores().await.unwrap();
 
@@ -63,10 +81,8 @@ async fn a_single_wechat_configuration_is_one_default_store() {
     assert_eq!(stores[0].sub_mch_id, None);
 }
 
-#[tokio::test]
-async fn wechat_in_provider_mode_gives_the_default_store_its_sub_merchant() {
-    let root = tempfile::tempdir().unwrap();
-    let mut config = config_in(root.path());
+async fn wechat_in_provider_mode_gives_the_default_store_its_sub_merchant(backend: Backend) {
+    let (mut config, _root, _database) = config_on(&backend).await;
     config.wechat.sub_mch_id = Some("1900000109".into());
     let application = Application::build(config).await.unwrap();
 
@@ -75,32 +91,29 @@ async fn wechat_in_provider_mode_gives_the_default_store_its_sub_merchant() {
     assert_eq!(stores[0].sub_mch_id.as_deref(), Some("1900000109"));
 }
 
-#[tokio::test]
-async fn a_store_naming_an_unknown_account_is_refused_at_start() {
-    let root = tempfile::tempdir().unwrap();
-    let config = config_in(root.path());
+async fn a_store_naming_an_unknown_account_is_refused_at_start(backend: Backend) {
+    let (config, _root, _database) = config_on(&backend).await;
     let field = refused_field(&config, &[store("shop-b", "chain_b", None)]).await;
     assert_eq!(field, "stores.shop-b.account");
 }
 
-#[tokio::test]
-async fn a_providers_store_without_sub_mch_id_is_refused_at_start() {
-    let root = tempfile::tempdir().unwrap();
-    let mut config = config_in(root.path());
+async fn a_providers_store_without_sub_mch_id_is_refused_at_start(backend: Backend) {
+    let (mut config, _root, _database) = config_on(&backend).await;
     config.accounts.insert("vendor".into(), vendor(true));
     let field = refused_field(&config, &[store("mall-1", "vendor", None)]).await;
     assert_eq!(field, "stores.mall-1.sub_mch_id");
 }
 
-#[tokio::test]
-async fn a_sub_merchant_store_of_an_account_that_is_no_longer_a_provider_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let mut config = config_in(root.path());
+async fn a_sub_merchant_store_of_an_account_that_is_no_longer_a_provider_is_refused(
+    backend: Backend,
+) {
+    let (mut config, _root, _database) = config_on(&backend).await;
     config.accounts.insert("vendor".into(), vendor(false));
     let field = refused_field(&config, &[store("mall-1", "vendor", Some("1900000201"))]).await;
     assert_eq!(field, "stores.mall-1.sub_mch_id");
 }
 
+/// Demo mode keeps its data in SQLite under `./data`, so this one runs on SQLite only.
 #[tokio::test]
 async fn demo_mode_has_a_direct_store_and_a_sub_merchant_store_each_with_a_terminal() {
     use paycode_proxy::auth::{TerminalToken, Terminals};
