@@ -1,7 +1,9 @@
 //! Upgrading a database of the first release (one `[wechat]` merchant, no stores): written
 //! here with migrations 0001–0005 and rows as that release wrote them, with unsettled
 //! payments and an unfinished refund, then opened by this proxy. Everything becomes the
-//! default store's, on the `[wechat]` account, and every payment ends right.
+//! default store's, on the `[wechat]` account, and every payment ends right. The first
+//! release ran on SQLite only, so this scenario stays on SQLite under
+//! `PAYCODE_TEST_STORE=postgres` (and says so on stderr).
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use paycode_api::RefundState;
 use paycode_proxy::auth::TerminalToken;
 use paycode_proxy::store::Millis;
 use paycode_tests::world::{World, scaled_config, start_simulator};
-use paycode_tests::{Cashier, ledger};
+use paycode_tests::{Cashier, ledger, test_store};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use wxpay::Client;
 use wxpay::messages::{MicropayRequest, OutTradeNo};
@@ -109,7 +111,11 @@ async fn a_first_release_database_resumes_every_payment_on_the_wechat_account() 
     // settled failure.
     let root = tempfile::tempdir().unwrap();
     let sim = start_simulator(root.path(), SCALE).await;
-    let config = scaled_config(&sim, root.path(), SCALE);
+    let mut config = scaled_config(&sim, root.path(), SCALE);
+    test_store::keep_sqlite(
+        &mut config.store,
+        "the first release's database was a SQLite file",
+    );
     let pool = first_release_database(&config.store.default_database_path()).await;
     let token = TerminalToken::generate();
     sqlx::query(

@@ -1,5 +1,5 @@
-//! The end-of-soak ledger check: the proxy's store (read directly with
-//! [`SqliteStore`](paycode_proxy::store::SqliteStore)) against the simulator's books, plus what
+//! The end-of-soak ledger check: the proxy's store (read directly, through
+//! [`store::connect`](paycode_proxy::store::connect)) against the simulator's books, plus what
 //! the cashiers were shown along the way. Every inconsistency is counted in a class and named
 //! by payment, so a soak can print a table and fail naming the payments.
 

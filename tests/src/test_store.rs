@@ -31,6 +31,22 @@ pub fn apply(config: &mut StoreConfig) {
     }
 }
 
+/// Whether the run asked for PostgreSQL (`PAYCODE_TEST_STORE=postgres`).
+fn postgres_requested() -> bool {
+    std::env::var(STORE_VARIABLE).as_deref() == Ok("postgres")
+}
+
+/// Points `config` back at its SQLite file for a test that is about SQLite itself (such as
+/// upgrading a first-release database, which only ever ran on SQLite), saying so on stderr
+/// when the run asked for PostgreSQL, so that such a run does not pass as a PostgreSQL one
+/// unnoticed.
+pub fn keep_sqlite(config: &mut StoreConfig, why: &str) {
+    if postgres_requested() {
+        eprintln!("{STORE_VARIABLE}=postgres: this test stays on SQLite ({why})");
+    }
+    config.database_url = None;
+}
+
 /// Creates a database with a unique name on the server at `server_url` and returns its URL.
 /// Synchronous (configurations are built outside async code too): it runs on a thread of
 /// its own with its own runtime, so it may be called from inside a test's runtime.
