@@ -1006,7 +1006,7 @@ async fn the_day_lists_and_terminals_belong_to_one_store(backend: Backend) {
         list.iter().map(|p| p.id.clone()).collect::<Vec<_>>()
     };
     assert_eq!(ids(&default_day), ["pay_3", "pay_2", "pay_1"]);
-    assert_eq!(east_day, [other.clone()]);
+    assert_eq!(east_day, std::slice::from_ref(&other));
     assert_eq!(
         east_day[0].merchant.sub_mch_id.as_deref(),
         Some("1900000109")
