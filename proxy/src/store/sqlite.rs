@@ -10,8 +10,10 @@
 //! commit, see `sqlite_writer`): a read-check-write sequence (idempotency check, version
 //! check, refund cap) cannot interleave with another writer, no writer sleeps in SQLite's
 //! busy handler, and a burst of payments shares its fsyncs. Reads use a pool of connections
-//! and never wait for the writer (WAL). Terminal changes, rare and often made by another
-//! process (`paycode-proxy terminal …`), use their own transactions.
+//! and never wait for the writer (WAL). Terminal and store changes, rare and often made by
+//! another process (`paycode-proxy terminal …`, `store …`), run outside the writer: each is
+//! one statement, except adopting a pre-store database's rows at start, one `BEGIN
+//! IMMEDIATE` transaction.
 
 use std::str::FromStr;
 use std::time::Duration;
