@@ -29,4 +29,4 @@ pub use payments::{
     AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList,
     PaymentState, Refund, RefundState,
 };
-pub use session::{DemoPairing, TerminalInfo};
+pub use session::{DemoPairing, Paired, PairingRequest, TerminalInfo};

@@ -56,6 +56,9 @@ pub struct Config {
     /// Facts about the shop.
     #[serde(default)]
     pub shop: ShopConfig,
+    /// Pairing tablets by QR code (`terminal add|pair`).
+    #[serde(default)]
+    pub pairing: PairingConfig,
 }
 
 /// `[server]`: the HTTP server.
@@ -74,6 +77,48 @@ pub struct ServerConfig {
     /// The built cashier app (Trunk's `dist/`), served at `/`. Default `dist`. When it does
     /// not exist, `/` answers a page explaining how to build it.
     pub app_dir: PathBuf,
+    /// The address tablets open, e.g. `https://paycode.local:3443`: the base of the pairing
+    /// QR code's URL and the link on the CA page. Default: `https://` (with `[server.tls]`,
+    /// else `http://`) and the certificate's first name, or `listen`'s address.
+    #[serde(deserialize_with = "de::optional_url")]
+    pub public_url: Option<Url>,
+    /// HTTPS (docs/tablets.md). Without it the proxy serves plain HTTP, which a tablet on
+    /// the shop's Wi-Fi must not use: the terminal token would cross the network in the
+    /// clear, and browsers refuse the camera outside a secure context.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate `serve` presents; `paycode-proxy tls init` makes one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM), e.g. `data/tls/server.pem`.
+    pub cert_pem: PathBuf,
+    /// The server certificate's private key (PEM), e.g. `data/tls/server-key.pem`.
+    pub key_pem: PathBuf,
+    /// The local CA certificate (PEM) offered on `ca_listen`, e.g. `data/tls/ca.pem`.
+    #[serde(default, deserialize_with = "de::optional_path")]
+    pub ca_pem: Option<PathBuf>,
+    /// A plain-HTTP address that serves only the CA certificate and a page explaining how
+    /// to trust it, so a tablet can fetch it before it trusts anything, e.g. `0.0.0.0:3080`.
+    /// Needs `ca_pem`. Default: none.
+    #[serde(default)]
+    pub ca_listen: Option<SocketAddr>,
+}
+
+/// `[pairing]`: the one-time codes of the pairing QR code (`terminal add|pair`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingConfig {
+    /// How long a pairing code can be exchanged for a token. Default `5m`.
+    #[serde(deserialize_with = "de::duration")]
+    pub code_ttl: Duration,
+    /// Exchanges allowed per client address per minute (answered or not). Default 10.
+    #[serde(deserialize_with = "de::number")]
+    pub exchanges_per_minute_per_ip: u32,
+    /// Exchanges allowed per minute from all clients together. Default 60.
+    #[serde(deserialize_with = "de::number")]
+    pub exchanges_per_minute: u32,
 }
 
 /// `[store]`: the database.
@@ -282,6 +327,7 @@ impl Config {
             wechat,
             payments: PaymentsConfig::default(),
             shop: ShopConfig::default(),
+            pairing: PairingConfig::default(),
         }
     }
 
@@ -374,6 +420,7 @@ impl Config {
                 payments.attention_recheck_interval,
             ),
             ("payments.long_poll_max_wait", payments.long_poll_max_wait),
+            ("pairing.code_ttl", self.pairing.code_ttl),
         ] {
             // A zero here would make a timer loop spin or a call fail at once.
             require(!duration.is_zero(), field, "must be longer than zero")?;
@@ -413,6 +460,18 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
+        require(
+            self.pairing.exchanges_per_minute_per_ip >= 1 && self.pairing.exchanges_per_minute >= 1,
+            "pairing.exchanges_per_minute",
+            "the pairing rate limits must be at least 1",
+        )?;
+        if let Some(tls) = &self.server.tls {
+            require(
+                tls.ca_listen.is_none() || tls.ca_pem.is_some(),
+                "server.tls.ca_pem",
+                "ca_listen offers the CA certificate, so ca_pem must name it",
+            )?;
+        }
         if let Some(url) = &self.store.database_url {
             require(
                 url.starts_with("sqlite:"),
@@ -472,6 +531,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 3000)),
             body_limit_bytes: 16 * 1024,
             app_dir: PathBuf::from("dist"),
+            public_url: None,
+            tls: None,
         }
     }
 }
@@ -502,6 +563,16 @@ impl Default for PaymentsConfig {
             refund_spacing: Duration::from_secs(60),
             micropay_rate_per_second: 30,
             long_poll_max_wait: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        PairingConfig {
+            code_ttl: Duration::from_secs(5 * 60),
+            exchanges_per_minute_per_ip: 10,
+            exchanges_per_minute: 60,
         }
     }
 }
@@ -628,8 +699,9 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "listen={} mch_id={} primary_url={} sandbox={} client_certificate={}",
+            "listen={} tls={} mch_id={} primary_url={} sandbox={} client_certificate={}",
             self.server.listen,
+            self.server.tls.is_some(),
             self.wechat.mch_id,
             self.wechat.primary_url,
             self.wechat.sandbox,

@@ -49,9 +49,12 @@ impl AppState {
             EngineSettings::from_config(&config),
             Arc::new(Metrics::default()),
         );
-        let readiness = Readiness::default()
+        let mut readiness = Readiness::default()
             .with(Arc::new(StoreReachable(Arc::clone(&store))))
             .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
+        if let Some(warning) = plain_http_warning(&config) {
+            readiness = readiness.with_warning(warning);
+        }
         Ok(AppState {
             terminals: Terminals::new(Arc::clone(&store)),
             readiness,
@@ -61,6 +64,17 @@ impl AppState {
             store,
         })
     }
+}
+
+/// The warning for serving plain HTTP beyond this machine, if the configuration does.
+pub fn plain_http_warning(config: &Config) -> Option<String> {
+    let listen = config.server.listen;
+    (config.server.tls.is_none() && !listen.ip().is_loopback()).then(|| {
+        format!(
+            "plain HTTP on {listen}: terminal tokens cross the network in the clear and tablets \
+             cannot use the camera; run `paycode-proxy tls init` and set [server.tls]"
+        )
+    })
 }
 
 impl std::fmt::Debug for AppState {

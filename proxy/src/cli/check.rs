@@ -28,6 +28,9 @@ pub enum CheckError {
     /// WeChat could not be reached or refused the signed query.
     #[error("WeChat Pay: {0}")]
     Wechat(String),
+    /// The serving certificate (`[server.tls]`) is unusable, expired or for other names.
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsCheckError),
     /// The report could not be written.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -40,6 +43,7 @@ pub async fn run(config: &Config, out: &mut impl Write) -> Result<(), CheckError
         .map_err(|error| CheckError::Store(crate::error::chain(&error)))?;
     store.close().await;
     writeln!(out, "ok    database {}", config.store.data_dir.display())?;
+    super::tls::check(config, Utc::now(), out)?;
 
     match load_identity(&config.wechat)
         .map_err(|error| CheckError::Certificate(crate::error::chain(&error)))?

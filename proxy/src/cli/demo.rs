@@ -18,6 +18,7 @@ use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Sim
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
 use crate::config::{Config, PaymentsConfig, WechatConfig};
+use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, StoreError};
 
@@ -217,7 +218,7 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
             added => break added?,
         }
     };
-    write_private(&token_path, token.expose()).map_err(|source| DemoError::TokenFile {
+    write_private(&token_path, format!("{}\n", token.expose()).as_bytes()).map_err(|source| DemoError::TokenFile {
         path: token_path.clone(),
         source,
     })?;
@@ -228,19 +229,4 @@ async fn demo_pairing(terminals: &Terminals, data_dir: &Path) -> Result<DemoPair
             name: terminal.name,
         },
     })
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")
 }

@@ -2,7 +2,8 @@
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
 //! certificate, a signed query to WeChat); `terminal add|list|revoke` manages terminal
-//! tokens; `sim` runs the WeChat Pay simulator alone.
+//! tokens; `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the
+//! WeChat Pay simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
@@ -10,6 +11,7 @@
 pub mod check;
 pub mod demo;
 pub mod terminal;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -51,6 +53,9 @@ pub enum Command {
     /// Add, list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
+    /// Make the shop's local CA and the proxy's HTTPS certificate (docs/tablets.md).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
     Sim(wxpay::sim::cli::SimArgs),
 }
@@ -70,6 +75,9 @@ pub enum CliError {
     /// A terminal command failed.
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalCommandError),
+    /// A `tls` command failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsCommandError),
     /// Demo mode failed.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
@@ -100,6 +108,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             check::run(&config, &mut out).await?;
+            Ok(())
+        }
+        Command::Tls(command) => {
+            tls::run(command, &mut std::io::stdout().lock())?;
             Ok(())
         }
         Command::Terminal(command) => {

@@ -81,7 +81,7 @@ pub async fn stored_payment(store: &dyn Store, n: u32, amount: u64) -> PaymentRe
 
 /// A running application and what is needed to reach and stop it.
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` when the configuration has `[server.tls]`.
     pub address: String,
     /// A plain HTTP client.
     pub client: reqwest::Client,
@@ -148,7 +148,7 @@ pub async fn spawn_app_with(
     configure(&mut config);
     let store_config = config.store.clone();
     let application = Application::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
+    let address = format!("{}://127.0.0.1:{}", application.scheme(), application.port());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;

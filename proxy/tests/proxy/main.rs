@@ -6,3 +6,4 @@ mod helpers;
 mod http;
 mod openapi;
 mod store;
+mod tls;
