@@ -35,6 +35,7 @@ pub mod error;
 pub mod extract;
 pub mod field_path;
 pub mod metrics;
+pub mod pairing;
 pub mod private_file;
 pub mod readiness;
 pub mod routes;

@@ -12,6 +12,7 @@ use crate::auth::Terminals;
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
+use crate::pairing::Pairing;
 use crate::readiness::{Readiness, StoreReachable};
 use crate::store::Store;
 use crate::wechat::{WechatReachable, WechatSetupError, build_client};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// The payments engine.
     pub engine: Engine,
+    /// Pairing codes and their exchange for tokens (`POST /api/v1/pairing`).
+    pub pairing: Pairing,
     /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
     pub demo_pairing: Option<Arc<DemoPairing>>,
 }
@@ -57,6 +60,7 @@ impl AppState {
         }
         Ok(AppState {
             terminals: Terminals::new(Arc::clone(&store)),
+            pairing: Pairing::new(Arc::clone(&store), &config.pairing),
             readiness,
             engine,
             demo_pairing: None,

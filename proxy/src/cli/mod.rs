@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod pair;
 pub mod terminal;
 pub mod tls;
 

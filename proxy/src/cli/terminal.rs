@@ -1,16 +1,22 @@
-//! `paycode-proxy terminal add NAME | list | revoke NAME`: managing who may take payments.
+//! `paycode-proxy terminal add NAME | pair NAME | list | revoke NAME`: managing who may take
+//! payments.
 //!
 //! `add` prints the new terminal's token once; it is stored only as a hash, so it cannot be
-//! shown again (revoke the terminal and add a new one if it is lost). `list` never prints
-//! tokens or their hashes.
+//! shown again (revoke the terminal and add a new one if it is lost). `add` and `pair` also
+//! print a pairing QR code (`cli::pair`): a tablet that scans it gets a new token of its
+//! own, and the previous one stops working. `list` never prints tokens or their hashes.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use url::Url;
 
 use crate::auth::{AddTerminalError, Terminals};
+use crate::cli::pair::{PairingOutputError, print_pairing};
 use crate::config::Config;
+use crate::pairing::Pairing;
 use crate::store::{Millis, SqliteStore, StoreError};
 
 /// The `terminal` subcommands.
@@ -20,6 +26,17 @@ pub enum TerminalCommand {
     Add {
         /// A name for the terminal, e.g. `counter-1`: letters, digits, '-', '_' or '.'.
         name: String,
+        /// Also write the pairing QR code to this SVG file.
+        #[arg(long)]
+        qr_file: Option<PathBuf>,
+    },
+    /// Print a fresh pairing QR code for an existing terminal (one use, `pairing.code_ttl`).
+    Pair {
+        /// The terminal's name.
+        name: String,
+        /// Also write the pairing QR code to this SVG file.
+        #[arg(long)]
+        qr_file: Option<PathBuf>,
     },
     /// List the terminals (names and status, never tokens).
     List,
@@ -39,6 +56,9 @@ pub enum TerminalCommandError {
     /// The terminal could not be added.
     #[error(transparent)]
     Add(#[from] AddTerminalError),
+    /// The pairing QR code could not be printed or written.
+    #[error(transparent)]
+    Pairing(#[from] PairingOutputError),
     /// The output could not be written.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -52,7 +72,9 @@ pub async fn run(
 ) -> Result<(), TerminalCommandError> {
     let store = SqliteStore::connect(&config.store).await?;
     let terminals = Terminals::new(Arc::new(store.clone()));
-    let result = execute(command, &terminals, out).await;
+    let pairing = Pairing::new(Arc::new(store.clone()), &config.pairing);
+    let app_url = crate::tls::app_url(&config.server, config.server.listen.port());
+    let result = execute(command, &terminals, &pairing, &app_url, out).await;
     store.close().await;
     result
 }
@@ -60,10 +82,12 @@ pub async fn run(
 async fn execute(
     command: TerminalCommand,
     terminals: &Terminals,
+    pairing: &Pairing,
+    app_url: &Url,
     out: &mut impl Write,
 ) -> Result<(), TerminalCommandError> {
     match command {
-        TerminalCommand::Add { name } => {
+        TerminalCommand::Add { name, qr_file } => {
             let (terminal, token) = terminals.add(&name).await?;
             writeln!(
                 out,
@@ -76,6 +100,13 @@ async fn execute(
             )?;
             writeln!(out)?;
             writeln!(out, "    {}", token.expose())?;
+            writeln!(out)?;
+            let (terminal, code, expires_at) = pairing.issue(&terminal.name).await?;
+            print_pairing(out, &terminal, app_url, &code, expires_at, qr_file.as_deref())?;
+        }
+        TerminalCommand::Pair { name, qr_file } => {
+            let (terminal, code, expires_at) = pairing.issue(&name).await?;
+            print_pairing(out, &terminal, app_url, &code, expires_at, qr_file.as_deref())?;
         }
         TerminalCommand::List => {
             let list = terminals.list().await?;
@@ -136,6 +167,7 @@ mod tests {
         let added = run_to_string(
             TerminalCommand::Add {
                 name: "counter-1".into(),
+                qr_file: None,
             },
             &config,
         )

@@ -102,6 +102,19 @@ impl TestApp {
         token.expose().to_owned()
     }
 
+    /// A pairing code for the terminal called `name`, valid for `ttl`, as
+    /// `paycode-proxy terminal pair` issues it.
+    pub async fn pairing_code(&self, name: &str, ttl: std::time::Duration) -> String {
+        let store = SqliteStore::connect(&self.store_config).await.unwrap();
+        let config = paycode_proxy::config::PairingConfig {
+            code_ttl: ttl,
+            ..Default::default()
+        };
+        let pairing = paycode_proxy::pairing::Pairing::new(Arc::new(store), &config);
+        let (_, code, _) = pairing.issue(name).await.unwrap();
+        code.expose().to_owned()
+    }
+
     /// Stops the server gracefully and waits for it to finish.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {

@@ -5,5 +5,6 @@ mod check;
 mod helpers;
 mod http;
 mod openapi;
+mod pairing;
 mod store;
 mod tls;
