@@ -34,7 +34,10 @@ pub struct DemoPairing {
 pub struct PairingRequest {
     /// The pairing code: `pcp_` and 22 base64url characters (128 random bits). It works
     /// once, for a few minutes (`pairing.code_ttl`, default 5 minutes).
-    #[cfg_attr(feature = "openapi", schema(min_length = 26, max_length = 26, pattern = "^pcp_[A-Za-z0-9_-]{22}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 26, max_length = 26, pattern = "^pcp_[A-Za-z0-9_-]{22}$")
+    )]
     pub code: String,
 }
 

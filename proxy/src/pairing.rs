@@ -92,7 +92,9 @@ pub fn pairing_url(app_url: &Url, code: &PairingCode) -> Url {
 pub enum ExchangeError {
     /// The code is malformed, unknown, used, expired, or its terminal was revoked. One
     /// answer for all, so it reveals nothing about which codes exist.
-    #[error("this pairing code is not valid (it works once, for a few minutes); print a new one with `paycode-proxy terminal pair NAME`")]
+    #[error(
+        "this pairing code is not valid (it works once, for a few minutes); print a new one with `paycode-proxy terminal pair NAME`"
+    )]
     InvalidCode,
     /// Too many exchanges from this address or overall in the current minute.
     #[error("too many pairing attempts; wait {retry_after_secs} s and scan the code again")]
@@ -246,7 +248,12 @@ mod tests {
         assert_eq!(PairingCode::parse(code.expose()), Some(code.clone()));
         assert_ne!(PairingCode::generate(), code);
         assert_eq!(format!("{code:?}"), "PairingCode(***)");
-        for bad in ["", "pcp_short", "pct_AAAAAAAAAAAAAAAAAAAAAA", "pcp_AAAAAAAAAAAAAAAAAAAAA+"] {
+        for bad in [
+            "",
+            "pcp_short",
+            "pct_AAAAAAAAAAAAAAAAAAAAAA",
+            "pcp_AAAAAAAAAAAAAAAAAAAAA+",
+        ] {
             assert_eq!(PairingCode::parse(bad), None, "{bad}");
         }
     }
@@ -272,7 +279,9 @@ mod tests {
         assert!(limiter.admit(a, start).is_ok());
         assert!(matches!(
             limiter.admit(a, start),
-            Err(ExchangeError::RateLimited { retry_after_secs: 60 })
+            Err(ExchangeError::RateLimited {
+                retry_after_secs: 60
+            })
         ));
         assert!(limiter.admit(b, start).is_ok());
         // The overall limit (3) is reached although c has not asked yet.

@@ -193,17 +193,25 @@ impl Application {
         };
         let listener = TcpListener::bind(configured).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
-        let ca_page = match server.tls.as_ref().and_then(|tls| tls.ca_listen.zip(tls.ca_pem.as_ref())) {
+        let ca_page = match server
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.ca_listen.zip(tls.ca_pem.as_ref()))
+        {
             Some((ca_listen, ca_pem)) => {
-                let pem = std::fs::read_to_string(ca_pem)
-                    .map_err(|error| StartupError::CaPage(format!("cannot read {}: {error}", ca_pem.display())))?;
+                let pem = std::fs::read_to_string(ca_pem).map_err(|error| {
+                    StartupError::CaPage(format!("cannot read {}: {error}", ca_pem.display()))
+                })?;
                 let app_url = crate::tls::app_url(server, address.port());
                 let router = crate::tls::ca_page::router(&pem, Some(app_url))
                     .map_err(StartupError::CaPage)?;
-                let ca_listener = TcpListener::bind(ca_listen).await.map_err(|source| StartupError::Bind {
-                    address: ca_listen,
-                    source,
-                })?;
+                let ca_listener =
+                    TcpListener::bind(ca_listen)
+                        .await
+                        .map_err(|source| StartupError::Bind {
+                            address: ca_listen,
+                            source,
+                        })?;
                 Some((ca_listener, router))
             }
             None => None,
@@ -329,4 +337,31 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_asset;
+
+    #[test]
+    fn trunk_hashed_names_are_recognised() {
+        for hashed in [
+            "/paycode-app-b3aceb16c2715634_bg.wasm",
+            "/paycode-app-b3aceb16c2715634.js",
+            "/style-6c952b743834b71e.css",
+            "/icon-e7caef3872c8bc5a.svg",
+        ] {
+            assert!(is_hashed_asset(hashed), "{hashed}");
+        }
+        for plain in [
+            "/",
+            "/index.html",
+            "/sw.js",
+            "/manifest.webmanifest",
+            "/history/2024-03-02",
+            "/x-1234.js",
+        ] {
+            assert!(!is_hashed_asset(plain), "{plain}");
+        }
+    }
 }

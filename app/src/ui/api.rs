@@ -2,8 +2,8 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired, PairingRequest, Payment, PaymentList,
-    Refund, TerminalInfo,
+    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired, PairingRequest, Payment,
+    PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;

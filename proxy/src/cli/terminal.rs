@@ -102,11 +102,25 @@ async fn execute(
             writeln!(out, "    {}", token.expose())?;
             writeln!(out)?;
             let (terminal, code, expires_at) = pairing.issue(&terminal.name).await?;
-            print_pairing(out, &terminal, app_url, &code, expires_at, qr_file.as_deref())?;
+            print_pairing(
+                out,
+                &terminal,
+                app_url,
+                &code,
+                expires_at,
+                qr_file.as_deref(),
+            )?;
         }
         TerminalCommand::Pair { name, qr_file } => {
             let (terminal, code, expires_at) = pairing.issue(&name).await?;
-            print_pairing(out, &terminal, app_url, &code, expires_at, qr_file.as_deref())?;
+            print_pairing(
+                out,
+                &terminal,
+                app_url,
+                &code,
+                expires_at,
+                qr_file.as_deref(),
+            )?;
         }
         TerminalCommand::List => {
             let list = terminals.list().await?;

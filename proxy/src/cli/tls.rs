@@ -55,7 +55,9 @@ pub enum TlsCommandError {
     #[error(transparent)]
     Pki(#[from] PkiError),
     /// `renew` found no certificate to take the names from.
-    #[error("{0} is missing or unreadable; run `paycode-proxy tls init --host NAME --ip ADDRESS` first")]
+    #[error(
+        "{0} is missing or unreadable; run `paycode-proxy tls init --host NAME --ip ADDRESS` first"
+    )]
     NothingToRenew(PathBuf),
     /// The output could not be written.
     #[error("cannot write the output")]
@@ -130,7 +132,11 @@ fn report(issued: &Issued, names: &ServerNames, out: &mut impl Write) -> std::io
     writeln!(out)?;
     writeln!(out, "    [server.tls]")?;
     writeln!(out, "    cert_pem = \"{}\"", toml_path(&files.server_pem))?;
-    writeln!(out, "    key_pem = \"{}\"", toml_path(&files.server_key_pem))?;
+    writeln!(
+        out,
+        "    key_pem = \"{}\"",
+        toml_path(&files.server_key_pem)
+    )?;
     writeln!(out, "    ca_pem = \"{}\"", toml_path(&files.ca_pem))?;
     writeln!(out, "    ca_listen = \"0.0.0.0:3080\"")?;
     writeln!(out)?;
@@ -164,7 +170,11 @@ pub struct TlsCheckError(pub String);
 /// (`server.public_url`'s, else `server.listen`'s address unless it is unspecified); one
 /// line with the names and days to expiry. Without it, a warning when `listen` is not
 /// loopback.
-pub fn check(config: &Config, now: DateTime<Utc>, out: &mut impl Write) -> Result<(), TlsCheckError> {
+pub fn check(
+    config: &Config,
+    now: DateTime<Utc>,
+    out: &mut impl Write,
+) -> Result<(), TlsCheckError> {
     let fail = |message: String| TlsCheckError(message);
     let server = &config.server;
     let Some(tls) = &server.tls else {
@@ -174,7 +184,8 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut impl Write) -> Resul
         };
         return writeln!(out, "{line}").map_err(|error| fail(error.to_string()));
     };
-    server_config(&tls.cert_pem, &tls.key_pem).map_err(|error| fail(crate::error::chain(&error)))?;
+    server_config(&tls.cert_pem, &tls.key_pem)
+        .map_err(|error| fail(crate::error::chain(&error)))?;
     let pem = std::fs::read(&tls.cert_pem)
         .map_err(|error| fail(format!("cannot read {}: {error}", tls.cert_pem.display())))?;
     let info = CertificateInfo::from_pem(&pem)

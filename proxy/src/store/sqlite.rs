@@ -461,13 +461,12 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
         };
-        let updated = sqlx::query(
-            "UPDATE terminals SET token_hash = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(new_token_hash)
-        .bind(&terminal_id)
-        .execute(&mut *transaction)
-        .await?;
+        let updated =
+            sqlx::query("UPDATE terminals SET token_hash = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(new_token_hash)
+                .bind(&terminal_id)
+                .execute(&mut *transaction)
+                .await?;
         let terminal = if updated.rows_affected() == 1 {
             let row = sqlx::query(&format!(
                 "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE id = ?"

@@ -63,7 +63,12 @@ pub fn router(ca_pem: &str, app_url: Option<Url>) -> Result<Router, String> {
         .route("/", get(index))
         .route(CA_CRT_PATH, get(crt))
         .route(CA_PEM_PATH, get(pem))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: this address only offers the Paycode CA certificate\n") })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: this address only offers the Paycode CA certificate\n",
+            )
+        })
         .with_state(page))
 }
 

@@ -28,7 +28,11 @@ pub fn app_url(server: &ServerConfig, port: u16) -> Url {
             .or_else(|| info.ips.first().map(ip_host))
     });
     let host = certificate_name.unwrap_or_else(|| ip_host(&server.listen.ip()));
-    let scheme = if server.tls.is_some() { "https" } else { "http" };
+    let scheme = if server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // Every part is a valid URL component (a certificate name, an address, a port).
     Url::parse(&format!("{scheme}://{host}:{port}/"))
         .unwrap_or_else(|_| Url::parse("http://127.0.0.1/").expect("a constant URL"))

@@ -98,7 +98,9 @@ pub enum PkiError {
     #[error("a server certificate may be valid for 1 to 825 days (Apple's limit), not {0}")]
     Validity(u32),
     /// Only one of the CA's two files exists.
-    #[error("{missing} is missing but {present} exists; restore it, or move both away to make a new CA (tablets must then trust the new one)")]
+    #[error(
+        "{missing} is missing but {present} exists; restore it, or move both away to make a new CA (tablets must then trust the new one)"
+    )]
     HalfCa {
         /// The file that is missing.
         missing: PathBuf,

@@ -161,7 +161,11 @@ pub async fn spawn_app_with(
     configure(&mut config);
     let store_config = config.store.clone();
     let application = Application::build(config).await.unwrap();
-    let address = format!("{}://127.0.0.1:{}", application.scheme(), application.port());
+    let address = format!(
+        "{}://127.0.0.1:{}",
+        application.scheme(),
+        application.port()
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;

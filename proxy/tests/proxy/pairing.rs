@@ -44,7 +44,9 @@ async fn a_code_works_once_mints_a_new_token_and_revokes_the_old_one() {
     // Arrange
     let app = spawn_app(|_| {}).await;
     let old_token = app.terminal_token("counter-1").await;
-    let code = app.pairing_code("counter-1", Duration::from_secs(300)).await;
+    let code = app
+        .pairing_code("counter-1", Duration::from_secs(300))
+        .await;
 
     // Act
     let (first_status, first_body, _) = exchange(&app, &code).await;
@@ -56,7 +58,10 @@ async fn a_code_works_once_mints_a_new_token_and_revokes_the_old_one() {
     assert_eq!(paired.terminal.name, "counter-1");
     assert_ne!(paired.token, old_token);
     assert_eq!(terminal_status(&app, &paired.token).await, StatusCode::OK);
-    assert_eq!(terminal_status(&app, &old_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        terminal_status(&app, &old_token).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(second_status, StatusCode::BAD_REQUEST);
     let refused: ErrorBody = serde_json::from_str(&second_body).unwrap();
     assert_eq!(refused.code, "PAIRING_CODE_INVALID");
@@ -70,26 +75,38 @@ async fn an_expired_code_or_one_replaced_by_a_newer_code_is_refused() {
     // Arrange
     let app = spawn_app(|_| {}).await;
     let token = app.terminal_token("counter-1").await;
-    let expired = app.pairing_code("counter-1", Duration::from_millis(1)).await;
+    let expired = app
+        .pairing_code("counter-1", Duration::from_millis(1))
+        .await;
     // Let the 1 ms validity pass.
     tokio::time::sleep(Duration::from_millis(5)).await;
 
     // Act
     let (expired_status, expired_body, _) = exchange(&app, &expired).await;
-    let replaced = app.pairing_code("counter-1", Duration::from_secs(300)).await;
-    let newer = app.pairing_code("counter-1", Duration::from_secs(300)).await;
+    let replaced = app
+        .pairing_code("counter-1", Duration::from_secs(300))
+        .await;
+    let newer = app
+        .pairing_code("counter-1", Duration::from_secs(300))
+        .await;
     let (replaced_status, _, _) = exchange(&app, &replaced).await;
     let (malformed_status, _, _) = exchange(&app, "pcp_short").await;
     let (newer_status, _, _) = exchange(&app, &newer).await;
 
     // Assert
     assert_eq!(expired_status, StatusCode::BAD_REQUEST, "{expired_body}");
-    assert!(expired_body.contains("PAIRING_CODE_INVALID"), "{expired_body}");
+    assert!(
+        expired_body.contains("PAIRING_CODE_INVALID"),
+        "{expired_body}"
+    );
     assert_eq!(replaced_status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed_status, StatusCode::BAD_REQUEST);
     assert_eq!(newer_status, StatusCode::OK);
     // The refused attempts did not touch the terminal's token; the successful one did.
-    assert_eq!(terminal_status(&app, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        terminal_status(&app, &token).await,
+        StatusCode::UNAUTHORIZED
+    );
     app.stop().await.unwrap();
 }
 
@@ -105,7 +122,9 @@ async fn exchanges_beyond_the_rate_limit_answer_429() {
     )
     .await;
     app.terminal_token("counter-1").await;
-    let code = app.pairing_code("counter-1", Duration::from_secs(300)).await;
+    let code = app
+        .pairing_code("counter-1", Duration::from_secs(300))
+        .await;
     let wrong = "pcp_AAAAAAAAAAAAAAAAAAAAAA";
 
     // Act
@@ -177,16 +196,25 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg() {
     let added = String::from_utf8(added).unwrap();
     let paired = String::from_utf8(paired).unwrap();
     for output in [&added, &paired] {
-        assert!(output.contains("https://paycode.local:3443/#pair=pcp_"), "{output}");
+        assert!(
+            output.contains("https://paycode.local:3443/#pair=pcp_"),
+            "{output}"
+        );
         assert!(output.contains('▀') || output.contains('▄'), "{output}");
         assert!(output.contains("previous token stops working"), "{output}");
     }
-    assert!(added.contains("pct_"), "the token can still be typed: {added}");
+    assert!(
+        added.contains("pct_"),
+        "the token can still be typed: {added}"
+    );
     assert!(!paired.contains("pct_"), "{paired}");
     let code_of = |output: &str| output.split("#pair=").nth(1).unwrap()[..26].to_owned();
     assert_ne!(code_of(&added), code_of(&paired));
     let image = std::fs::read_to_string(&svg).unwrap();
-    assert!(image.starts_with("<?xml") && image.contains("<svg"), "{image}");
+    assert!(
+        image.starts_with("<?xml") && image.contains("<svg"),
+        "{image}"
+    );
     if cfg!(unix) {
         assert_eq!(mode(&svg).unwrap(), Some(0o600));
     }

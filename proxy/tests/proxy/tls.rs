@@ -88,7 +88,11 @@ async fn tls_init_writes_a_ca_and_a_server_certificate_and_renew_keeps_the_ca() 
     ] {
         if cfg!(unix) {
             let actual = mode(path).unwrap().unwrap();
-            assert_eq!(actual & 0o077 == 0, expected == 0o600, "{path:?}: {actual:o}");
+            assert_eq!(
+                actual & 0o077 == 0,
+                expected == 0o600,
+                "{path:?}: {actual:o}"
+            );
         }
     }
     // The server certificate: its names, at most 825 days, and the CA after it.
@@ -100,7 +104,9 @@ async fn tls_init_writes_a_ca_and_a_server_certificate_and_renew_keeps_the_ca() 
     assert!(lifetime >= chrono::Duration::days(824), "{lifetime:?}");
     assert!(info.not_before <= Utc::now());
     assert_eq!(
-        String::from_utf8_lossy(&first_server).matches("BEGIN CERTIFICATE").count(),
+        String::from_utf8_lossy(&first_server)
+            .matches("BEGIN CERTIFICATE")
+            .count(),
         2
     );
     // The report: the files, the config to paste and how to trust the CA everywhere.
@@ -126,7 +132,11 @@ async fn tls_init_writes_a_ca_and_a_server_certificate_and_renew_keeps_the_ca() 
     let renewed_info = CertificateInfo::from_pem(&renewed_server).unwrap();
     assert_eq!(renewed_info.hosts, info.hosts);
     assert_eq!(renewed_info.ips, info.ips);
-    assert!(String::from_utf8(renew_out).unwrap().contains("Kept the local CA"));
+    assert!(
+        String::from_utf8(renew_out)
+            .unwrap()
+            .contains("Kept the local CA")
+    );
     assert!(too_long.is_err());
 }
 
@@ -145,7 +155,11 @@ async fn the_api_and_a_long_poll_work_over_https_and_a_renewed_certificate_is_st
         },
     )
     .await;
-    assert!(app.address.starts_with("https://127.0.0.1:"), "{}", app.address);
+    assert!(
+        app.address.starts_with("https://127.0.0.1:"),
+        "{}",
+        app.address
+    );
     let client = client_trusting(&files);
     let token = app.terminal_token("counter-1").await;
     let sim = app.sim.as_ref().unwrap();
@@ -184,7 +198,10 @@ async fn the_api_and_a_long_poll_work_over_https_and_a_renewed_certificate_is_st
     let mut state = created["state"].as_str().unwrap().to_owned();
     let mut confirmed = false;
     for _ in 0..20 {
-        if matches!(state.as_str(), "paid" | "failed" | "cancelled" | "needs_attention") {
+        if matches!(
+            state.as_str(),
+            "paid" | "failed" | "cancelled" | "needs_attention"
+        ) {
             break;
         }
         let long_poll = client
@@ -247,10 +264,7 @@ async fn the_plain_http_ca_page_offers_the_ca_and_nothing_else() {
     assert!(page.contains("/paycode-ca.crt"), "{page}");
     assert!(page.contains("https://paycode.local:"), "{page}");
     assert_eq!(crt.status(), StatusCode::OK);
-    assert_eq!(
-        crt.headers()["content-type"],
-        "application/x-x509-ca-cert"
-    );
+    assert_eq!(crt.headers()["content-type"], "application/x-x509-ca-cert");
     let ca_pem = std::fs::read(&files.ca_pem).unwrap();
     let ca_der = paycode_proxy::tls::inspect::first_certificate(&ca_pem).unwrap();
     assert_eq!(crt.bytes().await.unwrap().as_ref(), ca_der.as_ref());
@@ -279,9 +293,21 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
     // Arrange
     let root = tempfile::tempdir().unwrap();
     let (sim, mut config) = with_simulator(root.path()).await;
-    let good = init(&root.path().join("good"), &["paycode.local"], &["127.0.0.1"]);
-    let other = init(&root.path().join("other"), &["paycode.local"], &["127.0.0.1"]);
-    let misnamed = init(&root.path().join("misnamed"), &["till.local"], &["10.0.0.5"]);
+    let good = init(
+        &root.path().join("good"),
+        &["paycode.local"],
+        &["127.0.0.1"],
+    );
+    let other = init(
+        &root.path().join("other"),
+        &["paycode.local"],
+        &["127.0.0.1"],
+    );
+    let misnamed = init(
+        &root.path().join("misnamed"),
+        &["till.local"],
+        &["10.0.0.5"],
+    );
     let expired_dir = root.path().join("expired");
     std::fs::create_dir_all(&expired_dir).unwrap();
     let expired_key = rcgen::KeyPair::generate().unwrap();
@@ -290,7 +316,11 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
     params.not_after = rcgen::date_time_ymd(2021, 1, 1);
     let expired_cert = params.self_signed(&expired_key).unwrap();
     std::fs::write(expired_dir.join("server.pem"), expired_cert.pem()).unwrap();
-    std::fs::write(expired_dir.join("server-key.pem"), expired_key.serialize_pem()).unwrap();
+    std::fs::write(
+        expired_dir.join("server-key.pem"),
+        expired_key.serialize_pem(),
+    )
+    .unwrap();
 
     // Act
     config.server.tls = Some(tls_config(&good));
@@ -331,7 +361,70 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
         wrong_names.contains("names till.local, 10.0.0.5 but tablets reach the proxy as 127.0.0.1"),
         "{wrong_names}"
     );
-    assert!(right_names.starts_with("ok    TLS certificate for till.local"), "{right_names}");
-    assert!(plain.starts_with("warn  plain HTTP on 0.0.0.0:3000"), "{plain}");
+    assert!(
+        right_names.starts_with("ok    TLS certificate for till.local"),
+        "{right_names}"
+    );
+    assert!(
+        plain.starts_with("warn  plain HTTP on 0.0.0.0:3000"),
+        "{plain}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_with_tls_serves_https_and_keeps_every_secret_file_owner_only() {
+    // Arrange
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let args = paycode_proxy::cli::demo::DemoArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        sim_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data.clone(),
+        app_dir: root.path().join("dist"),
+        time_scale: 1.0,
+        tls: true,
+    };
+
+    // Act
+    let demo = paycode_proxy::cli::demo::Demo::start(&args).await.unwrap();
+    let banner = demo.banner();
+    let port = demo.application.port();
+    let sim = demo.sim;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(demo.application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let client = client_trusting(&TlsFiles::in_dir(&data.join("tls")));
+    // The loopback-only demo pairing sees the peer address through the TLS listener.
+    let pairing = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/demo/pairing"))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(
+        banner.starts_with(&format!("Paycode demo ready: https://127.0.0.1:{port}\n")),
+        "{banner}"
+    );
+    assert_eq!(pairing.status(), StatusCode::OK);
+    if cfg!(unix) {
+        for private in [
+            "paycode.sqlite",
+            "paycode.sqlite-wal",
+            "paycode.sqlite-shm",
+            "demo-terminal.token",
+            "tls/ca-key.pem",
+            "tls/server-key.pem",
+            "sim-certs/apiclient_key.pem",
+            "sim-certs/apiclient_cert.p12",
+        ] {
+            let path = data.join(private);
+            assert_eq!(mode(&path).unwrap(), Some(0o600), "{private}");
+        }
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
     sim.shutdown().await;
 }

@@ -159,8 +159,11 @@ impl Pki {
                         .map_err(|error| io_error(&path, error))?;
                 }
             }
-            let mut file = options.open(&path).map_err(|error| io_error(&path, error))?;
-            std::io::Write::write_all(&mut file, contents).map_err(|error| io_error(&path, error))?;
+            let mut file = options
+                .open(&path)
+                .map_err(|error| io_error(&path, error))?;
+            std::io::Write::write_all(&mut file, contents)
+                .map_err(|error| io_error(&path, error))?;
             Ok(path)
         };
         let ca_pem = write(dir.join("ca.pem"), self.ca_pem.as_bytes())?;
