@@ -43,7 +43,7 @@ fn main() {
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(10);
     let demo = Demo::start(1.0);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let page = driver.session(1280, 800);
     let url = format!("{}/?amount=12.30", demo.app_url);
 
