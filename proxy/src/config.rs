@@ -778,6 +778,33 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_pairing_settings_load_and_are_checked() {
+        let text = format!(
+            "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:3443\"\npublic_url = \"https://paycode.local:3443\"\n\
+             [server.tls]\ncert_pem = \"tls/server.pem\"\nkey_pem = \"tls/server-key.pem\"\n\
+             ca_pem = \"tls/ca.pem\"\nca_listen = \"0.0.0.0:3080\"\n\
+             [pairing]\ncode_ttl = \"2m\"\nexchanges_per_minute_per_ip = 3\n"
+        );
+        let config = load(&text, &[]).unwrap();
+        let tls = config.server.tls.as_ref().unwrap();
+        assert_eq!(tls.key_pem, Path::new("tls/server-key.pem"));
+        assert_eq!(tls.ca_listen, Some("0.0.0.0:3080".parse().unwrap()));
+        assert_eq!(config.pairing.code_ttl, Duration::from_secs(120));
+        assert_eq!(config.pairing.exchanges_per_minute_per_ip, 3);
+        assert_eq!(config.pairing.exchanges_per_minute, 60);
+        assert_eq!(
+            load(MINIMAL, &[]).unwrap().pairing.code_ttl,
+            Duration::from_secs(300)
+        );
+
+        let without_ca = text.replace("ca_pem = \"tls/ca.pem\"\n", "");
+        let (field, _) = invalid_field(load(&without_ca, &[]));
+        assert_eq!(field, "server.tls.ca_pem");
+        let (field, _) = invalid_field(load(&format!("{MINIMAL}\n[pairing]\ncode_ttl = 0\n"), &[]));
+        assert_eq!(field, "pairing.code_ttl");
+    }
+
+    #[test]
     fn durations_accept_text_and_milliseconds() {
         let text = format!(
             "{MINIMAL}\n[payments]\nquery_interval = \"250ms\"\nwait_deadline = 1500\nreverse_not_before = \"1m 2s\"\n"

@@ -120,7 +120,17 @@ fn nss_home_trusting(ca_pem: &Path) -> TempDir {
     };
     certutil(&["-N", "-d", &database, "--empty-password"]);
     let ca = ca_pem.display().to_string();
-    certutil(&["-A", "-d", &database, "-t", "C,,", "-n", "paycode-test-ca", "-i", &ca]);
+    certutil(&[
+        "-A",
+        "-d",
+        &database,
+        "-t",
+        "C,,",
+        "-n",
+        "paycode-test-ca",
+        "-i",
+        &ca,
+    ]);
     home
 }
 
@@ -293,6 +303,11 @@ impl Session<'_> {
             "/window/rect",
             json!({"width": width + extra_width, "height": height + extra_height}),
         );
+    }
+
+    /// Runs a Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.command("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
     }
 
     /// Navigates and waits for the load event.
