@@ -14,6 +14,9 @@
 //!   20 ms latency (`Network.emulateNetworkConditions`, in bytes per second). Target: median
 //!   ≤ 600 ms.
 //! - `--https`: the demo over HTTPS (`demo --tls`), the browser trusting its CA.
+//! - `--uncompressed`: the browser asks for `Accept-Encoding: identity`, so the app arrives
+//!   uncompressed, as the proxy served it before it compressed (for before/after figures;
+//!   on a cold profile caching plays no part).
 //!
 //! It also prints the bytes the page transferred (Resource Timing `transferSize`: headers
 //! and, compressed or not, bodies) on a cold load.
@@ -35,10 +38,6 @@ use crate::webdriver::{Driver, Session};
 
 const DESKTOP_TARGET_MS: f64 = 500.0;
 const TABLET_TARGET_MS: f64 = 600.0;
-/// The tablet's network: 5 Mbit/s down, 2 Mbit/s up (CDP takes bytes per second), 20 ms.
-const TABLET_DOWN_BYTES_PER_S: f64 = 5_000_000.0 / 8.0;
-const TABLET_UP_BYTES_PER_S: f64 = 2_000_000.0 / 8.0;
-const TABLET_LATENCY_MS: f64 = 20.0;
 /// The tablet's CPU: four times slower than this machine's.
 const TABLET_CPU_SLOWDOWN: f64 = 4.0;
 
@@ -68,17 +67,14 @@ fn transferred_bytes(page: &Session<'_>) -> f64 {
 }
 
 /// Slows a session down to the tablet's CPU and network.
-fn emulate_tablet(page: &Session<'_>) {
-    page.cdp("Network.enable", json!({}));
-    page.cdp(
-        "Network.emulateNetworkConditions",
-        json!({
-            "offline": false,
-            "latency": TABLET_LATENCY_MS,
-            "downloadThroughput": TABLET_DOWN_BYTES_PER_S,
-            "uploadThroughput": TABLET_UP_BYTES_PER_S,
-        }),
-    );
+fn emulate_tablet(page: &Session<'_>, uncompressed: bool) {
+    page.emulate_shop_wifi();
+    if uncompressed {
+        page.cdp(
+            "Network.setExtraHTTPHeaders",
+            json!({ "headers": { "Accept-Encoding": "identity" } }),
+        );
+    }
     page.cdp(
         "Emulation.setCPUThrottlingRate",
         json!({ "rate": TABLET_CPU_SLOWDOWN }),
@@ -90,6 +86,7 @@ fn main() {
     let runs: usize = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(10);
     let tablet = args.iter().any(|arg| arg == "--tablet");
     let https = args.iter().any(|arg| arg == "--https");
+    let uncompressed = args.iter().any(|arg| arg == "--uncompressed");
     let demo = if https {
         Demo::start_https(1.0)
     } else {
@@ -98,19 +95,19 @@ fn main() {
     let driver = Driver::for_demo(&demo);
     let url = format!("{}/?amount=12.30", demo.app_url);
     if tablet {
-        tablet_runs(&driver, &url, &demo, runs);
+        tablet_runs(&driver, &url, &demo, runs, uncompressed);
     } else {
         desktop_runs(&driver, &url, &demo, runs);
     }
 }
 
-fn tablet_runs(driver: &Driver, url: &str, demo: &Demo, runs: usize) {
+fn tablet_runs(driver: &Driver, url: &str, demo: &Demo, runs: usize, uncompressed: bool) {
     let mut times = Vec::with_capacity(runs);
     let mut bytes = f64::NAN;
     for _ in 0..runs {
         // A new profile each time: no HTTP cache, no service worker, no stored token.
         let page = driver.session(1280, 800);
-        emulate_tablet(&page);
+        emulate_tablet(&page, uncompressed);
         times.push(ready_time(&page, url));
         bytes = transferred_bytes(&page);
     }
@@ -118,8 +115,9 @@ fn tablet_runs(driver: &Driver, url: &str, demo: &Demo, runs: usize) {
     let median = times[times.len() / 2];
     println!(
         "navigation → 请出示付款码, first load on a tablet ({runs} cold profiles; CPU ×{TABLET_CPU_SLOWDOWN}, \
-         5 Mbit/s down, 2 up, {TABLET_LATENCY_MS} ms; {})",
-        demo.app_url
+         5 Mbit/s down, 2 up, 20 ms; {}{})",
+        demo.app_url,
+        if uncompressed { "; uncompressed" } else { "" }
     );
     println!(
         "  min {:7.1} ms  median {median:7.1} ms  max {:7.1} ms",

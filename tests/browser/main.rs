@@ -602,7 +602,9 @@ fn a_fresh_tablet_opens_the_pairing_url_over_https_and_lands_paired_on_the_amoun
     let driver = Driver::for_demo(&demo);
     let page = driver.session(1280, 800);
 
-    // The tablet's own camera app opens the QR code's address in a fresh browser.
+    // The tablet's own camera app opens the QR code's address in a fresh browser, on the
+    // shop's Wi-Fi.
+    page.emulate_shop_wifi();
     page.goto(&url);
     page.wait_text("[data-testid=amount]", WAIT);
     let state = page.execute(

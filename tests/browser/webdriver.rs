@@ -310,6 +310,21 @@ impl Session<'_> {
         self.command("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
     }
 
+    /// Slows the network to a tablet's on the shop's Wi-Fi: 5 Mbit/s down, 2 Mbit/s up,
+    /// 20 ms latency (CDP takes throughput in bytes per second).
+    pub fn emulate_shop_wifi(&self) {
+        self.cdp("Network.enable", json!({}));
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({
+                "offline": false,
+                "latency": 20.0,
+                "downloadThroughput": 5_000_000.0 / 8.0,
+                "uploadThroughput": 2_000_000.0 / 8.0,
+            }),
+        );
+    }
+
     /// Navigates and waits for the load event.
     pub fn goto(&self, url: &str) {
         self.command("/url", json!({ "url": url }));
