@@ -135,13 +135,8 @@ fn nss_home_trusting(ca_pem: &Path) -> TempDir {
 }
 
 impl Driver {
-    /// Starts chromedriver on a free port and waits until it is ready; its browsers trust
-    /// only the public CAs.
-    pub fn start() -> Driver {
-        Driver::start_trusting(None)
-    }
-
-    /// Starts chromedriver for `demo`: over HTTPS its browsers trust the demo's CA.
+    /// Starts chromedriver on a free port for `demo` and waits until it is ready; over
+    /// HTTPS its browsers trust the demo's CA.
     pub fn for_demo(demo: &crate::demo::Demo) -> Driver {
         Driver::start_trusting(demo.https_ca.as_deref())
     }
