@@ -1,6 +1,8 @@
 //! `paycode-proxy check`: is this configuration ready to take money?
 //!
-//! Checks, in order: the database opens and migrates; the client certificate loads, belongs
+//! Checks, in order: the database opens and migrates; the HTTPS certificate of
+//! `[server.tls]` loads, matches its key, has not expired and covers the host tablets use
+//! (`cli::tls::check`); the client certificate loads, belongs
 //! to `mch_id` and has not expired (with days left); WeChat answers a signed query, which
 //! proves the API key, the signature type and the network. Prints one line per check and
 //! fails on the first problem with a message saying what to fix.

@@ -1,8 +1,8 @@
 //! The command line: `paycode-proxy [--config FILE] [serve | demo | check | terminal … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
-//! certificate, a signed query to WeChat); `terminal add|list|revoke` manages terminal
-//! tokens; `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the
+//! certificate, a signed query to WeChat); `terminal add|pair|list|revoke` manages terminal
+//! tokens and pairing QR codes; `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the
 //! WeChat Pay simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
@@ -48,10 +48,11 @@ pub enum Command {
     /// Run Paycode with no merchant account: the embedded WeChat Pay simulator, a demo
     /// terminal, SQLite under ./data, and the built app.
     Demo(demo::DemoArgs),
-    /// Check the configuration: the API key (by a signed query), the client certificate
-    /// (subject, mch_id match, days to expiry) and the database.
+    /// Check the configuration: the database, the HTTPS certificate (names, days to
+    /// expiry), the client certificate (subject, mch_id match, days to expiry) and the API
+    /// key (by a signed query).
     Check,
-    /// Add, list or revoke cashier terminals.
+    /// Add, pair (QR code), list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
     /// Make the shop's local CA and the proxy's HTTPS certificate (docs/tablets.md).
