@@ -143,8 +143,8 @@ fn report(issued: &Issued, names: &ServerNames, out: &mut impl Write) -> std::io
     let first = all_names.first().map_or("PROXY", String::as_str);
     writeln!(
         out,
-        "Trust the CA once on each tablet: open http://{first}:3080/ there (it offers {CA_CRT_PATH} \
-         and nothing else), or copy {} to the device, then:",
+        "Trust the CA once on each tablet: open http://{first}:3080/ there (a page that offers only \
+         the CA certificate, {CA_CRT_PATH}), or copy {} to the device, then:",
         files.ca_pem.display()
     )?;
     for (platform, steps) in TRUST_STEPS {
