@@ -71,17 +71,20 @@ build_app() {
 
 # Chromium, its WebDriver and a Chinese font (so screenshots show the copy, not boxes), for
 # the browser tests. Safe to run again.
+# certutil (libnss3-tools) lets the HTTPS browser tests give a test profile's NSS database
+# the test CA.
 ensure_chromium() {
     if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+        && command -v certutil >/dev/null 2>&1 \
         && fc-list :lang=zh 2>/dev/null | grep -q .; then
         return
     fi
-    step "installing Chromium, chromedriver and a CJK font (apt-get)"
+    step "installing Chromium, chromedriver, certutil and a CJK font (apt-get)"
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        chromium chromium-driver fonts-wqy-microhei
+        chromium chromium-driver libnss3-tools fonts-wqy-microhei
 }
 
 # cargo-fuzz, for the coverage-guided fuzzing in scripts/test. Safe to run again.

@@ -116,6 +116,8 @@ string_codes! {
         InvalidJson = "INVALID_JSON",
         /// 400: the amount is zero or above the configured maximum.
         InvalidAmount = "INVALID_AMOUNT",
+        /// 400: a pairing code that is malformed, unknown, already used or expired.
+        PairingCodeInvalid = "PAIRING_CODE_INVALID",
         /// 401: no bearer token, or one that is malformed, unknown or revoked.
         Unauthorized = "UNAUTHORIZED",
         /// 404: no such route.
@@ -147,6 +149,8 @@ string_codes! {
         BodyTooLarge = "BODY_TOO_LARGE",
         /// 415: a JSON endpoint got a body that is not `application/json`.
         UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
+        /// 429: too many requests of this kind (pairing attempts); wait a minute.
+        TooManyRequests = "TOO_MANY_REQUESTS",
         /// 500: a bug or an unexpected failure on the proxy.
         Internal = "INTERNAL",
         /// 502: WeChat Pay could not be reached or gave an unusable answer.
@@ -161,7 +165,7 @@ impl ErrorCode {
     pub fn status(&self) -> Option<u16> {
         use ErrorCode::*;
         Some(match self {
-            InvalidRequest | InvalidJson | InvalidAmount => 400,
+            InvalidRequest | InvalidJson | InvalidAmount | PairingCodeInvalid => 400,
             Unauthorized => 401,
             NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
             MethodNotAllowed => 405,
@@ -169,6 +173,7 @@ impl ErrorCode {
             | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
+            TooManyRequests => 429,
             Internal => 500,
             WechatUnavailable => 502,
             Unavailable => 503,

@@ -29,4 +29,4 @@ pub use payments::{
     AttemptId, CreatePayment, CreateRefund, DailyTotals, Failure, Payment, PaymentList,
     PaymentState, Refund, RefundState,
 };
-pub use session::{DemoPairing, StoreInfo, TerminalInfo};
+pub use session::{DemoPairing, Paired, PairingRequest, StoreInfo, TerminalInfo};

@@ -1,4 +1,5 @@
-//! Who the caller is: the terminal behind a bearer token, and demo-mode pairing.
+//! Who the caller is: the terminal behind a bearer token, pairing by QR code, and demo-mode
+//! pairing.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,33 @@ pub struct StoreInfo {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemoPairing {
+    /// The bearer token to send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// The terminal it belongs to.
+    pub terminal: TerminalInfo,
+}
+
+/// `POST /api/v1/pairing`: a tablet exchanges the one-time code from a pairing QR code
+/// (`paycode-proxy terminal add|pair NAME`) for the terminal's token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairingRequest {
+    /// The pairing code: `pcp_` and 22 base64url characters (128 random bits). It works
+    /// once, for a few minutes (`pairing.code_ttl`, default 5 minutes).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 26, max_length = 26, pattern = "^pcp_[A-Za-z0-9_-]{22}$")
+    )]
+    pub code: String,
+}
+
+/// The answer to a [`PairingRequest`]: a newly minted token for the terminal. The
+/// terminal's previous token stops working at the same moment, so only the tablet that
+/// paired holds a working token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paired {
     /// The bearer token to send as `Authorization: Bearer <token>`.
     pub token: String,
     /// The terminal it belongs to.

@@ -64,6 +64,9 @@ pub struct Config {
     /// Facts about the shop.
     #[serde(default)]
     pub shop: ShopConfig,
+    /// Pairing tablets by QR code (`terminal add|pair`).
+    #[serde(default)]
+    pub pairing: PairingConfig,
 }
 
 /// `[server]`: the HTTP server.
@@ -82,6 +85,48 @@ pub struct ServerConfig {
     /// The built cashier app (Trunk's `dist/`), served at `/`. Default `dist`. When it does
     /// not exist, `/` answers a page explaining how to build it.
     pub app_dir: PathBuf,
+    /// The address tablets open, e.g. `https://paycode.local:3443`: the base of the pairing
+    /// QR code's URL and the link on the CA page. Default: `https://` (with `[server.tls]`,
+    /// else `http://`) and the certificate's first name, or `listen`'s address.
+    #[serde(deserialize_with = "de::optional_url")]
+    pub public_url: Option<Url>,
+    /// HTTPS (docs/tablets.md). Without it the proxy serves plain HTTP, which a tablet on
+    /// the shop's Wi-Fi must not use: the terminal token would cross the network in the
+    /// clear, and browsers refuse the camera outside a secure context.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the certificate `serve` presents; `paycode-proxy tls init` makes one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate chain (PEM), e.g. `data/tls/server.pem`.
+    pub cert_pem: PathBuf,
+    /// The server certificate's private key (PEM), e.g. `data/tls/server-key.pem`.
+    pub key_pem: PathBuf,
+    /// The local CA certificate (PEM) offered on `ca_listen`, e.g. `data/tls/ca.pem`.
+    #[serde(default, deserialize_with = "de::optional_path")]
+    pub ca_pem: Option<PathBuf>,
+    /// A plain-HTTP address that serves only the CA certificate and a page explaining how
+    /// to trust it, so a tablet can fetch it before it trusts anything, e.g. `0.0.0.0:3080`.
+    /// Needs `ca_pem`. Default: none.
+    #[serde(default)]
+    pub ca_listen: Option<SocketAddr>,
+}
+
+/// `[pairing]`: the one-time codes of the pairing QR code (`terminal add|pair`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairingConfig {
+    /// How long a pairing code can be exchanged for a token. Default `5m`.
+    #[serde(deserialize_with = "de::duration")]
+    pub code_ttl: Duration,
+    /// Exchanges allowed per client address per minute (answered or not). Default 10.
+    #[serde(deserialize_with = "de::number")]
+    pub exchanges_per_minute_per_ip: u32,
+    /// Exchanges allowed per minute from all clients together. Default 60.
+    #[serde(deserialize_with = "de::number")]
+    pub exchanges_per_minute: u32,
 }
 
 /// `[store]`: the database. `Debug` hides a password in `database_url`.
@@ -308,6 +353,7 @@ impl Config {
             accounts: BTreeMap::new(),
             payments: PaymentsConfig::default(),
             shop: ShopConfig::default(),
+            pairing: PairingConfig::default(),
         }
     }
 
@@ -400,6 +446,7 @@ impl Config {
                 payments.attention_recheck_interval,
             ),
             ("payments.long_poll_max_wait", payments.long_poll_max_wait),
+            ("pairing.code_ttl", self.pairing.code_ttl),
         ] {
             // A zero here would make a timer loop spin or a call fail at once.
             require(!duration.is_zero(), field, "must be longer than zero")?;
@@ -439,6 +486,18 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
+        require(
+            self.pairing.exchanges_per_minute_per_ip >= 1 && self.pairing.exchanges_per_minute >= 1,
+            "pairing.exchanges_per_minute",
+            "the pairing rate limits must be at least 1",
+        )?;
+        if let Some(tls) = &self.server.tls {
+            require(
+                tls.ca_listen.is_none() || tls.ca_pem.is_some(),
+                "server.tls.ca_pem",
+                "ca_listen offers the CA certificate, so ca_pem must name it",
+            )?;
+        }
         accounts::validate(self)?;
         self.store.validate()
     }
@@ -575,6 +634,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 3000)),
             body_limit_bytes: 16 * 1024,
             app_dir: PathBuf::from("dist"),
+            public_url: None,
+            tls: None,
         }
     }
 }
@@ -606,6 +667,16 @@ impl Default for PaymentsConfig {
             refund_spacing: Duration::from_secs(60),
             micropay_rate_per_second: 30,
             long_poll_max_wait: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Default for PairingConfig {
+    fn default() -> Self {
+        PairingConfig {
+            code_ttl: Duration::from_secs(5 * 60),
+            exchanges_per_minute_per_ip: 10,
+            exchanges_per_minute: 60,
         }
     }
 }
@@ -737,8 +808,9 @@ impl fmt::Display for Config {
             .collect();
         write!(
             f,
-            "listen={} mch_id={} accounts={} primary_url={} sandbox={} client_certificate={}",
+            "listen={} tls={} mch_id={} accounts={} primary_url={} sandbox={} client_certificate={}",
             self.server.listen,
+            self.server.tls.is_some(),
             self.wechat.mch_id,
             accounts.join(","),
             self.wechat.primary_url,
@@ -813,6 +885,33 @@ mod tests {
         let config = load(text, &[]).unwrap();
         assert_eq!(config.payments.reverse_not_before, Duration::from_secs(15));
         assert_eq!(config.payments.default_description, "Paycode 门店-商品");
+    }
+
+    #[test]
+    fn tls_and_pairing_settings_load_and_are_checked() {
+        let text = format!(
+            "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:3443\"\npublic_url = \"https://paycode.local:3443\"\n\
+             [server.tls]\ncert_pem = \"tls/server.pem\"\nkey_pem = \"tls/server-key.pem\"\n\
+             ca_pem = \"tls/ca.pem\"\nca_listen = \"0.0.0.0:3080\"\n\
+             [pairing]\ncode_ttl = \"2m\"\nexchanges_per_minute_per_ip = 3\n"
+        );
+        let config = load(&text, &[]).unwrap();
+        let tls = config.server.tls.as_ref().unwrap();
+        assert_eq!(tls.key_pem, Path::new("tls/server-key.pem"));
+        assert_eq!(tls.ca_listen, Some("0.0.0.0:3080".parse().unwrap()));
+        assert_eq!(config.pairing.code_ttl, Duration::from_secs(120));
+        assert_eq!(config.pairing.exchanges_per_minute_per_ip, 3);
+        assert_eq!(config.pairing.exchanges_per_minute, 60);
+        assert_eq!(
+            load(MINIMAL, &[]).unwrap().pairing.code_ttl,
+            Duration::from_secs(300)
+        );
+
+        let without_ca = text.replace("ca_pem = \"tls/ca.pem\"\n", "");
+        let (field, _) = invalid_field(load(&without_ca, &[]));
+        assert_eq!(field, "server.tls.ca_pem");
+        let (field, _) = invalid_field(load(&format!("{MINIMAL}\n[pairing]\ncode_ttl = 0\n"), &[]));
+        assert_eq!(field, "pairing.code_ttl");
     }
 
     #[test]

@@ -71,6 +71,15 @@ pub enum ApiError {
     /// `application/json`.
     #[error("send the request body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 429 `TOO_MANY_REQUESTS`: a rate limit (pairing attempts) is reached; `Retry-After`
+    /// says when to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What to do, for the cashier.
+        message: String,
+        /// Seconds until the limit resets.
+        retry_after_secs: u64,
+    },
     /// 502 `WECHAT_UNAVAILABLE`: WeChat Pay could not be reached or gave an unusable answer
     /// to a call whose failure the engine cannot turn into a payment state.
     #[error("WeChat Pay cannot be reached right now; try again shortly")]
@@ -115,6 +124,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Wechat(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,6 +140,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge => ErrorCode::BodyTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            ApiError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
             ApiError::Wechat(_) => ErrorCode::WechatUnavailable,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
@@ -166,6 +177,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         if status.is_server_error() {
             let mut report = String::new();

@@ -21,7 +21,11 @@
 //! - [`readiness`]: the checks behind `/readyz`.
 //! - [`state`]: [`AppState`](state::AppState), what every handler can reach.
 //! - [`startup`]: [`router`](startup::router) and [`Application`](startup::Application).
-//! - [`cli`]: the command line (`serve`, `terminal add|list|revoke`).
+//! - [`tls`]: HTTPS on the shop network: the local CA, the serving certificate, the TLS
+//!   listener and the plain-HTTP CA page.
+//! - [`pairing`]: one-time pairing codes, exchanged by a tablet for a terminal token.
+//! - [`private_file`]: files readable by their owner only (keys, the database, tokens).
+//! - [`cli`]: the command line (`serve`, `demo`, `check`, `terminal`, `tls`, `sim`).
 
 pub mod auth;
 pub mod cli;
@@ -31,12 +35,15 @@ pub mod error;
 pub mod extract;
 pub mod field_path;
 pub mod metrics;
+pub mod pairing;
+pub mod private_file;
 pub mod readiness;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod stores;
+pub mod tls;
 pub mod wechat;
 
 #[cfg(test)]

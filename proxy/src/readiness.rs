@@ -29,9 +29,13 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 
 /// The checks behind `/readyz`, added with [`Readiness::with`]: `AppState::new` adds the
 /// store's ([`StoreReachable`]) and WeChat's (`wechat::WechatReachable`).
+/// Warnings ([`Readiness::with_warning`]) are reported on every probe without making the
+/// proxy unready: a configuration that works but should be fixed (plain HTTP on the shop
+/// network).
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    warnings: Arc<Vec<String>>,
 }
 
 impl Readiness {
@@ -41,6 +45,17 @@ impl Readiness {
         checks.push(check);
         Readiness {
             checks: Arc::new(checks),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// These checks and warnings plus `warning`, shown in every report.
+    pub fn with_warning(&self, warning: impl Into<String>) -> Readiness {
+        let mut warnings = self.warnings.as_ref().clone();
+        warnings.push(warning.into());
+        Readiness {
+            checks: self.checks.clone(),
+            warnings: Arc::new(warnings),
         }
     }
 
@@ -63,6 +78,7 @@ impl Readiness {
         ReadinessReport {
             ready: checks.iter().all(|check| check.ok),
             checks,
+            warnings: self.warnings.as_ref().clone(),
         }
     }
 }
@@ -82,6 +98,9 @@ pub struct ReadinessReport {
     pub ready: bool,
     /// Each check's result, in the order they were added.
     pub checks: Vec<CheckReport>,
+    /// What works but should be fixed; absent when there is nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One check's result.

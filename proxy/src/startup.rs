@@ -7,10 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, Uri};
-use axum::response::{Html, IntoResponse};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::compression::CompressionLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -21,6 +25,7 @@ use crate::routes;
 /// Re-exported where the wiring is, for callers that build an [`Application`] from a state.
 pub use crate::state::AppState;
 use crate::store::StoreError;
+use crate::tls::inspect::{TlsLoadError, server_config};
 use crate::wechat::WechatSetupError;
 
 /// The whole HTTP surface: `/healthz`, `/readyz`, the JSON API under `/api/v1`, and the
@@ -51,11 +56,20 @@ pub fn router(state: AppState) -> Router {
 /// Serves the built app from `app_dir`, answering unknown paths with `index.html` so that
 /// the app's own routes survive a reload. Without a built app, a page explains how to build
 /// it.
+///
+/// The files are compressed on the fly (brotli or gzip, as the browser accepts): the wasm
+/// shrinks to about a third, and since hashed assets are cached for a year
+/// ([`cache_control`]) each tablet asks for them once per release, so the proxy compresses
+/// a file a handful of times a day, and any `app_dir` (a release build or `trunk build`)
+/// benefits without a build step.
 fn app_router(app_dir: &Path) -> Router<AppState> {
     let index = app_dir.join("index.html");
     if index.is_file() {
         let files = ServeDir::new(app_dir).fallback(ServeFile::new(index));
-        Router::new().fallback_service(files)
+        Router::new()
+            .fallback_service(files)
+            .layer(axum::middleware::from_fn(cache_control))
+            .layer(CompressionLayer::new().br(true).gzip(true))
     } else {
         tracing::warn!(
             app_dir = %app_dir.display(),
@@ -63,6 +77,37 @@ fn app_router(app_dir: &Path) -> Router<AppState> {
         );
         Router::new().fallback(app_not_built)
     }
+}
+
+/// Sets `Cache-Control` on the app's files: Trunk's content-hashed assets (a name ending in
+/// `-` and 16 hex digits, like `paycode-app-b3aceb16c2715634_bg.wasm`) never change, so a
+/// browser keeps them a year without asking; everything else (`index.html`, `sw.js`, the
+/// manifest, the app's own routes) is revalidated on every load, so a new release is seen
+/// at once.
+async fn cache_control(request: Request, next: Next) -> Response {
+    let immutable = is_hashed_asset(request.uri().path());
+    let mut response = next.run(request).await;
+    if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+        let value = if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Whether `path` names a Trunk asset with a content hash in its name.
+pub fn is_hashed_asset(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or_default();
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.rsplit_once('-').is_some_and(|(base, hash)| {
+        !base.is_empty() && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 const APP_NOT_BUILT_PAGE: &str = r#"<!doctype html>
@@ -102,6 +147,12 @@ pub enum StartupError {
     /// A store does not fit the configured accounts.
     #[error("a store does not fit the configuration")]
     Binding(#[from] crate::stores::BindingError),
+    /// The serving certificate (`[server.tls]`) cannot be used.
+    #[error("server.tls: cannot use the certificate")]
+    Tls(#[from] TlsLoadError),
+    /// The CA page (`server.tls.ca_listen`) cannot offer `server.tls.ca_pem`.
+    #[error("server.tls.ca_pem: {0}")]
+    CaPage(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -116,6 +167,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ca_page: Option<(TcpListener, Router)>,
     state: AppState,
 }
 
@@ -139,13 +192,58 @@ impl Application {
             address: configured,
             source,
         };
+        let server = &state.config.server;
+        let tls = match &server.tls {
+            Some(tls) => Some(server_config(&tls.cert_pem, &tls.key_pem)?),
+            None => None,
+        };
         let listener = TcpListener::bind(configured).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
+        let ca_page = match server
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.ca_listen.zip(tls.ca_pem.as_ref()))
+        {
+            Some((ca_listen, ca_pem)) => {
+                let pem = std::fs::read_to_string(ca_pem).map_err(|error| {
+                    StartupError::CaPage(format!("cannot read {}: {error}", ca_pem.display()))
+                })?;
+                let app_url = crate::tls::app_url(server, address.port());
+                let router = crate::tls::ca_page::router(&pem, Some(app_url))
+                    .map_err(StartupError::CaPage)?;
+                let ca_listener =
+                    TcpListener::bind(ca_listen)
+                        .await
+                        .map_err(|source| StartupError::Bind {
+                            address: ca_listen,
+                            source,
+                        })?;
+                Some((ca_listener, router))
+            }
+            None => None,
+        };
+        if let Some(warning) = crate::state::plain_http_warning(&state.config) {
+            tracing::warn!("SERVING PLAIN HTTP ON THE NETWORK: {warning}");
+        }
         Ok(Application {
             listener,
             address,
+            tls,
+            ca_page,
             state,
         })
+    }
+
+    /// The address of the plain-HTTP CA page, when `server.tls.ca_listen` is set.
+    pub fn ca_page_address(&self) -> Option<SocketAddr> {
+        self.ca_page
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The port actually bound.
@@ -177,13 +275,41 @@ impl Application {
     ) -> std::io::Result<()> {
         let engine = self.state.engine.clone();
         engine.start().await.map_err(std::io::Error::other)?;
-        tracing::info!(address = %self.address, "paycode-proxy listening");
-        let served = axum::serve(
-            self.listener,
-            router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        tracing::info!(address = %self.address, scheme = self.scheme(), "paycode-proxy listening");
+        let stop = CancellationToken::new();
+        let stopping = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            stopping.cancel();
+        });
+        if let Some((listener, ca_router)) = self.ca_page {
+            let stop = stop.clone();
+            tracing::info!(address = ?listener.local_addr().ok(), "offering the CA certificate over plain HTTP");
+            tokio::spawn(async move {
+                let served = axum::serve(listener, ca_router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the CA page stopped");
+                }
+            });
+        }
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = match self.tls {
+            Some(tls) => {
+                let listener = crate::tls::listener::TlsListener::new(self.listener, tls)?
+                    // `tap_io` gives the connection's peer address to `ConnectInfo`.
+                    .tap_io(|_| {});
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }
+        };
         engine.shutdown().await;
         tracing::info!("stopped");
         served
@@ -217,4 +343,31 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_asset;
+
+    #[test]
+    fn trunk_hashed_names_are_recognised() {
+        for hashed in [
+            "/paycode-app-b3aceb16c2715634_bg.wasm",
+            "/paycode-app-b3aceb16c2715634.js",
+            "/style-6c952b743834b71e.css",
+            "/icon-e7caef3872c8bc5a.svg",
+        ] {
+            assert!(is_hashed_asset(hashed), "{hashed}");
+        }
+        for plain in [
+            "/",
+            "/index.html",
+            "/sw.js",
+            "/manifest.webmanifest",
+            "/history/2024-03-02",
+            "/x-1234.js",
+        ] {
+            assert!(!is_hashed_asset(plain), "{plain}");
+        }
+    }
 }

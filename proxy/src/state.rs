@@ -12,6 +12,7 @@ use crate::auth::Terminals;
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::metrics::Metrics;
+use crate::pairing::Pairing;
 use crate::readiness::{Readiness, StoreReachable};
 use crate::store::Store;
 use crate::wechat::{AccountClients, WechatReachable, WechatSetupError};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// The payments engine.
     pub engine: Engine,
+    /// Pairing codes and their exchange for tokens (`POST /api/v1/pairing`).
+    pub pairing: Pairing,
     /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
     pub demo_pairing: Option<Arc<DemoPairing>>,
 }
@@ -58,11 +61,15 @@ impl AppState {
             EngineSettings::from_config(&config),
             Arc::new(Metrics::default()),
         );
-        let readiness = Readiness::default()
+        let mut readiness = Readiness::default()
             .with(Arc::new(StoreReachable(Arc::clone(&store))))
             .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
+        if let Some(warning) = plain_http_warning(&config) {
+            readiness = readiness.with_warning(warning);
+        }
         Ok(AppState {
             terminals: Terminals::new(Arc::clone(&store)),
+            pairing: Pairing::new(Arc::clone(&store), &config.pairing),
             readiness,
             engine,
             demo_pairing: None,
@@ -70,6 +77,17 @@ impl AppState {
             store,
         })
     }
+}
+
+/// The warning for serving plain HTTP beyond this machine, if the configuration does.
+pub fn plain_http_warning(config: &Config) -> Option<String> {
+    let listen = config.server.listen;
+    (config.server.tls.is_none() && !listen.ip().is_loopback()).then(|| {
+        format!(
+            "plain HTTP on {listen}: terminal tokens cross the network in the clear and tablets \
+             cannot use the camera; run `paycode-proxy tls init` and set [server.tls]"
+        )
+    })
 }
 
 impl std::fmt::Debug for AppState {

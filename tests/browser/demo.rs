@@ -55,6 +55,10 @@ pub struct Demo {
     pub sim_url: String,
     /// The demo terminal's token.
     pub token: String,
+    /// Over HTTPS, the demo's CA certificate (which browsers and clients must trust).
+    pub https_ca: Option<PathBuf>,
+    /// The demo's data directory (its database, certificates and token file).
+    pub data_dir: PathBuf,
     /// HTTP client trusting the simulator's CA.
     pub client: Client,
     child: Child,
@@ -62,14 +66,34 @@ pub struct Demo {
     _data: TempDir,
 }
 
+/// Set to run the browser tests against the demo over HTTPS (`demo --tls`, the browser
+/// trusting the demo's CA): `PAYCODE_BROWSER_HTTPS=1 cargo test -p paycode-tests --test browser`.
+pub const HTTPS_VARIABLE: &str = "PAYCODE_BROWSER_HTTPS";
+
 impl Demo {
-    /// Starts `paycode-proxy demo` at `time_scale`.
+    /// Starts `paycode-proxy demo` at `time_scale`, over HTTPS when [`HTTPS_VARIABLE`] is
+    /// set, else plain HTTP on loopback.
     pub fn start(time_scale: f64) -> Demo {
+        let https = std::env::var_os(HTTPS_VARIABLE).is_some_and(|value| value != "0");
+        Demo::start_with(time_scale, https)
+    }
+
+    /// Starts `paycode-proxy demo` at `time_scale` over HTTPS (`--tls`) whatever the
+    /// environment says.
+    pub fn start_https(time_scale: f64) -> Demo {
+        Demo::start_with(time_scale, true)
+    }
+
+    fn start_with(time_scale: f64, https: bool) -> Demo {
         let app = app_dir();
         let data = tempfile::tempdir().expect("a data directory");
         let binary = paycode_tests::binary::proxy_binary();
-        let mut child = Command::new(binary)
-            .arg("demo")
+        let mut command = Command::new(binary);
+        command.arg("demo");
+        if https {
+            command.arg("--tls");
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--sim-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data.path())
@@ -108,7 +132,8 @@ impl Demo {
         drop(lines_tx);
         let mut app_url = None;
         let mut sim = None;
-        while app_url.is_none() || sim.is_none() {
+        let mut https_ca = None;
+        while app_url.is_none() || sim.is_none() || (https && https_ca.is_none()) {
             let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(60)) else {
                 let log = log
                     .lock()
@@ -117,6 +142,13 @@ impl Demo {
                 let _ = child.kill();
                 panic!("paycode-proxy demo did not print its banner; its output:\n{log}");
             };
+            // "HTTPS certificate: /path/server.pem (trust its CA /path/ca.pem to open …)"
+            if let Some(rest) = line.strip_prefix("HTTPS certificate: ")
+                && let Some((_, ca)) = rest.split_once("(trust its CA ")
+                && let Some((ca, _)) = ca.split_once(' ')
+            {
+                https_ca = Some(PathBuf::from(ca));
+            }
             if let Some(url) = line.strip_prefix("Paycode demo ready: ") {
                 app_url = Some(url.trim().to_owned());
             }
@@ -132,11 +164,16 @@ impl Demo {
         }
         let (sim_url, ca_path) = sim.expect("checked above");
         let ca = std::fs::read(&ca_path).expect("the simulator's CA certificate");
-        let client = Client::builder()
+        let mut client = Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("a PEM certificate"))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("an HTTP client");
+            .timeout(Duration::from_secs(60));
+        if let Some(https_ca) = &https_ca {
+            let pem = std::fs::read(https_ca).expect("the demo's CA certificate");
+            client = client.add_root_certificate(
+                reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"),
+            );
+        }
+        let client = client.build().expect("an HTTP client");
         let app_url = app_url.expect("checked above");
         let pairing: DemoPairing = client
             .get(format!("{app_url}/api/v1/demo/pairing"))
@@ -148,11 +185,44 @@ impl Demo {
             app_url,
             sim_url,
             token: pairing.token,
+            https_ca,
+            data_dir: data.path().to_path_buf(),
             client,
             child,
             log,
             _data: data,
         }
+    }
+
+    /// A pairing address for a new terminal called `name`, as the administrator's
+    /// `paycode-proxy terminal add NAME` prints it (run against the demo's database, with
+    /// `server.public_url` set to the demo's address).
+    pub fn pairing_url(&self, name: &str) -> String {
+        let config = self.data_dir.join("pairing.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\npublic_url = \"{}\"\n\n[store]\ndata_dir = \"{}\"\n\n\
+                 [wechat]\nappid = \"wx2421b1c4370ec43b\"\nmch_id = \"10000100\"\n\
+                 api_key = \"192006250b4c09247ec02edce69f6a2d\"\n",
+                self.app_url,
+                self.data_dir.display()
+            ),
+        )
+        .expect("a configuration file");
+        let output = Command::new(paycode_tests::binary::proxy_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(["terminal", "add", name])
+            .output()
+            .expect("paycode-proxy terminal add runs");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "terminal add failed: {printed}");
+        printed
+            .split_whitespace()
+            .find(|word| word.contains("#pair="))
+            .unwrap_or_else(|| panic!("terminal add printed no pairing URL: {printed}"))
+            .to_owned()
     }
 
     /// Everything the demo printed so far.

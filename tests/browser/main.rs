@@ -194,7 +194,7 @@ impl<'a> Till<'a> {
 fn password_free_payment_by_scanner_keystrokes() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("12.3");
@@ -245,7 +245,7 @@ fn password_free_payment_by_scanner_keystrokes() {
 fn password_flow_confirmed_through_the_simulator() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("88");
@@ -275,7 +275,7 @@ fn password_flow_confirmed_through_the_simulator() {
 fn cashier_cancel_with_confirmation() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("25.5");
@@ -307,7 +307,7 @@ fn cashier_cancel_with_confirmation() {
 fn an_expired_code_fails_with_an_actionable_reason() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("9.9");
@@ -337,7 +337,7 @@ fn an_expired_code_fails_with_an_actionable_reason() {
 fn human_speed_typing_of_a_code_is_not_a_scan() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("12");
@@ -365,7 +365,7 @@ fn human_speed_typing_of_a_code_is_not_a_scan() {
 fn a_scan_while_typing_the_amount_never_reaches_it() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.page.keys(&human_strokes("7", false));
@@ -389,7 +389,7 @@ fn a_scan_while_typing_the_amount_never_reaches_it() {
 fn a_reload_mid_payment_resumes_the_same_payment() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("66.6");
@@ -427,7 +427,7 @@ fn a_reload_mid_payment_resumes_the_same_payment() {
 fn the_network_going_down_mid_payment_loses_nothing() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("30");
@@ -457,7 +457,7 @@ fn refund_from_the_list() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
     demo.sim_settings(json!({"refund_delay_secs": 1}));
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("20");
@@ -516,7 +516,7 @@ fn refund_from_the_list() {
 fn the_layout_fits_a_tablet_and_a_desktop() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     for (width, height) in [(1280, 800), (1920, 1080)] {
         let till = Till::open(driver.session(width, height), &demo);
         let fits = "return [document.documentElement.scrollWidth <= window.innerWidth, \
@@ -555,7 +555,7 @@ fn the_layout_fits_a_tablet_and_a_desktop() {
 fn settings_pairing_language_and_sound() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.page.click(".tabs .tab:nth-child(3)");
@@ -600,4 +600,49 @@ fn settings_pairing_language_and_sound() {
         till.page.text(".tabs .tab:nth-child(1)").as_deref(),
         Some("Checkout")
     );
+}
+
+#[test]
+fn a_fresh_tablet_opens_the_pairing_url_over_https_and_lands_paired_on_the_amount_screen() {
+    let _serial = serial();
+    let demo = Demo::start_https(TIME_SCALE);
+    assert!(demo.app_url.starts_with("https://"), "{}", demo.app_url);
+    let url = demo.pairing_url("tablet-1");
+    let driver = Driver::for_demo(&demo);
+    let page = driver.session(1280, 800);
+
+    // The tablet's own camera app opens the QR code's address in a fresh browser, on the
+    // shop's Wi-Fi.
+    page.emulate_shop_wifi();
+    page.goto(&url);
+    page.wait_text("[data-testid=amount]", WAIT);
+    let state = page.execute(
+        "return [location.href, window.isSecureContext, localStorage.getItem('paycode.token')]",
+        json!([]),
+    );
+    page.screenshot(&screenshot_dir().join("pairing-https.png"));
+
+    // The page is HTTPS without a certificate error (a secure context), the code left the
+    // address bar, and the stored token is the new terminal's, not the demo terminal's.
+    assert_eq!(state[0], json!(format!("{}/", demo.app_url)));
+    assert_eq!(state[1], json!(true));
+    let token = state[2].as_str().expect("a stored token").to_owned();
+    assert_ne!(token, demo.token);
+    let terminal: Value = demo
+        .client
+        .get(format!("{}/api/v1/terminal", demo.app_url))
+        .bearer_auth(&token)
+        .send()
+        .and_then(|response| response.json())
+        .expect("the new token works");
+    assert_eq!(terminal["name"], json!("tablet-1"));
+    // The same code a second time (a photo of the QR code) is refused.
+    let code = url.split("#pair=").nth(1).expect("a code");
+    let replay = demo
+        .client
+        .post(format!("{}/api/v1/pairing", demo.app_url))
+        .json(&json!({ "code": code }))
+        .send()
+        .expect("the proxy answers");
+    assert_eq!(replay.status().as_u16(), 400);
 }

@@ -102,7 +102,7 @@ impl Till<'_> {
 fn a_scanners_leading_enter_never_confirms_an_amount() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     // The cashier has typed 1 (meaning to go on to 12.50); 300 ms later the scanner sends
@@ -161,7 +161,7 @@ fn a_scanners_leading_enter_never_confirms_an_amount() {
 fn a_suffix_other_than_enter_ends_the_scan_and_does_nothing_else() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("12.5");
@@ -196,7 +196,7 @@ fn a_suffix_other_than_enter_ends_the_scan_and_does_nothing_else() {
 fn keypad_emulation_is_decoded() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("8.8");
@@ -219,7 +219,7 @@ fn keypad_emulation_is_decoded() {
 fn digits_of_any_script_are_the_same_code() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
-    let driver = Driver::start();
+    let driver = Driver::for_demo(&demo);
     let till = Till::open(driver.session(1280, 800), &demo);
 
     till.enter_amount("6.6");

@@ -93,16 +93,67 @@ pub const ENTER: &str = "\u{E006}";
 /// chromedriver, running.
 pub struct Driver {
     process: Child,
+    _home: Option<TempDir>,
     base: String,
     client: Client,
 }
 
+/// A temporary home directory whose NSS database (`.pki/nssdb`) trusts `ca_pem` for TLS
+/// servers.
+fn nss_home_trusting(ca_pem: &Path) -> TempDir {
+    let home = tempfile::tempdir().expect("a home directory");
+    let database = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&database).expect("the NSS database directory");
+    let database = format!("sql:{}", database.display());
+    let certutil = |args: &[&str]| {
+        let status = Command::new("certutil")
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run certutil ({error}): install libnss3-tools \
+                     (`source scripts/lib.sh && ensure_chromium`)"
+                )
+            });
+        assert!(status.success(), "certutil {args:?} failed");
+    };
+    certutil(&["-N", "-d", &database, "--empty-password"]);
+    let ca = ca_pem.display().to_string();
+    certutil(&[
+        "-A",
+        "-d",
+        &database,
+        "-t",
+        "C,,",
+        "-n",
+        "paycode-test-ca",
+        "-i",
+        &ca,
+    ]);
+    home
+}
+
 impl Driver {
-    /// Starts chromedriver on a free port and waits until it is ready.
-    pub fn start() -> Driver {
+    /// Starts chromedriver on a free port for `demo` and waits until it is ready; over
+    /// HTTPS its browsers trust the demo's CA.
+    pub fn for_demo(demo: &crate::demo::Demo) -> Driver {
+        Driver::start_trusting(demo.https_ca.as_deref())
+    }
+
+    /// Starts chromedriver whose browsers also trust the CA certificate `ca_pem`. Chromium
+    /// on Linux reads trust from the NSS database in `$HOME/.pki/nssdb`, so chromedriver
+    /// (and the Chromium it starts) gets a temporary home whose database holds the CA,
+    /// added with `certutil` (libnss3-tools).
+    pub fn start_trusting(ca_pem: Option<&Path>) -> Driver {
+        let home = ca_pem.map(nss_home_trusting);
         let binary = chromedriver_binary();
         let port = free_port();
-        let process = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(home) = &home {
+            command.env("HOME", home.path());
+        }
+        let process = command
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,6 +162,7 @@ impl Driver {
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
         let driver = Driver {
             process,
+            _home: home,
             base: format!("http://127.0.0.1:{port}"),
             client: Client::builder()
                 .timeout(Duration::from_secs(120))
@@ -245,6 +297,26 @@ impl Session<'_> {
         self.command(
             "/window/rect",
             json!({"width": width + extra_width, "height": height + extra_height}),
+        );
+    }
+
+    /// Runs a Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.command("/goog/cdp/execute", json!({ "cmd": cmd, "params": params }))
+    }
+
+    /// Slows the network to a tablet's on the shop's Wi-Fi: 5 Mbit/s down, 2 Mbit/s up,
+    /// 20 ms latency (CDP takes throughput in bytes per second).
+    pub fn emulate_shop_wifi(&self) {
+        self.cdp("Network.enable", json!({}));
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({
+                "offline": false,
+                "latency": 20.0,
+                "downloadThroughput": 5_000_000.0 / 8.0,
+                "uploadThroughput": 2_000_000.0 / 8.0,
+            }),
         );
     }
 

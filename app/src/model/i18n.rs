@@ -183,6 +183,10 @@ texts! {
         "请输入管理员用 paycode-proxy terminal add 生成的令牌（pct_ 开头）",
         "Enter the token an administrator made with paycode-proxy terminal add (starts with pct_)",
     ),
+    PairingCodeRefused => (
+        "配对二维码无效或已过期（只能用一次，几分钟内有效），请管理员用 paycode-proxy terminal pair 重新生成",
+        "That pairing QR code was refused: it works once, for a few minutes. Ask for a new one (paycode-proxy terminal pair)",
+    ),
     TokenLabel => ("终端令牌", "Terminal token"),
     SaveToken => ("验证并保存", "Check and save"),
     TokenSaved => ("已配对", "Paired"),

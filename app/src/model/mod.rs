@@ -12,12 +12,14 @@
 //! - [`i18n`]: every text in Chinese and English (failure copy comes from
 //!   `paycode_api::codes`).
 //! - [`dates`]: calendar days for the payments list.
+//! - [`pairing`]: the one-time pairing code in a pairing QR code's address.
 
 pub mod amount;
 pub mod checkout;
 pub mod dates;
 pub mod digits;
 pub mod i18n;
+pub mod pairing;
 pub mod refund;
 pub mod remote;
 pub mod settings;

@@ -2,7 +2,8 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Payment, PaymentList, Refund, TerminalInfo,
+    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired, PairingRequest, Payment,
+    PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,6 +84,14 @@ fn json<B: Serialize>(body: &B) -> String {
 /// `GET /api/v1/demo/pairing` (demo mode, loopback only).
 pub async fn demo_pairing() -> Result<DemoPairing, ApiFailure> {
     call("GET", "/api/v1/demo/pairing", None, None, CALL_TIMEOUT_MS).await
+}
+
+/// `POST /api/v1/pairing`: a one-time pairing code for the terminal's new token.
+pub async fn pair(code: &str) -> Result<Paired, ApiFailure> {
+    let body = json(&PairingRequest {
+        code: code.to_owned(),
+    });
+    call("POST", "/api/v1/pairing", None, Some(body), CALL_TIMEOUT_MS).await
 }
 
 /// `GET /api/v1/terminal`: who the token belongs to.

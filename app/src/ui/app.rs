@@ -10,7 +10,7 @@ use crate::model::settings::{ATTEMPT_KEY, Settings, TOKEN_KEY};
 use crate::ui::components::{Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
 use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
-use crate::ui::{api, browser, capture};
+use crate::ui::{api, browser, capture, pairing};
 
 /// Applies `?amount=12.30` from the address (a till or ERP opening the page for one sale):
 /// the amount is typed and confirmed as if by hand.
@@ -36,8 +36,14 @@ fn apply_amount_from_address(ctx: Ctx) {
     ctx.dispatch(Input::Proceed);
 }
 
-/// Finds a token: the stored one (verified in the background), else demo mode's.
+/// Finds a token: a pairing code in the address (exchanged for a new token), else the
+/// stored one (verified in the background), else demo mode's.
 async fn start(ctx: Ctx) {
+    if let Some(code) = pairing::take_code_from_address()
+        && pairing::exchange(ctx, &code).await
+    {
+        return;
+    }
     if let Some(token) = ctx.token() {
         // Optimistic: the stored token was valid when saved, so the app is usable at once.
         ctx.pairing.set(Pairing::Ready);
@@ -157,7 +163,7 @@ pub fn App() -> impl IntoView {
         <main class="main">
             {move || match shown.get() {
                 (Pairing::Starting, _) => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
-                (Pairing::Needed, _) => view! { <PairingPage/> }.into_any(),
+                (Pairing::Needed | Pairing::CodeRefused, _) => view! { <PairingPage/> }.into_any(),
                 (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
                 (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),

@@ -29,6 +29,8 @@ pub enum Pairing {
     Starting,
     /// No token: the pairing screen is shown.
     Needed,
+    /// A pairing code was refused (used, expired or unknown): the pairing screen says so.
+    CodeRefused,
     /// Paired.
     Ready,
 }

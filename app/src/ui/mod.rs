@@ -5,6 +5,7 @@
 //! - `capture`: the window key listener that feeds the detector (`model::wedge`).
 //! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's
 //!   effects.
+//! - `pairing`: pairing by QR code (the address's `#pair=` code, or a scanned one).
 //! - `app`: the root view and its start-up (resume, pairing, connection watch).
 //! - `components` and `pages`: the Leptos views below the root.
 
@@ -15,3 +16,4 @@ pub mod capture;
 pub mod components;
 pub mod context;
 pub mod pages;
+pub mod pairing;

@@ -1,13 +1,14 @@
 //! `paycode-proxy check`: is this configuration ready to take money?
 //!
 //! Checks, in order: the database opens and migrates, and every store in it fits the
-//! configured accounts; then, for every merchant account (`[wechat]` and each
-//! `[accounts.NAME]`), that its client certificate loads, belongs to its `mch_id` and has
-//! not expired (with days left), and that WeChat answers a signed query, which proves the API
-//! key, the signature type and the network. A service provider is asked once per store, with
-//! the store's `sub_mch_id`, which also proves the sub-merchant is bound to it. Prints one
-//! line per check and fails on the first problem, naming the account or store and the
-//! setting to fix.
+//! configured accounts; the HTTPS certificate of `[server.tls]` loads, matches its key, has
+//! not expired and covers the host tablets use (`cli::tls::check`); then, for every merchant
+//! account (`[wechat]` and each `[accounts.NAME]`), that its client certificate loads,
+//! belongs to its `mch_id` and has not expired (with days left), and that WeChat answers a
+//! signed query, which proves the API key, the signature type and the network. A service
+//! provider is asked once per store, with the store's `sub_mch_id`, which also proves the
+//! sub-merchant is bound to it. Prints one line per check and fails on the first problem,
+//! naming the account or store and the setting to fix.
 
 use std::io::Write;
 
@@ -33,6 +34,9 @@ pub enum CheckError {
     /// WeChat could not be reached or refused the signed query.
     #[error("WeChat Pay: {0}")]
     Wechat(String),
+    /// The serving certificate (`[server.tls]`) is unusable, expired or for other names.
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsCheckError),
     /// The report could not be written.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -51,6 +55,7 @@ pub async fn run(config: &Config, out: &mut impl Write) -> Result<(), CheckError
     for record in &stores {
         merchant_ids(&accounts, record).map_err(|error| CheckError::Store(error.to_string()))?;
     }
+    super::tls::check(config, Utc::now(), out)?;
     for account in &accounts {
         check_certificate(account, out)?;
         check_key(config, account, &stores, out).await?;

@@ -17,9 +17,11 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{AccountConfig, Config, PaymentsConfig, WechatConfig};
+use crate::config::{AccountConfig, Config, PaymentsConfig, TlsConfig, WechatConfig};
+use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};
+use crate::tls::pki::{self, ServerNames};
 
 /// The file under the data directory that keeps the demo terminal's token between runs.
 const TOKEN_FILE: &str = "demo-terminal.token";
@@ -60,6 +62,10 @@ pub struct DemoArgs {
     /// shrink by the same factor (tests use this; people leave it at 1).
     #[arg(long, default_value_t = 1.0)]
     pub time_scale: f64,
+    /// Serve HTTPS with a throwaway local CA made in `<data-dir>/tls` (kept between runs),
+    /// for trying the app on a tablet; `http://127.0.0.1` is already a secure context.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Why demo mode could not start.
@@ -85,6 +91,9 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
+    /// The demo's certificates could not be made.
+    #[error("cannot make the demo's TLS certificates")]
+    Tls(#[from] crate::tls::pki::PkiError),
     /// `--time-scale` is not a positive number.
     #[error("--time-scale must be a positive number, not {0}")]
     TimeScale(f64),
@@ -132,6 +141,9 @@ impl Demo {
         if let Some(account) = simulator_account(&sim, vendor_mch_id) {
             config.accounts.insert(vendor.to_owned(), account);
         }
+        if args.tls {
+            config.server.tls = Some(demo_tls(&args.data_dir, args.listen)?);
+        }
         let store = Arc::new(SqliteStore::connect(&config.store).await?);
         crate::stores::bind_at_start(&config, store.as_ref())
             .await
@@ -163,9 +175,10 @@ impl Demo {
     pub fn banner(&self) -> String {
         let app_dir = &self.application.state().config.server.app_dir;
         let mut banner = format!(
-            "Paycode demo ready: http://{}\n\
+            "Paycode demo ready: {}://{}\n\
              Customer phone page: {}/_sim/phone\n\
              WeChat simulator: {} (CA: {})\n",
+            self.application.scheme(),
             self.application.address(),
             self.sim.primary_url(),
             self.sim.primary_url(),
@@ -181,6 +194,15 @@ impl Demo {
             DEMO_VENDOR.2,
             data_dir.join(MALL_TERMINAL.1).display()
         ));
+        if let Some(tls) = &self.application.state().config.server.tls {
+            banner.push_str(&format!(
+                "HTTPS certificate: {} (trust its CA {} to open the app without a warning)\n",
+                tls.cert_pem.display(),
+                tls.ca_pem
+                    .as_ref()
+                    .map_or_else(String::new, |ca| ca.display().to_string()),
+            ));
+        }
         if !app_dir.join("index.html").is_file() {
             banner.push_str(&format!(
                 "The cashier app is not built in {}: run scripts/demo, or `trunk build --release`.\n",
@@ -189,6 +211,26 @@ impl Demo {
         }
         banner
     }
+}
+
+/// `[server.tls]` for `demo --tls`: a server certificate for `localhost`, `127.0.0.1` and
+/// the listen address, from the demo's own CA in `data_dir/tls` (made on the first run).
+fn demo_tls(data_dir: &Path, listen: SocketAddr) -> Result<TlsConfig, DemoError> {
+    let mut ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
+        ips.push(listen.ip());
+    }
+    let names = ServerNames {
+        hosts: vec!["localhost".to_owned()],
+        ips,
+    };
+    let issued = pki::issue(&data_dir.join("tls"), &names, pki::SERVER_CERT_MAX_DAYS)?;
+    Ok(TlsConfig {
+        cert_pem: issued.files.server_pem,
+        key_pem: issued.files.server_key_pem,
+        ca_pem: Some(issued.files.ca_pem),
+        ca_listen: None,
+    })
 }
 
 /// The proxy's configuration for a simulator started by [`Simulator::local`] with the demo
@@ -306,9 +348,11 @@ async fn demo_pairing(
             added => break added?,
         }
     };
-    write_private(&token_path, token.expose()).map_err(|source| DemoError::TokenFile {
-        path: token_path.clone(),
-        source,
+    write_private(&token_path, format!("{}\n", token.expose()).as_bytes()).map_err(|source| {
+        DemoError::TokenFile {
+            path: token_path.clone(),
+            source,
+        }
     })?;
     Ok(DemoPairing {
         token: token.expose().to_owned(),
@@ -333,19 +377,4 @@ async fn terminal_info(
             name,
         },
     })
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")
 }

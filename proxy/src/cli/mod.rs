@@ -1,17 +1,21 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | sim]`:
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | store … | tls … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
-//! certificate, a signed query to WeChat); `migrate` brings the database's schema up to date
-//! and stops; `terminal add|list|revoke` manages terminal tokens; `store add|list|disable`
-//! manages stores; `sim` runs the WeChat Pay simulator alone.
+//! HTTPS certificate, client certificates, a signed query to WeChat per account); `migrate`
+//! brings the database's schema up to date and stops; `terminal add|pair|list|revoke`
+//! manages terminal tokens and pairing QR codes; `store add|list|disable` manages stores;
+//! `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the WeChat Pay
+//! simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
 
 pub mod check;
 pub mod demo;
+pub mod pair;
 pub mod store;
 pub mod terminal;
+pub mod tls;
 
 use std::path::PathBuf;
 
@@ -47,18 +51,22 @@ pub enum Command {
     /// Run Paycode with no merchant account: the embedded WeChat Pay simulator, a demo
     /// terminal, SQLite under ./data, and the built app.
     Demo(demo::DemoArgs),
-    /// Check the configuration: the API key (by a signed query), the client certificate
-    /// (subject, mch_id match, days to expiry) and the database.
+    /// Check the configuration: the database, the HTTPS certificate (names, days to
+    /// expiry), the client certificate (subject, mch_id match, days to expiry) and the API
+    /// key (by a signed query).
     Check,
     /// Bring the database's schema up to date, then stop. `serve` does it too on start; run
     /// this to migrate ahead of starting proxies (e.g. several sharing one PostgreSQL).
     Migrate,
-    /// Add, list or revoke cashier terminals.
+    /// Add, pair (QR code), list or revoke cashier terminals.
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
     /// Add, list or disable stores (each collects into a configured merchant account).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Make the shop's local CA and the proxy's HTTPS certificate (docs/tablets.md).
+    #[command(subcommand)]
+    Tls(tls::TlsCommand),
     /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
     Sim(wxpay::sim::cli::SimArgs),
 }
@@ -81,6 +89,9 @@ pub enum CliError {
     /// A store command failed.
     #[error(transparent)]
     Store(#[from] store::StoreCommandError),
+    /// A `tls` command failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsCommandError),
     /// Demo mode failed.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
@@ -123,6 +134,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             migrate(&config, &mut out).await
+        }
+        Command::Tls(command) => {
+            tls::run(command, &mut std::io::stdout().lock())?;
+            Ok(())
         }
         Command::Terminal(command) => {
             let config = Config::load(&cli.config)?;

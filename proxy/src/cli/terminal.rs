@@ -1,16 +1,22 @@
-//! `paycode-proxy terminal add NAME | list | revoke NAME`: managing who may take payments.
+//! `paycode-proxy terminal add NAME | pair NAME | list | revoke NAME`: managing who may take
+//! payments.
 //!
 //! `add` prints the new terminal's token once; it is stored only as a hash, so it cannot be
-//! shown again (revoke the terminal and add a new one if it is lost). `list` never prints
-//! tokens or their hashes.
+//! shown again (revoke the terminal and add a new one if it is lost). `add` and `pair` also
+//! print a pairing QR code (`cli::pair`): a tablet that scans it gets a new token of its
+//! own, and the previous one stops working. `list` never prints tokens or their hashes.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use url::Url;
 
 use crate::auth::{AddTerminalError, Terminals};
+use crate::cli::pair::{PairingOutputError, print_pairing};
 use crate::config::Config;
+use crate::pairing::Pairing;
 use crate::store::{Millis, Store, StoreError};
 
 /// The `terminal` subcommands.
@@ -23,6 +29,17 @@ pub enum TerminalCommand {
         /// The store it takes payments for; may be left out while there is one store.
         #[arg(long)]
         store: Option<String>,
+        /// Also write the pairing QR code to this SVG file.
+        #[arg(long)]
+        qr_file: Option<PathBuf>,
+    },
+    /// Print a fresh pairing QR code for an existing terminal (one use, `pairing.code_ttl`).
+    Pair {
+        /// The terminal's name.
+        name: String,
+        /// Also write the pairing QR code to this SVG file.
+        #[arg(long)]
+        qr_file: Option<PathBuf>,
     },
     /// List the terminals (names and status, never tokens).
     List,
@@ -45,6 +62,9 @@ pub enum TerminalCommandError {
     /// The named store does not exist, or none was named while there are several.
     #[error(transparent)]
     Shop(#[from] crate::stores::BindingError),
+    /// The pairing QR code could not be printed or written.
+    #[error(transparent)]
+    Pairing(#[from] PairingOutputError),
     /// The output could not be written.
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
@@ -58,7 +78,9 @@ pub async fn run(
 ) -> Result<(), TerminalCommandError> {
     let store = crate::store::connect(&config.store).await?;
     let terminals = Terminals::new(Arc::clone(&store));
-    let result = execute(command, store.as_ref(), &terminals, out).await;
+    let pairing = Pairing::new(Arc::clone(&store), &config.pairing);
+    let app_url = crate::tls::app_url(&config.server, config.server.listen.port());
+    let result = execute(command, store.as_ref(), &terminals, &pairing, &app_url, out).await;
     store.close().await;
     result
 }
@@ -67,10 +89,16 @@ async fn execute(
     command: TerminalCommand,
     store: &dyn Store,
     terminals: &Terminals,
+    pairing: &Pairing,
+    app_url: &Url,
     out: &mut impl Write,
 ) -> Result<(), TerminalCommandError> {
     match command {
-        TerminalCommand::Add { name, store: shop } => {
+        TerminalCommand::Add {
+            name,
+            store: shop,
+            qr_file,
+        } => {
             let shop = crate::stores::find(store, shop.as_deref()).await?;
             let (terminal, token) = terminals.add_to(&name, &shop.id).await?;
             writeln!(
@@ -84,6 +112,27 @@ async fn execute(
             )?;
             writeln!(out)?;
             writeln!(out, "    {}", token.expose())?;
+            writeln!(out)?;
+            let (terminal, code, expires_at) = pairing.issue(&terminal.name).await?;
+            print_pairing(
+                out,
+                &terminal,
+                app_url,
+                &code,
+                expires_at,
+                qr_file.as_deref(),
+            )?;
+        }
+        TerminalCommand::Pair { name, qr_file } => {
+            let (terminal, code, expires_at) = pairing.issue(&name).await?;
+            print_pairing(
+                out,
+                &terminal,
+                app_url,
+                &code,
+                expires_at,
+                qr_file.as_deref(),
+            )?;
         }
         TerminalCommand::List => {
             let list = terminals.list().await?;
@@ -150,6 +199,7 @@ mod tests {
             TerminalCommand::Add {
                 name: "counter-1".into(),
                 store: None,
+                qr_file: None,
             },
             &config,
         )
@@ -191,6 +241,7 @@ mod tests {
         let add = |name: &str, store: Option<&str>| TerminalCommand::Add {
             name: name.into(),
             store: store.map(str::to_owned),
+            qr_file: None,
         };
         let added = run_to_string(add("counter-1", None), &config).await;
         assert!(added.contains("to store default"), "{added}");

@@ -102,4 +102,40 @@ mod tests {
         assert!(!body.to_string().contains("10.0.0.1"), "{body}");
         assert_eq!(health_status, StatusCode::OK);
     }
+
+    #[tokio::test]
+    async fn plain_http_beyond_loopback_stays_ready_but_says_so() {
+        // Arrange: the state `serve` builds for a configuration listening on every address
+        // without [server.tls]; its checks are then limited to the store's.
+        let directory = tempfile::tempdir().unwrap();
+        let mut config = crate::test_support::test_config(directory.path());
+        config.server.listen = "0.0.0.0:0".parse().unwrap();
+        // WeChat's check then fails at once, without leaving this machine.
+        config.wechat.primary_url = "https://127.0.0.1:9".parse().unwrap();
+        config.wechat.backup_url = None;
+        let store = Arc::new(
+            crate::store::SqliteStore::connect(&config.store)
+                .await
+                .unwrap(),
+        );
+        let state = AppState::new(Arc::new(config), store.clone()).unwrap();
+        let warnings = state.readiness.run().await.warnings;
+        let mut state = state;
+        state.readiness = Readiness::default()
+            .with(Arc::new(StoreReachable(store)))
+            .with_warning(warnings[0].clone());
+
+        // Act
+        let (status, body) = get(router().with_state(state), "/readyz").await;
+
+        // Assert
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("plain HTTP on 0.0.0.0:0"),
+            "{warnings:?}"
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["ready"], true);
+        assert_eq!(body["warnings"], serde_json::json!(warnings));
+    }
 }

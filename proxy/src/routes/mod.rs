@@ -9,6 +9,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod pairing;
 pub mod payments;
 pub mod terminal;
 
@@ -127,7 +128,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         API_PREFIX,
         OpenApiRouter::new()
             .merge(payments::router())
-            .merge(terminal::router()),
+            .merge(terminal::router())
+            .merge(pairing::router()),
     )
 }
 

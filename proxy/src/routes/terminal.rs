@@ -39,15 +39,27 @@ async fn terminal_show(
     State(state): State<AppState>,
     terminal: AuthenticatedTerminal,
 ) -> Result<Json<TerminalInfo>> {
-    let store = state.store.get_store(&terminal.store_id).await?;
-    Ok(Json(TerminalInfo {
-        id: terminal.id,
-        name: terminal.name,
+    Ok(Json(
+        terminal_info(&state, terminal.id, terminal.name, terminal.store_id).await?,
+    ))
+}
+
+/// What the app is told about a terminal: its id and name, and its store's id and name.
+pub(super) async fn terminal_info(
+    state: &AppState,
+    id: String,
+    name: String,
+    store_id: String,
+) -> Result<TerminalInfo> {
+    let store = state.store.get_store(&store_id).await?;
+    Ok(TerminalInfo {
+        id,
+        name,
         store: StoreInfo {
-            name: store.map_or_else(|| terminal.store_id.clone(), |store| store.name),
-            id: terminal.store_id,
+            name: store.map_or_else(|| store_id.clone(), |store| store.name),
+            id: store_id,
         },
-    }))
+    })
 }
 
 /// The demo terminal's token, in demo mode and to loopback clients only. Everywhere else it

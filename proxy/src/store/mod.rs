@@ -180,6 +180,14 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// The database file could not be made readable by its owner only.
+    #[error("cannot make {path} readable by its owner only (mode 0600)")]
+    Permissions {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -216,7 +224,8 @@ impl StoreError {
             | StoreError::Corrupt { .. }
             | StoreError::OutOfRange { .. }
             | StoreError::Migration(_)
-            | StoreError::DataDirectory { .. } => false,
+            | StoreError::DataDirectory { .. }
+            | StoreError::Permissions { .. } => false,
         }
     }
 }
@@ -375,6 +384,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every terminal, in the order they were added.
     async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError>;
+
+    /// Stores a pairing code (its hash) for the active terminal called `terminal_name`,
+    /// valid until `expires_at`, replacing any earlier code of that terminal and dropping
+    /// expired codes. Fails with [`StoreError::NotFound`] for an unknown or revoked terminal.
+    async fn add_pairing_code(
+        &self,
+        terminal_name: &str,
+        code_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<TerminalRecord, StoreError>;
+
+    /// Uses up the pairing code with this hash: when it exists, has not expired at `now`
+    /// and its terminal is active, the terminal's token hash becomes `new_token_hash` (the
+    /// previous token stops working) and the terminal is returned. The code is deleted in
+    /// every case, so it never works twice; `None` when it did not work.
+    async fn redeem_pairing_code(
+        &self,
+        code_hash: &str,
+        now: Millis,
+        new_token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError>;
 
     /// Revokes the terminal with this name and returns it. Revoking twice keeps the first
     /// revocation time. Fails with [`StoreError::NotFound`] for an unknown name.

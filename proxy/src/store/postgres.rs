@@ -382,6 +382,82 @@ impl Store for PostgresStore {
         rows.iter().map(terminal_from_row).collect()
     }
 
+    async fn add_pairing_code(
+        &self,
+        terminal_name: &str,
+        code_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<TerminalRecord, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // The terminal's row lock orders two codes issued for it at once: the later one wins.
+        let row = sqlx::query(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = $1 AND revoked_at IS NULL \
+             FOR UPDATE"
+        ))
+        .bind(terminal_name)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: terminal_name.to_owned(),
+        })?;
+        let terminal = terminal_from_row(&row)?;
+        sqlx::query("DELETE FROM pairing_codes WHERE terminal_id = $1 OR expires_at <= $2")
+            .bind(&terminal.id)
+            .bind(now.0)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(code_hash)
+        .bind(&terminal.id)
+        .bind(now.0)
+        .bind(expires_at.0)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(terminal)
+    }
+
+    async fn redeem_pairing_code(
+        &self,
+        code_hash: &str,
+        now: Millis,
+        new_token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // Deleting first makes the code single-use even when two exchanges race: only one
+        // of them gets the row back.
+        let code = sqlx::query(
+            "DELETE FROM pairing_codes WHERE code_hash = $1 RETURNING terminal_id, expires_at",
+        )
+        .bind(code_hash)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let terminal_id = match code {
+            Some(row) if row.try_get::<i64, _>("expires_at")? > now.0 => {
+                row.try_get::<String, _>("terminal_id")?
+            }
+            _ => {
+                transaction.commit().await?;
+                return Ok(None);
+            }
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE terminals SET token_hash = $1 WHERE id = $2 AND revoked_at IS NULL \
+             RETURNING {TERMINAL_COLUMNS}"
+        ))
+        .bind(new_token_hash)
+        .bind(&terminal_id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        row.as_ref().map(terminal_from_row).transpose()
+    }
+
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError> {
         let row = sqlx::query(&format!(
             "UPDATE terminals SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2 \

@@ -15,6 +15,7 @@
 //! one statement, except adopting a pre-store database's rows at start, one `BEGIN
 //! IMMEDIATE` transaction.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ use super::rows::{
 use super::sqlite_writer::Writer;
 use super::{InsertOutcome, Store, StoreError};
 use crate::config::StoreConfig;
+use crate::private_file;
 
 /// How long a writer waits for the write lock before giving up with an error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,12 +102,33 @@ fn connect_options(config: &StoreConfig) -> Result<SqliteConnectOptions, StoreEr
         Some(url) => SqliteConnectOptions::from_str(url)?,
         None => SqliteConnectOptions::new().filename(config.default_database_path()),
     };
+    restrict_to_owner(options.get_filename())?;
     Ok(options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT))
+}
+
+/// The database holds payments and token hashes: owner-only, like its `-wal` and `-shm`
+/// files, which SQLite creates with the database file's mode (an existing, wider file is
+/// narrowed).
+fn restrict_to_owner(database: &Path) -> Result<(), StoreError> {
+    if database == Path::new(":memory:") || database.as_os_str().is_empty() {
+        return Ok(());
+    }
+    let permissions = |path: PathBuf| move |source| StoreError::Permissions { path, source };
+    private_file::ensure_private(database).map_err(permissions(database.to_owned()))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = database.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = PathBuf::from(companion);
+        if companion.exists() {
+            private_file::restrict_to_owner(&companion).map_err(permissions(companion.clone()))?;
+        }
+    }
+    Ok(())
 }
 
 impl Columns for SqliteRow {
@@ -375,6 +398,87 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(terminal_from_row).collect()
+    }
+
+    async fn add_pairing_code(
+        &self,
+        terminal_name: &str,
+        code_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<TerminalRecord, StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = ? AND revoked_at IS NULL"
+        ))
+        .bind(terminal_name)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: terminal_name.to_owned(),
+        })?;
+        let terminal = terminal_from_row(&row)?;
+        sqlx::query("DELETE FROM pairing_codes WHERE terminal_id = ? OR expires_at <= ?")
+            .bind(&terminal.id)
+            .bind(now.0)
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(code_hash)
+        .bind(&terminal.id)
+        .bind(now.0)
+        .bind(expires_at.0)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(terminal)
+    }
+
+    async fn redeem_pairing_code(
+        &self,
+        code_hash: &str,
+        now: Millis,
+        new_token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let code = sqlx::query(
+            "DELETE FROM pairing_codes WHERE code_hash = ? RETURNING terminal_id, expires_at",
+        )
+        .bind(code_hash)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let terminal_id = match code {
+            Some(row) if row.try_get::<i64, _>("expires_at")? > now.0 => {
+                row.try_get::<String, _>("terminal_id")?
+            }
+            _ => {
+                transaction.commit().await?;
+                return Ok(None);
+            }
+        };
+        let updated =
+            sqlx::query("UPDATE terminals SET token_hash = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(new_token_hash)
+                .bind(&terminal_id)
+                .execute(&mut *transaction)
+                .await?;
+        let terminal = if updated.rows_affected() == 1 {
+            let row = sqlx::query(&format!(
+                "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE id = ?"
+            ))
+            .bind(&terminal_id)
+            .fetch_one(&mut *transaction)
+            .await?;
+            Some(terminal_from_row(&row)?)
+        } else {
+            None
+        };
+        transaction.commit().await?;
+        Ok(terminal)
     }
 
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError> {

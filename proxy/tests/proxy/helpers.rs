@@ -197,7 +197,7 @@ pub async fn stored_payment(store: &dyn Store, n: u32, amount: u64) -> PaymentRe
 
 /// A running application and what is needed to reach and stop it.
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` when the configuration has `[server.tls]`.
     pub address: String,
     /// A plain HTTP client.
     pub client: reqwest::Client,
@@ -216,6 +216,19 @@ impl TestApp {
         let store = store::connect(&self.store_config).await.unwrap();
         let (_, token) = Terminals::new(store).add(name).await.unwrap();
         token.expose().to_owned()
+    }
+
+    /// A pairing code for the terminal called `name`, valid for `ttl`, as
+    /// `paycode-proxy terminal pair` issues it.
+    pub async fn pairing_code(&self, name: &str, ttl: std::time::Duration) -> String {
+        let store = store::connect(&self.store_config).await.unwrap();
+        let config = paycode_proxy::config::PairingConfig {
+            code_ttl: ttl,
+            ..Default::default()
+        };
+        let pairing = paycode_proxy::pairing::Pairing::new(store, &config);
+        let (_, code, _) = pairing.issue(name).await.unwrap();
+        code.expose().to_owned()
     }
 
     /// Stops the server gracefully and waits for it to finish.
@@ -264,7 +277,11 @@ pub async fn spawn_app_with(
     configure(&mut config);
     let store_config = config.store.clone();
     let application = Application::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
+    let address = format!(
+        "{}://127.0.0.1:{}",
+        application.scheme(),
+        application.port()
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;

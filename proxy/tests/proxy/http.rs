@@ -119,3 +119,73 @@ async fn the_server_stops_gracefully_and_releases_its_port() {
         .await;
     assert!(after.is_err(), "the server still answers after stopping");
 }
+
+#[tokio::test]
+async fn the_app_is_compressed_and_hashed_assets_are_cached_for_a_year() {
+    // Arrange: a built app with Trunk-style hashed names.
+    let wasm = "paycode-app-b3aceb16c2715634_bg.wasm";
+    let wasm_bytes = "(module) ".repeat(4000);
+    let app = spawn_app(|root| {
+        let dist = root.join("dist");
+        fs::create_dir_all(&dist).unwrap();
+        fs::write(
+            dist.join("index.html"),
+            "<!doctype html><title>Paycode</title>",
+        )
+        .unwrap();
+        fs::write(dist.join(wasm), &wasm_bytes).unwrap();
+        fs::write(dist.join("style-6c952b743834b71e.css"), "body{}").unwrap();
+        fs::write(
+            dist.join("sw.js"),
+            "self.addEventListener('fetch', () => {});",
+        )
+        .unwrap();
+    })
+    .await;
+    let get = |path: &str, encoding: &str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .header("accept-encoding", encoding)
+            .send()
+    };
+
+    // Act
+    let brotli = get(&format!("/{wasm}"), "br, gzip").await.unwrap();
+    let gzip = get(&format!("/{wasm}"), "gzip").await.unwrap();
+    let css = get("/style-6c952b743834b71e.css", "identity")
+        .await
+        .unwrap();
+    let index = get("/", "identity").await.unwrap();
+    let deep_link = get("/history", "identity").await.unwrap();
+    let worker = get("/sw.js", "identity").await.unwrap();
+    let api = app
+        .client
+        .get(format!("{}/api/v1/terminal", app.address))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    let immutable = Some("public, max-age=31536000, immutable".to_owned());
+    assert_eq!(header(&brotli, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(header(&brotli, "cache-control"), immutable);
+    assert!(brotli.bytes().await.unwrap().len() < wasm_bytes.len() / 10);
+    assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(header(&css, "cache-control"), immutable);
+    for response in [&index, &deep_link, &worker] {
+        assert_eq!(
+            header(response, "cache-control").as_deref(),
+            Some("no-cache")
+        );
+    }
+    assert_eq!(header(&api, "cache-control"), None);
+    assert_eq!(header(&api, "content-encoding"), None);
+    app.stop().await.unwrap();
+}

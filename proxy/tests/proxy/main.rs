@@ -30,5 +30,7 @@ mod check;
 mod helpers;
 mod http;
 mod openapi;
+mod pairing;
 mod store;
 mod stores;
+mod tls;

@@ -72,9 +72,15 @@ async fn every_documented_operation_is_routed() {
                 .is_some_and(|message| message.starts_with("there is no API endpoint"));
             // The demo pairing endpoint exists but answers like an unknown path outside demo
             // mode, by design; everything else must reach its handler (401 without a token).
+            // Pairing needs no token: its handler refuses the empty body (no `code`).
             if path != "/api/v1/demo/pairing" {
                 assert!(!unrouted, "{method} {path} is documented but not routed");
-                assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{method} {path}");
+                let expected = if path == "/api/v1/pairing" {
+                    reqwest::StatusCode::BAD_REQUEST
+                } else {
+                    reqwest::StatusCode::UNAUTHORIZED
+                };
+                assert_eq!(status, expected, "{method} {path}");
             }
         }
     }
@@ -250,5 +256,12 @@ fn every_status_an_operation_can_answer_is_documented() {
                 "{method} {path} can answer {status} but documents only {statuses:?}"
             );
         }
+    }
+    let pairing = documented("post", "/api/v1/pairing");
+    for status in ["200", "400", "413", "415", "429", "500", "503"] {
+        assert!(
+            pairing.iter().any(|documented| documented == status),
+            "POST /api/v1/pairing can answer {status} but documents only {pairing:?}"
+        );
     }
 }

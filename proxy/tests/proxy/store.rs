@@ -44,6 +44,8 @@ conformance!(
     racing_replays_of_one_refund_store_it_once,
     refund_updates_are_versioned,
     terminals_are_added_found_listed_and_revoked,
+    a_pairing_code_works_once_before_it_expires_and_replaces_the_token,
+    racing_redemptions_of_one_pairing_code_let_exactly_one_through,
     stores_are_added_found_listed_and_disabled,
     the_day_lists_and_terminals_belong_to_one_store,
     adopting_unbound_rows_fills_in_the_merchant_fields_once,
@@ -661,6 +663,120 @@ async fn refund_updates_are_versioned(backend: Backend) {
     ));
 }
 
+async fn a_pairing_code_works_once_before_it_expires_and_replaces_the_token(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    let terminal = store
+        .add_terminal("tablet-1", "old-token", "default")
+        .await
+        .unwrap();
+    store
+        .add_terminal("gone", "gone-token", "default")
+        .await
+        .unwrap();
+    store.revoke_terminal("gone").await.unwrap();
+    let now = Millis(1_000_000);
+    let later = Millis(1_300_000);
+
+    // Act
+    let issued = store
+        .add_pairing_code("tablet-1", "code-1", now, later)
+        .await
+        .unwrap();
+    let replaced = store
+        .add_pairing_code("tablet-1", "code-2", now, later)
+        .await
+        .unwrap();
+    let first_code = store
+        .redeem_pairing_code("code-1", now, "new-token-1")
+        .await
+        .unwrap();
+    let second_code = store
+        .redeem_pairing_code("code-2", now, "new-token-2")
+        .await
+        .unwrap();
+    let second_code_again = store
+        .redeem_pairing_code("code-2", now, "new-token-3")
+        .await
+        .unwrap();
+    store
+        .add_pairing_code("tablet-1", "code-3", now, later)
+        .await
+        .unwrap();
+    let expired = store
+        .redeem_pairing_code("code-3", later, "new-token-4")
+        .await
+        .unwrap();
+    let for_revoked = store.add_pairing_code("gone", "code-4", now, later).await;
+
+    // Assert
+    assert_eq!(issued.id, terminal.id);
+    assert_eq!(replaced.id, terminal.id);
+    assert_eq!(first_code, None, "a newer code replaces the older one");
+    assert_eq!(
+        second_code.map(|paired| paired.id),
+        Some(terminal.id.clone())
+    );
+    assert_eq!(second_code_again, None, "a code works once");
+    assert_eq!(expired, None, "a code stops working when it expires");
+    assert!(matches!(
+        for_revoked,
+        Err(StoreError::NotFound {
+            entity: "terminal",
+            ..
+        })
+    ));
+    assert_eq!(
+        store.terminal_by_token_hash("old-token").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .terminal_by_token_hash("new-token-2")
+            .await
+            .unwrap()
+            .map(|paired| paired.id),
+        Some(terminal.id)
+    );
+}
+
+async fn racing_redemptions_of_one_pairing_code_let_exactly_one_through(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    store
+        .add_terminal("tablet-1", "old-token", "default")
+        .await
+        .unwrap();
+    let now = Millis(1_000_000);
+    store
+        .add_pairing_code("tablet-1", "code-1", now, Millis(1_300_000))
+        .await
+        .unwrap();
+
+    warm_up(&store).await;
+
+    // Act
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .redeem_pairing_code("code-1", now, &format!("new-token-{n}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut paired = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().is_some() {
+            paired += 1;
+        }
+    }
+
+    // Assert
+    assert_eq!(paired, 1, "exactly one exchange gets the terminal");
+}
+
 async fn terminals_are_added_found_listed_and_revoked(backend: Backend) {
     // Arrange
     let (store, _database) = new_store(&backend).await;
@@ -749,7 +865,7 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     let database = TestDatabase::new(&backend).await;
     let first = store::migrate(&database.config).await.unwrap();
     let again = store::migrate(&database.config).await.unwrap();
-    assert_eq!(first, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7]);
     assert!(again.is_empty(), "{again:?}");
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
@@ -860,7 +976,7 @@ async fn the_migrate_command_says_what_it_applied() {
     let database = config.store.describe();
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6\n")
+        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7\n")
     );
     assert_eq!(
         String::from_utf8(again).unwrap(),

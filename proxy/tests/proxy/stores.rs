@@ -126,6 +126,7 @@ async fn demo_mode_has_a_direct_store_and_a_sub_merchant_store_each_with_a_termi
         data_dir: root.path().join("data"),
         app_dir: root.path().join("dist"),
         time_scale: 100.0,
+        tls: false,
     };
     for run in 0..2 {
         let demo = Demo::start(&args).await.unwrap();

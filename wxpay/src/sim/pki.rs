@@ -146,6 +146,26 @@ impl Pki {
             std::fs::write(&path, contents).map_err(|error| io_error(&path, error))?;
             Ok(path)
         };
+        // Private keys (and the .p12 holding one) are readable by their owner only.
+        let write_private = |path: PathBuf, contents: &[u8]| -> Result<PathBuf, SimError> {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+                options.mode(0o600);
+                if path.exists() {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|error| io_error(&path, error))?;
+                }
+            }
+            let mut file = options
+                .open(&path)
+                .map_err(|error| io_error(&path, error))?;
+            std::io::Write::write_all(&mut file, contents)
+                .map_err(|error| io_error(&path, error))?;
+            Ok(path)
+        };
         let ca_pem = write(dir.join("ca.pem"), self.ca_pem.as_bytes())?;
         let mut first = None;
         for (index, client) in self.clients.iter().enumerate() {
@@ -160,11 +180,11 @@ impl Pki {
                 client_dir.join("apiclient_cert.pem"),
                 client.cert_pem.as_bytes(),
             )?;
-            let key = write(
+            let key = write_private(
                 client_dir.join("apiclient_key.pem"),
                 client.key_pem.as_bytes(),
             )?;
-            let p12 = write(client_dir.join("apiclient_cert.p12"), &client.p12)?;
+            let p12 = write_private(client_dir.join("apiclient_cert.p12"), &client.p12)?;
             if index == 0 {
                 first = Some((cert, key, p12));
             }

@@ -7,7 +7,7 @@ use crate::model::i18n::{Lang, Text, text};
 use crate::model::settings::looks_like_token;
 use crate::ui::api;
 use crate::ui::browser;
-use crate::ui::context::ctx;
+use crate::ui::context::{Pairing, ctx};
 
 /// The token form: checks a token with the proxy before saving it.
 #[component]
@@ -19,6 +19,11 @@ fn TokenForm() -> impl IntoView {
     let submit = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
         let candidate = token.get_untracked().trim().to_owned();
+        // A pairing link pasted here (from a QR code read elsewhere) pairs like the QR code.
+        if crate::ui::pairing::pair_from_scanned(ctx, &candidate) {
+            token.set(String::new());
+            return;
+        }
         if !looks_like_token(&candidate) {
             status.set(Some(Err(text(ctx.lang(), Text::TokenInvalid).to_owned())));
             return;
@@ -84,6 +89,9 @@ pub fn PairingPage() -> impl IntoView {
     view! {
         <section class="panel narrow" data-testid="pairing">
             <h1>{move || text(ctx.lang(), Text::Pairing)}</h1>
+            <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
+                <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
+            </Show>
             <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
             <TokenForm/>
             <LanguageSwitch/>
@@ -140,6 +148,9 @@ pub fn SettingsPage() -> impl IntoView {
                     {move || ctx.terminal.get().map(|terminal| format!("{} ({})", terminal.name, terminal.id))}
                 </span>
             </div>
+            <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
+                <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
+            </Show>
             <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
             <TokenForm/>
             <LanguageSwitch/>
