@@ -1,0 +1,324 @@
+//! The cashier page's camera decoder: reads the Code 128 and the QR code of a payment screen
+//! from one grey video frame.
+//!
+//! The page draws a video frame downscaled to at most [`MAX_FRAME_WIDTH`] pixels wide and
+//! hands its RGBA pixels to the worker (`src/main.rs`, wasm32 only), which turns them into
+//! grey ([`GreyFrame::from_rgba`]) and calls [`decode`]. Only Code 128 and QR are tried: on a
+//! WeChat 付款码 screen the 1D code and the QR code carry the same 18 digits, and restricting
+//! the formats keeps a blank frame (the common case while waiting) cheap. What the text
+//! means (is it a payment code?) is the page's business, not the decoder's.
+//!
+//! The 1D attempt runs on a copy smoothed along the bars ([`smooth_vertically`]): camera noise
+//! is independent per pixel while the bars are vertical, so averaging a few rows removes most
+//! of the noise and keeps the bars (`docs/capture.md` §7).
+
+use std::collections::HashSet;
+
+use rxing::{BarcodeFormat, DecodeHints, helpers::detect_in_luma_slice_with_hints};
+
+#[cfg(any(test, feature = "render"))]
+pub mod render;
+
+/// The widest frame the page sends, in pixels; larger frames cost time and find nothing
+/// more at counter distance.
+pub const MAX_FRAME_WIDTH: u32 = 640;
+
+/// How many rows the 1D attempt averages.
+pub const SMOOTH_ROWS: usize = 9;
+
+/// The symbology a text was read from, named like `BarcodeDetector`'s formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Symbology {
+    /// Code 128 (the 1D code).
+    Code128,
+    /// QR code.
+    Qr,
+}
+
+impl Symbology {
+    /// The `BarcodeDetector` format name: `code_128` or `qr_code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Symbology::Code128 => "code_128",
+            Symbology::Qr => "qr_code",
+        }
+    }
+}
+
+/// A decoded code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// The code's text, as encoded.
+    pub text: String,
+    /// Where it was read from.
+    pub symbology: Symbology,
+}
+
+/// A frame that cannot be decoded as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Zero width or height.
+    Empty,
+    /// The pixel buffer's length does not match width × height (× 4 for RGBA).
+    SizeMismatch {
+        /// The length the dimensions call for.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Empty => write!(f, "frame has no pixels"),
+            FrameError::SizeMismatch { expected, actual } => {
+                write!(f, "frame buffer holds {actual} bytes, its size needs {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// A grey (luma, one byte a pixel, row by row) frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GreyFrame {
+    width: u32,
+    height: u32,
+    luma: Vec<u8>,
+}
+
+impl GreyFrame {
+    /// A frame from luma bytes, row by row.
+    ///
+    /// # Errors
+    /// [`FrameError`] when the size is zero or does not match the buffer.
+    pub fn from_luma(width: u32, height: u32, luma: Vec<u8>) -> Result<GreyFrame, FrameError> {
+        check_size(width, height, 1, luma.len())?;
+        Ok(GreyFrame {
+            width,
+            height,
+            luma,
+        })
+    }
+
+    /// A frame from RGBA bytes (a canvas's `ImageData`), converted with the BT.601 luma
+    /// weights in integer arithmetic.
+    ///
+    /// # Errors
+    /// [`FrameError`] when the size is zero or does not match the buffer.
+    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Result<GreyFrame, FrameError> {
+        check_size(width, height, 4, rgba.len())?;
+        let luma = rgba
+            .chunks_exact(4)
+            .map(|pixel| {
+                let weighted = 77 * u32::from(pixel[0])
+                    + 150 * u32::from(pixel[1])
+                    + 29 * u32::from(pixel[2]);
+                (weighted >> 8) as u8
+            })
+            .collect();
+        Ok(GreyFrame {
+            width,
+            height,
+            luma,
+        })
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The luma bytes, row by row.
+    pub fn luma(&self) -> &[u8] {
+        &self.luma
+    }
+}
+
+fn check_size(width: u32, height: u32, bytes_per_pixel: usize, actual: usize) -> Result<(), FrameError> {
+    if width == 0 || height == 0 {
+        return Err(FrameError::Empty);
+    }
+    let expected = width as usize * height as usize * bytes_per_pixel;
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(FrameError::SizeMismatch { expected, actual })
+    }
+}
+
+/// Averages each pixel with the `rows` rows around it (a vertical box filter, `rows` odd;
+/// edges use the rows that exist). One running sum per column: O(width × height) whatever
+/// `rows` is.
+pub fn smooth_vertically(frame: &GreyFrame, rows: usize) -> GreyFrame {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let half = rows / 2;
+    let mut out = vec![0u8; frame.luma.len()];
+    let mut sums = vec![0u32; width];
+    // The window for row 0 is rows 0..=half.
+    for row in frame.luma.chunks_exact(width).take(half + 1) {
+        for (sum, &value) in sums.iter_mut().zip(row) {
+            *sum += u32::from(value);
+        }
+    }
+    for y in 0..height {
+        let top = y.saturating_sub(half);
+        let bottom = (y + half).min(height - 1);
+        let count = (bottom - top + 1) as u32;
+        let out_row = &mut out[y * width..(y + 1) * width];
+        for (pixel, sum) in out_row.iter_mut().zip(&sums) {
+            *pixel = (sum / count) as u8;
+        }
+        // Slide the window down one row.
+        if y + half + 1 < height {
+            let entering = &frame.luma[(y + half + 1) * width..(y + half + 2) * width];
+            for (sum, &value) in sums.iter_mut().zip(entering) {
+                *sum += u32::from(value);
+            }
+        }
+        if y >= half {
+            let leaving = &frame.luma[(y - half) * width..(y - half + 1) * width];
+            for (sum, &value) in sums.iter_mut().zip(leaving) {
+                *sum -= u32::from(value);
+            }
+        }
+    }
+    GreyFrame {
+        width: frame.width,
+        height: frame.height,
+        luma: out,
+    }
+}
+
+fn hints_for(format: BarcodeFormat) -> DecodeHints {
+    DecodeHints {
+        PossibleFormats: Some(HashSet::from([format])),
+        TryHarder: Some(true),
+        ..DecodeHints::default()
+    }
+}
+
+fn read(frame: &GreyFrame, format: BarcodeFormat) -> Option<String> {
+    detect_in_luma_slice_with_hints(
+        &frame.luma,
+        frame.width,
+        frame.height,
+        Some(format),
+        &mut hints_for(format),
+    )
+    .ok()
+    .map(|result| result.getText().to_owned())
+}
+
+/// Reads a Code 128 (on the vertically smoothed frame) or else a QR code (on the frame as
+/// given); `None` when the frame holds neither.
+pub fn decode(frame: &GreyFrame) -> Option<Decoded> {
+    let smoothed = smooth_vertically(frame, SMOOTH_ROWS);
+    if let Some(text) = read(&smoothed, BarcodeFormat::CODE_128) {
+        return Some(Decoded {
+            text,
+            symbology: Symbology::Code128,
+        });
+    }
+    read(frame, BarcodeFormat::QR_CODE).map(|text| Decoded {
+        text,
+        symbology: Symbology::Qr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render::{Scene, render};
+    use super::*;
+
+    const CODE: &str = "134825406674159638";
+
+    #[test]
+    fn rgba_becomes_luma_with_integer_weights() {
+        let frame = GreyFrame::from_rgba(2, 1, &[255, 255, 255, 255, 0, 0, 0, 255]).unwrap();
+        assert_eq!(frame.luma(), &[255, 0]);
+        assert_eq!(
+            GreyFrame::from_rgba(2, 1, &[0; 4]),
+            Err(FrameError::SizeMismatch {
+                expected: 8,
+                actual: 4
+            })
+        );
+        assert_eq!(GreyFrame::from_luma(0, 3, Vec::new()), Err(FrameError::Empty));
+    }
+
+    #[test]
+    fn smoothing_averages_the_rows_around_each_pixel() {
+        // One column: 0, 90, 0, 90, 0 with a 3-row window.
+        let frame = GreyFrame::from_luma(1, 5, vec![0, 90, 0, 90, 0]).unwrap();
+        let smoothed = smooth_vertically(&frame, 3);
+        assert_eq!(smoothed.luma(), &[45, 30, 60, 30, 45]);
+        // Vertical bars survive unchanged.
+        let bars = GreyFrame::from_luma(3, 4, [0, 255, 0].repeat(4)).unwrap();
+        assert_eq!(smooth_vertically(&bars, 9), bars);
+    }
+
+    #[test]
+    fn a_payment_screen_is_read_from_its_code_128() {
+        let frame = render(&Scene::payment_screen(CODE, 7));
+        assert_eq!(
+            decode(&frame),
+            Some(Decoded {
+                text: CODE.to_owned(),
+                symbology: Symbology::Code128
+            })
+        );
+    }
+
+    #[test]
+    fn a_qr_code_alone_is_read() {
+        let scene = Scene {
+            barcode: false,
+            ..Scene::payment_screen(CODE, 11)
+        };
+        assert_eq!(
+            decode(&render(&scene)),
+            Some(Decoded {
+                text: CODE.to_owned(),
+                symbology: Symbology::Qr
+            })
+        );
+    }
+
+    #[test]
+    fn a_phone_held_far_away_is_read_from_its_qr_code() {
+        // 300 px wide: the Code 128's modules are under 2 px, too fine to read.
+        let scene = Scene {
+            phone_width: 300.0,
+            ..Scene::payment_screen(CODE, 5)
+        };
+        assert_eq!(
+            decode(&render(&scene)).map(|decoded| decoded.symbology),
+            Some(Symbology::Qr)
+        );
+    }
+
+    #[test]
+    fn a_blank_frame_reads_nothing() {
+        assert_eq!(decode(&render(&Scene::blank(3))), None);
+    }
+
+    #[test]
+    fn noise_and_a_few_degrees_of_rotation_still_read() {
+        for (seed, degrees) in [(1, -4.0), (2, 3.0), (3, 6.0)] {
+            let scene = Scene {
+                rotation_deg: degrees,
+                ..Scene::payment_screen(CODE, seed)
+            };
+            let decoded = decode(&render(&scene)).map(|decoded| decoded.text);
+            assert_eq!(decoded.as_deref(), Some(CODE), "rotation {degrees}°");
+        }
+    }
+}
