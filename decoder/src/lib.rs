@@ -73,7 +73,10 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::Empty => write!(f, "frame has no pixels"),
             FrameError::SizeMismatch { expected, actual } => {
-                write!(f, "frame buffer holds {actual} bytes, its size needs {expected}")
+                write!(
+                    f,
+                    "frame buffer holds {actual} bytes, its size needs {expected}"
+                )
             }
         }
     }
@@ -113,9 +116,8 @@ impl GreyFrame {
         let luma = rgba
             .chunks_exact(4)
             .map(|pixel| {
-                let weighted = 77 * u32::from(pixel[0])
-                    + 150 * u32::from(pixel[1])
-                    + 29 * u32::from(pixel[2]);
+                let weighted =
+                    77 * u32::from(pixel[0]) + 150 * u32::from(pixel[1]) + 29 * u32::from(pixel[2]);
                 (weighted >> 8) as u8
             })
             .collect();
@@ -142,7 +144,12 @@ impl GreyFrame {
     }
 }
 
-fn check_size(width: u32, height: u32, bytes_per_pixel: usize, actual: usize) -> Result<(), FrameError> {
+fn check_size(
+    width: u32,
+    height: u32,
+    bytes_per_pixel: usize,
+    actual: usize,
+) -> Result<(), FrameError> {
     if width == 0 || height == 0 {
         return Err(FrameError::Empty);
     }
@@ -251,7 +258,10 @@ mod tests {
                 actual: 4
             })
         );
-        assert_eq!(GreyFrame::from_luma(0, 3, Vec::new()), Err(FrameError::Empty));
+        assert_eq!(
+            GreyFrame::from_luma(0, 3, Vec::new()),
+            Err(FrameError::Empty)
+        );
     }
 
     #[test]

@@ -896,9 +896,15 @@ mod tests {
         let Some(DetectorEvent::Scanned { code, stats }) = detector.on_decoded(CODE, 10.0) else {
             panic!("a WeChat code from the camera is a scan");
         };
-        assert_eq!((code.as_str(), stats.terminator), (CODE, Terminator::Camera));
+        assert_eq!(
+            (code.as_str(), stats.terminator),
+            (CODE, Terminator::Camera)
+        );
         // The next frames show the same code: duplicates, for the scanner's window.
-        assert_eq!(detector.on_decoded(CODE, 200.0), Some(DetectorEvent::Duplicate));
+        assert_eq!(
+            detector.on_decoded(CODE, 200.0),
+            Some(DetectorEvent::Duplicate)
+        );
         assert_eq!(
             detector.on_decoded(CODE, 3_010.0),
             Some(DetectorEvent::Duplicate)
@@ -935,7 +941,10 @@ mod tests {
         keys.push(named_key(last_time(&keys) + 5.0, "Enter", "Enter"));
         let (events, _) = run(&mut detector, &keys);
         assert_eq!(scanned(&events).len(), 1);
-        assert_eq!(detector.on_decoded(CODE, 500.0), Some(DetectorEvent::Duplicate));
+        assert_eq!(
+            detector.on_decoded(CODE, 500.0),
+            Some(DetectorEvent::Duplicate)
+        );
     }
 
     const CODE: &str = "134567890123455678";
