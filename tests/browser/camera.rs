@@ -57,7 +57,7 @@ impl Till<'_> {
 
     /// Opens the camera on the waiting screen (it is not the default on a desktop).
     fn open_camera(&self) {
-        self.page.click("[data-testid=camera-open]");
+        self.page.click("[data-testid=camera-toggle]");
         self.page.wait_for(
             "the camera reader",
             WAIT,

@@ -74,6 +74,18 @@ impl CameraFailure {
         }
     }
 
+    /// The failure's name, as the reader's `data-failure` attribute shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CameraFailure::Insecure => "Insecure",
+            CameraFailure::Denied => "Denied",
+            CameraFailure::NoCamera => "NoCamera",
+            CameraFailure::InUse => "InUse",
+            CameraFailure::DecoderFailed => "DecoderFailed",
+            CameraFailure::Other => "Other",
+        }
+    }
+
     /// Whether trying again can help without the cashier changing anything outside the
     /// page (a busy camera may be free a moment later; a refused one stays refused until the
     /// setting changes, which a retry then picks up).

@@ -855,7 +855,7 @@ impl WedgeDetector {
         }
         self.last_scan = Some((code.to_owned(), at_ms));
         let stats = ScanStats {
-            digits: code.chars().count(),
+            digits: code.len(),
             duration_ms: 0.0,
             avg_gap_ms: 0.0,
             max_gap_ms: 0.0,

@@ -13,7 +13,9 @@
 //!   hidden, and opens again when the tab comes back.
 //!
 //! One camera runs at a time; its state lives in a thread-local, and a generation number
-//! makes the answers of a closed camera harmless.
+//! makes the answers of a closed camera harmless. The frame loop runs outside the reactive
+//! graph: the reader writes its state into its own elements (`data-state`, the message, the
+//! button) rather than through signals, which keeps the page's bundle small.
 
 use std::cell::{Cell, RefCell};
 
@@ -25,7 +27,7 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    CanvasRenderingContext2d, HtmlCanvasElement, HtmlVideoElement, MediaStream,
+    CanvasRenderingContext2d, HtmlCanvasElement, HtmlElement, HtmlVideoElement, MediaStream,
     MediaStreamConstraints, MediaStreamTrack, MessageEvent, Worker,
 };
 
@@ -33,7 +35,7 @@ use crate::model::camera::{
     CameraFailure, DecoderChoice, FRAME_WIDTH, FramePacer, choose_decoder, frame_size,
     mirror_preview,
 };
-use crate::model::i18n::{Text, camera_failure_text, text};
+use crate::model::i18n::{Lang, Text, camera_failure_text, text};
 use crate::ui::browser;
 use crate::ui::context::ctx;
 
@@ -64,11 +66,19 @@ enum Decoder {
     },
 }
 
+/// The mounted reader: its element, its language and its callback.
+#[derive(Clone)]
+struct Reader {
+    root: HtmlElement,
+    lang: Lang,
+    on_text: Callback<String>,
+}
+
 struct Session {
     generation: u64,
+    reader: Reader,
     video: HtmlVideoElement,
-    on_text: Callback<String>,
-    status: RwSignal<CameraStatus>,
+    status: CameraStatus,
     stream: Option<MediaStream>,
     track: Option<MediaStreamTrack>,
     decoder: Option<Decoder>,
@@ -78,85 +88,97 @@ struct Session {
 }
 
 thread_local! {
+    static MOUNTED: RefCell<Option<Reader>> = const { RefCell::new(None) };
     static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     static VISIBILITY: RefCell<Option<Closure<dyn FnMut()>>> = const { RefCell::new(None) };
 }
 
-/// The camera reader: the preview, its state, a retry and the torch. `on_text` gets every
-/// decoded text (the same code again in later frames too: the caller filters).
+/// The camera reader: the preview, its state, and one button (重试 after a failure a retry
+/// can mend, the torch while running). `on_text` gets every decoded text (the same code
+/// again in later frames too: the caller filters).
 #[component]
 pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
-    let ctx = ctx();
-    let video = NodeRef::<html::Video>::new();
-    let status = RwSignal::new(CameraStatus::Starting);
-    let visible = RwSignal::new(!document_hidden());
-    let attempt = RwSignal::new(0u32);
-    watch_visibility(visible);
-    Effect::new(move |_| {
-        attempt.track();
-        let Some(video) = video.get() else { return };
-        if visible.get() {
-            open(video, on_text, status);
-        } else {
-            close();
-        }
+    let lang = ctx().lang();
+    let root = NodeRef::<html::Div>::new();
+    root.on_load(move |root| {
+        let reader = Reader {
+            root: root.into(),
+            lang,
+            on_text,
+        };
+        MOUNTED.with(|cell| *cell.borrow_mut() = Some(reader));
+        watch_visibility();
+        open();
     });
     on_cleanup(|| {
-        close();
         unwatch_visibility();
+        MOUNTED.with(|cell| cell.borrow_mut().take());
+        close();
     });
-    let state = move || match status.get() {
-        CameraStatus::Starting => "starting",
-        CameraStatus::Running { .. } => "running",
-        CameraStatus::Failed(_) => "failed",
-    };
-    let message = move || {
-        let lang = ctx.lang();
-        match status.get() {
-            CameraStatus::Starting => text(lang, Text::CameraStarting),
-            CameraStatus::Running { .. } => text(lang, Text::CameraHint),
-            CameraStatus::Failed(failure) => camera_failure_text(lang, failure),
-        }
-    };
-    // One button: "重试" after a failure that a retry can mend, the torch while running.
-    let button = move || match status.get() {
-        CameraStatus::Failed(failure) if failure.can_retry() => Some(Text::CameraRetry),
-        CameraStatus::Running { torch: Some(true) } => Some(Text::TorchOff),
-        CameraStatus::Running { torch: Some(false) } => Some(Text::TorchOn),
-        _ => None,
-    };
-    let press = move |_| match status.get_untracked() {
-        CameraStatus::Running { torch: Some(on) } => set_torch(!on),
-        _ => attempt.update(|n| *n += 1),
-    };
-    let failed = move || matches!(status.get(), CameraStatus::Failed(_));
     view! {
-        <div class="camera" data-testid="camera" data-state=state>
+        <div class="camera" data-testid="camera" data-state="starting" node_ref=root>
             <div class="camera-view">
-                <video node_ref=video class="camera-video" data-testid="camera-video" autoplay muted playsinline></video>
+                <video class="camera-video" data-testid="camera-video" autoplay muted playsinline></video>
                 <div class="camera-aim" aria-hidden="true"></div>
             </div>
-            <p
-                class=move || if failed() { "camera-failure" } else { "camera-status" }
-                role=move || if failed() { "alert" } else { "status" }
-                data-testid="camera-message"
-                data-failure=move || match status.get() {
-                    CameraStatus::Failed(failure) => format!("{failure:?}"),
-                    _ => String::new(),
-                }
-            >
-                {message}
+            <p class="camera-status" role="status" data-testid="camera-message">
+                {text(lang, Text::CameraStarting)}
             </p>
-            <button
-                class="button secondary"
-                data-testid="camera-button"
-                hidden=move || button().is_none()
-                on:click=press
-            >
-                {move || button().map(|label| text(ctx.lang(), label))}
-            </button>
+            <button class="button secondary" data-testid="camera-button" hidden on:click=|_| pressed()></button>
         </div>
+    }
+}
+
+/// Writes `status` into the reader's elements.
+fn show(reader: &Reader, status: CameraStatus) {
+    let root = &reader.root;
+    let (state, message, button) = match status {
+        CameraStatus::Starting => ("starting", text(reader.lang, Text::CameraStarting), None),
+        CameraStatus::Running { torch } => (
+            "running",
+            text(reader.lang, Text::CameraHint),
+            torch.map(|on| if on { Text::TorchOff } else { Text::TorchOn }),
+        ),
+        CameraStatus::Failed(failure) => (
+            "failed",
+            camera_failure_text(reader.lang, failure),
+            failure.can_retry().then_some(Text::CameraRetry),
+        ),
+    };
+    let _ = root.set_attribute("data-state", state);
+    if let Ok(Some(line)) = root.query_selector("[data-testid=camera-message]") {
+        let failure = match status {
+            CameraStatus::Failed(failure) => Some(failure),
+            _ => None,
+        };
+        line.set_text_content(Some(message));
+        let _ = line.set_attribute("role", if failure.is_some() { "alert" } else { "status" });
+        let _ = line.set_attribute(
+            "class",
+            if failure.is_some() {
+                "camera-failure"
+            } else {
+                "camera-status"
+            },
+        );
+        let _ = line.set_attribute("data-failure", failure.map_or("", CameraFailure::name));
+    }
+    if let Ok(Some(element)) = root.query_selector("[data-testid=camera-button]")
+        && let Ok(element) = element.dyn_into::<HtmlElement>()
+    {
+        element.set_hidden(button.is_none());
+        element.set_text_content(button.map(|label| text(reader.lang, label)));
+    }
+}
+
+/// The reader's button: the torch while running, else a retry.
+fn pressed() {
+    let generation = GENERATION.with(Cell::get);
+    match with_session(generation, |session| session.status) {
+        Some(CameraStatus::Running { torch: Some(on) }) => set_torch(!on),
+        Some(CameraStatus::Running { .. } | CameraStatus::Starting) => {}
+        Some(CameraStatus::Failed(_)) | None => open(),
     }
 }
 
@@ -166,10 +188,17 @@ fn document_hidden() -> bool {
         .is_some_and(|document| document.hidden())
 }
 
-/// Follows `visibilitychange`: the camera stops while the tab is hidden.
-fn watch_visibility(visible: RwSignal<bool>) {
+/// Follows `visibilitychange`: the camera stops while the tab is hidden, and opens again
+/// when it comes back.
+fn watch_visibility() {
     unwatch_visibility();
-    let closure = Closure::<dyn FnMut()>::new(move || visible.set(!document_hidden()));
+    let closure = Closure::<dyn FnMut()>::new(|| {
+        if document_hidden() {
+            close();
+        } else {
+            open();
+        }
+    });
     if let Some(document) = browser::window().document() {
         let _ = document
             .add_event_listener_with_callback("visibilitychange", closure.as_ref().unchecked_ref());
@@ -188,10 +217,6 @@ fn unwatch_visibility() {
     }
 }
 
-fn is_current(generation: u64) -> bool {
-    GENERATION.with(Cell::get) == generation
-}
-
 fn with_session<T>(generation: u64, action: impl FnOnce(&mut Session) -> T) -> Option<T> {
     CURRENT.with(|cell| {
         cell.borrow_mut()
@@ -201,20 +226,36 @@ fn with_session<T>(generation: u64, action: impl FnOnce(&mut Session) -> T) -> O
     })
 }
 
-/// Opens the camera into `video` (closing any other first).
-fn open(video: HtmlVideoElement, on_text: Callback<String>, status: RwSignal<CameraStatus>) {
+/// Opens the camera of the mounted reader (closing any other first); nothing while the tab
+/// is hidden or no reader is mounted.
+fn open() {
     close();
+    let Some(reader) = MOUNTED.with(|cell| cell.borrow().clone()) else {
+        return;
+    };
+    let Some(video) = reader
+        .root
+        .query_selector("video")
+        .ok()
+        .flatten()
+        .and_then(|video| video.dyn_into::<HtmlVideoElement>().ok())
+    else {
+        return;
+    };
+    if document_hidden() {
+        return;
+    }
     let generation = GENERATION.with(|cell| {
         cell.set(cell.get() + 1);
         cell.get()
     });
-    status.set(CameraStatus::Starting);
+    show(&reader, CameraStatus::Starting);
     CURRENT.with(|cell| {
         *cell.borrow_mut() = Some(Session {
             generation,
+            reader,
             video,
-            on_text,
-            status,
+            status: CameraStatus::Starting,
             stream: None,
             track: None,
             decoder: None,
@@ -230,8 +271,19 @@ fn open(video: HtmlVideoElement, on_text: Callback<String>, status: RwSignal<Cam
     });
 }
 
+/// Records and shows a new status of the current session.
+fn set_status(generation: u64, status: CameraStatus) {
+    let reader = with_session(generation, |session| {
+        session.status = status;
+        session.reader.clone()
+    });
+    if let Some(reader) = reader {
+        show(&reader, status);
+    }
+}
+
 /// Stops the camera, the decoder and the frame loop.
-pub fn close() {
+fn close() {
     GENERATION.with(|cell| cell.set(cell.get() + 1));
     let Some(session) = CURRENT.with(|cell| cell.borrow_mut().take()) else {
         return;
@@ -256,14 +308,13 @@ fn stop_stream(stream: &MediaStream) {
     }
 }
 
-/// Ends a session with a failure the reader shows.
+/// Ends a session with a failure the reader shows (重试 opens a new one).
 fn fail(generation: u64, failure: CameraFailure) {
-    let Some(status) = with_session(generation, |session| session.status) else {
+    let Some(reader) = with_session(generation, |session| session.reader.clone()) else {
         return;
     };
     close();
-    // A retry or the tab coming back opens a new session.
-    status.set(CameraStatus::Failed(failure));
+    show(&reader, CameraStatus::Failed(failure));
 }
 
 fn object(entries: &[(&str, JsValue)]) -> JsValue {
@@ -343,22 +394,18 @@ async fn start(generation: u64) -> Result<(), CameraFailure> {
         },
     );
     let torch = track.as_ref().and_then(torch_supported).map(|()| false);
-    let status = with_session(generation, |session| {
+    let stored = with_session(generation, |session| {
         session.stream = Some(stream.clone());
         session.track = track;
-        session.status
     });
-    let Some(status) = status else {
+    if stored.is_none() {
         stop_stream(&stream);
         return Ok(());
-    };
+    }
     if let Ok(playing) = video.play() {
         let _ = JsFuture::from(playing).await;
     }
-    if !is_current(generation) {
-        return Ok(());
-    }
-    status.set(CameraStatus::Running { torch });
+    set_status(generation, CameraStatus::Running { torch });
     schedule(generation, 0.0);
     Ok(())
 }
@@ -442,10 +489,7 @@ fn torch_supported(track: &MediaStreamTrack) -> Option<()> {
 /// Turns the torch on or off (`applyConstraints({advanced: [{torch}]})`).
 fn set_torch(on: bool) {
     let generation = GENERATION.with(Cell::get);
-    let Some((track, status)) = with_session(generation, |session| {
-        session.track.clone().map(|track| (track, session.status))
-    })
-    .flatten() else {
+    let Some(track) = with_session(generation, |session| session.track.clone()).flatten() else {
         return;
     };
     let constraints = object(&[(
@@ -461,8 +505,8 @@ fn set_torch(on: bool) {
         return;
     };
     spawn_local(async move {
-        if JsFuture::from(promise).await.is_ok() && is_current(generation) {
-            status.set(CameraStatus::Running { torch: Some(on) });
+        if JsFuture::from(promise).await.is_ok() {
+            set_status(generation, CameraStatus::Running { torch: Some(on) });
         }
     });
 }
@@ -596,7 +640,10 @@ fn new_canvas() -> Option<(HtmlCanvasElement, CanvasRenderingContext2d)> {
 fn answered(generation: u64, text: Option<String>) {
     let Some((on_text, wait)) = with_session(generation, |session| {
         session.pacer.answered();
-        (session.on_text, session.pacer.wait_ms(browser::now_ms()))
+        (
+            session.reader.on_text,
+            session.pacer.wait_ms(browser::now_ms()),
+        )
     }) else {
         return;
     };

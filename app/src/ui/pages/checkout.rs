@@ -173,23 +173,19 @@ fn AwaitingCodeScreen() -> impl IntoView {
         <div class="await" data-testid="awaiting-code">
             <div class="amount-big" data-testid="charge-amount">{move || amount().to_string()}</div>
             <h1 class="headline" role="status">{move || text(ctx.lang(), Text::ShowCode)}</h1>
-            {move || if camera.get() {
-                view! { <CameraReader on_text=on_camera_text/> }.into_any()
-            } else {
-                view! {
-                    <div class="scan-illustration" aria-hidden="true">
-                        <span class="beam"></span>
-                    </div>
-                    <p class="hint">{move || text(ctx.lang(), Text::ShowCodeHint)}</p>
-                }.into_any()
-            }}
+            // The camera's preview takes the illustration's place (style.css hides it).
+            {move || camera.get().then(|| view! { <CameraReader on_text=on_camera_text/> })}
+            <div class="scan-illustration" aria-hidden="true">
+                <span class="beam"></span>
+            </div>
+            <p class="hint">{move || text(ctx.lang(), Text::ShowCodeHint)}</p>
             <NoticeLine/>
             {move || if manual.get() { view! { <ManualEntry/> }.into_any() } else {
                 view! {
                     <div class="await-modes">
                         <button
                             class="link-button"
-                            data-testid=move || if camera.get() { "camera-close" } else { "camera-open" }
+                            data-testid="camera-toggle"
                             on:click=move |_| ctx.dispatch(Input::Camera(!camera.get_untracked()))
                         >
                             {move || text(ctx.lang(), if camera.get() { Text::CameraClose } else { Text::CameraOpenLabel })}
