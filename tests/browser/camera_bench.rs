@@ -3,7 +3,7 @@
 //!
 //! 1. Decoding: the decoder worker (`/paycode-decoder_loader.js`, as the page starts it) is
 //!    sent 640×480 RGBA frames of a phone showing a payment code, and of an empty counter;
-//!    the figure is the worker's own time per frame (RGBA → grey, smoothing, Code 128 then
+//!    the figure is the worker's own time per frame (RGBA → grey, rows averaged, Code 128 then
 //!    QR). Targets: median ≤ 30 ms with a code, ≤ 10 ms blank.
 //! 2. Frame → request: a fake camera shows the code from its first frame; the figure is the
 //!    time from the video element's first frame (`requestVideoFrameCallback`) to the start of
