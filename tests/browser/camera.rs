@@ -266,3 +266,45 @@ fn a_native_barcode_detector_that_lists_the_formats_is_used() {
         "with a working native detector the wasm decoder is never fetched"
     );
 }
+
+#[test]
+fn a_hidden_tab_stops_the_camera_and_it_opens_again() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let video = Video::of(&Scene::blank(6));
+    let driver = Driver::start();
+    let till = Till::open(
+        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
+        &demo,
+    );
+
+    till.enter_amount("5");
+    till.open_camera();
+    till.wait_camera_state("running");
+    let live = "const v = document.querySelector('[data-testid=camera-video]'); \
+                return v && v.srcObject && v.srcObject.getVideoTracks()[0].readyState === 'live'";
+    till.page.wait_for("a live camera track", WAIT, live);
+    // The tab goes to the background (what the page sees of it: `document.hidden` and the
+    // event).
+    till.page.execute(
+        "window.__track = document.querySelector('[data-testid=camera-video]').srcObject.getVideoTracks()[0]; \
+         Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); \
+         document.dispatchEvent(new Event('visibilitychange'));",
+        json!([]),
+    );
+    till.page.wait_for(
+        "the camera to stop",
+        WAIT,
+        "return window.__track.readyState === 'ended' \
+            && document.querySelector('[data-testid=camera-video]').srcObject === null",
+    );
+    // Back in the foreground: a new stream.
+    till.page.execute(
+        "Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }); \
+         document.dispatchEvent(new Event('visibilitychange'));",
+        json!([]),
+    );
+    till.page.wait_for("the camera to open again", WAIT, live);
+    till.wait_camera_state("running");
+    assert!(till.demo.payments().payments.is_empty());
+}

@@ -294,6 +294,11 @@ fn close() {
     if let Some(stream) = &session.stream {
         stop_stream(stream);
     }
+    // And whatever the preview shows: a stream must never outlive its reader (the browser tests
+    // saw a live track left on the preview when only the stored stream was stopped).
+    if let Some(shown) = session.video.src_object() {
+        stop_stream(&shown);
+    }
     session.video.set_src_object(None);
     if let Some(Decoder::Worker { worker, .. }) = &session.decoder {
         worker.terminate();
