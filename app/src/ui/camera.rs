@@ -69,6 +69,7 @@ enum Decoder {
 /// The mounted reader: its element, its language and its callback.
 #[derive(Clone)]
 struct Reader {
+    id: u64,
     root: HtmlElement,
     lang: Lang,
     on_text: Callback<String>,
@@ -91,6 +92,7 @@ thread_local! {
     static MOUNTED: RefCell<Option<Reader>> = const { RefCell::new(None) };
     static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
     static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static READERS: Cell<u64> = const { Cell::new(0) };
     static VISIBILITY: RefCell<Option<Closure<dyn FnMut()>>> = const { RefCell::new(None) };
 }
 
@@ -99,10 +101,16 @@ thread_local! {
 /// again in later frames too: the caller filters).
 #[component]
 pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
-    let lang = ctx().lang();
+    // Read once: the reader is not rebuilt when settings change.
+    let lang = untrack(|| ctx().lang());
+    let id = READERS.with(|count| {
+        count.set(count.get() + 1);
+        count.get()
+    });
     let root = NodeRef::<html::Div>::new();
     root.on_load(move |root| {
         let reader = Reader {
+            id,
             root: root.into(),
             lang,
             on_text,
@@ -111,10 +119,20 @@ pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
         watch_visibility();
         open();
     });
-    on_cleanup(|| {
-        unwatch_visibility();
-        MOUNTED.with(|cell| cell.borrow_mut().take());
-        close();
+    on_cleanup(move || {
+        // A reader mounted since is not this one's to stop.
+        let mine = MOUNTED.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let mine = cell.as_ref().is_some_and(|reader| reader.id == id);
+            if mine {
+                cell.take();
+            }
+            mine
+        });
+        if mine {
+            unwatch_visibility();
+            close();
+        }
     });
     view! {
         <div class="camera" data-testid="camera" data-state="starting" node_ref=root>
