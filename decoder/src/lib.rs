@@ -1,7 +1,8 @@
 //! The cashier page's camera decoder: reads the Code 128 and the QR code of a payment screen
 //! from one grey video frame.
 //!
-//! The page draws a video frame downscaled to at most [`MAX_FRAME_WIDTH`] pixels wide and
+//! The page draws a video frame downscaled to at most 640 pixels wide (the app's
+//! `model::camera::FRAME_WIDTH`) and
 //! hands its RGBA pixels to the worker (`src/main.rs`, wasm32 only), which turns them into
 //! grey ([`GreyFrame::from_rgba`]) and calls [`decode`]. Only Code 128 and QR are tried: on a
 //! WeChat 付款码 screen the 1D code and the QR code carry the same 18 digits, and restricting
@@ -19,10 +20,6 @@ use rxing::{BarcodeFormat, DecodeHints, helpers::detect_in_luma_slice_with_hints
 
 #[cfg(any(test, feature = "render"))]
 pub mod render;
-
-/// The widest frame the page sends, in pixels; larger frames cost time and find nothing
-/// more at counter distance.
-pub const MAX_FRAME_WIDTH: u32 = 640;
 
 /// How many rows the 1D attempt averages into one.
 pub const AVERAGED_ROWS: usize = 4;
