@@ -2,9 +2,8 @@
 //! from one grey video frame.
 //!
 //! The page draws a video frame downscaled to at most 640 pixels wide (the app's
-//! `model::camera::FRAME_WIDTH`) and
-//! hands its RGBA pixels to the worker (`src/main.rs`, wasm32 only), which turns them into
-//! grey ([`GreyFrame::from_rgba`]) and calls [`decode`]. Only Code 128 and QR are tried: on a
+//! `model::camera::FRAME_WIDTH`) and hands its RGBA pixels to the worker (`src/main.rs`, wasm32
+//! only), which turns them into grey ([`GreyFrame::from_rgba`]) and calls [`decode`]. Only Code 128 and QR are tried: on a
 //! WeChat 付款码 screen the 1D code and the QR code carry the same 18 digits, and restricting
 //! the formats keeps a blank frame (the common case while waiting) cheap. What the text
 //! means (is it a payment code?) is the page's business, not the decoder's.
