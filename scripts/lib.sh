@@ -61,6 +61,14 @@ ensure_app_tools() {
         step "installing wasm-bindgen-cli $wanted to match Cargo.lock (cargo install, a few minutes)"
         cargo install wasm-bindgen-cli --version "$wanted" --force
     fi
+    # Trunk shrinks both bundles with the wasm-opt it finds on PATH (www/index.html). Not
+    # Debian's binaryen 108: it rewrites the export of wasm-bindgen's externref table to the
+    # function table, and the page then fails to start. binaryen 116 from crates.io is built
+    # from source (about 25 minutes on 2 cores).
+    if ! wasm-opt --version 2>/dev/null | grep -q '^wasm-opt version 116'; then
+        step "installing wasm-opt (binaryen 116; cargo install, about 25 minutes)"
+        cargo install wasm-opt --version 0.116.1 --locked
+    fi
 }
 
 # Builds the cashier app into dist/ (release, the `wasm-release` profile), offline.

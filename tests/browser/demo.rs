@@ -194,8 +194,8 @@ impl Demo {
         }
     }
 
-    /// A pairing address for a new terminal called `name`, as the administrator's
-    /// `paycode-proxy terminal add NAME` prints it (run against the demo's database, with
+    /// A pairing address for a new terminal called `name` in the demo's default store, as
+    /// the administrator's `paycode-proxy terminal add NAME --store default` prints it (run against the demo's database, with
     /// `server.public_url` set to the demo's address).
     pub fn pairing_url(&self, name: &str) -> String {
         let config = self.data_dir.join("pairing.toml");
@@ -213,7 +213,7 @@ impl Demo {
         let output = Command::new(paycode_tests::binary::proxy_binary())
             .arg("--config")
             .arg(&config)
-            .args(["terminal", "add", name])
+            .args(["terminal", "add", name, "--store", "default"])
             .output()
             .expect("paycode-proxy terminal add runs");
         let printed = String::from_utf8_lossy(&output.stdout);

@@ -1,6 +1,7 @@
 //! A small W3C WebDriver client over blocking reqwest: chromedriver as a child process, one
-//! headless Chromium session with a fresh profile, and the handful of commands the browser
-//! tests need (navigate, run script, find and click, real key actions, screenshots).
+//! headless Chromium session with a fresh profile (optionally with a fake camera), and the
+//! handful of commands the browser tests need (navigate, run script, find and click, real key
+//! actions, screenshots, a script run before the page's own).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,6 +90,40 @@ pub mod key {
 /// The WebDriver key value of the main Enter key (`Return`, code `Enter`; `\u{E007}` is
 /// the keypad's Enter).
 pub const ENTER: &str = "\u{E006}";
+
+/// The camera a session's Chromium sees.
+#[derive(Clone, Debug, Default)]
+pub enum Camera {
+    /// Chromium's default: no fake device.
+    #[default]
+    None,
+    /// A fake camera playing this `.y4m` or `.mjpeg` file in a loop, permission granted.
+    Video(PathBuf),
+    /// A fake camera, permission refused.
+    Denied,
+}
+
+/// How to open a session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Viewport width, CSS pixels.
+    pub width: u32,
+    /// Viewport height, CSS pixels.
+    pub height: u32,
+    /// The camera (per session: Chromium's fake-camera flags are command-line flags).
+    pub camera: Camera,
+}
+
+impl SessionOptions {
+    /// A `width`×`height` session with no camera.
+    pub fn new(width: u32, height: u32) -> SessionOptions {
+        SessionOptions {
+            width,
+            height,
+            camera: Camera::None,
+        }
+    }
+}
 
 /// chromedriver, running.
 pub struct Driver {
@@ -191,28 +226,54 @@ impl Driver {
 
     /// Opens a headless Chromium with a fresh profile and a `width`×`height` window.
     pub fn session(&self, width: u32, height: u32) -> Session<'_> {
+        self.session_with(&SessionOptions::new(width, height))
+    }
+
+    /// Opens a headless Chromium with a fresh profile and `options`.
+    pub fn session_with(&self, options: &SessionOptions) -> Session<'_> {
+        let (width, height) = (options.width, options.height);
         let profile = tempfile::tempdir().expect("a profile directory");
         let chromium = chromium_binary();
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--lang=zh-CN",
+            "--autoplay-policy=no-user-gesture-required",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        match &options.camera {
+            Camera::None => {}
+            Camera::Video(file) => {
+                // A fake camera playing `file` in a loop; the permission prompt answers yes.
+                args.push("--use-fake-ui-for-media-stream".to_owned());
+                args.push("--use-fake-device-for-media-stream".to_owned());
+                args.push(format!(
+                    "--use-file-for-fake-video-capture={}",
+                    file.display()
+                ));
+            }
+            Camera::Denied => {
+                // A fake camera whose permission prompt answers no (NotAllowedError).
+                args.push("--use-fake-ui-for-media-stream=deny".to_owned());
+                args.push("--use-fake-device-for-media-stream".to_owned());
+            }
+        }
         let capabilities = json!({
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
                     "goog:chromeOptions": {
                         "binary": chromium,
-                        "args": [
-                            "--headless",
-                            "--no-sandbox",
-                            "--disable-gpu",
-                            "--disable-background-networking",
-                            "--disable-component-update",
-                            "--no-first-run",
-                            "--disable-dev-shm-usage",
-                            "--hide-scrollbars",
-                            "--lang=zh-CN",
-                            "--autoplay-policy=no-user-gesture-required",
-                            format!("--window-size={width},{height}"),
-                            format!("--user-data-dir={}", profile.path().display()),
-                        ],
+                        "args": args,
                     },
                 },
             },
@@ -437,6 +498,15 @@ impl Session<'_> {
         self.command(
             "/goog/cdp/execute",
             json!({"cmd": "Input.insertText", "params": {"text": text}}),
+        );
+    }
+
+    /// Runs `source` in every document this session opens from now on, before the page's
+    /// own scripts (DevTools `Page.addScriptToEvaluateOnNewDocument`).
+    pub fn script_before_start(&self, source: &str) {
+        self.command(
+            "/goog/cdp/execute",
+            json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}}),
         );
     }
 

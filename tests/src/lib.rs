@@ -10,6 +10,7 @@
 //!   what the proxy shows.
 //! - [`binary`]: the real `paycode-proxy` binary as a child process ([`binary::proxy_binary`]
 //!   is the one way to find it), for crash tests, the soak, benchmarks and browser tests.
+//! - [`fake_camera`]: videos of a phone showing a payment code, for Chromium's fake camera.
 //! - [`fake_wechat`]: a plain-HTTP stand-in for WeChat that answers anything (hostile replies).
 //! - [`secrets`]: scans response bodies and log lines for secrets (soaks, hostile tests).
 //! - [`reconcile`]: the end-of-soak check of the proxy's store against WeChat's books.
@@ -24,6 +25,7 @@
 pub mod bench;
 pub mod binary;
 pub mod cashier;
+pub mod fake_camera;
 pub mod fake_wechat;
 pub mod ledger;
 pub mod reconcile;

@@ -95,6 +95,8 @@ pub enum CodeSource {
     Scanner,
     /// Typed into the manual-entry field.
     Manual,
+    /// Read by the camera (`docs/capture.md` §7).
+    Camera,
 }
 
 /// A sound to play.
@@ -170,6 +172,10 @@ pub enum Effect {
     /// The scanned code was not taken (the amount was not confirmed): the detector must
     /// take the same code again at once instead of ignoring it as a double trigger.
     ForgetScan,
+    /// A wedge scanner typed a code while the camera was the default: remember (in
+    /// `localStorage`) that this terminal has a scanner, so the camera no longer opens by
+    /// itself.
+    ScannerSeen,
 }
 
 /// What a keyboard shortcut asks for (the keys the detector passes to the page).
@@ -226,6 +232,12 @@ pub enum Input {
     },
     /// Open or close the manual-entry field.
     Manual(bool),
+    /// Open or close the camera on the waiting screen (the cashier's choice, kept for the
+    /// next sales).
+    Camera(bool),
+    /// Whether the waiting screen opens with the camera (decided by the glue at start-up:
+    /// `model::camera::camera_by_default`).
+    PreferCamera(bool),
     /// The answer to [`Effect::Post`].
     PostAnswered(Result<Payment, ApiFailure>),
     /// The answer to [`Effect::Poll`].
@@ -343,6 +355,10 @@ pub struct Checkout {
     pub notice: Option<Notice>,
     /// Amount limits.
     pub policy: AmountPolicy,
+    /// Whether the waiting screen opens with the camera.
+    camera_preferred: bool,
+    /// Whether the waiting screen shows the camera now.
+    camera_open: bool,
     /// What recent shortcuts changed, oldest first, while nothing left the page since.
     undo: Vec<Undo>,
 }
@@ -381,8 +397,24 @@ impl Checkout {
             entry: AmountEntry::new(),
             notice: None,
             policy,
+            camera_preferred: false,
+            camera_open: false,
             undo: Vec::new(),
         }
+    }
+
+    /// Whether the camera is open: only on the waiting screen, never with the manual field.
+    pub fn camera_open(&self) -> bool {
+        self.camera_open && matches!(self.phase, Phase::AwaitingCode { manual: false, .. })
+    }
+
+    /// "请出示付款码" for `amount`, with the camera if that is the default.
+    fn await_code(&mut self, amount: Fen) {
+        self.phase = Phase::AwaitingCode {
+            amount,
+            manual: false,
+        };
+        self.camera_open = self.camera_preferred;
     }
 
     /// What the wedge detector should do on this screen.
@@ -435,6 +467,23 @@ impl Checkout {
                 if let Phase::AwaitingCode { manual, .. } = &mut self.phase {
                     *manual = open;
                     self.notice = None;
+                    if open {
+                        self.camera_open = false;
+                    }
+                }
+            }
+            Input::Camera(open) => {
+                if let Phase::AwaitingCode { manual, .. } = &mut self.phase {
+                    *manual = false;
+                    self.camera_open = open;
+                    self.camera_preferred = open;
+                    self.notice = None;
+                }
+            }
+            Input::PreferCamera(prefer) => {
+                self.camera_preferred = prefer;
+                if matches!(self.phase, Phase::AwaitingCode { manual: false, .. }) {
+                    self.camera_open = prefer;
                 }
             }
             Input::PostAnswered(result) => self.on_post_answered(result, now_ms, &mut effects),
@@ -460,10 +509,8 @@ impl Checkout {
                     && paying.is_settled()
                     && paying.state() != PaymentState::Paid
                 {
-                    self.phase = Phase::AwaitingCode {
-                        amount: paying.attempt.amount_fen,
-                        manual: false,
-                    };
+                    let amount = paying.attempt.amount_fen;
+                    self.await_code(amount);
                     self.notice = None;
                 }
             }
@@ -562,10 +609,7 @@ impl Checkout {
         match &mut self.phase {
             Phase::EnterAmount => match self.entry.proceed(&self.policy) {
                 Proceed::Charge(amount) => {
-                    self.phase = Phase::AwaitingCode {
-                        amount,
-                        manual: false,
-                    };
+                    self.await_code(amount);
                     self.notice = None;
                 }
                 Proceed::ConfirmLarge(amount) => {
@@ -578,10 +622,8 @@ impl Checkout {
                 }
             },
             Phase::ConfirmLarge(amount) => {
-                self.phase = Phase::AwaitingCode {
-                    amount: *amount,
-                    manual: false,
-                };
+                let amount = *amount;
+                self.await_code(amount);
             }
             Phase::AwaitingCode { .. } => {}
             Phase::Paying(paying) => {
@@ -687,6 +729,11 @@ impl Checkout {
         now_ms: f64,
         effects: &mut Vec<Effect>,
     ) {
+        if source == CodeSource::Scanner && self.camera_preferred {
+            // A scanner is at this counter: the camera stops opening by itself.
+            self.camera_preferred = false;
+            effects.push(Effect::ScannerSeen);
+        }
         let amount = match &self.phase {
             Phase::AwaitingCode { amount, .. } => *amount,
             Phase::Paying(_) => {
@@ -708,7 +755,7 @@ impl Checkout {
             Err(error) => {
                 self.notice = Some(match (error, source) {
                     (AuthCodeError::Alipay, _) => Notice::AlipayCode,
-                    (_, CodeSource::Scanner) => Notice::UnrecognisedCode,
+                    (_, CodeSource::Scanner | CodeSource::Camera) => Notice::UnrecognisedCode,
                     (_, CodeSource::Manual) => Notice::NotWechatCode,
                 });
                 effects.push(Effect::Sound(Sound::Error));
@@ -767,14 +814,11 @@ impl Checkout {
                 let message = failure.message().unwrap_or_default().to_owned();
                 effects.push(Effect::Persist(None));
                 effects.push(Effect::Sound(Sound::Error));
-                self.phase = if failure.field() == Some("amount_fen") {
-                    Phase::EnterAmount
+                if failure.field() == Some("amount_fen") {
+                    self.phase = Phase::EnterAmount;
                 } else {
-                    Phase::AwaitingCode {
-                        amount,
-                        manual: false,
-                    }
-                };
+                    self.await_code(amount);
+                }
                 self.notice = Some(Notice::Rejected(message));
             }
             Err(_) => {
@@ -1037,6 +1081,76 @@ mod tests {
                 field: field.map(str::to_owned),
             }),
         }
+    }
+
+    fn code(digits: &str, source: CodeSource) -> Input {
+        Input::Code {
+            digits: digits.to_owned(),
+            source,
+            attempt_id: attempt_id(2),
+        }
+    }
+
+    #[test]
+    fn a_camera_code_takes_the_one_path_to_post_payments() {
+        let mut checkout = awaiting_code();
+        checkout.handle(Input::Camera(true), NOW);
+        assert!(checkout.camera_open());
+        let effects = checkout.handle(code(CODE, CodeSource::Camera), NOW);
+        assert!(
+            matches!(&effects[0], Effect::Persist(Some(attempt)) if attempt.amount_fen == Fen(1230))
+        );
+        assert!(effects.iter().any(|effect| matches!(
+            effect,
+            Effect::Post { body, delay_ms: 0 } if body.auth_code.expose() == CODE
+        )));
+        // The payment screen: the camera is closed.
+        assert!(!checkout.camera_open());
+    }
+
+    #[test]
+    fn a_camera_alipay_code_gets_the_alipay_message_and_no_request() {
+        let mut checkout = awaiting_code();
+        checkout.handle(Input::Camera(true), NOW);
+        let effects = checkout.handle(code("2812345678901234", CodeSource::Camera), NOW);
+        assert_eq!(effects, vec![Effect::Sound(Sound::Error)]);
+        assert_eq!(checkout.notice, Some(Notice::AlipayCode));
+        assert!(checkout.camera_open());
+    }
+
+    #[test]
+    fn the_camera_opens_by_default_until_a_scanner_is_seen() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::PreferCamera(true), NOW);
+        checkout.handle(Input::Quick(Fen(1_000)), NOW);
+        checkout.handle(Input::Proceed, NOW);
+        assert!(checkout.camera_open());
+        // The manual field closes the camera; the camera closes the manual field.
+        checkout.handle(Input::Manual(true), NOW);
+        assert!(!checkout.camera_open());
+        checkout.handle(Input::Camera(true), NOW);
+        assert!(checkout.camera_open());
+        assert_eq!(checkout.detector_mode(), Mode::Armed);
+        // A wedge scanner types a code: remembered, and the next sale waits without camera.
+        let effects = checkout.handle(code(CODE, CodeSource::Scanner), NOW);
+        assert!(effects.contains(&Effect::ScannerSeen));
+        checkout.phase = Phase::EnterAmount;
+        checkout.handle(Input::Quick(Fen(1_000)), NOW);
+        checkout.handle(Input::Proceed, NOW);
+        assert!(!checkout.camera_open());
+    }
+
+    #[test]
+    fn closing_the_camera_sticks_for_the_next_sale() {
+        let mut checkout = Checkout::default();
+        checkout.handle(Input::PreferCamera(true), NOW);
+        checkout.handle(Input::Quick(Fen(1_000)), NOW);
+        checkout.handle(Input::Proceed, NOW);
+        checkout.handle(Input::Camera(false), NOW);
+        checkout.handle(Input::Back, NOW);
+        checkout.handle(Input::Proceed, NOW);
+        assert!(matches!(checkout.phase, Phase::AwaitingCode { .. }));
+        assert!(!checkout.camera_open());
     }
 
     /// A checkout that has typed 12.30 and armed the scanner.

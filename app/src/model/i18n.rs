@@ -7,6 +7,7 @@
 use paycode_api::{Failure, Fen, PaymentState, RefundState};
 
 use crate::model::amount::AmountProblem;
+use crate::model::camera::CameraFailure;
 use crate::model::checkout::Notice;
 
 /// The page language.
@@ -87,6 +88,16 @@ texts! {
         "Tap the code on the phone to see its 18 digits",
     ),
     ManualSubmit => ("确认付款码", "Use this code"),
+    CameraOpenLabel => ("摄像头扫码", "Scan with the camera"),
+    CameraClose => ("关闭摄像头", "Close the camera"),
+    CameraHint => (
+        "请顾客将付款码对准摄像头",
+        "Ask the customer to hold the payment code up to the camera",
+    ),
+    CameraStarting => ("正在打开摄像头…", "Opening the camera…"),
+    TorchOn => ("打开补光灯", "Light on"),
+    TorchOff => ("关闭补光灯", "Light off"),
+    CameraRetry => ("重试", "Try again"),
     BackToAmount => ("返回修改金额", "Back to the amount"),
     Submitting => ("正在收款…", "Charging…"),
     Reconnecting => (
@@ -187,6 +198,11 @@ texts! {
         "配对二维码无效或已过期（只能用一次，几分钟内有效），请管理员用 paycode-proxy terminal pair 重新生成",
         "That pairing QR code was refused: it works once, for a few minutes. Ask for a new one (paycode-proxy terminal pair)",
     ),
+    ScanToPair => ("扫码配对", "Scan the pairing QR code"),
+    NotAPairingCode => (
+        "这不是配对二维码，请扫描 paycode-proxy terminal add 或 terminal pair 打印的二维码",
+        "That is not a pairing QR code: scan the one paycode-proxy terminal add or terminal pair prints",
+    ),
     TokenLabel => ("终端令牌", "Terminal token"),
     SaveToken => ("验证并保存", "Check and save"),
     TokenSaved => ("已配对", "Paired"),
@@ -279,6 +295,40 @@ pub fn failure_text(lang: Lang, failure: &Failure) -> String {
         (None, _) if !failure.message.is_empty() => failure.message.clone(),
         (None, Lang::Zh) => format!("收款失败（{}）", failure.code),
         (None, Lang::En) => format!("Payment failed ({})", failure.code),
+    }
+}
+
+/// Why the camera is not running, and the way on (`docs/cashier-screens.md` §2).
+pub fn camera_failure_text(lang: Lang, failure: CameraFailure) -> &'static str {
+    let (zh, en) = match failure {
+        CameraFailure::Denied => (
+            "摄像头权限被拒绝：请在浏览器的网站设置中允许使用摄像头后重试，或使用扫码枪、手动输入",
+            "Camera permission was refused: allow the camera in the browser's site settings and try again, or use the scanner or type the code",
+        ),
+        CameraFailure::NoCamera => (
+            "未找到摄像头：请使用扫码枪或手动输入付款码",
+            "No camera was found: use the scanner or type the payment code",
+        ),
+        CameraFailure::InUse => (
+            "摄像头正被其他应用使用：请关闭该应用后重试，或使用扫码枪",
+            "The camera is in use by another app: close it and try again, or use the scanner",
+        ),
+        CameraFailure::Insecure => (
+            "摄像头需要安全连接：请在平板上打开收款服务的 https:// 地址并信任其证书（管理员用 paycode-proxy tls init 生成）",
+            "The camera needs a secure connection: open the payment service's https:// address on this tablet and trust its certificate (an administrator makes it with paycode-proxy tls init)",
+        ),
+        CameraFailure::DecoderFailed => (
+            "扫码组件加载失败：请检查网络后重试，或使用扫码枪",
+            "The code reader did not load: check the network and try again, or use the scanner",
+        ),
+        CameraFailure::Other => (
+            "无法打开摄像头：请重试，或使用扫码枪、手动输入",
+            "The camera could not be opened: try again, or use the scanner or type the code",
+        ),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
     }
 }
 

@@ -3,7 +3,10 @@
 //! carries out the effects they return.
 //!
 //! - [`amount`]: the amount being typed, parsed exactly into fen.
-//! - [`wedge`]: the keyboard-wedge scanner detector (`docs/capture.md`).
+//! - [`wedge`]: the keyboard-wedge scanner detector (`docs/capture.md`); it also takes the
+//!   camera's codes through the same rules.
+//! - [`camera`]: the camera reader's decisions (decoder choice, frame pacing and size,
+//!   failures).
 //! - [`digits`]: decimal digits of any script read as ASCII (full-width IME input).
 //! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
 //! - [`refund`]: the refund dialog's steps.
@@ -15,6 +18,7 @@
 //! - [`pairing`]: the one-time pairing code in a pairing QR code's address.
 
 pub mod amount;
+pub mod camera;
 pub mod checkout;
 pub mod dates;
 pub mod digits;

@@ -11,6 +11,9 @@ pub const LANG_KEY: &str = "paycode.lang";
 pub const SOUND_KEY: &str = "paycode.sound";
 /// `localStorage` key of the payment attempt in progress (see `checkout::StoredAttempt`).
 pub const ATTEMPT_KEY: &str = "paycode.attempt";
+/// Set once a wedge scanner typed a code on this terminal: the camera no longer opens by
+/// itself on the waiting screen.
+pub const SCANNER_SEEN_KEY: &str = "paycode.scanner_seen";
 
 /// The settings.
 #[derive(Clone, Debug, PartialEq, Eq)]

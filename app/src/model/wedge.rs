@@ -146,6 +146,8 @@ pub enum Terminator {
     OtherKey,
     /// No suffix: the idle timeout finished it.
     Idle,
+    /// No keys: the camera read the code ([`WedgeDetector::on_decoded`]).
+    Camera,
 }
 
 /// Timing figures of one burst, kept so a shop can tune the limits per scanner model.
@@ -834,6 +836,44 @@ impl WedgeDetector {
         }
     }
 
+    /// Takes a code the camera decoded at `at_ms` (same clock as key timestamps) through the
+    /// rules a scanner's code meets: the same duplicate memory (a camera sees the code in
+    /// frame after frame, and a code the scanner just read is not taken again from the
+    /// camera), and the same screen rules. Text that is no WeChat- or Alipay-shaped code is
+    /// [`DetectorEvent::Unrecognised`] once, then a duplicate while it stays in view.
+    /// Nothing is reported while the detector is [`Mode::Off`].
+    pub fn on_decoded(&mut self, text: &str, at_ms: f64) -> Option<DetectorEvent> {
+        if self.mode == Mode::Off {
+            return None;
+        }
+        let code = text.trim();
+        if let Some((previous, previous_at)) = &self.last_scan
+            && previous == code
+            && at_ms - previous_at <= self.config.dup_window_ms
+        {
+            return Some(DetectorEvent::Duplicate);
+        }
+        self.last_scan = Some((code.to_owned(), at_ms));
+        let stats = ScanStats {
+            digits: code.len(),
+            duration_ms: 0.0,
+            avg_gap_ms: 0.0,
+            max_gap_ms: 0.0,
+            terminator: Terminator::Camera,
+        };
+        if !is_wechat_pattern(code) && !is_alipay_pattern(code) {
+            return Some(DetectorEvent::Unrecognised(stats));
+        }
+        Some(match self.mode {
+            Mode::Busy => DetectorEvent::ScanWhileBusy,
+            Mode::Amount => DetectorEvent::ScanWhileEnteringAmount,
+            _ => DetectorEvent::Scanned {
+                code: code.to_owned(),
+                stats,
+            },
+        })
+    }
+
     fn burst_is_scan_speed(&self) -> bool {
         if self.burst.len() < 2 {
             return false;
@@ -846,6 +886,66 @@ impl WedgeDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_camera_code_meets_the_scanner_rules_and_duplicate_memory() {
+        let mut detector = WedgeDetector::default();
+        // Off: nothing.
+        assert_eq!(detector.on_decoded(CODE, 0.0), None);
+        detector.set_mode(Mode::Armed);
+        let Some(DetectorEvent::Scanned { code, stats }) = detector.on_decoded(CODE, 10.0) else {
+            panic!("a WeChat code from the camera is a scan");
+        };
+        assert_eq!(
+            (code.as_str(), stats.terminator),
+            (CODE, Terminator::Camera)
+        );
+        // The next frames show the same code: duplicates, for the scanner's window.
+        assert_eq!(
+            detector.on_decoded(CODE, 200.0),
+            Some(DetectorEvent::Duplicate)
+        );
+        assert_eq!(
+            detector.on_decoded(CODE, 3_010.0),
+            Some(DetectorEvent::Duplicate)
+        );
+        assert!(matches!(
+            detector.on_decoded(CODE, 3_011.0),
+            Some(DetectorEvent::Scanned { .. })
+        ));
+        // An Alipay code reaches the page, which refuses it with its own message.
+        assert!(matches!(
+            detector.on_decoded("2812345678901234", 4_000.0),
+            Some(DetectorEvent::Scanned { .. })
+        ));
+        // Other text (a QR holding a link) is unrecognised once, then a duplicate.
+        assert!(matches!(
+            detector.on_decoded("https://example.com/", 5_000.0),
+            Some(DetectorEvent::Unrecognised(_))
+        ));
+        assert_eq!(
+            detector.on_decoded("https://example.com/", 5_100.0),
+            Some(DetectorEvent::Duplicate)
+        );
+        detector.set_mode(Mode::Busy);
+        assert_eq!(
+            detector.on_decoded("134567890123450000", 6_000.0),
+            Some(DetectorEvent::ScanWhileBusy)
+        );
+    }
+
+    #[test]
+    fn a_code_the_scanner_just_read_is_a_duplicate_for_the_camera() {
+        let mut detector = armed();
+        let mut keys = burst(CODE, 0.0, &[5.0]);
+        keys.push(named_key(last_time(&keys) + 5.0, "Enter", "Enter"));
+        let (events, _) = run(&mut detector, &keys);
+        assert_eq!(scanned(&events).len(), 1);
+        assert_eq!(
+            detector.on_decoded(CODE, 500.0),
+            Some(DetectorEvent::Duplicate)
+        );
+    }
 
     const CODE: &str = "134567890123455678";
 

@@ -5,8 +5,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::model::amount::AmountKey;
+use crate::model::camera::camera_by_default;
 use crate::model::checkout::{Checkout, Input, StoredAttempt};
-use crate::model::settings::{ATTEMPT_KEY, Settings, TOKEN_KEY};
+use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, Settings, TOKEN_KEY};
 use crate::ui::components::{Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
 use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
@@ -34,6 +35,40 @@ fn apply_amount_from_address(ctx: Ctx) {
         ctx.dispatch(Input::Key(key));
     }
     ctx.dispatch(Input::Proceed);
+}
+
+/// Makes the camera the waiting screen's default on a touch device with a camera, until a
+/// scanner has been seen here (`model::camera::camera_by_default`).
+async fn prefer_camera(ctx: Ctx) {
+    let touch = capture::prefers_capture_field();
+    let scanner_seen = browser::load(SCANNER_SEEN_KEY).is_some();
+    if !touch || scanner_seen {
+        return;
+    }
+    let Some(promise) = browser::window()
+        .navigator()
+        .media_devices()
+        .ok()
+        .and_then(|devices| devices.enumerate_devices().ok())
+    else {
+        return;
+    };
+    let has_camera = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map(|devices| {
+            js_sys::Array::from(&devices).iter().any(|device| {
+                js_sys::Reflect::get(&device, &"kind".into())
+                    .ok()
+                    .and_then(|kind| kind.as_string())
+                    .is_some_and(|kind| kind == "videoinput")
+            })
+        })
+        .unwrap_or(false);
+    ctx.dispatch(Input::PreferCamera(camera_by_default(
+        touch,
+        has_camera,
+        scanner_seen,
+    )));
 }
 
 /// Finds a token: a pairing code in the address (exchanged for a new token), else the
@@ -123,6 +158,7 @@ pub fn App() -> impl IntoView {
         apply_amount_from_address(ctx);
     }
     spawn_local(start(ctx));
+    spawn_local(prefer_camera(ctx));
     spawn_local(watch_connection(ctx));
 
     // The clock drives countdowns and the success screen's auto-next.

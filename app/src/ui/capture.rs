@@ -248,13 +248,29 @@ fn shortcut(ctx: Ctx, event: &KeyboardEvent, mode: Mode) {
     });
 }
 
+/// Takes a text the camera decoded through the scanner's rules (`WedgeDetector::on_decoded`:
+/// the same duplicate memory and screen rules) to the checkout's one code path.
+pub fn on_camera_text(ctx: Ctx, text: &str) {
+    let mode = current_mode(ctx);
+    let event = DETECTOR.with(|detector| {
+        let mut detector = detector.borrow_mut();
+        detector.set_mode(mode);
+        detector.on_decoded(text, browser::now_ms())
+    });
+    deliver_from(ctx, event.into_iter().collect(), CodeSource::Camera);
+}
+
 /// Hands detector events to the checkout.
 fn deliver(ctx: Ctx, events: Vec<DetectorEvent>) {
+    deliver_from(ctx, events, CodeSource::Scanner);
+}
+
+fn deliver_from(ctx: Ctx, events: Vec<DetectorEvent>, source: CodeSource) {
     for event in events {
         match event {
             DetectorEvent::Scanned { code, .. } => ctx.dispatch(Input::Code {
                 digits: code,
-                source: CodeSource::Scanner,
+                source,
                 attempt_id: new_attempt_id(),
             }),
             DetectorEvent::ImeSuspected => {

@@ -8,7 +8,7 @@ use paycode_api::{AttemptId, TerminalInfo};
 use crate::model::checkout::{Checkout, Effect, Input, StoredAttempt, attempt_id_from_random};
 use crate::model::i18n::Lang;
 use crate::model::remote::ApiFailure;
-use crate::model::settings::{ATTEMPT_KEY, Settings, TOKEN_KEY};
+use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, Settings, TOKEN_KEY};
 use crate::ui::{api, browser, capture};
 
 /// The page shown below the header.
@@ -137,6 +137,7 @@ impl Ctx {
             }
             Effect::Unauthorized => self.unpair(),
             Effect::ForgetScan => capture::forget_last_scan(),
+            Effect::ScannerSeen => browser::store(SCANNER_SEEN_KEY, Some("1")),
             Effect::Post { body, delay_ms } => spawn_local(async move {
                 browser::sleep(delay_ms).await;
                 let result = match self.token() {

@@ -2,7 +2,9 @@
 //!
 //! - `api`: the only module that knows URLs (fetch with the bearer token, long-poll).
 //! - `browser`: `localStorage`, the monotonic clock, UUIDs, Web Audio.
-//! - `capture`: the window key listener that feeds the detector (`model::wedge`).
+//! - `camera`: the camera reader (preview, decoder, frame loop), which yields decoded text.
+//! - `capture`: the window key listener that feeds the detector (`model::wedge`), and the
+//!   camera's texts on the checkout's waiting screen.
 //! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's
 //!   effects.
 //! - `pairing`: pairing by QR code (the address's `#pair=` code, or a scanned one).
@@ -12,6 +14,7 @@
 pub mod api;
 pub mod app;
 pub mod browser;
+pub mod camera;
 pub mod capture;
 pub mod components;
 pub mod context;

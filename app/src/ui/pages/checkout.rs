@@ -12,6 +12,7 @@ use crate::model::i18n::{
     Lang, Text, failure_text, masked_code, paid_headline, state_headline, text,
 };
 use crate::ui::browser;
+use crate::ui::camera::CameraReader;
 use crate::ui::capture;
 use crate::ui::components::{ConfirmDialog, NoticeLine};
 use crate::ui::context::{ctx, new_attempt_id};
@@ -148,6 +149,8 @@ fn AwaitingCodeScreen() -> impl IntoView {
         ctx.checkout
             .with(|checkout| matches!(checkout.phase, Phase::AwaitingCode { manual: true, .. }))
     });
+    let camera = Memo::new(move |_| ctx.checkout.with(|checkout| checkout.camera_open()));
+    let on_camera_text = Callback::new(move |text: String| capture::on_camera_text(ctx, &text));
     let capture_ref = NodeRef::<html::Input>::new();
     // Nothing editable keeps focus while waiting (a clicked button would otherwise take
     // Enter or Space); tablets focus the capture field so their scanners and IMEs type there.
@@ -170,6 +173,8 @@ fn AwaitingCodeScreen() -> impl IntoView {
         <div class="await" data-testid="awaiting-code">
             <div class="amount-big" data-testid="charge-amount">{move || amount().to_string()}</div>
             <h1 class="headline" role="status">{move || text(ctx.lang(), Text::ShowCode)}</h1>
+            // The camera's preview takes the illustration's place (style.css hides it).
+            {move || camera.get().then(|| view! { <CameraReader on_text=on_camera_text/> })}
             <div class="scan-illustration" aria-hidden="true">
                 <span class="beam"></span>
             </div>
@@ -177,9 +182,18 @@ fn AwaitingCodeScreen() -> impl IntoView {
             <NoticeLine/>
             {move || if manual.get() { view! { <ManualEntry/> }.into_any() } else {
                 view! {
-                    <button class="link-button" data-testid="manual-open" on:click=move |_| ctx.dispatch(Input::Manual(true))>
-                        {move || text(ctx.lang(), Text::ManualEntry)}
-                    </button>
+                    <div class="await-modes">
+                        <button
+                            class="link-button"
+                            data-testid="camera-toggle"
+                            on:click=move |_| ctx.dispatch(Input::Camera(!camera.get_untracked()))
+                        >
+                            {move || text(ctx.lang(), if camera.get() { Text::CameraClose } else { Text::CameraOpenLabel })}
+                        </button>
+                        <button class="link-button" data-testid="manual-open" on:click=move |_| ctx.dispatch(Input::Manual(true))>
+                            {move || text(ctx.lang(), Text::ManualEntry)}
+                        </button>
+                    </div>
                 }.into_any()
             }}
             <button class="button secondary" data-testid="back-to-amount" on:click=move |_| ctx.dispatch(Input::Back)>

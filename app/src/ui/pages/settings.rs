@@ -7,6 +7,7 @@ use crate::model::i18n::{Lang, Text, text};
 use crate::model::settings::looks_like_token;
 use crate::ui::api;
 use crate::ui::browser;
+use crate::ui::camera::CameraReader;
 use crate::ui::context::{Pairing, ctx};
 
 /// The token form: checks a token with the proxy before saving it.
@@ -82,6 +83,61 @@ fn TokenForm() -> impl IntoView {
     }
 }
 
+/// 扫码配对: the camera reader, reading the pairing QR code that `paycode-proxy terminal
+/// add|pair` prints (docs/tablets.md), for a tablet whose own camera app cannot open it.
+#[component]
+fn PairByCamera() -> impl IntoView {
+    let ctx = ctx();
+    let open = RwSignal::new(false);
+    let wrong = RwSignal::new(false);
+    // The reader keeps reading until it is closed: a code already taken must not be sent
+    // again (its second exchange would be refused).
+    let taken = StoredValue::new(false);
+    let on_text = Callback::new(move |scanned: String| {
+        if taken.get_value() {
+            return;
+        }
+        if crate::ui::pairing::pair_from_scanned(ctx, &scanned) {
+            taken.set_value(true);
+            wrong.set(false);
+            open.set(false);
+        } else {
+            wrong.set(true);
+        }
+    });
+    let toggle = move |_| {
+        taken.set_value(false);
+        wrong.set(false);
+        open.update(|open| *open = !*open);
+    };
+    view! {
+        <div class="pair-camera">
+            <button class="button" type="button" data-testid="pair-camera" on:click=toggle>
+                {move || text(ctx.lang(), if open.get() { Text::CameraClose } else { Text::ScanToPair })}
+            </button>
+            {move || open.get().then(|| view! { <CameraReader on_text=on_text/> })}
+            <Show when=move || wrong.get()>
+                <p class="notice problem" role="alert" data-testid="pair-camera-wrong">{move || text(ctx.lang(), Text::NotAPairingCode)}</p>
+            </Show>
+        </div>
+    }
+}
+
+/// Pairing: a refused pairing code's message, the camera reader and the token form; on the
+/// pairing screen and in the settings.
+#[component]
+fn PairingControls() -> impl IntoView {
+    let ctx = ctx();
+    view! {
+        <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
+            <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
+        </Show>
+        <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
+        <PairByCamera/>
+        <TokenForm/>
+    }
+}
+
 /// Shown when the terminal has no working token.
 #[component]
 pub fn PairingPage() -> impl IntoView {
@@ -89,11 +145,7 @@ pub fn PairingPage() -> impl IntoView {
     view! {
         <section class="panel narrow" data-testid="pairing">
             <h1>{move || text(ctx.lang(), Text::Pairing)}</h1>
-            <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
-                <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
-            </Show>
-            <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
-            <TokenForm/>
+            <PairingControls/>
             <LanguageSwitch/>
         </section>
     }
@@ -148,11 +200,7 @@ pub fn SettingsPage() -> impl IntoView {
                     {move || ctx.terminal.get().map(|terminal| format!("{} ({})", terminal.name, terminal.id))}
                 </span>
             </div>
-            <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
-                <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
-            </Show>
-            <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
-            <TokenForm/>
+            <PairingControls/>
             <LanguageSwitch/>
             <div class="setting">
                 <span class="setting-label">{move || text(ctx.lang(), Text::Sound)}</span>
