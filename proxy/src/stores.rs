@@ -45,8 +45,8 @@ fn invalid(store: &StoreRecord, field: &str, message: String) -> BindingError {
 /// `mch_id`, and its own `sub_mch_id`/`sub_appid` when the account is a service provider.
 ///
 /// Refused, naming the store's field: an account that is not configured; a provider's store
-/// without `sub_mch_id`; a direct merchant's store with a `sub_mch_id` or `sub_appid`
-/// (WeChat refuses both, docs/wechat-pay.md §11).
+/// without `sub_mch_id`, or with one that is not a merchant number; a direct merchant's
+/// store with a `sub_mch_id` or `sub_appid` (WeChat refuses both, docs/wechat-pay.md §11).
 pub fn merchant_ids(
     accounts: &[Account],
     store: &StoreRecord,
@@ -91,6 +91,14 @@ pub fn merchant_ids(
                 account.name
             ),
         )),
+        (true, Some(sub_mch_id), _) if !is_merchant_number(sub_mch_id) => Err(invalid(
+            store,
+            "sub_mch_id",
+            format!(
+                "must be the sub-merchant's number (1 to 32 digits, like 1900000109), got \
+                 {sub_mch_id:?}"
+            ),
+        )),
         _ => Ok(MerchantIds {
             appid: account.appid.clone(),
             mch_id: account.mch_id.clone(),
@@ -98,6 +106,12 @@ pub fn merchant_ids(
             sub_mch_id: store.sub_mch_id.clone(),
         }),
     }
+}
+
+/// Whether `id` looks like a WeChat Pay merchant number: `mch_id` and `sub_mch_id` are
+/// `String(32)` on the wire and numeric in practice (docs/wechat-pay.md §11).
+fn is_merchant_number(id: &str) -> bool {
+    (1..=32).contains(&id.len()) && id.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// Checks a new store's name (the terminal name rule: 1–64 letters, digits, `-`, `_`, `.`).
@@ -161,14 +175,17 @@ pub async fn find(store: &dyn Store, name: Option<&str>) -> Result<StoreRecord, 
             .join(", ")
     };
     match name {
-        Some(name) => stores
-            .iter()
-            .find(|record| record.name == name)
-            .cloned()
-            .ok_or_else(|| BindingError::Invalid {
+        Some(name) => match stores.iter().find(|record| record.name == name) {
+            Some(record) if record.disabled_at.is_some() => Err(BindingError::Invalid {
+                field: "store".to_owned(),
+                message: format!("store {name:?} is disabled: it takes no new terminals"),
+            }),
+            Some(record) => Ok(record.clone()),
+            None => Err(BindingError::Invalid {
                 field: "store".to_owned(),
                 message: format!("there is no store {name:?} (stores: {})", names()),
             }),
+        },
         None => {
             let mut active = stores.iter().filter(|record| record.disabled_at.is_none());
             match (active.next(), active.next()) {
@@ -293,6 +310,14 @@ mod tests {
             (store("vendor", None, None), "stores.shop-east.sub_mch_id"),
             (
                 store("vendor", None, Some("wxs")),
+                "stores.shop-east.sub_mch_id",
+            ),
+            (
+                store("vendor", Some("abc"), None),
+                "stores.shop-east.sub_mch_id",
+            ),
+            (
+                store("vendor", Some(&"1".repeat(33)), None),
                 "stores.shop-east.sub_mch_id",
             ),
             (

@@ -125,6 +125,12 @@ async fn check_key(
             .iter()
             .filter(|record| record.account == account.name)
         {
+            if record.disabled_at.is_some() {
+                // A disabled store takes no payments; its refunds still go through the
+                // provider, whose key the other stores (or none) prove.
+                writeln!(out, "skip  store {}: disabled", record.name)?;
+                continue;
+            }
             let sub =
                 client.for_sub_merchant(record.sub_mch_id.as_deref(), record.sub_appid.as_deref());
             targets.push((Some(record), sub));

@@ -298,7 +298,9 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
 
 /// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.
 async fn demo_mall(config: &Config, store: &dyn Store) -> Result<StoreRecord, DemoError> {
-    if let Ok(mall) = crate::stores::find(store, Some(DEMO_MALL)).await {
+    // Disabled or not: a demo whose mall was disabled keeps it disabled.
+    let stores = store.list_stores().await?;
+    if let Some(mall) = stores.into_iter().find(|record| record.name == DEMO_MALL) {
         return Ok(mall);
     }
     let new = crate::stores::NewStore {

@@ -62,6 +62,9 @@ pub enum TerminalCommandError {
     /// The named store does not exist, or none was named while there are several.
     #[error(transparent)]
     Shop(#[from] crate::stores::BindingError),
+    /// `terminal pair` named a revoked terminal.
+    #[error("terminal {0} is revoked and cannot be paired; add a new one with `terminal add`")]
+    Revoked(String),
     /// The pairing QR code could not be printed or written.
     #[error(transparent)]
     Pairing(#[from] PairingOutputError),
@@ -124,6 +127,14 @@ async fn execute(
             )?;
         }
         TerminalCommand::Pair { name, qr_file } => {
+            let revoked = terminals
+                .list()
+                .await?
+                .iter()
+                .any(|terminal| terminal.name == name && terminal.revoked_at.is_some());
+            if revoked {
+                return Err(TerminalCommandError::Revoked(name));
+            }
             let (terminal, code, expires_at) = pairing.issue(&name).await?;
             print_pairing(
                 out,
@@ -270,6 +281,67 @@ mod tests {
         assert!(added.contains("to store shop-east"), "{added}");
         let terminals = database.list_terminals().await.unwrap();
         assert_eq!(terminals[1].store_id, shop.id);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_store_takes_no_terminal_and_a_revoked_terminal_no_pairing() {
+        // Arrange
+        let directory = tempfile::tempdir().unwrap();
+        let config = test_config(directory.path());
+        run_to_string(
+            TerminalCommand::Add {
+                name: "counter-1".into(),
+                store: None,
+                qr_file: None,
+            },
+            &config,
+        )
+        .await;
+        run_to_string(
+            TerminalCommand::Revoke {
+                name: "counter-1".into(),
+            },
+            &config,
+        )
+        .await;
+        let database = crate::store::SqliteStore::connect(&config.store)
+            .await
+            .unwrap();
+        database.disable_store("default").await.unwrap();
+
+        // Act
+        let added = run(
+            TerminalCommand::Add {
+                name: "counter-2".into(),
+                store: Some("default".into()),
+                qr_file: None,
+            },
+            &config,
+            &mut Vec::new(),
+        )
+        .await;
+        let paired = run(
+            TerminalCommand::Pair {
+                name: "counter-1".into(),
+                qr_file: None,
+            },
+            &config,
+            &mut Vec::new(),
+        )
+        .await;
+
+        // Assert
+        let added = added
+            .expect_err("a disabled store takes no terminal")
+            .to_string();
+        assert!(
+            added.contains("store: store \"default\" is disabled"),
+            "{added}"
+        );
+        let paired = paired
+            .expect_err("a revoked terminal is not paired")
+            .to_string();
+        assert!(paired.contains("counter-1 is revoked"), "{paired}");
     }
 
     #[tokio::test]

@@ -85,6 +85,15 @@ pub fn run(command: TlsCommand, out: &mut impl Write) -> Result<Issued, TlsComma
             ips: info.ips,
         };
     }
+    // The till on the proxy's own machine opens https://127.0.0.1 or https://localhost once
+    // `listen` serves HTTPS only, so those names are always in the certificate.
+    if !names.hosts.iter().any(|host| host == "localhost") {
+        names.hosts.push("localhost".to_owned());
+    }
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    if !names.ips.contains(&loopback) {
+        names.ips.push(loopback);
+    }
     let issued = pki::issue(&args.dir, &names, args.days)?;
     report(&issued, &names, out)?;
     Ok(issued)
@@ -124,11 +133,10 @@ fn report(issued: &Issued, names: &ServerNames, out: &mut impl Write) -> std::io
     writeln!(out)?;
     writeln!(
         out,
-        "In paycode.toml (restart `paycode-proxy serve` after a renewal):"
+        "In paycode.toml, set `listen` in the [server] section to the address tablets reach \
+         (e.g. listen = \"0.0.0.0:3443\"; it then serves HTTPS only), and add this section \
+         (restart `paycode-proxy serve` after a renewal):"
     )?;
-    writeln!(out)?;
-    writeln!(out, "    [server]")?;
-    writeln!(out, "    listen = \"0.0.0.0:3443\"")?;
     writeln!(out)?;
     writeln!(out, "    [server.tls]")?;
     writeln!(out, "    cert_pem = \"{}\"", toml_path(&files.server_pem))?;

@@ -97,8 +97,15 @@ async fn tls_init_writes_a_ca_and_a_server_certificate_and_renew_keeps_the_ca() 
     }
     // The server certificate: its names, at most 825 days, and the CA after it.
     let info = CertificateInfo::from_pem(&first_server).unwrap();
-    assert_eq!(info.hosts, vec!["paycode.local".to_owned()]);
-    assert_eq!(info.ips, vec!["192.168.1.10".parse::<IpAddr>().unwrap()]);
+    // The names asked for, and the loopback names the till on the proxy's own machine uses.
+    assert_eq!(info.hosts, ["paycode.local", "localhost"]);
+    assert_eq!(
+        info.ips,
+        [
+            "192.168.1.10".parse::<IpAddr>().unwrap(),
+            [127, 0, 0, 1].into()
+        ]
+    );
     let lifetime = info.not_after - info.not_before;
     assert!(lifetime <= chrono::Duration::days(825), "{lifetime:?}");
     assert!(lifetime >= chrono::Duration::days(824), "{lifetime:?}");
@@ -340,6 +347,7 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
     });
     let expired = check_tls(&config).unwrap_err();
     config.server.tls = Some(tls_config(&misnamed));
+    config.server.public_url = Some("https://paycode.local:3443".parse().unwrap());
     let wrong_names = check_tls(&config).unwrap_err();
     config.server.public_url = Some("https://till.local:3443".parse().unwrap());
     let right_names = check_tls(&config).unwrap();
@@ -350,7 +358,7 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
 
     // Assert
     assert!(
-        report.contains("ok    TLS certificate for paycode.local, 127.0.0.1, expires"),
+        report.contains("ok    TLS certificate for paycode.local, localhost, 127.0.0.1, expires"),
         "{report}"
     );
     assert!(report.contains("(824 days)"), "{report}");
@@ -358,7 +366,10 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
     assert!(mismatched.to_string().contains("key_pem"), "{mismatched}");
     assert!(expired.contains("expired on 2021-01-01"), "{expired}");
     assert!(
-        wrong_names.contains("names till.local, 10.0.0.5 but tablets reach the proxy as 127.0.0.1"),
+        wrong_names.contains(
+            "names till.local, localhost, 10.0.0.5, 127.0.0.1 but tablets reach the proxy as \
+             paycode.local"
+        ),
         "{wrong_names}"
     );
     assert!(
