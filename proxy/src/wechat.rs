@@ -66,7 +66,15 @@ pub fn build_account_client(
     client.read_timeout = config.read_timeout;
     client.switch_back_after = config.switch_back_after;
     client.sandbox = config.sandbox;
-    client.identity = load_identity(account).map_err(|source| {
+    // A certificate of another merchant would fail every reverse and refund: refuse to
+    // start rather than take payments that could not be reversed.
+    let identity = load_identity(account).and_then(|identity| {
+        if let Some(identity) = &identity {
+            identity.check_mch_id(&account.mch_id)?;
+        }
+        Ok(identity)
+    });
+    client.identity = identity.map_err(|source| {
         if account.name == crate::config::DEFAULT_ACCOUNT {
             WechatSetupError::Identity(source)
         } else {

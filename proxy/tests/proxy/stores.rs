@@ -113,6 +113,45 @@ async fn a_sub_merchant_store_of_an_account_that_is_no_longer_a_provider_is_refu
     assert_eq!(field, "stores.mall-1.sub_mch_id");
 }
 
+/// A certificate of another merchant would fail every reverse and refund of its account's
+/// payments: the proxy does not start with one. (The configuration, not the database, is at
+/// fault, so this runs on SQLite only.)
+#[tokio::test]
+async fn an_account_with_another_merchants_certificate_is_refused_at_start() {
+    // Arrange
+    let root = tempfile::tempdir().unwrap();
+    let mut config = config_in(root.path());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "10000100");
+    let certificate = params.self_signed(&key).unwrap();
+    let cert_pem = root.path().join("vendor-cert.pem");
+    let key_pem = root.path().join("vendor-key.pem");
+    std::fs::write(&cert_pem, certificate.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    config.accounts.insert(
+        "vendor".into(),
+        AccountConfig {
+            cert_pem: Some(cert_pem),
+            key_pem: Some(key_pem),
+            ..vendor(false)
+        },
+    );
+
+    // Act
+    let refused = Application::build(config).await.err();
+
+    // Assert
+    let refused = refused.expect("the proxy does not start");
+    let message = paycode_proxy::error::chain(&refused);
+    assert!(
+        message.contains("account vendor") && message.contains("\"1900000200\""),
+        "{message}"
+    );
+}
+
 /// Demo mode keeps its data in SQLite under `./data`, so this one runs on SQLite only.
 #[tokio::test]
 async fn demo_mode_has_a_direct_store_and_a_sub_merchant_store_each_with_a_terminal() {
