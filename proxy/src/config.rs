@@ -94,6 +94,10 @@ pub struct ServerConfig {
     /// the shop's Wi-Fi must not use: the terminal token would cross the network in the
     /// clear, and browsers refuse the camera outside a secure context.
     pub tls: Option<TlsConfig>,
+    /// This proxy's name among several on one PostgreSQL database (docs/postgresql.md §4):
+    /// it labels the metrics, names the proxy in the `User-Agent` of its calls to WeChat and
+    /// owns its leases. 1–64 characters of `A–Z a–z 0–9 . _ -`. Default: the host's name.
+    pub instance: Option<String>,
 }
 
 /// `[server.tls]`: the certificate `serve` presents; `paycode-proxy tls init` makes one.
@@ -491,6 +495,14 @@ impl Config {
             "pairing.exchanges_per_minute",
             "the pairing rate limits must be at least 1",
         )?;
+        if let Some(instance) = &self.server.instance {
+            require(
+                (1..=64).contains(&instance.len())
+                    && instance.chars().all(crate::instance::is_name_char),
+                "server.instance",
+                "must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+            )?;
+        }
         if let Some(tls) = &self.server.tls {
             require(
                 tls.ca_listen.is_none() || tls.ca_pem.is_some(),
@@ -636,6 +648,7 @@ impl Default for ServerConfig {
             app_dir: PathBuf::from("dist"),
             public_url: None,
             tls: None,
+            instance: None,
         }
     }
 }
@@ -1147,6 +1160,14 @@ mod tests {
             (
                 "server.body_limit_bytes",
                 Box::new(|c| c.server.body_limit_bytes = 10),
+            ),
+            (
+                "server.instance",
+                Box::new(|c| c.server.instance = Some("till 2".into())),
+            ),
+            (
+                "server.instance",
+                Box::new(|c| c.server.instance = Some(String::new())),
             ),
             (
                 "store.database_url",

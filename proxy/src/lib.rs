@@ -34,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod field_path;
+pub mod instance;
 pub mod metrics;
 pub mod pairing;
 pub mod private_file;

@@ -11,6 +11,7 @@ use paycode_api::DemoPairing;
 use crate::auth::Terminals;
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
+use crate::instance::Instance;
 use crate::metrics::Metrics;
 use crate::pairing::Pairing;
 use crate::readiness::{Readiness, StoreReachable};
@@ -38,6 +39,8 @@ pub struct AppState {
     pub pairing: Pairing,
     /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
     pub demo_pairing: Option<Arc<DemoPairing>>,
+    /// This proxy among several on one database: its name and this run's id.
+    pub instance: Instance,
 }
 
 impl AppState {
@@ -46,7 +49,8 @@ impl AppState {
     /// checks (WeChat: the `[wechat]` account). The engine does nothing until
     /// [`Application`](crate::startup::Application) starts it.
     pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, WechatSetupError> {
-        let accounts = Arc::new(AccountClients::build(&config)?);
+        let instance = Instance::new(&config.server);
+        let accounts = Arc::new(AccountClients::build(&config, &instance)?);
         let client = accounts
             .iter()
             .next()
@@ -73,6 +77,7 @@ impl AppState {
             readiness,
             engine,
             demo_pairing: None,
+            instance,
             config,
             store,
         })

@@ -13,6 +13,7 @@ use wxpay::codes::ErrCode;
 use wxpay::messages::{OrderQueryRequest, OrderRef, OutTradeNo};
 
 use crate::config::{Account, Config, WechatConfig};
+use crate::instance::Instance;
 use crate::readiness::ReadinessCheck;
 use crate::store::MerchantIds;
 
@@ -53,12 +54,14 @@ pub fn load_identity(account: &Account) -> Result<Option<ClientIdentity>, Identi
 }
 
 /// The `wxpay` client for `account` (no sub-merchant): its keys and certificate, with the
-/// hosts, timeouts and extra CA of `[wechat]`.
+/// hosts, timeouts and extra CA of `[wechat]`, calling as `instance`.
 pub fn build_account_client(
     config: &WechatConfig,
     account: &Account,
+    instance: &Instance,
 ) -> Result<wxpay::Client, WechatSetupError> {
     let mut client = ClientConfig::new(&account.appid, &account.mch_id, account.api_key.clone());
+    client.user_agent = instance.user_agent();
     client.sign_type = account.sign_type;
     client.primary_base_url = config.primary_url.clone();
     client.backup_base_url = config.backup_url.clone();
@@ -133,13 +136,13 @@ pub struct AccountClients {
 
 impl AccountClients {
     /// A client per account of `config` (`[wechat]` first).
-    pub fn build(config: &Config) -> Result<AccountClients, WechatSetupError> {
+    pub fn build(config: &Config, instance: &Instance) -> Result<AccountClients, WechatSetupError> {
         let accounts = config
             .accounts()
             .into_iter()
             .map(|account| {
                 Ok(AccountClient {
-                    client: build_account_client(&config.wechat, &account)?,
+                    client: build_account_client(&config.wechat, &account, instance)?,
                     account,
                     by_sub_merchant: Mutex::new(HashMap::new()),
                 })

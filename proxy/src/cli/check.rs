@@ -15,6 +15,7 @@ use std::io::Write;
 use chrono::Utc;
 
 use crate::config::{Account, Config};
+use crate::instance::Instance;
 use crate::store::StoreRecord;
 use crate::stores::merchant_ids;
 use crate::wechat::{build_account_client, load_identity, probe};
@@ -117,7 +118,7 @@ async fn check_key(
     out: &mut impl Write,
 ) -> Result<(), CheckError> {
     let section = account.section();
-    let client = build_account_client(&config.wechat, account)
+    let client = build_account_client(&config.wechat, account, &Instance::new(&config.server))
         .map_err(|error| CheckError::Wechat(crate::error::chain(&error)))?;
     let mut targets: Vec<(Option<&StoreRecord>, wxpay::Client)> = Vec::new();
     if account.provider {

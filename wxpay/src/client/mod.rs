@@ -160,7 +160,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .dns_resolver(Arc::new(ClassifyingResolver))
-            .user_agent(concat!("paycode-wxpay/", env!("CARGO_PKG_VERSION")));
+            .user_agent(config.user_agent.as_str());
         for (index, pem) in config.extra_root_certificates.iter().enumerate() {
             let certificates =
                 reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|error| {
