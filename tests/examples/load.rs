@@ -1,7 +1,8 @@
 //! Load benchmark of the proxy: password-free payments end to end through the real
 //! HTTP API against the embedded WeChat Pay simulator, with durable SQLite on disk (the
-//! store's own settings: WAL, `synchronous = FULL`), and the proxy's resident memory with
-//! 1,000 payments waiting for a password.
+//! store's own settings: WAL, `synchronous = FULL`) or, with `PAYCODE_TEST_STORE=postgres`,
+//! a fresh PostgreSQL database, and the proxy's resident memory with 1,000 payments waiting
+//! for a password.
 //!
 //! ```text
 //! cargo run --release -p paycode-tests --example load
@@ -42,6 +43,7 @@ use paycode_tests::bench::figures::{
 };
 use paycode_tests::bench::{Proxy, ProxySettings};
 use paycode_tests::binary::proxy_binary;
+use paycode_tests::test_store;
 use paycode_tests::world::start_simulator;
 use paycode_tests::{BoxError, Cashier};
 use tokio::sync::Mutex;
@@ -162,15 +164,22 @@ async fn throughput(
         other => return Err(format!("--proxy {other}: expected in-process or binary").into()),
     };
     println!();
+    let database = if test_store::postgres_requested() {
+        "a fresh PostgreSQL database".to_owned()
+    } else {
+        format!(
+            "SQLite at {} (WAL, synchronous=FULL)",
+            root.path().join("data/paycode.sqlite").display()
+        )
+    };
     println!(
-        "Throughput run: {terminals} terminals, proxy {mode}{}, SQLite at {} (WAL, synchronous=FULL), \
+        "Throughput run: {terminals} terminals, proxy {mode}{}, {database}, \
          {warmup} s warm-up then {seconds} s measured",
         if mode == "binary" {
             format!(" (RUST_LOG={log})")
         } else {
             String::new()
         },
-        root.path().join("data/paycode.sqlite").display()
     );
 
     let sequence = Arc::new(AtomicU64::new(0));

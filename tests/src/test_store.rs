@@ -32,7 +32,7 @@ pub fn apply(config: &mut StoreConfig) {
 }
 
 /// Whether the run asked for PostgreSQL (`PAYCODE_TEST_STORE=postgres`).
-fn postgres_requested() -> bool {
+pub fn postgres_requested() -> bool {
     std::env::var(STORE_VARIABLE).as_deref() == Ok("postgres")
 }
 
