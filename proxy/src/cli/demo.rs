@@ -17,9 +17,7 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{
-    AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig,
-};
+use crate::config::{AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig};
 use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};

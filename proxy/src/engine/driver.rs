@@ -150,7 +150,10 @@ impl Shared {
     /// Claims due work nobody holds (all of it, taking over the previous run's leases, when
     /// `take_over`: a store with one owner) and plans each claimed row. Returns how many
     /// payments and refunds were claimed.
-    pub(in crate::engine) async fn claim(&self, take_over: bool) -> Result<(usize, usize), StoreError> {
+    pub(in crate::engine) async fn claim(
+        &self,
+        take_over: bool,
+    ) -> Result<(usize, usize), StoreError> {
         let settings = &self.leases.settings;
         let (due_before, limit) = if take_over {
             (Millis(i64::MAX), u32::MAX)
@@ -170,8 +173,13 @@ impl Shared {
         for leased in &payments {
             let record = &leased.record;
             let key = Key::Payment(record.id.clone());
-            self.leases
-                .hold(key.clone(), record.lease_epoch, record.version, sent, leased.remaining);
+            self.leases.hold(
+                key.clone(),
+                record.lease_epoch,
+                record.version,
+                sent,
+                leased.remaining,
+            );
             if let Err(error) = self.take_over(record).await {
                 match error {
                     StoreError::LeaseLost { expected, .. } => self.lost(&key, expected),
@@ -354,7 +362,10 @@ impl Shared {
             return true;
         }
         if self.leases.epoch(key).is_some() {
-            tracing::info!(?key, "lease too close to its end for a WeChat call; waiting for a renewal");
+            tracing::info!(
+                ?key,
+                "lease too close to its end for a WeChat call; waiting for a renewal"
+            );
             self.schedule_at(
                 key.clone(),
                 Millis::now() + self.leases.settings.safety_margin,

@@ -121,9 +121,7 @@ impl Leases {
     /// store) more than the safety margin of its lease is left.
     pub(super) fn may_call(&self, key: &Key, now: Instant) -> bool {
         match lock(&self.held).get(key) {
-            Some(held) => {
-                !self.settings.shared || now + self.settings.safety_margin < held.until
-            }
+            Some(held) => !self.settings.shared || now + self.settings.safety_margin < held.until,
             None => false,
         }
     }

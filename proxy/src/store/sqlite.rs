@@ -35,8 +35,7 @@ use super::records::{
 };
 use super::rows::{
     Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
-    PAYMENT_MUTABLE_COLUMNS,
-    REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
