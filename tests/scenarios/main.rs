@@ -4,6 +4,7 @@
 //!
 //! - `rows`: one test per row of the simulator's behaviour table (wxpay/SIMULATOR.md).
 //! - `faults`: transport and reply faults, host fail-over, reverse retries, needs_attention.
+//! - `expiry`: a micropay that may still arrive keeps its payment open until its `time_expire`.
 //! - `cancel`: the cashier's cancel, including the race with a payment that succeeds.
 //! - `closing`: failed payments whose order WeChat kept open are closed by reverse in the
 //!   background (the closed loop), without changing what the cashier sees.
@@ -25,6 +26,7 @@ mod bad_input;
 mod cancel;
 mod closing;
 mod concurrency;
+mod expiry;
 mod faults;
 mod idempotency;
 mod refunds;
