@@ -10,6 +10,7 @@
 //!   background (the closed loop), without changing what the cashier sees.
 //! - `refunds`: full, partial, idempotent and refused refunds.
 //! - `idempotency`: the same `attempt_id` posted twice.
+//! - `leases`: two proxies on one PostgreSQL database; a payment taken over with a query.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
@@ -29,6 +30,7 @@ mod concurrency;
 mod expiry;
 mod faults;
 mod idempotency;
+mod leases;
 mod refunds;
 mod rows;
 mod shutdown;
