@@ -963,6 +963,38 @@ mod tests {
     }
 
     #[test]
+    fn leases_and_time_expire_are_read_and_checked_against_each_other() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.leases.duration, Duration::from_secs(10));
+        assert_eq!(
+            config.payments.micropay_expire_after,
+            Duration::from_secs(90)
+        );
+        for (section, expected_field) in [
+            ("[leases]\nduration = \"30s\"", "leases.duration"),
+            ("[leases]\nsafety_margin = \"10s\"", "leases.safety_margin"),
+            (
+                "[leases]\nrenew_interval = \"8s\"\nsafety_margin = \"2s\"",
+                "leases.renew_interval",
+            ),
+            ("[leases]\nclaim_interval = \"0s\"", "leases.claim_interval"),
+            (
+                "[payments]\nmicropay_expire_after = \"30s\"",
+                "payments.micropay_expire_after",
+            ),
+        ] {
+            let (field, _) = invalid_field(load(&format!("{MINIMAL}\n{section}"), &[]));
+            assert_eq!(field, expected_field, "{section}");
+        }
+        let shorter = load(
+            &format!("{MINIMAL}\n[leases]\nduration = \"5s\"\nrenew_interval = \"1s\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(shorter.leases.duration, Duration::from_secs(5));
+    }
+
+    #[test]
     fn loads_a_minimal_file_with_defaults() {
         let config = load(MINIMAL, &[]).unwrap();
         assert_eq!(config.wechat.mch_id, "10000100");

@@ -299,10 +299,11 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     scale(&mut payments.expire_skew_margin);
 }
 
-/// Shrinks the lease timings by `time_scale`, like [`scale_waits`] (a lease is measured
-/// against WeChat's 45-second auto-revoke, which the simulator shrinks too), but no further
-/// than [`LEASE_FLOORS`]: every proxy on PostgreSQL claims and renews on these timers, and
-/// many proxies on a fast clock would otherwise spend the machine on lease queries.
+/// Shrinks the lease timings by `time_scale`, like [`scale_waits`]: a lease is measured
+/// against WeChat's 45-second auto-revoke, which the simulator shrinks too (a proxy that
+/// restarts on PostgreSQL takes its payments back one lease later, which must stay well inside
+/// the simulated 45 s). [`LEASE_FLOORS`] keep the claim and renewal timers of the many
+/// proxies a test run starts from spending the machine on lease queries.
 pub fn scale_leases(leases: &mut LeaseConfig, time_scale: f64) {
     let [duration, renew, margin, claim] = LEASE_FLOORS;
     let scale = |value: &mut Duration, floor: Duration| {
@@ -317,10 +318,10 @@ pub fn scale_leases(leases: &mut LeaseConfig, time_scale: f64) {
 /// The shortest lease duration, renewal interval, safety margin and claim interval
 /// [`scale_leases`] makes (they keep `renew_interval + safety_margin < duration`).
 pub const LEASE_FLOORS: [Duration; 4] = [
-    Duration::from_secs(1),
-    Duration::from_millis(250),
+    Duration::from_millis(200),
+    Duration::from_millis(50),
+    Duration::from_millis(20),
     Duration::from_millis(100),
-    Duration::from_millis(500),
 ];
 
 /// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.
