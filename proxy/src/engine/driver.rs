@@ -47,7 +47,9 @@ use super::schedule::{Key, Schedule};
 use super::steps::facts_of;
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
-use crate::store::{ClaimRequest, MerchantIds, Millis, PaymentRecord, Store, StoreError};
+use crate::store::{
+    ClaimRequest, HeldLeases, MerchantIds, Millis, PaymentRecord, Store, StoreError,
+};
 use crate::wechat::AccountClients;
 
 /// How long a step waits before retrying after the database failed it.
@@ -355,22 +357,45 @@ impl Shared {
     }
 
     /// Whether a WeChat call for `key` may start now: the lease is held with more than the
-    /// safety margin left. If not, the step is tried again after the margin (a renewal
-    /// comes first, or the lease turns out lost) and `false` is returned.
-    pub(in crate::engine) fn may_call(&self, key: &Key) -> bool {
+    /// safety margin left. When less is left (the renewals fell behind: a busy machine, a
+    /// slow database), this lease alone is renewed on the spot and checked again. If it
+    /// still may not, the step is tried again after the margin (or dropped, when the lease
+    /// turned out lost) and `false` is returned.
+    pub(in crate::engine) async fn may_call(&self, key: &Key) -> bool {
         if self.leases.may_call(key, Instant::now()) {
             return true;
         }
-        if self.leases.epoch(key).is_some() {
-            tracing::info!(
-                ?key,
-                "lease too close to its end for a WeChat call; waiting for a renewal"
-            );
-            self.schedule_at(
-                key.clone(),
-                Millis::now() + self.leases.settings.safety_margin,
-            );
+        let Some(epoch) = self.leases.epoch(key) else {
+            return false;
+        };
+        let mut asked = HeldLeases::default();
+        match key {
+            Key::Payment(id) => asked.payments.push((id.clone(), epoch)),
+            Key::Refund(id) => asked.refunds.push((id.clone(), epoch)),
         }
+        let sent = Instant::now();
+        match self.store.renew_leases(self.leases.terms(), &asked).await {
+            Ok(renewal) => {
+                let (_, lost) = self.leases.renewed(&asked, &renewal, sent);
+                if !lost.is_empty() {
+                    self.schedule().remove(key);
+                    tracing::warn!(?key, epoch, "lease lost to another instance; dropped");
+                    return false;
+                }
+                if self.leases.may_call(key, Instant::now()) {
+                    return true;
+                }
+            }
+            Err(error) => tracing::warn!(?key, error = %error, "cannot renew a lease"),
+        }
+        tracing::info!(
+            ?key,
+            "lease too close to its end for a WeChat call; trying again after the margin"
+        );
+        self.schedule_at(
+            key.clone(),
+            Millis::now() + self.leases.settings.safety_margin,
+        );
         false
     }
 

@@ -419,12 +419,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Every payment that is not settled (`paid`, `failed`, `cancelled`), including those
-    /// that need attention, oldest first: what the engine resumes on start.
+    /// that need attention, oldest first: the open work of the whole database (for checks
+    /// and reports; the engine claims its share with [`Store::claim_due`]).
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Every settled payment whose order is still owed a close at WeChat (close state
-    /// `pending`), oldest first: what the engine resumes on start besides
-    /// [`Store::unsettled_payments`].
+    /// `pending`), oldest first: open work besides [`Store::unsettled_payments`], which
+    /// [`Store::claim_due`] takes too.
     async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// How many payments are stored in each state (states with none are left out).

@@ -81,7 +81,7 @@ impl Shared {
         };
         let key = Key::Payment(record.id.clone());
         let claimed = claim.is_some();
-        if !claimed && !self.may_call(&key) {
+        if !claimed && !self.may_call(&key).await {
             return Ok(());
         }
         let limiter = self.limiter(&record.merchant.mch_id);
@@ -151,7 +151,7 @@ impl Shared {
         };
         request.time_expire = ahead.time_expire.map(beijing_time);
         // The last moment to notice a lost lease: past here the request leaves.
-        let outcome = if self.may_call(&key) {
+        let outcome = if self.may_call(&key).await {
             let result = self
                 .call(
                     &ahead.merchant,
@@ -192,7 +192,7 @@ impl Shared {
     }
 
     async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        if !self.may_call(&Key::Payment(record.id.clone())) {
+        if !self.may_call(&Key::Payment(record.id.clone())).await {
             return Ok(());
         }
         let request = OrderQueryRequest {
@@ -220,7 +220,7 @@ impl Shared {
     /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
     /// order of a payment that already ended ([`Action::CloseReverse`]).
     async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        if !self.may_call(&Key::Payment(record.id.clone())) {
+        if !self.may_call(&Key::Payment(record.id.clone())).await {
             return Ok(());
         }
         let request = ReverseRequest {
