@@ -17,7 +17,7 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{AccountConfig, Config, PaymentsConfig, TlsConfig, WechatConfig};
+use crate::config::{AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig};
 use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};
@@ -241,6 +241,7 @@ pub fn simulator_config(sim: &SimHandle, data_dir: &Path, time_scale: f64) -> Co
     let mut config = Config::new(simulator_wechat_config(sim));
     config.store.data_dir = data_dir.to_path_buf();
     scale_waits(&mut config.payments, time_scale);
+    scale_leases(&mut config.leases, time_scale);
     config
 }
 
@@ -294,7 +295,34 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     scale(&mut payments.reverse_retry_base);
     scale(&mut payments.attention_recheck_interval);
     scale(&mut payments.refund_spacing);
+    scale(&mut payments.micropay_expire_after);
+    scale(&mut payments.expire_skew_margin);
 }
+
+/// Shrinks the lease timings by `time_scale`, like [`scale_waits`]: a lease is measured
+/// against WeChat's 45-second auto-revoke, which the simulator shrinks too (a proxy that
+/// restarts on PostgreSQL takes its payments back one lease later, which must stay well inside
+/// the simulated 45 s). [`LEASE_FLOORS`] keep the claim and renewal timers of the many
+/// proxies a test run starts from spending the machine on lease queries.
+pub fn scale_leases(leases: &mut LeaseConfig, time_scale: f64) {
+    let [duration, renew, margin, claim] = LEASE_FLOORS;
+    let scale = |value: &mut Duration, floor: Duration| {
+        *value = value.div_f64(time_scale).max(floor);
+    };
+    scale(&mut leases.duration, duration);
+    scale(&mut leases.renew_interval, renew);
+    scale(&mut leases.safety_margin, margin);
+    scale(&mut leases.claim_interval, claim);
+}
+
+/// The shortest lease duration, renewal interval, safety margin and claim interval
+/// [`scale_leases`] makes (they keep `renew_interval + safety_margin < duration`).
+pub const LEASE_FLOORS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(50),
+    Duration::from_millis(20),
+    Duration::from_millis(100),
+];
 
 /// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.
 async fn demo_mall(config: &Config, store: &dyn Store) -> Result<StoreRecord, DemoError> {
