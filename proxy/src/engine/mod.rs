@@ -28,4 +28,4 @@ mod steps;
 mod watch;
 
 pub use api::{Engine, EngineError, EngineSettings};
-pub use watch::Watch;
+pub use watch::{Change, Watch};
