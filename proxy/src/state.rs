@@ -69,7 +69,7 @@ impl AppState {
         let engine = Engine::new(
             Arc::clone(&store),
             accounts,
-            EngineSettings::from_config(&config),
+            EngineSettings::from_config(&config, &instance),
             Arc::new(Metrics::for_instance(&instance.name)),
         );
         let coordination = Coordination::for_store(&config.store).map_err(StoreError::from)?;

@@ -2,11 +2,13 @@
 -- limit. SQLite has no counterpart (migrations/sqlite/0009 says why).
 
 -- Wake-ups. Every new payment or refund, and every change of version, is announced on the
--- channel `paycode_change` as `payment ID VERSION` or `refund ID VERSION`. pg_notify inside the
--- writing transaction is delivered when that transaction commits (and never if it rolls
--- back), so a listener that re-reads the row sees at least that version. Lease renewals and
--- other writes that keep the version are not announced: nothing a reader shows changed.
--- The payload stays far below NOTIFY's 8000-byte limit (ids are short).
+-- channel `paycode_change` as `payment ID VERSION` or `refund ID VERSION`; a lease handed
+-- back (graceful shutdown: lease_owner becomes NULL, migration 0008) as `released payment ID
+-- VERSION` or `released refund ID VERSION`, so that another proxy claims the work at once.
+-- pg_notify inside the writing transaction is delivered when that transaction commits (and
+-- never if it rolls back), so a listener that re-reads the row sees at least that version.
+-- Lease claims and renewals keep the version and are not announced. The payload stays far
+-- below NOTIFY's 8000-byte limit (ids are short).
 CREATE FUNCTION paycode_announce_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -14,6 +16,13 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+CREATE TRIGGER payments_announce_release AFTER UPDATE ON payments
+    FOR EACH ROW WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL)
+    EXECUTE FUNCTION paycode_announce_change('released payment');
+CREATE TRIGGER refunds_announce_release AFTER UPDATE ON refunds
+    FOR EACH ROW WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL)
+    EXECUTE FUNCTION paycode_announce_change('released refund');
 
 CREATE TRIGGER payments_announce_insert AFTER INSERT ON payments
     FOR EACH ROW EXECUTE FUNCTION paycode_announce_change('payment');
