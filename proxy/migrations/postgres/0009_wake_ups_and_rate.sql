@@ -65,8 +65,13 @@ $$;
 
 -- Admits one micropay call of the account if fewer than `most` left within the last
 -- `window_length`, recording it, and returns 0; otherwise records nothing and returns how
--- many seconds until the oldest of them leaves the window (then ask again).
-CREATE FUNCTION paycode_micropay_admit(account TEXT, most INTEGER, window_length INTERVAL)
+-- many seconds until the oldest of them leaves the window (then ask again). A call that took
+-- no turn from paycode_micropay_turn (one sent straight away by the proxy that stored it)
+-- passes its `spacing`, and, when admitted, pushes the next turn back by that much as if it
+-- had taken one; other calls pass a zero interval.
+CREATE FUNCTION paycode_micropay_admit(
+    account TEXT, most INTEGER, window_length INTERVAL, spacing INTERVAL
+)
 RETURNS DOUBLE PRECISION
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -81,7 +86,11 @@ BEGIN
         SELECT at FROM unnest(recent) AS at WHERE at > now_ - window_length ORDER BY at
     );
     IF cardinality(recent) < most THEN
-        UPDATE micropay_rate SET sent = recent || now_ WHERE mch_id = account;
+        UPDATE micropay_rate
+        SET sent = recent || now_,
+            next_turn = CASE WHEN spacing > INTERVAL '0' THEN GREATEST(next_turn, now_) + spacing
+                             ELSE next_turn END
+        WHERE mch_id = account;
         RETURN 0;
     END IF;
     RETURN GREATEST(EXTRACT(EPOCH FROM recent[1] + window_length - now_), 0.001);
