@@ -6,10 +6,12 @@
 //! This proxy's own commits reach its long-polls directly (`Shared::committed`). Another
 //! proxy's reach them through the database: `crate::notify` listens for the announcements of
 //! migration 0009 and hands each to [`Engine::heard`], which re-reads a watched payment and
-//! publishes it here, and passes every change on to [`Engine::changes`] subscribers (the
-//! engine's own driver, for plan changes such as a cancel written elsewhere). NOTIFY is lossy
-//! (a dropped connection loses what was sent meanwhile), so while changes are heard from
-//! the database each long-poll also re-reads its payment every [`RECHECK`].
+//! publishes it here, re-plans a payment or refund this engine leases when another proxy
+//! changed it (a cashier's cancel taken elsewhere), claims work another proxy handed back,
+//! and passes every change on to [`Engine::changes`] subscribers. NOTIFY is lossy (a dropped
+//! connection loses what was sent meanwhile), so while changes are heard from the database
+//! each long-poll also re-reads its payment every [`RECHECK`], and lease renewals still
+//! report versions that moved.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -239,7 +241,9 @@ impl Engine {
                     .is_some_and(|seen| seen < version) =>
             {
                 let shared = Arc::clone(&self.shared);
-                tokio::spawn(async move { shared.changed_elsewhere(&key).await });
+                self.shared
+                    .tasks
+                    .spawn(async move { shared.changed_elsewhere(&key).await });
             }
             Some(_) => {}
             None => self.claim_now(),
