@@ -132,10 +132,11 @@ async fn a_first_release_database_resumes_every_payment_on_the_wechat_account() 
         .format("%Y-%m-%d")
         .to_string();
     // The merchant's own client makes the orders the first release sent before it stopped.
+    let instance = paycode_proxy::instance::Instance::new(&config.server);
     let client = paycode_proxy::wechat::build_account_client(
         &config.wechat,
         &config.accounts()[0],
-        &paycode_proxy::instance::Instance::new(&config.server),
+        &instance,
     )
     .unwrap();
     let order = |n: u32| format!("PCUPGRADE{n:023}");

@@ -138,11 +138,13 @@ impl Shared {
         }
     }
 
-    /// Drops `key` after its lease was lost: no more steps or writes as its owner.
-    pub(in crate::engine) fn lost(&self, key: &Key) {
-        self.leases.forget(key);
-        self.schedule().remove(key);
-        tracing::info!(?key, "lease lost to another instance; dropped");
+    /// Drops `key` after its lease at `epoch` was lost: no more steps or writes as its
+    /// owner under that lease (a lease taken since, at a later epoch, is kept).
+    pub(in crate::engine) fn lost(&self, key: &Key, epoch: u64) {
+        if self.leases.forget_epoch(key, epoch) {
+            self.schedule().remove(key);
+            tracing::warn!(?key, epoch, "lease lost to another instance; dropped");
+        }
     }
 
     /// Claims due work nobody holds (all of it, taking over the previous run's leases, when
@@ -180,7 +182,7 @@ impl Shared {
             );
             if let Err(error) = self.take_over(record).await {
                 match error {
-                    StoreError::LeaseLost { .. } => self.lost(&key),
+                    StoreError::LeaseLost { expected, .. } => self.lost(&key, expected),
                     error => {
                         tracing::warn!(payment = %record.id, error = %error, "cannot plan a claimed payment; retrying");
                         self.retry_later(key);
@@ -309,7 +311,8 @@ impl Shared {
         };
         let (changed, lost) = self.leases.renewed(&asked, &renewal, sent);
         for key in &lost {
-            self.lost(key);
+            self.schedule().remove(key);
+            tracing::warn!(?key, "lease lost to another instance; dropped");
         }
         for key in changed {
             self.changed_elsewhere(&key).await;
@@ -428,7 +431,7 @@ impl Shared {
             };
             match result {
                 Ok(()) => {}
-                Err(StoreError::LeaseLost { .. }) => shared.lost(&key),
+                Err(StoreError::LeaseLost { expected, .. }) => shared.lost(&key, expected),
                 Err(error) => {
                     tracing::warn!(?key, error = %error, "step failed; retrying");
                     shared.retry_later(key.clone());

@@ -486,6 +486,9 @@ pub trait Store: Send + Sync + 'static {
     /// `request.due_before`, which nobody holds under an unexpired lease (unless
     /// `take_over`), oldest due first, at most `limit` of each. Each claimed row gets the
     /// owner, a lease until the store's clock plus the duration, and `lease_epoch + 1`.
+    /// A lease of `owner` itself that lapsed is taken again only once it has been over for
+    /// another `duration` (until then a late renewal extends it: the owner's own steps are
+    /// not fenced off by its own claim).
     /// Rows another claimer is claiming at the same moment are skipped, never waited for or
     /// handed out twice.
     async fn claim_due(

@@ -381,13 +381,16 @@ impl Store for PostgresStore {
     ) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
         // `FOR UPDATE SKIP LOCKED`: a row another claimer has locked is skipped, not waited
         // for; a row it claimed and committed meanwhile is re-checked against the lease
-        // condition once locked (READ COMMITTED), and no longer matches.
+        // condition once locked (READ COMMITTED), and no longer matches. The claimer's own
+        // lapsed leases wait one more lease duration: a late renewal still extends them,
+        // rather than a claim bumping the epoch under the claimer's own steps.
         let claim = |table: &str, due: &str, columns: &str| {
             format!(
                 "WITH due AS (\
                      SELECT id AS claimed_id FROM {table} \
                      WHERE ({due}) AND (next_action_at IS NULL OR next_action_at <= $1) \
-                     AND ($2 OR lease_until IS NULL OR lease_until <= {NOW_MS}) \
+                     AND ($2 OR lease_until IS NULL OR (lease_until <= {NOW_MS} \
+                         AND (lease_owner <> $4 OR lease_until <= {NOW_MS} - $5))) \
                      ORDER BY next_action_at NULLS FIRST, id LIMIT $3 \
                      FOR UPDATE SKIP LOCKED) \
                  UPDATE {table} SET lease_owner = $4, lease_until = {NOW_MS} + $5, \
