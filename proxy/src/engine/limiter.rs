@@ -88,6 +88,15 @@ struct SharedLimit {
 }
 
 impl SharedLimit {
+    /// Logs that the database could not answer a gate, which then counts locally.
+    fn unreadable(&self, error: &sqlx::Error) {
+        tracing::warn!(
+            mch_id = %self.mch_id,
+            %error,
+            "the shared micropay limit cannot be read; counting this proxy's calls only"
+        );
+    }
+
     /// Seconds until this call's turn (`paycode_micropay_turn`).
     async fn turn(&self, spacing: Duration) -> Result<Duration, sqlx::Error> {
         let wait: f64 =
@@ -173,11 +182,7 @@ impl RateLimiter {
         if let Some(shared) = self.shared.get() {
             match shared.turn(self.interval).await {
                 Ok(wait) => tokio::time::sleep(wait).await,
-                Err(error) => tracing::warn!(
-                    mch_id = %shared.mch_id,
-                    %error,
-                    "the shared micropay limit cannot be read; counting this proxy's calls only"
-                ),
+                Err(error) => shared.unreadable(&error),
             }
         }
     }
@@ -252,11 +257,7 @@ impl RateLimiter {
                 Ok(None) => return true,
                 Ok(Some(wait)) => tokio::time::sleep(wait).await,
                 Err(error) => {
-                    tracing::warn!(
-                        mch_id = %shared.mch_id,
-                        %error,
-                        "the shared micropay limit cannot be read; counting this proxy's calls only"
-                    );
+                    shared.unreadable(&error);
                     return false;
                 }
             }
