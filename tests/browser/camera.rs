@@ -48,12 +48,22 @@ fn camera_session(camera: Camera) -> SessionOptions {
 }
 
 impl Till<'_> {
+    /// Whether files whose names contain `name` were fetched.
+    fn fetched(&self, name: &str) -> bool {
+        self.page.execute(
+            "return performance.getEntriesByType('resource').some(e => e.name.includes(arguments[0]))",
+            json!([name]),
+        ) == json!(true)
+    }
+
     /// Whether the decoder worker's files were fetched.
     fn decoder_loaded(&self) -> bool {
-        self.page.execute(
-            "return performance.getEntriesByType('resource').some(e => e.name.includes('paycode-decoder'))",
-            json!([]),
-        ) == json!(true)
+        self.fetched("paycode-decoder")
+    }
+
+    /// Whether the camera bundle's files were fetched.
+    fn camera_bundle_loaded(&self) -> bool {
+        self.fetched("paycode-camera")
     }
 
     /// Opens the camera on the waiting screen (it is not the default on a desktop).
@@ -112,13 +122,16 @@ fn the_camera_reads_a_payment_screen_and_the_payment_is_made() {
 
     till.enter_amount("12.3");
     assert!(
-        !till.decoder_loaded(),
-        "the decoder is not fetched before the camera opens"
+        !till.camera_bundle_loaded() && !till.decoder_loaded(),
+        "neither the camera bundle nor the decoder is fetched before the camera opens"
     );
     till.open_camera();
     till.wait_state(PaymentState::Paid);
 
-    assert!(till.decoder_loaded(), "the camera fetched the decoder");
+    assert!(
+        till.camera_bundle_loaded() && till.decoder_loaded(),
+        "the camera fetched its bundle and the decoder"
+    );
     assert_eq!(till.headline(), "收款成功 ¥12.30");
     let payment = till.only_payment();
     assert_eq!(payment.state, PaymentState::Paid);
