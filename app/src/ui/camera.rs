@@ -78,7 +78,7 @@ thread_local! {
 #[component]
 pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
     // Read once: the reader is not rebuilt when settings change.
-    let lang = untrack(|| ctx().lang());
+    let lang = ctx().settings.with_untracked(|settings| settings.lang);
     let id = READERS.with(|count| {
         count.set(count.get() + 1);
         count.get()
