@@ -70,7 +70,11 @@ fn app_router(app_dir: &Path) -> Router<AppState> {
         let files = ServeDir::new(app_dir)
             .precompressed_br()
             .precompressed_gzip()
-            .fallback(ServeFile::new(index).precompressed_br().precompressed_gzip());
+            .fallback(
+                ServeFile::new(index)
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            );
         Router::new()
             .fallback_service(files)
             .layer(axum::middleware::from_fn(cache_control))

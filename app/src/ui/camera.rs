@@ -24,7 +24,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Element, HtmlElement};
 
 use crate::model::camera::CameraFailure;
-use crate::model::i18n::{Lang, Text, camera_failure_text, text};
+use crate::model::i18n::{CameraText, Lang, camera_failure_text, camera_text};
 use crate::ui::browser;
 use crate::ui::context::ctx;
 
@@ -63,7 +63,7 @@ struct Reader {
     id: u64,
     root: HtmlElement,
     lang: Lang,
-    on_text: Closure<dyn FnMut(String)>,
+    on_text: Closure<dyn FnMut(JsValue)>,
 }
 
 thread_local! {
@@ -89,7 +89,13 @@ pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
             id,
             root: root.into(),
             lang,
-            on_text: Closure::new(move |text| on_text.run(text)),
+            // A `JsValue` rather than a `String`: that closure type's glue is in the page's
+            // wasm already (its futures).
+            on_text: Closure::new(move |text: JsValue| {
+                if let Some(text) = text.as_string() {
+                    on_text.run(text);
+                }
+            }),
         };
         MOUNTED.with(|cell| *cell.borrow_mut() = Some(reader));
         open();
@@ -112,7 +118,7 @@ pub fn CameraReader(on_text: Callback<String>) -> impl IntoView {
                 <div class="camera-aim" aria-hidden="true"></div>
             </div>
             <p class="camera-status" role="status" data-testid="camera-message">
-                {text(lang, Text::CameraStarting)}
+                {camera_text(lang, CameraText::Starting)}
             </p>
             <button class="button secondary" data-testid="camera-button" hidden on:click=|_| pressed()></button>
         </div>
@@ -206,6 +212,6 @@ fn failed(reader: &Reader, failure: CameraFailure) {
     }
     if let Ok(Some(button)) = root.query_selector("[data-testid=camera-button]") {
         let _ = button.remove_attribute("hidden");
-        button.set_text_content(Some(text(reader.lang, Text::CameraRetry)));
+        button.set_text_content(Some(camera_text(reader.lang, CameraText::Retry)));
     }
 }

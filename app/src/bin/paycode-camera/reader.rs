@@ -31,7 +31,7 @@ use paycode_app::model::camera::{
     CameraFailure, DecoderChoice, FRAME_WIDTH, FramePacer, choose_decoder, frame_size,
     mirror_preview,
 };
-use paycode_app::model::i18n::{Lang, Text, camera_failure_text, text};
+use paycode_app::model::i18n::{CameraText, Lang, camera_failure_text, camera_text};
 
 /// The decoder worker's loader, written by Trunk next to the app (`www/index.html`).
 const WORKER_URL: &str = "/paycode-decoder_loader.js";
@@ -133,16 +133,26 @@ pub fn pressed() {
 fn show(target: &Target, status: CameraStatus) {
     let root = &target.root;
     let (state, message, button) = match status {
-        CameraStatus::Starting => ("starting", text(target.lang, Text::CameraStarting), None),
+        CameraStatus::Starting => (
+            "starting",
+            camera_text(target.lang, CameraText::Starting),
+            None,
+        ),
         CameraStatus::Running { torch } => (
             "running",
-            text(target.lang, Text::CameraHint),
-            torch.map(|on| if on { Text::TorchOff } else { Text::TorchOn }),
+            camera_text(target.lang, CameraText::Hint),
+            torch.map(|on| {
+                if on {
+                    CameraText::TorchOff
+                } else {
+                    CameraText::TorchOn
+                }
+            }),
         ),
         CameraStatus::Failed(failure) => (
             "failed",
             camera_failure_text(target.lang, failure),
-            failure.can_retry().then_some(Text::CameraRetry),
+            failure.can_retry().then_some(CameraText::Retry),
         ),
     };
     let _ = root.set_attribute("data-state", state);
@@ -167,7 +177,7 @@ fn show(target: &Target, status: CameraStatus) {
         && let Ok(element) = element.dyn_into::<HtmlElement>()
     {
         element.set_hidden(button.is_none());
-        element.set_text_content(button.map(|label| text(target.lang, label)));
+        element.set_text_content(button.map(|label| camera_text(target.lang, label)));
     }
 }
 
