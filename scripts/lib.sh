@@ -41,8 +41,8 @@ wasm_bindgen_lock_version() {
     awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
 }
 
-# Trunk 0.21.14 and the wasm-bindgen CLI matching Cargo.lock, installed with cargo (Trunk
-# runs offline and never downloads tools; wasm-opt is not used). Safe to run again.
+# Trunk 0.21.14, the wasm-bindgen CLI matching Cargo.lock and wasm-opt, installed with cargo
+# (Trunk runs offline and never downloads tools), and the brotli command. Safe to run again.
 ensure_app_tools() {
     ensure_rust
     local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -68,6 +68,15 @@ ensure_app_tools() {
     if ! wasm-opt --version 2>/dev/null | grep -q '^wasm-opt version 116'; then
         step "installing wasm-opt (binaryen 116; cargo install, about 25 minutes)"
         cargo install wasm-opt --version 0.116.1 --locked
+    fi
+    # A release build writes brotli copies of the app's files (scripts/precompress, a Trunk
+    # hook), which the proxy sends as they are.
+    if ! command -v brotli >/dev/null 2>&1; then
+        step "installing brotli (apt-get)"
+        local sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq brotli
     fi
 }
 

@@ -1,14 +1,5 @@
-// Paycode service worker: the app shell offline, and hashed assets from the cache.
-//
-// - Trunk's content-hashed files (name-<16 hex digits>.wasm/.js/.css/.svg) never change: they
-//   are served from the cache when present (cache first), fetched and kept otherwise. The
-//   proxy sends them with `Cache-Control: immutable` too; this also covers a tablet whose
-//   HTTP cache was cleared.
-// - The page itself (navigations), sw.js and the manifest go to the network first, so a new
-//   release is seen at once; the last copy answers when the proxy is briefly unreachable, so
-//   a reload still shows the checkout (with its offline banner) and resumes the payment
-//   stored in localStorage.
-// - API calls (/api/) are never cached: a payment's state always comes from the proxy.
+// Paycode service worker (docs/tablets.md §5): Trunk's content-hashed files cache first, the
+// shell network first with its last copy offline, /api/ never. Short: it is sent as it is.
 const CACHE = "paycode-shell-v2";
 const HASHED = /-[0-9a-f]{16}(_bg)?\.[a-z0-9]+$/;
 
@@ -45,7 +36,7 @@ self.addEventListener("fetch", (event) => {
     );
     return;
   }
-  // The shell is keyed without its query or fragment (?amount=… and #pair=… open the same page).
+  // One key for the shell, whatever its query or fragment (?amount=…, #pair=…).
   const key = request.mode === "navigate" ? "/" : url.pathname;
   event.respondWith(
     fetch(request)

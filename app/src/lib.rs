@@ -13,6 +13,10 @@
 //! - `ui`: the browser glue, compiled for wasm32 only: the API client, browser services, the
 //!   key listener, the shared context, and the Leptos views (the root `App`, components and
 //!   pages).
+//!
+//! Two binaries: `paycode-app` (`main.rs`, the page) and `paycode-camera`
+//! (`bin/paycode-camera`: the camera, its decoder choice and frame loop, a wasm module of its
+//! own that the page fetches only when a camera reader opens).
 
 pub mod model;
 
@@ -21,3 +25,7 @@ mod ui;
 
 #[cfg(target_arch = "wasm32")]
 pub use ui::app::App;
+
+/// Small wrappers over browser APIs, shared with the camera bundle (`src/bin/paycode-camera`).
+#[cfg(target_arch = "wasm32")]
+pub use ui::browser;

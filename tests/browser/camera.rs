@@ -48,12 +48,22 @@ fn camera_session(camera: Camera) -> SessionOptions {
 }
 
 impl Till<'_> {
+    /// Whether files whose names contain `name` were fetched.
+    fn fetched(&self, name: &str) -> bool {
+        self.page.execute(
+            "return performance.getEntriesByType('resource').some(e => e.name.includes(arguments[0]))",
+            json!([name]),
+        ) == json!(true)
+    }
+
     /// Whether the decoder worker's files were fetched.
     fn decoder_loaded(&self) -> bool {
-        self.page.execute(
-            "return performance.getEntriesByType('resource').some(e => e.name.includes('paycode-decoder'))",
-            json!([]),
-        ) == json!(true)
+        self.fetched("paycode-decoder")
+    }
+
+    /// Whether the camera bundle's files were fetched.
+    fn camera_bundle_loaded(&self) -> bool {
+        self.fetched("paycode-camera")
     }
 
     /// Opens the camera on the waiting screen (it is not the default on a desktop).
@@ -112,13 +122,16 @@ fn the_camera_reads_a_payment_screen_and_the_payment_is_made() {
 
     till.enter_amount("12.3");
     assert!(
-        !till.decoder_loaded(),
-        "the decoder is not fetched before the camera opens"
+        !till.camera_bundle_loaded() && !till.decoder_loaded(),
+        "neither the camera bundle nor the decoder is fetched before the camera opens"
     );
     till.open_camera();
     till.wait_state(PaymentState::Paid);
 
-    assert!(till.decoder_loaded(), "the camera fetched the decoder");
+    assert!(
+        till.camera_bundle_loaded() && till.decoder_loaded(),
+        "the camera fetched its bundle and the decoder"
+    );
     assert_eq!(till.headline(), "收款成功 ¥12.30");
     let payment = till.only_payment();
     assert_eq!(payment.state, PaymentState::Paid);
@@ -266,6 +279,87 @@ fn a_native_barcode_detector_that_lists_the_formats_is_used() {
         !till.decoder_loaded(),
         "with a working native detector the wasm decoder is never fetched"
     );
+}
+
+#[test]
+fn on_a_touch_tablet_with_a_camera_the_camera_opens_by_itself() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let code = demo.code("password_free");
+    let video = Video::of(&Scene::payment_screen(&code, 2));
+    let driver = Driver::for_demo(&demo);
+    let page = driver.session_with(&camera_session(Camera::Video(video.path.clone())));
+    // A touch screen (`pointer: coarse`), and no scanner ever seen on this new profile.
+    page.cdp(
+        "Emulation.setTouchEmulationEnabled",
+        json!({ "enabled": true, "maxTouchPoints": 5 }),
+    );
+    let till = Till::open(page, &demo);
+    assert_eq!(
+        till.page
+            .execute("return matchMedia('(pointer: coarse)').matches", json!([])),
+        json!(true),
+        "the page sees a touch screen"
+    );
+
+    till.enter_amount("12.3");
+    // Nobody presses 摄像头扫码: the camera is already reading.
+    till.wait_state(PaymentState::Paid);
+
+    assert!(till.camera_bundle_loaded() && till.decoder_loaded());
+    assert_eq!(till.only_payment().auth_code_last4, code[14..]);
+}
+
+#[test]
+fn over_plain_http_to_another_machine_the_camera_asks_for_https() {
+    let _serial = serial();
+    let demo = Demo::start_http(TIME_SCALE);
+    let video = Video::of(&Scene::blank(7));
+    let driver = Driver::for_demo(&demo);
+    // The tablet opens the proxy by a name on the shop's network, not by a loopback address.
+    let page = driver.session_with(&SessionOptions {
+        host_rules: Some("MAP till.shop.test 127.0.0.1".to_owned()),
+        ..camera_session(Camera::Video(video.path.clone()))
+    });
+    let url = demo.app_url.replace("127.0.0.1", "till.shop.test");
+    assert!(url.starts_with("http://till.shop.test:"), "{url}");
+    page.goto(&url);
+    page.wait_text("[data-testid=amount]", WAIT);
+    assert_eq!(
+        page.execute("return window.isSecureContext", json!([])),
+        json!(false)
+    );
+    let till = Till { page, demo: &demo };
+
+    till.enter_amount("5");
+    till.open_camera();
+    till.wait_camera_state("failed");
+    assert_eq!(
+        till.page.execute(
+            "return document.querySelector('[data-testid=camera-message]').dataset.failure",
+            json!([])
+        ),
+        json!("Insecure")
+    );
+    let message = till
+        .page
+        .text("[data-testid=camera-message]")
+        .unwrap_or_default();
+    assert!(message.contains("https://"), "{message}");
+    assert_eq!(
+        till.page.execute(
+            "return document.querySelector('[data-testid=camera-button]').hidden",
+            json!([])
+        ),
+        json!(true),
+        "trying again cannot help: no 重试"
+    );
+    till.shot("camera-insecure");
+    // The wedge scanner takes the payment meanwhile.
+    let code = demo.code("password_free");
+    till.scan(&code);
+    till.wait_state(PaymentState::Paid);
+    assert_eq!(till.only_payment().amount_fen, Fen(500));
 }
 
 #[test]

@@ -78,6 +78,12 @@ impl Demo {
         Demo::start_with(time_scale, https)
     }
 
+    /// Starts `paycode-proxy demo` at `time_scale` over plain HTTP whatever the environment
+    /// says.
+    pub fn start_http(time_scale: f64) -> Demo {
+        Demo::start_with(time_scale, false)
+    }
+
     /// Starts `paycode-proxy demo` at `time_scale` over HTTPS (`--tls`) whatever the
     /// environment says.
     pub fn start_https(time_scale: f64) -> Demo {

@@ -112,6 +112,10 @@ pub struct SessionOptions {
     pub height: u32,
     /// The camera (per session: Chromium's fake-camera flags are command-line flags).
     pub camera: Camera,
+    /// Chromium's `--host-resolver-rules` (e.g. `MAP till.shop.test 127.0.0.1`): a page
+    /// opened by that name reaches this machine, but its origin is not loopback, so it is
+    /// not a secure context over plain HTTP, as on a shop's network.
+    pub host_rules: Option<String>,
 }
 
 impl SessionOptions {
@@ -121,6 +125,7 @@ impl SessionOptions {
             width,
             height,
             camera: Camera::None,
+            host_rules: None,
         }
     }
 }
@@ -250,6 +255,9 @@ impl Driver {
         .to_vec();
         args.push(format!("--window-size={width},{height}"));
         args.push(format!("--user-data-dir={}", profile.path().display()));
+        if let Some(rules) = &options.host_rules {
+            args.push(format!("--host-resolver-rules={rules}"));
+        }
         match &options.camera {
             Camera::None => {}
             Camera::Video(file) => {

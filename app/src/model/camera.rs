@@ -2,10 +2,11 @@
 //! how fast to feed it, how big a frame to send, whether to mirror the preview, whether the
 //! camera is the waiting screen's default, and what a failure to open the camera means.
 //!
-//! The reader itself (`ui::camera`) is generic: it yields decoded text to a callback. What a
-//! payment screen accepts from it is decided by the wedge detector's
-//! [`crate::model::wedge::WedgeDetector::on_decoded`] and the checkout, the same rules as a
-//! scanner's code.
+//! The reader itself is generic: it yields decoded text to a callback. It runs in the camera
+//! bundle (`src/bin/paycode-camera`), a wasm module of its own that the page (`ui::camera`)
+//! fetches only when a camera reader opens. What a payment screen accepts from it is decided
+//! by the wedge detector's [`crate::model::wedge::WedgeDetector::on_decoded`] and the
+//! checkout, the same rules as a scanner's code.
 
 /// The formats the reader asks a decoder for, named like `BarcodeDetector`'s.
 pub const FORMATS: [&str; 2] = ["code_128", "qr_code"];

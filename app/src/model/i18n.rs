@@ -90,14 +90,6 @@ texts! {
     ManualSubmit => ("确认付款码", "Use this code"),
     CameraOpenLabel => ("摄像头扫码", "Scan with the camera"),
     CameraClose => ("关闭摄像头", "Close the camera"),
-    CameraHint => (
-        "请顾客将付款码对准摄像头",
-        "Ask the customer to hold the payment code up to the camera",
-    ),
-    CameraStarting => ("正在打开摄像头…", "Opening the camera…"),
-    TorchOn => ("打开补光灯", "Light on"),
-    TorchOff => ("关闭补光灯", "Light off"),
-    CameraRetry => ("重试", "Try again"),
     BackToAmount => ("返回修改金额", "Back to the amount"),
     Submitting => ("正在收款…", "Charging…"),
     Reconnecting => (
@@ -298,6 +290,52 @@ pub fn failure_text(lang: Lang, failure: &Failure) -> String {
     }
 }
 
+/// The camera reader's own copy, apart from [`Text`]: the camera bundle
+/// (`src/bin/paycode-camera`) shows it, and the page only the first state and 重试, so the
+/// rest stays out of the page's wasm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CameraText {
+    /// The camera is being opened.
+    Starting,
+    /// The camera runs: what the cashier asks of the customer.
+    Hint,
+    /// The torch button, light off.
+    TorchOn,
+    /// The torch button, light on.
+    TorchOff,
+    /// The button after a failure a retry can mend.
+    Retry,
+}
+
+impl CameraText {
+    /// Every camera text.
+    pub const ALL: [CameraText; 5] = [
+        CameraText::Starting,
+        CameraText::Hint,
+        CameraText::TorchOn,
+        CameraText::TorchOff,
+        CameraText::Retry,
+    ];
+}
+
+/// The camera reader's text `key` in `lang`.
+pub fn camera_text(lang: Lang, key: CameraText) -> &'static str {
+    let (zh, en) = match key {
+        CameraText::Starting => ("正在打开摄像头…", "Opening the camera…"),
+        CameraText::Hint => (
+            "请顾客将付款码对准摄像头",
+            "Ask the customer to hold the payment code up to the camera",
+        ),
+        CameraText::TorchOn => ("打开补光灯", "Light on"),
+        CameraText::TorchOff => ("关闭补光灯", "Light off"),
+        CameraText::Retry => ("重试", "Try again"),
+    };
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
 /// Why the camera is not running, and the way on (`docs/cashier-screens.md` §2).
 pub fn camera_failure_text(lang: Lang, failure: CameraFailure) -> &'static str {
     let (zh, en) = match failure {
@@ -399,6 +437,15 @@ pub fn masked_code(last4: &str) -> String {
 mod tests {
     use super::*;
     use paycode_api::FailureCode;
+
+    #[test]
+    fn every_camera_text_exists_in_both_languages() {
+        for key in CameraText::ALL {
+            let zh = camera_text(Lang::Zh, key);
+            let en = camera_text(Lang::En, key);
+            assert!(!zh.is_empty() && !en.is_empty() && zh != en, "{key:?}");
+        }
+    }
 
     #[test]
     fn every_text_exists_in_both_languages() {

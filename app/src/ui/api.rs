@@ -28,6 +28,21 @@ async fn call<T: DeserializeOwned>(
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<T, ApiFailure> {
+    let text = call_text(method, path, token, body, timeout_ms).await?;
+    // A body that is not what the contract says is as good as no answer: the request may
+    // have taken effect, so it is retried like a network failure.
+    serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
+}
+
+/// The body of a successful answer. Not generic, so the request and its error handling
+/// exist once in the page's wasm rather than once per answer type.
+async fn call_text(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+    timeout_ms: u32,
+) -> Result<String, ApiFailure> {
     let init = RequestInit::new();
     init.set_method(method);
     let controller = AbortController::new().map_err(|_| ApiFailure::Network)?;
@@ -45,12 +60,12 @@ async fn call<T: DeserializeOwned>(
         let _ = headers.set("Authorization", &format!("Bearer {token}"));
     }
     let timer = browser::set_timeout(timeout_ms, move || controller.abort());
-    let result = fetch_json(request).await;
+    let result = fetch_text(request).await;
     browser::clear_timeout(timer);
     result
 }
 
-async fn fetch_json<T: DeserializeOwned>(request: Request) -> Result<T, ApiFailure> {
+async fn fetch_text(request: Request) -> Result<String, ApiFailure> {
     let response: Response = JsFuture::from(browser::window().fetch_with_request(&request))
         .await
         .map_err(|_| ApiFailure::Network)?
@@ -66,9 +81,7 @@ async fn fetch_json<T: DeserializeOwned>(request: Request) -> Result<T, ApiFailu
         Err(_) => return Err(ApiFailure::Network),
     };
     if response.ok() {
-        // A body that is not what the contract says is as good as no answer: the request
-        // may have taken effect, so it is retried like a network failure.
-        serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
+        Ok(text)
     } else {
         Err(ApiFailure::Http {
             status,

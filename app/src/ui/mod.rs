@@ -2,7 +2,8 @@
 //!
 //! - `api`: the only module that knows URLs (fetch with the bearer token, long-poll).
 //! - `browser`: `localStorage`, the monotonic clock, UUIDs, Web Audio.
-//! - `camera`: the camera reader (preview, decoder, frame loop), which yields decoded text.
+//! - `camera`: the camera reader on the page (preview, status, button), which loads the camera
+//!   bundle (`bin/paycode-camera`) when it opens and yields decoded text.
 //! - `capture`: the window key listener that feeds the detector (`model::wedge`), and the
 //!   camera's texts on the checkout's waiting screen.
 //! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's

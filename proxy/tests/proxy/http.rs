@@ -135,6 +135,13 @@ async fn the_app_is_compressed_and_hashed_assets_are_cached_for_a_year() {
         .unwrap();
         fs::write(dist.join(wasm), &wasm_bytes).unwrap();
         fs::write(dist.join("style-6c952b743834b71e.css"), "body{}").unwrap();
+        // A release build's precompressed copy (scripts/precompress): sent as it is.
+        fs::write(dist.join("paycode-app-b3aceb16c2715634.js"), "export {};").unwrap();
+        fs::write(
+            dist.join("paycode-app-b3aceb16c2715634.js.br"),
+            "brotli made at build time",
+        )
+        .unwrap();
         fs::write(
             dist.join("sw.js"),
             "self.addEventListener('fetch', () => {});",
@@ -153,6 +160,9 @@ async fn the_app_is_compressed_and_hashed_assets_are_cached_for_a_year() {
     let brotli = get(&format!("/{wasm}"), "br, gzip").await.unwrap();
     let gzip = get(&format!("/{wasm}"), "gzip").await.unwrap();
     let css = get("/style-6c952b743834b71e.css", "identity")
+        .await
+        .unwrap();
+    let precompressed = get("/paycode-app-b3aceb16c2715634.js", "gzip, br")
         .await
         .unwrap();
     let index = get("/", "identity").await.unwrap();
@@ -179,6 +189,15 @@ async fn the_app_is_compressed_and_hashed_assets_are_cached_for_a_year() {
     assert!(brotli.bytes().await.unwrap().len() < wasm_bytes.len() / 10);
     assert_eq!(header(&gzip, "content-encoding").as_deref(), Some("gzip"));
     assert_eq!(header(&css, "cache-control"), immutable);
+    assert_eq!(
+        header(&precompressed, "content-encoding").as_deref(),
+        Some("br")
+    );
+    assert_eq!(header(&precompressed, "cache-control"), immutable);
+    assert_eq!(
+        precompressed.bytes().await.unwrap().as_ref(),
+        b"brotli made at build time"
+    );
     for response in [&index, &deep_link, &worker] {
         assert_eq!(
             header(response, "cache-control").as_deref(),

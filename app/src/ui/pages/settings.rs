@@ -90,15 +90,13 @@ fn PairByCamera() -> impl IntoView {
     let ctx = ctx();
     let open = RwSignal::new(false);
     let wrong = RwSignal::new(false);
-    // The reader keeps reading until it is closed: a code already taken must not be sent
-    // again (its second exchange would be refused).
-    let taken = StoredValue::new(false);
     let on_text = Callback::new(move |scanned: String| {
-        if taken.get_value() {
+        // A code taken closes the reader: one read a moment later must not be sent again
+        // (its second exchange would be refused).
+        if !open.get_untracked() {
             return;
         }
         if crate::ui::pairing::pair_from_scanned(ctx, &scanned) {
-            taken.set_value(true);
             wrong.set(false);
             open.set(false);
         } else {
@@ -106,7 +104,6 @@ fn PairByCamera() -> impl IntoView {
         }
     });
     let toggle = move |_| {
-        taken.set_value(false);
         wrong.set(false);
         open.update(|open| *open = !*open);
     };
@@ -116,9 +113,9 @@ fn PairByCamera() -> impl IntoView {
                 {move || text(ctx.lang(), if open.get() { Text::CameraClose } else { Text::ScanToPair })}
             </button>
             {move || open.get().then(|| view! { <CameraReader on_text=on_text/> })}
-            <Show when=move || wrong.get()>
-                <p class="notice problem" role="alert" data-testid="pair-camera-wrong">{move || text(ctx.lang(), Text::NotAPairingCode)}</p>
-            </Show>
+            {move || wrong.get().then(|| view! {
+                <p class="notice problem" role="alert" data-testid="pair-camera-wrong">{text(ctx.lang(), Text::NotAPairingCode)}</p>
+            })}
         </div>
     }
 }
@@ -129,9 +126,9 @@ fn PairByCamera() -> impl IntoView {
 fn PairingControls() -> impl IntoView {
     let ctx = ctx();
     view! {
-        <Show when=move || ctx.pairing.get() == Pairing::CodeRefused>
-            <p class="notice problem" role="alert" data-testid="pairing-refused">{move || text(ctx.lang(), Text::PairingCodeRefused)}</p>
-        </Show>
+        {move || (ctx.pairing.get() == Pairing::CodeRefused).then(|| view! {
+            <p class="notice problem" role="alert" data-testid="pairing-refused">{text(ctx.lang(), Text::PairingCodeRefused)}</p>
+        })}
         <p class="muted">{move || text(ctx.lang(), Text::PairingHelp)}</p>
         <PairByCamera/>
         <TokenForm/>
