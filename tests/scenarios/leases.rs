@@ -132,19 +132,28 @@ async fn a_proxy_whose_lease_was_taken_stops_calling_and_writing_until_it_claims
         .await;
     ledger::until_call(&sim, &payment.out_trade_no, "orderquery").await;
 
-    // Another owner takes the payment (as a proxy would once this one's lease lapsed).
-    let (taken, _) = store
-        .claim_due(ClaimRequest {
-            terms: LeaseTerms {
-                owner: "intruder",
-                duration: Duration::from_secs(60),
-            },
-            due_before: Millis(i64::MAX),
-            limit: 10,
-            take_over: true,
-        })
-        .await
-        .unwrap();
+    // Another owner takes the payment (as a proxy would once this one's lease lapsed). A
+    // claim skips a row the owner has locked at that instant (a renewal, a commit), so it
+    // tries again until it gets it.
+    let mut taken = Vec::new();
+    for _ in 0..100 {
+        (taken, _) = store
+            .claim_due(ClaimRequest {
+                terms: LeaseTerms {
+                    owner: "intruder",
+                    duration: Duration::from_secs(60),
+                },
+                due_before: Millis(i64::MAX),
+                limit: 10,
+                take_over: true,
+            })
+            .await
+            .unwrap();
+        if !taken.is_empty() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     assert_eq!(taken.len(), 1);
     let epoch = taken[0].record.lease_epoch;
     // A query already on its way may still arrive; after that, silence and no writes.

@@ -147,6 +147,10 @@ impl Shared {
         // send slot is taken, so a database round trip never bunches sends; after the
         // slot's wait it is checked once more on the local clock alone, the last moment to
         // notice a lost lease before the request leaves.
+        // When the request actually left: the gates above can hold it after the
+        // write-ahead's stamp, and WeChat's order (and its 15 s before a reverse) starts
+        // when micropay arrives, so the decision counts from here.
+        let mut sent_at = None;
         let outcome = if self.may_call(&key).await {
             if let Some(limiter) = limiter {
                 match claim {
@@ -155,6 +159,7 @@ impl Shared {
                 }
             }
             if self.leases.may_call(&key, Instant::now()) {
+                sent_at = Some(Millis::now());
                 let result = self
                     .call(
                         &ahead.merchant,
@@ -173,6 +178,9 @@ impl Shared {
             let mut facts = facts.clone();
             // A request that never left does not count as "may have been sent".
             facts.maybe_sent = was_maybe_sent;
+            if let Some(sent_at) = sent_at {
+                facts.submitted_at = Some(sent_at);
+            }
             machine::after_micropay(&facts, outcome.clone(), &self.settings.timing, now)
         })
         .await
