@@ -250,7 +250,12 @@ async fn wechat(
         .map_err(|_| ())
         .and_then(|bytes| xml::decode(bytes).map_err(|_| ()));
 
-    record_call(&sim, api, params.as_ref().ok(), host, sandbox);
+    // A held request arrives later: recorded, and checked against the clock, on arrival.
+    let hold = sim.faults().take_hold(api);
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
+    record_call(&sim, api, params.as_ref().ok(), &headers, host, sandbox);
 
     let client_cert = connection
         .as_ref()
@@ -285,23 +290,35 @@ async fn wechat(
     render(outcome, fault, connection.as_ref()).await
 }
 
-fn record_call(sim: &SimState, api: Api, params: Option<&Params>, host: Host, sandbox: bool) {
+fn record_call(
+    sim: &SimState,
+    api: Api,
+    params: Option<&Params>,
+    headers: &HeaderMap,
+    host: Host,
+    sandbox: bool,
+) {
     let sim_time = sim.clock.now();
+    let field = |name: &str| {
+        params
+            .and_then(|params| params.get_non_empty(name))
+            .map(str::to_owned)
+    };
     let mut ledger = sim.ledger();
     let seq = ledger.calls.len() as u64 + 1;
     ledger.calls.push(CallRecord {
         seq,
         endpoint: api.name().to_owned(),
-        mch_id: params
-            .and_then(|params| params.get_non_empty("mch_id"))
-            .map(str::to_owned),
-        sub_mch_id: params
-            .and_then(|params| params.get_non_empty("sub_mch_id"))
-            .map(str::to_owned),
-        out_trade_no: params
-            .and_then(|params| params.get_non_empty("out_trade_no"))
+        mch_id: field("mch_id"),
+        sub_mch_id: field("sub_mch_id"),
+        out_trade_no: field("out_trade_no"),
+        time_expire: field("time_expire"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
         sim_time,
+        real_time: Utc::now(),
         host,
         sandbox,
     });
