@@ -1592,7 +1592,7 @@ fn micropay_expiring(out_trade_no: &str, behaviour: Behaviour, time_expire: &str
 async fn a_micropay_arriving_after_its_time_expire_is_refused_and_leaves_no_order() {
     // Arrange
     let t = spawn_sim().await;
-    let now = t.sim.now();
+    let now = chrono::Utc::now();
     let late = out_trade_no();
     let on_time = out_trade_no();
     let garbled = out_trade_no();
@@ -1669,7 +1669,8 @@ async fn a_reverse_of_an_unseen_order_keeps_no_tombstone_so_a_late_micropay_char
 
 #[tokio::test]
 async fn a_held_micropay_arrives_late_and_meets_its_time_expire() {
-    // Arrange: 1000× time, so a 200 ms hold is 200 simulated seconds.
+    // Arrange: a time_expire less than a second away (whole seconds), on the sender's real
+    // clock; the simulated clock runs 1000× faster and must not matter.
     let t = spawn_with(
         Simulator::builder()
             .merchant(APPID, MCH_ID, KEY)
@@ -1677,9 +1678,10 @@ async fn a_held_micropay_arrives_late_and_meets_its_time_expire() {
     )
     .await;
     let no = out_trade_no();
-    let expire = wechat_time(t.sim.now() + chrono::Duration::seconds(61));
+    let in_time = out_trade_no();
+    let expire = wechat_time(chrono::Utc::now() + chrono::Duration::seconds(1));
     t.sim
-        .inject_fault(Api::Micropay, Fault::Hold { ms: 200 }, 1);
+        .inject_fault(Api::Micropay, Fault::Hold { ms: 1100 }, 1);
 
     // Act
     let reply = t
@@ -1688,13 +1690,22 @@ async fn a_held_micropay_arrives_late_and_meets_its_time_expire() {
             micropay_expiring(&no, Behaviour::PasswordFree, &expire),
         )
         .await;
+    let later = wechat_time(chrono::Utc::now() + chrono::Duration::seconds(2));
+    let unheld = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(&in_time, Behaviour::PasswordFree, &later),
+        )
+        .await;
 
     // Assert
     assert_business_fail(&reply, "ORDERCLOSED");
     assert!(t.sim.order(&no).is_none());
-    let call = t.sim.calls().pop().expect("the micropay is logged");
-    assert_eq!(call.time_expire.as_deref(), Some(expire.as_str()));
-    assert_eq!(call.expired(), Some(true));
+    assert_eq!(get(&unheld, "result_code"), "SUCCESS");
+    let calls = t.sim.calls();
+    assert_eq!(calls[0].time_expire.as_deref(), Some(expire.as_str()));
+    assert_eq!(calls[0].expired(), Some(true));
+    assert_eq!(calls[1].expired(), Some(false));
     assert!(t.sim.pending_faults().is_empty());
 }
 

@@ -422,12 +422,12 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// Whether the call carried a `time_expire` that had passed (on the simulated clock)
-    /// when it arrived: such a micropay is refused (docs/wechat-pay.md §13). `None` when it
-    /// carried none, or one that is not a `yyyyMMddHHmmss` time.
+    /// Whether the call carried a `time_expire` that had passed (in real time) when it
+    /// arrived: such a micropay is refused (docs/wechat-pay.md §13). `None` when it carried
+    /// none, or one that is not a `yyyyMMddHHmmss` time.
     pub fn expired(&self) -> Option<bool> {
         let time_expire = super::clock::parse_wechat_time(self.time_expire.as_deref()?)?;
-        Some(self.sim_time > time_expire)
+        Some(self.real_time > time_expire)
     }
 
     /// The instance name in a `paycode-proxy/VERSION (INSTANCE)` User-Agent.

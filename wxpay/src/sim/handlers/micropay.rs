@@ -6,8 +6,8 @@
 //! different code or amount it is ORDERPAID / ORDERREVERSED / ORDERCLOSED / OUT_TRADE_NO_USED.
 //! Transport behaviours (slow reply, dropped connection) apply only to the first submission.
 //!
-//! A new order whose `time_expire` (Beijing `yyyyMMddHHmmss`) has passed on the simulated
-//! clock when the call arrives is refused with `ORDERCLOSED` and leaves nothing in the books;
+//! A new order whose `time_expire` (Beijing `yyyyMMddHHmmss`) has passed in real time when
+//! the call arrives is refused with `ORDERCLOSED` and leaves nothing in the books;
 //! a `time_expire` that is not such a time is `PARAM_ERROR`.
 
 use std::time::Duration;
@@ -78,7 +78,9 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
     }
     // A new order arriving after its own time_expire is refused and nothing is kept, so
     // orderquery still answers ORDERNOTEXIST (a modelling choice, docs/wechat-pay.md §13).
-    if time_expire.is_some_and(|expire| now > expire) {
+    // The sender wrote time_expire on its own clock, which runs in real time: it is compared
+    // with the real time of arrival, not the (possibly faster) simulated clock.
+    if time_expire.is_some_and(|expire| chrono::Utc::now() > expire) {
         return Err(call.fail("ORDERCLOSED", "订单已关闭"));
     }
     if !is_wechat_auth_code(auth_code) {
