@@ -4,10 +4,11 @@
 //! configuration file ([`Chain`]). Instances can be SIGKILLed and restarted under the same
 //! name and configuration, or frozen with SIGSTOP and resumed ([`Node`]).
 //!
-//! The chain soak ([`soak`], `--example chain_soak`) and the chain benchmarks
-//! (`--example chain_bench`) are built on it; [`checks`] holds the soak's end-of-run checks
+//! The chain soak ([`soak`], `--example chain_soak`) and the chain benchmarks ([`bench`],
+//! `--example chain_bench`) are built on it; [`checks`] holds the soak's end-of-run checks
 //! that only a chain needs (docs/chains.md).
 
+pub mod bench;
 pub mod checks;
 pub mod soak;
 
