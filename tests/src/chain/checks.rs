@@ -228,6 +228,116 @@ fn busiest_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wxpay::sim::Host;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("a time")
+            + chrono::Duration::milliseconds(ms)
+    }
+
+    /// A call `seq` to `endpoint` about `no` from `instance`, `ms` into the run.
+    fn call(seq: u64, endpoint: &str, no: &str, instance: &str, ms: i64) -> CallRecord {
+        CallRecord {
+            seq,
+            endpoint: endpoint.to_owned(),
+            mch_id: Some("10000100".to_owned()),
+            sub_mch_id: None,
+            out_trade_no: Some(no.to_owned()),
+            time_expire: None,
+            user_agent: Some(format!("paycode-proxy/0.1.0 ({instance})")),
+            sim_time: at(ms),
+            real_time: at(ms),
+            host: Host::Primary,
+            sandbox: false,
+        }
+    }
+
+    fn order(no: &str, trade_state: &str) -> OrderView {
+        OrderView {
+            mch_id: "10000100".to_owned(),
+            sub_mch_id: None,
+            sub_appid: None,
+            appid: "wxd930ea5d5a258f4f".to_owned(),
+            sandbox: false,
+            out_trade_no: no.to_owned(),
+            transaction_id: "4200000001".to_owned(),
+            total_fee: 100,
+            body: "shop".to_owned(),
+            auth_code: "134567890123456789".to_owned(),
+            behaviour: "password_free".to_owned(),
+            trade_state: trade_state.to_owned(),
+            trade_state_desc: String::new(),
+            password_prompt_open: false,
+            created_at: at(0),
+            paid_at: None,
+            refunds: Vec::new(),
+        }
+    }
+
+    fn cases(checks: &ChainChecks, name: &str) -> usize {
+        checks
+            .classes
+            .iter()
+            .find(|class| class.name == name)
+            .map_or(0, |class| class.cases.len())
+    }
+
+    #[test]
+    fn a_micropay_from_a_second_instance_is_counted() {
+        let calls = [
+            call(1, "micropay", "A", "node-1", 0),
+            call(2, "orderquery", "A", "node-2", 10),
+            call(3, "micropay", "B", "node-2", 20),
+            call(4, "micropay", "A", "node-2", 30),
+        ];
+
+        let checks = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &[]);
+
+        assert_eq!(cases(&checks, TWO_SENDERS), 1);
+        assert_eq!(checks.micropays_by_instance["node-2"], 2);
+    }
+
+    #[test]
+    fn a_late_micropay_that_charged_unseen_is_counted_and_a_refused_one_is_not() {
+        // A and B: node-1's micropay arrives after node-2 has queried (and reversed) it.
+        let mut refused = call(5, "micropay", "B", "node-1", 40);
+        refused.time_expire = Some("20231115061300".to_owned());
+        let calls = [
+            call(1, "orderquery", "A", "node-2", 0),
+            call(2, "reverse", "A", "node-2", 10),
+            call(3, "micropay", "A", "node-1", 20),
+            call(4, "orderquery", "B", "node-2", 30),
+            refused,
+        ];
+        let pauses = [Pause {
+            instance: "node-1".to_owned(),
+            from: at(-1000),
+            until: at(15),
+        }];
+
+        let charged = ChainChecks::check(&calls, &[order("A", "SUCCESS")], &[], &pauses);
+        let reversed = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &pauses);
+
+        assert_eq!(cases(&charged, LATE_CHARGED), 1);
+        assert_eq!(cases(&reversed, LATE_CHARGED), 0);
+        assert_eq!(charged.late_micropays, 2);
+        assert_eq!(charged.late_refused, 1);
+        assert_eq!(charged.late_after_pause, 2);
+    }
+
+    #[test]
+    fn thirty_one_micropays_on_one_account_within_a_second_are_counted() {
+        let calls: Vec<CallRecord> = (0..31)
+            .map(|i| call(i + 1, "micropay", &format!("P{i}"), "node-1", i as i64 * 30))
+            .collect();
+
+        let over = ChainChecks::check(&calls, &[], &[], &[]);
+        let within = ChainChecks::check(&calls[..30], &[], &[], &[]);
+
+        assert_eq!(cases(&over, OVER_RATE), 1);
+        assert_eq!(over.busiest_second["10000100"], 31);
+        assert_eq!(cases(&within, OVER_RATE), 0);
+    }
 
     #[test]
     fn the_busiest_window_counts_arrivals_within_one_second() {

@@ -17,7 +17,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
-use wxpay::sim::{Behaviour, DEMO_API_KEY};
+use wxpay::codes::Api;
+use wxpay::sim::{Behaviour, DEMO_API_KEY, Fault};
 
 use super::checks::{ChainChecks, Pause};
 use super::{Backend, Chain, DEFAULT_PAUSE, Node};
@@ -73,6 +74,13 @@ pub struct Args {
     /// No SIGKILLs (the pause and the burst still happen).
     #[arg(long)]
     pub no_kills: bool,
+    /// The share of micropay calls the simulator holds on the way (`hold` fault), so that
+    /// they reach WeChat late: after the sender's timeout, maybe after its reverse.
+    #[arg(long, default_value_t = 0.03)]
+    pub hold_rate: f64,
+    /// How long (ms, real time) a held micropay takes to arrive.
+    #[arg(long, default_value_t = 3000)]
+    pub hold_ms: u64,
 }
 
 /// Runs the chain soak, prints its tables, and tells whether it passed.
@@ -165,6 +173,16 @@ pub async fn run(args: Args) -> bool {
         stop.clone(),
     ));
 
+    // Some micropays arrive late.
+    let holder = (args.hold_rate > 0.0).then(|| {
+        tokio::spawn(hold_some_micropays(
+            sim.clone(),
+            args.hold_rate,
+            args.hold_ms,
+            stop.clone(),
+        ))
+    });
+
     // The terminals, each request to a random instance.
     let per_terminal = payments.div_ceil(terminals);
     let mut drivers = Vec::new();
@@ -220,6 +238,11 @@ pub async fn run(args: Args) -> bool {
         killer.await.expect("the killer task");
     }
     let pauses = pauser.await.expect("the pause task");
+    let held = match holder {
+        Some(holder) => holder.await.expect("the hold task"),
+        None => 0,
+    };
+    chain.sim.clear_faults();
     for node in &chain.nodes {
         node.resume().await;
     }
@@ -271,7 +294,7 @@ pub async fn run(args: Args) -> bool {
     .print();
 
     let checks = ChainChecks::check(&calls, &orders, &payments, &pauses);
-    let passed_chain = print_checks(&chain, &checks, &pauses);
+    let passed_chain = print_checks(&chain, &checks, &pauses, held);
     let passed = passed_soak && passed_chain;
     println!(
         "\nchain soak: {} in {:.1} s (seed {seed})",
@@ -411,8 +434,27 @@ async fn burst_payments(
     observations
 }
 
+/// Queues a `hold` fault for about `rate` of the micropay calls, one at a time, until
+/// `stop`; returns how many it queued.
+async fn hold_some_micropays(sim: Arc<SimRef>, rate: f64, ms: u64, stop: Arc<AtomicBool>) -> u64 {
+    let mut held = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let queued = sim
+            .pending_faults()
+            .iter()
+            .any(|fault| fault.endpoint == Api::Micropay.name());
+        let calls = sim.call_count(Api::Micropay) as f64;
+        if !queued && (held as f64) < rate * (calls + 1.0) {
+            sim.inject_fault(Api::Micropay, Fault::Hold { ms }, 1);
+            held += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held
+}
+
 /// Prints the chain's table; true when every class is empty.
-fn print_checks(chain: &Chain, checks: &ChainChecks, pauses: &[Pause]) -> bool {
+fn print_checks(chain: &Chain, checks: &ChainChecks, pauses: &[Pause], held: u64) -> bool {
     let row = |name: &str, value: String| println!("  {name:<58} {value:>6}");
     println!("\nchain soak: instances");
     for node in &chain.nodes {
@@ -436,6 +478,7 @@ fn print_checks(chain: &Chain, checks: &ChainChecks, pauses: &[Pause]) -> bool {
             ),
         );
     }
+    row("micropays held on the way (hold fault)", held.to_string());
     row(
         "micropays that arrived after another instance took over",
         checks.late_micropays.to_string(),
