@@ -67,7 +67,42 @@ pub struct Config {
     /// Pairing tablets by QR code (`terminal add|pair`).
     #[serde(default)]
     pub pairing: PairingConfig,
+    /// Leases: which proxy drives which payment when several share one database.
+    #[serde(default)]
+    pub leases: LeaseConfig,
 }
+
+/// `[leases]`: every unsettled payment and unfinished refund is driven by one proxy at a
+/// time, the holder of its lease (docs/postgresql.md §4). On SQLite the one proxy holds
+/// every lease and only the fence of the writes matters; on PostgreSQL these timings decide
+/// how soon another proxy takes over the work of one that stopped.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaseConfig {
+    /// How long a claim or renewal holds a payment, on the database's clock. Another proxy
+    /// takes over a stopped proxy's payments this long after its last renewal at most (plus
+    /// `claim_interval`). Default `10s`; at most `20s`, well under WeChat's 45 s
+    /// auto-revoke, so that a new owner still has time to query and reverse.
+    #[serde(deserialize_with = "de::duration")]
+    pub duration: Duration,
+    /// How often held leases are renewed. Default `3s`; `renew_interval + safety_margin`
+    /// must stay under `duration`, so a lease is renewed before calls stop for it.
+    #[serde(deserialize_with = "de::duration")]
+    pub renew_interval: Duration,
+    /// No WeChat call is started for a payment whose lease has less than this left, counted
+    /// on the proxy's monotonic clock from when the claim or renewal query was sent (so a
+    /// slow database only shortens it): the call waits for the next renewal instead.
+    /// Default `2s`; must be shorter than `duration`.
+    #[serde(deserialize_with = "de::duration")]
+    pub safety_margin: Duration,
+    /// How often a proxy on PostgreSQL looks for due work nobody holds (also on wake-ups).
+    /// Default `1s`.
+    #[serde(deserialize_with = "de::duration")]
+    pub claim_interval: Duration,
+}
+
+/// The longest `[leases] duration` accepted: under half of WeChat's 45-second auto-revoke.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(20);
 
 /// `[server]`: the HTTP server.
 #[derive(Clone, Debug, Deserialize)]
@@ -296,6 +331,19 @@ pub struct PaymentsConfig {
     /// `25s`, below common proxy idle timeouts.
     #[serde(deserialize_with = "de::duration")]
     pub long_poll_max_wait: Duration,
+    /// Every micropay carries `time_expire` this long after it is sent, so WeChat refuses a
+    /// micropay that arrives later (from a proxy paused past its lease, or a request held in
+    /// the network). WeChat wants it more than a minute ahead (docs/wechat-pay.md §3.1,
+    /// §6.4). Default `120s`; must be longer than `wait_deadline` (the order stays payable
+    /// while the proxy waits for the customer).
+    #[serde(deserialize_with = "de::duration")]
+    pub micropay_expire_after: Duration,
+    /// How far WeChat's clock may be off ours: a micropay whose outcome is unknown is not
+    /// settled as "never arrived" (ORDERNOTEXIST, or a reverse of an order WeChat had not
+    /// seen) before its `time_expire` plus this margin; it is queried again then. Default
+    /// `30s`.
+    #[serde(deserialize_with = "de::duration")]
+    pub expire_skew_margin: Duration,
 }
 
 /// `[shop]`: facts about the shop.
@@ -358,6 +406,7 @@ impl Config {
             payments: PaymentsConfig::default(),
             shop: ShopConfig::default(),
             pairing: PairingConfig::default(),
+            leases: LeaseConfig::default(),
         }
     }
 
@@ -451,6 +500,9 @@ impl Config {
             ),
             ("payments.long_poll_max_wait", payments.long_poll_max_wait),
             ("pairing.code_ttl", self.pairing.code_ttl),
+            ("leases.duration", self.leases.duration),
+            ("leases.renew_interval", self.leases.renew_interval),
+            ("leases.claim_interval", self.leases.claim_interval),
         ] {
             // A zero here would make a timer loop spin or a call fail at once.
             require(!duration.is_zero(), field, "must be longer than zero")?;
@@ -459,6 +511,27 @@ impl Config {
             payments.wait_deadline < WECHAT_AUTO_REVOKE_AFTER,
             "payments.wait_deadline",
             "must be shorter than 45s, when WeChat auto-revokes the order",
+        )?;
+        require(
+            payments.micropay_expire_after > payments.wait_deadline,
+            "payments.micropay_expire_after",
+            "must be longer than payments.wait_deadline (and, for WeChat, more than 60s)",
+        )?;
+        let leases = &self.leases;
+        require(
+            leases.duration <= MAX_LEASE_DURATION,
+            "leases.duration",
+            "must be at most 20s, well under WeChat's 45-second auto-revoke",
+        )?;
+        require(
+            leases.safety_margin < leases.duration,
+            "leases.safety_margin",
+            "must be shorter than leases.duration",
+        )?;
+        require(
+            leases.renew_interval + leases.safety_margin < leases.duration,
+            "leases.renew_interval",
+            "plus leases.safety_margin must be shorter than leases.duration",
         )?;
         require(
             payments.max_amount_fen > Fen::ZERO && payments.max_amount_fen <= MAX_PARSED,
@@ -680,6 +753,19 @@ impl Default for PaymentsConfig {
             refund_spacing: Duration::from_secs(60),
             micropay_rate_per_second: 30,
             long_poll_max_wait: Duration::from_secs(25),
+            micropay_expire_after: Duration::from_secs(120),
+            expire_skew_margin: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig {
+            duration: Duration::from_secs(10),
+            renew_interval: Duration::from_secs(3),
+            safety_margin: Duration::from_secs(2),
+            claim_interval: Duration::from_secs(1),
         }
     }
 }

@@ -62,7 +62,7 @@ impl AppState {
         let engine = Engine::new(
             Arc::clone(&store),
             accounts,
-            EngineSettings::from_config(&config),
+            EngineSettings::from_config(&config, &instance),
             Arc::new(Metrics::default()),
         );
         let mut readiness = Readiness::default()

@@ -17,7 +17,9 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{AccountConfig, Config, PaymentsConfig, TlsConfig, WechatConfig};
+use crate::config::{
+    AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig,
+};
 use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};
@@ -241,6 +243,7 @@ pub fn simulator_config(sim: &SimHandle, data_dir: &Path, time_scale: f64) -> Co
     let mut config = Config::new(simulator_wechat_config(sim));
     config.store.data_dir = data_dir.to_path_buf();
     scale_waits(&mut config.payments, time_scale);
+    scale_leases(&mut config.leases, time_scale);
     config
 }
 
@@ -294,6 +297,20 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
     scale(&mut payments.reverse_retry_base);
     scale(&mut payments.attention_recheck_interval);
     scale(&mut payments.refund_spacing);
+    scale(&mut payments.micropay_expire_after);
+    scale(&mut payments.expire_skew_margin);
+}
+
+/// Shrinks the lease timings by `time_scale`, like [`scale_waits`]: a lease is measured
+/// against WeChat's 45-second auto-revoke, which the simulator shrinks too.
+pub fn scale_leases(leases: &mut LeaseConfig, time_scale: f64) {
+    let scale = |duration: &mut Duration| {
+        *duration = duration.div_f64(time_scale).max(Duration::from_millis(1));
+    };
+    scale(&mut leases.duration);
+    scale(&mut leases.renew_interval);
+    scale(&mut leases.safety_margin);
+    scale(&mut leases.claim_interval);
 }
 
 /// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.

@@ -13,13 +13,15 @@ use tokio_util::task::TaskTracker;
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use super::driver::{ClaimedAtInsert, Shared, lock};
+use super::leases::{LeaseSettings, Leases};
 use super::limiter::RateLimiter;
-use super::machine::{self, Action, CancelDecision, Timing};
+use super::machine::{self, CancelDecision, Timing};
 use super::refunds;
 use super::schedule::{Key, Schedule};
 use super::steps::{Counter, apply_transition, facts_of};
 use super::watch::Watch;
-use crate::config::{Config, ShopConfig};
+use crate::config::{Config, ShopConfig, StoreBackend};
+use crate::instance::Instance;
 use crate::metrics::{Metrics, Snapshot};
 use crate::store::records::auth_code_fingerprint;
 use crate::store::{
@@ -45,12 +47,17 @@ pub struct EngineSettings {
     pub refund_query_interval: Duration,
     /// The shop's business day.
     pub shop: ShopConfig,
+    /// How far ahead of the send a micropay's `time_expire` is.
+    pub micropay_expire_after: Duration,
+    /// Who this engine is and how it holds its leases.
+    pub leases: LeaseSettings,
 }
 
 impl EngineSettings {
-    /// The settings `config` describes.
-    pub fn from_config(config: &Config) -> EngineSettings {
+    /// The settings `config` describes, for the run `instance`.
+    pub fn from_config(config: &Config, instance: &Instance) -> EngineSettings {
         let payments = &config.payments;
+        let leases = &config.leases;
         EngineSettings {
             timing: Timing {
                 first_query_after_userpaying: payments.first_query_after_userpaying,
@@ -63,6 +70,7 @@ impl EngineSettings {
                 reverse_max_attempts: payments.reverse_max_attempts,
                 attention_recheck_interval: payments.attention_recheck_interval,
                 refund_spacing: payments.refund_spacing,
+                expire_skew_margin: payments.expire_skew_margin,
             },
             micropay_timeout: config.wechat.micropay_read_timeout,
             spbill_create_ip: payments.spbill_create_ip.to_string(),
@@ -70,6 +78,15 @@ impl EngineSettings {
             micropay_rate_per_second: payments.micropay_rate_per_second,
             refund_query_interval: payments.query_interval,
             shop: config.shop.clone(),
+            micropay_expire_after: payments.micropay_expire_after,
+            leases: LeaseSettings {
+                owner: instance.run_id.clone(),
+                shared: config.store.backend() == StoreBackend::Postgres,
+                duration: leases.duration,
+                renew_interval: leases.renew_interval,
+                safety_margin: leases.safety_margin,
+                claim_interval: leases.claim_interval,
+            },
         }
     }
 }
@@ -129,8 +146,11 @@ impl Engine {
                 )
             })
             .collect();
+        let leases = Leases::new(settings.leases.clone());
         Engine {
             shared: Arc::new(Shared {
+                leases,
+                claim_now: Notify::new(),
                 store,
                 accounts,
                 limiters,
@@ -147,81 +167,56 @@ impl Engine {
         }
     }
 
-    /// Resumes every unsettled payment and unfinished refund from the store, then starts
-    /// the driver task. Returns how many payments and refunds were resumed.
+    /// Claims the work this engine drives and starts the driver task: on SQLite (one owner)
+    /// every unsettled payment, pending close and unfinished refund, taken over from the
+    /// previous run; on PostgreSQL only what is due and nobody holds, and then, every
+    /// `claim_interval` (and on [`Engine::claim_now`]), more as it comes due, renewing the
+    /// leases held meanwhile (docs/postgresql.md §4). Returns how many payments and refunds
+    /// were claimed at start.
     pub async fn start(&self) -> Result<(usize, usize), StoreError> {
         let shared = &self.shared;
-        let now = Millis::now();
-        let payments = shared.store.unsettled_payments().await?;
-        for record in &payments {
-            let stored = record.next_action.zip(record.next_action_at);
-            let (state, action, at) =
-                machine::resume(&facts_of(record), stored, &shared.settings.timing, now);
-            if record.next_action == Some(action) && state == record.state {
-                shared.schedule_at(Key::Payment(record.id.clone()), at);
-                continue;
-            }
-            // The stored action cannot be taken as it is (a micropay that may have been
-            // sent, which must be queried instead): commit the new plan before acting on it.
-            let mut resumed = record.clone();
-            resumed.state = state;
-            resumed.next_action = Some(action);
-            resumed.next_action_at = Some(at);
-            if action != Action::Micropay {
-                resumed.auth_code = None;
-            }
-            match shared
-                .store
-                .update_payment(
-                    &resumed,
-                    &format!("resumed after a restart: {}", action.as_str()),
-                )
-                .await
-            {
-                Ok(saved) => shared.committed(record.state, &saved),
-                Err(StoreError::StaleVersion { .. }) => shared.resync_payment(&record.id).await,
-                Err(error) => return Err(error),
-            }
+        let (payments, refunds) = shared.claim(!shared.leases.settings.shared).await?;
+        if payments + refunds > 0 {
+            tracing::info!(payments, refunds, "claimed unfinished work");
         }
-        // Settled payments whose order is still owed a close at WeChat: resume the close at
-        // its stored time (never before the 15-second rule it was planned with).
-        let closing = shared.store.payments_to_close().await?;
-        for record in &closing {
-            match record.next_action.zip(record.next_action_at) {
-                Some((Action::CloseReverse, at)) => {
-                    shared.schedule_at(Key::Payment(record.id.clone()), at.max(now));
-                }
-                _ => tracing::warn!(
-                    payment = %record.id,
-                    out_trade_no = %record.out_trade_no,
-                    "a close is pending without a close_reverse action; left for an operator"
-                ),
-            }
-        }
-        let refunds = shared.store.unfinished_refunds().await?;
-        for refund in &refunds {
-            let at = refund.next_action_at.unwrap_or(now);
-            shared.schedule_at(Key::Refund(refund.id.clone()), at);
-        }
-        if !payments.is_empty() || !refunds.is_empty() || !closing.is_empty() {
-            tracing::info!(
-                payments = payments.len(),
-                closing = closing.len(),
-                refunds = refunds.len(),
-                "resumed unfinished work"
+        let expire_after = shared.settings.micropay_expire_after;
+        if expire_after <= Duration::from_secs(60) {
+            tracing::warn!(
+                ?expire_after,
+                "payments.micropay_expire_after is not more than a minute: WeChat refuses such a \
+                 time_expire (docs/wechat-pay.md §6.4); only a simulator on scaled time accepts it"
             );
         }
         let driver = Arc::clone(&self.shared);
         self.shared.tasks.spawn(async move { driver.drive().await });
-        Ok((payments.len(), refunds.len()))
+        if shared.leases.settings.shared {
+            let keeper = Arc::clone(&self.shared);
+            self.shared
+                .tasks
+                .spawn(async move { keeper.keep_leases().await });
+        }
+        Ok((payments, refunds))
     }
 
-    /// Stops starting new WeChat calls and waits for those in flight to finish and commit.
-    /// Pending payments stay in the store and resume on the next start.
+    /// Asks the engine to look for due work nobody holds now rather than at its next
+    /// `claim_interval` (a wake-up: another instance stopped, or wrote a change).
+    pub fn claim_now(&self) {
+        self.shared.claim_now.notify_one();
+    }
+
+    /// How many payments and refunds this engine holds leases on.
+    pub fn leases_held(&self) -> usize {
+        self.shared.leases.len()
+    }
+
+    /// Stops starting new WeChat calls, waits for those in flight to finish and commit, and
+    /// hands back the leases held, so that another instance may take the work at once.
+    /// Pending payments stay in the store and resume on the next start (or claim).
     pub async fn shutdown(&self) {
         self.shared.stopping.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        self.shared.release_all().await;
     }
 
     /// Stores a new payment of `terminal_id` at `store`, made with the store's merchant
@@ -284,6 +279,7 @@ impl Engine {
         record.state = state;
         record.next_action = Some(action);
         record.next_action_at = Some(at);
+        let expire_after = shared.settings.micropay_expire_after;
         // When micropay may leave at once, the insert doubles as its write-ahead: one commit
         // instead of two on the counter's critical path. Otherwise the payment waits for its
         // turn stored as "not sent", and the step commits the write-ahead when it is due.
@@ -294,11 +290,24 @@ impl Engine {
             record.maybe_sent = true;
             record.micropay_attempts = 1;
             record.submitted_at = Some(now);
+            record.time_expire = Some(machine::time_expire(now, expire_after));
         }
-        let outcome = shared.store.insert_payment(&record).await?;
+        // Inserted already leased to this instance: it drives the payment without a claim.
+        let sent = tokio::time::Instant::now();
+        let outcome = shared
+            .store
+            .insert_leased_payment(&record, shared.leases.terms())
+            .await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
             shared.metrics.observe_transition(stored.state);
             let key = Key::Payment(stored.id.clone());
+            shared.leases.hold(
+                key.clone(),
+                stored.lease_epoch,
+                stored.version,
+                sent,
+                shared.leases.settings.duration,
+            );
             if let Some(claim) = claimed {
                 // Its turn is now: send straight away, with the record in hand.
                 lock(&shared.claimed_at_insert)
@@ -343,7 +352,9 @@ impl Engine {
                     shared.committed(record.state, &saved);
                     return Ok(saved);
                 }
-                Err(StoreError::StaleVersion { .. }) => continue,
+                // Not the engine: a cancel changes the plan without taking the lease, so a
+                // claim by another instance meanwhile only means reading again.
+                Err(StoreError::StaleVersion { .. } | StoreError::LeaseLost { .. }) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -377,8 +388,19 @@ impl Engine {
         // `queued` with the time it may go, so the cashier is told at once.
         let others = shared.store.refunds_for_payment(&payment.id).await?;
         let refund = refunds::planned(refund, &others, shared.settings.timing.refund_spacing, now);
-        let outcome = shared.store.insert_refund(&refund).await?;
+        let sent = tokio::time::Instant::now();
+        let outcome = shared
+            .store
+            .insert_leased_refund(&refund, shared.leases.terms())
+            .await?;
         if let InsertOutcome::Inserted(stored) = &outcome {
+            shared.leases.hold(
+                Key::Refund(stored.id.clone()),
+                stored.lease_epoch,
+                stored.version,
+                sent,
+                shared.leases.settings.duration,
+            );
             shared.refund_committed(stored);
         }
         Ok(outcome)

@@ -18,6 +18,12 @@
 //!   facts; otherwise it drops the outcome, since the new action starts with a query anyway.
 //! - **No sleeping task per payment.** Only calls in flight hold a task; waiting payments
 //!   are entries in [`Schedule`].
+//! - **One owner per payment, fenced.** The engine drives only what it holds a lease on
+//!   ([`Leases`]): claimed at start (and, on PostgreSQL, as work comes due), or inserted
+//!   already leased. Every write names the lease's epoch; a refused write
+//!   ([`StoreError::LeaseLost`]) drops the step and forgets the payment here. No WeChat call
+//!   starts with less than the safety margin of lease left. A payment taken over starts from
+//!   [`machine::resume`]: a micropay that may have left is queried, never sent again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,17 +40,23 @@ use wxpay::error::NotSent;
 use wxpay::messages::Request;
 
 use super::api::EngineSettings;
+use super::leases::Leases;
 use super::limiter::{Claim, RateLimiter};
+use super::machine::{self, Action};
 use super::schedule::{Key, Schedule};
+use super::steps::facts_of;
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
-use crate::store::{MerchantIds, Millis, PaymentRecord, Store};
+use crate::store::{ClaimRequest, MerchantIds, Millis, PaymentRecord, Store, StoreError};
 use crate::wechat::AccountClients;
 
 /// How long a step waits before retrying after the database failed it.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 /// The longest the driver sleeps with nothing scheduled (it wakes earlier when told).
 const IDLE_SLEEP: Duration = Duration::from_secs(3600);
+/// The most payments (and the most refunds) one periodic claim takes on a shared store, so
+/// that instances starting together share the backlog instead of one taking it all.
+const CLAIM_BATCH: u32 = 100;
 
 /// What every clone of an [`Engine`](super::Engine) shares: the store, the WeChat clients,
 /// the timer queue and the bookkeeping of the steps in flight.
@@ -67,6 +79,10 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     pub(super) tasks: TaskTracker,
     pub(super) stopping: CancellationToken,
+    /// The leases held: what this engine drives.
+    pub(super) leases: Leases,
+    /// Wakes the lease keeper to claim at once.
+    pub(super) claim_now: Notify,
 }
 
 /// A payment whose first micropay took its rate-limit turn when it was stored, and which was
@@ -111,10 +127,237 @@ impl Shared {
             );
         }
         let key = Key::Payment(saved.id.clone());
+        self.leases.saw_version(&key, saved.version);
         match (saved.next_action, saved.next_action_at) {
             (Some(_), Some(at)) => self.schedule_at(key, at),
-            _ => self.schedule().remove(&key),
+            _ => {
+                // Nothing more is owed: stop renewing (the lease lapses in the store).
+                self.leases.forget(&key);
+                self.schedule().remove(&key);
+            }
         }
+    }
+
+    /// Drops `key` after its lease was lost: no more steps or writes as its owner.
+    pub(in crate::engine) fn lost(&self, key: &Key) {
+        self.leases.forget(key);
+        self.schedule().remove(key);
+        tracing::info!(?key, "lease lost to another instance; dropped");
+    }
+
+    /// Claims due work nobody holds (all of it, taking over the previous run's leases, when
+    /// `take_over`: a store with one owner) and plans each claimed row. Returns how many
+    /// payments and refunds were claimed.
+    pub(in crate::engine) async fn claim(&self, take_over: bool) -> Result<(usize, usize), StoreError> {
+        let settings = &self.leases.settings;
+        let (due_before, limit) = if take_over {
+            (Millis(i64::MAX), u32::MAX)
+        } else {
+            (Millis::now() + settings.claim_interval, CLAIM_BATCH)
+        };
+        let sent = Instant::now();
+        let (payments, refunds) = self
+            .store
+            .claim_due(ClaimRequest {
+                terms: self.leases.terms(),
+                due_before,
+                limit,
+                take_over,
+            })
+            .await?;
+        for leased in &payments {
+            let record = &leased.record;
+            let key = Key::Payment(record.id.clone());
+            self.leases
+                .hold(key.clone(), record.lease_epoch, record.version, sent, leased.remaining);
+            if let Err(error) = self.take_over(record).await {
+                match error {
+                    StoreError::LeaseLost { .. } => self.lost(&key),
+                    error => {
+                        tracing::warn!(payment = %record.id, error = %error, "cannot plan a claimed payment; retrying");
+                        self.retry_later(key);
+                    }
+                }
+            }
+        }
+        for leased in &refunds {
+            let refund = &leased.record;
+            self.leases.hold(
+                Key::Refund(refund.id.clone()),
+                refund.lease_epoch,
+                refund.version,
+                sent,
+                leased.remaining,
+            );
+            self.refund_committed(refund);
+        }
+        Ok((payments.len(), refunds.len()))
+    }
+
+    /// Plans a payment this engine has just claimed: its stored action as it is, except that
+    /// a micropay that may have left is queried instead ([`machine::resume`]), which is
+    /// committed (under the new lease) before it is acted on.
+    async fn take_over(&self, record: &PaymentRecord) -> Result<(), StoreError> {
+        let key = Key::Payment(record.id.clone());
+        let now = Millis::now();
+        if record.state.is_settled() {
+            // Settled, claimed because its order is still owed a close at WeChat: resume the
+            // close at its stored time (never before the 15-second rule it was planned with).
+            match record.next_action.zip(record.next_action_at) {
+                Some((Action::CloseReverse, at)) => self.schedule_at(key, at.max(now)),
+                _ => {
+                    tracing::warn!(
+                        payment = %record.id,
+                        out_trade_no = %record.out_trade_no,
+                        "a close is pending without a close_reverse action; left for an operator"
+                    );
+                    self.leases.forget(&key);
+                }
+            }
+            return Ok(());
+        }
+        let stored = record.next_action.zip(record.next_action_at);
+        let (state, action, at) =
+            machine::resume(&facts_of(record), stored, &self.settings.timing, now);
+        if record.next_action == Some(action) && state == record.state {
+            self.schedule_at(key, at);
+            return Ok(());
+        }
+        let mut resumed = record.clone();
+        resumed.state = state;
+        resumed.next_action = Some(action);
+        resumed.next_action_at = Some(at);
+        if action != Action::Micropay {
+            resumed.auth_code = None;
+        }
+        match self
+            .store
+            .update_payment(&resumed, &format!("taken over: {}", action.as_str()))
+            .await
+        {
+            Ok(saved) => self.committed(record.state, &saved),
+            Err(StoreError::StaleVersion { .. }) => self.resync_payment(&record.id).await,
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    /// On a shared store: renews the leases held every `renew_interval` and claims due work
+    /// every `claim_interval` (and when woken), until the engine stops.
+    pub(super) async fn keep_leases(self: Arc<Self>) {
+        let settings = self.leases.settings.clone();
+        let mut renew = tokio::time::interval(settings.renew_interval);
+        let mut claim = tokio::time::interval(settings.claim_interval);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        claim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = renew.tick() => self.renew().await,
+                _ = claim.tick() => self.claim_due_work().await,
+                () = self.claim_now.notified() => self.claim_due_work().await,
+                () = self.stopping.cancelled() => break,
+            }
+        }
+    }
+
+    /// Claims what came due, batch after batch while batches come back full.
+    async fn claim_due_work(&self) {
+        loop {
+            match self.claim(false).await {
+                Ok((payments, refunds)) => {
+                    if payments > 0 || refunds > 0 {
+                        tracing::info!(payments, refunds, "claimed due work");
+                    }
+                    let full = u32::try_from(payments.max(refunds)).unwrap_or(u32::MAX);
+                    if full < CLAIM_BATCH || self.stopping.is_cancelled() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot claim due work; trying again later");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Renews every lease held. What the store no longer gives this engine is dropped; a
+    /// held payment whose version moved without this engine (a cancel written by another
+    /// instance) is read again and re-planned.
+    async fn renew(&self) {
+        let asked = self.leases.held();
+        if asked.payments.is_empty() && asked.refunds.is_empty() {
+            return;
+        }
+        let sent = Instant::now();
+        let renewal = match self.store.renew_leases(self.leases.terms(), &asked).await {
+            Ok(renewal) => renewal,
+            Err(error) => {
+                // The leases run out locally; calls stop at the safety margin until a
+                // renewal goes through.
+                tracing::warn!(error = %error, "cannot renew leases; trying again");
+                return;
+            }
+        };
+        let (changed, lost) = self.leases.renewed(&asked, &renewal, sent);
+        for key in &lost {
+            self.lost(key);
+        }
+        for key in changed {
+            let in_flight = {
+                let mut in_flight = lock(&self.in_flight);
+                match in_flight.get_mut(&key) {
+                    // The running step meets the new version at its commit; look again after.
+                    Some(asked_again) => {
+                        *asked_again = true;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if !in_flight {
+                match &key {
+                    Key::Payment(id) => self.resync_payment(id).await,
+                    Key::Refund(id) => self.resync_refund(id).await,
+                }
+            }
+        }
+    }
+
+    /// Hands back every lease held (graceful shutdown, after the last step committed).
+    pub(super) async fn release_all(&self) {
+        let held = self.leases.held();
+        if held.payments.is_empty() && held.refunds.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .release_leases(&self.leases.settings.owner, &held)
+            .await
+        {
+            Ok(released) => tracing::info!(released, "leases handed back"),
+            Err(error) => tracing::warn!(
+                error = %error,
+                "cannot hand back leases; they lapse after their duration"
+            ),
+        }
+    }
+
+    /// Whether a WeChat call for `key` may start now: the lease is held with more than the
+    /// safety margin left. If not, the step is tried again after the margin (a renewal
+    /// comes first, or the lease turns out lost) and `false` is returned.
+    pub(in crate::engine) fn may_call(&self, key: &Key) -> bool {
+        if self.leases.may_call(key, Instant::now()) {
+            return true;
+        }
+        if self.leases.epoch(key).is_some() {
+            tracing::info!(?key, "lease too close to its end for a WeChat call; waiting for a renewal");
+            self.schedule_at(
+                key.clone(),
+                Millis::now() + self.leases.settings.safety_margin,
+            );
+        }
+        false
     }
 
     /// Re-reads a payment and schedules what it owes.
@@ -165,9 +408,13 @@ impl Shared {
                 Key::Payment(id) => shared.step_payment(id).await,
                 Key::Refund(id) => shared.step_refund(id).await,
             };
-            if let Err(error) = result {
-                tracing::warn!(?key, error = %error, "step failed; retrying");
-                shared.retry_later(key.clone());
+            match result {
+                Ok(()) => {}
+                Err(StoreError::LeaseLost { .. }) => shared.lost(&key),
+                Err(error) => {
+                    tracing::warn!(?key, error = %error, "step failed; retrying");
+                    shared.retry_later(key.clone());
+                }
             }
             let asked_again = lock(&shared.in_flight).remove(&key).unwrap_or(false);
             if asked_again {

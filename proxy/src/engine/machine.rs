@@ -26,6 +26,12 @@
 //!   orders are closed by reverse, never closeorder: docs/wechat-pay.md §1.2, §3.6), no earlier than
 //!   `reverse_not_before` after submission: [`Action::CloseReverse`], tracked by
 //!   [`CloseState`]. The cashier-visible state and failure never change for it.
+//! - A micropay that may have reached WeChat and was never answered may still arrive
+//!   (delayed in the network, or sent by a proxy paused past its lease) until its
+//!   `time_expire`, after which WeChat refuses it. Before `time_expire` plus
+//!   `expire_skew_margin`, neither ORDERNOTEXIST nor a reverse of an order WeChat had not
+//!   seen (which leaves nothing behind) proves it never will: the payment stays open and
+//!   is queried again once that moment has passed ([`late_micropay_until`]).
 
 use std::time::Duration;
 
@@ -59,6 +65,9 @@ pub struct Timing {
     /// The least time between two refunds of one payment reaching WeChat (60 s: partial
     /// refunds of one order at least one minute apart, docs/wechat-pay.md §3.4); see `engine::spacing`.
     pub refund_spacing: Duration,
+    /// How far WeChat's clock may be off ours, added to a micropay's `time_expire` before
+    /// "it can no longer arrive" is believed (30 s).
+    pub expire_skew_margin: Duration,
 }
 
 impl Default for Timing {
@@ -74,6 +83,7 @@ impl Default for Timing {
             reverse_max_attempts: 10,
             attention_recheck_interval: Duration::from_secs(60),
             refund_spacing: Duration::from_secs(60),
+            expire_skew_margin: Duration::from_secs(30),
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct Facts {
     pub reverse_attempts: u32,
     /// Consecutive micropay attempts that were not sent.
     pub not_sent_attempts: u32,
+    /// The `time_expire` the last micropay that may have left was sent with.
+    pub time_expire: Option<Millis>,
 }
 
 impl Facts {
@@ -662,6 +674,50 @@ pub fn after_reverse(
     }
 }
 
+/// The `time_expire` for a micropay sent at `now`: `after` later, in whole seconds (the
+/// wire format has no fraction: docs/wechat-pay.md §6.4), rounded down, so what is stored is
+/// exactly what WeChat was told.
+pub fn time_expire(now: Millis, after: Duration) -> Millis {
+    let at = now + after;
+    Millis(at.0 - at.0.rem_euclid(1000))
+}
+
+/// Until when a micropay of this payment that may have left without an answer could still
+/// reach WeChat and create its order: its `time_expire` plus the skew margin. `None` when
+/// none can (nothing may have been sent, WeChat was seen to take the money, or no
+/// `time_expire` was recorded: a payment from before it was sent).
+pub fn late_micropay_until(facts: &Facts, timing: &Timing) -> Option<Millis> {
+    if !facts.maybe_sent || facts.seen_paid {
+        return None;
+    }
+    facts
+        .time_expire
+        .map(|expire| expire + timing.expire_skew_margin)
+}
+
+/// Keeps a payment open on an ORDERNOTEXIST that may be premature: before
+/// [`late_micropay_until`], the micropay may still arrive, so `action` (a final query or a
+/// recheck) is repeated once that moment has passed. `None` when the answer is final.
+fn not_before_expiry(
+    facts: &Facts,
+    outcome: &QueryOutcome,
+    action: Action,
+    timing: &Timing,
+    now: Millis,
+) -> Option<Transition> {
+    let until = late_micropay_until(facts, timing)?;
+    if *outcome != QueryOutcome::NotFound || now >= until {
+        return None;
+    }
+    Some(Transition::from(
+        facts,
+        facts.state,
+        Some((action, until)),
+        "ORDERNOTEXIST before the micropay's time_expire: it may still arrive; \
+         querying again after it",
+    ))
+}
+
 /// Decides after the query that follows a successful reverse ([`Action::FinalQuery`]).
 pub fn after_final_query(
     facts: &Facts,
@@ -669,6 +725,9 @@ pub fn after_final_query(
     timing: &Timing,
     now: Millis,
 ) -> Transition {
+    if let Some(wait) = not_before_expiry(facts, &outcome, Action::FinalQuery, timing, now) {
+        return wait;
+    }
     match outcome {
         QueryOutcome::Closed
         | QueryOutcome::NotFound
@@ -722,6 +781,9 @@ pub fn after_recheck(
     now: Millis,
 ) -> Transition {
     let recheck_at = now + timing.attention_recheck_interval;
+    if let Some(wait) = not_before_expiry(facts, &outcome, Action::Recheck, timing, now) {
+        return wait;
+    }
     match outcome {
         QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
             let mut transition = Transition::from(facts, PaymentState::Paid, None, "recheck: paid");
@@ -949,6 +1011,7 @@ mod tests {
             pending_failure: None,
             reverse_attempts: 0,
             not_sent_attempts: 0,
+            time_expire: None,
         }
     }
 
@@ -1413,5 +1476,73 @@ mod tests {
             (state, action, at),
             (PaymentState::Failed, Action::CloseReverse, secs(15))
         );
+    }
+
+    #[test]
+    fn time_expire_is_whole_seconds_after_the_send() {
+        assert_eq!(
+            time_expire(Millis(1_000_999), Duration::from_secs(120)),
+            Millis(1_120_000)
+        );
+        assert_eq!(
+            time_expire(Millis(1_000_000), Duration::from_secs(120)),
+            Millis(1_120_000)
+        );
+    }
+
+    #[test]
+    fn an_unanswered_micropay_is_not_settled_as_missing_before_its_time_expire() {
+        // Arrange: micropay timed out (maybe sent, time_expire 120 s after the send); the
+        // deadline passed, the reverse of an order WeChat had not seen answered SUCCESS.
+        let timing = timing();
+        let mut cancelling = facts(PaymentState::Cancelling);
+        cancelling.time_expire = Some(time_expire(SUBMITTED, Duration::from_secs(120)));
+        let until = secs(120 + 30);
+        let reversed = after_reverse(&cancelling, ReverseOutcome::Done, &timing, secs(41));
+        assert_eq!(reversed.next, Some((Action::FinalQuery, secs(41))));
+
+        // Act: the final query finds no order, before time_expire + skew.
+        let early = after_final_query(&cancelling, QueryOutcome::NotFound, &timing, secs(41));
+
+        // Assert: still open (the cashier sees "cancelling", never a wrong outcome), asked
+        // again once the micropay can no longer arrive.
+        assert_eq!(early.state, PaymentState::Cancelling);
+        assert_eq!(early.next, Some((Action::FinalQuery, until)));
+        assert!(!early.money_returned);
+        // After it: no order is final.
+        let late = after_final_query(&cancelling, QueryOutcome::NotFound, &timing, until);
+        assert_eq!(late.state, PaymentState::Cancelled);
+        assert_eq!(late.next, None);
+        // The late micropay arrived and was paid meanwhile: reverse it.
+        let arrived = after_final_query(&cancelling, paid(), &timing, until);
+        assert_eq!(arrived.state, PaymentState::Cancelling);
+        assert!(matches!(arrived.next, Some((Action::PreReverseQuery, _))));
+        assert!(arrived.seen_paid);
+        // A payment needing attention is rechecked after it too.
+        let mut attention = cancelling.clone();
+        attention.state = PaymentState::NeedsAttention;
+        let recheck = after_recheck(&attention, QueryOutcome::NotFound, &timing, secs(60));
+        assert_eq!(recheck.state, PaymentState::NeedsAttention);
+        assert_eq!(recheck.next, Some((Action::Recheck, until)));
+        // Other answers are final at once: an order WeChat shows closed cannot be paid.
+        let closed = after_final_query(&cancelling, QueryOutcome::Closed, &timing, secs(41));
+        assert_eq!(closed.state, PaymentState::Cancelled);
+    }
+
+    #[test]
+    fn without_a_micropay_in_the_air_no_order_is_final_at_once() {
+        let timing = timing();
+        let mut never_sent = facts(PaymentState::Cancelling);
+        never_sent.maybe_sent = false;
+        never_sent.time_expire = Some(secs(120));
+        let mut seen_paid = facts(PaymentState::Cancelling);
+        seen_paid.seen_paid = true;
+        seen_paid.time_expire = Some(secs(120));
+        // From before time_expire was recorded.
+        let legacy = facts(PaymentState::Cancelling);
+        for facts in [never_sent, seen_paid, legacy] {
+            let decided = after_final_query(&facts, QueryOutcome::NotFound, &timing, secs(41));
+            assert_eq!(decided.state, PaymentState::Cancelled, "{facts:?}");
+        }
     }
 }

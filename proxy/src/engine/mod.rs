@@ -19,6 +19,7 @@
 mod api;
 pub mod classify;
 mod driver;
+mod leases;
 pub mod limiter;
 pub mod machine;
 pub mod refunds;
@@ -28,4 +29,5 @@ mod steps;
 mod watch;
 
 pub use api::{Engine, EngineError, EngineSettings};
+pub use leases::LeaseSettings;
 pub use watch::Watch;

@@ -21,6 +21,7 @@ mod sqlite_writer;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -111,6 +112,19 @@ pub enum StoreError {
         attempt_id: String,
         /// Which contents differ, e.g. `amount_fen`.
         differs: &'static str,
+    },
+    /// The write names a lease epoch that is no longer the record's: another instance has
+    /// claimed it since (`docs/postgresql.md` §4). Nothing was stored. The writer lost the
+    /// lease: it drops what it was doing and must not write as the owner again. (A writer
+    /// that is not the engine, such as a cashier's cancel, reads the record again.)
+    #[error("{entity} {id} was claimed by another instance since lease epoch {expected}")]
+    LeaseLost {
+        /// `payment` or `refund`.
+        entity: &'static str,
+        /// The record.
+        id: String,
+        /// The epoch the write named.
+        expected: u64,
     },
     /// A record was changed since it was read (optimistic concurrency): read it again and
     /// redo the change on the fresh copy.
@@ -219,6 +233,7 @@ impl StoreError {
             StoreError::NotFound { .. }
             | StoreError::Conflict { .. }
             | StoreError::StaleVersion { .. }
+            | StoreError::LeaseLost { .. }
             | StoreError::RefundExceedsPayment { .. }
             | StoreError::AlreadyExists { .. }
             | StoreError::Corrupt { .. }
@@ -247,6 +262,75 @@ fn is_transient_sqlite_code(code: &str) -> bool {
         .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
+/// A lease an instance asks for: who (its run id, `Instance::run_id`) and for how long.
+/// The store takes the lease's start from its own clock (PostgreSQL: the database's), never
+/// from the instance's.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseTerms<'a> {
+    /// The owner to record (`lease_owner`).
+    pub owner: &'a str,
+    /// How long the lease lasts from the moment the database writes it.
+    pub duration: Duration,
+}
+
+/// Which due work a claim takes.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRequest<'a> {
+    /// The lease to take.
+    pub terms: LeaseTerms<'a>,
+    /// Take rows whose next action is due at or before this (the instance's clock, as
+    /// `next_action_at` is); rows with no planned time are always due.
+    pub due_before: Millis,
+    /// At most this many rows of each kind.
+    pub limit: u32,
+    /// Take rows whose lease has not expired as well: only for a store that has one owner
+    /// (SQLite), whose previous run has ended when a new one starts. Otherwise a row held
+    /// under an unexpired lease is never taken.
+    pub take_over: bool,
+}
+
+/// A record this instance now holds, with the time its lease had left when the database
+/// answered (measured on the database's clock; the instance counts it down on its monotonic
+/// clock from when it SENT the query, so a slow answer only shortens it).
+#[derive(Clone, Debug)]
+pub struct Leased<T> {
+    /// The record, with its new `lease_owner`, `lease_until` and `lease_epoch`.
+    pub record: T,
+    /// What was left of the lease.
+    pub remaining: Duration,
+}
+
+/// A lease still held after a renewal: the record's id, its current version (a version
+/// the holder did not write was written by someone else, e.g. a cashier's cancel on another
+/// instance), and what the lease has left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renewed {
+    /// The payment or refund.
+    pub id: String,
+    /// Its version now.
+    pub version: u64,
+    /// What the renewed lease has left, on the database's clock.
+    pub remaining: Duration,
+}
+
+/// The leases an instance holds, by id and the epoch it claimed them at.
+#[derive(Clone, Debug, Default)]
+pub struct HeldLeases {
+    /// Payments: `(id, lease_epoch)`.
+    pub payments: Vec<(String, u64)>,
+    /// Refunds: `(id, lease_epoch)`.
+    pub refunds: Vec<(String, u64)>,
+}
+
+/// What a renewal found still held; a lease missing here is lost.
+#[derive(Clone, Debug, Default)]
+pub struct Renewal {
+    /// Payments still held.
+    pub payments: Vec<Renewed>,
+    /// Refunds still held.
+    pub refunds: Vec<Renewed>,
+}
+
 /// Durable storage for the proxy. Every method is one transaction.
 ///
 /// Implementations must be safe to call from many tasks at once and keep these promises
@@ -254,7 +338,11 @@ fn is_transient_sqlite_code(code: &str) -> bool {
 /// - inserts are idempotent on their attempt id;
 /// - updates succeed only against the version they were read at, and bump it by exactly one;
 /// - each payment change writes its [`PaymentEvent`] in the same transaction;
-/// - the refund cap is checked in the transaction that inserts the refund.
+/// - the refund cap is checked in the transaction that inserts the refund;
+/// - updates are fenced: they succeed only while the record's `lease_epoch` is the one they
+///   name, and never change the lease columns;
+/// - a claim never hands a row to two owners at once, and bumps its `lease_epoch`; lease
+///   times come from the store's clock (`docs/postgresql.md` §4).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
@@ -295,13 +383,26 @@ pub trait Store: Send + Sync + 'static {
         attempt_id: &str,
     ) -> Result<Option<PaymentRecord>, StoreError>;
 
-    /// Replaces the mutable fields of a payment, provided it is still at `payment.version`.
+    /// Stores a new payment like [`Store::insert_payment`], already leased to `terms.owner`
+    /// (epoch 1, until the store's clock plus `terms.duration`) when it is new: the
+    /// creating instance drives it without waiting for a claim. An existing payment is
+    /// returned as stored, its lease untouched.
+    async fn insert_leased_payment(
+        &self,
+        payment: &PaymentRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError>;
+
+    /// Replaces the mutable fields of a payment, provided it is still at `payment.version`
+    /// and `payment.lease_epoch` (the fence).
     ///
     /// Returns the stored record with `version + 1` and a fresh `updated_at`, and writes an
     /// event with `detail` in the same transaction. Immutable fields (`attempt_id`,
     /// `terminal_id`, `out_trade_no`, `amount_fen`, `auth_code_last4`,
-    /// `auth_code_fingerprint`, `created_at`, `business_day`) are not changed. Fails with [`StoreError::StaleVersion`] if the row
-    /// moved and [`StoreError::NotFound`] if it does not exist.
+    /// `auth_code_fingerprint`, `created_at`, `business_day`) and the lease columns are not
+    /// changed. Fails with [`StoreError::LeaseLost`] if the row was claimed since (its
+    /// epoch moved), [`StoreError::StaleVersion`] if the row moved and
+    /// [`StoreError::NotFound`] if it does not exist.
     async fn update_payment(
         &self,
         payment: &PaymentRecord,
@@ -344,9 +445,18 @@ pub trait Store: Send + Sync + 'static {
         refund: &RefundRecord,
     ) -> Result<InsertOutcome<RefundRecord>, StoreError>;
 
+    /// Stores a new refund like [`Store::insert_refund`], already leased to `terms.owner`
+    /// when it is new (as [`Store::insert_leased_payment`]).
+    async fn insert_leased_refund(
+        &self,
+        refund: &RefundRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<RefundRecord>, StoreError>;
+
     /// Replaces the mutable fields of a refund (`state`, `wechat_refund_id`, `failure_*`,
-    /// `attempts`, `next_action_at`, `applied_at`), provided it is still at `refund.version`; returns it
-    /// with `version + 1` and a fresh `updated_at`.
+    /// `attempts`, `next_action_at`, `applied_at`), provided it is still at `refund.version`
+    /// and `refund.lease_epoch`; returns it with `version + 1` and a fresh `updated_at`.
+    /// Fails like [`Store::update_payment`].
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError>;
 
     /// The refund with this id, if any.
@@ -366,6 +476,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every refund still `queued`, `submitting` or `processing`, oldest first.
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError>;
+
+    /// The store's clock now (PostgreSQL: the database server's), the clock leases are
+    /// measured on.
+    async fn clock(&self) -> Result<Millis, StoreError>;
+
+    /// Claims due work for `request.terms.owner`: unsettled payments (and settled ones
+    /// still owed a close) and unfinished refunds whose next action is due by
+    /// `request.due_before`, which nobody holds under an unexpired lease (unless
+    /// `take_over`), oldest due first, at most `limit` of each. Each claimed row gets the
+    /// owner, a lease until the store's clock plus the duration, and `lease_epoch + 1`.
+    /// Rows another claimer is claiming at the same moment are skipped, never waited for or
+    /// handed out twice.
+    async fn claim_due(
+        &self,
+        request: ClaimRequest<'_>,
+    ) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError>;
+
+    /// Extends the leases in `held` that `terms.owner` still holds at the same epoch to the
+    /// store's clock plus `terms.duration`, and returns those (a lease missing from the
+    /// answer was lost: claimed by another owner, or the row is gone). Versions do not move.
+    async fn renew_leases(
+        &self,
+        terms: LeaseTerms<'_>,
+        held: &HeldLeases,
+    ) -> Result<Renewal, StoreError>;
+
+    /// Hands back the leases in `held` that `owner` still holds (graceful shutdown): their
+    /// owner and time are cleared, so another instance may claim them at once. Returns how
+    /// many were handed back.
+    async fn release_leases(&self, owner: &str, held: &HeldLeases) -> Result<u64, StoreError>;
 
     /// Adds a terminal to the store `store_id`; fails with [`StoreError::AlreadyExists`] if
     /// the name is taken.
@@ -433,6 +573,24 @@ pub trait Store: Send + Sync + 'static {
         store: &StoreRecord,
         merchant: &MerchantIds,
     ) -> Result<u64, StoreError>;
+}
+
+/// Why a fenced, versioned write matched no row although the row exists: the lease was
+/// claimed since (the stored epoch is not the one the write named), else the version moved.
+fn refusal(entity: &'static str, id: &str, expected: u64, epoch: u64, stored: i64) -> StoreError {
+    if u64::try_from(stored).ok() != Some(epoch) {
+        StoreError::LeaseLost {
+            entity,
+            id: id.to_owned(),
+            expected: epoch,
+        }
+    } else {
+        StoreError::StaleVersion {
+            entity,
+            id: id.to_owned(),
+            expected,
+        }
+    }
 }
 
 #[cfg(test)]

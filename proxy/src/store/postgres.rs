@@ -35,18 +35,28 @@ use super::records::{
     refund_state_name,
 };
 use super::rows::{
-    Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
+    Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS,
     REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
     terminal_from_row, u64_to_i64, unique_violation_as_exists,
 };
-use super::{InsertOutcome, Store, StoreError};
+use super::{
+    ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
+    StoreError,
+};
 use crate::config::StoreConfig;
 
 /// The migrations in `proxy/migrations/postgres`, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The database's clock now, in epoch milliseconds: every lease time is taken from it, so
+/// instances whose clocks disagree still agree on who holds what. `clock_timestamp()` (not
+/// `now()`, the transaction's start) so that a claim that waited for a lock does not date
+/// its lease from before the wait.
+const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 /// How long a call waits for a pooled connection before failing with a transient error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,7 +152,16 @@ impl Store for PostgresStore {
         payment: &PaymentRecord,
     ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
         let mut connection = self.pool.acquire().await?;
-        insert_payment(&mut connection, payment).await
+        insert_payment(&mut connection, payment, None).await
+    }
+
+    async fn insert_leased_payment(
+        &self,
+        payment: &PaymentRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        insert_payment(&mut connection, payment, Some(terms)).await
     }
 
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
@@ -245,7 +264,18 @@ impl Store for PostgresStore {
         refund: &RefundRecord,
     ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
         let mut transaction = self.pool.begin().await?;
-        let outcome = insert_refund(&mut transaction, refund).await?;
+        let outcome = insert_refund(&mut transaction, refund, None).await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn insert_leased_refund(
+        &self,
+        refund: &RefundRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let outcome = insert_refund(&mut transaction, refund, Some(terms)).await?;
         transaction.commit().await?;
         Ok(outcome)
     }
@@ -256,7 +286,7 @@ impl Store for PostgresStore {
             "UPDATE refunds SET state = $1, version = $2, wechat_refund_id = $3, \
              failure_code = $4, failure_message = $5, attempts = $6, next_action_at = $7, \
              updated_at = $8, applied_at = $9 \
-             WHERE id = $10 AND version = $11 RETURNING {REFUND_COLUMNS}"
+             WHERE id = $10 AND version = $11 AND lease_epoch = $12 RETURNING {REFUND_COLUMNS}"
         ))
         .bind(refund_state_name(refund.state))
         .bind(expected_version + 1)
@@ -269,13 +299,21 @@ impl Store for PostgresStore {
         .bind(refund.applied_at.map(|at| at.0))
         .bind(&refund.id)
         .bind(expected_version)
+        .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
         .fetch_optional(&self.pool)
         .await?;
         match row {
             Some(row) => refund_from_row(&row),
             None => {
                 let mut connection = self.pool.acquire().await?;
-                Err(stale_or_missing(&mut connection, "refund", &refund.id, refund.version).await)
+                Err(refused(
+                    &mut connection,
+                    "refund",
+                    &refund.id,
+                    refund.version,
+                    refund.lease_epoch,
+                )
+                .await)
             }
         }
     }
@@ -328,6 +366,146 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn clock(&self) -> Result<Millis, StoreError> {
+        let now: i64 = sqlx::query(&format!("SELECT {NOW_MS} AS now"))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("now")?;
+        Ok(Millis(now))
+    }
+
+    async fn claim_due(
+        &self,
+        request: ClaimRequest<'_>,
+    ) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
+        // `FOR UPDATE SKIP LOCKED`: a row another claimer has locked is skipped, not waited
+        // for; a row it claimed and committed meanwhile is re-checked against the lease
+        // condition once locked (READ COMMITTED), and no longer matches.
+        let claim = |table: &str, due: &str, columns: &str| {
+            format!(
+                "WITH due AS (\
+                     SELECT id AS claimed_id FROM {table} \
+                     WHERE ({due}) AND (next_action_at IS NULL OR next_action_at <= $1) \
+                     AND ($2 OR lease_until IS NULL OR lease_until <= {NOW_MS}) \
+                     ORDER BY next_action_at NULLS FIRST, id LIMIT $3 \
+                     FOR UPDATE SKIP LOCKED) \
+                 UPDATE {table} SET lease_owner = $4, lease_until = {NOW_MS} + $5, \
+                     lease_epoch = lease_epoch + 1 \
+                 FROM due WHERE {table}.id = due.claimed_id \
+                 RETURNING {columns}, lease_until - {NOW_MS} AS remaining_ms"
+            )
+        };
+        let payments_due = format!("state NOT IN {SETTLED_STATES_SQL} OR close_state = 'pending'");
+        let refunds_due = format!("state IN {UNFINISHED_REFUND_STATES_SQL}");
+        let duration = duration_ms(request.terms.duration)?;
+        let mut leased = Vec::with_capacity(2);
+        for query in [
+            claim("payments", &payments_due, PAYMENT_COLUMNS),
+            claim("refunds", &refunds_due, REFUND_COLUMNS),
+        ] {
+            leased.push(
+                sqlx::query(&query)
+                    .bind(request.due_before.0)
+                    .bind(request.take_over)
+                    .bind(i64::from(request.limit))
+                    .bind(request.terms.owner)
+                    .bind(duration)
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+        }
+        let refunds = leased.pop().unwrap_or_default();
+        let payments = leased.pop().unwrap_or_default();
+        let mut payments = payments
+            .iter()
+            .map(|row| {
+                Ok(Leased {
+                    record: payment_from_row(row)?,
+                    remaining: remaining(row)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        payments.sort_by_key(|leased| leased.record.next_action_at);
+        let mut refunds = refunds
+            .iter()
+            .map(|row| {
+                Ok(Leased {
+                    record: refund_from_row(row)?,
+                    remaining: remaining(row)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        refunds.sort_by_key(|leased| leased.record.next_action_at);
+        Ok((payments, refunds))
+    }
+
+    async fn renew_leases(
+        &self,
+        terms: LeaseTerms<'_>,
+        held: &HeldLeases,
+    ) -> Result<Renewal, StoreError> {
+        let duration = duration_ms(terms.duration)?;
+        let mut renewed = Vec::with_capacity(2);
+        for (table, rows) in [("payments", &held.payments), ("refunds", &held.refunds)] {
+            if rows.is_empty() {
+                renewed.push(Vec::new());
+                continue;
+            }
+            let (ids, epochs) = id_epoch_arrays(rows)?;
+            let answer = sqlx::query(&format!(
+                "UPDATE {table} SET lease_until = {NOW_MS} + $2 \
+                 FROM UNNEST($3::TEXT[], $4::BIGINT[]) AS held (held_id, held_epoch) \
+                 WHERE {table}.id = held.held_id AND {table}.lease_epoch = held.held_epoch \
+                 AND {table}.lease_owner = $1 \
+                 RETURNING id, version, lease_until - {NOW_MS} AS remaining_ms"
+            ))
+            .bind(terms.owner)
+            .bind(duration)
+            .bind(ids)
+            .bind(epochs)
+            .fetch_all(&self.pool)
+            .await?;
+            renewed.push(
+                answer
+                    .iter()
+                    .map(|row| {
+                        Ok(Renewed {
+                            id: row.try_get("id")?,
+                            version: i64_to_u64(row.try_get("version")?, "version")?,
+                            remaining: remaining(row)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+            );
+        }
+        let refunds = renewed.pop().unwrap_or_default();
+        let payments = renewed.pop().unwrap_or_default();
+        Ok(Renewal { payments, refunds })
+    }
+
+    async fn release_leases(&self, owner: &str, held: &HeldLeases) -> Result<u64, StoreError> {
+        let mut released = 0;
+        for (table, rows) in [("payments", &held.payments), ("refunds", &held.refunds)] {
+            if rows.is_empty() {
+                continue;
+            }
+            let (ids, epochs) = id_epoch_arrays(rows)?;
+            released += sqlx::query(&format!(
+                "UPDATE {table} SET lease_owner = NULL, lease_until = NULL \
+                 FROM UNNEST($2::TEXT[], $3::BIGINT[]) AS held (held_id, held_epoch) \
+                 WHERE {table}.id = held.held_id AND {table}.lease_epoch = held.held_epoch \
+                 AND {table}.lease_owner = $1"
+            ))
+            .bind(owner)
+            .bind(ids)
+            .bind(epochs)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(released)
     }
 
     async fn add_terminal(
@@ -570,18 +748,23 @@ impl Store for PostgresStore {
 async fn insert_payment(
     connection: &mut PgConnection,
     payment: &PaymentRecord,
+    lease: Option<LeaseTerms<'_>>,
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     // One statement, so one implicit transaction and one round trip: the payment and its
     // creation event, or (a row with the same attempt, order number or id exists) neither.
-    let immutable = column_count(PAYMENT_IMMUTABLE_COLUMNS);
+    let written = column_count(PAYMENT_IMMUTABLE_COLUMNS) + column_count(PAYMENT_MUTABLE_COLUMNS);
     let query = format!(
         "WITH inserted AS (\
-             INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-             VALUES ({}) ON CONFLICT DO NOTHING \
-             RETURNING id, state, created_at) \
-         INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         SELECT id, created_at, NULL, state, 'created' FROM inserted",
-        placeholders(1, immutable + column_count(PAYMENT_MUTABLE_COLUMNS))
+             INSERT INTO payments \
+                 ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}, {LEASE_COLUMNS}) \
+             VALUES ({}, {}) ON CONFLICT DO NOTHING \
+             RETURNING id, state, created_at, lease_until), \
+         recorded AS (\
+             INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
+             SELECT id, created_at, NULL, state, 'created' FROM inserted) \
+         SELECT lease_until FROM inserted",
+        placeholders(1, written),
+        lease_values(written + 1),
     );
     let insert = sqlx::query(&query)
         .bind(&payment.id)
@@ -598,11 +781,18 @@ async fn insert_payment(
         .bind(&payment.merchant.mch_id)
         .bind(&payment.merchant.sub_appid)
         .bind(&payment.merchant.sub_mch_id);
-    let inserted = bind_mutable(insert, payment, payment.version, payment.updated_at)?
-        .execute(&mut *connection)
-        .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(InsertOutcome::Inserted(payment.clone()));
+    let inserted = bind_lease(
+        bind_mutable(insert, payment, payment.version, payment.updated_at)?,
+        lease,
+    )?
+    .fetch_optional(&mut *connection)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(InsertOutcome::Inserted(leased_copy(
+            payment,
+            lease,
+            row.try_get::<Option<i64>, _>("lease_until")?,
+        )));
     }
     // The other row was stored first and committed (a conflicting insert waits for the other
     // transaction), so this new statement sees it. `ON CONFLICT` names no column on purpose:
@@ -633,19 +823,22 @@ async fn update_payment(
     let now = Millis::now();
     let expected_version = u64_to_i64(payment.version, "version")?;
     // One statement (one implicit transaction, one round trip). `current` locks the row at
-    // the expected version and reads the state being replaced: a concurrent writer of that
-    // version waits there and, once this commits, finds no row at its version. The update
-    // repeats the version condition (where a lease fence will join it), and the event is
-    // written from the update's result: with the change, or not at all.
+    // the expected version and epoch and reads the state being replaced: a concurrent writer
+    // of that version waits there and, once this commits, finds no row at its version; a
+    // writer whose lease was claimed since finds none at its epoch. The update repeats both
+    // conditions, and the event is written from the update's result: with the change, or not
+    // at all.
     let mutable = column_count(PAYMENT_MUTABLE_COLUMNS);
     let query = format!(
         "WITH current AS (\
              SELECT id AS locked_id, state AS from_state FROM payments \
-             WHERE id = ${id} AND version = ${version} FOR NO KEY UPDATE), \
+             WHERE id = ${id} AND version = ${version} AND lease_epoch = ${epoch} \
+             FOR NO KEY UPDATE), \
          changed AS (\
              UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({values}) \
              FROM current \
              WHERE payments.id = current.locked_id AND payments.version = ${version} \
+             AND payments.lease_epoch = ${epoch} \
              RETURNING {PAYMENT_COLUMNS}), \
          recorded AS (\
              INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
@@ -658,6 +851,7 @@ async fn update_payment(
         now = mutable + 3,
         to_state = mutable + 4,
         detail = mutable + 5,
+        epoch = mutable + 6,
     );
     let row = bind_mutable(sqlx::query(&query), payment, payment.version + 1, now)?
         .bind(&payment.id)
@@ -665,18 +859,27 @@ async fn update_payment(
         .bind(now.0)
         .bind(payment.state.as_str())
         .bind(detail)
+        .bind(u64_to_i64(payment.lease_epoch, "lease_epoch")?)
         .fetch_optional(&mut *connection)
         .await?;
     match row {
         // The row as stored, immutable fields included, rather than the caller's copy.
         Some(row) => payment_from_row(&row),
-        None => Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await),
+        None => Err(refused(
+            connection,
+            "payment",
+            &payment.id,
+            payment.version,
+            payment.lease_epoch,
+        )
+        .await),
     }
 }
 
 async fn insert_refund(
     connection: &mut PgConnection,
     refund: &RefundRecord,
+    lease: Option<LeaseTerms<'_>>,
 ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
     // The payment's lock comes first: refunds of one payment are decided one at a time, so
     // the idempotency check and the cap below see every refund committed before.
@@ -703,15 +906,23 @@ async fn insert_refund(
     .await?
     .try_get("total")?;
     check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
+    let written = column_count(REFUND_COLUMNS) - column_count(LEASE_COLUMNS);
     let query = format!(
-        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}) ON CONFLICT DO NOTHING",
-        placeholders(1, column_count(REFUND_COLUMNS))
+        "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({}, {}) ON CONFLICT DO NOTHING \
+         RETURNING lease_until",
+        placeholders(1, written),
+        lease_values(written + 1),
     );
-    let inserted = bind_refund(sqlx::query(&query), refund)?
-        .execute(&mut *connection)
+    let inserted = bind_lease(bind_refund(sqlx::query(&query), refund)?, lease)?
+        .fetch_optional(&mut *connection)
         .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(InsertOutcome::Inserted(refund.clone()));
+    if let Some(row) = inserted {
+        let lease_until: Option<i64> = row.try_get("lease_until")?;
+        let mut stored = refund.clone();
+        stored.lease_owner = lease.map(|terms| terms.owner.to_owned());
+        stored.lease_until = lease_until.map(Millis);
+        stored.lease_epoch = u64::from(lease.is_some());
+        return Ok(InsertOutcome::Inserted(stored));
     }
     // A row with the same attempt, refund number or id was stored first. For the same
     // attempt, that was a refund of another payment (whose lock this transaction does not
@@ -745,27 +956,27 @@ async fn existing_refund(
     existing_or_conflict(existing, differs, "refund", &refund.refund_attempt_id).map(Some)
 }
 
-/// Why a versioned write to `entity` (`payment` or `refund`) matched no row: the row moved
-/// past `expected`, or it does not exist.
-async fn stale_or_missing(
+/// Why a fenced, versioned write to `entity` (`payment` or `refund`) matched no row: the
+/// row was claimed since `epoch`, moved past `expected`, or does not exist.
+async fn refused(
     connection: &mut PgConnection,
     entity: &'static str,
     id: &str,
     expected: u64,
+    epoch: u64,
 ) -> StoreError {
     let query = match entity {
-        "payment" => "SELECT 1 FROM payments WHERE id = $1",
-        _ => "SELECT 1 FROM refunds WHERE id = $1",
+        "payment" => "SELECT lease_epoch FROM payments WHERE id = $1",
+        _ => "SELECT lease_epoch FROM refunds WHERE id = $1",
     };
     match sqlx::query(query)
         .bind(id)
         .fetch_optional(&mut *connection)
         .await
     {
-        Ok(Some(_)) => StoreError::StaleVersion {
-            entity,
-            id: id.to_owned(),
-            expected,
+        Ok(Some(row)) => match row.try_get::<i64, _>("lease_epoch") {
+            Ok(stored) => super::refusal(entity, id, expected, epoch, stored),
+            Err(error) => StoreError::Database(error),
         },
         Ok(None) => StoreError::NotFound {
             entity,
@@ -773,6 +984,67 @@ async fn stale_or_missing(
         },
         Err(error) => StoreError::Database(error),
     }
+}
+
+/// The VALUES of the [`LEASE_COLUMNS`] of an insert, from parameter `first` on: the owner,
+/// a duration in milliseconds added to the database's clock (NULL: no lease), the epoch.
+fn lease_values(first: usize) -> String {
+    format!(
+        "${first}, {NOW_MS} + ${}::BIGINT, ${}",
+        first + 1,
+        first + 2
+    )
+}
+
+/// Binds the [`lease_values`]: `lease`'s owner and duration with epoch 1, or no lease
+/// (epoch 0).
+fn bind_lease<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    lease: Option<LeaseTerms<'q>>,
+) -> Result<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>, StoreError> {
+    let duration = lease
+        .map(|terms| duration_ms(terms.duration))
+        .transpose()?;
+    Ok(query
+        .bind(lease.map(|terms| terms.owner))
+        .bind(duration)
+        .bind(i64::from(lease.is_some())))
+}
+
+/// `payment` as inserted under `lease` with the database's `lease_until`.
+fn leased_copy(
+    payment: &PaymentRecord,
+    lease: Option<LeaseTerms<'_>>,
+    lease_until: Option<i64>,
+) -> PaymentRecord {
+    let mut stored = payment.clone();
+    stored.lease_owner = lease.map(|terms| terms.owner.to_owned());
+    stored.lease_until = lease_until.map(Millis);
+    stored.lease_epoch = u64::from(lease.is_some());
+    stored
+}
+
+/// A lease's duration in whole milliseconds, as the database adds it to its clock.
+fn duration_ms(duration: Duration) -> Result<i64, StoreError> {
+    i64::try_from(duration.as_millis()).map_err(|_| StoreError::OutOfRange {
+        field: "lease duration",
+    })
+}
+
+/// The `remaining_ms` column of a claim or renewal, as a duration (zero if already past).
+fn remaining(row: &PgRow) -> Result<Duration, StoreError> {
+    let remaining: i64 = row.try_get("remaining_ms")?;
+    Ok(Duration::from_millis(u64::try_from(remaining).unwrap_or(0)))
+}
+
+/// The ids and epochs of held leases as two parallel arrays, for `UNNEST`.
+fn id_epoch_arrays(rows: &[(String, u64)]) -> Result<(Vec<String>, Vec<i64>), StoreError> {
+    let ids = rows.iter().map(|(id, _)| id.clone()).collect();
+    let epochs = rows
+        .iter()
+        .map(|(_, epoch)| u64_to_i64(*epoch, "lease_epoch"))
+        .collect::<Result<_, _>>()?;
+    Ok((ids, epochs))
 }
 
 #[cfg(test)]

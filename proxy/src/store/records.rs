@@ -284,11 +284,18 @@ pub struct PaymentRecord {
     pub settled_at: Option<Millis>,
     /// The shop's business day the payment belongs to.
     pub business_day: NaiveDate,
-    /// The proxy instance currently driving the payment (for several proxies on one
-    /// database).
+    /// The run of the proxy instance that last claimed the payment (its lease owner), if
+    /// any; written only by the store's lease operations (`docs/postgresql.md` §4).
     pub lease_owner: Option<String>,
-    /// Until when `lease_owner` holds the payment.
+    /// Until when `lease_owner` holds the payment, on the database's clock.
     pub lease_until: Option<Millis>,
+    /// How many times the payment was claimed: the fence every write names. A write whose
+    /// `lease_epoch` is not the stored one is refused (`StoreError::LeaseLost`).
+    pub lease_epoch: u64,
+    /// The `time_expire` sent with micropay (whole seconds), set with the write-ahead
+    /// commit: until it has passed, a micropay whose outcome is unknown may still reach
+    /// WeChat.
+    pub time_expire: Option<Millis>,
 }
 
 impl PaymentRecord {
@@ -346,6 +353,8 @@ impl PaymentRecord {
             business_day,
             lease_owner: None,
             lease_until: None,
+            lease_epoch: 0,
+            time_expire: None,
         }
     }
 }
@@ -392,6 +401,8 @@ impl fmt::Debug for PaymentRecord {
             .field("business_day", &self.business_day)
             .field("lease_owner", &self.lease_owner)
             .field("lease_until", &self.lease_until)
+            .field("lease_epoch", &self.lease_epoch)
+            .field("time_expire", &self.time_expire)
             .finish()
     }
 }
@@ -443,6 +454,12 @@ pub struct RefundRecord {
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
     pub updated_at: Millis,
+    /// The run of the proxy instance that last claimed the refund, if any.
+    pub lease_owner: Option<String>,
+    /// Until when `lease_owner` holds the refund, on the database's clock.
+    pub lease_until: Option<Millis>,
+    /// How many times the refund was claimed: the fence every write names, as for payments.
+    pub lease_epoch: u64,
 }
 
 impl RefundRecord {
@@ -476,6 +493,9 @@ impl RefundRecord {
             applied_at: None,
             created_at: now,
             updated_at: now,
+            lease_owner: None,
+            lease_until: None,
+            lease_epoch: 0,
         }
     }
 }

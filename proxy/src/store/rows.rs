@@ -32,7 +32,8 @@ pub(super) const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade
      failure_code, failure_message, attention_reason, submitted_at, next_action_at, created_at, \
      updated_at, settled_at, business_day, lease_owner, lease_until, next_action, \
      pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
-     auth_code_fingerprint, close_state, store_id, appid, mch_id, sub_appid, sub_mch_id";
+     auth_code_fingerprint, close_state, store_id, appid, mch_id, sub_appid, sub_mch_id, \
+     lease_epoch, time_expire";
 
 /// The columns a payment is created with and never changes, in the order the stores bind
 /// them.
@@ -44,15 +45,22 @@ pub(super) const PAYMENT_IMMUTABLE_COLUMNS: &str = "id, attempt_id, terminal_id,
 pub(super) const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state, version, \
      maybe_sent, micropay_attempts, query_count, reverse_count, cancel_requested, seen_paid, \
      money_returned, transaction_id, failure_code, failure_message, attention_reason, \
-     submitted_at, next_action_at, updated_at, settled_at, lease_owner, lease_until, \
-     next_action, pending_failure_code, pending_failure_message, retry_attempts, \
-     not_sent_attempts, close_state";
+     submitted_at, next_action_at, updated_at, settled_at, next_action, \
+     pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
+     close_state, time_expire";
 
-/// Every column of `refunds`, in the order the stores insert them.
+/// The lease columns of `payments` and `refunds`, which only inserts and the stores' lease
+/// operations (claim, renew, release) write, never an update: an update names the epoch it
+/// holds instead (the fence), so a cashier's cancel does not take the lease and a renewal
+/// does not move the version.
+pub(super) const LEASE_COLUMNS: &str = "lease_owner, lease_until, lease_epoch";
+
+/// Every column of `refunds`, in the order the stores insert them: [`bind_refund`] binds all
+/// but the last three, the [`LEASE_COLUMNS`].
 pub(super) const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, \
      amount_fen, reason, state, version, wechat_refund_id, failure_code, failure_message, \
      attempts, next_action_at, created_at, updated_at, applied_at, store_id, appid, mch_id, \
-     sub_appid, sub_mch_id";
+     sub_appid, sub_mch_id, lease_owner, lease_until, lease_epoch";
 
 /// Every column of `terminals`, in the order the stores insert them.
 pub(super) const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at, store_id";
@@ -141,6 +149,8 @@ pub(super) fn payment_from_row(row: &impl Columns) -> Result<PaymentRecord, Stor
         business_day: row.day("business_day")?,
         lease_owner: row.optional_text("lease_owner")?,
         lease_until: row.optional_integer("lease_until")?.map(Millis),
+        lease_epoch: i64_to_u64(row.integer("lease_epoch")?, "payments.lease_epoch")?,
+        time_expire: row.optional_integer("time_expire")?.map(Millis),
         next_action: row
             .optional_text("next_action")?
             .map(|name| {
@@ -209,6 +219,9 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
         applied_at: row.optional_integer("applied_at")?.map(Millis),
         created_at: Millis(row.integer("created_at")?),
         updated_at: Millis(row.integer("updated_at")?),
+        lease_owner: row.optional_text("lease_owner")?,
+        lease_until: row.optional_integer("lease_until")?.map(Millis),
+        lease_epoch: i64_to_u64(row.integer("lease_epoch")?, "refunds.lease_epoch")?,
     })
 }
 
@@ -308,17 +321,17 @@ where
         .bind(payment.next_action_at.map(|at| at.0))
         .bind(updated_at.0)
         .bind(payment.settled_at.map(|at| at.0))
-        .bind(payment.lease_owner.as_deref())
-        .bind(payment.lease_until.map(|at| at.0))
         .bind(payment.next_action.map(Action::as_str))
         .bind(pending.map(|failure| failure.code.as_str()))
         .bind(pending.map(|failure| failure.message.as_str()))
         .bind(i64::from(payment.reverse_attempts))
         .bind(i64::from(payment.not_sent_attempts))
-        .bind(payment.close_state.map(CloseState::as_str)))
+        .bind(payment.close_state.map(CloseState::as_str))
+        .bind(payment.time_expire.map(|at| at.0)))
 }
 
-/// Binds every column of a new refund, in the order of [`REFUND_COLUMNS`].
+/// Binds the columns of a new refund in the order of [`REFUND_COLUMNS`], all but the
+/// [`LEASE_COLUMNS`], which each store binds after them.
 pub(super) fn bind_refund<'q, DB>(
     query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
     refund: &'q RefundRecord,
@@ -505,8 +518,14 @@ mod tests {
     fn the_insert_and_update_column_lists_cover_every_column_once() {
         let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
         written.extend(names(PAYMENT_MUTABLE_COLUMNS));
+        written.extend(names(LEASE_COLUMNS));
         written.sort();
         assert_eq!(written, names(PAYMENT_COLUMNS));
+    }
+
+    #[test]
+    fn the_refund_columns_end_with_the_lease_columns() {
+        assert!(REFUND_COLUMNS.ends_with(LEASE_COLUMNS));
     }
 
     #[test]

@@ -34,7 +34,8 @@ use super::records::{
     refund_state_name,
 };
 use super::rows::{
-    Columns, EVENT_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS, PAYMENT_MUTABLE_COLUMNS,
+    Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS,
     REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
@@ -42,7 +43,10 @@ use super::rows::{
     terminal_from_row, u64_to_i64, unique_violation_as_exists,
 };
 use super::sqlite_writer::Writer;
-use super::{InsertOutcome, Store, StoreError};
+use super::{
+    ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
+    StoreError,
+};
 use crate::config::StoreConfig;
 use crate::private_file;
 
@@ -180,7 +184,18 @@ impl Store for SqliteStore {
     ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
         let payment = payment.clone();
         self.writer
-            .write(move |connection| Box::pin(insert_payment(connection, payment)))
+            .write(move |connection| Box::pin(insert_payment(connection, payment, None)))
+            .await
+    }
+
+    async fn insert_leased_payment(
+        &self,
+        payment: &PaymentRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
+        let (payment, lease) = (payment.clone(), OwnedTerms::of(terms));
+        self.writer
+            .write(move |connection| Box::pin(insert_payment(connection, payment, Some(lease))))
             .await
     }
 
@@ -287,7 +302,18 @@ impl Store for SqliteStore {
     ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
         let refund = refund.clone();
         self.writer
-            .write(move |connection| Box::pin(insert_refund(connection, refund)))
+            .write(move |connection| Box::pin(insert_refund(connection, refund, None)))
+            .await
+    }
+
+    async fn insert_leased_refund(
+        &self,
+        refund: &RefundRecord,
+        terms: LeaseTerms<'_>,
+    ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
+        let (refund, lease) = (refund.clone(), OwnedTerms::of(terms));
+        self.writer
+            .write(move |connection| Box::pin(insert_refund(connection, refund, Some(lease))))
             .await
     }
 
@@ -346,6 +372,45 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn clock(&self) -> Result<Millis, StoreError> {
+        Ok(Millis::now())
+    }
+
+    async fn claim_due(
+        &self,
+        request: ClaimRequest<'_>,
+    ) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
+        let (terms, due_before, limit, take_over) = (
+            OwnedTerms::of(request.terms),
+            request.due_before,
+            request.limit,
+            request.take_over,
+        );
+        self.writer
+            .write(move |connection| {
+                Box::pin(claim_due(connection, terms, due_before, limit, take_over))
+            })
+            .await
+    }
+
+    async fn renew_leases(
+        &self,
+        terms: LeaseTerms<'_>,
+        held: &HeldLeases,
+    ) -> Result<Renewal, StoreError> {
+        let (terms, held) = (OwnedTerms::of(terms), held.clone());
+        self.writer
+            .write(move |connection| Box::pin(renew_leases(connection, terms, held)))
+            .await
+    }
+
+    async fn release_leases(&self, owner: &str, held: &HeldLeases) -> Result<u64, StoreError> {
+        let (owner, held) = (owner.to_owned(), held.clone());
+        self.writer
+            .write(move |connection| Box::pin(release_leases(connection, owner, held)))
+            .await
     }
 
     async fn add_terminal(
@@ -592,13 +657,17 @@ impl Store for SqliteStore {
 async fn insert_payment(
     connection: &mut SqliteConnection,
     payment: PaymentRecord,
+    lease: Option<OwnedTerms>,
 ) -> Result<InsertOutcome<PaymentRecord>, StoreError> {
     let query = format!(
-        "INSERT INTO payments ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}) \
-         VALUES ({}, {}) ON CONFLICT (attempt_id) DO NOTHING",
+        "INSERT INTO payments \
+             ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}, {LEASE_COLUMNS}) \
+         VALUES ({}, {}, {}) ON CONFLICT (attempt_id) DO NOTHING",
         placeholders(PAYMENT_IMMUTABLE_COLUMNS),
-        placeholders(PAYMENT_MUTABLE_COLUMNS)
+        placeholders(PAYMENT_MUTABLE_COLUMNS),
+        placeholders(LEASE_COLUMNS)
     );
+    let payment = leased(payment, lease.as_ref());
     let inserted = sqlx::query(&query)
         .bind(&payment.id)
         .bind(payment.attempt_id.as_str())
@@ -615,6 +684,9 @@ async fn insert_payment(
         .bind(&payment.merchant.sub_appid)
         .bind(&payment.merchant.sub_mch_id);
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
+        .bind(payment.lease_owner.as_deref())
+        .bind(payment.lease_until.map(|at| at.0))
+        .bind(u64_to_i64(payment.lease_epoch, "lease_epoch")?)
         .execute(&mut *connection)
         .await
         .map_err(|error| {
@@ -652,29 +724,40 @@ async fn update_payment(
     let expected_version = u64_to_i64(payment.version, "version")?;
     // The event goes first: it reads the state being replaced, and it is written only if
     // the row is still at the expected version, which is also the update's condition.
+    let epoch = u64_to_i64(payment.lease_epoch, "lease_epoch")?;
     let recorded = sqlx::query(
         "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         SELECT id, ?, state, ?, ? FROM payments WHERE id = ? AND version = ?",
+         SELECT id, ?, state, ?, ? FROM payments WHERE id = ? AND version = ? \
+         AND lease_epoch = ?",
     )
     .bind(now.0)
     .bind(payment.state.as_str())
     .bind(&detail)
     .bind(&payment.id)
     .bind(expected_version)
+    .bind(epoch)
     .execute(&mut *connection)
     .await?;
     if recorded.rows_affected() == 0 {
-        return Err(stale_or_missing(connection, "payment", &payment.id, payment.version).await);
+        return Err(refused(
+            connection,
+            "payment",
+            &payment.id,
+            payment.version,
+            payment.lease_epoch,
+        )
+        .await);
     }
     let query = format!(
         "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
-         WHERE id = ? AND version = ? RETURNING {PAYMENT_COLUMNS}",
+         WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {PAYMENT_COLUMNS}",
         placeholders(PAYMENT_MUTABLE_COLUMNS)
     );
     let update = bind_mutable(sqlx::query(&query), &payment, payment.version + 1, now)?;
     let row = update
         .bind(&payment.id)
         .bind(expected_version)
+        .bind(epoch)
         .fetch_one(&mut *connection)
         .await?;
     // The row as stored, immutable fields included, rather than the caller's copy.
@@ -684,6 +767,7 @@ async fn update_payment(
 async fn insert_refund(
     connection: &mut SqliteConnection,
     refund: RefundRecord,
+    lease: Option<OwnedTerms>,
 ) -> Result<InsertOutcome<RefundRecord>, StoreError> {
     let existing = sqlx::query(&format!(
         "SELECT {REFUND_COLUMNS} FROM refunds WHERE refund_attempt_id = ?"
@@ -718,7 +802,16 @@ async fn insert_refund(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})",
         placeholders(REFUND_COLUMNS)
     );
+    let mut refund = refund;
+    if let Some(lease) = &lease {
+        refund.lease_owner = Some(lease.owner.clone());
+        refund.lease_until = Some(Millis::now().plus(lease.duration));
+        refund.lease_epoch = 1;
+    }
     bind_refund(sqlx::query(&query), &refund)?
+        .bind(refund.lease_owner.as_deref())
+        .bind(refund.lease_until.map(|at| at.0))
+        .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
         .execute(&mut *connection)
         .await
         .map_err(|error| {
@@ -735,7 +828,7 @@ async fn update_refund(
     let row = sqlx::query(&format!(
         "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
          failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ? \
-         WHERE id = ? AND version = ? RETURNING {REFUND_COLUMNS}"
+         WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {REFUND_COLUMNS}"
     ))
     .bind(refund_state_name(refund.state))
     .bind(expected_version + 1)
@@ -748,35 +841,188 @@ async fn update_refund(
     .bind(refund.applied_at.map(|at| at.0))
     .bind(&refund.id)
     .bind(expected_version)
+    .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
     .fetch_optional(&mut *connection)
     .await?;
     match row {
         Some(row) => refund_from_row(&row),
-        None => Err(stale_or_missing(connection, "refund", &refund.id, refund.version).await),
+        None => Err(refused(
+            connection,
+            "refund",
+            &refund.id,
+            refund.version,
+            refund.lease_epoch,
+        )
+        .await),
     }
 }
 
-/// Why a versioned write to `entity` (`payment` or `refund`) matched no row: the row moved
-/// past `expected`, or it does not exist.
-async fn stale_or_missing(
+/// [`LeaseTerms`] owned, to move into the writer.
+struct OwnedTerms {
+    owner: String,
+    duration: Duration,
+}
+
+impl OwnedTerms {
+    fn of(terms: LeaseTerms<'_>) -> OwnedTerms {
+        OwnedTerms {
+            owner: terms.owner.to_owned(),
+            duration: terms.duration,
+        }
+    }
+}
+
+/// `payment` as inserted: leased under `lease` from now (epoch 1), or with no lease.
+fn leased(mut payment: PaymentRecord, lease: Option<&OwnedTerms>) -> PaymentRecord {
+    payment.lease_owner = lease.map(|terms| terms.owner.clone());
+    payment.lease_until = lease.map(|terms| Millis::now().plus(terms.duration));
+    payment.lease_epoch = u64::from(lease.is_some());
+    payment
+}
+
+/// Claims due rows in the writer's transaction (the single writer is what makes it
+/// exclusive on SQLite). The lease runs on this process's clock.
+async fn claim_due(
+    connection: &mut SqliteConnection,
+    terms: OwnedTerms,
+    due_before: Millis,
+    limit: u32,
+    take_over: bool,
+) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
+    let now = Millis::now();
+    let until = now.plus(terms.duration);
+    let claim = |table: &str, due: &str, columns: &str| {
+        format!(
+            "UPDATE {table} SET lease_owner = ?, lease_until = ?, lease_epoch = lease_epoch + 1 \
+             WHERE id IN (SELECT id FROM {table} \
+                 WHERE ({due}) AND (next_action_at IS NULL OR next_action_at <= ?) \
+                 AND (? OR lease_until IS NULL OR lease_until <= ?) \
+                 ORDER BY next_action_at NULLS FIRST, id LIMIT ?) \
+             RETURNING {columns}"
+        )
+    };
+    let payments_due = format!("state NOT IN {SETTLED_STATES_SQL} OR close_state = 'pending'");
+    let refunds_due = format!("state IN {UNFINISHED_REFUND_STATES_SQL}");
+    let mut rows = Vec::with_capacity(2);
+    for query in [
+        claim("payments", &payments_due, PAYMENT_COLUMNS),
+        claim("refunds", &refunds_due, REFUND_COLUMNS),
+    ] {
+        rows.push(
+            sqlx::query(&query)
+                .bind(&terms.owner)
+                .bind(until.0)
+                .bind(due_before.0)
+                .bind(take_over)
+                .bind(now.0)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *connection)
+                .await?,
+        );
+    }
+    let refunds = rows.pop().unwrap_or_default();
+    let payments = rows.pop().unwrap_or_default();
+    let mut payments = payments
+        .iter()
+        .map(|row| {
+            Ok(Leased {
+                record: payment_from_row(row)?,
+                remaining: terms.duration,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    payments.sort_by_key(|leased| leased.record.next_action_at);
+    let mut refunds = refunds
+        .iter()
+        .map(|row| {
+            Ok(Leased {
+                record: refund_from_row(row)?,
+                remaining: terms.duration,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    refunds.sort_by_key(|leased| leased.record.next_action_at);
+    Ok((payments, refunds))
+}
+
+async fn renew_leases(
+    connection: &mut SqliteConnection,
+    terms: OwnedTerms,
+    held: HeldLeases,
+) -> Result<Renewal, StoreError> {
+    let until = Millis::now().plus(terms.duration);
+    let mut renewal = Renewal::default();
+    for (table, rows, renewed) in [
+        ("payments", &held.payments, &mut renewal.payments),
+        ("refunds", &held.refunds, &mut renewal.refunds),
+    ] {
+        for (id, epoch) in rows {
+            let row = sqlx::query(&format!(
+                "UPDATE {table} SET lease_until = ? \
+                 WHERE id = ? AND lease_epoch = ? AND lease_owner = ? RETURNING version"
+            ))
+            .bind(until.0)
+            .bind(id)
+            .bind(u64_to_i64(*epoch, "lease_epoch")?)
+            .bind(&terms.owner)
+            .fetch_optional(&mut *connection)
+            .await?;
+            if let Some(row) = row {
+                renewed.push(Renewed {
+                    id: id.clone(),
+                    version: i64_to_u64(row.try_get("version")?, "version")?,
+                    remaining: terms.duration,
+                });
+            }
+        }
+    }
+    Ok(renewal)
+}
+
+async fn release_leases(
+    connection: &mut SqliteConnection,
+    owner: String,
+    held: HeldLeases,
+) -> Result<u64, StoreError> {
+    let mut released = 0;
+    for (table, rows) in [("payments", &held.payments), ("refunds", &held.refunds)] {
+        for (id, epoch) in rows {
+            released += sqlx::query(&format!(
+                "UPDATE {table} SET lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ? AND lease_epoch = ? AND lease_owner = ?"
+            ))
+            .bind(id)
+            .bind(u64_to_i64(*epoch, "lease_epoch")?)
+            .bind(&owner)
+            .execute(&mut *connection)
+            .await?
+            .rows_affected();
+        }
+    }
+    Ok(released)
+}
+
+/// Why a fenced, versioned write to `entity` (`payment` or `refund`) matched no row: the
+/// row was claimed since `epoch`, moved past `expected`, or does not exist.
+async fn refused(
     connection: &mut SqliteConnection,
     entity: &'static str,
     id: &str,
     expected: u64,
+    epoch: u64,
 ) -> StoreError {
     let query = match entity {
-        "payment" => "SELECT 1 FROM payments WHERE id = ?",
-        _ => "SELECT 1 FROM refunds WHERE id = ?",
+        "payment" => "SELECT lease_epoch FROM payments WHERE id = ?",
+        _ => "SELECT lease_epoch FROM refunds WHERE id = ?",
     };
     match sqlx::query(query)
         .bind(id)
         .fetch_optional(&mut *connection)
         .await
     {
-        Ok(Some(_)) => StoreError::StaleVersion {
-            entity,
-            id: id.to_owned(),
-            expected,
+        Ok(Some(row)) => match row.try_get::<i64, _>("lease_epoch") {
+            Ok(stored) => super::refusal(entity, id, expected, epoch, stored),
+            Err(error) => StoreError::Database(error),
         },
         Ok(None) => StoreError::NotFound {
             entity,

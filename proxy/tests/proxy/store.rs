@@ -5,7 +5,9 @@
 //! PostgreSQL half prints a notice and passes, unless `PAYCODE_REQUIRE_POSTGRES=1`, which
 //! `scripts/test` sets, makes it fail). A few tests at the end concern one implementation.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use paycode_api::payments::RefundState;
 use paycode_api::{Fen, PaymentState};
@@ -13,8 +15,8 @@ use paycode_proxy::config::StoreConfig;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::store::records::auth_code_fingerprint;
 use paycode_proxy::store::{
-    self, InsertOutcome, MerchantIds, Millis, RefundRecord, SqliteStore, Store, StoreError,
-    StoreRecord,
+    self, ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, MerchantIds, Millis, RefundRecord,
+    SqliteStore, Store, StoreError, StoreRecord,
 };
 
 use crate::helpers::{
@@ -49,6 +51,14 @@ conformance!(
     stores_are_added_found_listed_and_disabled,
     the_day_lists_and_terminals_belong_to_one_store,
     adopting_unbound_rows_fills_in_the_merchant_fields_once,
+    racing_claims_never_hand_a_row_to_two_owners,
+    an_expired_lease_is_claimed_by_another_owner_and_fences_the_old_one,
+    a_payment_inserted_leased_is_not_claimed_by_another_owner,
+    renewal_extends_only_the_owners_current_leases_and_reports_versions,
+    released_leases_are_claimed_at_once,
+    lease_times_come_from_the_store_clock,
+    claims_take_only_due_unfinished_work,
+    refund_writes_are_fenced_by_their_lease,
 );
 
 fn refund(n: u32, payment_id: &str, amount: u64) -> RefundRecord {
@@ -865,7 +875,7 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     let database = TestDatabase::new(&backend).await;
     let first = store::migrate(&database.config).await.unwrap();
     let again = store::migrate(&database.config).await.unwrap();
-    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert!(again.is_empty(), "{again:?}");
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
@@ -976,7 +986,7 @@ async fn the_migrate_command_says_what_it_applied() {
     let database = config.store.describe();
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7\n")
+        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7, 8\n")
     );
     assert_eq!(
         String::from_utf8(again).unwrap(),
@@ -1187,4 +1197,323 @@ async fn adopting_unbound_rows_fills_in_the_merchant_fields_once(backend: Backen
     assert_eq!(refunds[0].merchant, merchant);
     let default = store.get_store("default").await.unwrap().unwrap();
     assert_eq!(default.sub_mch_id.as_deref(), Some("1900000109"));
+}
+
+// Leases (docs/postgresql.md §4).
+
+/// A lease of `duration` for `owner`.
+fn terms(owner: &str, duration: Duration) -> LeaseTerms<'_> {
+    LeaseTerms { owner, duration }
+}
+
+/// A claim of everything due by the far future, at most `limit` rows of each kind.
+fn claim_all(owner: &str, duration: Duration, limit: u32) -> ClaimRequest<'_> {
+    ClaimRequest {
+        terms: terms(owner, duration),
+        due_before: Millis(i64::MAX),
+        limit,
+        take_over: false,
+    }
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+async fn racing_claims_never_hand_a_row_to_two_owners(backend: Backend) {
+    // Arrange: 20 unsettled payments, and 8 claimers that may take 5 each (room for 40).
+    let (store, _database) = new_store(&backend).await;
+    warm_up(&store).await;
+    for n in 1..=20 {
+        stored_payment(store.as_ref(), n, 100).await;
+    }
+
+    // Act
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|claimer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let owner = format!("claimer-{claimer}");
+                let (payments, _) = store.claim_due(claim_all(&owner, LONG, 5)).await.unwrap();
+                (owner, payments)
+            })
+        })
+        .collect();
+    let mut claimed = HashSet::new();
+    for task in tasks {
+        let (owner, payments) = task.await.unwrap();
+        for leased in payments {
+            // Assert: nobody else got it, and it is recorded as this claimer's.
+            assert!(claimed.insert(leased.record.id.clone()), "{} twice", leased.record.id);
+            assert_eq!(leased.record.lease_owner.as_deref(), Some(owner.as_str()));
+            assert_eq!(leased.record.lease_epoch, 1);
+            let stored = store.existing_payment(&leased.record.id).await.unwrap();
+            assert_eq!(stored.lease_owner, Some(owner.clone()));
+        }
+    }
+    // A row skipped by every racer (locked by one that was claiming it) is still free; what
+    // was claimed is not.
+    let (rest, _) = store.claim_due(claim_all("late", LONG, 100)).await.unwrap();
+    assert_eq!(claimed.len() + rest.len(), 20);
+    assert!(rest.iter().all(|leased| !claimed.contains(&leased.record.id)));
+}
+
+async fn an_expired_lease_is_claimed_by_another_owner_and_fences_the_old_one(backend: Backend) {
+    // Arrange: A holds pay_1 under a lease that is over as soon as it is written.
+    let (store, _database) = new_store(&backend).await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let (by_a, _) = store
+        .claim_due(claim_all("a", Duration::ZERO, 10))
+        .await
+        .unwrap();
+    assert_eq!(by_a.len(), 1);
+    let a_copy = by_a[0].record.clone();
+
+    // Act
+    let (by_b, _) = store.claim_due(claim_all("b", LONG, 10)).await.unwrap();
+
+    // Assert: B holds it at the next epoch; A's write is refused, B's goes through.
+    assert_eq!(by_b.len(), 1);
+    assert_eq!(by_b[0].record.lease_epoch, a_copy.lease_epoch + 1);
+    assert_eq!(by_b[0].record.lease_owner.as_deref(), Some("b"));
+    let mut late = a_copy.clone();
+    late.state = PaymentState::Confirming;
+    match store.update_payment(&late, "late write from a").await {
+        Err(StoreError::LeaseLost {
+            entity: "payment",
+            expected,
+            ..
+        }) => assert_eq!(expected, a_copy.lease_epoch),
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    let stored = store.existing_payment("pay_1").await.unwrap();
+    assert_eq!(stored.state, PaymentState::Submitting);
+    assert_eq!(stored.version, a_copy.version);
+    assert_eq!(store.payment_events("pay_1").await.unwrap().len(), 1);
+    let mut by_owner = by_b[0].record.clone();
+    by_owner.state = PaymentState::Confirming;
+    let saved = store.update_payment(&by_owner, "b decides").await.unwrap();
+    assert_eq!(saved.state, PaymentState::Confirming);
+    // B's unexpired lease is not taken by a third claimer, except by a take-over.
+    let (by_c, _) = store.claim_due(claim_all("c", LONG, 10)).await.unwrap();
+    assert!(by_c.is_empty());
+    let mut take_over = claim_all("c", LONG, 10);
+    take_over.take_over = true;
+    let (by_c, _) = store.claim_due(take_over).await.unwrap();
+    assert_eq!(by_c[0].record.lease_epoch, by_b[0].record.lease_epoch + 1);
+}
+
+async fn a_payment_inserted_leased_is_not_claimed_by_another_owner(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    let record = payment(1, 100);
+
+    // Act
+    let inserted = store
+        .insert_leased_payment(&record, terms("creator", LONG))
+        .await
+        .unwrap();
+    let replayed = store
+        .insert_leased_payment(&record, terms("another", LONG))
+        .await
+        .unwrap();
+
+    // Assert
+    let InsertOutcome::Inserted(inserted) = inserted else {
+        panic!("the first insert stores the payment");
+    };
+    assert_eq!(inserted.lease_owner.as_deref(), Some("creator"));
+    assert_eq!(inserted.lease_epoch, 1);
+    assert_eq!(
+        store.existing_payment("pay_1").await.unwrap().lease_until,
+        inserted.lease_until
+    );
+    assert_eq!(replayed.into_record().lease_owner.as_deref(), Some("creator"));
+    let (claimed, _) = store.claim_due(claim_all("another", LONG, 10)).await.unwrap();
+    assert!(claimed.is_empty());
+    // The creator writes under the epoch it was inserted with.
+    let mut next = inserted.clone();
+    next.maybe_sent = true;
+    store.update_payment(&next, "sending").await.unwrap();
+}
+
+async fn renewal_extends_only_the_owners_current_leases_and_reports_versions(backend: Backend) {
+    // Arrange: A claims pay_1 and pay_2; pay_2 is then taken over by B; pay_1 is changed by
+    // someone who is not the engine (a cashier's cancel, under the same epoch).
+    let (store, _database) = new_store(&backend).await;
+    for n in 1..=2 {
+        stored_payment(store.as_ref(), n, 100).await;
+    }
+    let (by_a, _) = store
+        .claim_due(claim_all("a", Duration::from_secs(5), 10))
+        .await
+        .unwrap();
+    assert_eq!(by_a.len(), 2);
+    let mut take_over = claim_all("b", LONG, 10);
+    take_over.take_over = true;
+    take_over.due_before = Millis(i64::MAX);
+    let (by_b, _) = store.claim_due(take_over).await.unwrap();
+    assert_eq!(by_b.len(), 2);
+    // Give pay_1 back to A: release B's lease on it and let A claim it again.
+    let pay_1 = by_b.iter().find(|l| l.record.id == "pay_1").unwrap();
+    let released = store
+        .release_leases(
+            "b",
+            &HeldLeases {
+                payments: vec![("pay_1".to_owned(), pay_1.record.lease_epoch)],
+                refunds: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(released, 1);
+    let (again, _) = store
+        .claim_due(claim_all("a", Duration::from_secs(5), 10))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    let a_pay_1 = again[0].record.clone();
+    let mut cancelled = a_pay_1.clone();
+    cancelled.cancel_requested = true;
+    store.update_payment(&cancelled, "cashier asked to cancel").await.unwrap();
+    let before = store.existing_payment("pay_1").await.unwrap().lease_until.unwrap();
+
+    // Act: A renews what it believes it holds (pay_1 at its new epoch, pay_2 at the old).
+    let held = HeldLeases {
+        payments: vec![
+            ("pay_1".to_owned(), a_pay_1.lease_epoch),
+            ("pay_2".to_owned(), by_a[1].record.lease_epoch),
+        ],
+        refunds: vec![],
+    };
+    let renewal = store.renew_leases(terms("a", LONG), &held).await.unwrap();
+
+    // Assert
+    assert_eq!(renewal.payments.len(), 1, "{renewal:?}");
+    assert_eq!(renewal.payments[0].id, "pay_1");
+    assert_eq!(renewal.payments[0].version, a_pay_1.version + 1);
+    assert!(renewal.payments[0].remaining > Duration::from_secs(50));
+    let pay_1 = store.existing_payment("pay_1").await.unwrap();
+    assert!(pay_1.lease_until.unwrap() > before);
+    assert_eq!(pay_1.version, a_pay_1.version + 1, "a renewal moves no version");
+    let pay_2 = store.existing_payment("pay_2").await.unwrap();
+    assert_eq!(pay_2.lease_owner.as_deref(), Some("b"));
+}
+
+async fn released_leases_are_claimed_at_once(backend: Backend) {
+    // Arrange
+    let (store, _database) = new_store(&backend).await;
+    let mut record = stored_payment(store.as_ref(), 1, 100).await;
+    record.state = PaymentState::Paid;
+    let paid = store.update_payment(&record, "paid").await.unwrap();
+    store.insert_refund(&refund(1, &paid.id, 50)).await.unwrap();
+    stored_payment(store.as_ref(), 2, 100).await;
+    let (payments, refunds) = store.claim_due(claim_all("a", LONG, 10)).await.unwrap();
+    assert_eq!((payments.len(), refunds.len()), (1, 1));
+    let (none, none_refunds) = store.claim_due(claim_all("b", LONG, 10)).await.unwrap();
+    assert!(none.is_empty() && none_refunds.is_empty());
+
+    // Act
+    let held = HeldLeases {
+        payments: vec![("pay_2".to_owned(), payments[0].record.lease_epoch)],
+        refunds: vec![("ref_1".to_owned(), refunds[0].record.lease_epoch)],
+    };
+    let released = store.release_leases("a", &held).await.unwrap();
+
+    // Assert
+    assert_eq!(released, 2);
+    let stored = store.existing_payment("pay_2").await.unwrap();
+    assert_eq!((stored.lease_owner, stored.lease_until), (None, None));
+    let (payments, refunds) = store.claim_due(claim_all("b", LONG, 10)).await.unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].record.lease_epoch, 2);
+    assert_eq!(refunds[0].record.lease_owner.as_deref(), Some("b"));
+    // Handing back what one no longer holds does nothing.
+    assert_eq!(store.release_leases("a", &held).await.unwrap(), 0);
+}
+
+async fn lease_times_come_from_the_store_clock(backend: Backend) {
+    // Arrange
+    let (store, database) = new_store(&backend).await;
+    stored_payment(store.as_ref(), 1, 100).await;
+    let lease = Duration::from_secs(10);
+
+    // Act
+    let before = store.clock().await.unwrap();
+    let (claimed, _) = store.claim_due(claim_all("a", lease, 10)).await.unwrap();
+    let after = store.clock().await.unwrap();
+
+    // Assert: the lease ends `lease` after a moment of the store's clock between the two
+    // readings, and what it has left was measured on that clock too.
+    let until = claimed[0].record.lease_until.unwrap();
+    assert!(before.plus(lease) <= until && until <= after.plus(lease));
+    assert!(claimed[0].remaining <= lease);
+    assert!(claimed[0].remaining + Duration::from_millis((after.0 - before.0 + 1) as u64) >= lease);
+    if let Some(url) = database.config.database_url.as_deref() {
+        // The store's clock is the server's: compare with `SELECT now()` on the server.
+        let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let server: f64 = sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM now())::FLOAT8")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        let clock = store.clock().await.unwrap();
+        assert!((clock.0 as f64 - server * 1000.0).abs() < 5_000.0);
+    }
+}
+
+async fn claims_take_only_due_unfinished_work(backend: Backend) {
+    // Arrange: pay_1 due now, pay_2 due in an hour, pay_3 paid (settled, owes nothing).
+    let (store, _database) = new_store(&backend).await;
+    let now = Millis::now();
+    for (n, at, state) in [
+        (1, now, PaymentState::Submitting),
+        (2, now.plus(Duration::from_secs(3600)), PaymentState::Confirming),
+        (3, now, PaymentState::Paid),
+    ] {
+        let mut record = stored_payment(store.as_ref(), n, 100).await;
+        record.state = state;
+        record.next_action = (state != PaymentState::Paid).then_some(Action::Query);
+        record.next_action_at = Some(at);
+        store.update_payment(&record, "planned").await.unwrap();
+    }
+
+    // Act
+    let mut request = claim_all("a", LONG, 10);
+    request.due_before = now.plus(Duration::from_secs(1));
+    let (claimed, _) = store.claim_due(request).await.unwrap();
+
+    // Assert
+    let ids: Vec<_> = claimed.iter().map(|l| l.record.id.as_str()).collect();
+    assert_eq!(ids, ["pay_1"]);
+}
+
+async fn refund_writes_are_fenced_by_their_lease(backend: Backend) {
+    // Arrange: a refund inserted leased to A, then taken over by B.
+    let (store, _database) = new_store(&backend).await;
+    let mut record = stored_payment(store.as_ref(), 1, 100).await;
+    record.state = PaymentState::Paid;
+    store.update_payment(&record, "paid").await.unwrap();
+    let by_a = store
+        .insert_leased_refund(&refund(1, "pay_1", 50), terms("a", Duration::ZERO))
+        .await
+        .unwrap()
+        .into_record();
+    assert_eq!((by_a.lease_owner.as_deref(), by_a.lease_epoch), (Some("a"), 1));
+    let (_, by_b) = store.claim_due(claim_all("b", LONG, 10)).await.unwrap();
+    assert_eq!(by_b.len(), 1);
+
+    // Act
+    let mut late = by_a.clone();
+    late.state = RefundState::Processing;
+    let refused = store.update_refund(&late).await;
+    let mut current = by_b[0].record.clone();
+    current.state = RefundState::Processing;
+    let accepted = store.update_refund(&current).await;
+
+    // Assert
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { entity: "refund", .. })),
+        "{refused:?}"
+    );
+    assert_eq!(accepted.unwrap().state, RefundState::Processing);
 }

@@ -25,7 +25,12 @@ enum MicropayTurn {
 
 impl Shared {
     pub(in crate::engine) async fn step_payment(&self, payment_id: &str) -> Result<(), StoreError> {
+        let key = Key::Payment(payment_id.to_owned());
         let claimed = lock(&self.claimed_at_insert).remove(payment_id);
+        let Some(epoch) = self.leases.epoch(&key) else {
+            // Not (or no longer) this engine's to drive: its holder, or the next claim, does.
+            return Ok(());
+        };
         let (record, claim) = match claimed {
             Some(ClaimedAtInsert(record, claim)) => (record, Some(claim)),
             None => match self.store.get_payment(payment_id).await? {
@@ -33,6 +38,10 @@ impl Shared {
                 None => return Ok(()),
             },
         };
+        if record.lease_epoch != epoch {
+            // Claimed by another instance since this engine took it.
+            return Err(lease_lost(&record.id, epoch));
+        }
         let (Some(action), Some(at)) = (record.next_action, record.next_action_at) else {
             return Ok(());
         };
@@ -70,7 +79,11 @@ impl Shared {
             MicropayTurn::Waiting(record) => (record, None),
             MicropayTurn::ClaimedAtInsert(record, claim) => (record, Some(claim)),
         };
+        let key = Key::Payment(record.id.clone());
         let claimed = claim.is_some();
+        if !claimed && !self.may_call(&key) {
+            return Ok(());
+        }
         let limiter = self.limiter(&record.merchant.mch_id);
         if let (false, Some(limiter)) = (claimed, limiter) {
             // Wait for this payment's turn while it is still "not sent".
@@ -83,7 +96,7 @@ impl Shared {
         }
         // What "may have been sent" was before this attempt, restored if it never leaves.
         let was_maybe_sent = record.maybe_sent && !claimed;
-        let request = match self.micropay_request(&record) {
+        let mut request = match self.micropay_request(&record) {
             Ok(request) => request,
             Err(message) => {
                 let outcome = machine::MicropayOutcome::Rejected { message };
@@ -112,11 +125,16 @@ impl Shared {
             }
             record
         } else {
-            // Write-ahead: from here on, a crash means "may have been sent".
+            // Write-ahead: from here on, a crash means "may have been sent". The
+            // time_expire goes with it, so whoever owns the payment later knows until when
+            // this micropay could still arrive.
+            let now = Millis::now();
             let mut ahead = record.clone();
             ahead.maybe_sent = true;
             ahead.micropay_attempts += 1;
-            ahead.submitted_at.get_or_insert(Millis::now());
+            ahead.submitted_at.get_or_insert(now);
+            let expire = machine::time_expire(now, self.settings.micropay_expire_after);
+            ahead.time_expire = Some(ahead.time_expire.map_or(expire, |at| at.max(expire)));
             match self.store.update_payment(&ahead, "micropay: sending").await {
                 Ok(saved) => {
                     if let Some(limiter) = limiter {
@@ -131,14 +149,22 @@ impl Shared {
                 Err(error) => return Err(error),
             }
         };
-        let result = self
-            .call(
-                &ahead.merchant,
-                &request,
-                CallOptions::with_read_timeout(self.settings.micropay_timeout),
-            )
-            .await;
-        let outcome = classify::micropay(result);
+        request.time_expire = ahead.time_expire.map(beijing_time);
+        // The last moment to notice a lost lease: past here the request leaves.
+        let outcome = if self.may_call(&key) {
+            let result = self
+                .call(
+                    &ahead.merchant,
+                    &request,
+                    CallOptions::with_read_timeout(self.settings.micropay_timeout),
+                )
+                .await;
+            classify::micropay(result)
+        } else {
+            machine::MicropayOutcome::NotSent {
+                reason: "the lease is too close to its end".to_owned(),
+            }
+        };
         self.decide(ahead, Action::Micropay, Counter::None, move |facts, now| {
             let mut facts = facts.clone();
             // A request that never left does not count as "may have been sent".
@@ -166,6 +192,9 @@ impl Shared {
     }
 
     async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
+        if !self.may_call(&Key::Payment(record.id.clone())) {
+            return Ok(());
+        }
         let request = OrderQueryRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
@@ -191,6 +220,9 @@ impl Shared {
     /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
     /// order of a payment that already ended ([`Action::CloseReverse`]).
     async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
+        if !self.may_call(&Key::Payment(record.id.clone())) {
+            return Ok(());
+        }
         let request = ReverseRequest {
             order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
         };
@@ -237,6 +269,9 @@ impl Shared {
                     let Some(fresh) = self.store.get_payment(&record.id).await? else {
                         return Ok(());
                     };
+                    if fresh.lease_epoch != record.lease_epoch {
+                        return Err(lease_lost(&record.id, record.lease_epoch));
+                    }
                     if fresh.next_action != Some(action) {
                         tracing::info!(
                             payment = %fresh.id,
@@ -296,7 +331,27 @@ pub(in crate::engine) fn facts_of(record: &PaymentRecord) -> Facts {
         pending_failure: record.pending_failure.clone(),
         reverse_attempts: record.reverse_attempts,
         not_sent_attempts: record.not_sent_attempts,
+        time_expire: record.time_expire,
     }
+}
+
+/// The refusal of a write by an engine that no longer holds `id` at `epoch`.
+fn lease_lost(id: &str, epoch: u64) -> StoreError {
+    StoreError::LeaseLost {
+        entity: "payment",
+        id: id.to_owned(),
+        expected: epoch,
+    }
+}
+
+/// `at` as WeChat's `yyyyMMddHHmmss` in Beijing time (UTC+8), the format of `time_expire`
+/// (docs/wechat-pay.md §6.4).
+fn beijing_time(at: Millis) -> String {
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    at.to_datetime()
+        .with_timezone(&beijing)
+        .format("%Y%m%d%H%M%S")
+        .to_string()
 }
 
 /// The record after `transition`, ready to commit.

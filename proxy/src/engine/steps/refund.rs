@@ -36,9 +36,20 @@ impl Shared {
     }
 
     pub(in crate::engine) async fn step_refund(&self, refund_id: &str) -> Result<(), StoreError> {
+        let key = Key::Refund(refund_id.to_owned());
+        let Some(epoch) = self.leases.epoch(&key) else {
+            return Ok(());
+        };
         let Some(refund) = self.store.get_refund(refund_id).await? else {
             return Ok(());
         };
+        if refund.lease_epoch != epoch {
+            return Err(StoreError::LeaseLost {
+                entity: "refund",
+                id: refund.id,
+                expected: epoch,
+            });
+        }
         let Some(payment) = self.store.get_payment(&refund.payment_id).await? else {
             return Ok(());
         };
@@ -60,6 +71,9 @@ impl Shared {
                     return Ok(());
                 }
             }
+        }
+        if !self.may_call(&key) {
+            return Ok(());
         }
         let refund = refunds::attempted(&refund);
         let timing = &self.settings.timing;
@@ -139,7 +153,9 @@ impl Shared {
                     self.committed(payment.state, &stored);
                     return Ok(());
                 }
-                Err(StoreError::StaleVersion { .. }) => {
+                // Only a touch of the payment (its long-polls see the refund), not a step of
+                // it: whoever holds the payment, if anyone, the touch goes on the fresh copy.
+                Err(StoreError::StaleVersion { .. } | StoreError::LeaseLost { .. }) => {
                     match self.store.get_payment(&payment.id).await? {
                         Some(fresh) => payment = fresh,
                         None => return Ok(()),
