@@ -17,6 +17,8 @@
 //! - [`engine`]: the payments engine: the state machine and the driver that calls WeChat.
 //! - [`wechat`]: the WeChat client built from `[wechat]`, and its readiness check.
 //! - [`metrics`]: the Prometheus registry behind `/metrics`.
+//! - [`notify`]: several proxies on one PostgreSQL database: the wake-ups they send each other
+//!   (LISTEN/NOTIFY) and the connections of their shared micropay limit.
 //! - [`routes`]: the HTTP routes by resource (health, metrics, payments, terminal).
 //! - [`readiness`]: the checks behind `/readyz`.
 //! - [`state`]: [`AppState`](state::AppState), what every handler can reach.
@@ -36,6 +38,7 @@ pub mod extract;
 pub mod field_path;
 pub mod instance;
 pub mod metrics;
+pub mod notify;
 pub mod pairing;
 pub mod private_file;
 pub mod readiness;

@@ -3,6 +3,11 @@
 //! Few and fixed, so a small hand-written registry is enough: WeChat calls by API and
 //! outcome with a latency histogram, and payment state transitions. Gauges that describe the
 //! present (payments by state, pending work) are computed when scraped.
+//!
+//! Every sample carries the proxy's name as `instance="NAME"` ([`Metrics::for_instance`]),
+//! so that the series of several proxies on one database stay apart wherever they are
+//! gathered (a Prometheus server adds its own `instance` target label: its configuration
+//! then keeps ours with `honor_labels: true`, docs/chains.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -38,6 +43,8 @@ struct Counters {
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<Counters>,
+    /// The `instance` label of every sample; none when empty.
+    instance: String,
 }
 
 /// What is true now, gathered when `/metrics` is scraped.
@@ -52,6 +59,32 @@ pub struct Snapshot {
 }
 
 impl Metrics {
+    /// A registry whose every sample carries `instance="NAME"` (`[server] instance`: letters,
+    /// digits, `.`, `_` and `-`, so the value needs no escaping).
+    pub fn for_instance(name: &str) -> Metrics {
+        Metrics {
+            instance: name.to_owned(),
+            ..Metrics::default()
+        }
+    }
+
+    /// `{name="value",…,instance="NAME"}` for a sample with `labels`, or nothing for a
+    /// sample without labels in a registry without an instance.
+    fn labels(&self, labels: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<String> = labels
+            .iter()
+            .map(|(name, value)| format!("{name}=\"{value}\""))
+            .collect();
+        if !self.instance.is_empty() {
+            pairs.push(format!("instance=\"{}\"", self.instance));
+        }
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", pairs.join(","))
+        }
+    }
+
     /// Records one WeChat call.
     pub fn observe_call(&self, api: Api, outcome: CallOutcome, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
@@ -98,7 +131,8 @@ impl Metrics {
                 .iter()
                 .find(|(stored, _)| *stored == state)
                 .map_or(0, |(_, count)| *count);
-            let _ = writeln!(out, "paycode_payments{{state=\"{state}\"}} {count}");
+            let labels = self.labels(&[("state", state.as_str())]);
+            let _ = writeln!(out, "paycode_payments{labels} {count}");
         }
         out.push_str(
             "# HELP paycode_payment_transitions_total Payments that entered each state since start.\n\
@@ -110,10 +144,8 @@ impl Metrics {
                 .get(state.as_str())
                 .copied()
                 .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "paycode_payment_transitions_total{{state=\"{state}\"}} {count}"
-            );
+            let labels = self.labels(&[("state", state.as_str())]);
+            let _ = writeln!(out, "paycode_payment_transitions_total{labels} {count}");
         }
         out.push_str(
             "# HELP paycode_order_closes_total Orders of failed payments closed at WeChat by reverse, by close state (pending, closed, needs_attention), since start.\n\
@@ -125,30 +157,26 @@ impl Metrics {
             CloseState::NeedsAttention,
         ] {
             let count = counters.closes.get(close.as_str()).copied().unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "paycode_order_closes_total{{close=\"{}\"}} {count}",
-                close.as_str()
-            );
+            let labels = self.labels(&[("close", close.as_str())]);
+            let _ = writeln!(out, "paycode_order_closes_total{labels} {count}");
         }
         let _ = write!(
             out,
             "# HELP paycode_engine_scheduled Payments and refunds with a WeChat call scheduled.\n\
-             # TYPE paycode_engine_scheduled gauge\npaycode_engine_scheduled {}\n\
+             # TYPE paycode_engine_scheduled gauge\npaycode_engine_scheduled{labels} {}\n\
              # HELP paycode_engine_in_flight WeChat calls in flight.\n\
-             # TYPE paycode_engine_in_flight gauge\npaycode_engine_in_flight {}\n",
-            snapshot.scheduled, snapshot.in_flight
+             # TYPE paycode_engine_in_flight gauge\npaycode_engine_in_flight{labels} {}\n",
+            snapshot.scheduled,
+            snapshot.in_flight,
+            labels = self.labels(&[]),
         );
         out.push_str(
             "# HELP paycode_wechat_calls_total WeChat Pay calls by API and outcome.\n\
              # TYPE paycode_wechat_calls_total counter\n",
         );
         for ((api, outcome), count) in &counters.calls {
-            let _ = writeln!(
-                out,
-                "paycode_wechat_calls_total{{api=\"{api}\",outcome=\"{}\"}} {count}",
-                outcome.as_str()
-            );
+            let labels = self.labels(&[("api", api), ("outcome", outcome.as_str())]);
+            let _ = writeln!(out, "paycode_wechat_calls_total{labels} {count}");
         }
         out.push_str(
             "# HELP paycode_wechat_call_seconds WeChat Pay call latency.\n\
@@ -156,16 +184,16 @@ impl Metrics {
         );
         for (api, histogram) in &counters.latency {
             for (count, bound) in histogram.buckets.iter().zip(LATENCY_BUCKETS) {
-                let _ = writeln!(
-                    out,
-                    "paycode_wechat_call_seconds_bucket{{api=\"{api}\",le=\"{bound}\"}} {count}"
-                );
+                let labels = self.labels(&[("api", api), ("le", &bound.to_string())]);
+                let _ = writeln!(out, "paycode_wechat_call_seconds_bucket{labels} {count}");
             }
             let _ = write!(
                 out,
-                "paycode_wechat_call_seconds_bucket{{api=\"{api}\",le=\"+Inf\"}} {count}\n\
-                 paycode_wechat_call_seconds_sum{{api=\"{api}\"}} {sum}\n\
-                 paycode_wechat_call_seconds_count{{api=\"{api}\"}} {count}\n",
+                "paycode_wechat_call_seconds_bucket{infinity} {count}\n\
+                 paycode_wechat_call_seconds_sum{labels} {sum}\n\
+                 paycode_wechat_call_seconds_count{labels} {count}\n",
+                infinity = self.labels(&[("api", api), ("le", "+Inf")]),
+                labels = self.labels(&[("api", api)]),
                 count = histogram.count,
                 sum = histogram.sum_seconds,
             );
@@ -216,5 +244,28 @@ mod tests {
         );
         assert!(text.contains("paycode_wechat_call_seconds_count{api=\"micropay\"} 2\n"));
         assert!(text.contains("paycode_engine_scheduled 2\n"));
+    }
+
+    #[test]
+    fn every_sample_of_a_named_instance_carries_its_name() {
+        let metrics = Metrics::for_instance("till-2");
+        metrics.observe_call(
+            Api::Micropay,
+            CallOutcome::Success,
+            Duration::from_millis(20),
+        );
+        metrics.observe_transition(PaymentState::Paid);
+        metrics.observe_close(CloseState::Closed);
+        let text = metrics.render(&Snapshot::default());
+        let samples: Vec<&str> = text.lines().filter(|line| !line.starts_with('#')).collect();
+        assert!(samples.len() > 20, "{text}");
+        for sample in &samples {
+            assert!(sample.contains("instance=\"till-2\"}"), "{sample}");
+        }
+        assert!(text.contains("paycode_payments{state=\"paid\",instance=\"till-2\"} 0\n"));
+        assert!(text.contains("paycode_engine_in_flight{instance=\"till-2\"} 0\n"));
+        assert!(text.contains(
+            "paycode_wechat_call_seconds_bucket{api=\"micropay\",le=\"+Inf\",instance=\"till-2\"} 1\n"
+        ));
     }
 }

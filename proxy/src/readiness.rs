@@ -4,11 +4,12 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::config::StoreBackend;
 use crate::store::Store;
 
 /// How long one readiness check may take before it counts as failed.
@@ -25,10 +26,19 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 
     /// `Ok` when ready; otherwise why not. The reason is logged, never sent to the client.
     async fn check(&self) -> Result<(), String>;
+
+    /// For a check that reaches a service on every probe (the database), what it reaches:
+    /// the report then gives it as `backend`, with the check's latency. `None` (the default)
+    /// for checks that answer from a remembered probe, whose latency would mean nothing.
+    fn backend(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The checks behind `/readyz`, added with [`Readiness::with`]: `AppState::new` adds the
-/// store's ([`StoreReachable`]) and WeChat's (`wechat::WechatReachable`).
+/// store's ([`StoreReachable`]) and WeChat's (`wechat::WechatReachable`), and names the
+/// instance ([`Readiness::for_instance`]), so that a load balancer's view of several
+/// proxies says which one answered.
 /// Warnings ([`Readiness::with_warning`]) are reported on every probe without making the
 /// proxy unready: a configuration that works but should be fixed (plain HTTP on the shop
 /// network).
@@ -36,16 +46,25 @@ pub trait ReadinessCheck: Send + Sync + 'static {
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     warnings: Arc<Vec<String>>,
+    instance: Option<Arc<str>>,
 }
 
 impl Readiness {
+    /// No checks yet, reporting `instance` (`[server] instance`) as the proxy's name.
+    pub fn for_instance(instance: &str) -> Readiness {
+        Readiness {
+            instance: Some(instance.into()),
+            ..Readiness::default()
+        }
+    }
+
     /// These checks plus `check`.
     pub fn with(&self, check: Arc<dyn ReadinessCheck>) -> Readiness {
         let mut checks = self.checks.as_ref().clone();
         checks.push(check);
         Readiness {
             checks: Arc::new(checks),
-            warnings: self.warnings.clone(),
+            ..self.clone()
         }
     }
 
@@ -54,8 +73,8 @@ impl Readiness {
         let mut warnings = self.warnings.as_ref().clone();
         warnings.push(warning.into());
         Readiness {
-            checks: self.checks.clone(),
             warnings: Arc::new(warnings),
+            ..self.clone()
         }
     }
 
@@ -63,20 +82,27 @@ impl Readiness {
     pub async fn run(&self) -> ReadinessReport {
         let mut checks = Vec::with_capacity(self.checks.len());
         for check in self.checks.iter() {
+            let started = Instant::now();
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(outcome) => outcome,
                 Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
             };
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             if let Err(reason) = &outcome {
                 tracing::warn!(check = check.name(), %reason, "not ready");
             }
+            let backend = check.backend();
             checks.push(CheckReport {
                 name: check.name(),
                 ok: outcome.is_ok(),
+                backend,
+                // Rounded to a tenth of a millisecond: enough to read, stable to compare.
+                latency_ms: backend.map(|_| (latency_ms * 10.0).round() / 10.0),
             });
         }
         ReadinessReport {
             ready: checks.iter().all(|check| check.ok),
+            instance: self.instance.as_deref().map(str::to_owned),
             checks,
             warnings: self.warnings.as_ref().clone(),
         }
@@ -92,10 +118,13 @@ impl fmt::Debug for Readiness {
 }
 
 /// The body of `/readyz`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReadinessReport {
     /// Whether every check passed.
     pub ready: bool,
+    /// The proxy's name (`[server] instance`), when it was given one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Each check's result, in the order they were added.
     pub checks: Vec<CheckReport>,
     /// What works but should be fixed; absent when there is nothing.
@@ -104,16 +133,34 @@ pub struct ReadinessReport {
 }
 
 /// One check's result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CheckReport {
     /// The check's name.
     pub name: &'static str,
     /// Whether it passed.
     pub ok: bool,
+    /// What the check reached, for a check of a service it reaches on every probe
+    /// ([`ReadinessCheck::backend`]): `sqlite` or `postgresql` for the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<&'static str>,
+    /// How long that check took, in milliseconds (to a tenth), beside `backend`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
 }
 
-/// The store answers a trivial query.
-pub struct StoreReachable(pub Arc<dyn Store>);
+/// The store answers a trivial query; the report names its back end and the query's
+/// latency.
+pub struct StoreReachable {
+    store: Arc<dyn Store>,
+    backend: StoreBackend,
+}
+
+impl StoreReachable {
+    /// The check of `store`, which is a `backend` database.
+    pub fn new(store: Arc<dyn Store>, backend: StoreBackend) -> StoreReachable {
+        StoreReachable { store, backend }
+    }
+}
 
 #[async_trait]
 impl ReadinessCheck for StoreReachable {
@@ -121,8 +168,15 @@ impl ReadinessCheck for StoreReachable {
         "store"
     }
 
+    fn backend(&self) -> Option<&'static str> {
+        Some(match self.backend {
+            StoreBackend::Sqlite => "sqlite",
+            StoreBackend::Postgres => "postgresql",
+        })
+    }
+
     async fn check(&self) -> Result<(), String> {
-        self.0.ping().await.map_err(|error| {
+        self.store.ping().await.map_err(|error| {
             let mut report = String::new();
             // Writing into a String cannot fail.
             let _ = crate::error::error_chain_fmt(&error, &mut report);

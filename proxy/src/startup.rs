@@ -274,9 +274,20 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let engine = self.state.engine.clone();
-        engine.start().await.map_err(std::io::Error::other)?;
-        tracing::info!(address = %self.address, scheme = self.scheme(), "paycode-proxy listening");
         let stop = CancellationToken::new();
+        // Listen before resuming, so that nothing another proxy commits meanwhile is missed.
+        let coordination = self.state.coordination.clone();
+        let listening = coordination.clone().map(|coordination| {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            tokio::spawn(async move { coordination.listen(engine, stop).await })
+        });
+        engine.start().await.map_err(std::io::Error::other)?;
+        tracing::info!(
+            address = %self.address,
+            scheme = self.scheme(),
+            instance = %self.state.instance.name,
+            "paycode-proxy listening"
+        );
         let stopping = stop.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -311,6 +322,13 @@ impl Application {
             }
         };
         engine.shutdown().await;
+        if let Some(listening) = listening {
+            // `stop` is cancelled: the listener has returned or is about to.
+            let _ = listening.await;
+        }
+        if let Some(coordination) = coordination {
+            coordination.pool().close().await;
+        }
         tracing::info!("stopped");
         served
     }

@@ -13,10 +13,12 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::instance::Instance;
 use crate::metrics::Metrics;
+use crate::notify::Coordination;
 use crate::pairing::Pairing;
 use crate::readiness::{Readiness, StoreReachable};
-use crate::store::Store;
-use crate::wechat::{AccountClients, WechatReachable, WechatSetupError};
+use crate::startup::StartupError;
+use crate::store::{Store, StoreError};
+use crate::wechat::{AccountClients, WechatReachable};
 
 /// How long `/readyz` trusts its last WeChat probe.
 const WECHAT_PROBE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -41,14 +43,19 @@ pub struct AppState {
     pub demo_pairing: Option<Arc<DemoPairing>>,
     /// This proxy among several on one database: its name and this run's id.
     pub instance: Instance,
+    /// On PostgreSQL, the connections that coordinate with the other proxies on the database
+    /// (wake-ups and the shared micropay limit); `None` on SQLite.
+    pub coordination: Option<Coordination>,
 }
 
 impl AppState {
     /// The state for `config` over `store`: a WeChat client per merchant account, the
     /// payments engine built from them and `[payments]`, and the store and WeChat readiness
-    /// checks (WeChat: the `[wechat]` account). The engine does nothing until
+    /// checks (WeChat: the `[wechat]` account), with metrics and `/readyz` labelled with the
+    /// instance's name. On PostgreSQL the engine's micropay limits are shared with the other
+    /// proxies on the database ([`Coordination`]). The engine does nothing until
     /// [`Application`](crate::startup::Application) starts it.
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, WechatSetupError> {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>) -> Result<AppState, StartupError> {
         let instance = Instance::new(&config.server);
         let accounts = Arc::new(AccountClients::build(&config, &instance)?);
         let client = accounts
@@ -63,10 +70,17 @@ impl AppState {
             Arc::clone(&store),
             accounts,
             EngineSettings::from_config(&config, &instance),
-            Arc::new(Metrics::default()),
+            Arc::new(Metrics::for_instance(&instance.name)),
         );
-        let mut readiness = Readiness::default()
-            .with(Arc::new(StoreReachable(Arc::clone(&store))))
+        let coordination = Coordination::for_store(&config.store).map_err(StoreError::from)?;
+        if let Some(coordination) = &coordination {
+            engine.share_micropay_limits(coordination.pool());
+        }
+        let mut readiness = Readiness::for_instance(&instance.name)
+            .with(Arc::new(StoreReachable::new(
+                Arc::clone(&store),
+                config.store.backend(),
+            )))
             .with(Arc::new(WechatReachable::new(client, WECHAT_PROBE_MAX_AGE)));
         if let Some(warning) = plain_http_warning(&config) {
             readiness = readiness.with_warning(warning);
@@ -78,6 +92,7 @@ impl AppState {
             engine,
             demo_pairing: None,
             instance,
+            coordination,
             config,
             store,
         })

@@ -4,6 +4,8 @@
 //! - [`world`]: a [`World`] is one simulated WeChat Pay and one proxy serving its real HTTP
 //!   API on a port, with SQLite on disk (or PostgreSQL, [`test_store`]) and a terminal's
 //!   bearer token, all on simulated time.
+//! - [`instances`]: [`Instances`](instances::Instances), several proxies in process on one
+//!   PostgreSQL database and one simulator, each with a cashier holding the same terminal.
 //! - [`cashier`]: [`Cashier`], the JSON API as a cashier terminal calls it, with long-polling
 //!   (asserting forms for tests, `try_*` forms for soaks and benchmarks).
 //! - [`ledger`]: the simulator's call log and books, and the checks that they agree with
@@ -30,6 +32,7 @@ pub mod cashier;
 pub mod chain;
 pub mod fake_camera;
 pub mod fake_wechat;
+pub mod instances;
 pub mod ledger;
 pub mod reconcile;
 pub mod secrets;

@@ -31,6 +31,34 @@ pub fn apply(config: &mut StoreConfig) {
     }
 }
 
+/// `PAYCODE_REQUIRE_POSTGRES=1`: a test that needs PostgreSQL fails, rather than skips,
+/// without [`DATABASE_URL_VARIABLE`] (`scripts/test` sets it).
+pub const REQUIRE_VARIABLE: &str = "PAYCODE_REQUIRE_POSTGRES";
+
+/// Points `config` at a fresh PostgreSQL database whatever [`STORE_VARIABLE`] says, for tests
+/// about several proxies on one database, which only PostgreSQL allows. Without a server
+/// ([`DATABASE_URL_VARIABLE`] unset) it prints a notice and returns `false`, unless
+/// [`REQUIRE_VARIABLE`]`=1`, which panics instead so that CI cannot skip.
+pub fn shared_postgres(config: &mut StoreConfig) -> bool {
+    match std::env::var(DATABASE_URL_VARIABLE) {
+        Ok(server_url) if !server_url.is_empty() => {
+            config.database_url = Some(fresh_database(&server_url));
+            true
+        }
+        _ if std::env::var(REQUIRE_VARIABLE).as_deref() == Ok("1") => panic!(
+            "{REQUIRE_VARIABLE}=1 but {DATABASE_URL_VARIABLE} is not set: start a throwaway \
+             cluster with `eval \"$(scripts/pg-cluster start)\"`"
+        ),
+        _ => {
+            eprintln!(
+                "{DATABASE_URL_VARIABLE} is not set: skipping a test of several proxies on one \
+                 PostgreSQL database (start one with `eval \"$(scripts/pg-cluster start)\"`)"
+            );
+            false
+        }
+    }
+}
+
 /// Whether the run asked for PostgreSQL (`PAYCODE_TEST_STORE=postgres`).
 fn postgres_requested() -> bool {
     std::env::var(STORE_VARIABLE).as_deref() == Ok("postgres")

@@ -115,7 +115,7 @@ pub enum EngineError {
 /// The payments engine. Cheap to clone; every clone drives the same payments.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -158,7 +158,7 @@ impl Engine {
                 schedule: Mutex::new(Schedule::default()),
                 in_flight: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
-                watchers: Mutex::new(HashMap::new()),
+                watchers: Mutex::default(),
                 claimed_at_insert: Mutex::new(HashMap::new()),
                 metrics,
                 tasks: TaskTracker::new(),

@@ -22,12 +22,24 @@
 //! delays (a new TLS connection takes longer than a pooled one), and WeChat counts arrivals.
 //! At 30 per 1.1 s the limit still holds at WeChat with up to 100 ms of arrival jitter, for
 //! a throughput of about 27 micropay calls per second.
+//!
+//! Several proxies on one PostgreSQL database share each account's limit
+//! ([`Engine::share_micropay_limits`], docs/postgresql.md §4): both gates then ask the
+//! database (`paycode_micropay_turn` and `paycode_micropay_admit`, migration 0009), which
+//! hands out the turns and keeps the window for every proxy with its own clock, and
+//! [`RateLimiter::try_now`] declines (a turn cannot be taken inside a synchronous insert).
+//! If the database cannot answer, a gate falls back to this process's own count and says so
+//! in the log: the step could not commit its write-ahead without the database either, so
+//! only a send that was already committed takes that path.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use sqlx::PgPool;
 use tokio::time::Instant;
+
+use super::Engine;
 
 /// Slack for the spread in network delays between sending and arriving at WeChat.
 pub const ARRIVAL_GUARD: Duration = Duration::from_millis(100);
@@ -61,6 +73,62 @@ pub struct RateLimiter {
     per_second: usize,
     interval: Duration,
     state: Mutex<State>,
+    /// Set when the limit is shared with other proxies through the database.
+    shared: OnceLock<SharedLimit>,
+}
+
+/// An account's limit kept in PostgreSQL for every proxy on the database.
+#[derive(Debug)]
+struct SharedLimit {
+    pool: PgPool,
+    mch_id: String,
+}
+
+impl SharedLimit {
+    /// Seconds until this call's turn (`paycode_micropay_turn`).
+    async fn turn(&self, spacing: Duration) -> Result<Duration, sqlx::Error> {
+        let wait: f64 =
+            sqlx::query_scalar("SELECT paycode_micropay_turn($1, $2 * INTERVAL '1 microsecond')")
+                .bind(&self.mch_id)
+                .bind(micros(spacing))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(Duration::from_secs_f64(wait.max(0.0)))
+    }
+
+    /// `None` when admitted (and recorded), else how long until a slot may be free
+    /// (`paycode_micropay_admit`).
+    async fn admit(&self, most: usize) -> Result<Option<Duration>, sqlx::Error> {
+        let wait: f64 = sqlx::query_scalar(
+            "SELECT paycode_micropay_admit($1, $2, $3 * INTERVAL '1 microsecond')",
+        )
+        .bind(&self.mch_id)
+        .bind(i32::try_from(most).unwrap_or(i32::MAX))
+        .bind(micros(WINDOW))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((wait > 0.0).then(|| Duration::from_secs_f64(wait)))
+    }
+}
+
+/// `duration` in whole microseconds, for an SQL interval.
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Engine {
+    /// Shares every account's micropay limit with the other proxies on the PostgreSQL
+    /// database behind `pool` (docs/postgresql.md §4): from now on, the limit counts the
+    /// calls of all of them. Called once, while wiring the application, before the engine
+    /// starts; a second call changes nothing.
+    pub fn share_micropay_limits(&self, pool: &PgPool) {
+        for (mch_id, limiter) in &self.shared.limiters {
+            let _ = limiter.shared.set(SharedLimit {
+                pool: pool.clone(),
+                mch_id: mch_id.clone(),
+            });
+        }
+    }
 }
 
 impl RateLimiter {
@@ -75,6 +143,7 @@ impl RateLimiter {
                 next_turn: None,
                 sent: VecDeque::new(),
             }),
+            shared: OnceLock::new(),
         }
     }
 
@@ -84,6 +153,16 @@ impl RateLimiter {
 
     /// Takes the next turn and waits until it starts.
     pub async fn reserve(&self) {
+        if let Some(shared) = self.shared.get() {
+            match shared.turn(self.interval).await {
+                Ok(wait) => return tokio::time::sleep(wait).await,
+                Err(error) => tracing::warn!(
+                    mch_id = %shared.mch_id,
+                    %error,
+                    "the shared micropay limit cannot be read; counting this proxy's calls only"
+                ),
+            }
+        }
         let turn = {
             let mut state = self.lock();
             let now = Instant::now();
@@ -98,6 +177,9 @@ impl RateLimiter {
     /// The caller skips [`reserve`](Self::reserve) and [`admit`](Self::admit), and calls
     /// [`sending`](Self::sending) with the claim right before the request leaves.
     pub fn try_now(&self) -> Option<Claim> {
+        if self.shared.get().is_some() {
+            return None;
+        }
         let mut state = self.lock();
         let now = Instant::now();
         if state.next_turn.is_some_and(|next| next > now) {
@@ -132,6 +214,22 @@ impl RateLimiter {
 
     /// Waits until fewer than the limit left in the last second, then records this send.
     pub async fn admit(&self) {
+        if let Some(shared) = self.shared.get() {
+            loop {
+                match shared.admit(self.per_second).await {
+                    Ok(None) => return,
+                    Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                    Err(error) => {
+                        tracing::warn!(
+                            mch_id = %shared.mch_id,
+                            %error,
+                            "the shared micropay limit cannot be read; counting this proxy's calls only"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
         loop {
             let wait_until = {
                 let mut state = self.lock();

@@ -30,4 +30,4 @@ mod watch;
 
 pub use api::{Engine, EngineError, EngineSettings};
 pub use leases::LeaseSettings;
-pub use watch::Watch;
+pub use watch::{Change, Watch};

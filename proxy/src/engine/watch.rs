@@ -1,49 +1,145 @@
-//! Long-poll subscriptions: each payment with a waiting request has one watch channel, which
-//! carries every version of the payment the engine or a cancel commits.
+//! Who hears of committed changes: long-poll subscriptions ([`Watch`]), one watch channel per
+//! payment with a waiting request, carrying every version of the payment that is committed;
+//! and, with several proxies on one PostgreSQL database, the changes other proxies commit
+//! ([`Change`], docs/postgresql.md §4).
+//!
+//! This proxy's own commits reach its long-polls directly (`Shared::committed`). Another
+//! proxy's reach them through the database: `crate::notify` listens for the announcements of
+//! migration 0009 and hands each to [`Engine::heard`], which re-reads a watched payment and
+//! publishes it here, and passes every change on to [`Engine::changes`] subscribers (the
+//! engine's own driver, for plan changes such as a cancel written elsewhere). NOTIFY is lossy
+//! (a dropped connection loses what was sent meanwhile), so while changes are heard from
+//! the database each long-poll also re-reads its payment every [`RECHECK`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
+use super::Engine;
 use super::driver::{Shared, lock};
 use crate::store::PaymentRecord;
 
-/// The open channels, by payment id; a channel goes when its last subscription does.
-pub(super) type Watchers = HashMap<String, watch::Sender<Option<Arc<PaymentRecord>>>>;
+/// How often a long-poll re-reads its payment while changes come from other proxies too: the
+/// bound on how late a lost announcement is noticed.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// How many changes a slow [`Engine::changes`] subscriber may fall behind before it is told
+/// it missed some ([`broadcast::error::RecvError::Lagged`]).
+const CHANGES_CAPACITY: usize = 1024;
+
+/// A change committed to the database by any proxy, as announced (migration 0009), or the
+/// news that announcements may have been lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The payment `id` is now at `version` (or later).
+    Payment {
+        /// The payment's id.
+        id: String,
+        /// The version the announcing commit wrote.
+        version: u64,
+    },
+    /// The refund `id` is now at `version` (or later).
+    Refund {
+        /// The refund's id.
+        id: String,
+        /// The version the announcing commit wrote.
+        version: u64,
+    },
+    /// The listening connection was (re)opened: changes committed while it was down were not
+    /// announced. Re-read whatever you hold.
+    Missed,
+}
+
+impl Change {
+    /// Parses an announcement's payload, `payment ID VERSION` or `refund ID VERSION`.
+    pub fn parse(payload: &str) -> Option<Change> {
+        let mut words = payload.split(' ');
+        let (kind, id, version) = (words.next()?, words.next()?, words.next()?);
+        if words.next().is_some() || id.is_empty() {
+            return None;
+        }
+        let version = version.parse().ok()?;
+        let id = id.to_owned();
+        match kind {
+            "payment" => Some(Change::Payment { id, version }),
+            "refund" => Some(Change::Refund { id, version }),
+            _ => None,
+        }
+    }
+}
+
+type Channel = watch::Sender<Option<Arc<PaymentRecord>>>;
+
+/// The open long-poll channels, by payment id (a channel goes when its last subscription
+/// does), and the feed of changes heard from the database.
+pub(super) struct Watchers {
+    channels: HashMap<String, Channel>,
+    changes: broadcast::Sender<Change>,
+    /// Set once changes are heard from the database: how often long-polls re-read.
+    recheck: Option<Duration>,
+}
+
+impl Default for Watchers {
+    fn default() -> Watchers {
+        Watchers {
+            channels: HashMap::new(),
+            changes: broadcast::channel(CHANGES_CAPACITY).0,
+            recheck: None,
+        }
+    }
+}
 
 /// A subscription to one payment's version, from [`Engine::watch`](super::Engine::watch).
 pub struct Watch {
     receiver: watch::Receiver<Option<Arc<PaymentRecord>>>,
     shared: Arc<Shared>,
     payment_id: String,
+    recheck: Option<Duration>,
 }
 
 impl Watch {
     /// Subscribes to `payment_id`, opening its channel if it has none.
     pub(super) fn subscribe(shared: &Arc<Shared>, payment_id: &str) -> Watch {
         let mut watchers = lock(&shared.watchers);
+        let recheck = watchers.recheck;
         let sender = watchers
+            .channels
             .entry(payment_id.to_owned())
             .or_insert_with(|| watch::channel(None).0);
         Watch {
             receiver: sender.subscribe(),
             shared: Arc::clone(shared),
             payment_id: payment_id.to_owned(),
+            recheck,
         }
     }
 
     /// Waits until a change is committed after the last one seen, and returns the payment
-    /// as that change left it.
+    /// as that change left it. While other proxies may commit changes, the payment is also
+    /// re-read every [`RECHECK`], so a lost announcement delays an answer by at most that.
     pub async fn changed(&mut self) -> Arc<PaymentRecord> {
         loop {
-            if self.receiver.changed().await.is_err() {
-                // The sender lives as long as a subscription does; this cannot end early,
-                // but if it did, waiting forever is the correct "no change" answer.
-                return std::future::pending().await;
-            }
-            if let Some(record) = self.receiver.borrow_and_update().clone() {
-                return record;
+            let recheck = async {
+                match self.recheck {
+                    Some(every) => tokio::time::sleep(every).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = self.receiver.changed() => {
+                    if changed.is_err() {
+                        // The sender lives as long as a subscription does; this cannot end
+                        // early, but if it did, waiting forever is the correct "no change"
+                        // answer.
+                        return std::future::pending().await;
+                    }
+                    if let Some(record) = self.receiver.borrow_and_update().clone() {
+                        return record;
+                    }
+                }
+                () = recheck => reread(&self.shared, &self.payment_id).await,
             }
         }
     }
@@ -52,18 +148,122 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut watchers = lock(&self.shared.watchers);
-        if let Some(sender) = watchers.get(&self.payment_id) {
+        if let Some(sender) = watchers.channels.get(&self.payment_id) {
             // This subscription is still counted while it is being dropped.
             if sender.receiver_count() <= 1 {
-                watchers.remove(&self.payment_id);
+                watchers.channels.remove(&self.payment_id);
             }
         }
     }
 }
 
-/// Tells `payment`'s subscriptions, if it has any, that this version was committed.
+/// Tells `payment`'s subscriptions, if it has any, that this version was committed. Versions
+/// only move forward: a version older than (or the same as) the one last published is
+/// dropped, so a slow re-read never takes a long-poll back.
 pub(super) fn publish(watchers: &Watchers, payment: &PaymentRecord) {
-    if let Some(sender) = watchers.get(&payment.id) {
-        sender.send_replace(Some(Arc::new(payment.clone())));
+    if let Some(sender) = watchers.channels.get(&payment.id) {
+        sender.send_if_modified(|current| {
+            let newer = current
+                .as_ref()
+                .is_none_or(|seen| seen.version < payment.version);
+            if newer {
+                *current = Some(Arc::new(payment.clone()));
+            }
+            newer
+        });
+    }
+}
+
+/// Re-reads a payment and publishes it to its long-polls. A failed read is logged and left
+/// to the next re-read.
+async fn reread(shared: &Shared, payment_id: &str) {
+    match shared.store.get_payment(payment_id).await {
+        Ok(Some(record)) => publish(&lock(&shared.watchers), &record),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(payment = %payment_id, %error, "cannot re-read a watched payment");
+        }
+    }
+}
+
+impl Engine {
+    /// Changes committed by any proxy on the database, as they are heard (nothing on SQLite,
+    /// where this engine commits every change itself). A subscriber that falls more than
+    /// 1024 changes behind gets [`broadcast::error::RecvError::Lagged`]: treat it like
+    /// [`Change::Missed`]. This proxy's own commits are announced too; compare versions.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        lock(&self.shared.watchers).changes.subscribe()
+    }
+
+    /// Called by the database listener (`crate::notify`) once it listens: from now on
+    /// long-polls also re-read their payment every [`RECHECK`].
+    pub(crate) fn hear_changes(&self) {
+        lock(&self.shared.watchers).recheck = Some(RECHECK);
+    }
+
+    /// Called by the database listener for each change heard: a watched payment whose
+    /// announced version is newer than its long-polls have seen is re-read and published
+    /// to them (in a task of its own, so that the listener keeps reading), and the change
+    /// goes to every [`Engine::changes`] subscriber. After [`Change::Missed`] every watched
+    /// payment is re-read.
+    pub(crate) fn heard(&self, change: Change) {
+        let stale: Vec<String> = {
+            let watchers = lock(&self.shared.watchers);
+            // No subscriber is not an error: the change is only a hint.
+            let _ = watchers.changes.send(change.clone());
+            match &change {
+                Change::Payment { id, version } => watchers
+                    .channels
+                    .get(id)
+                    .filter(|sender| {
+                        sender
+                            .borrow()
+                            .as_ref()
+                            .is_none_or(|seen| seen.version < *version)
+                    })
+                    .map(|_| id.clone())
+                    .into_iter()
+                    .collect(),
+                Change::Refund { .. } => Vec::new(),
+                Change::Missed => watchers.channels.keys().cloned().collect(),
+            }
+        };
+        for id in stale {
+            let shared = Arc::clone(&self.shared);
+            tokio::spawn(async move { reread(&shared, &id).await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Change;
+
+    #[test]
+    fn announcements_are_parsed_strictly() {
+        assert_eq!(
+            Change::parse("payment p_1 3"),
+            Some(Change::Payment {
+                id: "p_1".into(),
+                version: 3
+            })
+        );
+        assert_eq!(
+            Change::parse("refund r_9 1"),
+            Some(Change::Refund {
+                id: "r_9".into(),
+                version: 1
+            })
+        );
+        for bad in [
+            "",
+            "payment p_1",
+            "payment p_1 x",
+            "order p_1 1",
+            "payment  1",
+            "payment p 1 2",
+        ] {
+            assert_eq!(Change::parse(bad), None, "{bad:?}");
+        }
     }
 }

@@ -44,6 +44,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::config::StoreBackend;
     use crate::readiness::{Readiness, ReadinessCheck, StoreReachable};
     use crate::test_support::test_state;
 
@@ -72,13 +73,25 @@ mod tests {
     async fn ready_when_the_store_answers() {
         let (mut state, _directory) = test_state().await;
         // Only the store's check: this test has no WeChat to reach.
-        state.readiness =
-            Readiness::default().with(Arc::new(StoreReachable(Arc::clone(&state.store))));
-        let (status, body) = get(router().with_state(state), "/readyz").await;
+        state.readiness = Readiness::for_instance("till-2").with(Arc::new(StoreReachable::new(
+            Arc::clone(&state.store),
+            StoreBackend::Sqlite,
+        )));
+        let (status, mut body) = get(router().with_state(state), "/readyz").await;
         assert_eq!(status, StatusCode::OK);
+        let latency = body["checks"][0]
+            .as_object_mut()
+            .and_then(|check| check.remove("latency_ms"))
+            .and_then(|latency| latency.as_f64())
+            .expect("the store's check reports its latency");
+        assert!((0.0..2000.0).contains(&latency), "{latency}");
         assert_eq!(
             body,
-            serde_json::json!({"ready": true, "checks": [{"name": "store", "ok": true}]})
+            serde_json::json!({
+                "ready": true,
+                "instance": "till-2",
+                "checks": [{"name": "store", "ok": true, "backend": "sqlite"}]
+            })
         );
     }
 
@@ -87,7 +100,10 @@ mod tests {
         // Arrange
         let (mut state, _directory) = test_state().await;
         state.readiness = Readiness::default()
-            .with(Arc::new(StoreReachable(Arc::clone(&state.store))))
+            .with(Arc::new(StoreReachable::new(
+                Arc::clone(&state.store),
+                StoreBackend::Sqlite,
+            )))
             .with(Arc::new(AlwaysDown));
         // Act
         let (status, body) = get(router().with_state(state.clone()), "/readyz").await;
@@ -122,7 +138,7 @@ mod tests {
         let warnings = state.readiness.run().await.warnings;
         let mut state = state;
         state.readiness = Readiness::default()
-            .with(Arc::new(StoreReachable(store)))
+            .with(Arc::new(StoreReachable::new(store, StoreBackend::Sqlite)))
             .with_warning(warnings[0].clone());
 
         // Act
