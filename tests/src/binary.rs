@@ -405,7 +405,10 @@ fn config_toml(config: &Config) -> String {
          reverse_not_before = {not_before}\nreverse_retry_base = {retry}\n\
          reverse_max_attempts = {attempts}\nattention_recheck_interval = {recheck}\n\
          refund_spacing = {spacing}\n\
-         micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n",
+         micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n\
+         micropay_expire_after = {expire_after}\nexpire_skew_margin = {skew}\n\n\
+         [leases]\nduration = {lease}\nrenew_interval = {renew}\n\
+         safety_margin = {safety}\nclaim_interval = {claim}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
@@ -433,6 +436,12 @@ fn config_toml(config: &Config) -> String {
         spacing = duration(payments.refund_spacing),
         rate = payments.micropay_rate_per_second,
         max = payments.max_amount_fen.get(),
+        expire_after = duration(payments.micropay_expire_after),
+        skew = duration(payments.expire_skew_margin),
+        lease = duration(config.leases.duration),
+        renew = duration(config.leases.renew_interval),
+        safety = duration(config.leases.safety_margin),
+        claim = duration(config.leases.claim_interval),
     );
     format!("{main}\n{accounts}")
 }
