@@ -8,7 +8,7 @@
 //! printed and the run fails if any count that must be 0 is not (docs/chains.md).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paycode_api::Payment;
@@ -152,6 +152,9 @@ pub async fn run(args: Args) -> bool {
     let sim = Arc::new(SimRef(chain.clone()));
     let figures = Arc::new(Figures::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // Steps an instance dropped because its fenced write was refused (it had lost the
+    // lease), counted from the instances' logs.
+    let lost_steps = Arc::new(AtomicU64::new(0));
     let stop_at = Instant::now() + drive_limit;
     let driving = Instant::now();
 
@@ -161,6 +164,7 @@ pub async fn run(args: Args) -> bool {
             chain.clone(),
             scanner.clone(),
             figures.clone(),
+            lost_steps.clone(),
             stop.clone(),
             seed,
         ))
@@ -265,6 +269,7 @@ pub async fn run(args: Args) -> bool {
     let drained_in = drain(&drainers, drain_limit).await;
     for (name, log) in chain.kill_all().await {
         scanner.scan(&format!("{name} log, last run"), &log);
+        lost_steps.fetch_add(lost_lease_lines(&log), Ordering::Relaxed);
     }
 
     // The store, read directly, against WeChat's books.
@@ -294,7 +299,13 @@ pub async fn run(args: Args) -> bool {
     .print();
 
     let checks = ChainChecks::check(&calls, &orders, &payments, &pauses);
-    let passed_chain = print_checks(&chain, &checks, &pauses, held);
+    let passed_chain = print_checks(
+        &chain,
+        &checks,
+        &pauses,
+        held,
+        lost_steps.load(Ordering::Relaxed),
+    );
     let passed = passed_soak && passed_chain;
     println!(
         "\nchain soak: {} in {:.1} s (seed {seed})",
@@ -302,6 +313,13 @@ pub async fn run(args: Args) -> bool {
         started.elapsed().as_secs_f64()
     );
     passed
+}
+
+/// How many lines of an instance's log say it dropped a step because its lease was lost.
+fn lost_lease_lines(log: &str) -> u64 {
+    log.lines()
+        .filter(|line| line.contains("lease lost"))
+        .count() as u64
 }
 
 fn payment_ids(observations: &[Observation]) -> Vec<String> {
@@ -317,6 +335,7 @@ async fn kill_at_random(
     chain: Arc<Chain>,
     scanner: Arc<SecretScanner>,
     figures: Arc<Figures>,
+    lost_steps: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     seed: u64,
 ) {
@@ -342,6 +361,7 @@ async fn kill_at_random(
                 .kill_ms
                 .fetch_add(killing.elapsed().as_millis() as u64, Ordering::Relaxed);
             scanner.scan(&format!("{} log, run {}", node.name, node.runs()), &log);
+            lost_steps.fetch_add(lost_lease_lines(&log), Ordering::Relaxed);
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
         let starting = Instant::now();
@@ -454,7 +474,13 @@ async fn hold_some_micropays(sim: Arc<SimRef>, rate: f64, ms: u64, stop: Arc<Ato
 }
 
 /// Prints the chain's table; true when every class is empty.
-fn print_checks(chain: &Chain, checks: &ChainChecks, pauses: &[Pause], held: u64) -> bool {
+fn print_checks(
+    chain: &Chain,
+    checks: &ChainChecks,
+    pauses: &[Pause],
+    held: u64,
+    lost_steps: u64,
+) -> bool {
     let row = |name: &str, value: String| println!("  {name:<58} {value:>6}");
     println!("\nchain soak: instances");
     for node in &chain.nodes {
