@@ -523,6 +523,10 @@ fn print_checks(
             busiest.to_string(),
         );
     }
+    row(
+        "steps dropped because a fenced write was refused (logs)",
+        lost_steps.to_string(),
+    );
     println!(
         "  {:<58} {:>6}",
         "writes by an instance after it lost its lease", "n/a"
