@@ -37,6 +37,8 @@ pub struct ChainChecks {
     pub classes: Vec<Class>,
     /// Micropay calls per instance name (`?` for a call without a proxy User-Agent).
     pub micropays_by_instance: BTreeMap<String, usize>,
+    /// Micropays refused because they arrived after their `time_expire`.
+    pub expired_micropays: usize,
     /// Micropays that arrived after another instance had called WeChat for the payment.
     pub late_micropays: usize,
     /// … of which were refused for their `time_expire`.
@@ -184,6 +186,10 @@ impl ChainChecks {
                 class(OVER_RATE, over_rate),
             ],
             micropays_by_instance,
+            expired_micropays: micropays
+                .iter()
+                .filter(|call| call.expired() == Some(true))
+                .count(),
             late_micropays,
             late_refused,
             late_after_pause,

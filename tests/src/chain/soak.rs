@@ -22,7 +22,7 @@ use wxpay::sim::{Behaviour, DEMO_API_KEY, Fault};
 
 use super::checks::{ChainChecks, Pause};
 use super::{Backend, Chain, DEFAULT_PAUSE, Node};
-use crate::cashier::new_attempt_id;
+use crate::cashier::{Cashier, new_attempt_id};
 use crate::reconcile::{Observation, Reconciliation};
 use crate::secrets::SecretScanner;
 use crate::soak::report::Report;
@@ -81,6 +81,11 @@ pub struct Args {
     /// How long (ms, real time) a held micropay takes to arrive.
     #[arg(long, default_value_t = 3000)]
     pub hold_ms: u64,
+    /// How many times the soak holds one instance's micropay on the way and SIGKILLs that
+    /// instance at once, so another instance takes the payment over before the micropay
+    /// arrives (the dangerous case time_expire closes).
+    #[arg(long, default_value_t = 3)]
+    pub held_takeovers: usize,
 }
 
 /// Runs the chain soak, prints its tables, and tells whether it passed.
@@ -224,6 +229,23 @@ pub async fn run(args: Args) -> bool {
         ))
     });
 
+    let takeovers = (args.held_takeovers > 0 && !chain.nodes.is_empty()).then(|| {
+        let terminal = Terminal {
+            name: "held-takeover".to_owned(),
+            cashiers: chain.cashiers(&tokens[0]),
+            scanner: scanner.clone(),
+            figures: figures.clone(),
+            stop_at,
+        };
+        tokio::spawn(held_takeovers(
+            chain.clone(),
+            terminal,
+            sim.clone(),
+            args.held_takeovers,
+            args.hold_ms,
+        ))
+    });
+
     let mut observations = Vec::new();
     let mut ids_by_token: Vec<(&String, Vec<String>)> = Vec::new();
     for (driver, token) in drivers.into_iter().zip(&tokens) {
@@ -231,8 +253,8 @@ pub async fn run(args: Args) -> bool {
         ids_by_token.push((token, payment_ids(&observed)));
         observations.extend(observed);
     }
-    if let Some(burst) = burst {
-        let observed = burst.await.expect("the burst task");
+    for extra in [burst, takeovers].into_iter().flatten() {
+        let observed = extra.await.expect("a burst or takeover task");
         ids_by_token.push((&tokens[0], payment_ids(&observed)));
         observations.extend(observed);
     }
@@ -450,6 +472,78 @@ async fn burst_payments(
     let mut observations = Vec::new();
     for post in posts {
         observations.push(post.await.expect("a burst payment"));
+    }
+    observations
+}
+
+/// `count` times, 5 s apart from 5 s in: holds the next micropay on the way for `hold_ms`,
+/// posts a password-free payment to the first instance, and SIGKILLs that instance 300 ms
+/// later (restarting it 500 ms after), so that another instance takes the payment over
+/// while its micropay is still on the way.
+async fn held_takeovers(
+    chain: Arc<Chain>,
+    terminal: Terminal,
+    sim: Arc<SimRef>,
+    count: usize,
+    hold_ms: u64,
+) -> Vec<Observation> {
+    let node = chain.nodes[0].clone();
+    let mut observations = Vec::new();
+    for _ in 0..count {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let code = sim.auth_code(Behaviour::PasswordFree);
+        terminal.scanner.add_code(&code);
+        let mut observation = Observation {
+            attempt_id: new_attempt_id(),
+            label: "password_free+held+owner_killed".to_owned(),
+            ..Observation::default()
+        };
+        let body = json!({
+            "attempt_id": observation.attempt_id,
+            "amount_fen": 100,
+            "auth_code": code,
+        });
+        node.start(LOG_FILTER).await;
+        sim.inject_fault(Api::Micropay, Fault::Hold { ms: hold_ms }, 1);
+        terminal.figures.payments.fetch_add(1, Ordering::Relaxed);
+        let post = {
+            let cashier = Cashier::new(&node.base, terminal.cashiers[0].token());
+            let body = body.clone();
+            tokio::spawn(async move {
+                cashier
+                    .try_request(
+                        Method::POST,
+                        "/payments",
+                        Some(&body),
+                        Duration::from_secs(5),
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if node.kill().await.is_some() {
+            terminal.figures.kills.fetch_add(1, Ordering::Relaxed);
+        }
+        let answered = post.await.ok().and_then(Result::ok);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        node.start(LOG_FILTER).await;
+        // The POST may have died with the instance: the same attempt again finds the payment.
+        let reply = match answered {
+            Some((reply, _)) if reply.status.is_success() => Some((reply.status, reply.body)),
+            _ => terminal.call(Method::POST, "/payments", Some(&body)).await,
+        };
+        match reply
+            .and_then(|(status, body)| parse::<Payment>(&body).filter(|_| status.is_success()))
+        {
+            Some(payment) => {
+                observation.payment_ids.insert(payment.id);
+            }
+            None => terminal.figures.anomaly(format!(
+                "held takeover: {} was never answered",
+                observation.attempt_id
+            )),
+        }
+        observations.push(observation);
     }
     observations
 }
