@@ -1763,3 +1763,34 @@ async fn the_call_log_records_each_calls_user_agent_and_instance() {
         Some("paycode-proxy/0.1.0 (till-1)")
     );
 }
+
+#[tokio::test]
+async fn a_held_micropay_still_arrives_after_its_client_gave_up() {
+    // Arrange
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+    let impatient = http_client(&t.sim, true, Some(Duration::from_millis(200)));
+    t.sim
+        .inject_fault(Api::Micropay, Fault::Hold { ms: 500 }, 1);
+
+    // Act
+    let error = post_raw(
+        &impatient,
+        &t.url(Api::Micropay),
+        signed_xml(
+            micropay_params(&no, &auth_code_for(Behaviour::PasswordFree), 1),
+            KEY,
+            SignType::Md5,
+        ),
+    )
+    .await
+    .err()
+    .expect("the client times out");
+    let before = t.sim.order(&no);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Assert: nothing had arrived when the client gave up; then the order came and was paid.
+    assert!(error.is_timeout());
+    assert!(before.is_none());
+    assert_eq!(get(&t.query(&no).await, "trade_state"), "SUCCESS");
+}

@@ -241,7 +241,6 @@ async fn wechat(
     };
     let sandbox = path.starts_with(SANDBOX_PREFIX);
     let connection = connection.map(|axum::Extension(info)| info);
-    let host = connection.as_ref().map_or(Host::Primary, |info| info.host);
 
     // A body over the limit is answered like any other malformed body.
     let body = axum::body::to_bytes(body, xml::MAX_BODY_BYTES).await;
@@ -251,10 +250,31 @@ async fn wechat(
         .and_then(|bytes| xml::decode(bytes).map_err(|_| ()));
 
     // A held request arrives later: recorded, and checked against the clock, on arrival.
+    // It arrives even if the client has given up waiting meanwhile (a request on the way
+    // is not recalled by a client's timeout): the rest runs in a task of its own, which
+    // the client hanging up does not cancel.
     let hold = sim.faults().take_hold(api);
     if let Some(hold) = hold {
-        tokio::time::sleep(hold).await;
+        let arrival = tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            arrive(sim, api, sandbox, connection, method, headers, params).await
+        });
+        return arrival.await.unwrap_or_else(|_| dummy());
     }
+    arrive(sim, api, sandbox, connection, method, headers, params).await
+}
+
+/// Steps 2–7 of the pipeline for a request that has arrived (see the module doc).
+async fn arrive(
+    sim: Arc<SimState>,
+    api: Api,
+    sandbox: bool,
+    connection: Option<ConnInfo>,
+    method: Method,
+    headers: HeaderMap,
+    params: Result<Params, ()>,
+) -> Response {
+    let host = connection.as_ref().map_or(Host::Primary, |info| info.host);
     record_call(&sim, api, params.as_ref().ok(), &headers, host, sandbox);
 
     let client_cert = connection
