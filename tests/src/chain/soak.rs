@@ -2,8 +2,10 @@
 //! soak's terminals, behaviour mix, refunds and replays ([`crate::soak`]) against a
 //! [`Chain`] of real binaries on one PostgreSQL database, every request sent to an instance
 //! picked at random, while instances are SIGKILLed and restarted at random, one instance is
-//! frozen (SIGSTOP) past its lease and resumed, and a burst of payments on one account hits
-//! every instance at once. At the end: the soak's reconciliation against the simulator's
+//! frozen (SIGSTOP) past its lease and resumed, a burst of payments on one account hits
+//! every instance at once, some micropays are held on the way (the simulator's `hold`
+//! fault), and a few are held while their sender is SIGKILLed so that another instance takes
+//! the payment over before they arrive. At the end: the soak's reconciliation against the simulator's
 //! books, the secret scan, and the chain's own checks ([`ChainChecks`]); the tables are
 //! printed and the run fails if any count that must be 0 is not (docs/chains.md).
 
