@@ -176,7 +176,7 @@ pub async fn run(args: Args) -> bool {
             seed,
         ))
     });
-    // One instance frozen past its lease, then resumed.
+    // An instance frozen past its lease, then resumed (again every 30 s in a long run).
     let pauser = tokio::spawn(pause_one(
         chain.clone(),
         Duration::from_secs(10),
@@ -399,36 +399,42 @@ async fn kill_at_random(
     }
 }
 
-/// After `after`, freezes the last instance for `pause_for` (real time) and resumes it;
-/// returns the pause (none if the soak stopped first).
+/// After `after`, and then every 30 s until `stop`, freezes an instance (the last one first,
+/// then the others in turn) for `pause_for` (real time) and resumes it; returns the pauses.
 async fn pause_one(
     chain: Arc<Chain>,
     after: Duration,
     pause_for: Duration,
     stop: Arc<AtomicBool>,
 ) -> Vec<Pause> {
-    tokio::time::sleep(after).await;
-    let Some(node) = chain.nodes.last() else {
-        return Vec::new();
-    };
-    if stop.load(Ordering::Relaxed) || !node.pause().await {
-        return Vec::new();
+    let mut pauses = Vec::new();
+    let mut next = Instant::now() + after;
+    let count = chain.nodes.len();
+    while count > 0 && !stop.load(Ordering::Relaxed) {
+        if Instant::now() < next {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        let node = &chain.nodes[(count - 1 + pauses.len()) % count];
+        if node.pause().await {
+            let from = chrono::Utc::now();
+            println!(
+                "chain soak: {} frozen (SIGSTOP) for {} s",
+                node.name,
+                pause_for.as_secs()
+            );
+            tokio::time::sleep(pause_for).await;
+            node.resume().await;
+            println!("chain soak: {} resumed (SIGCONT)", node.name);
+            pauses.push(Pause {
+                instance: node.name.clone(),
+                from,
+                until: chrono::Utc::now(),
+            });
+        }
+        next = Instant::now() + Duration::from_secs(30);
     }
-    let from = chrono::Utc::now();
-    println!(
-        "chain soak: {} frozen (SIGSTOP) for {} s",
-        node.name,
-        pause_for.as_secs()
-    );
-    tokio::time::sleep(pause_for).await;
-    node.resume().await;
-    let until = chrono::Utc::now();
-    println!("chain soak: {} resumed (SIGCONT)", node.name);
-    vec![Pause {
-        instance: node.name.clone(),
-        from,
-        until,
-    }]
+    pauses
 }
 
 /// After `after`, posts `count` password-free payments at once through `terminal` (each to
