@@ -334,14 +334,14 @@ pub struct PaymentsConfig {
     /// Every micropay carries `time_expire` this long after it is sent, so WeChat refuses a
     /// micropay that arrives later (from a proxy paused past its lease, or a request held in
     /// the network). WeChat wants it more than a minute ahead (docs/wechat-pay.md §3.1,
-    /// §6.4). Default `120s`; must be longer than `wait_deadline` (the order stays payable
-    /// while the proxy waits for the customer).
+    /// §6.4). Default `90s`, a 30 s cushion over that minute; must be longer than
+    /// `wait_deadline` (the order stays payable while the proxy waits for the customer).
     #[serde(deserialize_with = "de::duration")]
     pub micropay_expire_after: Duration,
     /// How far WeChat's clock may be off ours: a micropay whose outcome is unknown is not
     /// settled as "never arrived" (ORDERNOTEXIST, or a reverse of an order WeChat had not
     /// seen) before its `time_expire` plus this margin; it is queried again then. Default
-    /// `30s`.
+    /// `15s`, generous for clocks kept by NTP.
     #[serde(deserialize_with = "de::duration")]
     pub expire_skew_margin: Duration,
 }
@@ -753,8 +753,8 @@ impl Default for PaymentsConfig {
             refund_spacing: Duration::from_secs(60),
             micropay_rate_per_second: 30,
             long_poll_max_wait: Duration::from_secs(25),
-            micropay_expire_after: Duration::from_secs(120),
-            expire_skew_margin: Duration::from_secs(30),
+            micropay_expire_after: Duration::from_secs(90),
+            expire_skew_margin: Duration::from_secs(15),
         }
     }
 }
@@ -960,6 +960,38 @@ mod tests {
             config.wechat.backup_url.as_ref().map(Url::as_str),
             Some("https://api2.mch.weixin.qq.com/")
         );
+    }
+
+    #[test]
+    fn leases_and_time_expire_are_read_and_checked_against_each_other() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert_eq!(config.leases.duration, Duration::from_secs(10));
+        assert_eq!(
+            config.payments.micropay_expire_after,
+            Duration::from_secs(90)
+        );
+        for (section, expected_field) in [
+            ("[leases]\nduration = \"30s\"", "leases.duration"),
+            ("[leases]\nsafety_margin = \"10s\"", "leases.safety_margin"),
+            (
+                "[leases]\nrenew_interval = \"8s\"\nsafety_margin = \"2s\"",
+                "leases.renew_interval",
+            ),
+            ("[leases]\nclaim_interval = \"0s\"", "leases.claim_interval"),
+            (
+                "[payments]\nmicropay_expire_after = \"30s\"",
+                "payments.micropay_expire_after",
+            ),
+        ] {
+            let (field, _) = invalid_field(load(&format!("{MINIMAL}\n{section}"), &[]));
+            assert_eq!(field, expected_field, "{section}");
+        }
+        let shorter = load(
+            &format!("{MINIMAL}\n[leases]\nduration = \"5s\"\nrenew_interval = \"1s\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(shorter.leases.duration, Duration::from_secs(5));
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //!
 //! - `rows`: one test per row of the simulator's behaviour table (wxpay/SIMULATOR.md).
 //! - `faults`: transport and reply faults, host fail-over, reverse retries, needs_attention.
+//! - `expiry`: a micropay that may still arrive keeps its payment open until its `time_expire`.
 //! - `cancel`: the cashier's cancel, including the race with a payment that succeeds.
 //! - `closing`: failed payments whose order WeChat kept open are closed by reverse in the
 //!   background (the closed loop), without changing what the cashier sees.
 //! - `refunds`: full, partial, idempotent and refused refunds.
 //! - `idempotency`: the same `attempt_id` posted twice.
+//! - `leases`: two proxies on one PostgreSQL database; a payment taken over with a query.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
@@ -25,8 +27,10 @@ mod bad_input;
 mod cancel;
 mod closing;
 mod concurrency;
+mod expiry;
 mod faults;
 mod idempotency;
+mod leases;
 mod refunds;
 mod rows;
 mod shutdown;

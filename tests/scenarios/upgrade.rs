@@ -132,8 +132,13 @@ async fn a_first_release_database_resumes_every_payment_on_the_wechat_account() 
         .format("%Y-%m-%d")
         .to_string();
     // The merchant's own client makes the orders the first release sent before it stopped.
-    let client =
-        paycode_proxy::wechat::build_account_client(&config.wechat, &config.accounts()[0]).unwrap();
+    let instance = paycode_proxy::instance::Instance::new(&config.server);
+    let client = paycode_proxy::wechat::build_account_client(
+        &config.wechat,
+        &config.accounts()[0],
+        &instance,
+    )
+    .unwrap();
     let order = |n: u32| format!("PCUPGRADE{n:023}");
     let never_sent = Row {
         id: "p-never-sent",

@@ -75,6 +75,28 @@ pub fn keep_sqlite(config: &mut StoreConfig, why: &str) {
     config.database_url = None;
 }
 
+/// Points `config` at a fresh PostgreSQL database whatever the run asked for, for a test that
+/// is about PostgreSQL itself (several proxies on one database). Returns `false`, saying so on
+/// stderr, when no server is given (`PAYCODE_TEST_DATABASE_URL`), so that such a test can end
+/// early in a run without PostgreSQL; panics instead when `PAYCODE_REQUIRE_POSTGRES=1` (set by
+/// `scripts/test`), as the store conformance suite does.
+pub fn use_postgres(config: &mut StoreConfig, why: &str) -> bool {
+    match std::env::var(DATABASE_URL_VARIABLE) {
+        Ok(server_url) if !server_url.is_empty() => {
+            config.database_url = Some(fresh_database(&server_url));
+            true
+        }
+        _ => {
+            assert!(
+                std::env::var("PAYCODE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PAYCODE_REQUIRE_POSTGRES=1 but {DATABASE_URL_VARIABLE} is not set ({why})"
+            );
+            eprintln!("{DATABASE_URL_VARIABLE} is not set: not run ({why})");
+            false
+        }
+    }
+}
+
 /// Creates a database with a unique name on the server at `server_url` and returns its URL.
 /// Synchronous (configurations are built outside async code too): it runs on a thread of
 /// its own with its own runtime, so it may be called from inside a test's runtime.

@@ -17,9 +17,7 @@ use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
-use crate::config::{
-    AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig,
-};
+use crate::config::{AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig};
 use crate::private_file::write_private;
 use crate::startup::{AppState, Application, StartupError};
 use crate::store::{SqliteStore, Store, StoreError, StoreRecord, TerminalRecord};
@@ -302,16 +300,29 @@ pub fn scale_waits(payments: &mut PaymentsConfig, time_scale: f64) {
 }
 
 /// Shrinks the lease timings by `time_scale`, like [`scale_waits`]: a lease is measured
-/// against WeChat's 45-second auto-revoke, which the simulator shrinks too.
+/// against WeChat's 45-second auto-revoke, which the simulator shrinks too (a proxy that
+/// restarts on PostgreSQL takes its payments back one lease later, which must stay well inside
+/// the simulated 45 s). [`LEASE_FLOORS`] keep the claim and renewal timers of the many
+/// proxies a test run starts from spending the machine on lease queries.
 pub fn scale_leases(leases: &mut LeaseConfig, time_scale: f64) {
-    let scale = |duration: &mut Duration| {
-        *duration = duration.div_f64(time_scale).max(Duration::from_millis(1));
+    let [duration, renew, margin, claim] = LEASE_FLOORS;
+    let scale = |value: &mut Duration, floor: Duration| {
+        *value = value.div_f64(time_scale).max(floor);
     };
-    scale(&mut leases.duration);
-    scale(&mut leases.renew_interval);
-    scale(&mut leases.safety_margin);
-    scale(&mut leases.claim_interval);
+    scale(&mut leases.duration, duration);
+    scale(&mut leases.renew_interval, renew);
+    scale(&mut leases.safety_margin, margin);
+    scale(&mut leases.claim_interval, claim);
 }
+
+/// The shortest lease duration, renewal interval, safety margin and claim interval
+/// [`scale_leases`] makes (they keep `renew_interval + safety_margin < duration`).
+pub const LEASE_FLOORS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(50),
+    Duration::from_millis(20),
+    Duration::from_millis(100),
+];
 
 /// Demo mode's second store, a sub-merchant of the demo provider, added on the first run.
 async fn demo_mall(config: &Config, store: &dyn Store) -> Result<StoreRecord, DemoError> {

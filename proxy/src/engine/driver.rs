@@ -47,7 +47,9 @@ use super::schedule::{Key, Schedule};
 use super::steps::facts_of;
 use super::watch::{self, Watchers};
 use crate::metrics::Metrics;
-use crate::store::{ClaimRequest, MerchantIds, Millis, PaymentRecord, Store, StoreError};
+use crate::store::{
+    ClaimRequest, HeldLeases, MerchantIds, Millis, PaymentRecord, Store, StoreError,
+};
 use crate::wechat::AccountClients;
 
 /// How long a step waits before retrying after the database failed it.
@@ -138,17 +140,22 @@ impl Shared {
         }
     }
 
-    /// Drops `key` after its lease was lost: no more steps or writes as its owner.
-    pub(in crate::engine) fn lost(&self, key: &Key) {
-        self.leases.forget(key);
-        self.schedule().remove(key);
-        tracing::info!(?key, "lease lost to another instance; dropped");
+    /// Drops `key` after its lease at `epoch` was lost: no more steps or writes as its
+    /// owner under that lease (a lease taken since, at a later epoch, is kept).
+    pub(in crate::engine) fn lost(&self, key: &Key, epoch: u64) {
+        if self.leases.forget_epoch(key, epoch) {
+            self.schedule().remove(key);
+            tracing::warn!(?key, epoch, "lease lost to another instance; dropped");
+        }
     }
 
     /// Claims due work nobody holds (all of it, taking over the previous run's leases, when
     /// `take_over`: a store with one owner) and plans each claimed row. Returns how many
     /// payments and refunds were claimed.
-    pub(in crate::engine) async fn claim(&self, take_over: bool) -> Result<(usize, usize), StoreError> {
+    pub(in crate::engine) async fn claim(
+        &self,
+        take_over: bool,
+    ) -> Result<(usize, usize), StoreError> {
         let settings = &self.leases.settings;
         let (due_before, limit) = if take_over {
             (Millis(i64::MAX), u32::MAX)
@@ -168,11 +175,16 @@ impl Shared {
         for leased in &payments {
             let record = &leased.record;
             let key = Key::Payment(record.id.clone());
-            self.leases
-                .hold(key.clone(), record.lease_epoch, record.version, sent, leased.remaining);
+            self.leases.hold(
+                key.clone(),
+                record.lease_epoch,
+                record.version,
+                sent,
+                leased.remaining,
+            );
             if let Err(error) = self.take_over(record).await {
                 match error {
-                    StoreError::LeaseLost { .. } => self.lost(&key),
+                    StoreError::LeaseLost { expected, .. } => self.lost(&key, expected),
                     error => {
                         tracing::warn!(payment = %record.id, error = %error, "cannot plan a claimed payment; retrying");
                         self.retry_later(key);
@@ -301,7 +313,8 @@ impl Shared {
         };
         let (changed, lost) = self.leases.renewed(&asked, &renewal, sent);
         for key in &lost {
-            self.lost(key);
+            self.schedule().remove(key);
+            tracing::warn!(?key, "lease lost to another instance; dropped");
         }
         for key in changed {
             let in_flight = {
@@ -344,19 +357,45 @@ impl Shared {
     }
 
     /// Whether a WeChat call for `key` may start now: the lease is held with more than the
-    /// safety margin left. If not, the step is tried again after the margin (a renewal
-    /// comes first, or the lease turns out lost) and `false` is returned.
-    pub(in crate::engine) fn may_call(&self, key: &Key) -> bool {
+    /// safety margin left. When less is left (the renewals fell behind: a busy machine, a
+    /// slow database), this lease alone is renewed on the spot and checked again. If it
+    /// still may not, the step is tried again after the margin (or dropped, when the lease
+    /// turned out lost) and `false` is returned.
+    pub(in crate::engine) async fn may_call(&self, key: &Key) -> bool {
         if self.leases.may_call(key, Instant::now()) {
             return true;
         }
-        if self.leases.epoch(key).is_some() {
-            tracing::info!(?key, "lease too close to its end for a WeChat call; waiting for a renewal");
-            self.schedule_at(
-                key.clone(),
-                Millis::now() + self.leases.settings.safety_margin,
-            );
+        let Some(epoch) = self.leases.epoch(key) else {
+            return false;
+        };
+        let mut asked = HeldLeases::default();
+        match key {
+            Key::Payment(id) => asked.payments.push((id.clone(), epoch)),
+            Key::Refund(id) => asked.refunds.push((id.clone(), epoch)),
         }
+        let sent = Instant::now();
+        match self.store.renew_leases(self.leases.terms(), &asked).await {
+            Ok(renewal) => {
+                let (_, lost) = self.leases.renewed(&asked, &renewal, sent);
+                if !lost.is_empty() {
+                    self.schedule().remove(key);
+                    tracing::warn!(?key, epoch, "lease lost to another instance; dropped");
+                    return false;
+                }
+                if self.leases.may_call(key, Instant::now()) {
+                    return true;
+                }
+            }
+            Err(error) => tracing::warn!(?key, error = %error, "cannot renew a lease"),
+        }
+        tracing::info!(
+            ?key,
+            "lease too close to its end for a WeChat call; trying again after the margin"
+        );
+        self.schedule_at(
+            key.clone(),
+            Millis::now() + self.leases.settings.safety_margin,
+        );
         false
     }
 
@@ -410,7 +449,7 @@ impl Shared {
             };
             match result {
                 Ok(()) => {}
-                Err(StoreError::LeaseLost { .. }) => shared.lost(&key),
+                Err(StoreError::LeaseLost { expected, .. }) => shared.lost(&key, expected),
                 Err(error) => {
                     tracing::warn!(?key, error = %error, "step failed; retrying");
                     shared.retry_later(key.clone());

@@ -100,18 +100,28 @@ impl Leases {
         }
     }
 
-    /// Stops holding `key` (lost, or nothing more is owed).
+    /// Stops holding `key` (nothing more is owed).
     pub(super) fn forget(&self, key: &Key) {
         lock(&self.held).remove(key);
+    }
+
+    /// Stops holding `key` if it is held at `epoch` (that lease was lost); returns whether
+    /// it was.
+    pub(super) fn forget_epoch(&self, key: &Key, epoch: u64) -> bool {
+        let mut held = lock(&self.held);
+        if held.get(key).is_some_and(|lease| lease.epoch == epoch) {
+            held.remove(key);
+            true
+        } else {
+            false
+        }
     }
 
     /// Whether a WeChat call for `key` may start at `now`: it is held, and (on a shared
     /// store) more than the safety margin of its lease is left.
     pub(super) fn may_call(&self, key: &Key, now: Instant) -> bool {
         match lock(&self.held).get(key) {
-            Some(held) => {
-                !self.settings.shared || now + self.settings.safety_margin < held.until
-            }
+            Some(held) => !self.settings.shared || now + self.settings.safety_margin < held.until,
             None => false,
         }
     }

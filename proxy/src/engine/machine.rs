@@ -66,7 +66,7 @@ pub struct Timing {
     /// refunds of one order at least one minute apart, docs/wechat-pay.md §3.4); see `engine::spacing`.
     pub refund_spacing: Duration,
     /// How far WeChat's clock may be off ours, added to a micropay's `time_expire` before
-    /// "it can no longer arrive" is believed (30 s).
+    /// "it can no longer arrive" is believed (15 s).
     pub expire_skew_margin: Duration,
 }
 
@@ -83,7 +83,7 @@ impl Default for Timing {
             reverse_max_attempts: 10,
             attention_recheck_interval: Duration::from_secs(60),
             refund_spacing: Duration::from_secs(60),
-            expire_skew_margin: Duration::from_secs(30),
+            expire_skew_margin: Duration::from_secs(15),
         }
     }
 }
@@ -1497,7 +1497,7 @@ mod tests {
         let timing = timing();
         let mut cancelling = facts(PaymentState::Cancelling);
         cancelling.time_expire = Some(time_expire(SUBMITTED, Duration::from_secs(120)));
-        let until = secs(120 + 30);
+        let until = secs(120 + 15);
         let reversed = after_reverse(&cancelling, ReverseOutcome::Done, &timing, secs(41));
         assert_eq!(reversed.next, Some((Action::FinalQuery, secs(41))));
 

@@ -419,12 +419,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Every payment that is not settled (`paid`, `failed`, `cancelled`), including those
-    /// that need attention, oldest first: what the engine resumes on start.
+    /// that need attention, oldest first: the open work of the whole database (for checks
+    /// and reports; the engine claims its share with [`Store::claim_due`]).
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// Every settled payment whose order is still owed a close at WeChat (close state
-    /// `pending`), oldest first: what the engine resumes on start besides
-    /// [`Store::unsettled_payments`].
+    /// `pending`), oldest first: open work besides [`Store::unsettled_payments`], which
+    /// [`Store::claim_due`] takes too.
     async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError>;
 
     /// How many payments are stored in each state (states with none are left out).
@@ -486,6 +487,9 @@ pub trait Store: Send + Sync + 'static {
     /// `request.due_before`, which nobody holds under an unexpired lease (unless
     /// `take_over`), oldest due first, at most `limit` of each. Each claimed row gets the
     /// owner, a lease until the store's clock plus the duration, and `lease_epoch + 1`.
+    /// A lease of `owner` itself that lapsed is taken again only once it has been over for
+    /// another `duration` (until then a late renewal extends it: the owner's own steps are
+    /// not fenced off by its own claim).
     /// Rows another claimer is claiming at the same moment are skipped, never waited for or
     /// handed out twice.
     async fn claim_due(

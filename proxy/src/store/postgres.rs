@@ -36,8 +36,7 @@ use super::records::{
 };
 use super::rows::{
     Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
-    PAYMENT_MUTABLE_COLUMNS,
-    REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
@@ -382,13 +381,16 @@ impl Store for PostgresStore {
     ) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
         // `FOR UPDATE SKIP LOCKED`: a row another claimer has locked is skipped, not waited
         // for; a row it claimed and committed meanwhile is re-checked against the lease
-        // condition once locked (READ COMMITTED), and no longer matches.
+        // condition once locked (READ COMMITTED), and no longer matches. The claimer's own
+        // lapsed leases wait one more lease duration: a late renewal still extends them,
+        // rather than a claim bumping the epoch under the claimer's own steps.
         let claim = |table: &str, due: &str, columns: &str| {
             format!(
                 "WITH due AS (\
                      SELECT id AS claimed_id FROM {table} \
                      WHERE ({due}) AND (next_action_at IS NULL OR next_action_at <= $1) \
-                     AND ($2 OR lease_until IS NULL OR lease_until <= {NOW_MS}) \
+                     AND ($2 OR lease_until IS NULL OR (lease_until <= {NOW_MS} \
+                         AND (lease_owner <> $4 OR lease_until <= {NOW_MS} - $5))) \
                      ORDER BY next_action_at NULLS FIRST, id LIMIT $3 \
                      FOR UPDATE SKIP LOCKED) \
                  UPDATE {table} SET lease_owner = $4, lease_until = {NOW_MS} + $5, \
@@ -1002,9 +1004,7 @@ fn bind_lease<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     lease: Option<LeaseTerms<'q>>,
 ) -> Result<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>, StoreError> {
-    let duration = lease
-        .map(|terms| duration_ms(terms.duration))
-        .transpose()?;
+    let duration = lease.map(|terms| duration_ms(terms.duration)).transpose()?;
     Ok(query
         .bind(lease.map(|terms| terms.owner))
         .bind(duration)

@@ -35,8 +35,7 @@ use super::records::{
 };
 use super::rows::{
     Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
-    PAYMENT_MUTABLE_COLUMNS,
-    REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
@@ -881,7 +880,8 @@ fn leased(mut payment: PaymentRecord, lease: Option<&OwnedTerms>) -> PaymentReco
 }
 
 /// Claims due rows in the writer's transaction (the single writer is what makes it
-/// exclusive on SQLite). The lease runs on this process's clock.
+/// exclusive on SQLite). The lease runs on this process's clock; the claimer's own lapsed
+/// leases wait one more lease duration, as on PostgreSQL.
 async fn claim_due(
     connection: &mut SqliteConnection,
     terms: OwnedTerms,
@@ -896,7 +896,8 @@ async fn claim_due(
             "UPDATE {table} SET lease_owner = ?, lease_until = ?, lease_epoch = lease_epoch + 1 \
              WHERE id IN (SELECT id FROM {table} \
                  WHERE ({due}) AND (next_action_at IS NULL OR next_action_at <= ?) \
-                 AND (? OR lease_until IS NULL OR lease_until <= ?) \
+                 AND (? OR lease_until IS NULL OR (lease_until <= ? \
+                     AND (lease_owner <> ? OR lease_until <= ?))) \
                  ORDER BY next_action_at NULLS FIRST, id LIMIT ?) \
              RETURNING {columns}"
         )
@@ -915,6 +916,8 @@ async fn claim_due(
                 .bind(due_before.0)
                 .bind(take_over)
                 .bind(now.0)
+                .bind(&terms.owner)
+                .bind(now.0 - i64::try_from(terms.duration.as_millis()).unwrap_or(i64::MAX))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *connection)
                 .await?,

@@ -1242,7 +1242,11 @@ async fn racing_claims_never_hand_a_row_to_two_owners(backend: Backend) {
         let (owner, payments) = task.await.unwrap();
         for leased in payments {
             // Assert: nobody else got it, and it is recorded as this claimer's.
-            assert!(claimed.insert(leased.record.id.clone()), "{} twice", leased.record.id);
+            assert!(
+                claimed.insert(leased.record.id.clone()),
+                "{} twice",
+                leased.record.id
+            );
             assert_eq!(leased.record.lease_owner.as_deref(), Some(owner.as_str()));
             assert_eq!(leased.record.lease_epoch, 1);
             let stored = store.existing_payment(&leased.record.id).await.unwrap();
@@ -1253,7 +1257,10 @@ async fn racing_claims_never_hand_a_row_to_two_owners(backend: Backend) {
     // was claimed is not.
     let (rest, _) = store.claim_due(claim_all("late", LONG, 100)).await.unwrap();
     assert_eq!(claimed.len() + rest.len(), 20);
-    assert!(rest.iter().all(|leased| !claimed.contains(&leased.record.id)));
+    assert!(
+        rest.iter()
+            .all(|leased| !claimed.contains(&leased.record.id))
+    );
 }
 
 async fn an_expired_lease_is_claimed_by_another_owner_and_fences_the_old_one(backend: Backend) {
@@ -1326,8 +1333,14 @@ async fn a_payment_inserted_leased_is_not_claimed_by_another_owner(backend: Back
         store.existing_payment("pay_1").await.unwrap().lease_until,
         inserted.lease_until
     );
-    assert_eq!(replayed.into_record().lease_owner.as_deref(), Some("creator"));
-    let (claimed, _) = store.claim_due(claim_all("another", LONG, 10)).await.unwrap();
+    assert_eq!(
+        replayed.into_record().lease_owner.as_deref(),
+        Some("creator")
+    );
+    let (claimed, _) = store
+        .claim_due(claim_all("another", LONG, 10))
+        .await
+        .unwrap();
     assert!(claimed.is_empty());
     // The creator writes under the epoch it was inserted with.
     let mut next = inserted.clone();
@@ -1373,8 +1386,16 @@ async fn renewal_extends_only_the_owners_current_leases_and_reports_versions(bac
     let a_pay_1 = again[0].record.clone();
     let mut cancelled = a_pay_1.clone();
     cancelled.cancel_requested = true;
-    store.update_payment(&cancelled, "cashier asked to cancel").await.unwrap();
-    let before = store.existing_payment("pay_1").await.unwrap().lease_until.unwrap();
+    store
+        .update_payment(&cancelled, "cashier asked to cancel")
+        .await
+        .unwrap();
+    let before = store
+        .existing_payment("pay_1")
+        .await
+        .unwrap()
+        .lease_until
+        .unwrap();
 
     // Act: A renews what it believes it holds (pay_1 at its new epoch, pay_2 at the old).
     let held = HeldLeases {
@@ -1393,7 +1414,11 @@ async fn renewal_extends_only_the_owners_current_leases_and_reports_versions(bac
     assert!(renewal.payments[0].remaining > Duration::from_secs(50));
     let pay_1 = store.existing_payment("pay_1").await.unwrap();
     assert!(pay_1.lease_until.unwrap() > before);
-    assert_eq!(pay_1.version, a_pay_1.version + 1, "a renewal moves no version");
+    assert_eq!(
+        pay_1.version,
+        a_pay_1.version + 1,
+        "a renewal moves no version"
+    );
     let pay_2 = store.existing_payment("pay_2").await.unwrap();
     assert_eq!(pay_2.lease_owner.as_deref(), Some("b"));
 }
@@ -1467,7 +1492,11 @@ async fn claims_take_only_due_unfinished_work(backend: Backend) {
     let now = Millis::now();
     for (n, at, state) in [
         (1, now, PaymentState::Submitting),
-        (2, now.plus(Duration::from_secs(3600)), PaymentState::Confirming),
+        (
+            2,
+            now.plus(Duration::from_secs(3600)),
+            PaymentState::Confirming,
+        ),
         (3, now, PaymentState::Paid),
     ] {
         let mut record = stored_payment(store.as_ref(), n, 100).await;
@@ -1498,7 +1527,10 @@ async fn refund_writes_are_fenced_by_their_lease(backend: Backend) {
         .await
         .unwrap()
         .into_record();
-    assert_eq!((by_a.lease_owner.as_deref(), by_a.lease_epoch), (Some("a"), 1));
+    assert_eq!(
+        (by_a.lease_owner.as_deref(), by_a.lease_epoch),
+        (Some("a"), 1)
+    );
     let (_, by_b) = store.claim_due(claim_all("b", LONG, 10)).await.unwrap();
     assert_eq!(by_b.len(), 1);
 
@@ -1512,7 +1544,13 @@ async fn refund_writes_are_fenced_by_their_lease(backend: Backend) {
 
     // Assert
     assert!(
-        matches!(refused, Err(StoreError::LeaseLost { entity: "refund", .. })),
+        matches!(
+            refused,
+            Err(StoreError::LeaseLost {
+                entity: "refund",
+                ..
+            })
+        ),
         "{refused:?}"
     );
     assert_eq!(accepted.unwrap().state, RefundState::Processing);

@@ -3,6 +3,7 @@
 //! [`machine`](crate::engine::machine) decide, and commit the decision with a version check.
 
 use paycode_api::PaymentState;
+use tokio::time::Instant;
 use tracing::Instrument;
 use wxpay::client::CallOptions;
 use wxpay::messages::{MicropayRequest, OrderQueryRequest, OrderRef, ReverseRequest};
@@ -81,7 +82,7 @@ impl Shared {
         };
         let key = Key::Payment(record.id.clone());
         let claimed = claim.is_some();
-        if !claimed && !self.may_call(&key) {
+        if !claimed && !self.may_call(&key).await {
             return Ok(());
         }
         let limiter = self.limiter(&record.merchant.mch_id);
@@ -119,11 +120,8 @@ impl Shared {
                     .await;
             }
         };
-        let ahead = if let Some(claim) = claim {
-            if let Some(limiter) = limiter {
-                limiter.sending(claim).await;
-            }
-            record
+        let (ahead, claim) = if let Some(claim) = claim {
+            (record, Some(claim))
         } else {
             // Write-ahead: from here on, a crash means "may have been sent". The
             // time_expire goes with it, so whoever owns the payment later knows until when
@@ -136,12 +134,7 @@ impl Shared {
             let expire = machine::time_expire(now, self.settings.micropay_expire_after);
             ahead.time_expire = Some(ahead.time_expire.map_or(expire, |at| at.max(expire)));
             match self.store.update_payment(&ahead, "micropay: sending").await {
-                Ok(saved) => {
-                    if let Some(limiter) = limiter {
-                        limiter.admit().await;
-                    }
-                    saved
-                }
+                Ok(saved) => (saved, None),
                 Err(StoreError::StaleVersion { .. }) => {
                     self.resync_payment(&record.id).await;
                     return Ok(());
@@ -150,20 +143,31 @@ impl Shared {
             }
         };
         request.time_expire = ahead.time_expire.map(beijing_time);
-        // The last moment to notice a lost lease: past here the request leaves.
-        let outcome = if self.may_call(&key) {
-            let result = self
-                .call(
-                    &ahead.merchant,
-                    &request,
-                    CallOptions::with_read_timeout(self.settings.micropay_timeout),
-                )
-                .await;
-            classify::micropay(result)
-        } else {
-            machine::MicropayOutcome::NotSent {
-                reason: "the lease is too close to its end".to_owned(),
+        // The lease is checked (and renewed on the spot if short) before the rate limit's
+        // send slot is taken, so a database round trip never bunches sends; after the
+        // slot's wait it is checked once more on the local clock alone, the last moment to
+        // notice a lost lease before the request leaves.
+        let outcome = if self.may_call(&key).await {
+            if let Some(limiter) = limiter {
+                match claim {
+                    Some(claim) => limiter.sending(claim).await,
+                    None => limiter.admit().await,
+                }
             }
+            if self.leases.may_call(&key, Instant::now()) {
+                let result = self
+                    .call(
+                        &ahead.merchant,
+                        &request,
+                        CallOptions::with_read_timeout(self.settings.micropay_timeout),
+                    )
+                    .await;
+                classify::micropay(result)
+            } else {
+                lease_too_short()
+            }
+        } else {
+            lease_too_short()
         };
         self.decide(ahead, Action::Micropay, Counter::None, move |facts, now| {
             let mut facts = facts.clone();
@@ -192,7 +196,7 @@ impl Shared {
     }
 
     async fn query(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        if !self.may_call(&Key::Payment(record.id.clone())) {
+        if !self.may_call(&Key::Payment(record.id.clone())).await {
             return Ok(());
         }
         let request = OrderQueryRequest {
@@ -220,7 +224,7 @@ impl Shared {
     /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
     /// order of a payment that already ended ([`Action::CloseReverse`]).
     async fn reverse(&self, record: PaymentRecord, action: Action) -> Result<(), StoreError> {
-        if !self.may_call(&Key::Payment(record.id.clone())) {
+        if !self.may_call(&Key::Payment(record.id.clone())).await {
             return Ok(());
         }
         let request = ReverseRequest {
@@ -332,6 +336,14 @@ pub(in crate::engine) fn facts_of(record: &PaymentRecord) -> Facts {
         reverse_attempts: record.reverse_attempts,
         not_sent_attempts: record.not_sent_attempts,
         time_expire: record.time_expire,
+    }
+}
+
+/// A micropay not sent because the lease had too little left: "not sent", so the machine
+/// may resend it (under a lease) within the deadline.
+fn lease_too_short() -> machine::MicropayOutcome {
+    machine::MicropayOutcome::NotSent {
+        reason: "the lease is too close to its end".to_owned(),
     }
 }
 

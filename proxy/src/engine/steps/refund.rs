@@ -72,7 +72,7 @@ impl Shared {
                 }
             }
         }
-        if !self.may_call(&key) {
+        if !self.may_call(&key).await {
             return Ok(());
         }
         let refund = refunds::attempted(&refund);
