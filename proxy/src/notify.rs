@@ -32,7 +32,7 @@ pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Connections of the coordination pool: one held by the listener, the others for the
 /// limiter's statements (each a single short statement).
-pub const POOL_SIZE: u32 = 3;
+pub const POOL_SIZE: u32 = 5;
 
 /// How long a limiter statement waits for a connection of the pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -266,10 +266,11 @@ async fn gates(chain: &Instances, calls: usize) -> Result<(Vec<Duration>, Vec<Du
                 .await?;
         turns.push(started.elapsed());
         let started = Instant::now();
-        let _: f64 =
-            sqlx::query_scalar("SELECT paycode_micropay_admit('bench', 1000000, INTERVAL '1.1 s')")
-                .fetch_one(&mut connection)
-                .await?;
+        let _: f64 = sqlx::query_scalar(
+            "SELECT paycode_micropay_admit('bench', 1000000, INTERVAL '1.1 s', INTERVAL '0')",
+        )
+        .fetch_one(&mut connection)
+        .await?;
         admits.push(started.elapsed());
     }
     connection.close().await?;

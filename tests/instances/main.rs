@@ -6,6 +6,9 @@
 //!
 //! - a long-poll held by one proxy answers within milliseconds of a commit on another
 //!   (LISTEN/NOTIFY wake-ups);
+//! - a cancel posted to a proxy that does not drive the payment reaches the one that does
+//!   at once, not at its next lease renewal;
+//! - a proxy stopped gracefully hands its leases back and another takes its payment at once;
 //! - the 30/s micropay limit of one account holds across the proxies, in every window of
 //!   real time at the simulator;
 //! - the same `attempt_id` posted to two proxies at once makes one order;
@@ -75,6 +78,88 @@ async fn a_long_poll_on_one_proxy_answers_when_another_commits() {
         );
         a.settled(&cancelled).await;
     }
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_taken_by_another_proxy_reaches_the_owner_at_once() {
+    // Renewals 2 s apart and queries 3 s apart (real time): without the wake-up, the owner
+    // would learn of the cancel at its next renewal or query, up to 2 s late.
+    let Some(chain) = Instances::start(&["a", "b"], 10.0, |config| {
+        config.leases.duration = Duration::from_secs(5);
+        config.leases.renew_interval = Duration::from_secs(2);
+        config.leases.safety_margin = Duration::from_millis(200);
+        config.payments.first_query_after_userpaying = Duration::from_secs(3);
+        config.payments.query_interval = Duration::from_secs(3);
+    })
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (&chain.cashiers[0], &chain.cashiers[1]);
+    let reverse_not_before = chain.config.payments.reverse_not_before;
+    for round in 0..3 {
+        let code = chain.sim.auth_code(Behaviour::PasswordWaits);
+        let created = a.pay(AMOUNT_FEN, &code).await;
+        let waiting = a
+            .wait_until(&created, "waiting for the customer", |payment| {
+                payment.state == WaitingForCustomer
+            })
+            .await;
+        // Past the 15-second rule (scaled), so the owner reverses as soon as it knows.
+        tokio::time::sleep(reverse_not_before).await;
+        let before_cancel = Instant::now();
+        let _: Payment = b.cancel(&waiting.id).await.expect(StatusCode::OK);
+        ledger::until_call(&chain.sim, &waiting.out_trade_no, "reverse").await;
+        let latency = before_cancel.elapsed();
+        assert!(
+            latency <= Duration::from_millis(400),
+            "round {round}: the owner reversed {latency:?} after the cancel was posted elsewhere"
+        );
+        let settled = a.settled(&waiting).await;
+        assert_ledger_agrees(&chain.sim, &settled);
+        let calls = ledger::calls_for(&chain.sim, &settled.out_trade_no);
+        assert_eq!(ledger::count(&calls, "micropay"), 1, "{calls:#?}");
+    }
+    chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_stopped_gracefully_hands_its_payment_to_another() {
+    // Leases of 8 s real time: without the hand-back, B could take the payment only after
+    // A's lease ran out.
+    let Some(mut chain) = Instances::start(&["a", "b"], 10.0, |config| {
+        config.leases.duration = Duration::from_secs(8);
+        config.leases.renew_interval = Duration::from_secs(2);
+        config.leases.safety_margin = Duration::from_millis(200);
+    })
+    .await
+    else {
+        return;
+    };
+    let (a, b) = (chain.cashiers[0].clone(), chain.cashiers[1].clone());
+    let code = chain.sim.auth_code(Behaviour::PasswordWaits);
+    let created = a.pay(AMOUNT_FEN, &code).await;
+    let waiting = a
+        .wait_until(&created, "waiting for the customer", |payment| {
+            payment.state == WaitingForCustomer
+        })
+        .await;
+    chain.stop_one(0).await;
+    let stopped = Instant::now();
+    chain
+        .sim
+        .confirm_password(&waiting.out_trade_no)
+        .expect("the prompt is open");
+    let paid = b.wait_for(&waiting, Paid).await;
+    let taken_in = stopped.elapsed();
+    assert!(
+        taken_in <= Duration::from_secs(3),
+        "B showed the payment paid {taken_in:?} after A stopped"
+    );
+    assert_ledger_agrees(&chain.sim, &paid);
+    let calls = ledger::calls_for(&chain.sim, &paid.out_trade_no);
+    assert_eq!(ledger::count(&calls, "micropay"), 1, "{calls:#?}");
     chain.stop().await;
 }
 

@@ -79,6 +79,13 @@ impl Instances {
         self.served.iter().map(Served::address).collect()
     }
 
+    /// Stops the proxy at `index` (in start order) gracefully; the others keep serving, and
+    /// its cashier keeps its place in [`Instances::cashiers`] but finds nobody there.
+    pub async fn stop_one(&mut self, index: usize) {
+        let proxy = self.served.remove(index);
+        proxy.stop().await.expect("the proxy stops cleanly");
+    }
+
     /// Stops every proxy gracefully.
     pub async fn stop(self) {
         for proxy in self.served {

@@ -2,11 +2,13 @@
 -- limit. SQLite has no counterpart (migrations/sqlite/0009 says why).
 
 -- Wake-ups. Every new payment or refund, and every change of version, is announced on the
--- channel `paycode_change` as `payment ID VERSION` or `refund ID VERSION`. pg_notify inside the
--- writing transaction is delivered when that transaction commits (and never if it rolls
--- back), so a listener that re-reads the row sees at least that version. Lease renewals and
--- other writes that keep the version are not announced: nothing a reader shows changed.
--- The payload stays far below NOTIFY's 8000-byte limit (ids are short).
+-- channel `paycode_change` as `payment ID VERSION` or `refund ID VERSION`; a lease handed
+-- back (graceful shutdown: lease_owner becomes NULL, migration 0008) as `released payment ID
+-- VERSION` or `released refund ID VERSION`, so that another proxy claims the work at once.
+-- pg_notify inside the writing transaction is delivered when that transaction commits (and
+-- never if it rolls back), so a listener that re-reads the row sees at least that version.
+-- Lease claims and renewals keep the version and are not announced. The payload stays far
+-- below NOTIFY's 8000-byte limit (ids are short).
 CREATE FUNCTION paycode_announce_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -14,6 +16,13 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+CREATE TRIGGER payments_announce_release AFTER UPDATE ON payments
+    FOR EACH ROW WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL)
+    EXECUTE FUNCTION paycode_announce_change('released payment');
+CREATE TRIGGER refunds_announce_release AFTER UPDATE ON refunds
+    FOR EACH ROW WHEN (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL)
+    EXECUTE FUNCTION paycode_announce_change('released refund');
 
 CREATE TRIGGER payments_announce_insert AFTER INSERT ON payments
     FOR EACH ROW EXECUTE FUNCTION paycode_announce_change('payment');
@@ -56,8 +65,13 @@ $$;
 
 -- Admits one micropay call of the account if fewer than `most` left within the last
 -- `window_length`, recording it, and returns 0; otherwise records nothing and returns how
--- many seconds until the oldest of them leaves the window (then ask again).
-CREATE FUNCTION paycode_micropay_admit(account TEXT, most INTEGER, window_length INTERVAL)
+-- many seconds until the oldest of them leaves the window (then ask again). A call that took
+-- no turn from paycode_micropay_turn (one sent straight away by the proxy that stored it)
+-- passes its `spacing`, and, when admitted, pushes the next turn back by that much as if it
+-- had taken one; other calls pass a zero interval.
+CREATE FUNCTION paycode_micropay_admit(
+    account TEXT, most INTEGER, window_length INTERVAL, spacing INTERVAL
+)
 RETURNS DOUBLE PRECISION
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,7 +86,11 @@ BEGIN
         SELECT at FROM unnest(recent) AS at WHERE at > now_ - window_length ORDER BY at
     );
     IF cardinality(recent) < most THEN
-        UPDATE micropay_rate SET sent = recent || now_ WHERE mch_id = account;
+        UPDATE micropay_rate
+        SET sent = recent || now_,
+            next_turn = CASE WHEN spacing > INTERVAL '0' THEN GREATEST(next_turn, now_) + spacing
+                             ELSE next_turn END
+        WHERE mch_id = account;
         RETURN 0;
     END IF;
     RETURN GREATEST(EXTRACT(EPOCH FROM recent[1] + window_length - now_), 0.001);

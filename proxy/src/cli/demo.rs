@@ -165,7 +165,7 @@ impl Demo {
             (&mall.id, mall_terminal, mall_token_file),
         )
         .await?;
-        let mut state = AppState::new(Arc::new(config), store).map_err(StartupError::from)?;
+        let mut state = AppState::new(Arc::new(config), store)?;
         state.demo_pairing = Some(Arc::new(pairing));
         let application = Application::build_with_state(state).await?;
         Ok(Demo { sim, application })

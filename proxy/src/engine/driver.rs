@@ -317,22 +317,29 @@ impl Shared {
             tracing::warn!(?key, "lease lost to another instance; dropped");
         }
         for key in changed {
-            let in_flight = {
-                let mut in_flight = lock(&self.in_flight);
-                match in_flight.get_mut(&key) {
-                    // The running step meets the new version at its commit; look again after.
-                    Some(asked_again) => {
-                        *asked_again = true;
-                        true
-                    }
-                    None => false,
+            self.changed_elsewhere(&key).await;
+        }
+    }
+
+    /// A held payment or refund whose version moved without this engine (a cancel written
+    /// by another instance, seen by a renewal or announced by the database): re-read and
+    /// re-planned, or, while a step runs, looked at again after it.
+    pub(in crate::engine) async fn changed_elsewhere(&self, key: &Key) {
+        let in_flight = {
+            let mut in_flight = lock(&self.in_flight);
+            match in_flight.get_mut(key) {
+                // The running step meets the new version at its commit; look again after.
+                Some(asked_again) => {
+                    *asked_again = true;
+                    true
                 }
-            };
-            if !in_flight {
-                match &key {
-                    Key::Payment(id) => self.resync_payment(id).await,
-                    Key::Refund(id) => self.resync_refund(id).await,
-                }
+                None => false,
+            }
+        };
+        if !in_flight {
+            match key {
+                Key::Payment(id) => self.resync_payment(id).await,
+                Key::Refund(id) => self.resync_refund(id).await,
             }
         }
     }

@@ -93,6 +93,11 @@ impl Leases {
         lock(&self.held).get(key).map(|held| held.epoch)
     }
 
+    /// The version of `key` this engine last saw, if it holds `key`.
+    pub(super) fn version(&self, key: &Key) -> Option<u64> {
+        lock(&self.held).get(key).map(|held| held.version)
+    }
+
     /// Notes a version of `key` this engine has seen (its own commit, or a re-read).
     pub(super) fn saw_version(&self, key: &Key, version: u64) {
         if let Some(held) = lock(&self.held).get_mut(key) {

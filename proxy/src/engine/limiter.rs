@@ -26,11 +26,14 @@
 //! Several proxies on one PostgreSQL database share each account's limit
 //! ([`Engine::share_micropay_limits`], docs/postgresql.md §4): both gates then ask the
 //! database (`paycode_micropay_turn` and `paycode_micropay_admit`, migration 0009), which
-//! hands out the turns and keeps the window for every proxy with its own clock, and
-//! [`RateLimiter::try_now`] declines (a turn cannot be taken inside a synchronous insert).
-//! If the database cannot answer, a gate falls back to this process's own count and says so
-//! in the log: the step could not commit its write-ahead without the database either, so
-//! only a send that was already committed takes that path.
+//! hands out the turns and keeps the window for every proxy with its own clock.
+//! [`RateLimiter::try_now`] still answers from this process's count (it runs inside a
+//! synchronous insert), so its fast path survives; [`RateLimiter::sending`] then asks the
+//! database's window before the request leaves, and the admitted call pushes the shared
+//! turns back as if it had taken one. If the database cannot answer, a gate falls back to
+//! this process's own count and says so in the log: the step could not commit its
+//! write-ahead without the database either, so only a send that was already committed takes
+//! that path.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -85,6 +88,15 @@ struct SharedLimit {
 }
 
 impl SharedLimit {
+    /// Logs that the database could not answer a gate, which then counts locally.
+    fn unreadable(&self, error: &sqlx::Error) {
+        tracing::warn!(
+            mch_id = %self.mch_id,
+            %error,
+            "the shared micropay limit cannot be read; counting this proxy's calls only"
+        );
+    }
+
     /// Seconds until this call's turn (`paycode_micropay_turn`).
     async fn turn(&self, spacing: Duration) -> Result<Duration, sqlx::Error> {
         let wait: f64 =
@@ -97,14 +109,17 @@ impl SharedLimit {
     }
 
     /// `None` when admitted (and recorded), else how long until a slot may be free
-    /// (`paycode_micropay_admit`).
-    async fn admit(&self, most: usize) -> Result<Option<Duration>, sqlx::Error> {
+    /// (`paycode_micropay_admit`). A call that took no shared turn passes the turns'
+    /// `spacing` (zero otherwise), which it then takes up.
+    async fn admit(&self, most: usize, spacing: Duration) -> Result<Option<Duration>, sqlx::Error> {
         let wait: f64 = sqlx::query_scalar(
-            "SELECT paycode_micropay_admit($1, $2, $3 * INTERVAL '1 microsecond')",
+            "SELECT paycode_micropay_admit($1, $2, $3 * INTERVAL '1 microsecond', \
+             $4 * INTERVAL '1 microsecond')",
         )
         .bind(&self.mch_id)
         .bind(i32::try_from(most).unwrap_or(i32::MAX))
         .bind(micros(WINDOW))
+        .bind(micros(spacing))
         .fetch_one(&self.pool)
         .await?;
         Ok((wait > 0.0).then(|| Duration::from_secs_f64(wait)))
@@ -151,18 +166,11 @@ impl RateLimiter {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the next turn and waits until it starts.
+    /// Takes the next turn and waits until it starts. With a shared limit, this process's
+    /// turn comes first, then the database's: a burst here reaches the database one call per
+    /// turn rather than all at once, and a proxy alone on the database finds its shared turn
+    /// free.
     pub async fn reserve(&self) {
-        if let Some(shared) = self.shared.get() {
-            match shared.turn(self.interval).await {
-                Ok(wait) => return tokio::time::sleep(wait).await,
-                Err(error) => tracing::warn!(
-                    mch_id = %shared.mch_id,
-                    %error,
-                    "the shared micropay limit cannot be read; counting this proxy's calls only"
-                ),
-            }
-        }
         let turn = {
             let mut state = self.lock();
             let now = Instant::now();
@@ -171,15 +179,18 @@ impl RateLimiter {
             turn
         };
         tokio::time::sleep_until(turn).await;
+        if let Some(shared) = self.shared.get() {
+            match shared.turn(self.interval).await {
+                Ok(wait) => tokio::time::sleep(wait).await,
+                Err(error) => shared.unreadable(&error),
+            }
+        }
     }
 
     /// Takes a turn and a send slot at once if both are free right now, without waiting.
     /// The caller skips [`reserve`](Self::reserve) and [`admit`](Self::admit), and calls
     /// [`sending`](Self::sending) with the claim right before the request leaves.
     pub fn try_now(&self) -> Option<Claim> {
-        if self.shared.get().is_some() {
-            return None;
-        }
         let mut state = self.lock();
         let now = Instant::now();
         if state.next_turn.is_some_and(|next| next > now) {
@@ -197,8 +208,24 @@ impl RateLimiter {
     /// A claimed request is leaving now: its slot, held since [`try_now`](Self::try_now)
     /// (across the commit between the two), is stamped with the moment it actually leaves,
     /// so that the window counts actual sends. If the slot expired meanwhile (a commit slower
-    /// than the window), the request waits for a free one like any other.
+    /// than the window), the request waits for a free one like any other. With a shared
+    /// limit, the database's window has the last word: the request waits there until it
+    /// admits it, and takes up a shared turn.
     pub async fn sending(&self, claim: Claim) {
+        if let Some(shared) = self.shared.get() {
+            {
+                let mut state = self.lock();
+                let now = Instant::now();
+                expire(&mut state.sent, now);
+                if let Some(index) = state.sent.iter().position(|sent| *sent == claim.0) {
+                    state.sent.remove(index);
+                    state.sent.push_back(now);
+                }
+            }
+            if self.admit_shared(shared, self.interval).await {
+                return;
+            }
+        }
         {
             let mut state = self.lock();
             let now = Instant::now();
@@ -214,22 +241,32 @@ impl RateLimiter {
 
     /// Waits until fewer than the limit left in the last second, then records this send.
     pub async fn admit(&self) {
-        if let Some(shared) = self.shared.get() {
-            loop {
-                match shared.admit(self.per_second).await {
-                    Ok(None) => return,
-                    Ok(Some(wait)) => tokio::time::sleep(wait).await,
-                    Err(error) => {
-                        tracing::warn!(
-                            mch_id = %shared.mch_id,
-                            %error,
-                            "the shared micropay limit cannot be read; counting this proxy's calls only"
-                        );
-                        break;
-                    }
+        if let Some(shared) = self.shared.get()
+            && self.admit_shared(shared, Duration::ZERO).await
+        {
+            return;
+        }
+        self.admit_local().await;
+    }
+
+    /// Waits until the database's window admits this send (`true`), or `false` when the
+    /// database cannot answer (logged; the caller counts locally instead).
+    async fn admit_shared(&self, shared: &SharedLimit, spacing: Duration) -> bool {
+        loop {
+            match shared.admit(self.per_second, spacing).await {
+                Ok(None) => return true,
+                Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                Err(error) => {
+                    shared.unreadable(&error);
+                    return false;
                 }
             }
         }
+    }
+
+    /// The in-process window: waits until fewer than the limit left in the last second
+    /// here, then records this send.
+    async fn admit_local(&self) {
         loop {
             let wait_until = {
                 let mut state = self.lock();

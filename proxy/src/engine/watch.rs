@@ -6,10 +6,12 @@
 //! This proxy's own commits reach its long-polls directly (`Shared::committed`). Another
 //! proxy's reach them through the database: `crate::notify` listens for the announcements of
 //! migration 0009 and hands each to [`Engine::heard`], which re-reads a watched payment and
-//! publishes it here, and passes every change on to [`Engine::changes`] subscribers (the
-//! engine's own driver, for plan changes such as a cancel written elsewhere). NOTIFY is lossy
-//! (a dropped connection loses what was sent meanwhile), so while changes are heard from
-//! the database each long-poll also re-reads its payment every [`RECHECK`].
+//! publishes it here, re-plans a payment or refund this engine leases when another proxy
+//! changed it (a cashier's cancel taken elsewhere), claims work another proxy handed back,
+//! and passes every change on to [`Engine::changes`] subscribers. NOTIFY is lossy (a dropped
+//! connection loses what was sent meanwhile), so while changes are heard from the database
+//! each long-poll also re-reads its payment every [`RECHECK`], and lease renewals still
+//! report versions that moved.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::Engine;
 use super::driver::{Shared, lock};
+use super::schedule::Key;
 use crate::store::PaymentRecord;
 
 /// How often a long-poll re-reads its payment while changes come from other proxies too: the
@@ -47,25 +50,42 @@ pub enum Change {
         /// The version the announcing commit wrote.
         version: u64,
     },
+    /// A lease was handed back (an instance stopped gracefully): its work may be claimed now.
+    Released,
     /// The listening connection was (re)opened: changes committed while it was down were not
     /// announced. Re-read whatever you hold.
     Missed,
 }
 
 impl Change {
-    /// Parses an announcement's payload, `payment ID VERSION` or `refund ID VERSION`.
+    /// Parses an announcement's payload (migration 0009): `payment ID VERSION`,
+    /// `refund ID VERSION`, or either prefixed with `released `.
     pub fn parse(payload: &str) -> Option<Change> {
-        let mut words = payload.split(' ');
+        let (released, rest) = match payload.strip_prefix("released ") {
+            Some(rest) => (true, rest),
+            None => (false, payload),
+        };
+        let mut words = rest.split(' ');
         let (kind, id, version) = (words.next()?, words.next()?, words.next()?);
         if words.next().is_some() || id.is_empty() {
             return None;
         }
         let version = version.parse().ok()?;
         let id = id.to_owned();
-        match kind {
-            "payment" => Some(Change::Payment { id, version }),
-            "refund" => Some(Change::Refund { id, version }),
-            _ => None,
+        let change = match kind {
+            "payment" => Change::Payment { id, version },
+            "refund" => Change::Refund { id, version },
+            _ => return None,
+        };
+        Some(if released { Change::Released } else { change })
+    }
+
+    /// The payment or refund this change is about, with its version.
+    fn key(&self) -> Option<(Key, u64)> {
+        match self {
+            Change::Payment { id, version } => Some((Key::Payment(id.clone()), *version)),
+            Change::Refund { id, version } => Some((Key::Refund(id.clone()), *version)),
+            Change::Released | Change::Missed => None,
         }
     }
 }
@@ -201,12 +221,33 @@ impl Engine {
         lock(&self.shared.watchers).recheck = Some(RECHECK);
     }
 
-    /// Called by the database listener for each change heard: a watched payment whose
-    /// announced version is newer than its long-polls have seen is re-read and published
-    /// to them (in a task of its own, so that the listener keeps reading), and the change
-    /// goes to every [`Engine::changes`] subscriber. After [`Change::Missed`] every watched
-    /// payment is re-read.
+    /// Called by the database listener for each change heard (each reaction runs in a task
+    /// of its own, so that the listener keeps reading):
+    /// - a watched payment whose announced version is newer than its long-polls have seen is
+    ///   re-read and published to them;
+    /// - a payment or refund this engine holds the lease of, announced at a version it has
+    ///   not seen (a cancel taken by another instance), is re-read and re-planned at once
+    ///   rather than at the next lease renewal;
+    /// - a lease handed back, or announcements missed, make the engine claim due work now;
+    ///   after [`Change::Missed`] every watched payment is re-read too;
+    /// - every change goes to the [`Engine::changes`] subscribers.
     pub(crate) fn heard(&self, change: Change) {
+        match change.key() {
+            Some((key, version))
+                if self
+                    .shared
+                    .leases
+                    .version(&key)
+                    .is_some_and(|seen| seen < version) =>
+            {
+                let shared = Arc::clone(&self.shared);
+                self.shared
+                    .tasks
+                    .spawn(async move { shared.changed_elsewhere(&key).await });
+            }
+            Some(_) => {}
+            None => self.claim_now(),
+        }
         let stale: Vec<String> = {
             let watchers = lock(&self.shared.watchers);
             // No subscriber is not an error: the change is only a hint.
@@ -224,7 +265,7 @@ impl Engine {
                     .map(|_| id.clone())
                     .into_iter()
                     .collect(),
-                Change::Refund { .. } => Vec::new(),
+                Change::Refund { .. } | Change::Released => Vec::new(),
                 Change::Missed => watchers.channels.keys().cloned().collect(),
             }
         };
@@ -255,7 +296,13 @@ mod tests {
                 version: 1
             })
         );
+        assert_eq!(
+            Change::parse("released payment p_1 3"),
+            Some(Change::Released)
+        );
         for bad in [
+            "released order p_1 3",
+            "released",
             "",
             "payment p_1",
             "payment p_1 x",
