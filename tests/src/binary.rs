@@ -301,6 +301,28 @@ impl ProxyProcess {
         self.kill_now();
     }
 
+    /// Freezes the process with SIGSTOP (as a long GC pause or a VM hiccup would): it keeps
+    /// its sockets and state and does nothing until [`ProxyProcess::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Sends `SIG<name>` with `kill(1)`; a process that is already gone is not an error.
+    fn signal(&self, name: &str) {
+        if let Some(pid) = self.pid() {
+            let sent = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(pid.to_string())
+                .status();
+            assert!(sent.is_ok(), "kill -{name} {pid} could not run: {sent:?}");
+        }
+    }
+
     /// What the process has written to stderr so far.
     pub fn log(&self) -> String {
         self.log
@@ -365,8 +387,13 @@ fn config_toml(config: &Config) -> String {
             optional_path(&account.key_pem),
         ));
     }
+    let instance = config
+        .server
+        .instance
+        .as_deref()
+        .map_or_else(String::new, |name| format!("instance = {}\n", text(name)));
     let main = format!(
-        "[server]\nlisten = {listen}\napp_dir = {app_dir}\n\n\
+        "[server]\nlisten = {listen}\napp_dir = {app_dir}\n{instance}\n\
          [store]\ndata_dir = {data_dir}\ndatabase_url = {database_url}\npool_size = {pool_size}\n\n\
          [wechat]\nappid = {appid}\nmch_id = {mch_id}\napi_key = {api_key}\n\
          primary_url = {primary}\nbackup_url = {backup}\n\
@@ -381,7 +408,7 @@ fn config_toml(config: &Config) -> String {
          micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n\
          micropay_expire_after = {expire_after}\nexpire_skew_margin = {skew}\n\n\
          [leases]\nduration = {lease}\nrenew_interval = {renew}\n\
-         safety_margin = {margin}\nclaim_interval = {claim}\n",
+         safety_margin = {safety}\nclaim_interval = {claim}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
@@ -413,7 +440,7 @@ fn config_toml(config: &Config) -> String {
         skew = duration(payments.expire_skew_margin),
         lease = duration(config.leases.duration),
         renew = duration(config.leases.renew_interval),
-        margin = duration(config.leases.safety_margin),
+        safety = duration(config.leases.safety_margin),
         claim = duration(config.leases.claim_interval),
     );
     format!("{main}\n{accounts}")

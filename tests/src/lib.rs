@@ -17,6 +17,8 @@
 //! - [`secrets`]: scans response bodies and log lines for secrets (soaks, hostile tests).
 //! - [`reconcile`]: the end-of-soak check of the proxy's store against WeChat's books.
 //! - [`soak`]: the torture soak behind `--example soak`.
+//! - [`chain`]: several real binaries on one PostgreSQL database ([`chain::Chain`]), the chain
+//!   soak behind `--example chain_soak` and what `--example chain_bench` starts.
 //! - [`bench`]: what the benchmark examples share (a proxy in process or as a child, figures).
 //! - [`test_log`]: the `TEST_LOG` switch that shows the proxy's logs in a test's output.
 //! - [`test_store`]: the `PAYCODE_TEST_STORE` switch that runs every proxy on PostgreSQL.
@@ -27,6 +29,7 @@
 pub mod bench;
 pub mod binary;
 pub mod cashier;
+pub mod chain;
 pub mod fake_camera;
 pub mod fake_wechat;
 pub mod instances;

@@ -100,7 +100,7 @@ pub fn use_postgres(config: &mut StoreConfig, why: &str) -> bool {
 /// Creates a database with a unique name on the server at `server_url` and returns its URL.
 /// Synchronous (configurations are built outside async code too): it runs on a thread of
 /// its own with its own runtime, so it may be called from inside a test's runtime.
-fn fresh_database(server_url: &str) -> String {
+pub fn fresh_database(server_url: &str) -> String {
     let server_url = server_url.to_owned();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()

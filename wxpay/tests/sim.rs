@@ -1570,3 +1570,227 @@ async fn shutdown_stops_both_listeners() {
     let body = signed_xml(base(Some("T1")), KEY, SignType::Md5);
     assert!(post_raw(&t.client, &primary, body).await.is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// time_expire, late arrival and the call log's User-Agent (several proxies on one account)
+// ---------------------------------------------------------------------------------------
+
+/// `time` as WeChat writes it: `yyyyMMddHHmmss`, Beijing time.
+fn wechat_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.with_timezone(&wxpay::sim::clock::beijing())
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+}
+
+fn micropay_expiring(out_trade_no: &str, behaviour: Behaviour, time_expire: &str) -> Params {
+    let mut params = micropay_params(out_trade_no, &auth_code_for(behaviour), 100);
+    params.insert("time_expire", time_expire);
+    params
+}
+
+#[tokio::test]
+async fn a_micropay_arriving_after_its_time_expire_is_refused_and_leaves_no_order() {
+    // Arrange
+    let t = spawn_sim().await;
+    let now = chrono::Utc::now();
+    let late = out_trade_no();
+    let on_time = out_trade_no();
+    let garbled = out_trade_no();
+
+    // Act
+    let refused = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(
+                &late,
+                Behaviour::PasswordFree,
+                &wechat_time(now - chrono::Duration::seconds(2)),
+            ),
+        )
+        .await;
+    let paid = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(
+                &on_time,
+                Behaviour::PasswordFree,
+                &wechat_time(now + chrono::Duration::seconds(90)),
+            ),
+        )
+        .await;
+    let bad = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(&garbled, Behaviour::PasswordFree, "2026-12-01 08:00"),
+        )
+        .await;
+
+    // Assert
+    assert_business_fail(&refused, "ORDERCLOSED");
+    assert_business_fail(&t.query(&late).await, "ORDERNOTEXIST");
+    assert!(t.sim.order(&late).is_none());
+    assert_eq!(get(&paid, "result_code"), "SUCCESS");
+    assert_eq!(get(&t.query(&on_time).await, "trade_state"), "SUCCESS");
+    assert_business_fail(&bad, "PARAM_ERROR");
+    assert!(t.sim.order(&garbled).is_none());
+    let calls = t.sim.calls();
+    let expired: Vec<Option<bool>> = calls
+        .iter()
+        .filter(|call| call.endpoint == "micropay")
+        .map(|call| call.expired())
+        .collect();
+    assert_eq!(expired, vec![Some(true), Some(false), None]);
+}
+
+#[tokio::test]
+async fn a_reverse_of_an_unseen_order_keeps_no_tombstone_so_a_late_micropay_charges_it() {
+    // Arrange: the dangerous sequence of two proxies — the new owner reverses an order the
+    // old owner's micropay has not yet delivered.
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+
+    // Act
+    let reverse = t.reverse(&no).await;
+    let late_micropay = t
+        .micropay(&no, &auth_code_for(Behaviour::PasswordFree), 500)
+        .await;
+
+    // Assert: the reverse said "nothing to recall", and the later micropay created and
+    // charged the order all the same.
+    assert_eq!(get(&reverse, "result_code"), "SUCCESS");
+    assert_eq!(get(&reverse, "recall"), "N");
+    assert_eq!(get(&late_micropay, "result_code"), "SUCCESS");
+    let query = t.query(&no).await;
+    assert_eq!(get(&query, "trade_state"), "SUCCESS");
+    assert_eq!(get(&query, "total_fee"), "500");
+    let order = t.sim.order(&no).expect("the order exists");
+    assert_eq!(order.trade_state, "SUCCESS");
+}
+
+#[tokio::test]
+async fn a_held_micropay_arrives_late_and_meets_its_time_expire() {
+    // Arrange: a time_expire less than a second away (whole seconds), on the sender's real
+    // clock; the simulated clock runs 1000× faster and must not matter.
+    let t = spawn_with(
+        Simulator::builder()
+            .merchant(APPID, MCH_ID, KEY)
+            .time_scale(1000.0),
+    )
+    .await;
+    let no = out_trade_no();
+    let in_time = out_trade_no();
+    let expire = wechat_time(chrono::Utc::now() + chrono::Duration::seconds(1));
+    t.sim
+        .inject_fault(Api::Micropay, Fault::Hold { ms: 1100 }, 1);
+
+    // Act
+    let reply = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(&no, Behaviour::PasswordFree, &expire),
+        )
+        .await;
+    let later = wechat_time(chrono::Utc::now() + chrono::Duration::seconds(2));
+    let unheld = t
+        .call(
+            Api::Micropay,
+            micropay_expiring(&in_time, Behaviour::PasswordFree, &later),
+        )
+        .await;
+
+    // Assert
+    assert_business_fail(&reply, "ORDERCLOSED");
+    assert!(t.sim.order(&no).is_none());
+    assert_eq!(get(&unheld, "result_code"), "SUCCESS");
+    let calls = t.sim.calls();
+    assert_eq!(calls[0].time_expire.as_deref(), Some(expire.as_str()));
+    assert_eq!(calls[0].expired(), Some(true));
+    assert_eq!(calls[1].expired(), Some(false));
+    assert!(t.sim.pending_faults().is_empty());
+}
+
+#[tokio::test]
+async fn the_call_log_records_each_calls_user_agent_and_instance() {
+    // Arrange
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+    let till = |name: &str| {
+        let ca = reqwest::Certificate::from_pem(t.sim.ca_pem().as_bytes()).expect("ca pem");
+        let identity =
+            reqwest::Identity::from_pem(t.sim.client_identity().identity_pem().as_bytes())
+                .expect("identity pem");
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .identity(identity)
+            .user_agent(format!("paycode-proxy/0.1.0 ({name})"))
+            .build()
+            .expect("client")
+    };
+
+    // Act
+    for (client, api, params) in [
+        (
+            till("till-1"),
+            Api::Micropay,
+            micropay_params(&no, &auth_code_for(Behaviour::PasswordFree), 1),
+        ),
+        (till("till-2"), Api::OrderQuery, base(Some(&no))),
+    ] {
+        post_raw(&client, &t.url(api), signed_xml(params, KEY, SignType::Md5))
+            .await
+            .expect("reply");
+    }
+    t.query(&no).await;
+
+    // Assert
+    let calls = t.sim.calls();
+    let seen: Vec<(&str, Option<&str>)> = calls
+        .iter()
+        .map(|call| (call.endpoint.as_str(), call.instance()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("micropay", Some("till-1")),
+            ("orderquery", Some("till-2")),
+            ("orderquery", None),
+        ]
+    );
+    assert_eq!(
+        calls[0].user_agent.as_deref(),
+        Some("paycode-proxy/0.1.0 (till-1)")
+    );
+}
+
+#[tokio::test]
+async fn a_held_micropay_still_arrives_after_its_client_gave_up() {
+    // Arrange
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+    let impatient = http_client(&t.sim, true, Some(Duration::from_millis(200)));
+    t.sim
+        .inject_fault(Api::Micropay, Fault::Hold { ms: 500 }, 1);
+
+    // Act
+    let error = post_raw(
+        &impatient,
+        &t.url(Api::Micropay),
+        signed_xml(
+            micropay_params(&no, &auth_code_for(Behaviour::PasswordFree), 1),
+            KEY,
+            SignType::Md5,
+        ),
+    )
+    .await
+    .err()
+    .expect("the client times out");
+    let before = t.sim.order(&no);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // Assert: nothing had arrived when the client gave up; then the order came and was paid.
+    assert!(error.is_timeout());
+    assert!(before.is_none());
+    assert_eq!(get(&t.query(&no).await, "trade_state"), "SUCCESS");
+}

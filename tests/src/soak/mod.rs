@@ -12,8 +12,8 @@
 
 mod chaos;
 mod plan;
-mod report;
-mod terminal;
+pub(crate) mod report;
+pub(crate) mod terminal;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -278,7 +278,7 @@ pub async fn run(args: Args) -> bool {
         let count = per_terminal.min(options.payments.saturating_sub(index * per_terminal));
         let terminal = Terminal {
             name: format!("counter-{}", index + 1),
-            cashier: Cashier::new(&base, Some(token)),
+            cashiers: vec![Cashier::new(&base, Some(token))],
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at,
@@ -318,13 +318,12 @@ pub async fn run(args: Args) -> bool {
     }
 
     // Drain: every payment and refund must settle without help.
-    let drain_started = Instant::now();
     let drainers: Vec<(Terminal, &Vec<String>)> = ids_by_token
         .iter()
         .map(|(token, ids)| {
             let drainer = Terminal {
                 name: "drain".to_owned(),
-                cashier: Cashier::new(&base, Some(token)),
+                cashiers: vec![Cashier::new(&base, Some(token))],
                 scanner: scanner.clone(),
                 figures: figures.clone(),
                 stop_at: Instant::now() + options.drain + Duration::from_secs(10),
@@ -336,6 +335,39 @@ pub async fn run(args: Args) -> bool {
         .iter()
         .flat_map(|observation| observation.payment_ids.iter().cloned())
         .collect();
+    let drained_in = drain(&drainers, options.drain).await;
+    supervisor.kill().await;
+
+    // The proxy's store, read directly, against WeChat's books.
+    let store = store::connect(&rig.config.store)
+        .await
+        .expect("the database opens");
+    let (payments, refunds) = read_store(store.as_ref(), &ids).await;
+    print_stores(store.as_ref(), &payments).await;
+    store.close().await;
+    let orders = sim.orders();
+    let reconciliation = Reconciliation::check(&payments, &refunds, &orders, &observations);
+
+    Report {
+        mode,
+        started,
+        driven_for,
+        drained_in,
+        figures: &figures,
+        payments: &payments,
+        orders: &orders,
+        calls: sim.calls().len(),
+        reconciliation: &reconciliation,
+        scanner: &scanner,
+        observations: &observations,
+    }
+    .print()
+}
+
+/// Polls every payment through the terminal that took it until none is open (payment not
+/// settled or refund not finished) or `limit` has passed; returns how long it took.
+pub(crate) async fn drain(drainers: &[(Terminal, &Vec<String>)], limit: Duration) -> Duration {
+    let drain_started = Instant::now();
     loop {
         let mut open = 0;
         for (drainer, id) in drainers
@@ -359,21 +391,17 @@ pub async fn run(args: Args) -> bool {
                 }
             }
         }
-        if open == 0 || drain_started.elapsed() > options.drain {
+        if open == 0 || drain_started.elapsed() > limit {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let drained_in = drain_started.elapsed();
-    supervisor.kill().await;
+    drain_started.elapsed()
+}
 
-    // The proxy's store, read directly, against WeChat's books.
-    let store = store::connect(&rig.config.store)
-        .await
-        .expect("the database opens");
-    let (payments, refunds) = read_store(store.as_ref(), &ids).await;
+/// Prints one line per store of the database: its account, payments and what was paid.
+pub(crate) async fn print_stores(store: &dyn Store, payments: &[PaymentRecord]) {
     let shops = store.list_stores().await.expect("the store answers");
-    store.close().await;
     for shop in &shops {
         let of_shop: Vec<&PaymentRecord> = payments
             .iter()
@@ -395,48 +423,31 @@ pub async fn run(args: Args) -> bool {
                 .sum::<u64>()
         );
     }
-    let orders = sim.orders();
-    let reconciliation = Reconciliation::check(&payments, &refunds, &orders, &observations);
-
-    Report {
-        mode,
-        started,
-        driven_for,
-        drained_in,
-        figures: &figures,
-        payments: &payments,
-        orders: &orders,
-        calls: sim.calls().len(),
-        reconciliation: &reconciliation,
-        scanner: &scanner,
-        observations: &observations,
-    }
-    .print()
 }
 
 /// Counters shared by every task.
 #[derive(Default)]
-struct Figures {
-    payments: AtomicU64,
-    replays: AtomicU64,
-    cashier_cancels: AtomicU64,
-    customer_actions: AtomicU64,
-    refunds_requested: AtomicU64,
-    refunds_refused: AtomicU64,
-    kills: AtomicU64,
+pub(crate) struct Figures {
+    pub(crate) payments: AtomicU64,
+    pub(crate) replays: AtomicU64,
+    pub(crate) cashier_cancels: AtomicU64,
+    pub(crate) customer_actions: AtomicU64,
+    pub(crate) refunds_requested: AtomicU64,
+    pub(crate) refunds_refused: AtomicU64,
+    pub(crate) kills: AtomicU64,
     /// Milliseconds spent killing (and reaping) and restarting the proxy.
-    kill_ms: AtomicU64,
-    restart_ms: AtomicU64,
-    outages: AtomicU64,
-    responses: AtomicU64,
-    transport_errors: AtomicU64,
-    faults: Mutex<BTreeMap<String, u64>>,
+    pub(crate) kill_ms: AtomicU64,
+    pub(crate) restart_ms: AtomicU64,
+    pub(crate) outages: AtomicU64,
+    pub(crate) responses: AtomicU64,
+    pub(crate) transport_errors: AtomicU64,
+    pub(crate) faults: Mutex<BTreeMap<String, u64>>,
     /// API answers that must never happen (5xx, unexpected 4xx, a replay with another id).
-    anomalies: Mutex<Vec<String>>,
+    pub(crate) anomalies: Mutex<Vec<String>>,
 }
 
 impl Figures {
-    fn anomaly(&self, what: String) {
+    pub(crate) fn anomaly(&self, what: String) {
         self.anomalies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -446,7 +457,10 @@ impl Figures {
 
 /// Every payment of the days the soak's payments belong to (so that a payment the soak never
 /// heard of is seen too), and their refunds.
-async fn read_store(store: &dyn Store, ids: &[String]) -> (Vec<PaymentRecord>, Vec<RefundRecord>) {
+pub(crate) async fn read_store(
+    store: &dyn Store,
+    ids: &[String],
+) -> (Vec<PaymentRecord>, Vec<RefundRecord>) {
     let mut days = std::collections::BTreeSet::new();
     for id in ids {
         if let Some(payment) = store.get_payment(id).await.expect("the store answers") {
@@ -485,12 +499,23 @@ fn clone_handle(rig: &Arc<CrashRig>) -> SimRef {
     SimRef(rig.clone())
 }
 
-/// A cheap, shareable reference to the rig's simulator.
-struct SimRef(Arc<CrashRig>);
+/// Whatever owns the simulator a soak drives (the one-proxy rig, or a chain).
+pub(crate) trait SimOwner: Send + Sync {
+    fn sim(&self) -> &SimHandle;
+}
+
+impl SimOwner for CrashRig {
+    fn sim(&self) -> &SimHandle {
+        &self.sim
+    }
+}
+
+/// A cheap, shareable reference to the simulator.
+pub(crate) struct SimRef(pub(crate) Arc<dyn SimOwner>);
 
 impl std::ops::Deref for SimRef {
     type Target = SimHandle;
     fn deref(&self) -> &SimHandle {
-        &self.0.sim
+        self.0.sim()
     }
 }

@@ -17,10 +17,12 @@ use crate::cashier::{Cashier, new_attempt_id};
 use crate::reconcile::Observation;
 use crate::secrets::SecretScanner;
 
-/// One terminal's HTTP client with its shared scanner and counters.
+/// One terminal's HTTP clients with its shared scanner and counters.
 pub(crate) struct Terminal {
     pub(crate) name: String,
-    pub(crate) cashier: Cashier,
+    /// The terminal's token at every proxy it may reach (one proxy, or every instance of a
+    /// chain): each request goes to one of them at random.
+    pub(crate) cashiers: Vec<Cashier>,
     pub(crate) scanner: Arc<SecretScanner>,
     pub(crate) figures: Arc<Figures>,
     pub(crate) stop_at: Instant,
@@ -39,8 +41,8 @@ impl Terminal {
             if Instant::now() > self.stop_at {
                 return None;
             }
-            match self
-                .cashier
+            let cashier = &self.cashiers[rand::thread_rng().gen_range(0..self.cashiers.len())];
+            match cashier
                 .try_request(method.clone(), path, body, Duration::from_secs(10))
                 .await
             {

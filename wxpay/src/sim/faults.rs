@@ -40,6 +40,14 @@ pub enum Fault {
     GarbageXml,
     /// The request **is processed**; the reply is well-formed but its `sign` is wrong.
     BadSignature,
+    /// The request reaches WeChat `ms` milliseconds of real time after it was sent, and
+    /// **is processed** then: it is recorded in the call log, and checked against the clock
+    /// (a micropay's `time_expire`), only on arrival. Models a request held up on the way
+    /// (a sender paused after sending, a slow network), for tests of late arrival.
+    Hold {
+        /// Real milliseconds before the request arrives.
+        ms: u64,
+    },
 }
 
 impl Fault {
@@ -47,7 +55,11 @@ impl Fault {
     pub fn processes_request(self) -> bool {
         matches!(
             self,
-            Fault::Delay { .. } | Fault::DropAfterCommit | Fault::GarbageXml | Fault::BadSignature
+            Fault::Delay { .. }
+                | Fault::DropAfterCommit
+                | Fault::GarbageXml
+                | Fault::BadSignature
+                | Fault::Hold { .. }
         )
     }
 
@@ -87,6 +99,20 @@ impl Faults {
             queue.pop_front();
         }
         Some(fault)
+    }
+
+    /// Takes the fault for one call to `api` only if it is a [`Fault::Hold`], and returns how
+    /// long to hold the call (applied before the call is recorded, unlike every other fault).
+    pub(crate) fn take_hold(&mut self, api: Api) -> Option<Duration> {
+        let queue = self.queues.get(&api)?;
+        match queue.front()? {
+            (Fault::Hold { ms }, _) => {
+                let hold = Duration::from_millis(*ms);
+                self.take(api);
+                Some(hold)
+            }
+            _ => None,
+        }
     }
 
     /// Removes every queued fault.
@@ -153,6 +179,21 @@ mod tests {
             ]
         );
         assert_eq!(faults.take(Api::OrderQuery), None);
+    }
+
+    #[test]
+    fn only_a_hold_at_the_front_is_taken_before_recording() {
+        let mut faults = Faults::default();
+        faults.inject(Api::Micropay, Fault::GarbageXml, 1);
+        faults.inject(Api::Micropay, Fault::Hold { ms: 250 }, 1);
+
+        assert_eq!(faults.take_hold(Api::Micropay), None);
+        assert_eq!(faults.take(Api::Micropay), Some(Fault::GarbageXml));
+        assert_eq!(
+            faults.take_hold(Api::Micropay),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(faults.take(Api::Micropay), None);
     }
 
     #[test]

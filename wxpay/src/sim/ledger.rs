@@ -403,13 +403,40 @@ pub struct CallRecord {
     pub sub_mch_id: Option<String>,
     /// The request's `out_trade_no`, when it had one.
     pub out_trade_no: Option<String>,
+    /// The request's `time_expire` as sent (`yyyyMMddHHmmss`, Beijing time), when it had one;
+    /// [`CallRecord::expired`] tells whether the call arrived after it.
+    pub time_expire: Option<String>,
+    /// The request's `User-Agent` header, when it had one: the proxy sends
+    /// `paycode-proxy/VERSION (INSTANCE)`, so the log tells the instances apart.
+    pub user_agent: Option<String>,
     /// The simulated time the call arrived.
     #[serde(serialize_with = "serialize_time")]
     pub sim_time: DateTime<Utc>,
+    /// The real (wall-clock) time the call arrived, for rate checks in real time.
+    #[serde(serialize_with = "serialize_time")]
+    pub real_time: DateTime<Utc>,
     /// The listener it arrived on.
     pub host: Host,
     /// Whether it used the sandbox paths.
     pub sandbox: bool,
+}
+
+impl CallRecord {
+    /// Whether the call carried a `time_expire` that had passed (in real time) when it
+    /// arrived: such a micropay is refused (docs/wechat-pay.md §13). `None` when it carried
+    /// none, or one that is not a `yyyyMMddHHmmss` time.
+    pub fn expired(&self) -> Option<bool> {
+        let time_expire = super::clock::parse_wechat_time(self.time_expire.as_deref()?)?;
+        Some(self.real_time > time_expire)
+    }
+
+    /// The instance name in a `paycode-proxy/VERSION (INSTANCE)` User-Agent.
+    pub fn instance(&self) -> Option<&str> {
+        let agent = self.user_agent.as_deref()?;
+        let rest = agent.strip_prefix("paycode-proxy/")?;
+        let (_, name) = rest.split_once(" (")?;
+        name.strip_suffix(')')
+    }
 }
 
 /// Writes a time as RFC 3339 in Beijing time, the zone WeChat uses.

@@ -5,13 +5,17 @@
 //! (the same transaction_id once paid, USERPAYING while the prompt is open). With a
 //! different code or amount it is ORDERPAID / ORDERREVERSED / ORDERCLOSED / OUT_TRADE_NO_USED.
 //! Transport behaviours (slow reply, dropped connection) apply only to the first submission.
+//!
+//! A new order whose `time_expire` (Beijing `yyyyMMddHHmmss`) has passed in real time when
+//! the call arrives is refused with `ORDERCLOSED` and leaves nothing in the books;
+//! a `time_expire` that is not such a time is `PARAM_ERROR`.
 
 use std::time::Duration;
 
 use super::{Call, Outcome, Reply, Transport, put, wechat_time};
 use crate::params::Params;
 use crate::sim::behaviour::{Behaviour, is_wechat_auth_code};
-use crate::sim::clock::add_saturating;
+use crate::sim::clock::{add_saturating, parse_wechat_time};
 use crate::sim::ledger::{Order, PendingKind, Resolution, Status};
 
 /// The charset WeChat allows in out_trade_no (docs/wechat-pay.md §6.3; `@` accepted as some pages list it).
@@ -57,12 +61,27 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         )));
     }
 
+    let time_expire = match call.field("time_expire") {
+        Some(value) => Some(
+            parse_wechat_time(value)
+                .ok_or_else(|| call.fail("PARAM_ERROR", "time_expire时间格式错误"))?,
+        ),
+        None => None,
+    };
+
     let now = call.now;
     let mut ledger = call.sim.ledger();
     let book_key = call.book_key();
     if let Some(order) = ledger.book(&book_key).orders.get_mut(out_trade_no) {
         order.settle(now);
         return Ok(replay(call, order, auth_code, total_fee).into());
+    }
+    // A new order arriving after its own time_expire is refused and nothing is kept, so
+    // orderquery still answers ORDERNOTEXIST (a modelling choice, docs/wechat-pay.md §13).
+    // The sender wrote time_expire on its own clock, which runs in real time: it is compared
+    // with the real time of arrival, not the (possibly faster) simulated clock.
+    if time_expire.is_some_and(|expire| chrono::Utc::now() > expire) {
+        return Err(call.fail("ORDERCLOSED", "订单已关闭"));
     }
     if !is_wechat_auth_code(auth_code) {
         return Err(call.fail("AUTH_CODE_INVALID", "101 付款码无效,请重新扫码"));

@@ -241,7 +241,6 @@ async fn wechat(
     };
     let sandbox = path.starts_with(SANDBOX_PREFIX);
     let connection = connection.map(|axum::Extension(info)| info);
-    let host = connection.as_ref().map_or(Host::Primary, |info| info.host);
 
     // A body over the limit is answered like any other malformed body.
     let body = axum::body::to_bytes(body, xml::MAX_BODY_BYTES).await;
@@ -250,7 +249,33 @@ async fn wechat(
         .map_err(|_| ())
         .and_then(|bytes| xml::decode(bytes).map_err(|_| ()));
 
-    record_call(&sim, api, params.as_ref().ok(), host, sandbox);
+    // A held request arrives later: recorded, and checked against the clock, on arrival.
+    // It arrives even if the client has given up waiting meanwhile (a request on the way
+    // is not recalled by a client's timeout): the rest runs in a task of its own, which
+    // the client hanging up does not cancel.
+    let hold = sim.faults().take_hold(api);
+    if let Some(hold) = hold {
+        let arrival = tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            arrive(sim, api, sandbox, connection, method, headers, params).await
+        });
+        return arrival.await.unwrap_or_else(|_| dummy());
+    }
+    arrive(sim, api, sandbox, connection, method, headers, params).await
+}
+
+/// Steps 2–7 of the pipeline for a request that has arrived (see the module doc).
+async fn arrive(
+    sim: Arc<SimState>,
+    api: Api,
+    sandbox: bool,
+    connection: Option<ConnInfo>,
+    method: Method,
+    headers: HeaderMap,
+    params: Result<Params, ()>,
+) -> Response {
+    let host = connection.as_ref().map_or(Host::Primary, |info| info.host);
+    record_call(&sim, api, params.as_ref().ok(), &headers, host, sandbox);
 
     let client_cert = connection
         .as_ref()
@@ -285,23 +310,35 @@ async fn wechat(
     render(outcome, fault, connection.as_ref()).await
 }
 
-fn record_call(sim: &SimState, api: Api, params: Option<&Params>, host: Host, sandbox: bool) {
+fn record_call(
+    sim: &SimState,
+    api: Api,
+    params: Option<&Params>,
+    headers: &HeaderMap,
+    host: Host,
+    sandbox: bool,
+) {
     let sim_time = sim.clock.now();
+    let field = |name: &str| {
+        params
+            .and_then(|params| params.get_non_empty(name))
+            .map(str::to_owned)
+    };
     let mut ledger = sim.ledger();
     let seq = ledger.calls.len() as u64 + 1;
     ledger.calls.push(CallRecord {
         seq,
         endpoint: api.name().to_owned(),
-        mch_id: params
-            .and_then(|params| params.get_non_empty("mch_id"))
-            .map(str::to_owned),
-        sub_mch_id: params
-            .and_then(|params| params.get_non_empty("sub_mch_id"))
-            .map(str::to_owned),
-        out_trade_no: params
-            .and_then(|params| params.get_non_empty("out_trade_no"))
+        mch_id: field("mch_id"),
+        sub_mch_id: field("sub_mch_id"),
+        out_trade_no: field("out_trade_no"),
+        time_expire: field("time_expire"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
         sim_time,
+        real_time: Utc::now(),
         host,
         sandbox,
     });
