@@ -264,7 +264,16 @@ impl<'a> Run<'a> {
                 if row.trade_state != REVOKED {
                     self.report.bill_totals.add_payment(payment_amount(row));
                 }
-                self.payment_rows.insert(row.out_trade_no.as_str(), row);
+                // Should an order be listed both as paid and as reversed, the reversal is
+                // its final state, whatever the rows' order.
+                let key = row.out_trade_no.as_str();
+                if self
+                    .payment_rows
+                    .get(key)
+                    .is_none_or(|kept| kept.trade_state != REVOKED)
+                {
+                    self.payment_rows.insert(key, row);
+                }
             }
         }
     }
@@ -665,3 +674,6 @@ fn payment_amount(row: &BillRow) -> Fen {
 fn refund_amount(row: &BillRow) -> Fen {
     row.applied_refund_fee.unwrap_or(row.refund_fee)
 }
+
+#[cfg(test)]
+mod tests;
