@@ -373,7 +373,7 @@ impl<'a> Run<'a> {
                         Side {
                             out_trade_no: carried.out_trade_no.clone(),
                             out_refund_no: None,
-                            amount: carried.amount,
+                            amount: Some(carried.amount),
                             state: Some(PaymentState::Paid),
                         },
                         row,
@@ -386,7 +386,7 @@ impl<'a> Run<'a> {
                     Side {
                         out_trade_no: carried.out_trade_no.clone(),
                         out_refund_no: None,
-                        amount: carried.amount,
+                        amount: Some(carried.amount),
                         state: Some(PaymentState::Paid),
                     },
                     None,
@@ -420,7 +420,7 @@ impl<'a> Run<'a> {
         bill_amount: Fen,
         carried: Option<String>,
     ) {
-        if side.amount == bill_amount {
+        if side.amount == Some(bill_amount) {
             if side.out_refund_no.is_some() {
                 self.report.matched_refunds += 1;
             } else {
@@ -472,7 +472,7 @@ impl<'a> Run<'a> {
             let side = Side {
                 out_trade_no: carried.out_trade_no.clone(),
                 out_refund_no: Some(carried.out_refund_no.clone()),
-                amount: carried.amount,
+                amount: Some(carried.amount),
                 state: self
                     .payments
                     .get(carried.out_trade_no.as_str())
@@ -509,7 +509,7 @@ impl<'a> Run<'a> {
                     Side {
                         out_trade_no: row.out_trade_no.clone(),
                         out_refund_no: None,
-                        amount: Fen::ZERO,
+                        amount: None,
                         state: None,
                     },
                     Some(row),
@@ -570,18 +570,16 @@ impl<'a> Run<'a> {
                         None => Side {
                             out_trade_no: row.out_trade_no.clone(),
                             out_refund_no: Some(row.out_refund_no.clone()),
-                            amount: Fen::ZERO,
+                            amount: None,
                             state: self
                                 .payments
                                 .get(row.out_trade_no.as_str())
                                 .map(|payment| payment.state),
                         },
                     };
-                    let store_amount = stored.map(|refund| refund.amount);
-                    self.mismatch_with(
+                    self.mismatch(
                         MismatchClass::RefundInBillNotHere,
                         side,
-                        store_amount,
                         Some(row),
                         row.trade_time.clone(),
                         None,
@@ -599,19 +597,6 @@ impl<'a> Run<'a> {
         time: String,
         carried_from: Option<String>,
     ) {
-        let store_amount = side.state.map(|_| side.amount);
-        self.mismatch_with(class, side, store_amount, row, time, carried_from);
-    }
-
-    fn mismatch_with(
-        &mut self,
-        class: MismatchClass,
-        side: Side,
-        store_amount: Option<Fen>,
-        row: Option<&BillRow>,
-        time: String,
-        carried_from: Option<String>,
-    ) {
         let bill_amount = row.map(|row| {
             if row.trade_state == REFUND {
                 refund_amount(row)
@@ -624,7 +609,7 @@ impl<'a> Run<'a> {
             description: class.describe().to_owned(),
             out_trade_no: side.out_trade_no,
             out_refund_no: side.out_refund_no,
-            store_amount,
+            store_amount: side.amount,
             bill_amount,
             store_state: side.state,
             bill_state: row.map(|row| row.trade_state.clone()),
@@ -639,7 +624,8 @@ impl<'a> Run<'a> {
 struct Side {
     out_trade_no: String,
     out_refund_no: Option<String>,
-    amount: Fen,
+    /// The store's amount of the payment or refund; `None` when the store lacks it.
+    amount: Option<Fen>,
     /// The payment's state; `None` when the store has no such payment.
     state: Option<PaymentState>,
 }
@@ -648,7 +634,7 @@ fn payment_side(payment: &StorePayment) -> Side {
     Side {
         out_trade_no: payment.out_trade_no.clone(),
         out_refund_no: None,
-        amount: payment.amount,
+        amount: Some(payment.amount),
         state: Some(payment.state),
     }
 }
@@ -657,7 +643,7 @@ fn refund_side(refund: &StoreRefund, payments: &BTreeMap<&str, &StorePayment>) -
     Side {
         out_trade_no: refund.out_trade_no.clone(),
         out_refund_no: Some(refund.out_refund_no.clone()),
-        amount: refund.amount,
+        amount: Some(refund.amount),
         state: payments
             .get(refund.out_trade_no.as_str())
             .map(|payment| payment.state),

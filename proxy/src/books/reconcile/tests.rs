@@ -749,3 +749,25 @@ fn an_order_listed_as_paid_and_as_reversed_counts_as_reversed() {
         assert_eq!(report.marks.len(), 1);
     }
 }
+
+#[test]
+fn a_refund_of_an_older_payment_keeps_its_amount_in_the_mismatch() {
+    // The refunded payment is from last week, so the caller did not pass it.
+    let report = run(&input(
+        "2026-11-28",
+        bill(vec![]),
+        vec![],
+        vec![refund("OLD", "R9", 450, "2026-11-28 10:00:00")],
+    ));
+    assert_eq!(
+        classes(&report),
+        vec![(
+            MismatchClass::RefundHereNotInBill,
+            "OLD".into(),
+            Some("R9".into())
+        )]
+    );
+    assert_eq!(report.mismatches[0].store_amount, Some(Fen(450)));
+    assert_eq!(report.mismatches[0].store_state, None);
+    assert_eq!(report.mismatches[0].time, "2026-11-28 10:00:00");
+}
