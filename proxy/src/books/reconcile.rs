@@ -173,7 +173,6 @@ pub fn reconcile(input: &ReconcileInput, rules: &Rules) -> DayReport {
 struct Run<'a> {
     input: &'a ReconcileInput,
     rules: &'a Rules,
-    day: String,
     payments: BTreeMap<&'a str, &'a StorePayment>,
     refunds: BTreeMap<&'a str, &'a StoreRefund>,
     /// Paycode's payment rows (not `REFUND`) by `out_trade_no`, not yet used.
@@ -185,11 +184,9 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(input: &'a ReconcileInput, rules: &'a Rules) -> Run<'a> {
-        let day = input.day.format("%Y-%m-%d").to_string();
         let mut run = Run {
             input,
             rules,
-            day: day.clone(),
             payments: input
                 .payments
                 .iter()
@@ -203,7 +200,7 @@ impl<'a> Run<'a> {
             payment_rows: BTreeMap::new(),
             refund_rows: BTreeMap::new(),
             report: DayReport {
-                day,
+                day: input.day.format("%Y-%m-%d").to_string(),
                 mch_id: input.scope.mch_id.clone(),
                 bill_status: BillStatus::Received,
                 store_totals: SideTotals::default(),
@@ -337,7 +334,7 @@ impl<'a> Run<'a> {
             self.report.store_totals.add_payment(payment.amount);
             let time = self.rules.days.format(payment.time());
             match self.payment_rows.remove(payment.out_trade_no.as_str()) {
-                Some(row) => self.compare_payment(payment, row, None),
+                Some(row) => self.compare_payment(payment_side(payment), row, None),
                 None if self.near_day_end(payment.time()) => {
                     self.report
                         .carried_to_next_day
@@ -345,7 +342,7 @@ impl<'a> Run<'a> {
                         .push(CarriedPayment {
                             out_trade_no: payment.out_trade_no.clone(),
                             amount: payment.amount,
-                            from_day: self.day.clone(),
+                            from_day: self.report.day.clone(),
                             time,
                         });
                 }
@@ -364,52 +361,40 @@ impl<'a> Run<'a> {
                 // The store no longer has it as paid: pass 2 compares it like any other.
                 continue;
             }
+            let side = stored.map(payment_side).unwrap_or_else(|| Side {
+                out_trade_no: carried.out_trade_no.clone(),
+                out_refund_no: None,
+                amount: Some(carried.amount),
+                state: None,
+            });
+            let from_day = Some(carried.from_day.clone());
             match self.payment_rows.remove(carried.out_trade_no.as_str()) {
-                Some(row) => match stored {
-                    Some(payment) => {
-                        self.compare_payment(payment, row, Some(carried.from_day.clone()))
-                    }
-                    None => self.compare_amounts(
-                        Side {
-                            out_trade_no: carried.out_trade_no.clone(),
-                            out_refund_no: None,
-                            amount: Some(carried.amount),
-                            state: Some(PaymentState::Paid),
-                        },
-                        row,
-                        payment_amount(row),
-                        Some(carried.from_day.clone()),
-                    ),
-                },
+                Some(row) => self.compare_payment(side, row, from_day),
                 None => self.mismatch(
                     MismatchClass::PaidHereNotAtWechat,
-                    Side {
-                        out_trade_no: carried.out_trade_no.clone(),
-                        out_refund_no: None,
-                        amount: Some(carried.amount),
-                        state: Some(PaymentState::Paid),
-                    },
+                    side,
                     None,
                     carried.time.clone(),
-                    Some(carried.from_day.clone()),
+                    from_day,
                 ),
             }
         }
     }
 
-    /// A paid store payment against its bill row.
-    fn compare_payment(&mut self, payment: &StorePayment, row: &BillRow, carried: Option<String>) {
+    /// A payment the store has as paid against its bill row.
+    fn compare_payment(&mut self, side: Side, row: &BillRow, carried: Option<String>) {
         if row.trade_state == REVOKED {
             // WeChat took the money and gave it back; the store still says paid.
             self.mismatch(
                 MismatchClass::PaidHereNotAtWechat,
-                payment_side(payment),
+                side,
                 Some(row),
                 row.trade_time.clone(),
                 carried,
             );
         } else {
-            self.compare_amounts(payment_side(payment), row, payment_amount(row), carried);
+            let bill_amount = payment_amount(row);
+            self.compare_amounts(side, row, bill_amount, carried);
         }
     }
 
@@ -455,7 +440,7 @@ impl<'a> Run<'a> {
                         out_refund_no: refund.out_refund_no.clone(),
                         out_trade_no: refund.out_trade_no.clone(),
                         amount: refund.amount,
-                        from_day: self.day.clone(),
+                        from_day: self.report.day.clone(),
                         time,
                     });
                 }
@@ -527,7 +512,7 @@ impl<'a> Run<'a> {
                             .matched_early_payments
                             .push(payment.out_trade_no.clone());
                     }
-                    self.compare_payment(payment, row, None);
+                    self.compare_payment(payment_side(payment), row, None);
                 }
                 (state, true) => self.report.marks.push(Mark {
                     out_trade_no: payment.out_trade_no.clone(),

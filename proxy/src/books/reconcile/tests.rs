@@ -771,3 +771,30 @@ fn a_refund_of_an_older_payment_keeps_its_amount_in_the_mismatch() {
     assert_eq!(report.mismatches[0].store_state, None);
     assert_eq!(report.mismatches[0].time, "2026-11-28 10:00:00");
 }
+
+#[test]
+fn a_carried_payment_the_next_bill_shows_as_reversed_is_not_matched() {
+    let mut next = input(
+        "2026-11-29",
+        bill(vec![row("EDGE", REVOKED, 1000, "2026-11-29 00:00:40")]),
+        vec![],
+        vec![],
+    );
+    next.carried_in.payments.push(CarriedPayment {
+        out_trade_no: "EDGE".to_owned(),
+        amount: Fen(1000),
+        from_day: "2026-11-28".to_owned(),
+        time: "2026-11-28 23:59:58".to_owned(),
+    });
+    let report = run(&next);
+    assert_eq!(
+        classes(&report),
+        vec![(MismatchClass::PaidHereNotAtWechat, "EDGE".into(), None)]
+    );
+    assert_eq!(
+        report.mismatches[0].carried_from.as_deref(),
+        Some("2026-11-28")
+    );
+    assert_eq!(report.mismatches[0].bill_state.as_deref(), Some(REVOKED));
+    assert_eq!(report.matched_payments, 0);
+}
