@@ -160,12 +160,12 @@ pub struct SideTotals {
 impl SideTotals {
     pub(crate) fn add_payment(&mut self, amount: Fen) {
         self.payments += 1;
-        self.payment_fen = Fen(self.payment_fen.0 + amount.0);
+        self.payment_fen = Fen(self.payment_fen.0.saturating_add(amount.0));
     }
 
     pub(crate) fn add_refund(&mut self, amount: Fen) {
         self.refunds += 1;
-        self.refund_fen = Fen(self.refund_fen.0 + amount.0);
+        self.refund_fen = Fen(self.refund_fen.0.saturating_add(amount.0));
     }
 }
 
