@@ -276,7 +276,8 @@ pub enum BillError {
     /// The summary header or row is missing.
     #[error("the bill has no summary")]
     NoSummary,
-    /// The body starts like gzip but does not decompress.
+    /// The body starts like gzip but does not decompress, or decompresses to more than
+    /// [`MAX_BILL_TEXT_BYTES`].
     #[error("the gzip bill does not decompress: {0}")]
     Gzip(String),
     /// The (decompressed) body is not UTF-8 text.
@@ -290,6 +291,10 @@ pub enum BillError {
 /// The first two bytes of every gzip stream (RFC 1952 §2.3.1).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The most text a gzip bill may decompress to: 256 MiB, far above a busy merchant's day,
+/// so that a hostile or broken body cannot exhaust memory.
+pub const MAX_BILL_TEXT_BYTES: u64 = 256 * 1024 * 1024;
+
 impl Bill {
     /// Parses a bill as downloaded: gzip (`tar_type=GZIP`) when it starts with the gzip
     /// magic bytes, plain CSV text otherwise.
@@ -298,10 +303,22 @@ impl Bill {
     /// [`BillError::Gzip`] for a broken gzip stream, [`BillError::NotUtf8`] for text that is
     /// not UTF-8, and every error of [`Bill::parse`].
     pub fn parse_bytes(body: &[u8]) -> Result<Bill, BillError> {
+        Bill::parse_bytes_within(body, MAX_BILL_TEXT_BYTES)
+    }
+
+    fn parse_bytes_within(body: &[u8], max_text_bytes: u64) -> Result<Bill, BillError> {
         if body.starts_with(&GZIP_MAGIC) {
+            use std::io::Read;
             let mut text = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut text)
+            flate2::read::GzDecoder::new(body)
+                .take(max_text_bytes + 1)
+                .read_to_end(&mut text)
                 .map_err(|error| BillError::Gzip(error.to_string()))?;
+            if text.len() as u64 > max_text_bytes {
+                return Err(BillError::Gzip(format!(
+                    "more than {max_text_bytes} bytes of text"
+                )));
+            }
             return Bill::parse_bytes_text(&text);
         }
         Bill::parse_bytes_text(body)
@@ -656,6 +673,16 @@ mod tests {
         assert_eq!(Bill::parse_bytes(&gzip), Bill::parse(BILL));
         assert_eq!(Bill::parse_bytes(BILL.as_bytes()), Bill::parse(BILL));
         assert!(Bill::parse_bytes(&gzip).unwrap().rows.len() == 2);
+
+        assert_eq!(
+            Bill::parse_bytes_within(&gzip, BILL.len() as u64 - 1),
+            Err(BillError::Gzip(format!(
+                "more than {} bytes of text",
+                BILL.len() - 1
+            ))),
+            "a body that decompresses past the limit is refused"
+        );
+        assert!(Bill::parse_bytes_within(&gzip, BILL.len() as u64).is_ok());
 
         let truncated = &gzip[..gzip.len() / 2];
         assert!(matches!(
