@@ -30,6 +30,7 @@
 //! - [`cli`]: the command line (`serve`, `demo`, `check`, `terminal`, `tls`, `sim`).
 
 pub mod auth;
+pub mod books;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -17,7 +17,7 @@ mod reverse;
 pub use close_order::{CloseOrderRequest, CloseOrderResponse};
 pub use download_bill::{
     ALL_COLUMNS, Bill, BillError, BillRow, BillSummary, BillType, DownloadBillRequest,
-    SUMMARY_COLUMNS,
+    LEGACY_COLUMNS, LEGACY_SUMMARY_COLUMNS, MAX_BILL_TEXT_BYTES, SUMMARY_COLUMNS,
 };
 pub use ids::{IdError, OutRefundNo, OutTradeNo};
 pub use micropay::{MicropayRequest, MicropayResponse};
