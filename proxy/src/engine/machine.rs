@@ -675,11 +675,12 @@ pub fn after_reverse(
 }
 
 /// The `time_expire` for a micropay sent at `now`: `after` later, in whole seconds (the
-/// wire format has no fraction: docs/wechat-pay.md §6.4), rounded down, so what is stored is
-/// exactly what WeChat was told.
+/// wire format has no fraction: docs/wechat-pay.md §6.4), rounded up, so what is stored is
+/// exactly what WeChat was told and the gap is never shorter than `after` (rounding down
+/// could leave a scaled test's sub-second gap with almost nothing).
 pub fn time_expire(now: Millis, after: Duration) -> Millis {
     let at = now + after;
-    Millis(at.0 - at.0.rem_euclid(1000))
+    Millis(at.0 + (1000 - at.0.rem_euclid(1000)) % 1000)
 }
 
 /// Until when a micropay of this payment that may have left without an answer could still
@@ -1482,7 +1483,11 @@ mod tests {
     fn time_expire_is_whole_seconds_after_the_send() {
         assert_eq!(
             time_expire(Millis(1_000_999), Duration::from_secs(120)),
-            Millis(1_120_000)
+            Millis(1_121_000)
+        );
+        assert_eq!(
+            time_expire(Millis(1_000_001), Duration::from_millis(900)),
+            Millis(1_001_000)
         );
         assert_eq!(
             time_expire(Millis(1_000_000), Duration::from_secs(120)),
