@@ -147,10 +147,12 @@ impl Shared {
         // send slot is taken, so a database round trip never bunches sends; after the
         // slot's wait it is checked once more on the local clock alone, the last moment to
         // notice a lost lease before the request leaves.
-        // When the request actually left: the gates above can hold it after the
-        // write-ahead's stamp, and WeChat's order (and its 15 s before a reverse) starts
-        // when micropay arrives, so the decision counts from here.
-        let mut sent_at = None;
+        // What the payment's times count from (`submitted_at`: the 15 s before a reverse,
+        // the deadline). WeChat's order starts when micropay arrives, which is after the
+        // write-ahead's stamp (the gates below can hold the request) and after it left (its
+        // transit). An answered micropay counts from the answer, when the order surely
+        // exists; an unanswered one from when it left.
+        let mut counted_from = None;
         let outcome = if self.may_call(&key).await {
             if let Some(limiter) = limiter {
                 match claim {
@@ -159,7 +161,7 @@ impl Shared {
                 }
             }
             if self.leases.may_call(&key, Instant::now()) {
-                sent_at = Some(Millis::now());
+                let sent_at = Millis::now();
                 let result = self
                     .call(
                         &ahead.merchant,
@@ -167,6 +169,10 @@ impl Shared {
                         CallOptions::with_read_timeout(self.settings.micropay_timeout),
                     )
                     .await;
+                counted_from = Some(match &result {
+                    Err(wxpay::Error::NotSent(_) | wxpay::Error::MaybeSent(_)) => sent_at,
+                    _ => Millis::now(),
+                });
                 classify::micropay(result)
             } else {
                 lease_too_short()
@@ -174,13 +180,15 @@ impl Shared {
         } else {
             lease_too_short()
         };
+        let mut ahead = ahead;
+        if let Some(counted_from) = counted_from {
+            // Stored with the decision, so later steps (a cancel's reverse) count from it too.
+            ahead.submitted_at = Some(counted_from);
+        }
         self.decide(ahead, Action::Micropay, Counter::None, move |facts, now| {
             let mut facts = facts.clone();
             // A request that never left does not count as "may have been sent".
             facts.maybe_sent = was_maybe_sent;
-            if let Some(sent_at) = sent_at {
-                facts.submitted_at = Some(sent_at);
-            }
             machine::after_micropay(&facts, outcome.clone(), &self.settings.timing, now)
         })
         .await
