@@ -760,10 +760,12 @@ async fn insert_payment(
              INSERT INTO payments \
                  ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}, {LEASE_COLUMNS}) \
              VALUES ({}, {}) ON CONFLICT DO NOTHING \
-             RETURNING id, state, created_at, lease_until), \
+             RETURNING id, state, created_at, lease_until, lease_owner, lease_epoch), \
          recorded AS (\
-             INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-             SELECT id, created_at, NULL, state, 'created' FROM inserted) \
+             INSERT INTO payment_events \
+                 (payment_id, at, from_state, to_state, detail, lease_owner, lease_epoch) \
+             SELECT id, created_at, NULL, state, 'created', lease_owner, lease_epoch \
+             FROM inserted) \
          SELECT lease_until FROM inserted",
         placeholders(1, written),
         lease_values(written + 1),
@@ -843,8 +845,10 @@ async fn update_payment(
              AND payments.lease_epoch = ${epoch} \
              RETURNING {PAYMENT_COLUMNS}), \
          recorded AS (\
-             INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-             SELECT changed.id, ${now}, current.from_state, ${to_state}, ${detail} \
+             INSERT INTO payment_events \
+                 (payment_id, at, from_state, to_state, detail, lease_owner, lease_epoch) \
+             SELECT changed.id, ${now}, current.from_state, ${to_state}, ${detail}, \
+                 ${owner}::TEXT, ${epoch}::BIGINT \
              FROM changed, current) \
          SELECT {PAYMENT_COLUMNS} FROM changed",
         values = placeholders(1, mutable),
@@ -854,6 +858,7 @@ async fn update_payment(
         to_state = mutable + 4,
         detail = mutable + 5,
         epoch = mutable + 6,
+        owner = mutable + 7,
     );
     let row = bind_mutable(sqlx::query(&query), payment, payment.version + 1, now)?
         .bind(&payment.id)
@@ -862,6 +867,7 @@ async fn update_payment(
         .bind(payment.state.as_str())
         .bind(detail)
         .bind(u64_to_i64(payment.lease_epoch, "lease_epoch")?)
+        .bind(payment.lease_owner.as_deref())
         .fetch_optional(&mut *connection)
         .await?;
     match row {

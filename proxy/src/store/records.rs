@@ -530,6 +530,11 @@ pub struct PaymentEvent {
     pub to_state: PaymentState,
     /// What happened, in words (never a full payment code or a secret).
     pub detail: String,
+    /// The lease owner (a proxy's run id) the change was written under; `None` for events
+    /// written before leases were recorded (migration 0010).
+    pub lease_owner: Option<String>,
+    /// The lease epoch the change was written under (the fence it passed); `None` as above.
+    pub lease_epoch: Option<u64>,
 }
 
 /// The store's name for a refund state (the same as the JSON API's).

@@ -70,7 +70,8 @@ pub(super) const STORE_COLUMNS: &str =
     "id, name, account, sub_mch_id, sub_appid, address, created_at, disabled_at";
 
 /// The columns of `payment_events` a [`PaymentEvent`] is read from.
-pub(super) const EVENT_COLUMNS: &str = "payment_id, at, from_state, to_state, detail";
+pub(super) const EVENT_COLUMNS: &str =
+    "payment_id, at, from_state, to_state, detail, lease_owner, lease_epoch";
 
 /// How many names a column list holds.
 pub(super) fn column_count(list: &str) -> usize {
@@ -281,6 +282,10 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<PaymentEvent, StoreEr
             .transpose()?,
         to_state: parse_payment_state(&row.text("to_state")?)?,
         detail: row.text("detail")?,
+        lease_owner: row.optional_text("lease_owner")?,
+        lease_epoch: row
+            .optional_integer("lease_epoch")?
+            .map(|epoch| u64::try_from(epoch).unwrap_or(0)),
     })
 }
 

@@ -703,12 +703,15 @@ async fn insert_payment(
         return existing_or_conflict(existing, differs, "payment", &payment.attempt_id);
     }
     sqlx::query(
-        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         VALUES (?, ?, NULL, ?, 'created')",
+        "INSERT INTO payment_events \
+             (payment_id, at, from_state, to_state, detail, lease_owner, lease_epoch) \
+         VALUES (?, ?, NULL, ?, 'created', ?, ?)",
     )
     .bind(&payment.id)
     .bind(payment.created_at.0)
     .bind(payment.state.as_str())
+    .bind(payment.lease_owner.as_deref())
+    .bind(u64_to_i64(payment.lease_epoch, "lease_epoch")?)
     .execute(&mut *connection)
     .await?;
     Ok(InsertOutcome::Inserted(payment))
@@ -725,13 +728,16 @@ async fn update_payment(
     // the row is still at the expected version, which is also the update's condition.
     let epoch = u64_to_i64(payment.lease_epoch, "lease_epoch")?;
     let recorded = sqlx::query(
-        "INSERT INTO payment_events (payment_id, at, from_state, to_state, detail) \
-         SELECT id, ?, state, ?, ? FROM payments WHERE id = ? AND version = ? \
+        "INSERT INTO payment_events \
+             (payment_id, at, from_state, to_state, detail, lease_owner, lease_epoch) \
+         SELECT id, ?, state, ?, ?, ?, ? FROM payments WHERE id = ? AND version = ? \
          AND lease_epoch = ?",
     )
     .bind(now.0)
     .bind(payment.state.as_str())
     .bind(&detail)
+    .bind(payment.lease_owner.as_deref())
+    .bind(epoch)
     .bind(&payment.id)
     .bind(expected_version)
     .bind(epoch)

@@ -875,7 +875,7 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     let database = TestDatabase::new(&backend).await;
     let first = store::migrate(&database.config).await.unwrap();
     let again = store::migrate(&database.config).await.unwrap();
-    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert!(again.is_empty(), "{again:?}");
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
@@ -986,7 +986,7 @@ async fn the_migrate_command_says_what_it_applied() {
     let database = config.store.describe();
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9\n")
+        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9, 10\n")
     );
     assert_eq!(
         String::from_utf8(again).unwrap(),
@@ -1299,6 +1299,21 @@ async fn an_expired_lease_is_claimed_by_another_owner_and_fences_the_old_one(bac
     by_owner.state = PaymentState::Confirming;
     let saved = store.update_payment(&by_owner, "b decides").await.unwrap();
     assert_eq!(saved.state, PaymentState::Confirming);
+    // Each event names the lease it was written under: the creation none, B's its epoch.
+    let writers: Vec<(Option<String>, Option<u64>)> = store
+        .payment_events("pay_1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| (event.lease_owner, event.lease_epoch))
+        .collect();
+    assert_eq!(
+        writers,
+        [
+            (None, Some(0)),
+            (Some("b".to_owned()), Some(by_b[0].record.lease_epoch))
+        ]
+    );
     // B's unexpired lease is not taken by a third claimer, except by a take-over.
     let (by_c, _) = store.claim_due(claim_all("c", LONG, 10)).await.unwrap();
     assert!(by_c.is_empty());

@@ -7,7 +7,10 @@
 //!   (its sender had lost the lease) was refused for its `time_expire`, or its order ended
 //!   reversed, or the payment is shown paid;
 //! - no merchant account (`mch_id`) got more than [`RATE_LIMIT`] micropay calls in any one
-//!   second of real time.
+//!   second of real time;
+//! - no state was written by an instance after it lost its lease: each audit event names the
+//!   lease (owner and epoch) it was written under, and within a payment the epochs never go
+//!   backwards and each epoch has one owner.
 //!
 //! Each class lists its cases, so that a failing run names the payments.
 
@@ -15,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use paycode_api::PaymentState;
-use paycode_proxy::store::PaymentRecord;
+use paycode_proxy::store::{PaymentEvent, PaymentRecord};
 use wxpay::sim::{CallRecord, OrderView};
 
 use crate::reconcile::Class;
@@ -29,11 +32,14 @@ pub const TWO_SENDERS: &str = "out_trade_no that got micropay from two instances
 pub const LATE_CHARGED: &str = "late micropay (after a takeover) that charged unseen";
 /// A one-second window of real time with too many micropay calls on one account.
 pub const OVER_RATE: &str = "1-second windows over 30 micropays on one account";
+/// A payment change written under a lease that had already passed to another owner.
+pub const WRITE_AFTER_LOSS: &str = "writes by an instance after it lost its lease";
 
 /// The checks' result: the classes (all must be empty) and the figures behind them.
 #[derive(Clone, Debug)]
 pub struct ChainChecks {
-    /// [`TWO_SENDERS`], [`LATE_CHARGED`], [`OVER_RATE`], in that order.
+    /// [`TWO_SENDERS`], [`LATE_CHARGED`], [`OVER_RATE`], [`WRITE_AFTER_LOSS`], in that
+    /// order.
     pub classes: Vec<Class>,
     /// Micropay calls per instance name (`?` for a call without a proxy User-Agent).
     pub micropays_by_instance: BTreeMap<String, usize>,
@@ -61,12 +67,13 @@ pub struct Pause {
 }
 
 impl ChainChecks {
-    /// Runs the checks over the simulator's `calls` and `orders`, the store's `payments`,
-    /// and the `pauses` the soak made.
+    /// Runs the checks over the simulator's `calls` and `orders`, the store's `payments` and
+    /// their audit `events` (each payment's, oldest first), and the `pauses` the soak made.
     pub fn check(
         calls: &[CallRecord],
         orders: &[OrderView],
         payments: &[PaymentRecord],
+        events: &[Vec<PaymentEvent>],
         pauses: &[Pause],
     ) -> ChainChecks {
         let micropays: Vec<&CallRecord> = calls
@@ -184,6 +191,7 @@ impl ChainChecks {
                 class(TWO_SENDERS, two_senders),
                 class(LATE_CHARGED, late_charged),
                 class(OVER_RATE, over_rate),
+                class(WRITE_AFTER_LOSS, writes_after_loss(events)),
             ],
             micropays_by_instance,
             expired_micropays: micropays
@@ -206,6 +214,38 @@ impl ChainChecks {
 /// The largest number of `times` (sorted) in any half-open window `[t, t + width)`, and each
 /// window that starts at one of the times with its count (only windows over the limit are
 /// of interest, so every start is listed once).
+/// The events written under a lease that had already passed on: an epoch lower than one
+/// the payment was already written under, or an epoch written by a second owner. Events
+/// outside any lease (no owner) only count for the order of epochs.
+fn writes_after_loss(events: &[Vec<PaymentEvent>]) -> Vec<String> {
+    let mut cases = Vec::new();
+    for payment_events in events {
+        let mut highest: Option<u64> = None;
+        let mut owners: HashMap<u64, &str> = HashMap::new();
+        for event in payment_events {
+            let Some(epoch) = event.lease_epoch else {
+                continue;
+            };
+            if let Some(highest) = highest.filter(|highest| epoch < *highest) {
+                cases.push(format!(
+                    "{}: \"{}\" written under epoch {epoch} after epoch {highest}",
+                    event.payment_id, event.detail
+                ));
+            }
+            highest = highest.max(Some(epoch));
+            if let Some(owner) = event.lease_owner.as_deref()
+                && let Some(first) = owners.insert(epoch, owner).filter(|first| *first != owner)
+            {
+                cases.push(format!(
+                    "{}: epoch {epoch} written by {first} and by {owner}",
+                    event.payment_id
+                ));
+            }
+        }
+    }
+    cases
+}
+
 fn busiest_window(
     times: &[DateTime<Utc>],
     width: chrono::Duration,
@@ -297,7 +337,7 @@ mod tests {
             call(4, "micropay", "A", "node-2", 30),
         ];
 
-        let checks = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &[]);
+        let checks = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &[], &[]);
 
         assert_eq!(cases(&checks, TWO_SENDERS), 1);
         assert_eq!(checks.micropays_by_instance["node-2"], 2);
@@ -321,8 +361,8 @@ mod tests {
             until: at(15),
         }];
 
-        let charged = ChainChecks::check(&calls, &[order("A", "SUCCESS")], &[], &pauses);
-        let reversed = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &pauses);
+        let charged = ChainChecks::check(&calls, &[order("A", "SUCCESS")], &[], &[], &pauses);
+        let reversed = ChainChecks::check(&calls, &[order("A", "REVOKED")], &[], &[], &pauses);
 
         assert_eq!(cases(&charged, LATE_CHARGED), 1);
         assert_eq!(cases(&reversed, LATE_CHARGED), 0);
@@ -337,8 +377,8 @@ mod tests {
             .map(|i| call(i + 1, "micropay", &format!("P{i}"), "node-1", i as i64 * 30))
             .collect();
 
-        let over = ChainChecks::check(&calls, &[], &[], &[]);
-        let within = ChainChecks::check(&calls[..30], &[], &[], &[]);
+        let over = ChainChecks::check(&calls, &[], &[], &[], &[]);
+        let within = ChainChecks::check(&calls[..30], &[], &[], &[], &[]);
 
         assert_eq!(cases(&over, OVER_RATE), 1);
         assert_eq!(over.busiest_second["10000100"], 31);
@@ -360,5 +400,42 @@ mod tests {
         let (busiest, over) = busiest_window(&times[..30], chrono::Duration::seconds(1));
         assert_eq!(busiest, 30);
         assert!(over.is_empty());
+    }
+
+    fn event(detail: &str, owner: Option<&str>, epoch: u64) -> PaymentEvent {
+        PaymentEvent {
+            payment_id: "pay_1".to_owned(),
+            at: paycode_proxy::store::Millis(0),
+            from_state: None,
+            to_state: PaymentState::Confirming,
+            detail: detail.to_owned(),
+            lease_owner: owner.map(str::to_owned),
+            lease_epoch: Some(epoch),
+        }
+    }
+
+    #[test]
+    fn a_write_under_an_epoch_already_passed_on_is_counted() {
+        let in_order = vec![
+            event("created", Some("node-1/a"), 1),
+            event("micropay: sending", Some("node-1/a"), 1),
+            event("handed back", None, 1),
+            event("query: paid", Some("node-2/b"), 2),
+        ];
+        let late = vec![
+            event("created", Some("node-1/a"), 1),
+            event("query: paid", Some("node-2/b"), 2),
+            event("micropay: answer", Some("node-1/a"), 1),
+        ];
+        let two_owners = vec![
+            event("created", Some("node-1/a"), 1),
+            event("query: waiting", Some("node-3/c"), 1),
+        ];
+
+        let clean = ChainChecks::check(&[], &[], &[], &[in_order], &[]);
+        let caught = ChainChecks::check(&[], &[], &[], &[late, two_owners], &[]);
+
+        assert_eq!(cases(&clean, WRITE_AFTER_LOSS), 0);
+        assert_eq!(cases(&caught, WRITE_AFTER_LOSS), 2);
     }
 }
