@@ -168,18 +168,7 @@ impl CrashRig {
     /// Adds the terminal `name` to the store `store` and returns its bearer token. Call it
     /// while no process of the binary runs.
     pub async fn add_terminal_to(&self, name: &str, store: &str) -> String {
-        let database = store::connect(&self.config.store)
-            .await
-            .expect("the database opens");
-        let shop = paycode_proxy::stores::find(database.as_ref(), Some(store))
-            .await
-            .expect("the store exists");
-        let (_, token) = Terminals::new(Arc::clone(&database))
-            .add_to(name, &shop.id)
-            .await
-            .expect("a terminal");
-        database.close().await;
-        token.expose().to_owned()
+        add_terminal_to(&self.config, name, store).await
     }
 
     /// Starts the binary (`paycode-proxy --config paycode.toml serve`) and waits until it
@@ -357,6 +346,23 @@ pub async fn add_terminal(config: &Config, name: &str) -> String {
         .await
         .expect("a terminal");
     store.close().await;
+    token.expose().to_owned()
+}
+
+/// Adds the terminal `name` to the store `store` of the database `config` names and returns
+/// its bearer token (on SQLite, while no proxy has the file open).
+pub async fn add_terminal_to(config: &Config, name: &str, store: &str) -> String {
+    let database = store::connect(&config.store)
+        .await
+        .expect("the database opens");
+    let shop = paycode_proxy::stores::find(database.as_ref(), Some(store))
+        .await
+        .expect("the store exists");
+    let (_, token) = Terminals::new(Arc::clone(&database))
+        .add_to(name, &shop.id)
+        .await
+        .expect("a terminal");
+    database.close().await;
     token.expose().to_owned()
 }
 

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use paycode_proxy::auth::Terminals;
 use paycode_proxy::config::Config;
 use paycode_proxy::store;
 use tempfile::TempDir;
@@ -133,18 +132,7 @@ impl Chain {
     /// Adds the terminal `name` to the store `store` and returns its bearer token (on
     /// SQLite, call it while no instance runs).
     pub async fn add_terminal(&self, name: &str, store: &str) -> String {
-        let database = store::connect(&self.config.store)
-            .await
-            .expect("the database opens");
-        let shop = paycode_proxy::stores::find(database.as_ref(), Some(store))
-            .await
-            .expect("the store exists");
-        let (_, token) = Terminals::new(Arc::clone(&database))
-            .add_to(name, &shop.id)
-            .await
-            .expect("a terminal");
-        database.close().await;
-        token.expose().to_owned()
+        crate::binary::add_terminal_to(&self.config, name, store).await
     }
 
     /// Starts every instance that is not running, logging at `filter`.
