@@ -16,7 +16,6 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use paycode_api::Payment;
 use paycode_api::PaymentState::{Paid, WaitingForCustomer};
 use paycode_tests::cashier::{created_and_replayed, new_attempt_id};
@@ -163,21 +162,6 @@ async fn a_proxy_stopped_gracefully_hands_its_payment_to_another() {
     chain.stop().await;
 }
 
-/// The most of `arrivals` (sorted) within any one second.
-fn busiest_second(arrivals: &[DateTime<Utc>]) -> usize {
-    arrivals
-        .iter()
-        .enumerate()
-        .map(|(i, start)| {
-            arrivals[i..]
-                .iter()
-                .take_while(|at| **at - *start < chrono::TimeDelta::seconds(1))
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_micropay_limit_of_one_account_holds_across_proxies() {
     // Real time: the limit is counted in real seconds.
@@ -211,7 +195,7 @@ async fn the_micropay_limit_of_one_account_holds_across_proxies() {
         .collect();
     arrivals.sort();
     assert_eq!(arrivals.len(), 60);
-    let busiest = busiest_second(&arrivals);
+    let busiest = ledger::busiest_second(&arrivals);
     assert!(
         busiest <= 30,
         "{busiest} micropay calls of one account arrived within one second from two proxies; \

@@ -114,27 +114,12 @@ async fn the_micropay_limit_spaces_sixty_payments_over_a_second() {
 async fn no_second_ever_carries_more_than_30_micropay_calls() {
     let arrivals = micropay_arrivals(90).await;
 
-    let busiest = busiest_second(&arrivals);
+    let busiest = ledger::busiest_second(&arrivals);
     // One call of slack for arrival jitter.
     assert!(
         busiest <= 31,
         "{busiest} micropay calls arrived within one second; WeChat allows 30"
     );
-}
-
-/// The most of `arrivals` (sorted) within any one second.
-fn busiest_second(arrivals: &[DateTime<Utc>]) -> usize {
-    arrivals
-        .iter()
-        .enumerate()
-        .map(|(i, start)| {
-            arrivals[i..]
-                .iter()
-                .take_while(|at| **at - *start < chrono::TimeDelta::seconds(1))
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +168,7 @@ async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
     for mch_id in [wxpay::sim::DEMO_MCH_ID, VENDOR_MCH_ID] {
         let arrivals = arrivals_of(Some(mch_id));
         assert_eq!(arrivals.len(), 40, "{mch_id}");
-        let busiest = busiest_second(&arrivals);
+        let busiest = ledger::busiest_second(&arrivals);
         // One call of slack for arrival jitter, as for a single account.
         assert!(
             busiest <= 31,
@@ -191,7 +176,7 @@ async fn the_micropay_limit_holds_per_account_while_the_others_are_saturated() {
         );
     }
     // The accounts did not wait for each other: together they went well over 30 a second.
-    let together = busiest_second(&arrivals_of(None));
+    let together = ledger::busiest_second(&arrivals_of(None));
     assert!(
         together > 40,
         "only {together} micropay calls a second across two accounts: the limit is not per account"

@@ -45,6 +45,22 @@ pub fn first<'a>(calls: &'a [CallRecord], endpoint: &str) -> &'a CallRecord {
         .unwrap_or_else(|| panic!("no {endpoint} call in {calls:#?}"))
 }
 
+/// The most of `arrivals` (sorted, e.g. the call log's real arrival times of micropay on one
+/// account) within any one second: what WeChat's 30-per-second limit is counted over.
+pub fn busiest_second(arrivals: &[DateTime<Utc>]) -> usize {
+    arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, start)| {
+            arrivals[i..]
+                .iter()
+                .take_while(|at| **at - *start < chrono::TimeDelta::seconds(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Simulated time from `earlier` to `later`.
 pub fn sim_between(earlier: &CallRecord, later: &CallRecord) -> Duration {
     (later.sim_time - earlier.sim_time)
