@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         // 413 (and `ApiJson` turns that into an ErrorBody). Tracing's own failure log is
         // off because `log_server_errors` already logs each 5xx once, with its cause.
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn(log_server_errors))
         .layer(
             TraceLayer::new_for_http()
@@ -51,6 +52,22 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .with_state(state)
+}
+
+/// Adds `Connection: close` to a 413 answered over HTTP/1.x. The refused body was never
+/// read, so the server drops the connection after answering; without the header a client
+/// pools it, and its next request on it races the close and fails (`IncompleteMessage` in
+/// hyper, a network error in a browser). RFC 9112 §9.6: a server that closes says so.
+/// HTTP/2 refuses a body per stream and keeps the connection, and forbids the header.
+async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let http1 = request.version() < axum::http::Version::HTTP_2;
+    let mut response = next.run(request).await;
+    if http1 && response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Serves the built app from `app_dir`, answering unknown paths with `index.html` so that
@@ -374,7 +391,70 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::is_hashed_asset;
+    use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use axum::http::{Request, StatusCode, Version, header};
+    use tower::ServiceExt;
+
+    use super::{close_after_refused_body, is_hashed_asset};
+    use crate::extract::ApiJson;
+
+    #[tokio::test]
+    async fn a_refused_body_closes_an_http1_connection_and_nothing_else_does() {
+        // Arrange
+        async fn accept(ApiJson(_): ApiJson<serde_json::Value>) {}
+        let router = axum::Router::new()
+            .route("/", axum::routing::post(accept))
+            .layer(DefaultBodyLimit::max(1024))
+            .layer(axum::middleware::from_fn(close_after_refused_body));
+        let post = |version: Version, body: String| {
+            Request::post("/")
+                .version(version)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap()
+        };
+        let oversized = format!("\"{}\"", "x".repeat(2048));
+
+        for (version, body, status, closes) in [
+            (
+                Version::HTTP_11,
+                oversized.clone(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                true,
+            ),
+            (
+                Version::HTTP_10,
+                oversized.clone(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                true,
+            ),
+            (
+                Version::HTTP_2,
+                oversized,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                false,
+            ),
+            (
+                Version::HTTP_11,
+                "{".to_owned(),
+                StatusCode::BAD_REQUEST,
+                false,
+            ),
+            (Version::HTTP_11, "{}".to_owned(), StatusCode::OK, false),
+        ] {
+            // Act
+            let response = router.clone().oneshot(post(version, body)).await.unwrap();
+
+            // Assert
+            assert_eq!(response.status(), status, "{version:?}");
+            assert_eq!(
+                response.headers().get(header::CONNECTION).is_some(),
+                closes,
+                "{version:?} {status}"
+            );
+        }
+    }
 
     #[test]
     fn trunk_hashed_names_are_recognised() {
