@@ -9,12 +9,14 @@
 //!   parser used for cashier input.
 //! - [`auth_code`]: [`AuthCode`], a scanned WeChat Pay payment code, never a number.
 //! - [`payments`]: the payment and refund bodies and states.
+//! - [`books`]: what a day's reconciliation found ([`books::DayReport`]).
 //! - [`session`]: the calling terminal and demo-mode pairing.
 //! - [`error`]: [`ErrorBody`], the shape of every failed request.
 //! - [`codes`]: [`ErrorCode`] and [`FailureCode`], every code the proxy answers with, and
 //!   [`CashierCopy`], the one table of what to tell the cashier for each failure.
 
 pub mod auth_code;
+pub mod books;
 pub mod codes;
 pub mod error;
 pub mod money;

@@ -16,11 +16,11 @@ use paycode_api::{Fen, PaymentState, payments::RefundState};
 use wxpay::messages::{Bill, BillRow};
 
 use super::day::BusinessDay;
-use super::report::{
+use crate::store::records::Millis;
+use paycode_api::books::{
     BillStatus, CarriedPayment, CarriedRefund, CarryOver, DayReport, Mark, Mismatch, MismatchClass,
     NotFromPaycode, SideTotals,
 };
-use crate::store::records::Millis;
 
 /// The only trade type Paycode makes (付款码, docs/wechat-pay.md §3.7).
 pub const MICROPAY: &str = "MICROPAY";

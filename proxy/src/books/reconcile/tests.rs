@@ -1,5 +1,5 @@
 use super::*;
-use crate::books::report::OwnerAction;
+use paycode_api::books::OwnerAction;
 use wxpay::messages::{BillSummary, LEGACY_COLUMNS, LEGACY_SUMMARY_COLUMNS};
 
 const MCH: &str = "10000100";

@@ -1,6 +1,8 @@
-//! What a day's reconciliation found: the serialisable report (docs/books.md §3, §4).
+//! What a day's reconciliation found: the serialisable report the proxy stores and the
+//! back office shows (docs/books.md §3, §4).
 
-use paycode_api::{Fen, PaymentState};
+use crate::money::Fen;
+use crate::payments::PaymentState;
 use serde::{Deserialize, Serialize};
 
 /// What the owner can do about a mismatch.
@@ -158,12 +160,14 @@ pub struct SideTotals {
 }
 
 impl SideTotals {
-    pub(crate) fn add_payment(&mut self, amount: Fen) {
+    /// Counts one more payment of `amount`.
+    pub fn add_payment(&mut self, amount: Fen) {
         self.payments += 1;
         self.payment_fen = Fen(self.payment_fen.0.saturating_add(amount.0));
     }
 
-    pub(crate) fn add_refund(&mut self, amount: Fen) {
+    /// Counts one more refund of `amount`.
+    pub fn add_refund(&mut self, amount: Fen) {
         self.refunds += 1;
         self.refund_fen = Fen(self.refund_fen.0.saturating_add(amount.0));
     }
