@@ -17,7 +17,7 @@ use serde_json::json;
 use tempfile::TempDir;
 
 use crate::demo::screenshot_dir;
-use crate::webdriver::{Camera, SessionOptions};
+use crate::webdriver::{Camera, Session, SessionOptions};
 use crate::{Demo, Driver, TIME_SCALE, Till, WAIT, serial};
 
 /// How many different noisy frames a video loops over.
@@ -37,6 +37,16 @@ impl Video {
         let path = dir.path().join("camera.y4m");
         video_of(&path, scene, FRAMES);
         Video { _dir: dir, path }
+    }
+
+    /// A browser session whose camera plays this video.
+    fn session<'a>(&self, driver: &'a Driver) -> Session<'a> {
+        driver.session_with(&camera_session(Camera::Video(self.path.clone())))
+    }
+
+    /// The till of `demo` in a browser whose camera plays this video.
+    fn till<'a>(&self, driver: &'a Driver, demo: &'a Demo) -> Till<'a> {
+        Till::open(self.session(driver), demo)
     }
 }
 
@@ -115,10 +125,7 @@ fn the_camera_reads_a_payment_screen_and_the_payment_is_made() {
     let code = demo.code("password_free");
     let video = Video::of(&Scene::payment_screen(&code, 1));
     let driver = Driver::for_demo(&demo);
-    let till = Till::open(
-        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
-        &demo,
-    );
+    let till = video.till(&driver, &demo);
 
     till.enter_amount("12.3");
     assert!(
@@ -157,10 +164,7 @@ fn the_qr_code_alone_is_enough() {
         ..Scene::payment_screen(&code, 2)
     });
     let driver = Driver::for_demo(&demo);
-    let till = Till::open(
-        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
-        &demo,
-    );
+    let till = video.till(&driver, &demo);
 
     till.enter_amount("8");
     till.open_camera();
@@ -178,10 +182,7 @@ fn a_blank_camera_sends_nothing() {
     let demo = Demo::start(TIME_SCALE);
     let video = Video::of(&Scene::blank(3));
     let driver = Driver::for_demo(&demo);
-    let till = Till::open(
-        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
-        &demo,
-    );
+    let till = video.till(&driver, &demo);
 
     till.enter_amount("5");
     till.open_camera();
@@ -200,10 +201,7 @@ fn an_alipay_code_gets_its_message_and_no_request() {
     let demo = Demo::start(TIME_SCALE);
     let video = Video::of(&Scene::payment_screen("281234567890123456", 4));
     let driver = Driver::for_demo(&demo);
-    let till = Till::open(
-        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
-        &demo,
-    );
+    let till = video.till(&driver, &demo);
 
     till.enter_amount("5");
     till.open_camera();
@@ -250,7 +248,7 @@ fn a_native_barcode_detector_that_lists_the_formats_is_used() {
     // A counter with nothing on it: only the stub can read a code.
     let video = Video::of(&Scene::blank(5));
     let driver = Driver::for_demo(&demo);
-    let page = driver.session_with(&camera_session(Camera::Video(video.path.clone())));
+    let page = video.session(&driver);
     // The stub lists both formats and "reads" the code from the third frame on; it records
     // what it was asked for.
     page.script_before_start(&format!(
@@ -288,7 +286,7 @@ fn on_a_touch_tablet_with_a_camera_the_camera_opens_by_itself() {
     let code = demo.code("password_free");
     let video = Video::of(&Scene::payment_screen(&code, 2));
     let driver = Driver::for_demo(&demo);
-    let page = driver.session_with(&camera_session(Camera::Video(video.path.clone())));
+    let page = video.session(&driver);
     // A touch screen (`pointer: coarse`), and no scanner ever seen on this new profile.
     page.cdp(
         "Emulation.setTouchEmulationEnabled",
@@ -368,10 +366,7 @@ fn a_hidden_tab_stops_the_camera_and_it_opens_again() {
     let demo = Demo::start(TIME_SCALE);
     let video = Video::of(&Scene::blank(6));
     let driver = Driver::for_demo(&demo);
-    let till = Till::open(
-        driver.session_with(&camera_session(Camera::Video(video.path.clone()))),
-        &demo,
-    );
+    let till = video.till(&driver, &demo);
 
     till.enter_amount("5");
     till.open_camera();
@@ -415,7 +410,7 @@ fn a_fresh_tablet_pairs_by_scanning_the_pairing_qr_code_with_the_app() {
         ..Scene::payment_screen(&url, 8)
     });
     let driver = Driver::for_demo(&demo);
-    let page = driver.session_with(&camera_session(Camera::Video(video.path.clone())));
+    let page = video.session(&driver);
     page.goto(&demo.app_url);
     // Demo mode pairs a fresh browser with its own terminal; 扫码配对 in the settings
     // replaces it with the terminal the QR code names.
