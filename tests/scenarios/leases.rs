@@ -7,32 +7,12 @@
 use std::time::Duration;
 
 use paycode_api::PaymentState::{Paid, WaitingForCustomer};
-use paycode_proxy::config::Config;
-use paycode_proxy::startup::Application;
 use paycode_proxy::store::{self, ClaimRequest, HeldLeases, LeaseTerms, Millis};
-use paycode_tests::world::{AMOUNT_FEN, Served, scaled_config, start_simulator};
-use paycode_tests::{Cashier, ledger, test_store};
-use wxpay::sim::Behaviour;
+use paycode_tests::world::{AMOUNT_FEN, scaled_config, start_simulator};
+use paycode_tests::{ledger, test_store};
 
-/// A proxy serving on `config`, with a cashier using `token` (or a new terminal's).
-async fn serve(config: Config, token: Option<String>) -> (Served, Cashier, String) {
-    let application = Application::build(config).await.expect("the proxy starts");
-    let token = match token {
-        Some(token) => token,
-        None => {
-            let (_, token) = application
-                .state()
-                .terminals
-                .add("counter-1")
-                .await
-                .unwrap();
-            token.expose().to_owned()
-        }
-    };
-    let served = Served::start(application);
-    let cashier = Cashier::new(served.address(), Some(&token));
-    (served, cashier, token)
-}
+use crate::shutdown::Running;
+use wxpay::sim::Behaviour;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_is_driven_by_its_creator_then_taken_over_with_a_query() {
@@ -44,8 +24,9 @@ async fn a_payment_is_driven_by_its_creator_then_taken_over_with_a_query() {
         return;
     }
     config.validate().unwrap();
-    let (first, cashier, token) = serve(config.clone(), None).await;
-    let (second, other_cashier, _) = serve(config.clone(), Some(token)).await;
+    let first = Running::start(config.clone(), None).await;
+    let second = Running::start(config.clone(), Some(first.token.clone())).await;
+    let (cashier, other_cashier) = (&first.cashier, &second.cashier);
     let store = store::connect(&config.store).await.unwrap();
 
     // The first proxy takes a payment; the customer is asked for a password.
@@ -77,7 +58,7 @@ async fn a_payment_is_driven_by_its_creator_then_taken_over_with_a_query() {
         &ledger::calls_for(&sim, &payment.out_trade_no),
         "orderquery",
     );
-    first.stop().await.unwrap();
+    first.stop().await;
     let released = store.existing_payment(&payment.id).await.unwrap();
     assert!(
         released.lease_owner.is_none() || released.lease_epoch == 2,
@@ -107,7 +88,7 @@ async fn a_payment_is_driven_by_its_creator_then_taken_over_with_a_query() {
         "{calls:#?}"
     );
     ledger::assert_ledger_agrees(&sim, &paid);
-    second.stop().await.unwrap();
+    second.stop().await;
     let after = store.existing_payment(&payment.id).await.unwrap();
     assert_eq!(
         after.lease_owner, taken.lease_owner,
@@ -125,7 +106,8 @@ async fn a_proxy_whose_lease_was_taken_stops_calling_and_writing_until_it_claims
         return;
     }
     config.validate().unwrap();
-    let (proxy, cashier, _) = serve(config.clone(), None).await;
+    let proxy = Running::start(config.clone(), None).await;
+    let cashier = &proxy.cashier;
     let store = store::connect(&config.store).await.unwrap();
     let payment = cashier
         .pay(AMOUNT_FEN, &sim.auth_code(Behaviour::PasswordWaits))
@@ -188,5 +170,5 @@ async fn a_proxy_whose_lease_was_taken_stops_calling_and_writing_until_it_claims
     assert_eq!(ledger::count(&calls, "micropay"), 1, "{calls:#?}");
     let row = store.existing_payment(&payment.id).await.unwrap();
     assert_eq!(row.lease_epoch, epoch + 1);
-    proxy.stop().await.unwrap();
+    proxy.stop().await;
 }

@@ -17,16 +17,17 @@ use crate::closing::until_order_revoked;
 use wxpay::codes::Api;
 use wxpay::sim::{Behaviour, Fault};
 
-/// A proxy serving on `config` with a cashier at its counter, until [`Running::stop`].
-struct Running {
-    cashier: Cashier,
-    token: String,
+/// A proxy serving on `config` with a cashier at its counter, until [`Running::stop`]
+/// (the lease scenarios start theirs the same way).
+pub(crate) struct Running {
+    pub(crate) cashier: Cashier,
+    pub(crate) token: String,
     served: Served,
 }
 
 impl Running {
     /// Starts the proxy; a new terminal is added unless `token` names one already stored.
-    async fn start(config: Config, token: Option<String>) -> Running {
+    pub(crate) async fn start(config: Config, token: Option<String>) -> Running {
         let application = Application::build(config).await.expect("the proxy starts");
         let token = match token {
             Some(token) => token,
@@ -50,7 +51,7 @@ impl Running {
 
     /// Asks for a graceful shutdown, waits until the proxy has finished it, and hands back
     /// the counter's token for the next start.
-    async fn stop(self) -> String {
+    pub(crate) async fn stop(self) -> String {
         self.served.stop().await.unwrap();
         self.token
     }
