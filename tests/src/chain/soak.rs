@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
 use wxpay::codes::Api;
-use wxpay::sim::{Behaviour, DEMO_API_KEY, Fault};
+use wxpay::sim::{Behaviour, Fault};
 
 use super::checks::{ChainChecks, Pause};
 use super::{Backend, Chain, DEFAULT_PAUSE, Node};
@@ -29,8 +29,10 @@ use crate::reconcile::{Observation, Reconciliation};
 use crate::secrets::SecretScanner;
 use crate::soak::report::Report;
 use crate::soak::terminal::{Terminal, drive_terminal, parse};
-use crate::soak::{Figures, SimRef, drain, print_stores, read_store};
-use crate::world::{OTHER_API_KEYS, SHOPS, Shop};
+use crate::soak::{
+    Figures, SimRef, drain, fast_wechat_timeouts, prepare_simulator, print_stores, read_store,
+};
+use crate::world::{SHOPS, Shop};
 
 /// The stores: the direct merchant's default store and two sub-merchants of the provider
 /// (three stores on two accounts), as in the one-proxy soak.
@@ -115,36 +117,15 @@ pub async fn run(args: Args) -> bool {
         args.burst,
     );
 
-    // Replies from the loopback simulator take milliseconds; 1 s timeouts let slow replies
-    // run fast, as in the one-proxy soak.
-    let timeout = Duration::from_millis(1000);
     let chain = Chain::new(
         args.instances,
         Backend::Postgres,
         args.scale,
         &CHAIN_SHOPS,
-        move |config| {
-            config.wechat.connect_timeout = timeout;
-            config.wechat.read_timeout = timeout;
-            config.wechat.micropay_read_timeout = timeout;
-        },
+        fast_wechat_timeouts,
     )
     .await;
-    chain
-        .sim
-        .set_slow_reply_delay(timeout + Duration::from_millis(200));
-    chain.sim.set_refund_delay(Duration::from_secs(5));
-    let cert_dir = chain.sim.cert_files().map(|files| {
-        files
-            .client_key_pem
-            .parent()
-            .expect("the certificate directory")
-            .to_path_buf()
-    });
-    let scanner = Arc::new(SecretScanner::new(DEMO_API_KEY, cert_dir.as_deref()));
-    for key in OTHER_API_KEYS {
-        scanner.add_token(key);
-    }
+    let scanner = Arc::new(prepare_simulator(&chain.sim));
     let mut tokens = Vec::new();
     for index in 1..=terminals {
         let shop = CHAIN_SHOPS[(index - 1) % CHAIN_SHOPS.len()];

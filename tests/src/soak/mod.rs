@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use paycode_api::Payment;
+use paycode_proxy::config::Config;
 use paycode_proxy::store::{self, PaymentRecord, RefundRecord, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -172,31 +173,13 @@ pub async fn run(args: Args) -> bool {
         },
     );
 
-    // Replies from the loopback simulator take milliseconds; 1 s timeouts let "delay past
-    // the timeout" faults and slow replies run fast.
-    let timeout = Duration::from_millis(1000);
     let port = free_port();
     let rig = CrashRig::start_with_stores(options.scale, &SOAK_SHOPS, move |config| {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("an address");
-        config.wechat.connect_timeout = timeout;
-        config.wechat.read_timeout = timeout;
-        config.wechat.micropay_read_timeout = timeout;
+        fast_wechat_timeouts(config);
     })
     .await;
-    rig.sim
-        .set_slow_reply_delay(timeout + Duration::from_millis(200));
-    rig.sim.set_refund_delay(Duration::from_secs(5));
-    let cert_dir = rig.sim.cert_files().map(|files| {
-        files
-            .client_key_pem
-            .parent()
-            .expect("the certificate directory")
-            .to_path_buf()
-    });
-    let scanner = Arc::new(SecretScanner::new(DEMO_API_KEY, cert_dir.as_deref()));
-    for key in OTHER_API_KEYS {
-        scanner.add_token(key);
-    }
+    let scanner = Arc::new(prepare_simulator(&rig.sim));
     // Terminals take turns over the stores: counter-1 at the default store, counter-2 at
     // the first sub-merchant, counter-3 at the second, and so on.
     let mut tokens = vec![rig.token().to_owned()];
@@ -267,7 +250,7 @@ pub async fn run(args: Args) -> bool {
             options.seed,
             stop.clone(),
             figures.clone(),
-            timeout,
+            SOAK_WECHAT_TIMEOUT,
         ))
     });
 
@@ -518,4 +501,35 @@ impl std::ops::Deref for SimRef {
     fn deref(&self) -> &SimHandle {
         self.0.sim()
     }
+}
+
+/// Replies from the loopback simulator take milliseconds; 1 s timeouts let "delay past the
+/// timeout" faults and slow replies run fast.
+const SOAK_WECHAT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The soaks' WeChat timeouts ([`SOAK_WECHAT_TIMEOUT`]), for a proxy's configuration.
+pub(crate) fn fast_wechat_timeouts(config: &mut Config) {
+    config.wechat.connect_timeout = SOAK_WECHAT_TIMEOUT;
+    config.wechat.read_timeout = SOAK_WECHAT_TIMEOUT;
+    config.wechat.micropay_read_timeout = SOAK_WECHAT_TIMEOUT;
+}
+
+/// Sets the soaks' simulator timing (slow replies just past [`SOAK_WECHAT_TIMEOUT`], refunds
+/// taking 5 s) and returns the leak scanner that knows every secret of `sim` (its API keys
+/// and certificate files); the caller adds the terminals' tokens.
+pub(crate) fn prepare_simulator(sim: &SimHandle) -> SecretScanner {
+    sim.set_slow_reply_delay(SOAK_WECHAT_TIMEOUT + Duration::from_millis(200));
+    sim.set_refund_delay(Duration::from_secs(5));
+    let cert_dir = sim.cert_files().map(|files| {
+        files
+            .client_key_pem
+            .parent()
+            .expect("the certificate directory")
+            .to_path_buf()
+    });
+    let scanner = SecretScanner::new(DEMO_API_KEY, cert_dir.as_deref());
+    for key in OTHER_API_KEYS {
+        scanner.add_token(key);
+    }
+    scanner
 }
