@@ -1,34 +1,53 @@
-//! Daily transaction bills in WeChat's CSV format (docs/wechat-pay.md §3.7).
+//! Daily transaction bills in WeChat's CSV format (docs/wechat-pay.md §3.7, docs/books.md §1).
 //!
 //! A bill has a header row, one row per transaction in which **every field starts with a
 //! backtick** (so spreadsheet programs keep long numbers as text), then a summary header and
 //! one summary row (also backticked). Amounts are in yuan with two decimals. The simulator
-//! charges a 0.60% fee, rounded half-up to the fen.
+//! charges a 0.60% fee, rounded half-up to the fen. Each merchant account gets one of the two
+//! formats ([`BillFormat`]); the column names are the ones `messages::Bill` reads.
 //!
-//! Rows of a day (Beijing time): a `SUCCESS` row for each order paid that day, a `REFUND`
-//! row for each refund requested that day, and a `REVOKED` row for each paid order reversed
-//! that day (the whole remaining amount goes back to the customer).
+//! Rows of a day (Beijing time, docs/books.md §2): a `SUCCESS` row for each order whose
+//! payment succeeded that day, a `REFUND` row for each refund WeChat accepted that day, and a
+//! `REVOKED` row for each paid order reversed that day (the whole remaining amount goes back
+//! to the customer). The bill is a snapshot taken when it is made: a refund's status is the
+//! one it had then.
 
+use std::io::Write;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::clock::beijing;
-use super::ledger::{Book, Order, Status};
-use crate::messages::{ALL_COLUMNS, BillType, SUMMARY_COLUMNS};
+use super::ledger::{Order, Status};
+use crate::messages::{
+    ALL_COLUMNS, BillType, LEGACY_COLUMNS, LEGACY_SUMMARY_COLUMNS, SUMMARY_COLUMNS,
+};
+
+/// Which of WeChat's two bill formats a merchant account receives (docs/books.md §1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BillFormat {
+    /// The settlement bill of merchants onboarded since 2018 (`应结订单金额`, `订单金额`,
+    /// `申请退款金额`, `特约商户号`, …): [`ALL_COLUMNS`], [`SUMMARY_COLUMNS`]. The default.
+    #[default]
+    Settlement,
+    /// The older bill (`总金额`, `子商户号`, the coupon columns under their older names, no
+    /// `订单金额`): [`LEGACY_COLUMNS`], [`LEGACY_SUMMARY_COLUMNS`].
+    Legacy,
+}
 
 /// Reads `bill_type`; absent means `ALL`.
 pub(crate) fn bill_type(value: Option<&str>) -> Option<BillType> {
     value.map_or(Some(BillType::All), BillType::parse)
 }
 
-/// The columns of a bill of `bill_type`, in WeChat's order.
-fn columns(bill_type: BillType) -> &'static [&'static str] {
+/// The columns of a bill of `bill_type` in `format`, in WeChat's order.
+fn columns(format: BillFormat, bill_type: BillType) -> &'static [&'static str] {
     // The parser in `messages` reads exactly the `ALL` names; the other bills are built from
-    // them, so both ends agree. All three start with the same 14 order columns; a `SUCCESS`
-    // bill then has the goods and fee columns, a `REFUND` bill the refund's two times and
-    // then the columns `ALL` has after the order ones.
+    // them, so both ends agree. All start with the same 14 order columns; a `SUCCESS` bill
+    // then has the goods and fee columns, a `REFUND` bill the refund's two times and then
+    // the columns `ALL` has after the order ones.
     const ORDER_COLUMNS: usize = 14;
+    const REFUND_TIMES: [&str; 2] = ["退款申请时间", "退款成功时间"];
     static SUCCESS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         [
             &ALL_COLUMNS[..ORDER_COLUMNS],
@@ -46,15 +65,33 @@ fn columns(bill_type: BillType) -> &'static [&'static str] {
     static REFUND: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
         [
             &ALL_COLUMNS[..ORDER_COLUMNS],
-            &["退款申请时间", "退款成功时间"],
+            &REFUND_TIMES,
             &ALL_COLUMNS[ORDER_COLUMNS..],
         ]
         .concat()
     });
-    match bill_type {
-        BillType::All | BillType::RechargeRefund => &ALL_COLUMNS,
-        BillType::Success => &SUCCESS,
-        BillType::Refund => &REFUND,
+    static LEGACY_SUCCESS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        [
+            &LEGACY_COLUMNS[..ORDER_COLUMNS],
+            &["商品名称", "商户数据包", "手续费", "费率"],
+        ]
+        .concat()
+    });
+    static LEGACY_REFUND: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+        [
+            &LEGACY_COLUMNS[..ORDER_COLUMNS],
+            &REFUND_TIMES,
+            &LEGACY_COLUMNS[ORDER_COLUMNS..],
+        ]
+        .concat()
+    });
+    match (format, bill_type) {
+        (BillFormat::Settlement, BillType::All | BillType::RechargeRefund) => &ALL_COLUMNS,
+        (BillFormat::Settlement, BillType::Success) => &SUCCESS,
+        (BillFormat::Settlement, BillType::Refund) => &REFUND,
+        (BillFormat::Legacy, BillType::All | BillType::RechargeRefund) => &LEGACY_COLUMNS,
+        (BillFormat::Legacy, BillType::Success) => &LEGACY_SUCCESS,
+        (BillFormat::Legacy, BillType::Refund) => &LEGACY_REFUND,
     }
 }
 
@@ -78,16 +115,18 @@ impl Row {
     }
 }
 
-/// The bill of `date` (Beijing) for one book, or `None` when it has no rows.
-pub(crate) fn render(
-    book: &Book,
+/// The bill of `date` (Beijing) over `orders` (settled), as made at `snapshot`, or `None`
+/// when it has no rows.
+pub(crate) fn render<'a>(
+    orders: impl IntoIterator<Item = &'a Order>,
     date: NaiveDate,
     bill_type: BillType,
-    now: DateTime<Utc>,
+    format: BillFormat,
+    snapshot: DateTime<Utc>,
 ) -> Option<String> {
     let on_date = |time: DateTime<Utc>| time.with_timezone(&beijing()).date_naive() == date;
     let mut rows = Vec::new();
-    for order in book.orders.values() {
+    for order in orders {
         let Some(paid_at) = order.paid_at else {
             continue;
         };
@@ -100,7 +139,7 @@ pub(crate) fn render(
                 .iter()
                 .filter(|refund| on_date(refund.created_at))
             {
-                let status = refund.status(now);
+                let status = refund.status(snapshot);
                 let success_time = (status == "SUCCESS").then_some(refund.completes_at);
                 rows.push(refund_row(
                     order,
@@ -139,7 +178,7 @@ pub(crate) fn render(
     }
     rows.sort_by_key(|row| row.at);
 
-    let columns = columns(bill_type);
+    let columns = columns(format, bill_type);
     let mut csv = columns.join(",");
     csv.push_str("\r\n");
     for row in &rows {
@@ -151,53 +190,87 @@ pub(crate) fn render(
         csv.push_str("\r\n");
     }
     let sum = |pick: fn(&Row) -> i64| rows.iter().map(pick).sum::<i64>();
-    csv.push_str(&SUMMARY_COLUMNS.join(","));
+    let count = rows.len().to_string();
+    let settled = yuan(sum(|row| if row.is_payment { row.settled_fee } else { 0 }));
+    let refunded = yuan(sum(|row| row.refund_fee));
+    let service = yuan(sum(|row| row.service_fee));
+    let (summary_columns, summary): (&[&str], Vec<String>) = match format {
+        BillFormat::Settlement => (
+            &SUMMARY_COLUMNS,
+            vec![
+                count,
+                settled,
+                refunded.clone(),
+                yuan(0),
+                service,
+                yuan(sum(|row| if row.is_payment { row.order_fee } else { 0 })),
+                refunded,
+            ],
+        ),
+        BillFormat::Legacy => (
+            &LEGACY_SUMMARY_COLUMNS,
+            vec![count, settled, refunded, yuan(0), service],
+        ),
+    };
+    csv.push_str(&summary_columns.join(","));
     csv.push_str("\r\n");
-    let summary = [
-        rows.len().to_string(),
-        yuan(sum(|row| if row.is_payment { row.settled_fee } else { 0 })),
-        yuan(sum(|row| row.refund_fee)),
-        yuan(0),
-        yuan(sum(|row| row.service_fee)),
-        yuan(sum(|row| if row.is_payment { row.order_fee } else { 0 })),
-        yuan(sum(|row| row.refund_fee)),
-    ];
     let summary: Vec<String> = summary.iter().map(|value| format!("`{value}")).collect();
     csv.push_str(&summary.join(","));
     csv.push_str("\r\n");
     Some(csv)
 }
 
-fn common_values(order: &Order, at: DateTime<Utc>, state: &str) -> Vec<(&'static str, String)> {
+/// `text` gzipped, as WeChat sends a bill asked for with `tar_type=GZIP`.
+pub(crate) fn gzip(text: &str) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(text.as_bytes());
+    encoder.finish().unwrap_or_default()
+}
+
+/// The values every row has, under the names of both formats. `amount` is the payment's
+/// amount as the bill shows it.
+fn common_values(
+    order: &Order,
+    at: DateTime<Utc>,
+    state: &str,
+    amount: u64,
+) -> Vec<(&'static str, String)> {
+    let sub_mch_id = order.sub_mch_id.clone().unwrap_or_else(|| "0".to_owned());
     vec![
         ("交易时间", bill_time(at)),
         ("公众账号ID", order.appid.clone()),
         ("商户号", order.mch_id.clone()),
-        ("特约商户号", "0".to_owned()),
+        ("特约商户号", sub_mch_id.clone()),
+        ("子商户号", sub_mch_id),
         ("设备号", order.device_info.clone().unwrap_or_default()),
         ("微信订单号", order.transaction_id.clone()),
         ("商户订单号", order.out_trade_no.clone()),
         ("用户标识", order.openid.clone()),
-        ("交易类型", "MICROPAY".to_owned()),
+        ("交易类型", order.trade_type.clone()),
         ("交易状态", state.to_owned()),
         ("付款银行", "CMC".to_owned()),
         ("货币种类", "CNY".to_owned()),
-        ("应结订单金额", yuan(order.total_fee as i64)),
+        ("应结订单金额", yuan(amount as i64)),
+        ("总金额", yuan(amount as i64)),
         ("代金券金额", yuan(0)),
+        ("代金券或立减优惠金额", yuan(0)),
+        ("代金券或立减优惠退款金额", yuan(0)),
         ("商品名称", csv_safe(&order.body)),
         (
             "商户数据包",
             csv_safe(order.attach.as_deref().unwrap_or("")),
         ),
         ("费率", "0.60%".to_owned()),
-        ("订单金额", yuan(order.total_fee as i64)),
+        ("订单金额", yuan(amount as i64)),
         ("费率备注", String::new()),
     ]
 }
 
 fn payment_row(order: &Order, paid_at: DateTime<Utc>) -> Row {
-    let service_fee = fee(order.total_fee);
-    let mut values = common_values(order, paid_at, "SUCCESS");
+    let amount = order.billed_fee.unwrap_or(order.total_fee);
+    let service_fee = fee(amount);
+    let mut values = common_values(order, paid_at, "SUCCESS", amount);
     values.extend([
         ("微信退款单号", "0".to_owned()),
         ("商户退款单号", "0".to_owned()),
@@ -212,10 +285,10 @@ fn payment_row(order: &Order, paid_at: DateTime<Utc>) -> Row {
         at: paid_at,
         values,
         is_payment: true,
-        settled_fee: order.total_fee as i64,
+        settled_fee: amount as i64,
         refund_fee: 0,
         service_fee,
-        order_fee: order.total_fee as i64,
+        order_fee: amount as i64,
     }
 }
 
@@ -231,7 +304,7 @@ fn refund_row(
     refund_status: &str,
 ) -> Row {
     let service_fee = -fee(refund_fee);
-    let mut values = common_values(order, at, state);
+    let mut values = common_values(order, at, state, order.total_fee);
     values.extend([
         ("退款申请时间", bill_time(at)),
         (
