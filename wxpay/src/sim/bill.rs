@@ -368,6 +368,261 @@ mod tests {
         assert_eq!(fee(84), 1);
     }
 
+    use crate::messages::Bill;
+    use crate::sim::behaviour::Behaviour;
+    use crate::sim::ledger::Refund;
+    use paycode_api::Fen;
+
+    /// A time in Beijing.
+    fn beijing_time(text: &str) -> DateTime<Utc> {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+            .expect("a time")
+            .and_local_timezone(beijing())
+            .single()
+            .expect("one time")
+            .to_utc()
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a day")
+    }
+
+    fn paid(out_trade_no: &str, total_fee: u64, created: &str, paid: &str) -> Order {
+        Order {
+            out_trade_no: out_trade_no.into(),
+            transaction_id: format!("4200{out_trade_no}"),
+            appid: "wx2421b1c4370ec43b".into(),
+            mch_id: "10000100".into(),
+            sub_mch_id: None,
+            sub_appid: None,
+            sandbox: false,
+            trade_type: "MICROPAY".into(),
+            device_info: Some("POS-1".into()),
+            body: "早餐, 两份".into(),
+            attach: None,
+            total_fee,
+            auth_code: String::new(),
+            behaviour: Behaviour::PasswordFree,
+            openid: "oSIM".into(),
+            created_at: beijing_time(created),
+            paid_at: Some(beijing_time(paid)),
+            status: Status::Paid,
+            refunds: Vec::new(),
+            billed_fee: None,
+            hidden_from_merchant: false,
+        }
+    }
+
+    fn refund(out_refund_no: &str, refund_fee: u64, at: &str, completes: &str) -> Refund {
+        Refund {
+            out_refund_no: out_refund_no.into(),
+            refund_id: format!("5030{out_refund_no}"),
+            total_fee: 0,
+            refund_fee,
+            created_at: beijing_time(at),
+            completes_at: beijing_time(completes),
+        }
+    }
+
+    /// A day with a payment, a refund of it, a payment reversed after it was paid, an
+    /// order of the next day, and an online sale.
+    fn orders() -> Vec<Order> {
+        let mut refunded = paid("P1", 1234, "2026-11-28 09:00:00", "2026-11-28 09:00:02");
+        refunded.refunds.push(refund(
+            "R1",
+            234,
+            "2026-11-28 12:00:00",
+            "2026-11-28 12:01:00",
+        ));
+        let mut reversed = paid("P2", 500, "2026-11-28 10:00:00", "2026-11-28 10:00:01");
+        reversed.status = Status::Revoked {
+            at: beijing_time("2026-11-28 10:00:30"),
+            automatic: false,
+        };
+        let next_day = paid("P3", 700, "2026-11-29 08:00:00", "2026-11-29 08:00:01");
+        let mut online = paid("ONL1", 990, "2026-11-28 20:00:00", "2026-11-28 20:00:00");
+        online.trade_type = "JSAPI".into();
+        vec![refunded, reversed, next_day, online]
+    }
+
+    #[test]
+    fn both_formats_round_trip_through_the_parser_plain_and_gzipped() {
+        let orders = orders();
+        let snapshot = beijing_time("2026-11-29 10:00:00");
+        for format in [BillFormat::Settlement, BillFormat::Legacy] {
+            let csv = render(&orders, day("2026-11-28"), BillType::All, format, snapshot)
+                .expect("a bill");
+            let header = csv.lines().next().expect("a header");
+            let expected_header = match format {
+                BillFormat::Settlement => ALL_COLUMNS.join(","),
+                BillFormat::Legacy => LEGACY_COLUMNS.join(","),
+            };
+            assert_eq!(header, expected_header, "{format:?}");
+            let bill = Bill::parse(&csv).expect("the parser reads the simulator's bill");
+            assert_eq!(
+                Bill::parse_bytes(&gzip(&csv)),
+                Ok(bill.clone()),
+                "{format:?}"
+            );
+
+            let states: Vec<(&str, &str)> = bill
+                .rows
+                .iter()
+                .map(|row| (row.out_trade_no.as_str(), row.trade_state.as_str()))
+                .collect();
+            assert_eq!(
+                states,
+                [
+                    ("P1", "SUCCESS"),
+                    ("P2", "SUCCESS"),
+                    ("P2", "REVOKED"),
+                    ("P1", "REFUND"),
+                    ("ONL1", "SUCCESS")
+                ],
+                "{format:?}: rows by time; P3 is the next day's"
+            );
+            let p1 = &bill.rows[0];
+            assert_eq!(p1.settlement_total_fee, Fen(1234));
+            assert_eq!(
+                p1.trade_time, "2026-11-28 09:00:02",
+                "dated by success time"
+            );
+            assert_eq!(
+                p1.body, "早餐  两份",
+                "a comma in the body cannot split a field"
+            );
+            assert_eq!(p1.sub_mch_id, "0");
+            let refund = &bill.rows[3];
+            assert_eq!(refund.out_refund_no, "R1");
+            assert_eq!(refund.refund_fee, Fen(234));
+            assert_eq!(
+                refund.refund_status, "SUCCESS",
+                "the status at the snapshot"
+            );
+            assert_eq!(
+                bill.rows[2].refund_fee,
+                Fen(500),
+                "the reversal returns it all"
+            );
+            assert_eq!(bill.rows[4].trade_type, "JSAPI");
+            assert_eq!(bill.summary.trade_count, 5);
+            assert_eq!(bill.summary.settlement_total_fee, Fen(1234 + 500 + 990));
+            assert_eq!(bill.summary.refund_fee, Fen(234 + 500));
+            match format {
+                BillFormat::Settlement => {
+                    assert_eq!(p1.total_fee, Some(Fen(1234)));
+                    assert_eq!(refund.applied_refund_fee, Some(Fen(234)));
+                    assert_eq!(bill.summary.total_fee, Some(Fen(1234 + 500 + 990)));
+                }
+                BillFormat::Legacy => {
+                    assert_eq!(p1.total_fee, None, "the older format has no 订单金额");
+                    assert_eq!(bill.summary.total_fee, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn success_and_refund_bills_parse_in_both_formats() {
+        let orders = orders();
+        let snapshot = beijing_time("2026-11-29 10:00:00");
+        for format in [BillFormat::Settlement, BillFormat::Legacy] {
+            let bill = |bill_type| {
+                let csv = render(&orders, day("2026-11-28"), bill_type, format, snapshot)
+                    .expect("a bill");
+                Bill::parse(&csv).expect("parses")
+            };
+            let success = bill(BillType::Success);
+            assert_eq!(success.rows.len(), 3, "{format:?}");
+            assert!(success.rows.iter().all(|row| row.trade_state == "SUCCESS"));
+            let refunds = bill(BillType::Refund);
+            assert_eq!(
+                refunds.rows.len(),
+                2,
+                "{format:?}: the refund and the reversal"
+            );
+            assert_eq!(refunds.rows[1].out_refund_no, "R1");
+        }
+    }
+
+    #[test]
+    fn a_payment_that_succeeds_after_midnight_is_on_the_next_days_bill() {
+        let late = paid("LATE", 100, "2026-11-28 23:59:50", "2026-11-29 00:00:05");
+        let snapshot = beijing_time("2026-11-30 10:00:00");
+        let orders = [late];
+        assert_eq!(
+            render(
+                &orders,
+                day("2026-11-28"),
+                BillType::All,
+                BillFormat::Settlement,
+                snapshot
+            ),
+            None,
+            "created on the 28th, but not paid then"
+        );
+        let csv = render(
+            &orders,
+            day("2026-11-29"),
+            BillType::All,
+            BillFormat::Settlement,
+            snapshot,
+        )
+        .expect("the 29th's bill");
+        let bill = Bill::parse(&csv).expect("parses");
+        assert_eq!(bill.rows[0].out_trade_no, "LATE");
+        assert_eq!(bill.rows[0].trade_time, "2026-11-29 00:00:05");
+    }
+
+    #[test]
+    fn refund_rows_are_snapshots_and_sub_merchants_are_named() {
+        let mut order = paid("P9", 800, "2026-11-28 09:00:00", "2026-11-28 09:00:01");
+        order.mch_id = "1900000001".into();
+        order.sub_mch_id = Some("1900000109".into());
+        order.refunds.push(refund(
+            "R9",
+            100,
+            "2026-11-28 23:59:00",
+            "2026-11-29 10:30:00",
+        ));
+        let orders = [order];
+        for format in [BillFormat::Settlement, BillFormat::Legacy] {
+            let csv = render(
+                &orders,
+                day("2026-11-28"),
+                BillType::All,
+                format,
+                beijing_time("2026-11-29 10:00:00"),
+            )
+            .expect("a bill");
+            let bill = Bill::parse(&csv).expect("parses");
+            assert!(
+                bill.rows.iter().all(|row| row.sub_mch_id == "1900000109"),
+                "{format:?}"
+            );
+            assert_eq!(bill.rows[1].refund_status, "PROCESSING", "{format:?}");
+        }
+    }
+
+    #[test]
+    fn an_amount_difference_is_on_the_bill_only() {
+        let mut order = paid("P5", 1000, "2026-11-28 09:00:00", "2026-11-28 09:00:01");
+        order.billed_fee = Some(990);
+        let orders = [order];
+        let csv = render(
+            &orders,
+            day("2026-11-28"),
+            BillType::All,
+            BillFormat::Settlement,
+            beijing_time("2026-11-29 10:00:00"),
+        )
+        .expect("a bill");
+        let bill = Bill::parse(&csv).expect("parses");
+        assert_eq!(bill.rows[0].settlement_total_fee, Fen(990));
+        assert_eq!(bill.rows[0].total_fee, Some(Fen(990)));
+        assert_eq!(bill.summary.settlement_total_fee, Fen(990));
+    }
+
     #[test]
     fn bill_types_parse() {
         assert_eq!(bill_type(None), Some(BillType::All));
