@@ -24,7 +24,7 @@ use crate::messages::{
 };
 
 /// Which of WeChat's two bill formats a merchant account receives (docs/books.md §1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum BillFormat {
     /// The settlement bill of merchants onboarded since 2018 (`应结订单金额`, `订单金额`,
     /// `申请退款金额`, `特约商户号`, …): [`ALL_COLUMNS`], [`SUMMARY_COLUMNS`]. The default.
