@@ -190,19 +190,23 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    // Setting a signal to the value it has still notifies; the memo keeps the page from
-    // being rebuilt unless pairing or page really change.
-    let shown = Memo::new(move |_| (ctx.pairing.get(), ctx.page.get()));
+    // The page shows while the token is still being looked for (render, then pair: a new
+    // tablet in demo mode sees the checkout without waiting for the pairing request; a scan
+    // before the token arrives is retried once it does, `Ctx::paired`). The memo keeps the
+    // page from being rebuilt unless it really changes, also when pairing completes.
+    let shown = Memo::new(move |_| match ctx.pairing.get() {
+        Pairing::Needed | Pairing::CodeRefused => None,
+        Pairing::Starting | Pairing::Ready => Some(ctx.page.get()),
+    });
     view! {
         <Header/>
         <OfflineBanner/>
         <main class="main">
             {move || match shown.get() {
-                (Pairing::Starting, _) => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
-                (Pairing::Needed | Pairing::CodeRefused, _) => view! { <PairingPage/> }.into_any(),
-                (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
-                (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
-                (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),
+                None => view! { <PairingPage/> }.into_any(),
+                Some(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
+                Some(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
+                Some(Page::Settings) => view! { <SettingsPage/> }.into_any(),
             }}
         </main>
     }
