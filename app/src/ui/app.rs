@@ -160,6 +160,10 @@ pub fn App() -> impl IntoView {
     spawn_local(start(ctx));
     spawn_local(prefer_camera(ctx));
     spawn_local(watch_connection(ctx));
+    // The page is built after the tasks above have sent their first requests (tasks run in
+    // the order spawned), so the pairing request travels while the page renders.
+    let built = RwSignal::new(false);
+    spawn_local(async move { built.set(true) });
 
     // The clock drives countdowns and the success screen's auto-next.
     set_interval(
@@ -191,8 +195,8 @@ pub fn App() -> impl IntoView {
     });
 
     // The page shows while the token is still being looked for (render, then pair: a new
-    // tablet in demo mode sees the checkout without waiting for the pairing request; a scan
-    // before the token arrives is retried once it does, `Ctx::paired`). The memo keeps the
+    // tablet in demo mode does not wait for the pairing request before its first screen; the
+    // scanner works once the token is there, `capture::current_mode`). The memo keeps the
     // page from being rebuilt unless it really changes, also when pairing completes.
     let shown = Memo::new(move |_| match ctx.pairing.get() {
         Pairing::Needed | Pairing::CodeRefused => None,
@@ -202,12 +206,12 @@ pub fn App() -> impl IntoView {
         <Header/>
         <OfflineBanner/>
         <main class="main">
-            {move || match shown.get() {
+            {move || built.get().then(|| match shown.get() {
                 None => view! { <PairingPage/> }.into_any(),
                 Some(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
                 Some(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 Some(Page::Settings) => view! { <SettingsPage/> }.into_any(),
-            }}
+            })}
         </main>
     }
 }
