@@ -71,10 +71,10 @@ async fn prefer_camera(ctx: Ctx) {
     )));
 }
 
-/// Finds a token: a pairing code in the address (exchanged for a new token), else the
+/// Finds a token: the pairing code from the address (exchanged for a new token), else the
 /// stored one (verified in the background), else demo mode's.
-async fn start(ctx: Ctx) {
-    if let Some(code) = pairing::take_code_from_address()
+async fn start(ctx: Ctx, code: Option<String>) {
+    if let Some(code) = code
         && pairing::exchange(ctx, &code).await
     {
         return;
@@ -157,7 +157,11 @@ pub fn App() -> impl IntoView {
         browser::store(ATTEMPT_KEY, None);
         apply_amount_from_address(ctx);
     }
-    spawn_local(start(ctx));
+    // A pairing code is exchanged before any page shows (it may be refused); otherwise the
+    // page shows while the token is looked for.
+    let code = pairing::take_code_from_address();
+    let show_while_starting = code.is_none();
+    spawn_local(start(ctx, code));
     spawn_local(prefer_camera(ctx));
     spawn_local(watch_connection(ctx));
     // The page is built after the tasks above have sent their first requests (tasks run in
@@ -194,24 +198,37 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    // The page shows while the token is still being looked for (render, then pair: a new
-    // tablet in demo mode does not wait for the pairing request before its first screen; the
-    // scanner works once the token is there, `capture::current_mode`). The memo keeps the
-    // page from being rebuilt unless it really changes, also when pairing completes.
+    // Render, then pair: a new tablet in demo mode does not wait for the pairing request
+    // before its first screen (the scanner works once the token is there,
+    // `capture::current_mode`). The memo keeps the page from being rebuilt unless it really
+    // changes, also when pairing completes.
     let shown = Memo::new(move |_| match ctx.pairing.get() {
-        Pairing::Needed | Pairing::CodeRefused => None,
-        Pairing::Starting | Pairing::Ready => Some(ctx.page.get()),
+        Pairing::Starting if !show_while_starting => Shown::Loading,
+        Pairing::Needed | Pairing::CodeRefused => Shown::Pairing,
+        Pairing::Starting | Pairing::Ready => Shown::Page(ctx.page.get()),
     });
     view! {
         <Header/>
         <OfflineBanner/>
         <main class="main">
             {move || built.get().then(|| match shown.get() {
-                None => view! { <PairingPage/> }.into_any(),
-                Some(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
-                Some(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
-                Some(Page::Settings) => view! { <SettingsPage/> }.into_any(),
+                Shown::Loading => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
+                Shown::Pairing => view! { <PairingPage/> }.into_any(),
+                Shown::Page(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
+                Shown::Page(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
+                Shown::Page(Page::Settings) => view! { <SettingsPage/> }.into_any(),
             })}
         </main>
     }
+}
+
+/// What the page below the header shows.
+#[derive(Clone, Copy, PartialEq)]
+enum Shown {
+    /// A pairing code from the address is being exchanged.
+    Loading,
+    /// The pairing screen.
+    Pairing,
+    /// A page of the app.
+    Page(Page),
 }
