@@ -71,10 +71,10 @@ async fn prefer_camera(ctx: Ctx) {
     )));
 }
 
-/// Finds a token: a pairing code in the address (exchanged for a new token), else the
+/// Finds a token: the pairing code from the address (exchanged for a new token), else the
 /// stored one (verified in the background), else demo mode's.
-async fn start(ctx: Ctx) {
-    if let Some(code) = pairing::take_code_from_address()
+async fn start(ctx: Ctx, code: Option<String>) {
+    if let Some(code) = code
         && pairing::exchange(ctx, &code).await
     {
         return;
@@ -157,9 +157,17 @@ pub fn App() -> impl IntoView {
         browser::store(ATTEMPT_KEY, None);
         apply_amount_from_address(ctx);
     }
-    spawn_local(start(ctx));
+    // A pairing code is exchanged before any page shows (it may be refused); otherwise the
+    // page shows while the token is looked for.
+    let code = pairing::take_code_from_address();
+    let show_while_starting = code.is_none();
+    spawn_local(start(ctx, code));
     spawn_local(prefer_camera(ctx));
     spawn_local(watch_connection(ctx));
+    // The page is built after the tasks above have sent their first requests (tasks run in
+    // the order spawned), so the pairing request travels while the page renders.
+    let built = RwSignal::new(false);
+    spawn_local(async move { built.set(true) });
 
     // The clock drives countdowns and the success screen's auto-next.
     set_interval(
@@ -190,20 +198,37 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    // Setting a signal to the value it has still notifies; the memo keeps the page from
-    // being rebuilt unless pairing or page really change.
-    let shown = Memo::new(move |_| (ctx.pairing.get(), ctx.page.get()));
+    // Render, then pair: a new tablet in demo mode does not wait for the pairing request
+    // before its first screen (the scanner works once the token is there,
+    // `capture::current_mode`). The memo keeps the page from being rebuilt unless it really
+    // changes, also when pairing completes.
+    let shown = Memo::new(move |_| match ctx.pairing.get() {
+        Pairing::Starting if !show_while_starting => Shown::Loading,
+        Pairing::Needed | Pairing::CodeRefused => Shown::Pairing,
+        Pairing::Starting | Pairing::Ready => Shown::Page(ctx.page.get()),
+    });
     view! {
         <Header/>
         <OfflineBanner/>
         <main class="main">
-            {move || match shown.get() {
-                (Pairing::Starting, _) => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
-                (Pairing::Needed | Pairing::CodeRefused, _) => view! { <PairingPage/> }.into_any(),
-                (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
-                (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
-                (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),
-            }}
+            {move || built.get().then(|| match shown.get() {
+                Shown::Loading => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
+                Shown::Pairing => view! { <PairingPage/> }.into_any(),
+                Shown::Page(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
+                Shown::Page(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
+                Shown::Page(Page::Settings) => view! { <SettingsPage/> }.into_any(),
+            })}
         </main>
     }
+}
+
+/// What the page below the header shows.
+#[derive(Clone, Copy, PartialEq)]
+enum Shown {
+    /// A pairing code from the address is being exchanged.
+    Loading,
+    /// The pairing screen.
+    Pairing,
+    /// A page of the app.
+    Page(Page),
 }
