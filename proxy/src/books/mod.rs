@@ -9,6 +9,7 @@
 
 pub mod day;
 pub mod reconcile;
+pub mod records;
 
 pub use day::{BEIJING_OFFSET_SECONDS, BusinessDay};
 pub use paycode_api::books::{
