@@ -329,3 +329,103 @@ async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
         "{printed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_needs_attention_is_settled_by_the_runs_verified_query() {
+    // Arrange: every reverse fails, so the payment needs attention; its own recheck is an
+    // hour away. The customer never pays: WeChat auto-revokes the order.
+    let world = World::start_with(DEFAULT_SCALE, |config| {
+        config.payments.reverse_max_attempts = 2;
+        config.payments.attention_recheck_interval = Duration::from_secs(3600);
+    })
+    .await;
+    world.sim.inject_fault(
+        wxpay::codes::Api::Reverse,
+        wxpay::sim::Fault::Html5xx { status: 503 },
+        1000,
+    );
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    let stuck = world
+        .cashier
+        .wait_for(&payment, PaymentState::NeedsAttention)
+        .await;
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: the run's query found the order closed, and the machine's rule for that
+    // answer settled it, with an audit event naming the run.
+    let record = world.store.existing_payment(&stuck.id).await.unwrap();
+    assert_eq!(record.state, PaymentState::Cancelled, "{printed}");
+    let events = world.store.payment_events(&stuck.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.from_state, Some(PaymentState::NeedsAttention));
+    assert_eq!(last.to_state, PaymentState::Cancelled);
+    assert!(
+        last.detail.contains(&format!(
+            "the reconciliation of {day} for mch_id {}",
+            mch_id(&world)
+        )),
+        "{}",
+        last.detail
+    );
+    assert!(
+        printed.contains(&format!("queried {}", stuck.out_trade_no)),
+        "{printed}"
+    );
+    assert!(printed.contains("(changed)"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_run_waits_for_its_hour_leaves_a_claimed_day_and_runs_each_day_once() {
+    use paycode_proxy::books::{BusinessDay, daily};
+
+    // Arrange: yesterday (the proxy's clock, in the shop's offset) had no trade; its bill is
+    // ready at the simulator.
+    let world = World::start().await;
+    let books = reconcile::books_for(&world.config).await.unwrap();
+    let days = BusinessDay::default();
+    let today = days.day_of(Millis::now());
+    let yesterday = today.pred_opt().unwrap();
+    make_bill_ready(&world, yesterday);
+    let settings = daily::DailySettings::new(&world.config.books, "this-proxy");
+    let at =
+        |hh: u32, mm: u32| Millis(days.start_of(today).0 + i64::from(hh * 3600 + mm * 60) * 1000);
+    let store = world.store.as_ref();
+    let mch_id = mch_id(&world);
+
+    // Act / Assert: before 10:30 nothing runs; the wait ends at 10:30.
+    let wait = daily::tick(&books, &settings, at(10, 0)).await;
+    assert_eq!(wait, Duration::from_secs(30 * 60));
+    assert!(store.books_day(yesterday, &mch_id).await.unwrap().is_none());
+
+    // Another proxy holds the day's claim: this one leaves the day to it.
+    assert!(
+        store
+            .claim_books_run(yesterday, &mch_id, "other-proxy", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    daily::tick(&books, &settings, at(10, 31)).await;
+    assert!(store.books_day(yesterday, &mch_id).await.unwrap().is_none());
+
+    // The claim is handed back: this proxy runs the day, once.
+    store
+        .release_books_run(yesterday, &mch_id, "other-proxy")
+        .await
+        .unwrap();
+    let wait = daily::tick(&books, &settings, at(10, 32)).await;
+    let done = store.books_day(yesterday, &mch_id).await.unwrap().unwrap();
+    assert_eq!(done.status, DayStatus::Reconciled);
+    assert_eq!(done.run_by, "the daily run (this-proxy)");
+    assert_eq!(done.report.unwrap().bill_status, BillStatus::NoBillNoTrades);
+    assert_eq!(wait, Duration::from_secs(24 * 3600 - 2 * 60));
+    daily::tick(&books, &settings, at(11, 0)).await;
+    let again = store.books_day(yesterday, &mch_id).await.unwrap().unwrap();
+    assert_eq!(
+        again.run_at, done.run_at,
+        "a reconciled day is not run again"
+    );
+}
