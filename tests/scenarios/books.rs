@@ -429,3 +429,67 @@ async fn the_daily_run_waits_for_its_hour_leaves_a_claimed_day_and_runs_each_day
         "a reconciled day is not run again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_order_marks_its_cancelled_payment_money_returned() {
+    // Arrange: the cashier cancels, the customer pays before the reverse, the reverse
+    // returns the money: the bill lists the order REVOKED. The record's mark is taken off,
+    // as for a payment whose reverse the proxy never saw succeed after a payment.
+    let world = World::start().await;
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    let waiting = world
+        .cashier
+        .wait_for(&payment, PaymentState::WaitingForCustomer)
+        .await;
+    world.cashier.cancel(&waiting.id).await;
+    world.sim.confirm_password(&payment.out_trade_no).unwrap();
+    let cancelled = world.cashier.settled(&payment).await;
+    assert_eq!(cancelled.state, PaymentState::Cancelled);
+    let store = world.store.as_ref();
+    let mut record = store.existing_payment(&payment.id).await.unwrap();
+    record.money_returned = false;
+    store
+        .update_payment(&record, "test: the mark taken off")
+        .await
+        .unwrap();
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: a mark, not a mismatch, written onto the record with an audit event.
+    let report = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(report.mismatches.is_empty(), "{printed}");
+    assert_eq!(report.marks.len(), 1, "{printed}");
+    assert_eq!(report.marks[0].out_trade_no, payment.out_trade_no);
+    let marked = store.existing_payment(&payment.id).await.unwrap();
+    assert!(marked.money_returned);
+    assert_eq!(marked.state, PaymentState::Cancelled);
+    let events = store.payment_events(&payment.id).await.unwrap();
+    assert!(
+        events
+            .last()
+            .unwrap()
+            .detail
+            .contains("lists the order REVOKED"),
+        "{events:#?}"
+    );
+    assert!(
+        printed.contains(&format!("marked {}", payment.out_trade_no)),
+        "{printed}"
+    );
+    // A re-run finds the mark already recorded and writes nothing.
+    let printed = reconcile_cli(&world, day).await;
+    assert!(!printed.contains("marked "), "{printed}");
+    assert_eq!(
+        store.payment_events(&payment.id).await.unwrap().len(),
+        events.len()
+    );
+}
