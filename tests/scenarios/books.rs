@@ -493,3 +493,73 @@ async fn a_revoked_order_marks_its_cancelled_payment_money_returned() {
         events.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_bill() {
+    // Arrange: at the simulator, a payment created at 23:59:50 whose customer confirms at
+    // 00:00:05 (Beijing): WeChat dates it on the next day. The proxy stamps records with
+    // its own clock, not the simulator's, so its time of success is set to 23:59:59: a
+    // proxy clock a few seconds behind WeChat's, the case the carry-over exists for.
+    let world = World::start().await;
+    let day = sim_today(&world);
+    let next_day = day.succ_opt().unwrap();
+    let at = |date: NaiveDate, h: u32, m: u32, s: u32| {
+        date.and_hms_opt(h, m, s)
+            .and_then(|time| time.and_local_timezone(beijing()).single())
+            .expect("a time")
+            .to_utc()
+    };
+    world.sim.advance(
+        (at(day, 23, 59, 50) - world.sim.now())
+            .to_std()
+            .expect("the simulator is before 23:59:50"),
+    );
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    world
+        .cashier
+        .wait_for(&payment, PaymentState::WaitingForCustomer)
+        .await;
+    if let Ok(ahead) = (at(next_day, 0, 0, 5) - world.sim.now()).to_std() {
+        world.sim.advance(ahead);
+    }
+    world.sim.confirm_password(&payment.out_trade_no).unwrap();
+    let paid = world.cashier.wait_for(&payment, PaymentState::Paid).await;
+    let store = world.store.as_ref();
+    let mut record = store.existing_payment(&paid.id).await.unwrap();
+    record.settled_at = Some(Millis(at(day, 23, 59, 59).timestamp_millis()));
+    store
+        .update_payment(&record, "test: the proxy's clock 6 s behind")
+        .await
+        .unwrap();
+    make_bill_ready(&world, next_day);
+
+    // Act
+    reconcile_cli(&world, day).await;
+    let printed = reconcile_cli(&world, next_day).await;
+
+    // Assert: not a mismatch on either day; carried from the first to the second, and
+    // matched there.
+    let first = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(first.mismatches.is_empty(), "{first:#?}");
+    assert_eq!(first.carried_to_next_day.payments.len(), 1);
+    assert_eq!(
+        first.carried_to_next_day.payments[0].out_trade_no,
+        payment.out_trade_no
+    );
+    let second = store
+        .books_day(next_day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(second.mismatches.is_empty(), "{printed}");
+    assert_eq!(second.matched_payments, 1, "{printed}");
+    assert!(second.carried_to_next_day.payments.is_empty());
+}
