@@ -563,3 +563,59 @@ async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_
     assert_eq!(second.matched_payments, 1, "{printed}");
     assert!(second.carried_to_next_day.payments.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_fails_is_an_error_and_never_replaces_a_reconciled_day() {
+    // Arrange: the day is reconciled once; then WeChat's bill download fails.
+    let world = World::start().await;
+    world.pay_and_settle(Behaviour::PasswordFree).await;
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+    reconcile_cli(&world, day).await;
+    let reconciled = world
+        .store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap();
+    world.sim.inject_fault(
+        wxpay::codes::Api::DownloadBill,
+        wxpay::sim::Fault::Html5xx { status: 503 },
+        100,
+    );
+
+    // Act
+    let mut out = Vec::new();
+    let result = reconcile::run(
+        ReconcileArgs {
+            date: day,
+            account: Some("default".into()),
+        },
+        &world.config,
+        &mut out,
+    )
+    .await;
+
+    // Assert: the command fails, says so, and the stored day is untouched.
+    let printed = String::from_utf8(out).unwrap();
+    assert!(result.is_err(), "{printed}");
+    assert!(printed.contains("FAILED"), "{printed}");
+    let after = world
+        .store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, reconciled);
+    let unknown = reconcile::run(
+        ReconcileArgs {
+            date: day,
+            account: Some("nobody".into()),
+        },
+        &world.config,
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.to_string().contains("nobody"), "{unknown}");
+}
