@@ -12,6 +12,9 @@
 //! - `idempotency`: the same `attempt_id` posted twice.
 //! - `leases`: two proxies on one PostgreSQL database; a payment taken over with a query.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
+//! - `books`: `paycode-proxy reconcile` against the simulator's bills: every mismatch class,
+//!   re-runs, bills not ready, no bill, a lost paid reply and a needs-attention payment
+//!   queried, the `REVOKED` mark, the carry-over across midnight, the daily run.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
 //! - `stores`: two direct merchants and a provider with two sub-merchants in one deployment:
@@ -24,6 +27,7 @@
 //! the simulator's books (`paycode_tests::ledger::assert_ledger_agrees`).
 
 mod bad_input;
+mod books;
 mod cancel;
 mod closing;
 mod concurrency;
