@@ -620,8 +620,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError>;
 
     /// Uses an approval: when the token hash exists, belongs to `use_.terminal_id`, is for
-    /// `use_.action`, has not expired (store's clock), its manager is not removed and (for a
-    /// one-use approval) it was not used, marks it used and writes the [`ApprovedAction`]
+    /// `use_.action`, has not expired (store's clock), its manager is not removed and
+    /// approves for `use_.store_id`, and (for a one-use approval) it was not used, marks it used and writes the [`ApprovedAction`]
     /// in the same transaction, and returns it with the manager's store (`None`: every
     /// store). Otherwise `None` and nothing changes. Of two uses of one one-use approval
     /// racing, exactly one succeeds.

@@ -915,12 +915,14 @@ impl Store for PostgresStore {
             "UPDATE approvals SET used_at = COALESCE(used_at, {NOW_MS}) \
              WHERE token_hash = $1 AND terminal_id = $2 AND action = $3 \
              AND expires_at > {NOW_MS} AND (NOT once OR used_at IS NULL) \
-             AND manager_id IN (SELECT id FROM managers WHERE removed_at IS NULL) \
+             AND manager_id IN (SELECT id FROM managers WHERE removed_at IS NULL \
+                 AND (store_id IS NULL OR store_id = $4)) \
              RETURNING manager_id, reason, {NOW_MS} AS now"
         ))
         .bind(use_.token_hash)
         .bind(use_.terminal_id)
         .bind(use_.action.as_str())
+        .bind(use_.store_id)
         .fetch_optional(&mut *transaction)
         .await?;
         let Some(row) = row else {

@@ -801,6 +801,9 @@ pub struct ApprovalUse<'a> {
     pub action: ApprovalAction,
     /// What it is performed on (a payment id, a day), for the audit row.
     pub target: &'a str,
+    /// The store of what it is performed on: the manager must approve for it (their store,
+    /// or every store).
+    pub store_id: &'a str,
 }
 
 /// An approved action, as the audit log keeps it.

@@ -824,7 +824,8 @@ impl Store for SqliteStore {
             "UPDATE approvals SET used_at = COALESCE(used_at, ?) \
              WHERE token_hash = ? AND terminal_id = ? AND action = ? AND expires_at > ? \
              AND (once = 0 OR used_at IS NULL) \
-             AND manager_id IN (SELECT id FROM managers WHERE removed_at IS NULL) \
+             AND manager_id IN (SELECT id FROM managers WHERE removed_at IS NULL \
+                 AND (store_id IS NULL OR store_id = ?)) \
              RETURNING manager_id, reason",
         )
         .bind(now.0)
@@ -832,6 +833,7 @@ impl Store for SqliteStore {
         .bind(use_.terminal_id)
         .bind(use_.action.as_str())
         .bind(now.0)
+        .bind(use_.store_id)
         .fetch_optional(&mut *transaction)
         .await?;
         let Some(row) = row else {
