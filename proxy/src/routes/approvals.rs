@@ -105,8 +105,8 @@ async fn needs_attention_list(
             &terminal,
             &headers,
             ApprovalAction::ViewAllPayments,
-            "needs-attention",
-            scope,
+            ("needs-attention", scope),
+            None,
         )
         .await?;
     let payments = state
@@ -181,8 +181,8 @@ async fn payment_settle(
             &terminal,
             &headers,
             ApprovalAction::SettlePayment,
-            &id,
-            &record.store_id,
+            (&id, &record.store_id),
+            Some(&reason),
         )
         .await?;
     let actor = Actor::Manager {

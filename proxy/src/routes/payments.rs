@@ -298,8 +298,8 @@ async fn refund_create(
                 &terminal,
                 &headers,
                 ApprovalAction::Refund,
-                &id,
-                &payment.store_id,
+                (&id, &payment.store_id),
+                None,
             )
             .await?;
     }
@@ -380,8 +380,8 @@ async fn payment_list(
                 &caller,
                 &headers,
                 ApprovalAction::ViewAllPayments,
-                &format!("payments of {day}"),
-                scope,
+                (&format!("payments of {day}"), scope),
+                None,
             )
             .await?;
     }

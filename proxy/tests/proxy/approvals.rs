@@ -61,6 +61,7 @@ fn use_of<'a>(token: &'a str, terminal_id: &'a str, target: &'a str) -> Approval
         action: ApprovalAction::Refund,
         target,
         store_id: "default",
+        reason: None,
     }
 }
 
