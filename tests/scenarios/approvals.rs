@@ -106,6 +106,7 @@ async fn a_refund_needs_an_approval_and_the_audit_names_the_manager() {
         .send_approved(Method::POST, &path, "pca_nope", Some(&refund_body(500)))
         .await;
     let calls_before = world.calls(&paid);
+    let stored_before = world.store.refunds_for_payment(&paid.id).await.unwrap();
     let approval: Approval = world
         .cashier
         .approve_raw(&world.manager.name, &world.manager.pin, "refund")
@@ -119,7 +120,7 @@ async fn a_refund_needs_an_approval_and_the_audit_names_the_manager() {
     assert_refused(&refused, "APPROVAL_REQUIRED", "every refund is approved by a manager");
     assert_refused(&malformed, "APPROVAL_REQUIRED", "malformed");
     assert_eq!(ledger::count(&calls_before, "refund"), 0, "nothing reached WeChat");
-    assert!(world.store.refunds_for_payment(&paid.id).await.unwrap().is_empty());
+    assert!(stored_before.is_empty(), "nothing was stored: {stored_before:?}");
     assert!(approval.approval.starts_with("pca_"));
     assert_eq!(approval.manager, world.manager.name);
     assert_eq!(approval.action, ApprovalAction::Refund);
