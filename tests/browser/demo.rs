@@ -55,6 +55,8 @@ pub struct Demo {
     pub sim_url: String,
     /// The demo terminal's token.
     pub token: String,
+    /// The demo terminal's id.
+    pub terminal_id: String,
     /// Over HTTPS, the demo's CA certificate (which browsers and clients must trust).
     pub https_ca: Option<PathBuf>,
     /// The demo's data directory (its database, certificates and token file).
@@ -191,6 +193,7 @@ impl Demo {
             app_url,
             sim_url,
             token: pairing.token,
+            terminal_id: pairing.terminal.id,
             https_ca,
             data_dir: data.path().to_path_buf(),
             client,
@@ -299,10 +302,13 @@ impl Demo {
             .expect("the simulator takes the settings");
     }
 
-    /// Today's payments, as the demo terminal sees them.
+    /// Today's payments of the demo terminal.
     pub fn payments(&self) -> PaymentList {
         self.client
-            .get(format!("{}/api/v1/payments", self.app_url))
+            .get(format!(
+                "{}/api/v1/payments?terminal={}",
+                self.app_url, self.terminal_id
+            ))
             .bearer_auth(&self.token)
             .send()
             .and_then(|response| response.error_for_status())
