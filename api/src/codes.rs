@@ -187,8 +187,14 @@ impl ErrorCode {
             RoleRequired | ApprovalRequired | PinIncorrect | ManagerWrongStore => 403,
             NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
             MethodNotAllowed => 405,
-            IdempotencyConflict | ConcurrentChange | RefundExceedsPayment | AlreadyExists
-            | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled | PaymentNotInAttention => 409,
+            IdempotencyConflict
+            | ConcurrentChange
+            | RefundExceedsPayment
+            | AlreadyExists
+            | PaymentAlreadyPaid
+            | PaymentNotPaid
+            | StoreDisabled
+            | PaymentNotInAttention => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
             PinLocked => 423,
