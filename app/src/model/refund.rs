@@ -7,7 +7,7 @@
 //! same refund, so a retried request never refunds twice.
 
 use paycode_api::{
-    Approval, ApprovalAction, ApprovalRequest, AttemptId, CreateRefund, ErrorCode, Fen, Payment,
+    ApprovalAction, ApprovalRequest, AttemptId, CreateRefund, ErrorCode, Fen, Payment,
     PaymentState, Refund, RefundState,
 };
 
@@ -205,12 +205,12 @@ impl RefundDialog {
         })
     }
 
-    /// The answer to the approval request: with an approval, the refund to send again (the
-    /// same attempt) and the approval token; otherwise back to the PIN with the problem.
+    /// The answer to the approval request (the approval token): with one, the refund to
+    /// send again (the same attempt) and the token; otherwise back to the PIN with the problem.
     /// The PIN is cleared either way.
     pub fn authorized(
         &mut self,
-        result: Result<Approval, ApiFailure>,
+        result: Result<String, ApiFailure>,
     ) -> Option<(CreateRefund, String)> {
         let RefundStage::Authorizing(amount) = self.stage else {
             return None;
@@ -219,7 +219,7 @@ impl RefundDialog {
         match result {
             Ok(approval) => {
                 self.stage = RefundStage::Sending(amount);
-                Some((self.request(amount), approval.approval))
+                Some((self.request(amount), approval))
             }
             Err(failure) => {
                 let problem = match failure.code() {
@@ -416,7 +416,6 @@ mod tests {
 
     #[test]
     fn a_refund_the_proxy_wants_approved_asks_for_the_pin_and_resends_the_same_attempt() {
-        use paycode_api::ApprovalUses;
         let refused = |code: &str| ApiFailure::Http {
             status: 403,
             body: Some(ErrorBody {
@@ -468,13 +467,7 @@ mod tests {
         dialog.pin = "654321".to_owned();
         dialog.approval_request().unwrap();
         let (again, token) = dialog
-            .authorized(Ok(Approval {
-                approval: "pca_x".to_owned(),
-                manager: "店长".to_owned(),
-                action: ApprovalAction::Refund,
-                expires_at: "2026-12-01T10:00:00Z".to_owned(),
-                uses: ApprovalUses::Once,
-            }))
+            .authorized(Ok("pca_x".to_owned()))
             .unwrap();
         assert_eq!(again, first);
         assert_eq!(token, "pca_x");

@@ -2,7 +2,7 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    APPROVAL_HEADER, Approval, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing,
+    APPROVAL_HEADER, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing,
     ErrorBody, Paired, PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
@@ -194,16 +194,24 @@ pub async fn create_refund(
     .await
 }
 
-/// `POST /api/v1/approvals`: a manager's name and PIN for an approval token.
-pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<Approval, ApiFailure> {
-    call(
+/// The one field of `paycode_api::Approval` the page uses: reading only it keeps the
+/// rest's deserializer out of the main bundle.
+#[derive(serde::Deserialize)]
+struct ApprovalToken {
+    approval: String,
+}
+
+/// `POST /api/v1/approvals`: a manager's name and PIN for an approval token (`pca_…`).
+pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<String, ApiFailure> {
+    let answer: ApprovalToken = call(
         "POST",
         "/api/v1/approvals",
         Some(token),
         Some(json(body)),
         CALL_TIMEOUT_MS,
     )
-    .await
+    .await?;
+    Ok(answer.approval)
 }
 
 /// `GET /api/v1/payments?date=…&terminal=…`; both optional (today, all terminals).
