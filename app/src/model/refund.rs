@@ -466,9 +466,7 @@ mod tests {
         // The right PIN: the same refund attempt goes again, with the approval.
         dialog.pin = "654321".to_owned();
         dialog.approval_request().unwrap();
-        let (again, token) = dialog
-            .authorized(Ok("pca_x".to_owned()))
-            .unwrap();
+        let (again, token) = dialog.authorized(Ok("pca_x".to_owned())).unwrap();
         assert_eq!(again, first);
         assert_eq!(token, "pca_x");
         assert_eq!(dialog.stage, RefundStage::Sending(Fen(1230)));

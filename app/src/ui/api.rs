@@ -2,8 +2,8 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    APPROVAL_HEADER, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing,
-    ErrorBody, Paired, PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
+    APPROVAL_HEADER, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired,
+    PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
