@@ -17,6 +17,10 @@ use crate::cashier::{Cashier, new_attempt_id};
 use crate::reconcile::Observation;
 use crate::secrets::SecretScanner;
 
+/// How many approvals one soak refund asks for at most (each kill mid-request may use one
+/// up).
+const MAX_APPROVALS_PER_REFUND: usize = 5;
+
 /// One terminal's HTTP clients with its shared scanner and counters.
 pub(crate) struct Terminal {
     pub(crate) name: String,
@@ -41,22 +45,35 @@ impl Terminal {
     }
 
     /// A refund as at the counter: the terminal's manager approves it (`POST /approvals`,
-    /// retried through kills like any call), then the refund goes with the approval.
+    /// retried through kills like any call), then the refund goes with the approval. A
+    /// one-use approval may be used up by a request the proxy was killed in the middle of
+    /// (before the refund was stored): the manager is then asked again, as at a real
+    /// counter, a few times at most.
     pub(crate) async fn refund(&self, path: &str, body: &Value) -> Option<(StatusCode, Value)> {
         let approval = self.cashiers[0]
             .approval_body("refund")
             .expect("soak terminals have a manager");
-        let (status, reply) = self
-            .call(Method::POST, "/approvals", Some(&approval))
-            .await?;
-        if status != StatusCode::CREATED {
-            self.figures
-                .anomaly(format!("{} POST /approvals → {status}: {reply}", self.name));
-            return Some((status, reply));
+        let mut answer = None;
+        for _ in 0..MAX_APPROVALS_PER_REFUND {
+            let (status, reply) = self
+                .call(Method::POST, "/approvals", Some(&approval))
+                .await?;
+            if status != StatusCode::CREATED {
+                self.figures
+                    .anomaly(format!("{} POST /approvals → {status}: {reply}", self.name));
+                return Some((status, reply));
+            }
+            let token = reply["approval"].as_str().unwrap_or_default().to_owned();
+            let (status, reply) = self
+                .call_approved(Method::POST, path, Some(body), Some(&token))
+                .await?;
+            let used_up = status == StatusCode::FORBIDDEN && reply["code"] == "APPROVAL_REQUIRED";
+            answer = Some((status, reply));
+            if !used_up {
+                break;
+            }
         }
-        let token = reply["approval"].as_str().unwrap_or_default().to_owned();
-        self.call_approved(Method::POST, path, Some(body), Some(&token))
-            .await
+        answer
     }
 
     async fn call_approved(
