@@ -11,10 +11,13 @@
 //! - [`payments`]: the payment and refund bodies and states.
 //! - [`books`]: what a day's reconciliation found ([`books::DayReport`]).
 //! - [`session`]: the calling terminal and demo-mode pairing.
+//! - [`approvals`]: terminal roles and manager approvals ([`Role`], [`ApprovalRequest`],
+//!   [`Approval`]).
 //! - [`error`]: [`ErrorBody`], the shape of every failed request.
 //! - [`codes`]: [`ErrorCode`] and [`FailureCode`], every code the proxy answers with, and
 //!   [`CashierCopy`], the one table of what to tell the cashier for each failure.
 
+pub mod approvals;
 pub mod auth_code;
 pub mod books;
 pub mod codes;
@@ -23,6 +26,10 @@ pub mod money;
 pub mod payments;
 pub mod session;
 
+pub use approvals::{
+    APPROVAL_HEADER, Approval, ApprovalAction, ApprovalRequest, ApprovalUses, AttentionList, Role,
+    SettleOutcome, SettleRequest, Settlement,
+};
 pub use auth_code::{AuthCode, AuthCodeError};
 pub use codes::{CashierCopy, ErrorCode, FailureCode};
 pub use error::ErrorBody;

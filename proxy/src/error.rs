@@ -38,6 +38,27 @@ pub enum ApiError {
     /// The answer is the same in every case, so it reveals nothing about which tokens exist.
     #[error("this terminal is not authorised; ask the shop's administrator for a terminal token")]
     Unauthorized,
+    /// 403: the terminal may not do this now: its role does not allow it (`ROLE_REQUIRED`),
+    /// it needs a manager's approval (`APPROVAL_REQUIRED`), the manager's PIN is wrong
+    /// (`PIN_INCORRECT`) or the manager approves for another store (`MANAGER_WRONG_STORE`).
+    #[error("{message}")]
+    Forbidden {
+        /// The stable machine code.
+        code: ErrorCode,
+        /// What is refused and which rule refuses it, for the cashier.
+        message: String,
+        /// The field to change, when one is to blame.
+        field: Option<String>,
+    },
+    /// 423 `PIN_LOCKED`: the manager's PIN is locked after repeated failures;
+    /// `Retry-After` says when it opens.
+    #[error("{message}")]
+    Locked {
+        /// What to do, for the cashier.
+        message: String,
+        /// Seconds until the lockout ends.
+        retry_after_secs: u64,
+    },
     /// 404: the payment, refund or route does not exist (`PAYMENT_NOT_FOUND`, `NOT_FOUND`, …).
     #[error("{message}")]
     NotFound {
@@ -84,6 +105,13 @@ pub enum ApiError {
     /// to a call whose failure the engine cannot turn into a payment state.
     #[error("WeChat Pay cannot be reached right now; try again shortly")]
     Wechat(#[source] wxpay::Error),
+    /// 502 `WECHAT_UNAVAILABLE`: WeChat gave no usable answer to a query a manager asked
+    /// for; nothing changed.
+    #[error("{message}")]
+    WechatNoAnswer {
+        /// What did not happen, for the manager.
+        message: String,
+    },
     /// 503 `UNAVAILABLE`: a dependency (the database) is unreachable; retrying later may
     /// succeed.
     #[error("the payment service is temporarily unavailable; try again shortly")]
@@ -119,13 +147,15 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Locked { .. } => StatusCode::LOCKED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Wechat(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Wechat(_) | ApiError::WechatNoAnswer { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -135,13 +165,15 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { code, .. }
             | ApiError::NotFound { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. } => code.clone(),
+            ApiError::Locked { .. } => ErrorCode::PinLocked,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge => ErrorCode::BodyTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
-            ApiError::Wechat(_) => ErrorCode::WechatUnavailable,
+            ApiError::Wechat(_) | ApiError::WechatNoAnswer { .. } => ErrorCode::WechatUnavailable,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -149,9 +181,9 @@ impl ApiError {
 
     fn field(&self) -> Option<String> {
         match self {
-            ApiError::InvalidRequest { field, .. } | ApiError::Conflict { field, .. } => {
-                field.clone()
-            }
+            ApiError::InvalidRequest { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::Forbidden { field, .. } => field.clone(),
             _ => None,
         }
     }
@@ -179,6 +211,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | ApiError::Locked {
             retry_after_secs, ..
         } = &self
         {

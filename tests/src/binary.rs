@@ -165,6 +165,12 @@ impl CrashRig {
         add_terminal(&self.config, name).await
     }
 
+    /// Adds the manager `name` (every store) to the database and returns them with their
+    /// PIN. Call it while no process of the binary runs.
+    pub async fn add_manager(&self, name: &str) -> crate::world::TestManager {
+        crate::world::TestManager::add_to_database(&self.config, name).await
+    }
+
     /// Adds the terminal `name` to the store `store` and returns its bearer token. Call it
     /// while no process of the binary runs.
     pub async fn add_terminal_to(&self, name: &str, store: &str) -> String {
@@ -414,7 +420,10 @@ fn config_toml(config: &Config) -> String {
          micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n\
          micropay_expire_after = {expire_after}\nexpire_skew_margin = {skew}\n\n\
          [leases]\nduration = {lease}\nrenew_interval = {renew}\n\
-         safety_margin = {safety}\nclaim_interval = {claim}\n",
+         safety_margin = {safety}\nclaim_interval = {claim}\n\n\
+         [approvals]\nrefund_above_fen = {refund_above}\nwindow = {window}\n\
+         lockout = {lockout}\nmax_failures = {max_failures}\n\
+         checks_per_minute = {checks}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
@@ -448,6 +457,12 @@ fn config_toml(config: &Config) -> String {
         renew = duration(config.leases.renew_interval),
         safety = duration(config.leases.safety_margin),
         claim = duration(config.leases.claim_interval),
+        refund_above = config.approvals.refund_above_fen.get(),
+        // Zero is allowed here: one action per approval.
+        window = text(&format!("{}ms", config.approvals.window.as_millis())),
+        lockout = duration(config.approvals.lockout),
+        max_failures = config.approvals.max_failures,
+        checks = config.approvals.checks_per_minute,
     );
     format!("{main}\n{accounts}")
 }

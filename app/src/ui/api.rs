@@ -2,8 +2,8 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired, PairingRequest, Payment,
-    PaymentList, Refund, TerminalInfo,
+    APPROVAL_HEADER, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired,
+    PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,7 +28,19 @@ async fn call<T: DeserializeOwned>(
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<T, ApiFailure> {
-    let text = call_text(method, path, token, body, timeout_ms).await?;
+    approved_call(method, path, token, None, body, timeout_ms).await
+}
+
+/// [`call`] with a manager's approval token in the `Paycode-Approval` header.
+async fn approved_call<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    approval: Option<&str>,
+    body: Option<String>,
+    timeout_ms: u32,
+) -> Result<T, ApiFailure> {
+    let text = call_text(method, path, token, approval, body, timeout_ms).await?;
     // A body that is not what the contract says is as good as no answer: the request may
     // have taken effect, so it is retried like a network failure.
     serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
@@ -40,6 +52,7 @@ async fn call_text(
     method: &str,
     path: &str,
     token: Option<&str>,
+    approval: Option<&str>,
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<String, ApiFailure> {
@@ -58,6 +71,9 @@ async fn call_text(
     }
     if let Some(token) = token {
         let _ = headers.set("Authorization", &format!("Bearer {token}"));
+    }
+    if let Some(approval) = approval {
+        let _ = headers.set(APPROVAL_HEADER, approval);
     }
     let timer = browser::set_timeout(timeout_ms, move || controller.abort());
     let result = fetch_text(request).await;
@@ -155,23 +171,47 @@ pub async fn cancel_payment(token: &str, payment_id: &str) -> Result<Payment, Ap
 }
 
 /// `POST /api/v1/payments/{id}/refunds`.
+/// `approval`: a manager's approval token, once the proxy asked for one
+/// (`APPROVAL_REQUIRED`).
 pub async fn create_refund(
     token: &str,
     payment_id: &str,
     body: &CreateRefund,
+    approval: Option<&str>,
 ) -> Result<Refund, ApiFailure> {
     let path = format!(
         "/api/v1/payments/{}/refunds",
         browser::encode_component(payment_id)
     );
-    call(
+    approved_call(
         "POST",
         &path,
         Some(token),
+        approval,
         Some(json(body)),
         CALL_TIMEOUT_MS,
     )
     .await
+}
+
+/// The one field of `paycode_api::Approval` the page uses: reading only it keeps the
+/// rest's deserializer out of the main bundle.
+#[derive(serde::Deserialize)]
+struct ApprovalToken {
+    approval: String,
+}
+
+/// `POST /api/v1/approvals`: a manager's name and PIN for an approval token (`pca_…`).
+pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<String, ApiFailure> {
+    let answer: ApprovalToken = call(
+        "POST",
+        "/api/v1/approvals",
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await?;
+    Ok(answer.approval)
 }
 
 /// `GET /api/v1/payments?date=…&terminal=…`; both optional (today, all terminals).

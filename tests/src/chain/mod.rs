@@ -142,6 +142,11 @@ impl Chain {
         }
     }
 
+    /// Adds the manager `name` for every store to the chain's database.
+    pub async fn add_manager(&self, name: &str) -> crate::world::TestManager {
+        crate::world::TestManager::add_to_database(&self.config, name).await
+    }
+
     /// A cashier holding `token` for every instance, in node order.
     pub fn cashiers(&self, token: &str) -> Vec<Cashier> {
         self.nodes

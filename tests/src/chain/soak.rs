@@ -122,9 +122,15 @@ pub async fn run(args: Args) -> bool {
         Backend::Postgres,
         args.scale,
         &CHAIN_SHOPS,
-        fast_wechat_timeouts,
+        |config| {
+            fast_wechat_timeouts(config);
+            // Every refund is approved by a manager; a terminal refunds faster than a
+            // person types PINs.
+            config.approvals.checks_per_minute = 10_000;
+        },
     )
     .await;
+    let manager = chain.add_manager("soak-manager").await;
     let scanner = Arc::new(prepare_simulator(&chain.sim));
     let mut tokens = Vec::new();
     for index in 1..=terminals {
@@ -137,6 +143,14 @@ pub async fn run(args: Args) -> bool {
     }
     chain.start_all(LOG_FILTER).await;
     let chain = Arc::new(chain);
+    // A terminal's cashiers at every instance, the manager at the counter to approve refunds.
+    let approved_cashiers = |token: &str| -> Vec<Cashier> {
+        chain
+            .cashiers(token)
+            .into_iter()
+            .map(|cashier| manager.at(cashier))
+            .collect()
+    };
     let sim = Arc::new(SimRef(chain.clone()));
     let figures = Arc::new(Figures::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -182,7 +196,7 @@ pub async fn run(args: Args) -> bool {
         let count = per_terminal.min(payments.saturating_sub(index * per_terminal));
         let terminal = Terminal {
             name: format!("counter-{}", index + 1),
-            cashiers: chain.cashiers(token),
+            cashiers: approved_cashiers(token),
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at,
@@ -199,7 +213,7 @@ pub async fn run(args: Args) -> bool {
     let burst = (args.burst > 0).then(|| {
         let terminal = Terminal {
             name: "burst".to_owned(),
-            cashiers: chain.cashiers(&tokens[0]),
+            cashiers: approved_cashiers(&tokens[0]),
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at,
@@ -239,7 +253,7 @@ pub async fn run(args: Args) -> bool {
     if args.held_takeovers > 0 {
         let terminal = Terminal {
             name: "held-takeover".to_owned(),
-            cashiers: chain.cashiers(&tokens[0]),
+            cashiers: approved_cashiers(&tokens[0]),
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at: Instant::now() + Duration::from_secs(60),
@@ -266,7 +280,7 @@ pub async fn run(args: Args) -> bool {
         .map(|(token, ids)| {
             let drainer = Terminal {
                 name: "drain".to_owned(),
-                cashiers: chain.cashiers(token),
+                cashiers: approved_cashiers(token),
                 scanner: scanner.clone(),
                 figures: figures.clone(),
                 stop_at: Instant::now() + drain_limit + Duration::from_secs(10),

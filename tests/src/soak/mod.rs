@@ -177,8 +177,12 @@ pub async fn run(args: Args) -> bool {
     let rig = CrashRig::start_with_stores(options.scale, &SOAK_SHOPS, move |config| {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("an address");
         fast_wechat_timeouts(config);
+        // Every refund is approved by a manager; a terminal refunds faster than a person
+        // types PINs.
+        config.approvals.checks_per_minute = 10_000;
     })
     .await;
+    let manager = rig.add_manager("soak-manager").await;
     let scanner = Arc::new(prepare_simulator(&rig.sim));
     // Terminals take turns over the stores: counter-1 at the default store, counter-2 at
     // the first sub-merchant, counter-3 at the second, and so on.
@@ -261,7 +265,7 @@ pub async fn run(args: Args) -> bool {
         let count = per_terminal.min(options.payments.saturating_sub(index * per_terminal));
         let terminal = Terminal {
             name: format!("counter-{}", index + 1),
-            cashiers: vec![Cashier::new(&base, Some(token))],
+            cashiers: vec![manager.at(Cashier::new(&base, Some(token)))],
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at,

@@ -6,7 +6,7 @@ use paycode_api::{Fen, Payment, PaymentList, PaymentState};
 
 use crate::model::dates::shift_date;
 use crate::model::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
-use crate::model::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
+use crate::model::refund::{ApprovalProblem, RefundDialog, RefundProblem, RefundStage, refundable};
 use crate::model::remote::ApiFailure;
 use crate::ui::api;
 use crate::ui::browser;
@@ -26,7 +26,8 @@ pub fn PaymentsPage() -> impl IntoView {
     let ctx = ctx();
     // `None` is "today" as the proxy's shop time zone defines it.
     let date = RwSignal::new(None::<String>);
-    let all_terminals = RwSignal::new(true);
+    // This terminal's payments; every terminal's is a manager action (docs/approvals.md).
+    let all_terminals = RwSignal::new(false);
     let loaded = RwSignal::new(Loaded::Loading);
     let dialog = RwSignal::new(None::<RefundDialog>);
     let generation = StoredValue::new(0u64);
@@ -225,7 +226,20 @@ fn problem_text(lang: Lang, problem: RefundProblem) -> String {
     }
 }
 
-/// The refund dialog: edit → confirm → send → result.
+/// What to tell the cashier when a manager's PIN gave no approval.
+fn approval_problem_text(lang: Lang, problem: ApprovalProblem) -> String {
+    let key = match problem {
+        ApprovalProblem::Malformed => Text::PinMalformed,
+        ApprovalProblem::Incorrect => Text::PinIncorrect,
+        ApprovalProblem::Locked => Text::PinLocked,
+        ApprovalProblem::TooMany => Text::PinTooMany,
+        ApprovalProblem::WrongStore => Text::ManagerWrongStore,
+        ApprovalProblem::Other(message) => return message,
+    };
+    text(lang, key).to_owned()
+}
+
+/// The refund dialog: edit → confirm → send (→ a manager's PIN → send again) → result.
 #[component]
 fn RefundDialogView(
     dialog: RwSignal<Option<RefundDialog>>,
@@ -257,9 +271,44 @@ fn RefundDialogView(
         };
         let Some(token) = ctx.token() else { return };
         spawn_local(async move {
-            let result = api::create_refund(&token, &payment_id, &request).await;
+            let result = api::create_refund(&token, &payment_id, &request, None).await;
             ctx.note(&result);
             // The page may be gone by now, its signals with it.
+            let _ = dialog.try_update(|dialog| {
+                if let Some(dialog) = dialog {
+                    dialog.answered(result);
+                }
+            });
+        });
+    };
+    // The manager's name and PIN: an approval, then the same refund again with it.
+    let authorize = move || {
+        let Some(request) = dialog
+            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::approval_request))
+            .flatten()
+        else {
+            return;
+        };
+        let Some(payment_id) =
+            dialog.with_untracked(|dialog| dialog.as_ref().map(|dialog| dialog.payment_id.clone()))
+        else {
+            return;
+        };
+        let Some(token) = ctx.token() else { return };
+        spawn_local(async move {
+            let approval = api::approve(&token, &request).await;
+            let Some((refund, approval)) = dialog
+                .try_update(|dialog| {
+                    dialog
+                        .as_mut()
+                        .and_then(|dialog| dialog.authorized(approval))
+                })
+                .flatten()
+            else {
+                return;
+            };
+            let result = api::create_refund(&token, &payment_id, &refund, Some(&approval)).await;
+            ctx.note(&result);
             let _ = dialog.try_update(|dialog| {
                 if let Some(dialog) = dialog {
                     dialog.answered(result);
@@ -341,6 +390,51 @@ fn RefundDialogView(
                     }.into_any(),
                     Some(RefundStage::Sending(amount)) => view! {
                         <p class="confirm-line" role="status">{format!("{} {amount}…", text(ctx.lang(), Text::RefundProcessing))}</p>
+                    }.into_any(),
+                    Some(RefundStage::Approving(amount, problem)) => view! {
+                        <form class="refund-form" data-testid="approval-form" on:submit=move |event| {
+                            event.prevent_default();
+                            authorize();
+                        }>
+                            <p class="confirm-line">{format!("{} · {amount}", text(ctx.lang(), Text::ApprovalTitle))}</p>
+                            <p class="muted">{text(ctx.lang(), Text::ApprovalHelp)}</p>
+                            <label for="approval-manager">{text(ctx.lang(), Text::ManagerName)}</label>
+                            <input
+                                id="approval-manager"
+                                type="text"
+                                autocomplete="off"
+                                data-testid="approval-manager"
+                                prop:value=field(|dialog| dialog.manager.clone())
+                                on:input=move |event| {
+                                    let value = event_target_value(&event);
+                                    dialog.update(|dialog| if let Some(dialog) = dialog { dialog.manager = value });
+                                }
+                            />
+                            <label for="approval-pin">{text(ctx.lang(), Text::ManagerPin)}</label>
+                            <input
+                                id="approval-pin"
+                                type="password"
+                                inputmode="numeric"
+                                autocomplete="off"
+                                maxlength="12"
+                                data-testid="approval-pin"
+                                prop:value=field(|dialog| dialog.pin.clone())
+                                on:input=move |event| {
+                                    let value = event_target_value(&event);
+                                    dialog.update(|dialog| if let Some(dialog) = dialog { dialog.pin = value });
+                                }
+                            />
+                            {problem.map(|problem| view! {
+                                <p class="notice problem" role="alert" data-testid="approval-problem">{approval_problem_text(ctx.lang(), problem)}</p>
+                            })}
+                            <div class="dialog-actions">
+                                <button type="button" class="button secondary" on:click=move |_| close()>{text(ctx.lang(), Text::Close)}</button>
+                                <button type="submit" class="button primary" data-testid="approval-submit">{text(ctx.lang(), Text::ApprovalSubmit)}</button>
+                            </div>
+                        </form>
+                    }.into_any(),
+                    Some(RefundStage::Authorizing(_)) => view! {
+                        <p class="confirm-line" role="status">{format!("{}…", text(ctx.lang(), Text::ApprovalChecking))}</p>
                     }.into_any(),
                     Some(RefundStage::Done(refund)) => view! {
                         <p class="confirm-line success" role="status" data-testid="refund-result">
