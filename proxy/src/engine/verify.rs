@@ -142,8 +142,15 @@ pub(super) fn decide(
         (PaymentState::Paid | PaymentState::Failed | PaymentState::Cancelled, None) => {
             let mut transition = unchanged(record, format!("WeChat says {outcome:?}"));
             let verdict = match (record.state, outcome) {
-                (PaymentState::Paid, QueryOutcome::Paid { transaction_id }) => {
+                (
+                    PaymentState::Paid,
+                    QueryOutcome::Paid {
+                        transaction_id,
+                        paid_at,
+                    },
+                ) => {
                     transition.transaction_id = Some(transaction_id.clone());
+                    transition.wechat_paid_at = *paid_at;
                     Verdict::Agrees
                 }
                 (PaymentState::Paid, _) => {
@@ -152,9 +159,16 @@ pub(super) fn decide(
                         .push_str("; the record stays paid, for a manager");
                     Verdict::Disagrees
                 }
-                (_, QueryOutcome::Paid { transaction_id }) => {
+                (
+                    _,
+                    QueryOutcome::Paid {
+                        transaction_id,
+                        paid_at,
+                    },
+                ) => {
                     transition.state = PaymentState::Paid;
                     transition.transaction_id = Some(transaction_id.clone());
+                    transition.wechat_paid_at = *paid_at;
                     transition.seen_paid = true;
                     transition.pending_failure = PendingFailure::Clear;
                     transition
@@ -176,6 +190,7 @@ fn unchanged(record: &PaymentRecord, note: String) -> Transition {
         state: record.state,
         next: record.next_action.zip(record.next_action_at),
         transaction_id: None,
+        wechat_paid_at: None,
         seen_paid: record.seen_paid,
         maybe_sent: record.maybe_sent,
         failure: None,
@@ -305,6 +320,7 @@ mod tests {
     fn paid() -> QueryOutcome {
         QueryOutcome::Paid {
             transaction_id: "4200000001".into(),
+            paid_at: Some(Millis(9_000_000)),
         }
     }
 
@@ -337,6 +353,7 @@ mod tests {
             assert_eq!(transition.state, PaymentState::Paid);
             assert!(transition.seen_paid);
             assert_eq!(transition.transaction_id.as_deref(), Some("4200000001"));
+            assert_eq!(transition.wechat_paid_at, Some(Millis(9_000_000)));
             for outcome in [
                 QueryOutcome::Closed,
                 QueryOutcome::NotPaid,

@@ -651,7 +651,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The payments of the account `mch_id` a bill of the instants `from` to `to` may list:
-    /// created or settled in `[from, to)`, or with one of `out_trade_nos`; oldest first.
+    /// created, or paid by WeChat's time (`wechat_paid_at`, else `settled_at`), in
+    /// `[from, to)`, or with one of `out_trade_nos`; oldest first.
     async fn books_payments(
         &self,
         mch_id: &str,
