@@ -98,7 +98,9 @@ pub struct StorePayment {
     pub state: PaymentState,
     /// When the payment was created.
     pub created_at: Millis,
-    /// When the store learnt it was paid (its `settled_at`); `None` if not paid.
+    /// When it was paid: WeChat's success time (the record's `wechat_paid_at`, from
+    /// `time_end`) when known, else when the store learnt it (its `settled_at`); `None` if
+    /// not paid (docs/books.md §2).
     pub paid_at: Option<Millis>,
     /// For a cancelled payment: whether the record already says money was returned.
     pub money_returned: bool,
