@@ -500,7 +500,7 @@ fn to_store_refund(refund: &RefundRecord, out_trade_no: String) -> StoreRefund {
         out_trade_no,
         amount: refund.amount_fen,
         state: refund.state,
-        accepted_at: refund.applied_at,
+        accepted_at: refund.wechat_refunded_at.or(refund.applied_at),
         created_at: refund.created_at,
     }
 }

@@ -661,8 +661,9 @@ pub trait Store: Send + Sync + 'static {
         out_trade_nos: &[String],
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 
-    /// The refunds of the account `mch_id` such a bill may list: created or accepted
-    /// (`applied_at`) in `[from, to)`, or with one of `out_refund_nos`; oldest first.
+    /// The refunds of the account `mch_id` such a bill may list: created, or refunded by
+    /// WeChat's time (`wechat_refunded_at`, else accepted: `applied_at`), in `[from, to)`,
+    /// or with one of `out_refund_nos`; oldest first.
     async fn books_refunds(
         &self,
         mch_id: &str,

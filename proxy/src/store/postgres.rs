@@ -979,7 +979,9 @@ impl Store for PostgresStore {
         let named = vec!["?"; out_refund_nos.len()].join(", ");
         let text = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR (applied_at >= ? AND applied_at < ?){}) \
+             ((created_at >= ? AND created_at < ?) OR \
+             (COALESCE(wechat_refunded_at, applied_at) >= ? AND \
+              COALESCE(wechat_refunded_at, applied_at) < ?){}) \
              ORDER BY created_at, id",
             if named.is_empty() {
                 String::new()
