@@ -928,8 +928,9 @@ pub enum CancelDecision {
     /// micropay is in flight: only record `cancel_requested`; the outcome handlers act on it
     /// and the payment keeps its schedule.
     RecordOnly,
-    /// Reverse the order: commit this transition together with `cancel_requested`.
-    Reverse(Transition),
+    /// Reverse the order: commit this transition together with `cancel_requested` (boxed:
+    /// a transition is large beside the other variants).
+    Reverse(Box<Transition>),
     /// The payment is settled or already being cancelled: nothing changes.
     Unchanged,
 }
@@ -939,12 +940,12 @@ pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDe
     match facts.state {
         PaymentState::Submitting | PaymentState::NeedsAttention => CancelDecision::RecordOnly,
         PaymentState::WaitingForCustomer | PaymentState::Confirming => {
-            CancelDecision::Reverse(Transition::from(
+            CancelDecision::Reverse(Box::new(Transition::from(
                 facts,
                 PaymentState::Cancelling,
                 Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
                 "cashier cancelled: reversing",
-            ))
+            )))
         }
         _ => CancelDecision::Unchanged,
     }

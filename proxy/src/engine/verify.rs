@@ -116,8 +116,8 @@ pub struct VerifyOutcome {
 /// its verdict), or the verdict alone when nothing is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Decision {
-    /// Commit this transition.
-    Write(Transition, Verdict),
+    /// Commit this transition (boxed: a transition is large beside a verdict).
+    Write(Box<Transition>, Verdict),
     /// Write nothing.
     Leave(Verdict),
 }
@@ -137,7 +137,7 @@ pub(super) fn decide(
     match (record.state, record.next_action) {
         (PaymentState::NeedsAttention, None | Some(Action::Recheck)) => {
             let transition = machine::after_recheck(&facts, outcome.clone(), timing, now);
-            Decision::Write(transition, Verdict::Changed)
+            Decision::Write(Box::new(transition), Verdict::Changed)
         }
         (PaymentState::Paid | PaymentState::Failed | PaymentState::Cancelled, None) => {
             let mut transition = unchanged(record, format!("WeChat says {outcome:?}"));
@@ -178,7 +178,7 @@ pub(super) fn decide(
                 }
                 _ => Verdict::Agrees,
             };
-            Decision::Write(transition, verdict)
+            Decision::Write(Box::new(transition), verdict)
         }
         _ => Decision::Leave(Verdict::InProgress),
     }
@@ -243,7 +243,7 @@ impl Engine {
                         verdict,
                     });
                 }
-                Decision::Write(transition, verdict) => (transition, verdict),
+                Decision::Write(transition, verdict) => (*transition, verdict),
             };
             let mut next = apply_transition(&record, &transition, Counter::Query, now);
             if next.state == PaymentState::Paid {
