@@ -68,8 +68,15 @@ async fn every_mismatch_class_is_reported_and_a_rerun_keeps_what_a_manager_expla
     let refund = world.cashier.refund(&first.id, 300).await;
     world
         .cashier
-        .wait_until(&first, "refunded", |seen| seen.refunded_fen == Fen(300))
+        .wait_until(&first, "refund succeeded", |seen| {
+            seen.refunds
+                .iter()
+                .any(|seen| seen.state == paycode_api::RefundState::Succeeded)
+        })
         .await;
+    // The refundquery that found it SUCCESS gave WeChat's refund_success_time.
+    let refunded = world.store.get_refund(&refund.id).await.unwrap().unwrap();
+    assert!(refunded.wechat_refunded_at.is_some(), "{refunded:#?}");
     let day = sim_today(&world);
     let unseen = world
         .sim
