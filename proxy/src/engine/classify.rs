@@ -11,7 +11,6 @@ use wxpay::messages::{
     MicropayResponse, OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus,
     ReverseResponse, TradeState,
 };
-
 use wxpay::time::{parse_wechat_datetime, parse_wechat_time};
 
 use super::machine::{MicropayOutcome, QueryOutcome, ReverseOutcome};

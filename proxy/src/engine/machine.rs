@@ -1076,7 +1076,7 @@ mod tests {
             &facts(PaymentState::Submitting),
             MicropayOutcome::Paid {
                 transaction_id: "4200".into(),
-                paid_at: None,
+                paid_at: Some(secs(-1)),
             },
             &timing(),
             secs(0),
@@ -1084,6 +1084,11 @@ mod tests {
         assert_eq!(transition.state, PaymentState::Paid);
         assert_eq!(transition.next, None);
         assert_eq!(transition.transaction_id.as_deref(), Some("4200"));
+        assert_eq!(
+            transition.wechat_paid_at,
+            Some(secs(-1)),
+            "WeChat's time_end"
+        );
         assert!(transition.seen_paid);
     }
 
