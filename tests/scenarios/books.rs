@@ -68,8 +68,15 @@ async fn every_mismatch_class_is_reported_and_a_rerun_keeps_what_a_manager_expla
     let refund = world.cashier.refund(&first.id, 300).await;
     world
         .cashier
-        .wait_until(&first, "refunded", |seen| seen.refunded_fen == Fen(300))
+        .wait_until(&first, "refund succeeded", |seen| {
+            seen.refunds
+                .iter()
+                .any(|seen| seen.state == paycode_api::RefundState::Succeeded)
+        })
         .await;
+    // The refundquery that found it SUCCESS gave WeChat's refund_success_time.
+    let refunded = world.store.get_refund(&refund.id).await.unwrap().unwrap();
+    assert!(refunded.wechat_refunded_at.is_some(), "{refunded:#?}");
     let day = sim_today(&world);
     let unseen = world
         .sim
@@ -242,10 +249,12 @@ async fn a_bill_not_ready_waits_and_no_bill_is_an_empty_day_only_without_trades(
     // Arrange: the store has a paid payment that day, WeChat has no bill.
     let payment = world.pay_and_settle(Behaviour::PasswordFree).await;
     let mut record = world.store.existing_payment(&payment.id).await.unwrap();
-    let store_day = paycode_proxy::books::BusinessDay::default().day_of(record.settled_at.unwrap());
+    let paid_at = record.wechat_paid_at.expect("WeChat's success time");
+    let store_day = paycode_proxy::books::BusinessDay::default().day_of(paid_at);
     // Move its success to a day whose bill has no rows: the day before the simulator's.
     let earlier = store_day.pred_opt().unwrap();
-    record.settled_at = Some(Millis(record.settled_at.unwrap().0 - 86_400_000));
+    record.wechat_paid_at = Some(Millis(paid_at.0 - 86_400_000));
+    record.settled_at = record.wechat_paid_at;
     world
         .store
         .update_payment(&record, "test: paid a day earlier")
@@ -494,23 +503,19 @@ async fn a_revoked_order_marks_its_cancelled_payment_money_returned() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_bill() {
-    // Arrange: at the simulator, a payment created at 23:59:50 whose customer confirms at
-    // 00:00:05 (Beijing): WeChat dates it on the next day. The proxy stamps records with
-    // its own clock, not the simulator's, so its time of success is set to 23:59:59: a
-    // proxy clock a few seconds behind WeChat's, the case the carry-over exists for.
-    let world = World::start().await;
-    let day = sim_today(&world);
-    let next_day = day.succ_opt().unwrap();
-    let at = |date: NaiveDate, h: u32, m: u32, s: u32| {
-        date.and_hms_opt(h, m, s)
-            .and_then(|time| time.and_local_timezone(beijing()).single())
-            .expect("a time")
-            .to_utc()
-    };
+/// Beijing time `h:m:s` on `date`, in UTC.
+fn beijing_time(date: NaiveDate, h: u32, m: u32, s: u32) -> chrono::DateTime<chrono::Utc> {
+    date.and_hms_opt(h, m, s)
+        .and_then(|time| time.and_local_timezone(beijing()).single())
+        .expect("a time")
+        .to_utc()
+}
+
+/// A password payment created at 23:59:50 on `day` by the simulator's clock, whose customer
+/// confirms at 00:00:05 on the next day; returns it paid.
+async fn pay_across_midnight(world: &World, day: NaiveDate) -> paycode_api::Payment {
     world.sim.advance(
-        (at(day, 23, 59, 50) - world.sim.now())
+        (beijing_time(day, 23, 59, 50) - world.sim.now())
             .to_std()
             .expect("the simulator is before 23:59:50"),
     );
@@ -519,16 +524,84 @@ async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_
         .cashier
         .wait_for(&payment, PaymentState::WaitingForCustomer)
         .await;
-    if let Ok(ahead) = (at(next_day, 0, 0, 5) - world.sim.now()).to_std() {
+    let next_day = day.succ_opt().unwrap();
+    if let Ok(ahead) = (beijing_time(next_day, 0, 0, 5) - world.sim.now()).to_std() {
         world.sim.advance(ahead);
     }
     world.sim.confirm_password(&payment.out_trade_no).unwrap();
-    let paid = world.cashier.wait_for(&payment, PaymentState::Paid).await;
+    world.cashier.wait_for(&payment, PaymentState::Paid).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_across_midnight_is_dated_by_wechats_time_and_matched_on_the_next_days_bill() {
+    // Arrange: at the simulator, a payment created at 23:59:50 whose customer confirms at
+    // 00:00:05 (Beijing): WeChat dates it on the next day, and so does the proxy's record,
+    // by the `time_end` of the verified SUCCESS reply, whatever the proxy's own clock says.
+    // Nothing edits the record.
+    let world = World::start().await;
+    let day = sim_today(&world);
+    let next_day = day.succ_opt().unwrap();
+    let paid = pay_across_midnight(&world, day).await;
+    let store = world.store.as_ref();
+    let record = store.existing_payment(&paid.id).await.unwrap();
+    let wechat_paid_at = record.wechat_paid_at.expect("WeChat's time_end is stored");
+    let confirmed = Millis::from_datetime(beijing_time(next_day, 0, 0, 5));
+    assert!(
+        wechat_paid_at >= Millis(confirmed.0 - 1_000)
+            && wechat_paid_at < confirmed.plus(Duration::from_secs(60)),
+        "time_end {} is the confirmation at 00:00:05",
+        wechat_paid_at.to_rfc3339()
+    );
+    make_bill_ready(&world, next_day);
+
+    // Act
+    reconcile_cli(&world, day).await;
+    let printed = reconcile_cli(&world, next_day).await;
+
+    // Assert: the first day shows nothing missing and carries nothing; the next day's bill
+    // matches it.
+    let first = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(first.mismatches.is_empty(), "{first:#?}");
+    assert!(first.carried_to_next_day.payments.is_empty(), "{first:#?}");
+    assert_eq!(first.matched_payments, 0, "{first:#?}");
+    let second = store
+        .books_day(next_day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(second.mismatches.is_empty(), "{printed}");
+    assert_eq!(second.matched_payments, 1, "{printed}");
+    assert!(second.carried_to_next_day.payments.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_without_wechats_time_is_carried_over_midnight_and_matched_on_the_next_days_bill()
+{
+    // Arrange: the same payment across midnight, but its record has no WeChat time (paid
+    // before migration 0013, or a reply without a readable `time_end`) and the proxy learnt
+    // of the success at 23:59:59 by its own clock, 6 s before WeChat's: the case the
+    // carry-over exists for (docs/books.md §2).
+    let world = World::start().await;
+    let day = sim_today(&world);
+    let next_day = day.succ_opt().unwrap();
+    let paid = pay_across_midnight(&world, day).await;
     let store = world.store.as_ref();
     let mut record = store.existing_payment(&paid.id).await.unwrap();
-    record.settled_at = Some(Millis(at(day, 23, 59, 59).timestamp_millis()));
+    record.wechat_paid_at = None;
+    record.settled_at = Some(Millis::from_datetime(beijing_time(day, 23, 59, 59)));
     store
-        .update_payment(&record, "test: the proxy's clock 6 s behind")
+        .update_payment(
+            &record,
+            "test: no WeChat time; the proxy's clock 6 s behind",
+        )
         .await
         .unwrap();
     make_bill_ready(&world, next_day);
@@ -550,7 +623,7 @@ async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_
     assert_eq!(first.carried_to_next_day.payments.len(), 1);
     assert_eq!(
         first.carried_to_next_day.payments[0].out_trade_no,
-        payment.out_trade_no
+        paid.out_trade_no
     );
     let second = store
         .books_day(next_day, &mch_id(&world))

@@ -17,6 +17,7 @@
 //! - [`secrets`]: scans response bodies and log lines for secrets (soaks, hostile tests).
 //! - [`reconcile`]: the end-of-soak check of the proxy's store against WeChat's books.
 //! - [`soak`]: the torture soak behind `--example soak`.
+//! - [`books_soak`]: the reconciliation soak behind `--example books_soak`.
 //! - [`chain`]: several real binaries on one PostgreSQL database ([`chain::Chain`]), the chain
 //!   soak behind `--example chain_soak` and what `--example chain_bench` starts.
 //! - [`bench`]: what the benchmark examples share (a proxy in process or as a child, figures).
@@ -28,6 +29,7 @@
 
 pub mod bench;
 pub mod binary;
+pub mod books_soak;
 pub mod cashier;
 pub mod chain;
 pub mod fake_camera;

@@ -78,6 +78,7 @@
 //! - [`messages`]: typed requests and responses, one file per API, and bill parsing.
 //! - [`client`]: the async [`Client`]: signing, verification, fail-over, client
 //!   certificates, sandbox keys.
+//! - [`time`]: WeChat's Beijing-time timestamps, read into UTC.
 //! - [`notify`]: refund-notification `req_info` decryption.
 //! - `sim` (feature `sim`): the simulator, a WeChat Pay server for demos and tests; see
 //!   `SIMULATOR.md`.
@@ -91,6 +92,7 @@ pub mod params;
 pub mod sign;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod time;
 pub mod xml;
 
 pub use client::{

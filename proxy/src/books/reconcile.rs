@@ -98,7 +98,9 @@ pub struct StorePayment {
     pub state: PaymentState,
     /// When the payment was created.
     pub created_at: Millis,
-    /// When the store learnt it was paid (its `settled_at`); `None` if not paid.
+    /// When it was paid: WeChat's success time (the record's `wechat_paid_at`, from
+    /// `time_end`) when known, else when the store learnt it (its `settled_at`); `None` if
+    /// not paid (docs/books.md §2).
     pub paid_at: Option<Millis>,
     /// For a cancelled payment: whether the record already says money was returned.
     pub money_returned: bool,
@@ -121,7 +123,9 @@ pub struct StoreRefund {
     pub amount: Fen,
     /// The state: `processing` and `succeeded` mean WeChat accepted it.
     pub state: RefundState,
-    /// When WeChat accepted it (the record's `applied_at`); `None` if never accepted.
+    /// When WeChat took it: WeChat's success time (the record's `wechat_refunded_at`, from
+    /// `refund_success_time_$n`) when known, else when the proxy saw it accepted (its
+    /// `applied_at`); `None` if never accepted (docs/books.md §2).
     pub accepted_at: Option<Millis>,
     /// When the refund was created.
     pub created_at: Millis,

@@ -380,8 +380,9 @@ impl Books {
         })
     }
 
-    /// The store's payments and refunds the day's bill may list: created or settled from
-    /// the start of the day before to the end of the day, plus any the bill names.
+    /// The store's payments and refunds the day's bill may list: created, or paid by
+    /// WeChat's time (else settled), from the start of the day before to the end of the day,
+    /// plus any the bill names.
     async fn store_side(
         &self,
         input: &ReconcileInput,
@@ -486,7 +487,7 @@ fn to_store_payments(payments: &[PaymentRecord]) -> Vec<StorePayment> {
             state: payment.state,
             created_at: payment.created_at,
             paid_at: (payment.state == PaymentState::Paid)
-                .then_some(payment.settled_at)
+                .then(|| payment.wechat_paid_at.or(payment.settled_at))
                 .flatten(),
             money_returned: payment.money_returned,
         })
@@ -499,7 +500,7 @@ fn to_store_refund(refund: &RefundRecord, out_trade_no: String) -> StoreRefund {
         out_trade_no,
         amount: refund.amount_fen,
         state: refund.state,
-        accepted_at: refund.applied_at,
+        accepted_at: refund.wechat_refunded_at.or(refund.applied_at),
         created_at: refund.created_at,
     }
 }

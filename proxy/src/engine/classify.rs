@@ -11,13 +11,16 @@ use wxpay::messages::{
     MicropayResponse, OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus,
     ReverseResponse, TradeState,
 };
+use wxpay::time::{parse_wechat_datetime, parse_wechat_time};
 
 use super::machine::{MicropayOutcome, QueryOutcome, ReverseOutcome};
+use crate::store::Millis;
 
 /// Classifies a micropay call.
 pub fn micropay(result: wxpay::Result<MicropayResponse>) -> MicropayOutcome {
     match result {
         Ok(reply) => MicropayOutcome::Paid {
+            paid_at: wechat_time(reply.time_end.as_deref(), parse_wechat_time),
             transaction_id: reply.transaction_id,
         },
         Err(wxpay::Error::NotSent(reason)) => MicropayOutcome::NotSent {
@@ -54,11 +57,21 @@ fn unknown_micropay(error: &wxpay::Error) -> MicropayOutcome {
     }
 }
 
+/// WeChat's timestamp `value` read by `parse` (docs/wechat-pay.md §6.4); `None` when absent
+/// or unreadable: the books then date the record by the proxy's own time.
+fn wechat_time(
+    value: Option<&str>,
+    parse: fn(&str) -> Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<Millis> {
+    value.and_then(parse).map(Millis::from_datetime)
+}
+
 /// Classifies an orderquery call.
 pub fn query(result: wxpay::Result<OrderQueryResponse>) -> QueryOutcome {
     match result {
         Ok(reply) => match (&reply.trade_state, reply.payment) {
             (TradeState::Success | TradeState::Refund, Some(payment)) => QueryOutcome::Paid {
+                paid_at: wechat_time(payment.time_end.as_deref(), parse_wechat_time),
                 transaction_id: payment.transaction_id,
             },
             (TradeState::Success | TradeState::Refund, None) => QueryOutcome::Unknown {
@@ -165,7 +178,11 @@ pub fn refund(result: wxpay::Result<RefundResponse>) -> RefundOutcome {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefundQueryOutcome {
     /// The money is back with the customer.
-    Succeeded,
+    Succeeded {
+        /// WeChat's success time (`refund_success_time_$n`), when the reply carried a
+        /// readable one.
+        refunded_at: Option<Millis>,
+    },
     /// Still moving.
     Processing,
     /// WeChat closed it or it needs handling in the merchant platform.
@@ -199,7 +216,12 @@ pub fn refund_query(
                 return RefundQueryOutcome::NotFound;
             };
             match &record.refund_status {
-                RefundStatus::Success => RefundQueryOutcome::Succeeded,
+                RefundStatus::Success => RefundQueryOutcome::Succeeded {
+                    refunded_at: wechat_time(
+                        record.refund_success_time.as_deref(),
+                        parse_wechat_datetime,
+                    ),
+                },
                 RefundStatus::Processing => RefundQueryOutcome::Processing,
                 RefundStatus::RefundClose => refund_failed(FailureCode::RefundClose),
                 RefundStatus::Change => refund_failed(FailureCode::Change),

@@ -128,6 +128,8 @@ pub enum MicropayOutcome {
     Paid {
         /// WeChat's order number.
         transaction_id: String,
+        /// WeChat's success time (`time_end`), when the reply carried a readable one.
+        paid_at: Option<Millis>,
     },
     /// `USERPAYING`: the customer is entering the password.
     UserPaying,
@@ -162,6 +164,8 @@ pub enum QueryOutcome {
     Paid {
         /// WeChat's order number.
         transaction_id: String,
+        /// WeChat's success time (`time_end`), when the reply carried a readable one.
+        paid_at: Option<Millis>,
     },
     /// `USERPAYING`.
     UserPaying,
@@ -218,6 +222,8 @@ pub struct Transition {
     pub next: Option<(Action, Millis)>,
     /// WeChat's order number, when learnt.
     pub transaction_id: Option<String>,
+    /// WeChat's success time (`time_end`), when learnt.
+    pub wechat_paid_at: Option<Millis>,
     /// Set `seen_paid`.
     pub seen_paid: bool,
     /// Set `maybe_sent`.
@@ -251,6 +257,7 @@ impl Transition {
             state,
             next,
             transaction_id: None,
+            wechat_paid_at: None,
             seen_paid: facts.seen_paid,
             maybe_sent: facts.maybe_sent,
             failure: None,
@@ -337,7 +344,10 @@ pub fn after_micropay(
 ) -> Transition {
     let deadline = facts.deadline(timing, now);
     match outcome {
-        MicropayOutcome::Paid { transaction_id } => {
+        MicropayOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } => {
             let mut transition = if facts.cancel_requested {
                 // The cashier cancelled while micropay was in flight and lost the race: the
                 // money is taken, so it is returned by reverse.
@@ -351,6 +361,7 @@ pub fn after_micropay(
                 Transition::from(facts, PaymentState::Paid, None, "micropay: paid")
             };
             transition.transaction_id = Some(transaction_id);
+            transition.wechat_paid_at = paid_at;
             transition.seen_paid = true;
             reached_wechat(transition)
         }
@@ -493,9 +504,19 @@ pub fn after_query(
     let confirming_decline =
         facts.state == PaymentState::Submitting && facts.pending_failure.is_some();
     let mut transition = match outcome {
-        QueryOutcome::Paid { transaction_id } => {
-            let mut transition =
-                after_micropay(facts, MicropayOutcome::Paid { transaction_id }, timing, now);
+        QueryOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } => {
+            let mut transition = after_micropay(
+                facts,
+                MicropayOutcome::Paid {
+                    transaction_id,
+                    paid_at,
+                },
+                timing,
+                now,
+            );
             transition.note = "query: paid".into();
             transition.pending_failure = PendingFailure::Clear;
             return transition;
@@ -612,7 +633,10 @@ fn still_waiting(facts: &Facts) -> PaymentState {
 /// Decides after the query that immediately precedes a reverse ([`Action::PreReverseQuery`]).
 pub fn after_pre_reverse_query(facts: &Facts, outcome: QueryOutcome, now: Millis) -> Transition {
     match outcome {
-        QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
+        QueryOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } if !facts.cancel_requested => {
             let mut transition = Transition::from(
                 facts,
                 PaymentState::Paid,
@@ -620,10 +644,14 @@ pub fn after_pre_reverse_query(facts: &Facts, outcome: QueryOutcome, now: Millis
                 "pre-reverse query: paid at the last moment",
             );
             transition.transaction_id = Some(transaction_id);
+            transition.wechat_paid_at = paid_at;
             transition.seen_paid = true;
             transition
         }
-        QueryOutcome::Paid { transaction_id } => {
+        QueryOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } => {
             let mut transition = Transition::from(
                 facts,
                 PaymentState::Cancelling,
@@ -631,6 +659,7 @@ pub fn after_pre_reverse_query(facts: &Facts, outcome: QueryOutcome, now: Millis
                 "pre-reverse query: paid; reversing returns the money",
             );
             transition.transaction_id = Some(transaction_id);
+            transition.wechat_paid_at = paid_at;
             transition.seen_paid = true;
             transition
         }
@@ -744,7 +773,10 @@ pub fn after_final_query(
             transition.reverse_attempts = 0;
             transition
         }
-        QueryOutcome::Paid { transaction_id } => {
+        QueryOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } => {
             // The reverse was accepted but the order still shows paid: reverse again.
             let mut transition = retry_or_attention(
                 facts,
@@ -754,6 +786,7 @@ pub fn after_final_query(
                 "final query still shows paid",
             );
             transition.transaction_id = Some(transaction_id);
+            transition.wechat_paid_at = paid_at;
             transition.seen_paid = true;
             transition
         }
@@ -786,9 +819,13 @@ pub fn after_recheck(
         return wait;
     }
     match outcome {
-        QueryOutcome::Paid { transaction_id } if !facts.cancel_requested => {
+        QueryOutcome::Paid {
+            transaction_id,
+            paid_at,
+        } if !facts.cancel_requested => {
             let mut transition = Transition::from(facts, PaymentState::Paid, None, "recheck: paid");
             transition.transaction_id = Some(transaction_id);
+            transition.wechat_paid_at = paid_at;
             transition.seen_paid = true;
             transition
         }
@@ -816,8 +853,13 @@ pub fn after_recheck(
                 Some((Action::Reverse, now)),
                 format!("recheck: {other:?}; reversing again"),
             );
-            if let QueryOutcome::Paid { transaction_id } = other {
+            if let QueryOutcome::Paid {
+                transaction_id,
+                paid_at,
+            } = other
+            {
                 transition.transaction_id = Some(transaction_id);
+                transition.wechat_paid_at = paid_at;
                 transition.seen_paid = true;
             }
             transition.reverse_attempts = 0;
@@ -886,8 +928,9 @@ pub enum CancelDecision {
     /// micropay is in flight: only record `cancel_requested`; the outcome handlers act on it
     /// and the payment keeps its schedule.
     RecordOnly,
-    /// Reverse the order: commit this transition together with `cancel_requested`.
-    Reverse(Transition),
+    /// Reverse the order: commit this transition together with `cancel_requested` (boxed:
+    /// a transition is large beside the other variants).
+    Reverse(Box<Transition>),
     /// The payment is settled or already being cancelled: nothing changes.
     Unchanged,
 }
@@ -897,12 +940,12 @@ pub fn cancel_requested(facts: &Facts, timing: &Timing, now: Millis) -> CancelDe
     match facts.state {
         PaymentState::Submitting | PaymentState::NeedsAttention => CancelDecision::RecordOnly,
         PaymentState::WaitingForCustomer | PaymentState::Confirming => {
-            CancelDecision::Reverse(Transition::from(
+            CancelDecision::Reverse(Box::new(Transition::from(
                 facts,
                 PaymentState::Cancelling,
                 Some((Action::PreReverseQuery, facts.earliest_reverse(timing, now))),
                 "cashier cancelled: reversing",
-            ))
+            )))
         }
         _ => CancelDecision::Unchanged,
     }
@@ -1023,6 +1066,7 @@ mod tests {
     fn paid() -> QueryOutcome {
         QueryOutcome::Paid {
             transaction_id: "4200".into(),
+            paid_at: None,
         }
     }
 
@@ -1032,6 +1076,7 @@ mod tests {
             &facts(PaymentState::Submitting),
             MicropayOutcome::Paid {
                 transaction_id: "4200".into(),
+                paid_at: Some(secs(-1)),
             },
             &timing(),
             secs(0),
@@ -1039,6 +1084,11 @@ mod tests {
         assert_eq!(transition.state, PaymentState::Paid);
         assert_eq!(transition.next, None);
         assert_eq!(transition.transaction_id.as_deref(), Some("4200"));
+        assert_eq!(
+            transition.wechat_paid_at,
+            Some(secs(-1)),
+            "WeChat's time_end"
+        );
         assert!(transition.seen_paid);
     }
 
@@ -1130,6 +1180,7 @@ mod tests {
             &submitting,
             MicropayOutcome::Paid {
                 transaction_id: "4200".into(),
+                paid_at: None,
             },
             &timing(),
             secs(1),

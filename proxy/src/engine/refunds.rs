@@ -183,8 +183,9 @@ pub fn after_refund_query(
 ) -> RefundDecision {
     let mut refund = refund.clone();
     match outcome {
-        RefundQueryOutcome::Succeeded => {
+        RefundQueryOutcome::Succeeded { refunded_at } => {
             refund.state = RefundState::Succeeded;
+            refund.wechat_refunded_at = refunded_at.or(refund.wechat_refunded_at);
             refund.next_action_at = None;
         }
         RefundQueryOutcome::Processing => {
@@ -421,8 +422,12 @@ mod tests {
         let query =
             |outcome| after_refund_query(&processing, outcome, &timing, QUERY_INTERVAL, now);
 
-        let succeeded = query(RefundQueryOutcome::Succeeded).refund;
+        let succeeded = query(RefundQueryOutcome::Succeeded {
+            refunded_at: Some(Millis(1_800_000)),
+        })
+        .refund;
         assert_eq!(succeeded.state, RefundState::Succeeded);
+        assert_eq!(succeeded.wechat_refunded_at, Some(Millis(1_800_000)));
         assert_eq!(next_step_at(&succeeded), None);
 
         let moving = query(RefundQueryOutcome::Processing).refund;

@@ -116,8 +116,8 @@ pub struct VerifyOutcome {
 /// its verdict), or the verdict alone when nothing is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Decision {
-    /// Commit this transition.
-    Write(Transition, Verdict),
+    /// Commit this transition (boxed: a transition is large beside a verdict).
+    Write(Box<Transition>, Verdict),
     /// Write nothing.
     Leave(Verdict),
 }
@@ -137,13 +137,20 @@ pub(super) fn decide(
     match (record.state, record.next_action) {
         (PaymentState::NeedsAttention, None | Some(Action::Recheck)) => {
             let transition = machine::after_recheck(&facts, outcome.clone(), timing, now);
-            Decision::Write(transition, Verdict::Changed)
+            Decision::Write(Box::new(transition), Verdict::Changed)
         }
         (PaymentState::Paid | PaymentState::Failed | PaymentState::Cancelled, None) => {
             let mut transition = unchanged(record, format!("WeChat says {outcome:?}"));
             let verdict = match (record.state, outcome) {
-                (PaymentState::Paid, QueryOutcome::Paid { transaction_id }) => {
+                (
+                    PaymentState::Paid,
+                    QueryOutcome::Paid {
+                        transaction_id,
+                        paid_at,
+                    },
+                ) => {
                     transition.transaction_id = Some(transaction_id.clone());
+                    transition.wechat_paid_at = *paid_at;
                     Verdict::Agrees
                 }
                 (PaymentState::Paid, _) => {
@@ -152,9 +159,16 @@ pub(super) fn decide(
                         .push_str("; the record stays paid, for a manager");
                     Verdict::Disagrees
                 }
-                (_, QueryOutcome::Paid { transaction_id }) => {
+                (
+                    _,
+                    QueryOutcome::Paid {
+                        transaction_id,
+                        paid_at,
+                    },
+                ) => {
                     transition.state = PaymentState::Paid;
                     transition.transaction_id = Some(transaction_id.clone());
+                    transition.wechat_paid_at = *paid_at;
                     transition.seen_paid = true;
                     transition.pending_failure = PendingFailure::Clear;
                     transition
@@ -164,7 +178,7 @@ pub(super) fn decide(
                 }
                 _ => Verdict::Agrees,
             };
-            Decision::Write(transition, verdict)
+            Decision::Write(Box::new(transition), verdict)
         }
         _ => Decision::Leave(Verdict::InProgress),
     }
@@ -176,6 +190,7 @@ fn unchanged(record: &PaymentRecord, note: String) -> Transition {
         state: record.state,
         next: record.next_action.zip(record.next_action_at),
         transaction_id: None,
+        wechat_paid_at: None,
         seen_paid: record.seen_paid,
         maybe_sent: record.maybe_sent,
         failure: None,
@@ -228,7 +243,7 @@ impl Engine {
                         verdict,
                     });
                 }
-                Decision::Write(transition, verdict) => (transition, verdict),
+                Decision::Write(transition, verdict) => (*transition, verdict),
             };
             let mut next = apply_transition(&record, &transition, Counter::Query, now);
             if next.state == PaymentState::Paid {
@@ -305,6 +320,7 @@ mod tests {
     fn paid() -> QueryOutcome {
         QueryOutcome::Paid {
             transaction_id: "4200000001".into(),
+            paid_at: Some(Millis(9_000_000)),
         }
     }
 
@@ -337,6 +353,7 @@ mod tests {
             assert_eq!(transition.state, PaymentState::Paid);
             assert!(transition.seen_paid);
             assert_eq!(transition.transaction_id.as_deref(), Some("4200000001"));
+            assert_eq!(transition.wechat_paid_at, Some(Millis(9_000_000)));
             for outcome in [
                 QueryOutcome::Closed,
                 QueryOutcome::NotPaid,

@@ -710,7 +710,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The payments of the account `mch_id` a bill of the instants `from` to `to` may list:
-    /// created or settled in `[from, to)`, or with one of `out_trade_nos`; oldest first.
+    /// created, or paid by WeChat's time (`wechat_paid_at`, else `settled_at`), in
+    /// `[from, to)`, or with one of `out_trade_nos`; oldest first.
     async fn books_payments(
         &self,
         mch_id: &str,
@@ -719,8 +720,9 @@ pub trait Store: Send + Sync + 'static {
         out_trade_nos: &[String],
     ) -> Result<Vec<PaymentRecord>, StoreError>;
 
-    /// The refunds of the account `mch_id` such a bill may list: created or accepted
-    /// (`applied_at`) in `[from, to)`, or with one of `out_refund_nos`; oldest first.
+    /// The refunds of the account `mch_id` such a bill may list: created, or refunded by
+    /// WeChat's time (`wechat_refunded_at`, else accepted: `applied_at`), in `[from, to)`,
+    /// or with one of `out_refund_nos`; oldest first.
     async fn books_refunds(
         &self,
         mch_id: &str,

@@ -290,8 +290,8 @@ impl Store for PostgresStore {
         let row = sqlx::query(&format!(
             "UPDATE refunds SET state = $1, version = $2, wechat_refund_id = $3, \
              failure_code = $4, failure_message = $5, attempts = $6, next_action_at = $7, \
-             updated_at = $8, applied_at = $9 \
-             WHERE id = $10 AND version = $11 AND lease_epoch = $12 RETURNING {REFUND_COLUMNS}"
+             updated_at = $8, applied_at = $9, wechat_refunded_at = $10 \
+             WHERE id = $11 AND version = $12 AND lease_epoch = $13 RETURNING {REFUND_COLUMNS}"
         ))
         .bind(refund_state_name(refund.state))
         .bind(expected_version + 1)
@@ -302,6 +302,7 @@ impl Store for PostgresStore {
         .bind(refund.next_action_at.map(|at| at.0))
         .bind(Millis::now().0)
         .bind(refund.applied_at.map(|at| at.0))
+        .bind(refund.wechat_refunded_at.map(|at| at.0))
         .bind(&refund.id)
         .bind(expected_version)
         .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
@@ -1183,7 +1184,8 @@ impl Store for PostgresStore {
         let named = vec!["?"; out_trade_nos.len()].join(", ");
         let text = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR (settled_at >= ? AND settled_at < ?){}) \
+             ((created_at >= ? AND created_at < ?) OR \
+             (COALESCE(wechat_paid_at, settled_at) >= ? AND COALESCE(wechat_paid_at, settled_at) < ?){}) \
              ORDER BY created_at, id",
             if named.is_empty() {
                 String::new()
@@ -1215,7 +1217,9 @@ impl Store for PostgresStore {
         let named = vec!["?"; out_refund_nos.len()].join(", ");
         let text = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR (applied_at >= ? AND applied_at < ?){}) \
+             ((created_at >= ? AND created_at < ?) OR \
+             (COALESCE(wechat_refunded_at, applied_at) >= ? AND \
+              COALESCE(wechat_refunded_at, applied_at) < ?){}) \
              ORDER BY created_at, id",
             if named.is_empty() {
                 String::new()

@@ -43,6 +43,11 @@ impl Millis {
         DateTime::from_timestamp_millis(self.0).unwrap_or_default()
     }
 
+    /// The instant of a UTC date-time.
+    pub fn from_datetime(time: DateTime<Utc>) -> Millis {
+        Millis(time.timestamp_millis())
+    }
+
     /// RFC 3339 text in UTC with milliseconds, as the JSON API reports times.
     pub fn to_rfc3339(self) -> String {
         self.to_datetime()
@@ -298,6 +303,11 @@ pub struct PaymentRecord {
     /// commit: until it has passed, a micropay whose outcome is unknown may still reach
     /// WeChat.
     pub time_expire: Option<Millis>,
+    /// When WeChat says the payment succeeded: `time_end` of the verified SUCCESS reply
+    /// (micropay or orderquery), Beijing time read into UTC; `None` until a success is
+    /// recorded or when the reply did not carry it. The books date a payment by it
+    /// (docs/books.md §2).
+    pub wechat_paid_at: Option<Millis>,
 }
 
 impl PaymentRecord {
@@ -357,6 +367,7 @@ impl PaymentRecord {
             lease_until: None,
             lease_epoch: 0,
             time_expire: None,
+            wechat_paid_at: None,
         }
     }
 }
@@ -405,6 +416,7 @@ impl fmt::Debug for PaymentRecord {
             .field("lease_until", &self.lease_until)
             .field("lease_epoch", &self.lease_epoch)
             .field("time_expire", &self.time_expire)
+            .field("wechat_paid_at", &self.wechat_paid_at)
             .finish()
     }
 }
@@ -452,6 +464,10 @@ pub struct RefundRecord {
     /// started WeChat's one-minute spacing (accepted, or outcome unknown); `None` if none
     /// did. The next refund of the payment waits `refund_spacing` from here.
     pub applied_at: Option<Millis>,
+    /// When WeChat says the refund succeeded: `refund_success_time_$n` of a verified
+    /// refundquery reply (Beijing time read into UTC); `None` until then or when the reply
+    /// did not carry it.
+    pub wechat_refunded_at: Option<Millis>,
     /// When it was requested.
     pub created_at: Millis,
     /// When it was last changed; the store sets it on every update.
@@ -493,6 +509,7 @@ impl RefundRecord {
             attempts: 0,
             next_action_at: None,
             applied_at: None,
+            wechat_refunded_at: None,
             created_at: now,
             updated_at: now,
             lease_owner: None,

@@ -34,7 +34,7 @@ pub(super) const PAYMENT_COLUMNS: &str = "id, attempt_id, terminal_id, out_trade
      updated_at, settled_at, business_day, lease_owner, lease_until, next_action, \
      pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
      auth_code_fingerprint, close_state, store_id, appid, mch_id, sub_appid, sub_mch_id, \
-     lease_epoch, time_expire";
+     lease_epoch, time_expire, wechat_paid_at";
 
 /// The columns a payment is created with and never changes, in the order the stores bind
 /// them.
@@ -48,7 +48,7 @@ pub(super) const PAYMENT_MUTABLE_COLUMNS: &str = "auth_code, description, state,
      money_returned, transaction_id, failure_code, failure_message, attention_reason, \
      submitted_at, next_action_at, updated_at, settled_at, next_action, \
      pending_failure_code, pending_failure_message, retry_attempts, not_sent_attempts, \
-     close_state, time_expire";
+     close_state, time_expire, wechat_paid_at";
 
 /// The lease columns of `payments` and `refunds`, which only inserts and the stores' lease
 /// operations (claim, renew, release) write, never an update: an update names the epoch it
@@ -61,7 +61,7 @@ pub(super) const LEASE_COLUMNS: &str = "lease_owner, lease_until, lease_epoch";
 pub(super) const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_refund_no, \
      amount_fen, reason, state, version, wechat_refund_id, failure_code, failure_message, \
      attempts, next_action_at, created_at, updated_at, applied_at, store_id, appid, mch_id, \
-     sub_appid, sub_mch_id, lease_owner, lease_until, lease_epoch";
+     sub_appid, sub_mch_id, wechat_refunded_at, lease_owner, lease_until, lease_epoch";
 
 /// Every column of `terminals`, in the order the stores insert them.
 pub(super) const TERMINAL_COLUMNS: &str =
@@ -154,6 +154,7 @@ pub(super) fn payment_from_row(row: &impl Columns) -> Result<PaymentRecord, Stor
         lease_until: row.optional_integer("lease_until")?.map(Millis),
         lease_epoch: i64_to_u64(row.integer("lease_epoch")?, "payments.lease_epoch")?,
         time_expire: row.optional_integer("time_expire")?.map(Millis),
+        wechat_paid_at: row.optional_integer("wechat_paid_at")?.map(Millis),
         next_action: row
             .optional_text("next_action")?
             .map(|name| {
@@ -220,6 +221,7 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
         attempts: counter(row, "attempts")?,
         next_action_at: row.optional_integer("next_action_at")?.map(Millis),
         applied_at: row.optional_integer("applied_at")?.map(Millis),
+        wechat_refunded_at: row.optional_integer("wechat_refunded_at")?.map(Millis),
         created_at: Millis(row.integer("created_at")?),
         updated_at: Millis(row.integer("updated_at")?),
         lease_owner: row.optional_text("lease_owner")?,
@@ -341,7 +343,8 @@ where
         .bind(i64::from(payment.reverse_attempts))
         .bind(i64::from(payment.not_sent_attempts))
         .bind(payment.close_state.map(CloseState::as_str))
-        .bind(payment.time_expire.map(|at| at.0)))
+        .bind(payment.time_expire.map(|at| at.0))
+        .bind(payment.wechat_paid_at.map(|at| at.0)))
 }
 
 /// Binds the columns of a new refund in the order of [`REFUND_COLUMNS`], all but the
@@ -378,7 +381,8 @@ where
         .bind(refund.merchant.appid.as_str())
         .bind(refund.merchant.mch_id.as_str())
         .bind(refund.merchant.sub_appid.as_deref())
-        .bind(refund.merchant.sub_mch_id.as_deref()))
+        .bind(refund.merchant.sub_mch_id.as_deref())
+        .bind(refund.wechat_refunded_at.map(|at| at.0)))
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment

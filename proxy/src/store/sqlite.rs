@@ -1096,7 +1096,8 @@ impl Store for SqliteStore {
         let named = vec!["?"; out_trade_nos.len()].join(", ");
         let text = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR (settled_at >= ? AND settled_at < ?){}) \
+             ((created_at >= ? AND created_at < ?) OR \
+             (COALESCE(wechat_paid_at, settled_at) >= ? AND COALESCE(wechat_paid_at, settled_at) < ?){}) \
              ORDER BY created_at, id",
             if named.is_empty() {
                 String::new()
@@ -1128,7 +1129,9 @@ impl Store for SqliteStore {
         let named = vec!["?"; out_refund_nos.len()].join(", ");
         let text = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR (applied_at >= ? AND applied_at < ?){}) \
+             ((created_at >= ? AND created_at < ?) OR \
+             (COALESCE(wechat_refunded_at, applied_at) >= ? AND \
+              COALESCE(wechat_refunded_at, applied_at) < ?){}) \
              ORDER BY created_at, id",
             if named.is_empty() {
                 String::new()
@@ -1334,8 +1337,8 @@ async fn update_refund(
     let expected_version = u64_to_i64(refund.version, "version")?;
     let row = sqlx::query(&format!(
         "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ? \
-         WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {REFUND_COLUMNS}"
+         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ?, \
+         wechat_refunded_at = ? WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {REFUND_COLUMNS}"
     ))
     .bind(refund_state_name(refund.state))
     .bind(expected_version + 1)
@@ -1346,6 +1349,7 @@ async fn update_refund(
     .bind(refund.next_action_at.map(|at| at.0))
     .bind(Millis::now().0)
     .bind(refund.applied_at.map(|at| at.0))
+    .bind(refund.wechat_refunded_at.map(|at| at.0))
     .bind(&refund.id)
     .bind(expected_version)
     .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)

@@ -230,6 +230,7 @@ async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction(bac
     paid.transaction_id = Some("4200000001202403020000000001".to_owned());
     paid.auth_code = None;
     paid.settled_at = Some(Millis(1_709_340_004_000));
+    paid.wechat_paid_at = Some(Millis(1_709_340_003_000));
     let settled = store
         .update_payment(&paid, "orderquery: SUCCESS")
         .await
@@ -245,6 +246,7 @@ async fn updates_bump_the_version_and_write_an_event_in_the_same_transaction(bac
     assert_eq!(settled.version, 3);
     assert_eq!(settled.state, PaymentState::Paid);
     assert_eq!(settled.auth_code, None);
+    assert_eq!(settled.wechat_paid_at, Some(Millis(1_709_340_003_000)));
     assert_eq!(
         store.get_payment("pay_1").await.unwrap(),
         Some(settled.clone())
@@ -468,6 +470,7 @@ async fn queued_refunds_count_against_the_cap_and_are_resumed(backend: Backend) 
     store.insert_refund(&queued).await.unwrap();
     let mut applied = store.get_refund("ref_1").await.unwrap().unwrap();
     applied.applied_at = Some(Millis(61_000));
+    applied.wechat_refunded_at = Some(Millis(62_000));
     let applied = store.update_refund(&applied).await.unwrap();
 
     assert!(matches!(
@@ -483,6 +486,7 @@ async fn queued_refunds_count_against_the_cap_and_are_resumed(backend: Backend) 
     );
     assert_eq!(applied.state, RefundState::Queued);
     assert_eq!(applied.applied_at, Some(Millis(61_000)));
+    assert_eq!(applied.wechat_refunded_at, Some(Millis(62_000)));
 }
 
 async fn payments_survive_reopening_the_store(backend: Backend) {
@@ -875,7 +879,7 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     let database = TestDatabase::new(&backend).await;
     let first = store::migrate(&database.config).await.unwrap();
     let again = store::migrate(&database.config).await.unwrap();
-    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(first, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     assert!(again.is_empty(), "{again:?}");
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
@@ -986,7 +990,7 @@ async fn the_migrate_command_says_what_it_applied() {
     let database = config.store.describe();
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12\n")
+        format!("{database}: applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13\n")
     );
     assert_eq!(
         String::from_utf8(again).unwrap(),

@@ -8,26 +8,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
-/// Beijing time (UTC+8), in which WeChat writes every timestamp.
-pub fn beijing() -> FixedOffset {
-    // 8 hours is well within the ±24 h range `east_opt` accepts.
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
-
-/// Reads WeChat's `yyyyMMddHHmmss` timestamp (Beijing time, docs/wechat-pay.md §6.4);
-/// `None` when `value` is not exactly 14 digits of a real date and time.
-pub fn parse_wechat_time(value: &str) -> Option<DateTime<Utc>> {
-    if value.len() != 14 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let naive = chrono::NaiveDateTime::parse_from_str(value, "%Y%m%d%H%M%S").ok()?;
-    naive
-        .and_local_timezone(beijing())
-        .single()
-        .map(|time| time.with_timezone(&Utc))
-}
+pub use crate::time::{beijing, parse_wechat_time};
 
 /// The simulator's clock. Cheap to read, safe to share between threads.
 #[derive(Debug)]
@@ -136,15 +119,6 @@ fn sanitize_scale(scale: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wechat_times_are_beijing_time() {
-        let parsed = parse_wechat_time("20261201083000").expect("a time");
-        assert_eq!(parsed.to_rfc3339(), "2026-12-01T00:30:00+00:00");
-        assert_eq!(parse_wechat_time("2026120108300"), None);
-        assert_eq!(parse_wechat_time("20261301083000"), None);
-        assert_eq!(parse_wechat_time("2026120108300x"), None);
-    }
 
     #[test]
     fn advance_moves_time_forward() {

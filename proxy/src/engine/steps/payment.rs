@@ -406,6 +406,9 @@ pub(in crate::engine) fn apply_transition(
     if let Some(transaction_id) = &transition.transaction_id {
         next.transaction_id = Some(transaction_id.clone());
     }
+    if let Some(paid_at) = transition.wechat_paid_at {
+        next.wechat_paid_at = Some(paid_at);
+    }
     next.seen_paid = transition.seen_paid;
     next.maybe_sent = transition.maybe_sent;
     if let Some(failure) = &transition.failure {
