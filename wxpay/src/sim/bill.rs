@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use super::clock::beijing;
 use super::ledger::{Order, Status};
@@ -33,6 +33,16 @@ pub enum BillFormat {
     /// The older bill (`总金额`, `子商户号`, the coupon columns under their older names, no
     /// `订单金额`; `messages::LEGACY_COLUMNS`).
     Legacy,
+}
+
+/// When the bill of `date` is ready: `bill_ready_at` (Beijing time) on the next day, as a UTC
+/// instant (`None` only for a date at the end of chrono's range).
+pub(crate) fn ready_at(date: NaiveDate, bill_ready_at: NaiveTime) -> Option<DateTime<Utc>> {
+    date.succ_opt()?
+        .and_time(bill_ready_at)
+        .and_local_timezone(beijing())
+        .single()
+        .map(|time| time.to_utc())
 }
 
 /// Reads `bill_type`; absent means `ALL`.
@@ -409,7 +419,7 @@ mod tests {
             status: Status::Paid,
             refunds: Vec::new(),
             billed_fee: None,
-            hidden_from_merchant: false,
+            hidden_until: None,
         }
     }
 

@@ -314,7 +314,7 @@ impl SimState {
             status: Status::Paid,
             refunds: Vec::new(),
             billed_fee: None,
-            hidden_from_merchant: false,
+            hidden_until: None,
         };
         let discrepancy = Discrepancy::of_order(kind, &order, now);
         ledger.book(&key).insert(order);

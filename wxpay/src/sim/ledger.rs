@@ -47,7 +47,7 @@ impl Book {
         out_trade_no: Option<&str>,
         now: DateTime<Utc>,
     ) -> Option<&mut Order> {
-        let key = self.find_order(transaction_id, out_trade_no)?;
+        let key = self.find_order(transaction_id, out_trade_no, now)?;
         let order = self.orders.get_mut(&key)?;
         order.settle(now);
         Some(order)
@@ -60,11 +60,13 @@ impl Book {
         }
     }
 
-    /// The out_trade_no of the order named by `transaction_id` (preferred) or `out_trade_no`.
+    /// The out_trade_no of the order named by `transaction_id` (preferred) or `out_trade_no`,
+    /// as the merchant's calls see it at `now`.
     pub(crate) fn find_order(
         &self,
         transaction_id: Option<&str>,
         out_trade_no: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Option<String> {
         let key = match (transaction_id, out_trade_no) {
             (Some(transaction_id), _) => self.by_transaction_id.get(transaction_id).cloned(),
@@ -74,8 +76,9 @@ impl Book {
                 .then(|| out_trade_no.to_owned()),
             (None, None) => None,
         }?;
-        // An order whose paid reply was lost on purpose is invisible to the merchant's calls.
-        (!self.orders.get(&key)?.hidden_from_merchant).then_some(key)
+        // An order whose paid reply was lost on purpose is invisible to the merchant's calls
+        // until its day's bill is out.
+        (!self.orders.get(&key)?.hidden_from_merchant(now)).then_some(key)
     }
 
     /// Adds a new order and indexes it (an order paid without a payment code, such as an
@@ -170,10 +173,12 @@ pub(crate) struct Order {
     /// The amount the bill shows for the payment, when an injected discrepancy makes it
     /// differ from `total_fee`, the amount charged.
     pub(crate) billed_fee: Option<u64>,
-    /// Whether the merchant's calls (orderquery, reverse, refund, …) answer as if the
-    /// order did not exist: the [`Behaviour::LostPaidReply`] row. The bill and the
-    /// control API still show it.
-    pub(crate) hidden_from_merchant: bool,
+    /// Until when the merchant's calls (orderquery, reverse, refund, …) answer as if the
+    /// order did not exist: for the [`Behaviour::LostPaidReply`] row, the moment its day's
+    /// bill is ready (WeChat's records agree again by the time the bill is out, so a query
+    /// made for the reconciliation finds the order paid). The bill and the control API
+    /// always show it.
+    pub(crate) hidden_until: Option<DateTime<Utc>>,
 }
 
 /// One refund of an order.
@@ -199,6 +204,12 @@ impl Refund {
 }
 
 impl Order {
+    /// Whether the merchant's calls answer as if this order did not exist at `now`
+    /// ([`Order::hidden_until`]).
+    pub(crate) fn hidden_from_merchant(&self, now: DateTime<Utc>) -> bool {
+        self.hidden_until.is_some_and(|until| now < until)
+    }
+
     /// Applies every time-dependent change due by `now`: a scheduled confirmation,
     /// cancellation or decline, and the auto-revoke of unpaid orders
     /// [`auto_revoke_after`](crate::sim::auto_revoke_after) their creation. Whatever was due
@@ -563,7 +574,7 @@ mod tests {
             status,
             refunds: Vec::new(),
             billed_fee: None,
-            hidden_from_merchant: false,
+            hidden_until: None,
         }
     }
 

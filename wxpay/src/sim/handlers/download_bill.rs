@@ -11,7 +11,7 @@
 //! - A service provider may leave `sub_mch_id` out: the bill then lists every sub-merchant's
 //!   rows, each with its `特约商户号`; with `sub_mch_id`, only that sub-merchant's.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 
 use super::{Call, Reply};
 use crate::params::Params;
@@ -46,11 +46,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     if date > today {
         return error("invalid bill_date", "20001");
     }
-    let ready_at = (date + Duration::days(1))
-        .and_time(call.sim.settings().bill_ready_at)
-        .and_local_timezone(beijing())
-        .single()
-        .map(|time| time.to_utc());
+    let ready_at = bill::ready_at(date, call.sim.settings().bill_ready_at);
     let Some(ready_at) = ready_at.filter(|ready_at| call.now >= *ready_at) else {
         return error("Bill Creating", "20002");
     };

@@ -15,7 +15,8 @@ use std::time::Duration;
 use super::{Call, Outcome, Reply, Transport, put, wechat_time};
 use crate::params::Params;
 use crate::sim::behaviour::{Behaviour, is_wechat_auth_code};
-use crate::sim::clock::{add_saturating, parse_wechat_time};
+use crate::sim::bill;
+use crate::sim::clock::{add_saturating, beijing, parse_wechat_time};
 use crate::sim::discrepancy::Discrepancy;
 use crate::sim::ledger::{Order, PendingKind, Resolution, Status};
 
@@ -75,7 +76,7 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
     let book_key = call.book_key();
     if let Some(order) = ledger.book(&book_key).orders.get_mut(out_trade_no) {
         order.settle(now);
-        if order.hidden_from_merchant {
+        if order.hidden_from_merchant(now) {
             // The LostPaidReply row: every reply about this order is lost on the way.
             return Ok(Outcome {
                 reply: replay(call, order, auth_code, total_fee),
@@ -166,7 +167,14 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         status,
         refunds: Vec::new(),
         billed_fee: None,
-        hidden_from_merchant: behaviour == Behaviour::LostPaidReply,
+        hidden_until: (behaviour == Behaviour::LostPaidReply)
+            .then(|| {
+                bill::ready_at(
+                    now.with_timezone(&beijing()).date_naive(),
+                    call.sim.settings().bill_ready_at,
+                )
+            })
+            .flatten(),
     };
     let reply = match behaviour {
         Behaviour::SystemErrorPaid => call.fail("SYSTEMERROR", "系统超时"),

@@ -54,7 +54,7 @@ fn run(call: &Call<'_>) -> Result<Reply, Reply> {
     let mut ledger = call.sim.ledger();
     let refund_id = ledger.next_refund_id(call.now);
     let book = ledger.book(&call.book_key());
-    let Some(order_key) = book.find_order(transaction_id, out_trade_no) else {
+    let Some(order_key) = book.find_order(transaction_id, out_trade_no, call.now) else {
         return Err(call.fail("ORDERNOTEXIST", "订单不存在"));
     };
     if let Some(owner) = book.by_out_refund_no.get(out_refund_no) {

@@ -40,7 +40,7 @@ pub(super) fn handle(call: &Call<'_>) -> Reply {
     } else if let Some(out_refund_no) = out_refund_no {
         book.by_out_refund_no.get(out_refund_no).cloned()
     } else {
-        book.find_order(transaction_id, out_trade_no)
+        book.find_order(transaction_id, out_trade_no, call.now)
     };
     let Some(order) = order_key.and_then(|key| book.orders.get_mut(&key)) else {
         return call.fail("REFUNDNOTEXIST", "not exist");
