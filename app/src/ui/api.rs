@@ -2,8 +2,11 @@
 //! token and a timeout on every call.
 
 use paycode_api::{
-    CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired, PairingRequest, Payment,
-    PaymentList, Refund, TerminalInfo,
+    Approval, CreateApproval, CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired,
+    PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
+};
+use paycode_api::books::{
+    BooksDayDetail, BooksDayList, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +19,8 @@ use crate::ui::browser;
 
 /// How long the proxy holds a long-poll open.
 pub const LONG_POLL_WAIT_S: u32 = 25;
+/// The header that carries a manager's approval token (`pca_…`).
+const APPROVAL_HEADER: &str = "Paycode-Approval";
 /// Timeout of an ordinary call.
 const CALL_TIMEOUT_MS: u32 = 15_000;
 /// Timeout of a long-poll: the wait plus slack.
@@ -28,10 +33,24 @@ async fn call<T: DeserializeOwned>(
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<T, ApiFailure> {
-    let text = call_text(method, path, token, body, timeout_ms).await?;
+    parse(&call_text(method, path, token, None, body, timeout_ms).await?)
+}
+
+/// [`call`] with a manager's approval (`Paycode-Approval`).
+async fn approved_call<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    approval: Option<&str>,
+    body: Option<String>,
+) -> Result<T, ApiFailure> {
+    parse(&call_text(method, path, token, approval, body, CALL_TIMEOUT_MS).await?)
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ApiFailure> {
     // A body that is not what the contract says is as good as no answer: the request may
     // have taken effect, so it is retried like a network failure.
-    serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
+    serde_json::from_str(text).map_err(|_| ApiFailure::Network)
 }
 
 /// The body of a successful answer. Not generic, so the request and its error handling
@@ -40,6 +59,7 @@ async fn call_text(
     method: &str,
     path: &str,
     token: Option<&str>,
+    approval: Option<&str>,
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<String, ApiFailure> {
@@ -58,6 +78,9 @@ async fn call_text(
     }
     if let Some(token) = token {
         let _ = headers.set("Authorization", &format!("Bearer {token}"));
+    }
+    if let Some(approval) = approval {
+        let _ = headers.set(APPROVAL_HEADER, approval);
     }
     let timer = browser::set_timeout(timeout_ms, move || controller.abort());
     let result = fetch_text(request).await;
@@ -193,4 +216,108 @@ pub async fn list_payments(
         format!("/api/v1/payments?{}", query.join("&"))
     };
     call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}
+
+/// `POST /api/v1/approvals`: a manager's PIN for one action; the answer's token goes on the
+/// approved request.
+pub async fn approve(token: &str, body: &CreateApproval) -> Result<Approval, ApiFailure> {
+    call(
+        "POST",
+        "/api/v1/approvals",
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `GET /api/v1/payments/{id}`, at once (for the refund dialog of a mismatch's payment).
+pub async fn payment(token: &str, payment_id: &str) -> Result<Payment, ApiFailure> {
+    let path = format!("/api/v1/payments/{}", browser::encode_component(payment_id));
+    call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}
+
+/// `GET /api/v1/books/status`: the banner's counts (manager and owner terminals).
+pub async fn books_status(token: &str) -> Result<BooksStatus, ApiFailure> {
+    call(
+        "GET",
+        "/api/v1/books/status",
+        Some(token),
+        None,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `GET /api/v1/books/days`: the last days and where each stands.
+pub async fn books_days(token: &str, approval: &str) -> Result<BooksDayList, ApiFailure> {
+    approved_call("GET", "/api/v1/books/days", Some(token), Some(approval), None).await
+}
+
+fn day_path(day: &str) -> String {
+    format!("/api/v1/books/days/{}", browser::encode_component(day))
+}
+
+/// `GET /api/v1/books/days/{date}`: every account's report of the day, with statuses.
+pub async fn books_day(
+    token: &str,
+    approval: &str,
+    day: &str,
+) -> Result<BooksDayDetail, ApiFailure> {
+    approved_call("GET", &day_path(day), Some(token), Some(approval), None).await
+}
+
+/// `GET /api/v1/books/days/{date}/csv`: the day as CSV text.
+pub async fn books_day_csv(token: &str, approval: &str, day: &str) -> Result<String, ApiFailure> {
+    let path = format!("{}/csv", day_path(day));
+    call_text(
+        "GET",
+        &path,
+        Some(token),
+        Some(approval),
+        None,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+fn mismatch_path(id: &str, action: &str) -> String {
+    format!(
+        "/api/v1/books/mismatches/{}/{action}",
+        browser::encode_component(id)
+    )
+}
+
+/// `POST /api/v1/books/mismatches/{id}/query`: ask WeChat now; settled from its verified
+/// reply only.
+pub async fn query_mismatch(
+    token: &str,
+    approval: &str,
+    id: &str,
+) -> Result<MismatchQueried, ApiFailure> {
+    approved_call(
+        "POST",
+        &mismatch_path(id, "query"),
+        Some(token),
+        Some(approval),
+        None,
+    )
+    .await
+}
+
+/// `POST /api/v1/books/mismatches/{id}/explain`: close it with a note.
+pub async fn explain_mismatch(
+    token: &str,
+    approval: &str,
+    id: &str,
+    body: &ExplainMismatch,
+) -> Result<MismatchEntry, ApiFailure> {
+    approved_call(
+        "POST",
+        &mismatch_path(id, "explain"),
+        Some(token),
+        Some(approval),
+        Some(json(body)),
+    )
+    .await
 }

@@ -8,9 +8,11 @@ use crate::model::amount::AmountKey;
 use crate::model::camera::camera_by_default;
 use crate::model::checkout::{Checkout, Input, StoredAttempt};
 use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, Settings, TOKEN_KEY};
-use crate::ui::components::{Header, OfflineBanner};
+use crate::ui::components::{BooksBanner, Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
-use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
+use crate::ui::pages::{
+    AttentionPage, BooksPage, CheckoutPage, PairingPage, PaymentsPage, SettingsPage,
+};
 use crate::ui::{api, browser, capture, pairing};
 
 /// Applies `?amount=12.30` from the address (a till or ERP opening the page for one sale):
@@ -196,6 +198,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Header/>
         <OfflineBanner/>
+        <BooksBanner/>
         <main class="main">
             {move || match shown.get() {
                 (Pairing::Starting, _) => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
@@ -203,6 +206,8 @@ pub fn App() -> impl IntoView {
                 (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
                 (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),
+                (Pairing::Ready, Page::Books) => view! { <BooksPage/> }.into_any(),
+                (Pairing::Ready, Page::Attention) => view! { <AttentionPage/> }.into_any(),
             }}
         </main>
     }

@@ -20,6 +20,11 @@ pub enum Page {
     Payments,
     /// Pairing, language, sound.
     Settings,
+    /// 对账: a day of the owner's books (manager and owner terminals).
+    Books,
+    /// 待处理: the store's payments whose outcome needs a manager (manager and owner
+    /// terminals).
+    Attention,
 }
 
 /// Whether the terminal has a working token.

@@ -6,6 +6,7 @@
 //!   bundle (`bin/paycode-camera`) when it opens and yields decoded text.
 //! - `capture`: the window key listener that feeds the detector (`model::wedge`), and the
 //!   camera's texts on the checkout's waiting screen.
+//! - `approval`: the manager's PIN dialog and the approval a back-office page holds.
 //! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's
 //!   effects.
 //! - `pairing`: pairing by QR code (the address's `#pair=` code, or a scanned one).
@@ -14,6 +15,7 @@
 
 pub mod api;
 pub mod app;
+pub mod approval;
 pub mod browser;
 pub mod camera;
 pub mod capture;

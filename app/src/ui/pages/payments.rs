@@ -227,7 +227,7 @@ fn problem_text(lang: Lang, problem: RefundProblem) -> String {
 
 /// The refund dialog: edit → confirm → send → result.
 #[component]
-fn RefundDialogView(
+pub(super) fn RefundDialogView(
     dialog: RwSignal<Option<RefundDialog>>,
     on_done: Callback<()>,
 ) -> impl IntoView {
