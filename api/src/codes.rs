@@ -120,6 +120,18 @@ string_codes! {
         PairingCodeInvalid = "PAIRING_CODE_INVALID",
         /// 401: no bearer token, or one that is malformed, unknown or revoked.
         Unauthorized = "UNAUTHORIZED",
+        /// 403: the terminal's role may not ask for this (a cashier terminal asking for a
+        /// manager action); the message names the rule.
+        RoleRequired = "ROLE_REQUIRED",
+        /// 403: the request needs a manager's approval (header `Paycode-Approval`), and none
+        /// was sent, or the one sent is unknown, used, expired, of another kind or another
+        /// terminal's; the message names the rule.
+        ApprovalRequired = "APPROVAL_REQUIRED",
+        /// 403: the manager's name or PIN is wrong; the message says how many attempts are
+        /// left before the PIN is locked.
+        PinIncorrect = "PIN_INCORRECT",
+        /// 403: the manager approves for another store only.
+        ManagerWrongStore = "MANAGER_WRONG_STORE",
         /// 404: no such route.
         NotFound = "NOT_FOUND",
         /// 404: no such payment.
@@ -145,6 +157,9 @@ string_codes! {
         /// 409: the terminal's store is disabled and takes no new payments (the message
         /// names the store); its payments in progress finish and can still be refunded.
         StoreDisabled = "STORE_DISABLED",
+        /// 423: the manager's PIN is locked after repeated failures; `Retry-After` says
+        /// when it opens again.
+        PinLocked = "PIN_LOCKED",
         /// 413: the body is larger than the proxy accepts.
         BodyTooLarge = "BODY_TOO_LARGE",
         /// 415: a JSON endpoint got a body that is not `application/json`.
@@ -167,12 +182,14 @@ impl ErrorCode {
         Some(match self {
             InvalidRequest | InvalidJson | InvalidAmount | PairingCodeInvalid => 400,
             Unauthorized => 401,
+            RoleRequired | ApprovalRequired | PinIncorrect | ManagerWrongStore => 403,
             NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
             MethodNotAllowed => 405,
             IdempotencyConflict | ConcurrentChange | RefundExceedsPayment | AlreadyExists
             | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
+            PinLocked => 423,
             TooManyRequests => 429,
             Internal => 500,
             WechatUnavailable => 502,

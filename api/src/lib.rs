@@ -12,10 +12,13 @@
 //! - [`books`]: what a day's reconciliation found ([`books::DayReport`]) and the books
 //!   HTTP API's bodies (day list, day detail, mismatch statuses, [`books::ExplainMismatch`]).
 //! - [`session`]: the calling terminal and demo-mode pairing.
+//! - [`approvals`]: terminal roles and manager approvals ([`Role`], [`ApprovalRequest`],
+//!   [`Approval`]).
 //! - [`error`]: [`ErrorBody`], the shape of every failed request.
 //! - [`codes`]: [`ErrorCode`] and [`FailureCode`], every code the proxy answers with, and
 //!   [`CashierCopy`], the one table of what to tell the cashier for each failure.
 
+pub mod approvals;
 pub mod auth_code;
 pub mod books;
 pub mod codes;
@@ -24,6 +27,9 @@ pub mod money;
 pub mod payments;
 pub mod session;
 
+pub use approvals::{
+    APPROVAL_HEADER, Approval, ApprovalAction, ApprovalRequest, ApprovalUses, Role, SettleRequest,
+};
 pub use auth_code::{AuthCode, AuthCodeError};
 pub use codes::{CashierCopy, ErrorCode, FailureCode};
 pub use error::ErrorBody;

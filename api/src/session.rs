@@ -14,6 +14,10 @@ pub struct TerminalInfo {
     pub name: String,
     /// The store the terminal belongs to: it sees and takes only that store's payments.
     pub store: StoreInfo,
+    /// What the terminal may ask for: `cashier` (a till), `manager` (back office of its
+    /// store) or `owner` (every store). Absent from older proxies, read as `cashier`.
+    #[serde(default)]
+    pub role: crate::Role,
 }
 
 /// A store, as a terminal sees it: shown next to the terminal's name and on receipts.

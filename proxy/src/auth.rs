@@ -14,6 +14,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use paycode_api::Role;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -176,8 +177,21 @@ pub struct AuthenticatedTerminal {
     pub id: String,
     /// The terminal's name.
     pub name: String,
-    /// The terminal's store: the only one whose payments it sees.
+    /// The terminal's store: the only one whose payments it sees (but for an `owner`).
     pub store_id: String,
+    /// What it may ask for.
+    pub role: Role,
+}
+
+impl From<TerminalRecord> for AuthenticatedTerminal {
+    fn from(terminal: TerminalRecord) -> AuthenticatedTerminal {
+        AuthenticatedTerminal {
+            id: terminal.id,
+            name: terminal.name,
+            store_id: terminal.store_id,
+            role: terminal.role,
+        }
+    }
 }
 
 impl<S> FromRequestParts<S> for AuthenticatedTerminal
@@ -193,11 +207,7 @@ where
             .authenticate(&token)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(AuthenticatedTerminal {
-            id: terminal.id,
-            name: terminal.name,
-            store_id: terminal.store_id,
-        })
+        Ok(terminal.into())
     }
 }
 

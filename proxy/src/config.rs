@@ -42,6 +42,9 @@ pub const WECHAT_AUTO_REVOKE_AFTER: Duration = Duration::from_secs(45);
 /// in others; counting bytes keeps any description safely inside both.
 pub const MAX_DESCRIPTION_BYTES: usize = 127;
 
+/// The longest `approvals.window`: a shift.
+const MAX_APPROVAL_WINDOW: Duration = Duration::from_secs(12 * 60 * 60);
+
 /// All settings of the proxy.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +73,45 @@ pub struct Config {
     /// Leases: which proxy drives which payment when several share one database.
     #[serde(default)]
     pub leases: LeaseConfig,
+    /// Manager approvals: which refunds need one, how long one lasts, PIN lockouts.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+}
+
+/// `[approvals]`: manager approvals (docs/approvals.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// A refund of more than this many fen needs a manager's approval. Default 0: every
+    /// refund does.
+    #[serde(deserialize_with = "de::fen")]
+    pub refund_above_fen: Fen,
+    /// How long an approval works for any number of actions of its kind. Default 0: an
+    /// approval works for one action (within two minutes).
+    #[serde(deserialize_with = "de::duration")]
+    pub window: Duration,
+    /// How long a manager's PIN stays locked after `max_failures` failures in a row.
+    /// Default `15m`.
+    #[serde(deserialize_with = "de::duration")]
+    pub lockout: Duration,
+    /// Failed PIN checks in a row that lock the PIN. Default 5.
+    #[serde(deserialize_with = "de::number")]
+    pub max_failures: u32,
+    /// PIN checks (right or wrong) one terminal may make per minute. Default 10.
+    #[serde(deserialize_with = "de::number")]
+    pub checks_per_minute: u32,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            refund_above_fen: Fen::ZERO,
+            window: Duration::ZERO,
+            lockout: Duration::from_secs(15 * 60),
+            max_failures: 5,
+            checks_per_minute: 10,
+        }
+    }
 }
 
 /// `[leases]`: every unsettled payment and unfinished refund is driven by one proxy at a
@@ -407,6 +449,7 @@ impl Config {
             shop: ShopConfig::default(),
             pairing: PairingConfig::default(),
             leases: LeaseConfig::default(),
+            approvals: ApprovalsConfig::default(),
         }
     }
 
@@ -503,6 +546,7 @@ impl Config {
             ("leases.duration", self.leases.duration),
             ("leases.renew_interval", self.leases.renew_interval),
             ("leases.claim_interval", self.leases.claim_interval),
+            ("approvals.lockout", self.approvals.lockout),
         ] {
             // A zero here would make a timer loop spin or a call fail at once.
             require(!duration.is_zero(), field, "must be longer than zero")?;
@@ -567,6 +611,27 @@ impl Config {
             self.pairing.exchanges_per_minute_per_ip >= 1 && self.pairing.exchanges_per_minute >= 1,
             "pairing.exchanges_per_minute",
             "the pairing rate limits must be at least 1",
+        )?;
+        let approvals = &self.approvals;
+        require(
+            approvals.refund_above_fen <= MAX_PARSED,
+            "approvals.refund_above_fen",
+            "must be at most 1000000000000",
+        )?;
+        require(
+            approvals.window <= MAX_APPROVAL_WINDOW,
+            "approvals.window",
+            "must be at most 12h (0: an approval works for one action)",
+        )?;
+        require(
+            (1..=100).contains(&approvals.max_failures),
+            "approvals.max_failures",
+            "must be between 1 and 100",
+        )?;
+        require(
+            approvals.checks_per_minute >= 1,
+            "approvals.checks_per_minute",
+            "must be at least 1",
         )?;
         if let Some(instance) = &self.server.instance {
             require(
@@ -1043,6 +1108,35 @@ mod tests {
         assert_eq!(field, "server.tls.ca_pem");
         let (field, _) = invalid_field(load(&format!("{MINIMAL}\n[pairing]\ncode_ttl = 0\n"), &[]));
         assert_eq!(field, "pairing.code_ttl");
+    }
+
+    #[test]
+    fn approval_settings_load_and_are_checked() {
+        let defaults = load(MINIMAL, &[]).unwrap().approvals;
+        assert_eq!(defaults.refund_above_fen, Fen::ZERO);
+        assert_eq!(defaults.window, Duration::ZERO);
+        assert_eq!(defaults.lockout, Duration::from_secs(900));
+        assert_eq!(defaults.max_failures, 5);
+        let config = load(
+            &format!(
+                "{MINIMAL}\n[approvals]\nrefund_above_fen = 5000\nwindow = \"10m\"\nlockout = \"30s\"\nmax_failures = 3\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.approvals.refund_above_fen, Fen(5000));
+        assert_eq!(config.approvals.window, Duration::from_secs(600));
+        assert_eq!(config.approvals.lockout, Duration::from_secs(30));
+        assert_eq!(config.approvals.max_failures, 3);
+        for (setting, field) in [
+            ("lockout = 0", "approvals.lockout"),
+            ("max_failures = 0", "approvals.max_failures"),
+            ("window = \"13h\"", "approvals.window"),
+            ("checks_per_minute = 0", "approvals.checks_per_minute"),
+        ] {
+            let (named, _) = invalid_field(load(&format!("{MINIMAL}\n[approvals]\n{setting}\n"), &[]));
+            assert_eq!(named, field, "{setting}");
+        }
     }
 
     #[test]

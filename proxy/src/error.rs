@@ -38,6 +38,27 @@ pub enum ApiError {
     /// The answer is the same in every case, so it reveals nothing about which tokens exist.
     #[error("this terminal is not authorised; ask the shop's administrator for a terminal token")]
     Unauthorized,
+    /// 403: the terminal may not do this now: its role does not allow it (`ROLE_REQUIRED`),
+    /// it needs a manager's approval (`APPROVAL_REQUIRED`), the manager's PIN is wrong
+    /// (`PIN_INCORRECT`) or the manager approves for another store (`MANAGER_WRONG_STORE`).
+    #[error("{message}")]
+    Forbidden {
+        /// The stable machine code.
+        code: ErrorCode,
+        /// What is refused and which rule refuses it, for the cashier.
+        message: String,
+        /// The field to change, when one is to blame.
+        field: Option<String>,
+    },
+    /// 423 `PIN_LOCKED`: the manager's PIN is locked after repeated failures;
+    /// `Retry-After` says when it opens.
+    #[error("{message}")]
+    Locked {
+        /// What to do, for the cashier.
+        message: String,
+        /// Seconds until the lockout ends.
+        retry_after_secs: u64,
+    },
     /// 404: the payment, refund or route does not exist (`PAYMENT_NOT_FOUND`, `NOT_FOUND`, …).
     #[error("{message}")]
     NotFound {
@@ -119,6 +140,8 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Locked { .. } => StatusCode::LOCKED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -135,7 +158,9 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { code, .. }
             | ApiError::NotFound { code, .. }
+            | ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. } => code.clone(),
+            ApiError::Locked { .. } => ErrorCode::PinLocked,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             ApiError::PayloadTooLarge => ErrorCode::BodyTooLarge,
@@ -149,9 +174,9 @@ impl ApiError {
 
     fn field(&self) -> Option<String> {
         match self {
-            ApiError::InvalidRequest { field, .. } | ApiError::Conflict { field, .. } => {
-                field.clone()
-            }
+            ApiError::InvalidRequest { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::Forbidden { field, .. } => field.clone(),
             _ => None,
         }
     }
@@ -179,6 +204,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | ApiError::Locked {
             retry_after_secs, ..
         } = &self
         {

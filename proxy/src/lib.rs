@@ -27,8 +27,11 @@
 //!   listener and the plain-HTTP CA page.
 //! - [`pairing`]: one-time pairing codes, exchanged by a tablet for a terminal token.
 //! - [`private_file`]: files readable by their owner only (keys, the database, tokens).
+//! - [`approvals`]: managers, their PINs and the approvals that manager actions need
+//!   (docs/approvals.md).
 //! - [`cli`]: the command line (`serve`, `demo`, `check`, `terminal`, `tls`, `sim`).
 
+pub mod approvals;
 pub mod auth;
 pub mod books;
 pub mod cli;

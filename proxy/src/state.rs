@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use paycode_api::DemoPairing;
 
+use crate::approvals::Approvals;
 use crate::auth::Terminals;
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Pairing codes and their exchange for tokens (`POST /api/v1/pairing`).
     pub pairing: Pairing,
+    /// Managers, PIN checks and the approvals manager actions need.
+    pub approvals: Approvals,
     /// In demo mode, the demo terminal's pairing, offered to loopback browsers.
     pub demo_pairing: Option<Arc<DemoPairing>>,
     /// This proxy among several on one database: its name and this run's id.
@@ -88,6 +91,7 @@ impl AppState {
         Ok(AppState {
             terminals: Terminals::new(Arc::clone(&store)),
             pairing: Pairing::new(Arc::clone(&store), &config.pairing),
+            approvals: Approvals::new(Arc::clone(&store), &config.approvals),
             readiness,
             engine,
             demo_pairing: None,

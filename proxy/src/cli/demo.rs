@@ -406,5 +406,6 @@ async fn terminal_info(
             id: terminal.store_id,
             name,
         },
+        role: terminal.role,
     })
 }

@@ -13,6 +13,8 @@
 //!   decision before the next call.
 //! - `watch`: the long-poll channels ([`Watch`]).
 //! - [`limiter`]: the per-merchant micropay rate limit.
+//! - [`verify`]: acting on evidence: re-query one payment and settle it from WeChat's
+//!   verified reply only, naming who asked (docs/books.md §4).
 //! - [`spacing`]: when a refund may go to WeChat, a minute after the previous refund of the
 //!   same payment (docs/wechat-pay.md §3.4).
 
@@ -26,6 +28,7 @@ pub mod refunds;
 pub mod schedule;
 pub mod spacing;
 mod steps;
+pub mod verify;
 mod watch;
 
 pub use api::{Engine, EngineError, EngineSettings};

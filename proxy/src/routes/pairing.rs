@@ -49,7 +49,7 @@ async fn pairing_create(
     match state.pairing.exchange(&request.code, client).await {
         Ok((terminal, token)) => Ok(Json(Paired {
             token: token.expose().to_owned(),
-            terminal: terminal_info(&state, terminal.id, terminal.name, terminal.store_id).await?,
+            terminal: terminal_info(&state, terminal.into()).await?,
         })),
         Err(error @ ExchangeError::InvalidCode) => Err(ApiError::InvalidRequest {
             code: ErrorCode::PairingCodeInvalid,

@@ -40,25 +40,24 @@ async fn terminal_show(
     terminal: AuthenticatedTerminal,
 ) -> Result<Json<TerminalInfo>> {
     Ok(Json(
-        terminal_info(&state, terminal.id, terminal.name, terminal.store_id).await?,
+        terminal_info(&state, terminal).await?,
     ))
 }
 
-/// What the app is told about a terminal: its id and name, and its store's id and name.
+/// What the app is told about a terminal: its id, name and role, and its store's id and name.
 pub(super) async fn terminal_info(
     state: &AppState,
-    id: String,
-    name: String,
-    store_id: String,
+    terminal: AuthenticatedTerminal,
 ) -> Result<TerminalInfo> {
-    let store = state.store.get_store(&store_id).await?;
+    let store = state.store.get_store(&terminal.store_id).await?;
     Ok(TerminalInfo {
-        id,
-        name,
+        id: terminal.id,
+        name: terminal.name,
         store: StoreInfo {
-            name: store.map_or_else(|| store_id.clone(), |store| store.name),
-            id: store_id,
+            name: store.map_or_else(|| terminal.store_id.clone(), |store| store.name),
+            id: terminal.store_id,
         },
+        role: terminal.role,
     })
 }
 

@@ -25,14 +25,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use paycode_api::{Fen, PaymentState};
+use paycode_api::{Fen, PaymentState, Role};
 use sqlx::migrate::{AppliedMigration, Migrator};
 
 use crate::config::{StoreBackend, StoreConfig};
 
 pub use postgres::PostgresStore;
 pub use records::{
-    Action, CloseState, Failure, MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord,
+    Action, ApprovalUse, ApprovedAction, CloseState, Failure, LockoutPolicy, ManagerRecord,
+    MerchantIds, Millis, NewApproval, PaymentEvent, PaymentRecord, PinCheck, RefundRecord,
     StoreRecord, TerminalRecord,
 };
 pub use sqlite::SqliteStore;
@@ -577,6 +578,60 @@ pub trait Store: Send + Sync + 'static {
         store: &StoreRecord,
         merchant: &MerchantIds,
     ) -> Result<u64, StoreError>;
+
+    // ---- Manager approvals (migration 0011, docs/approvals.md) ----
+
+    /// Gives the terminal called `name` the role `role` and returns it. Fails with
+    /// [`StoreError::NotFound`] for an unknown name.
+    async fn set_terminal_role(&self, name: &str, role: Role) -> Result<TerminalRecord, StoreError>;
+
+    /// Adds a manager; fails with [`StoreError::AlreadyExists`] if a manager not removed
+    /// has the name, and [`StoreError::NotFound`] if `store_id` names no store.
+    async fn add_manager(&self, manager: &ManagerRecord) -> Result<ManagerRecord, StoreError>;
+
+    /// The manager (not removed) called `name`, if any.
+    async fn manager_by_name(&self, name: &str) -> Result<Option<ManagerRecord>, StoreError>;
+
+    /// Every manager, removed ones included, in the order they were added.
+    async fn list_managers(&self) -> Result<Vec<ManagerRecord>, StoreError>;
+
+    /// Replaces the PIN hash of the manager (not removed) called `name`, clearing its
+    /// failures and lockout. Fails with [`StoreError::NotFound`] for an unknown name.
+    async fn set_manager_pin(&self, name: &str, pin_hash: &str)
+    -> Result<ManagerRecord, StoreError>;
+
+    /// Removes the manager called `name` (its approvals stop working) and returns it.
+    /// Fails with [`StoreError::NotFound`] for an unknown or already removed name.
+    async fn remove_manager(&self, name: &str) -> Result<ManagerRecord, StoreError>;
+
+    /// Counts one PIN check of manager `manager_id` (`accepted`: the PIN matched its hash)
+    /// by [`records::pin_transition`] in one transaction on the store's clock, so checks
+    /// racing on several proxies count exactly. Fails with [`StoreError::NotFound`] for an
+    /// unknown or removed manager.
+    async fn record_pin_check(
+        &self,
+        manager_id: &str,
+        accepted: bool,
+        policy: LockoutPolicy,
+    ) -> Result<PinCheck, StoreError>;
+
+    /// Stores an approval, valid from the store's clock now for `approval.ttl`, and returns
+    /// when it expires.
+    async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError>;
+
+    /// Uses an approval: when the token hash exists, belongs to `use_.terminal_id`, is for
+    /// `use_.action`, has not expired (store's clock), its manager is not removed and
+    /// approves for `use_.store_id`, and (for a one-use approval) it was not used, marks it used and writes the [`ApprovedAction`]
+    /// in the same transaction, and returns it with the manager's store (`None`: every
+    /// store). Otherwise `None` and nothing changes. Of two uses of one one-use approval
+    /// racing, exactly one succeeds.
+    async fn use_approval(
+        &self,
+        use_: ApprovalUse<'_>,
+    ) -> Result<Option<(ApprovedAction, Option<String>)>, StoreError>;
+
+    /// The approved actions at or after `since`, oldest first: the audit log.
+    async fn approved_actions(&self, since: Millis) -> Result<Vec<ApprovedAction>, StoreError>;
 }
 
 /// Why a fenced, versioned write matched no row although the row exists: the lease was

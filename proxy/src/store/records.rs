@@ -10,7 +10,9 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use paycode_api::{AttemptId, AuthCode, Fen, PaymentState, payments::RefundState};
+use paycode_api::{
+    ApprovalAction, AttemptId, AuthCode, Fen, PaymentState, Role, payments::RefundState,
+};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 /// An instant as whole milliseconds since the Unix epoch (UTC): the proxy's one time type,
@@ -515,6 +517,8 @@ pub struct TerminalRecord {
     pub created_at: Millis,
     /// When it was revoked; a revoked terminal's token is refused.
     pub revoked_at: Option<Millis>,
+    /// What it may ask for (`cashier` unless `terminal add --role` said otherwise).
+    pub role: Role,
 }
 
 /// One entry of a payment's audit trail, written with each change.
@@ -663,6 +667,200 @@ mod tests {
         assert_eq!(
             Millis(1_709_310_600_123).to_rfc3339(),
             "2024-03-01T16:30:00.123Z"
+        );
+    }
+}
+
+// ---- Manager approvals (migration 0011, docs/approvals.md) ----
+
+/// A manager: a named person whose PIN approves manager actions. Only an argon2id hash of
+/// the PIN is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ManagerRecord {
+    /// The proxy's id for the manager, recorded with each approval.
+    pub id: String,
+    /// The name the manager types (`店长`); unique among managers not removed.
+    pub name: String,
+    /// The store the manager approves for; `None`: every store.
+    pub store_id: Option<String>,
+    /// The PIN's argon2id hash, PHC string format.
+    pub pin_hash: String,
+    /// Failed PIN checks in a row.
+    pub failed_attempts: u32,
+    /// Until when PIN checks are refused (the store's clock).
+    pub locked_until: Option<Millis>,
+    /// When the manager was added.
+    pub created_at: Millis,
+    /// When the manager was removed; a removed manager approves nothing.
+    pub removed_at: Option<Millis>,
+}
+
+impl fmt::Debug for ManagerRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("store_id", &self.store_id)
+            .field("failed_attempts", &self.failed_attempts)
+            .field("locked_until", &self.locked_until)
+            .field("removed_at", &self.removed_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When repeated PIN failures lock a manager out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures in a row that lock the PIN (`approvals.max_failures`).
+    pub max_failures: u32,
+    /// How long a lockout lasts (`approvals.lockout`), from the failure that started it.
+    pub lockout: std::time::Duration,
+}
+
+/// What a PIN check counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinCheck {
+    /// The PIN was right; the failure count is back to zero.
+    Accepted,
+    /// The PIN was wrong; `remaining` more failures lock it.
+    Incorrect {
+        /// Failures left before the lockout.
+        remaining: u32,
+    },
+    /// The PIN is locked (by this failure or an earlier one) until `until`; `now` is the
+    /// store's clock when it answered. A right PIN is refused too while locked.
+    Locked {
+        /// The end of the lockout.
+        until: Millis,
+        /// The store's clock.
+        now: Millis,
+    },
+}
+
+/// The PIN check rule both stores apply in one transaction, on the store's clock: a locked
+/// PIN stays locked whatever was typed; a success resets the count; the `max_failures`-th
+/// failure in a row locks until `now + lockout` and starts the count afresh. Returns the new
+/// `(failed_attempts, locked_until)` and the outcome.
+pub fn pin_transition(
+    failed_attempts: u32,
+    locked_until: Option<Millis>,
+    now: Millis,
+    accepted: bool,
+    policy: LockoutPolicy,
+) -> (u32, Option<Millis>, PinCheck) {
+    if let Some(until) = locked_until.filter(|until| *until > now) {
+        return (failed_attempts, Some(until), PinCheck::Locked { until, now });
+    }
+    if accepted {
+        return (0, None, PinCheck::Accepted);
+    }
+    let failed = failed_attempts.saturating_add(1);
+    if failed >= policy.max_failures {
+        let lockout = i64::try_from(policy.lockout.as_millis()).unwrap_or(i64::MAX);
+        let until = Millis(now.0.saturating_add(lockout));
+        (0, Some(until), PinCheck::Locked { until, now })
+    } else {
+        (
+            failed,
+            None,
+            PinCheck::Incorrect {
+                remaining: policy.max_failures - failed,
+            },
+        )
+    }
+}
+
+/// A new approval to store: the token's hash, who asked and who approved, for what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApproval {
+    /// SHA-256 of the `pca_` token, lower-case hex.
+    pub token_hash: String,
+    /// The terminal that asked; the token works for it only.
+    pub terminal_id: String,
+    /// The manager whose PIN was checked.
+    pub manager_id: String,
+    /// The kind of action it approves.
+    pub action: ApprovalAction,
+    /// Why, as the manager typed it.
+    pub reason: Option<String>,
+    /// One use (`true`) or any number until it expires.
+    pub once: bool,
+    /// How long it works from the moment the store writes it (the store's clock).
+    pub ttl: std::time::Duration,
+}
+
+/// One use of an approval: the terminal presenting the token, the action it performs and on
+/// what.
+#[derive(Clone, Copy, Debug)]
+pub struct ApprovalUse<'a> {
+    /// SHA-256 of the presented token.
+    pub token_hash: &'a str,
+    /// The terminal presenting it.
+    pub terminal_id: &'a str,
+    /// The action performed.
+    pub action: ApprovalAction,
+    /// What it is performed on (a payment id, a day), for the audit row.
+    pub target: &'a str,
+    /// The store of what it is performed on: the manager must approve for it (their store,
+    /// or every store).
+    pub store_id: &'a str,
+}
+
+/// An approved action, as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovedAction {
+    /// When the approval was used (the store's clock).
+    pub at: Millis,
+    /// The manager who approved.
+    pub manager_id: String,
+    /// Their name at the time.
+    pub manager_name: String,
+    /// The terminal that performed it.
+    pub terminal_id: String,
+    /// What kind of action.
+    pub action: ApprovalAction,
+    /// What it was performed on (a payment id, a day).
+    pub target: String,
+    /// Why, as the manager typed it.
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const POLICY: LockoutPolicy = LockoutPolicy {
+        max_failures: 3,
+        lockout: Duration::from_secs(60),
+    };
+
+    #[test]
+    fn failures_in_a_row_lock_and_a_lock_refuses_even_the_right_pin() {
+        let now = Millis(1_000_000);
+        assert_eq!(
+            pin_transition(0, None, now, false, POLICY),
+            (1, None, PinCheck::Incorrect { remaining: 2 })
+        );
+        assert_eq!(
+            pin_transition(1, None, now, true, POLICY),
+            (0, None, PinCheck::Accepted)
+        );
+        let until = Millis(now.0 + 60_000);
+        assert_eq!(
+            pin_transition(2, None, now, false, POLICY),
+            (0, Some(until), PinCheck::Locked { until, now })
+        );
+        let later = Millis(now.0 + 59_999);
+        assert_eq!(
+            pin_transition(0, Some(until), later, true, POLICY).2,
+            PinCheck::Locked { until, now: later }
+        );
+        // Once the lockout has passed, the right PIN works again.
+        assert_eq!(
+            pin_transition(0, Some(until), until, true, POLICY),
+            (0, None, PinCheck::Accepted)
         );
     }
 }

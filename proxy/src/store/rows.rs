@@ -6,15 +6,16 @@
 //! records and the rules for reading them back exist once, here.
 
 use chrono::NaiveDate;
-use paycode_api::{AttemptId, AuthCode, Fen, PaymentState};
+use paycode_api::{ApprovalAction, AttemptId, AuthCode, Fen, PaymentState, Role};
 use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use super::StoreError;
 use super::records::{
-    Action, CloseState, Failure, MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord,
-    StoreRecord, TerminalRecord, parse_refund_state, refund_state_name,
+    Action, ApprovedAction, CloseState, Failure, ManagerRecord, MerchantIds, Millis, PaymentEvent,
+    PaymentRecord, RefundRecord, StoreRecord, TerminalRecord, parse_refund_state,
+    refund_state_name,
 };
 
 /// The states of a settled payment, as SQL. It must read exactly like the predicate of the
@@ -63,7 +64,8 @@ pub(super) const REFUND_COLUMNS: &str = "id, payment_id, refund_attempt_id, out_
      sub_appid, sub_mch_id, lease_owner, lease_until, lease_epoch";
 
 /// Every column of `terminals`, in the order the stores insert them.
-pub(super) const TERMINAL_COLUMNS: &str = "id, name, token_hash, created_at, revoked_at, store_id";
+pub(super) const TERMINAL_COLUMNS: &str =
+    "id, name, token_hash, created_at, revoked_at, store_id, role";
 
 /// Every column of `stores`, in the order the stores insert them.
 pub(super) const STORE_COLUMNS: &str =
@@ -235,6 +237,13 @@ pub(super) fn terminal_from_row(row: &impl Columns) -> Result<TerminalRecord, St
         token_hash: row.text("token_hash")?,
         created_at: Millis(row.integer("created_at")?),
         revoked_at: row.optional_integer("revoked_at")?.map(Millis),
+        role: {
+            let role = row.text("role")?;
+            Role::parse(&role).ok_or(StoreError::Corrupt {
+                column: "terminals.role",
+                value: role,
+            })?
+        },
     })
 }
 
@@ -554,4 +563,59 @@ mod tests {
             assert!(migration.contains(&format!("WHERE state IN {UNFINISHED_REFUND_STATES_SQL}")));
         }
     }
+}
+
+// ---- Manager approvals (migration 0011) ----
+
+/// Every column of `managers`, in the order the stores insert them.
+pub(super) const MANAGER_COLUMNS: &str =
+    "id, name, store_id, pin_hash, failed_attempts, locked_until, created_at, removed_at";
+
+/// Every column of `approved_actions` but its id.
+pub(super) const APPROVED_ACTION_COLUMNS: &str =
+    "at, manager_id, manager_name, terminal_id, action, target, reason";
+
+/// Reads a row of [`MANAGER_COLUMNS`].
+pub(super) fn manager_from_row(row: &impl Columns) -> Result<ManagerRecord, StoreError> {
+    Ok(ManagerRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        store_id: row.optional_text("store_id")?,
+        pin_hash: row.text("pin_hash")?,
+        failed_attempts: u32::try_from(row.integer("failed_attempts")?).map_err(|_| {
+            StoreError::Corrupt {
+                column: "managers.failed_attempts",
+                value: "out of range".to_owned(),
+            }
+        })?,
+        locked_until: row.optional_integer("locked_until")?.map(Millis),
+        created_at: Millis(row.integer("created_at")?),
+        removed_at: row.optional_integer("removed_at")?.map(Millis),
+    })
+}
+
+/// Reads an approval's `action` column.
+pub(super) fn approval_action(text: String) -> Result<ApprovalAction, StoreError> {
+    ApprovalAction::parse(&text).ok_or(StoreError::Corrupt {
+        column: "action",
+        value: text,
+    })
+}
+
+/// Reads a row of [`APPROVED_ACTION_COLUMNS`].
+pub(super) fn approved_action_from_row(row: &impl Columns) -> Result<ApprovedAction, StoreError> {
+    Ok(ApprovedAction {
+        at: Millis(row.integer("at")?),
+        manager_id: row.text("manager_id")?,
+        manager_name: row.text("manager_name")?,
+        terminal_id: row.text("terminal_id")?,
+        action: approval_action(row.text("action")?)?,
+        target: row.text("target")?,
+        reason: row.optional_text("reason")?,
+    })
+}
+
+/// Milliseconds of `duration` for adding to a stored time.
+pub(super) fn duration_ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

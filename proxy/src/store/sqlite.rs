@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use paycode_api::PaymentState;
+use paycode_api::{PaymentState, Role};
 use sqlx::migrate::Migrate;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -30,8 +30,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
 use super::records::{
-    MerchantIds, Millis, PaymentEvent, PaymentRecord, RefundRecord, StoreRecord, TerminalRecord,
-    refund_state_name,
+    ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
+    PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
+    pin_transition, refund_state_name,
 };
 use super::rows::{
     Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
@@ -40,6 +41,10 @@ use super::rows::{
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
     terminal_from_row, u64_to_i64, unique_violation_as_exists,
+};
+use super::rows::{
+    APPROVED_ACTION_COLUMNS, MANAGER_COLUMNS, approved_action_from_row, duration_ms,
+    manager_from_row,
 };
 use super::sqlite_writer::Writer;
 use super::{
@@ -425,6 +430,7 @@ impl Store for SqliteStore {
             token_hash: token_hash.to_owned(),
             created_at: Millis::now(),
             revoked_at: None,
+            role: Role::Cashier,
         };
         sqlx::query(&format!(
             "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ({})",
@@ -436,6 +442,7 @@ impl Store for SqliteStore {
         .bind(terminal.created_at.0)
         .bind(terminal.revoked_at.map(|at| at.0))
         .bind(&terminal.store_id)
+        .bind(terminal.role.as_str())
         .execute(&self.pool)
         .await
         .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
@@ -646,6 +653,236 @@ impl Store for SqliteStore {
         }
         transaction.commit().await?;
         Ok(adopted)
+    }
+
+    // ---- Manager approvals (migration 0011, docs/approvals.md) ----
+
+    async fn set_terminal_role(&self, name: &str, role: Role) -> Result<TerminalRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE terminals SET role = ? WHERE name = ? RETURNING {TERMINAL_COLUMNS}"
+        ))
+        .bind(role.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: name.to_owned(),
+        })?;
+        terminal_from_row(&row)
+    }
+
+    async fn add_manager(&self, manager: &ManagerRecord) -> Result<ManagerRecord, StoreError> {
+        if let Some(store_id) = &manager.store_id {
+            if self.get_store(store_id).await?.is_none() {
+                return Err(StoreError::NotFound {
+                    entity: "store",
+                    key: store_id.clone(),
+                });
+            }
+        }
+        sqlx::query(&format!(
+            "INSERT INTO managers ({MANAGER_COLUMNS}) VALUES ({})",
+            placeholders(MANAGER_COLUMNS)
+        ))
+        .bind(&manager.id)
+        .bind(&manager.name)
+        .bind(&manager.store_id)
+        .bind(&manager.pin_hash)
+        .bind(i64::from(manager.failed_attempts))
+        .bind(manager.locked_until.map(|at| at.0))
+        .bind(manager.created_at.0)
+        .bind(manager.removed_at.map(|at| at.0))
+        .execute(&self.pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "manager", &manager.name))?;
+        Ok(manager.clone())
+    }
+
+    async fn manager_by_name(&self, name: &str) -> Result<Option<ManagerRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers WHERE name = ? AND removed_at IS NULL"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(manager_from_row).transpose()
+    }
+
+    async fn list_managers(&self) -> Result<Vec<ManagerRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers ORDER BY created_at, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(manager_from_row).collect()
+    }
+
+    async fn set_manager_pin(
+        &self,
+        name: &str,
+        pin_hash: &str,
+    ) -> Result<ManagerRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE managers SET pin_hash = ?, failed_attempts = 0, locked_until = NULL \
+             WHERE name = ? AND removed_at IS NULL RETURNING {MANAGER_COLUMNS}"
+        ))
+        .bind(pin_hash)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "manager",
+            key: name.to_owned(),
+        })?;
+        manager_from_row(&row)
+    }
+
+    async fn remove_manager(&self, name: &str) -> Result<ManagerRecord, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE managers SET removed_at = ? WHERE name = ? AND removed_at IS NULL \
+             RETURNING {MANAGER_COLUMNS}"
+        ))
+        .bind(Millis::now().0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "manager",
+            key: name.to_owned(),
+        })?;
+        manager_from_row(&row)
+    }
+
+    async fn record_pin_check(
+        &self,
+        manager_id: &str,
+        accepted: bool,
+        policy: LockoutPolicy,
+    ) -> Result<PinCheck, StoreError> {
+        // The write lock from the first statement: checks on two connections count one
+        // after the other.
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ? AND removed_at IS NULL"
+        ))
+        .bind(manager_id)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "manager",
+            key: manager_id.to_owned(),
+        })?;
+        let manager = manager_from_row(&row)?;
+        let (failed, locked_until, check) = pin_transition(
+            manager.failed_attempts,
+            manager.locked_until,
+            Millis::now(),
+            accepted,
+            policy,
+        );
+        sqlx::query("UPDATE managers SET failed_attempts = ?, locked_until = ? WHERE id = ?")
+            .bind(i64::from(failed))
+            .bind(locked_until.map(|at| at.0))
+            .bind(manager_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(check)
+    }
+
+    async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError> {
+        let now = Millis::now();
+        let expires_at = Millis(now.0.saturating_add(duration_ms(approval.ttl)));
+        sqlx::query(
+            "INSERT INTO approvals (token_hash, terminal_id, manager_id, action, reason, once, \
+             created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&approval.token_hash)
+        .bind(&approval.terminal_id)
+        .bind(&approval.manager_id)
+        .bind(approval.action.as_str())
+        .bind(&approval.reason)
+        .bind(approval.once)
+        .bind(now.0)
+        .bind(expires_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "approval", "token"))?;
+        Ok(expires_at)
+    }
+
+    async fn use_approval(
+        &self,
+        use_: ApprovalUse<'_>,
+    ) -> Result<Option<(ApprovedAction, Option<String>)>, StoreError> {
+        let now = Millis::now();
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Marking it used first makes a one-use approval single-use when two uses race:
+        // only one of them changes the row.
+        let row = sqlx::query(
+            "UPDATE approvals SET used_at = COALESCE(used_at, ?) \
+             WHERE token_hash = ? AND terminal_id = ? AND action = ? AND expires_at > ? \
+             AND (once = 0 OR used_at IS NULL) \
+             AND manager_id IN (SELECT id FROM managers WHERE removed_at IS NULL \
+                 AND (store_id IS NULL OR store_id = ?)) \
+             RETURNING manager_id, reason",
+        )
+        .bind(now.0)
+        .bind(use_.token_hash)
+        .bind(use_.terminal_id)
+        .bind(use_.action.as_str())
+        .bind(now.0)
+        .bind(use_.store_id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(row) = row else {
+            transaction.commit().await?;
+            return Ok(None);
+        };
+        let manager_id: String = row.try_get("manager_id")?;
+        let reason: Option<String> = row.try_get("reason")?;
+        let manager = sqlx::query(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ?"
+        ))
+        .bind(&manager_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let manager = manager_from_row(&manager)?;
+        let action = ApprovedAction {
+            at: now,
+            manager_id,
+            manager_name: manager.name,
+            terminal_id: use_.terminal_id.to_owned(),
+            action: use_.action,
+            target: use_.target.to_owned(),
+            reason,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO approved_actions ({APPROVED_ACTION_COLUMNS}) VALUES ({})",
+            placeholders(APPROVED_ACTION_COLUMNS)
+        ))
+        .bind(action.at.0)
+        .bind(&action.manager_id)
+        .bind(&action.manager_name)
+        .bind(&action.terminal_id)
+        .bind(action.action.as_str())
+        .bind(&action.target)
+        .bind(&action.reason)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Some((action, manager.store_id)))
+    }
+
+    async fn approved_actions(&self, since: Millis) -> Result<Vec<ApprovedAction>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APPROVED_ACTION_COLUMNS} FROM approved_actions WHERE at >= ? ORDER BY id"
+        ))
+        .bind(since.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approved_action_from_row).collect()
     }
 }
 

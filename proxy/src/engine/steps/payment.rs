@@ -215,13 +215,7 @@ impl Shared {
         if !self.may_call(&Key::Payment(record.id.clone())).await {
             return Ok(());
         }
-        let request = OrderQueryRequest {
-            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
-        };
-        let outcome = classify::query(
-            self.call(&record.merchant, &request, CallOptions::default())
-                .await,
-        );
+        let outcome = self.order_query(&record).await;
         let timing = &self.settings.timing;
         self.decide(record, action, Counter::Query, move |facts, now| {
             let outcome = outcome.clone();
@@ -235,6 +229,22 @@ impl Shared {
             }
         })
         .await
+    }
+
+    /// Asks WeChat about `record`'s order (orderquery by `out_trade_no`, with the account
+    /// and sub-merchant it was made with) and classifies the reply. Read-only at WeChat:
+    /// the caller decides what the answer changes.
+    pub(in crate::engine) async fn order_query(
+        &self,
+        record: &PaymentRecord,
+    ) -> machine::QueryOutcome {
+        let request = OrderQueryRequest {
+            order: OrderRef::OutTradeNo(record.out_trade_no.clone()),
+        };
+        classify::query(
+            self.call(&record.merchant, &request, CallOptions::default())
+                .await,
+        )
     }
 
     /// Reverses the order: to cancel the payment ([`Action::Reverse`]), or to close the
