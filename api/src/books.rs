@@ -411,7 +411,8 @@ pub struct AccountDay {
 }
 
 /// `GET /api/v1/books/days/{date}`: the day of every merchant account of the caller's
-/// store (every store's for an owner terminal).
+/// store (every store's for an owner terminal), and the week before it, so that one
+/// approval shows a page.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BooksDayDetail {
@@ -419,6 +420,8 @@ pub struct BooksDayDetail {
     pub day: String,
     /// One entry per merchant account.
     pub accounts: Vec<AccountDay>,
+    /// The seven days ending with `day`, as `GET /api/v1/books/days` lists them.
+    pub recent: BooksDayList,
 }
 
 /// The longest note [`ExplainMismatch`] takes, in characters.
@@ -488,11 +491,14 @@ pub struct MismatchQueried {
     pub message: String,
 }
 
-/// `GET /api/v1/books/status`: what the manager terminal's banner says. Counts only, so a
-/// manager or owner terminal reads it without an approval.
+/// `GET /api/v1/books/status`: what the manager terminal's banner says, and the day the 对账
+/// page opens on. Counts only, so a manager or owner terminal reads it without an approval.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BooksStatus {
+    /// The last finished business day (`YYYY-MM-DD`): yesterday in the shop's UTC offset,
+    /// the day the 对账 page opens on.
+    pub last_day: String,
     /// Finished days of the last week (`YYYY-MM-DD`, oldest first) with no stored report
     /// for some account of the store.
     pub unreconciled_days: Vec<String>,

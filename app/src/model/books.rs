@@ -6,7 +6,7 @@ use paycode_api::books::{
     BillStatus, BooksStatus, DayStatus, MismatchClass, MismatchEntry, MismatchStatus, NoteError,
     OwnerAction,
 };
-use paycode_api::{ErrorCode, TerminalInfo, TerminalRole};
+use paycode_api::{ErrorCode, SettleOutcome, TerminalInfo};
 
 use crate::model::i18n::Lang;
 use crate::model::remote::ApiFailure;
@@ -22,7 +22,7 @@ fn pick(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
 /// page, the needs-attention list and the banner. The proxy enforces the same rule
 /// (403 `ROLE_REQUIRED`); this only keeps the buttons off a cashier's screen.
 pub fn is_back_office(terminal: &TerminalInfo) -> bool {
-    matches!(terminal.role, TerminalRole::Manager | TerminalRole::Owner)
+    terminal.role.is_back_office()
 }
 
 /// A mismatch class in plain words.
@@ -208,6 +208,32 @@ pub fn failure_text(lang: Lang, failure: &ApiFailure) -> String {
     }
 }
 
+/// What a settlement's fresh query of WeChat did.
+pub fn settle_outcome_text(lang: Lang, outcome: SettleOutcome) -> &'static str {
+    match outcome {
+        SettleOutcome::Changed => pick(
+            lang,
+            "已按微信核实的结果结算",
+            "Settled to WeChat's verified answer",
+        ),
+        SettleOutcome::Agrees => pick(
+            lang,
+            "微信的结果与记录一致，无需更改",
+            "WeChat agrees with the record; nothing changed",
+        ),
+        SettleOutcome::Disagrees => pick(
+            lang,
+            "微信的结果与已收款记录不符，记录不变：请在对账中处理",
+            "WeChat contradicts the paid record, which stays: deal with it in the books",
+        ),
+        SettleOutcome::InProgress => pick(
+            lang,
+            "系统仍在处理这笔收款，请稍后再查",
+            "The payment is still being worked on; query again shortly",
+        ),
+    }
+}
+
 /// Whether the refund button applies: the class offers it and the store's payment is known.
 pub fn can_refund(entry: &MismatchEntry) -> bool {
     entry.payment_id.is_some() && entry.actions.contains(&OwnerAction::Refund)
@@ -217,7 +243,7 @@ pub fn can_refund(entry: &MismatchEntry) -> bool {
 mod tests {
     use super::*;
     use paycode_api::books::Mismatch;
-    use paycode_api::{ErrorBody, StoreInfo};
+    use paycode_api::{ErrorBody, Role, StoreInfo};
 
     const CLASSES: [MismatchClass; 5] = [
         MismatchClass::PaidAtWechatNotHere,
@@ -232,7 +258,10 @@ mod tests {
         for class in CLASSES {
             for lang in [Lang::Zh, Lang::En] {
                 let label = class_label(lang, class);
-                assert!(!label.contains("长款") && !label.contains("短款"), "{label}");
+                assert!(
+                    !label.contains("长款") && !label.contains("短款"),
+                    "{label}"
+                );
                 assert!(!class_hint(lang, class).is_empty());
             }
             assert_ne!(class_label(Lang::Zh, class), class_label(Lang::En, class));
@@ -271,9 +300,9 @@ mod tests {
             },
             role,
         };
-        assert!(!is_back_office(&terminal(TerminalRole::Cashier)));
-        assert!(is_back_office(&terminal(TerminalRole::Manager)));
-        assert!(is_back_office(&terminal(TerminalRole::Owner)));
+        assert!(!is_back_office(&terminal(Role::Cashier)));
+        assert!(is_back_office(&terminal(Role::Manager)));
+        assert!(is_back_office(&terminal(Role::Owner)));
     }
 
     #[test]
@@ -297,7 +326,10 @@ mod tests {
             status: 500,
             body: None,
         };
-        assert_eq!(failure_text(Lang::Zh, &bare), "请求失败（HTTP 500），请重试");
+        assert_eq!(
+            failure_text(Lang::Zh, &bare),
+            "请求失败（HTTP 500），请重试"
+        );
     }
 
     #[test]
@@ -325,7 +357,10 @@ mod tests {
             settled_by: None,
             settled_at: None,
         };
-        assert!(!can_refund(&entry), "no payment in the store: nothing to refund");
+        assert!(
+            !can_refund(&entry),
+            "no payment in the store: nothing to refund"
+        );
         entry.payment_id = Some("pay_1".to_owned());
         assert!(can_refund(&entry));
         entry.actions = Vec::new();

@@ -266,6 +266,20 @@ texts! {
     TradeType => ("交易类型", "Trade type"),
     Why => ("原因", "Why"),
     Missing => ("无", "none"),
+    ApprovalAttention => (
+        "查看全部收银台的待处理收款需要店长输入 PIN 码",
+        "Seeing every terminal's payments needs a manager's PIN",
+    ),
+    ApprovalSettle => (
+        "结算这笔收款需要店长输入 PIN 码",
+        "Settling this payment needs a manager's PIN",
+    ),
+    SettleHelp => (
+        "系统会立即向微信查询，只按微信核实的结果结算",
+        "WeChat is asked now; the payment is settled only to what its verified answer proves",
+    ),
+    SettleReason => ("结算原因（必填）", "Reason (required)"),
+    SettleReasonRequired => ("请写明结算原因", "Write why the payment is settled"),
 }
 
 /// The text of `key` in `lang`.

@@ -1,12 +1,13 @@
 //! The only module that knows the proxy's URLs: JSON over `fetch`, with the terminal's bearer
 //! token and a timeout on every call.
 
-use paycode_api::{
-    Approval, CreateApproval, CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired,
-    PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
-};
 use paycode_api::books::{
-    BooksDayDetail, BooksDayList, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
+    BooksDayDetail, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
+};
+use paycode_api::{
+    APPROVAL_HEADER, Approval, ApprovalRequest, AttentionList, CreatePayment, CreateRefund,
+    DemoPairing, ErrorBody, Paired, PairingRequest, Payment, PaymentList, Refund, SettleRequest,
+    Settlement, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,8 +20,6 @@ use crate::ui::browser;
 
 /// How long the proxy holds a long-poll open.
 pub const LONG_POLL_WAIT_S: u32 = 25;
-/// The header that carries a manager's approval token (`pca_…`).
-const APPROVAL_HEADER: &str = "Paycode-Approval";
 /// Timeout of an ordinary call.
 const CALL_TIMEOUT_MS: u32 = 15_000;
 /// Timeout of a long-poll: the wait plus slack.
@@ -220,7 +219,7 @@ pub async fn list_payments(
 
 /// `POST /api/v1/approvals`: a manager's PIN for one action; the answer's token goes on the
 /// approved request.
-pub async fn approve(token: &str, body: &CreateApproval) -> Result<Approval, ApiFailure> {
+pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<Approval, ApiFailure> {
     call(
         "POST",
         "/api/v1/approvals",
@@ -247,11 +246,6 @@ pub async fn books_status(token: &str) -> Result<BooksStatus, ApiFailure> {
         CALL_TIMEOUT_MS,
     )
     .await
-}
-
-/// `GET /api/v1/books/days`: the last days and where each stands.
-pub async fn books_days(token: &str, approval: &str) -> Result<BooksDayList, ApiFailure> {
-    approved_call("GET", "/api/v1/books/days", Some(token), Some(approval), None).await
 }
 
 fn day_path(day: &str) -> String {
@@ -320,4 +314,30 @@ pub async fn explain_mismatch(
         Some(json(body)),
     )
     .await
+}
+
+/// `GET /api/v1/needs-attention`: the store's payments whose outcome is unknown.
+pub async fn needs_attention(token: &str, approval: &str) -> Result<AttentionList, ApiFailure> {
+    approved_call(
+        "GET",
+        "/api/v1/needs-attention",
+        Some(token),
+        Some(approval),
+        None,
+    )
+    .await
+}
+
+/// `POST /api/v1/payments/{id}/settle`: query WeChat now and settle from its verified answer.
+pub async fn settle_payment(
+    token: &str,
+    approval: &str,
+    payment_id: &str,
+    body: &SettleRequest,
+) -> Result<Settlement, ApiFailure> {
+    let path = format!(
+        "/api/v1/payments/{}/settle",
+        browser::encode_component(payment_id)
+    );
+    approved_call("POST", &path, Some(token), Some(approval), Some(json(body))).await
 }

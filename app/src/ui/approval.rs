@@ -4,26 +4,28 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use paycode_api::{ApprovalAction, CreateApproval};
+use paycode_api::{Approval, ApprovalAction, ApprovalRequest, ApprovalUses};
 
-use crate::model::books::failure_text;
+use crate::model::books::{failure_text, needs_approval};
 use crate::model::i18n::{Text, text};
-use crate::ui::context::ctx;
+use crate::model::remote::ApiFailure;
+use crate::ui::context::{Page, ctx};
 use crate::ui::{api, browser};
 
 /// The last manager name typed on this terminal, offered again next time.
 const MANAGER_KEY: &str = "paycode.manager";
 
-/// Asks for a manager's name and PIN for `action`; `on_approved` gets the approval token,
-/// `on_cancel` runs when the dialog is closed without one.
+/// Asks for a manager's name and PIN for `action`; `on_approved` gets the approval,
+/// `on_cancel` runs when the dialog is closed without one. The one PIN dialog of the app:
+/// the back-office pages open it through [`ApprovalGate`].
 #[component]
 pub fn PinDialog(
     /// What the approval is for.
     action: ApprovalAction,
     /// The sentence saying why the PIN is asked.
     why: Text,
-    /// Approved: the token for `Paycode-Approval`.
-    on_approved: Callback<String>,
+    /// Approved: the token for `Paycode-Approval` and how often it works.
+    on_approved: Callback<Approval>,
     /// Closed without an approval.
     on_cancel: Callback<()>,
 ) -> impl IntoView {
@@ -43,7 +45,7 @@ pub fn PinDialog(
         }
         let Some(token) = ctx.token() else { return };
         let why = reason.get_untracked().trim().to_owned();
-        let body = CreateApproval {
+        let body = ApprovalRequest {
             manager: name.clone(),
             pin: code,
             action,
@@ -60,7 +62,7 @@ pub fn PinDialog(
             match result {
                 Ok(approval) => {
                     browser::store(MANAGER_KEY, Some(&name));
-                    on_approved.run(approval.approval);
+                    on_approved.run(approval);
                 }
                 Err(failure) => {
                     let _ = problem.try_set(Some(failure_text(ctx.lang(), &failure)));
@@ -120,67 +122,112 @@ pub fn PinDialog(
     }
 }
 
-/// A back-office page's approval: the token while it works, and the page's last problem.
-/// A call the proxy refuses for want of an approval (`APPROVAL_REQUIRED`: none, used up or
-/// expired) clears the token, and the page asks for the PIN again.
+/// What an approval is waiting to do: the action the manager clicked.
+type Pending = Box<dyn FnOnce(String)>;
+
+/// A back-office page's approvals. An action asks for the PIN when it has no approval to
+/// use, then runs with the new one. An approval that works once is never kept; one that
+/// works for a window (`approvals.window`) is reused until the proxy refuses it.
 #[derive(Clone, Copy)]
 pub struct ApprovalGate {
-    /// The approval token (`pca_…`), once a manager typed the PIN.
-    pub token: RwSignal<Option<String>>,
+    /// What is asked for.
+    action: ApprovalAction,
+    /// A window approval's token, while it works.
+    window: StoredValue<Option<String>>,
+    /// The action waiting for the PIN dialog.
+    pending: StoredValue<Option<Pending>, LocalStorage>,
+    /// Whether the PIN dialog is open.
+    asking: RwSignal<bool>,
+    /// Whether a manager approved once on this page (before that, it shows nothing).
+    pub unlocked: RwSignal<bool>,
     /// The last failure, in words; or the last action's outcome (`Ok`).
     pub outcome: RwSignal<Option<Result<String, String>>>,
 }
 
 impl ApprovalGate {
-    /// A gate without an approval yet.
-    pub fn new() -> ApprovalGate {
+    /// A gate for `action`'s approvals, with none yet.
+    pub fn new(action: ApprovalAction) -> ApprovalGate {
         ApprovalGate {
-            token: RwSignal::new(None),
+            action,
+            window: StoredValue::new(None),
+            pending: StoredValue::new_local(None),
+            asking: RwSignal::new(false),
+            unlocked: RwSignal::new(false),
             outcome: RwSignal::new(None),
         }
     }
 
-    /// Runs `call` with the terminal's token and the approval, then `done` with its answer;
-    /// a failure is shown in words, or asks for the PIN again.
+    /// Runs `then` with an approval token: the window's, or a new one after the PIN.
+    fn with_approval(self, then: impl FnOnce(String) + 'static) {
+        match self.window.get_value() {
+            Some(token) => then(token),
+            None => {
+                self.pending.set_value(Some(Box::new(then)));
+                self.asking.set(true);
+            }
+        }
+    }
+
+    fn approved(self, approval: Approval) {
+        self.unlocked.set(true);
+        self.asking.set(false);
+        if approval.uses == ApprovalUses::Window {
+            self.window.set_value(Some(approval.approval.clone()));
+        }
+        if let Some(then) = self.pending.try_update_value(Option::take).flatten() {
+            then(approval.approval);
+        }
+    }
+
+    /// Runs `call` with the terminal's token and an approval, then `done` with its answer;
+    /// a failure is shown in words. A refused approval is forgotten, so the next action
+    /// asks for the PIN again.
     pub fn run<T, Call, Fut>(self, call: Call, done: impl FnOnce(T) + 'static)
     where
         T: 'static,
-        Call: FnOnce(String, String) -> Fut,
-        Fut: std::future::Future<Output = Result<T, crate::model::remote::ApiFailure>> + 'static,
+        Call: FnOnce(String, String) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<T, ApiFailure>> + 'static,
     {
         let ctx = ctx();
-        let (Some(token), Some(approval)) = (ctx.token(), self.token.get_untracked()) else {
-            return;
-        };
-        let future = call(token, approval);
-        spawn_local(async move {
-            let result = future.await;
-            ctx.note(&result);
-            match result {
-                Ok(answer) => done(answer),
-                Err(failure) if crate::model::books::needs_approval(&failure) => {
-                    let _ = self.token.try_set(None);
+        self.with_approval(move |approval| {
+            let Some(token) = ctx.token() else { return };
+            let future = call(token, approval);
+            spawn_local(async move {
+                let result = future.await;
+                ctx.note(&result);
+                match result {
+                    Ok(answer) => done(answer),
+                    Err(failure) => {
+                        if needs_approval(&failure) {
+                            let _ = self.window.try_set_value(None);
+                        }
+                        let _ = self
+                            .outcome
+                            .try_set(Some(Err(failure_text(ctx.lang(), &failure))));
+                    }
                 }
-                Err(failure) => {
-                    let _ = self
-                        .outcome
-                        .try_set(Some(Err(failure_text(ctx.lang(), &failure))));
-                }
-            }
+            });
         });
     }
 
-    /// The PIN dialog while there is no approval; closing it leaves the page for checkout.
-    pub fn dialog(self, action: ApprovalAction, why: Text) -> impl IntoView {
+    /// The PIN dialog while an action waits for it. Closing it before any approval leaves
+    /// the page for checkout; later, it only drops the waiting action.
+    pub fn dialog(self, why: Text) -> impl IntoView {
         let ctx = ctx();
         move || {
-            self.token.with(Option::is_none).then(|| {
+            self.asking.get().then(|| {
                 view! {
                     <PinDialog
-                        action=action
+                        action=self.action
                         why=why
-                        on_approved=Callback::new(move |token| self.token.set(Some(token)))
-                        on_cancel=Callback::new(move |()| ctx.page.set(crate::ui::context::Page::Checkout))
+                        on_approved=Callback::new(move |approval| self.approved(approval))
+                        on_cancel=Callback::new(move |()| {
+                            self.asking.set(false);
+                            self.pending.set_value(None);
+                            if !self.unlocked.get_untracked() {
+                                ctx.page.set(Page::Checkout);
+                            }
+                        })
                     />
                 }
             })

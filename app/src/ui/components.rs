@@ -99,14 +99,20 @@ pub fn BooksBanner() -> impl IntoView {
     });
     set_interval(check, std::time::Duration::from_secs(300));
     move || {
-        let message = status.with(|status| status.as_ref().and_then(|status| banner_text(ctx.lang(), status)))?;
-        (ctx.page.get() != Page::Books).then(|| view! {
-            <div class="books-banner" role="status" data-testid="books-banner">
-                <span>{message}</span>
-                <button class="button small" on:click=move |_| ctx.page.set(Page::Books)>
-                    {text(ctx.lang(), Text::OpenBooks)}
-                </button>
-            </div>
+        let message = status.with(|status| {
+            status
+                .as_ref()
+                .and_then(|status| banner_text(ctx.lang(), status))
+        })?;
+        (ctx.page.get() != Page::Books).then(|| {
+            view! {
+                <div class="books-banner" role="status" data-testid="books-banner">
+                    <span>{message}</span>
+                    <button class="button small" on:click=move |_| ctx.page.set(Page::Books)>
+                        {text(ctx.lang(), Text::OpenBooks)}
+                    </button>
+                </div>
+            }
         })
     }
 }

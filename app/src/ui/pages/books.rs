@@ -4,15 +4,15 @@
 //! CSV (docs/books.md §4).
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use paycode_api::books::{
-    AccountDay, BooksDayDetail, BooksDayList, DayStatus, ExplainMismatch, MismatchEntry,
-    OwnerAction, SideTotals,
+    AccountDay, BooksDayDetail, DayStatus, ExplainMismatch, MismatchEntry, OwnerAction, SideTotals,
 };
 use paycode_api::{ApprovalAction, Fen};
 
 use crate::model::books::{
     action_label, bill_status_note, can_refund, class_hint, class_label, csv_file_name,
-    day_status_label, mark_label, note_problem, status_label,
+    day_status_label, failure_text, mark_label, note_problem, status_label,
 };
 use crate::model::i18n::{Lang, Text, state_label, text};
 use crate::model::refund::RefundDialog;
@@ -34,15 +34,31 @@ struct Explaining {
 #[component]
 pub fn BooksPage() -> impl IntoView {
     let ctx = ctx();
-    let gate = ApprovalGate::new();
-    // `None` until the day list answers: its last day is yesterday in the shop's offset.
+    let gate = ApprovalGate::new(ApprovalAction::Books);
+    // `None` until the books status names the last finished day (yesterday in the shop's
+    // offset), the day the page opens on.
     let day = RwSignal::new(None::<String>);
-    let days = RwSignal::new(None::<BooksDayList>);
     let detail = RwSignal::new(None::<BooksDayDetail>);
     let explaining = RwSignal::new(None::<Explaining>);
     let refund = RwSignal::new(None::<RefundDialog>);
 
-    let load_day = move |chosen: String| {
+    if let Some(token) = ctx.token() {
+        spawn_local(async move {
+            let result = api::books_status(&token).await;
+            ctx.note(&result);
+            match result {
+                Ok(status) => {
+                    let _ = day.try_set(Some(status.last_day));
+                }
+                Err(failure) => {
+                    let _ = gate
+                        .outcome
+                        .try_set(Some(Err(failure_text(ctx.lang(), &failure))));
+                }
+            }
+        });
+    }
+    let load = move |chosen: String| {
         gate.run(
             move |token, approval| async move { api::books_day(&token, &approval, &chosen).await },
             move |answer| {
@@ -52,30 +68,13 @@ pub fn BooksPage() -> impl IntoView {
     };
     let reload = move || {
         if let Some(chosen) = day.get_untracked() {
-            load_day(chosen);
+            load(chosen);
         }
-        // The list's last day is yesterday in the shop's offset: the default day.
-        gate.run(
-            |token, approval| async move { api::books_days(&token, &approval).await },
-            move |list: BooksDayList| {
-                if day.get_untracked().is_none() {
-                    let _ = day.try_set(Some(list.to.clone()));
-                }
-                let _ = days.try_set(Some(list));
-            },
-        );
     };
-    // Approved (again): load what the page shows.
-    Effect::new(move |_| {
-        if gate.token.with(Option::is_some) {
-            reload();
-        }
-    });
-    // A day chosen (or the default one arriving with the list): load it.
+    // A day chosen, or the first one known: show it (after the PIN).
     Effect::new(move |_| {
         if let Some(chosen) = day.get() {
-            detail.set(None);
-            load_day(chosen);
+            load(chosen);
         }
     });
 
@@ -109,23 +108,32 @@ pub fn BooksPage() -> impl IntoView {
                 problem: None,
             })),
             OwnerAction::Refund => {
-                let Some(payment_id) = entry.payment_id else { return };
-                gate.run(
-                    move |token, _| async move { api::payment(&token, &payment_id).await },
-                    move |payment| match RefundDialog::open(&payment, new_attempt_id()) {
-                        Some(dialog) => refund.set(Some(dialog)),
-                        None => gate.outcome.set(Some(Err(text(
-                            ctx.lang(),
-                            Text::NothingToRefund,
-                        )
-                        .to_owned()))),
-                    },
-                );
+                // The refund itself goes through the refund dialog and its own approval.
+                let (Some(payment_id), Some(token)) = (entry.payment_id, ctx.token()) else {
+                    return;
+                };
+                spawn_local(async move {
+                    let result = api::payment(&token, &payment_id).await;
+                    ctx.note(&result);
+                    let outcome = match result {
+                        Ok(payment) => match RefundDialog::open(&payment, new_attempt_id()) {
+                            Some(dialog) => {
+                                let _ = refund.try_set(Some(dialog));
+                                return;
+                            }
+                            None => text(ctx.lang(), Text::NothingToRefund).to_owned(),
+                        },
+                        Err(failure) => failure_text(ctx.lang(), &failure),
+                    };
+                    let _ = gate.outcome.try_set(Some(Err(outcome)));
+                });
             }
         }
     });
     let explain = move || {
-        let Some(Explaining { id, note, .. }) = explaining.get_untracked() else { return };
+        let Some(Explaining { id, note, .. }) = explaining.get_untracked() else {
+            return;
+        };
         let body = ExplainMismatch { note };
         if let Err(problem) = body.check() {
             explaining.update(|explaining| {
@@ -146,7 +154,9 @@ pub fn BooksPage() -> impl IntoView {
         );
     };
     let download = move || {
-        let Some(chosen) = day.get_untracked() else { return };
+        let Some(chosen) = day.get_untracked() else {
+            return;
+        };
         gate.run(
             {
                 let chosen = chosen.clone();
@@ -162,7 +172,7 @@ pub fn BooksPage() -> impl IntoView {
 
     view! {
         <section class="payments books" data-testid="books">
-            {gate.dialog(ApprovalAction::Books, Text::ApprovalBooks)}
+            {gate.dialog(Text::ApprovalBooks)}
             <div class="toolbar">
                 <h1>{move || text(ctx.lang(), Text::BooksTitle)}</h1>
                 <input
@@ -184,10 +194,10 @@ pub fn BooksPage() -> impl IntoView {
                     {move || text(ctx.lang(), Text::DownloadCsv)}
                 </button>
             </div>
-            <DayChips days=days day=day/>
+            <DayChips detail=detail day=day/>
             {gate.outcome_line()}
             {move || match detail.get() {
-                None => gate.token.with(Option::is_some).then(|| view! { <p class="muted">{text(ctx.lang(), Text::Loading)}</p> }).into_any(),
+                None => gate.unlocked.get().then(|| view! { <p class="muted">{text(ctx.lang(), Text::Loading)}</p> }).into_any(),
                 Some(detail) => detail
                     .accounts
                     .into_iter()
@@ -230,11 +240,14 @@ pub fn BooksPage() -> impl IntoView {
 
 /// The recent days as buttons, each with its status and open differences.
 #[component]
-fn DayChips(days: RwSignal<Option<BooksDayList>>, day: RwSignal<Option<String>>) -> impl IntoView {
+fn DayChips(
+    detail: RwSignal<Option<BooksDayDetail>>,
+    day: RwSignal<Option<String>>,
+) -> impl IntoView {
     let ctx = ctx();
     move || {
         let lang = ctx.lang();
-        let list = days.get()?;
+        let list = detail.get()?.recent;
         // One chip per day: the least finished status of its accounts, their open sum.
         let mut chips: Vec<(String, DayStatus, u64)> = Vec::new();
         for row in list.days {
@@ -256,19 +269,21 @@ fn DayChips(days: RwSignal<Option<BooksDayList>>, day: RwSignal<Option<String>>)
                         move || day.with(|day| day.as_deref() == Some(chip_day.as_str()))
                     };
                     let choose = chip_day.clone();
+                    let testid_day = chip_day.clone();
+                    let has_open = open > 0;
                     view! {
                         <button
                             class=format!("day-chip status-{}", status.as_str())
-                            class:open=open > 0
+                            class:open=has_open
                             class:active=selected.clone()
                             aria-pressed=move || selected().to_string()
                             data-testid="day-chip"
-                            data-day=chip_day.clone()
+                            data-day=testid_day
                             on:click=move |_| day.set(Some(choose.clone()))
                         >
                             <span class="mono">{chip_day}</span>
                             <span class="small">{day_status_label(lang, status)}</span>
-                            {(open > 0).then(|| view! { <span class="small strong">{format!("⚠ {open}")}</span> })}
+                            {has_open.then(|| view! { <span class="small strong">{format!("⚠ {open}")}</span> })}
                         </button>
                     }
                 }).collect_view()}
@@ -393,12 +408,18 @@ fn TotalsTable(store: SideTotals, bill: SideTotals) -> impl IntoView {
 }
 
 fn amount(lang: Lang, fen: Option<Fen>) -> String {
-    fen.map_or_else(|| text(lang, Text::Missing).to_owned(), |fen| fen.to_string())
+    fen.map_or_else(
+        || text(lang, Text::Missing).to_owned(),
+        |fen| fen.to_string(),
+    )
 }
 
 /// One difference, in plain words, with its actions while open.
 #[component]
-fn MismatchView(entry: MismatchEntry, act: Callback<(OwnerAction, MismatchEntry)>) -> impl IntoView {
+fn MismatchView(
+    entry: MismatchEntry,
+    act: Callback<(OwnerAction, MismatchEntry)>,
+) -> impl IntoView {
     let lang = ctx().lang();
     let mismatch = &entry.mismatch;
     let number = match &mismatch.out_refund_no {
@@ -409,7 +430,9 @@ fn MismatchView(entry: MismatchEntry, act: Callback<(OwnerAction, MismatchEntry)
         "{} {} ({}) · {} {} ({})",
         text(lang, Text::StoreAmount),
         amount(lang, mismatch.store_amount),
-        mismatch.store_state.map_or("—", |state| state_label(lang, state)),
+        mismatch
+            .store_state
+            .map_or("—", |state| state_label(lang, state)),
         text(lang, Text::BillAmount),
         amount(lang, mismatch.bill_amount),
         mismatch.bill_state.as_deref().unwrap_or("—"),
@@ -418,7 +441,9 @@ fn MismatchView(entry: MismatchEntry, act: Callback<(OwnerAction, MismatchEntry)
         (None, None) => None,
         (by, note) => Some(format!(
             "{}{}",
-            by.as_ref().map(|by| format!("{}: {by} ", text(lang, Text::SettledBy))).unwrap_or_default(),
+            by.as_ref()
+                .map(|by| format!("{}: {by} ", text(lang, Text::SettledBy)))
+                .unwrap_or_default(),
             note.as_deref().unwrap_or_default(),
         )),
     };
