@@ -90,6 +90,7 @@ pub fn status_label(lang: Lang, status: MismatchStatus) -> &'static str {
         MismatchStatus::ResolvedByQuery => pick(lang, "已查询核实", "Resolved by query"),
         MismatchStatus::Explained => pick(lang, "已标记核实", "Explained"),
         MismatchStatus::Refunded => pick(lang, "已退款", "Refunded"),
+        MismatchStatus::Cleared => pick(lang, "重新对账后已消除", "Gone in a later run"),
     }
 }
 
@@ -99,6 +100,7 @@ pub fn day_status_label(lang: Lang, status: DayStatus) -> &'static str {
         DayStatus::Unreconciled => pick(lang, "未对账", "Not reconciled"),
         DayStatus::WaitingForBill => pick(lang, "等待微信账单", "Waiting for the bill"),
         DayStatus::Reconciled => pick(lang, "已对账", "Reconciled"),
+        DayStatus::Failed => pick(lang, "对账失败，将重试", "Run failed; retried"),
     }
 }
 

@@ -242,7 +242,6 @@ texts! {
     ),
     ExplainTitle => ("标记已核实", "Mark explained"),
     ExplainNote => ("说明（必填，最多 200 字）", "Note (required, at most 200 characters)"),
-    ExplainSubmit => ("确认标记", "Mark explained"),
     AttentionTitle => ("结果未知的收款（全部收银台）", "Payments needing attention (all terminals)"),
     NoAttention => ("没有待处理的收款", "No payment needs attention"),
     Settle => ("结算", "Settle"),
@@ -254,7 +253,6 @@ texts! {
     ),
     ManagerName => ("店长", "Manager"),
     Pin => ("PIN 码", "PIN"),
-    ApprovalReason => ("原因（可选）", "Reason (optional)"),
     Approve => ("授权", "Approve"),
     ManagerRequired => ("请输入店长姓名和 PIN 码", "Enter the manager's name and PIN"),
     OpenBooks => ("去对账", "Open the books"),
@@ -263,6 +261,10 @@ texts! {
         "The shop has this payment as not paid, so there is nothing to refund: query now first",
     ),
     MerchantNumber => ("商户号", "Merchant"),
+    BackOfficeFailed => (
+        "后台页面加载失败，请检查网络后重试",
+        "The back-office page did not load: check the network and try again",
+    ),
     TradeType => ("交易类型", "Trade type"),
     Why => ("原因", "Why"),
     Missing => ("无", "none"),
@@ -273,10 +275,6 @@ texts! {
     ApprovalSettle => (
         "结算这笔收款需要店长输入 PIN 码",
         "Settling this payment needs a manager's PIN",
-    ),
-    SettleHelp => (
-        "系统会立即向微信查询，只按微信核实的结果结算",
-        "WeChat is asked now; the payment is settled only to what its verified answer proves",
     ),
     SettleReason => ("结算原因（必填）", "Reason (required)"),
     SettleReasonRequired => ("请写明结算原因", "Write why the payment is settled"),

@@ -11,6 +11,7 @@
 //! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
 //! - [`refund`]: the refund dialog's steps.
 //! - [`books`]: the back office's words and decisions (对账, needs attention, the PIN).
+//! - [`books_html`]: the back office's read-only views as escaped HTML text.
 //! - [`remote`]: what a failed call to the proxy means.
 //! - [`settings`]: stored settings and keys.
 //! - [`i18n`]: every text in Chinese and English (failure copy comes from
@@ -20,6 +21,7 @@
 
 pub mod amount;
 pub mod books;
+pub mod books_html;
 pub mod camera;
 pub mod checkout;
 pub mod dates;

@@ -6,13 +6,12 @@ use leptos::task::spawn_local;
 
 use crate::model::amount::AmountKey;
 use crate::model::camera::camera_by_default;
-use crate::model::checkout::{Checkout, Input, StoredAttempt};
-use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, Settings, TOKEN_KEY};
+use crate::model::checkout::{Input, StoredAttempt};
+use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, TOKEN_KEY};
+use crate::ui::back_office::BackOfficePage;
 use crate::ui::components::{BooksBanner, Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
-use crate::ui::pages::{
-    AttentionPage, BooksPage, CheckoutPage, PairingPage, PaymentsPage, SettingsPage,
-};
+use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
 use crate::ui::{api, browser, capture, pairing};
 
 /// Applies `?amount=12.30` from the address (a till or ERP opening the page for one sale):
@@ -137,16 +136,7 @@ async fn watch_connection(ctx: Ctx) {
 /// The page: header, offline banner, and the current page.
 #[component]
 pub fn App() -> impl IntoView {
-    let settings = Settings::load(browser::load);
-    let ctx = Ctx {
-        checkout: RwSignal::new(Checkout::default()),
-        settings: RwSignal::new(settings),
-        page: RwSignal::new(Page::Checkout),
-        pairing: RwSignal::new(Pairing::Starting),
-        terminal: RwSignal::new(None),
-        online: RwSignal::new(true),
-        clock: RwSignal::new(browser::now_ms()),
-    };
+    let ctx = Ctx::new(Page::Checkout, Pairing::Starting);
     provide_context(ctx);
     capture::install(ctx);
 
@@ -206,8 +196,7 @@ pub fn App() -> impl IntoView {
                 (Pairing::Ready, Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
                 (Pairing::Ready, Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 (Pairing::Ready, Page::Settings) => view! { <SettingsPage/> }.into_any(),
-                (Pairing::Ready, Page::Books) => view! { <BooksPage/> }.into_any(),
-                (Pairing::Ready, Page::Attention) => view! { <AttentionPage/> }.into_any(),
+                (Pairing::Ready, page @ (Page::Books | Page::Attention)) => view! { <BackOfficePage page=page/> }.into_any(),
             }}
         </main>
     }

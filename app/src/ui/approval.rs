@@ -2,6 +2,9 @@
 //! (`POST /api/v1/approvals`); the proxy checks it (rate-limited, locked after repeated
 //! failures) and answers with the approval token the approved request carries.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use paycode_api::{Approval, ApprovalAction, ApprovalRequest, ApprovalUses};
@@ -32,7 +35,6 @@ pub fn PinDialog(
     let ctx = ctx();
     let manager = RwSignal::new(browser::load(MANAGER_KEY).unwrap_or_default());
     let pin = RwSignal::new(String::new());
-    let reason = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let submit = move |event: leptos::ev::SubmitEvent| {
@@ -44,12 +46,12 @@ pub fn PinDialog(
             return;
         }
         let Some(token) = ctx.token() else { return };
-        let why = reason.get_untracked().trim().to_owned();
+        // The why of an action is its own note or reason; the approval needs none.
         let body = ApprovalRequest {
             manager: name.clone(),
             pin: code,
             action,
-            reason: (!why.is_empty()).then_some(why),
+            reason: None,
         };
         busy.set(true);
         problem.set(None);
@@ -95,15 +97,6 @@ pub fn PinDialog(
                         data-testid="pin-code"
                         prop:value=move || pin.get()
                         on:input=move |event| pin.set(event_target_value(&event))
-                    />
-                    <label for="pin-reason">{move || text(ctx.lang(), Text::ApprovalReason)}</label>
-                    <input
-                        id="pin-reason"
-                        type="text"
-                        maxlength="200"
-                        autocomplete="off"
-                        prop:value=move || reason.get()
-                        on:input=move |event| reason.set(event_target_value(&event))
                     />
                     {move || problem.get().map(|message| view! {
                         <p class="notice problem" role="alert" data-testid="pin-problem">{message}</p>
@@ -186,27 +179,30 @@ impl ApprovalGate {
     where
         T: 'static,
         Call: FnOnce(String, String) -> Fut + 'static,
-        Fut: std::future::Future<Output = Result<T, ApiFailure>> + 'static,
+        Fut: Future<Output = Result<T, ApiFailure>> + 'static,
     {
-        let ctx = ctx();
         self.with_approval(move |approval| {
-            let Some(token) = ctx.token() else { return };
+            let Some(token) = ctx().token() else { return };
             let future = call(token, approval);
-            spawn_local(async move {
-                let result = future.await;
-                ctx.note(&result);
-                match result {
-                    Ok(answer) => done(answer),
-                    Err(failure) => {
-                        if needs_approval(&failure) {
-                            let _ = self.window.try_set_value(None);
-                        }
-                        let _ = self
-                            .outcome
-                            .try_set(Some(Err(failure_text(ctx.lang(), &failure))));
-                    }
+            self.spawn(Box::pin(async move { future.await.map(done) }));
+        });
+    }
+
+    /// The part of [`ApprovalGate::run`] that does not depend on the answer's type, compiled
+    /// once.
+    fn spawn(self, call: Pin<Box<dyn Future<Output = Result<(), ApiFailure>>>>) {
+        let ctx = ctx();
+        spawn_local(async move {
+            let result = call.await;
+            ctx.note(&result);
+            if let Err(failure) = result {
+                if needs_approval(&failure) {
+                    let _ = self.window.try_set_value(None);
                 }
-            });
+                let _ = self
+                    .outcome
+                    .try_set(Some(Err(failure_text(ctx.lang(), &failure))));
+            }
         });
     }
 
@@ -242,5 +238,72 @@ impl ApprovalGate {
                 Err(message) => view! { <p class="notice problem" role="alert" data-testid="books-outcome">{message}</p> }.into_any(),
             })
         }
+    }
+}
+
+/// The `data-action` and `data-id` of the button a click inside HTML-rendered content
+/// (`model::books_html`) landed on, if any.
+pub fn clicked_action(event: &leptos::ev::MouseEvent) -> Option<(String, String)> {
+    use wasm_bindgen::JsCast;
+    let target = event.target()?.dyn_into::<web_sys::Element>().ok()?;
+    let button = target.closest("[data-action]").ok()??;
+    Some((
+        button.get_attribute("data-action")?,
+        button.get_attribute("data-id")?,
+    ))
+}
+
+/// A dialog asking for one line of text (a mismatch's note, a settlement's reason):
+/// `check` says what is wrong with it, if anything; `on_submit` gets it once it passes.
+#[component]
+pub fn NoteDialog(
+    /// The title.
+    title: Text,
+    /// The field's label.
+    label: Text,
+    /// `data-testid` of the dialog; its field and button add `-text` and `-submit`.
+    testid: &'static str,
+    /// What is wrong with the text, in words; `None` when it can be sent.
+    check: Callback<String, Option<String>>,
+    /// The text, checked.
+    on_submit: Callback<String>,
+    /// Closed.
+    on_close: Callback<()>,
+) -> impl IntoView {
+    let lang = ctx().lang();
+    let value = RwSignal::new(String::new());
+    let problem = RwSignal::new(None::<String>);
+    view! {
+        <div class="backdrop">
+            <form class="dialog refund-form" role="dialog" aria-modal="true" aria-labelledby="note-title" data-testid=testid
+                on:submit=move |event| {
+                    event.prevent_default();
+                    let text = value.get_untracked();
+                    match check.run(text.clone()) {
+                        Some(wrong) => problem.set(Some(wrong)),
+                        None => on_submit.run(text),
+                    }
+                }>
+                <h2 id="note-title">{text(lang, title)}</h2>
+                <label for="note-text">{text(lang, label)}</label>
+                <input
+                    id="note-text"
+                    type="text"
+                    maxlength="200"
+                    autocomplete="off"
+                    data-testid=format!("{testid}-text")
+                    prop:value=move || value.get()
+                    on:input=move |event| {
+                        value.set(event_target_value(&event));
+                        problem.set(None);
+                    }
+                />
+                {move || problem.get().map(|problem| view! { <p class="notice problem" role="alert" data-testid=format!("{testid}-problem")>{problem}</p> })}
+                <div class="dialog-actions">
+                    <button type="button" class="button secondary" on:click=move |_| on_close.run(())>{text(lang, Text::Close)}</button>
+                    <button type="submit" class="button primary" data-testid=format!("{testid}-submit")>{text(lang, title)}</button>
+                </div>
+            </form>
+        </div>
     }
 }
