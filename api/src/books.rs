@@ -279,6 +279,9 @@ pub enum DayStatus {
     WaitingForBill,
     /// A report is stored for the day.
     Reconciled,
+    /// The last run failed (a download or store error other than "not ready"); it is
+    /// tried again, and `detail` says why.
+    Failed,
 }
 
 impl DayStatus {
@@ -288,6 +291,7 @@ impl DayStatus {
             DayStatus::Unreconciled => "unreconciled",
             DayStatus::WaitingForBill => "waiting_for_bill",
             DayStatus::Reconciled => "reconciled",
+            DayStatus::Failed => "failed",
         }
     }
 }
@@ -311,8 +315,11 @@ pub struct BooksDaySummary {
     /// Whether there was a bill, once reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bill_status: Option<BillStatus>,
-    /// Mismatches still open (neither resolved, explained nor refunded).
+    /// Mismatches still open (neither resolved, explained, refunded nor cleared).
     pub open_mismatches: u64,
+    /// Why the run waits or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// `GET /api/v1/books/days?from=D&to=D`: the days from `from` to `to` (inclusive), newest
@@ -343,6 +350,8 @@ pub enum MismatchStatus {
     Explained,
     /// The customer's money was given back with a real refund.
     Refunded,
+    /// A later run of the same day no longer found it: the store or the bill changed.
+    Cleared,
 }
 
 impl MismatchStatus {
@@ -353,6 +362,7 @@ impl MismatchStatus {
             MismatchStatus::ResolvedByQuery => "resolved_by_query",
             MismatchStatus::Explained => "explained",
             MismatchStatus::Refunded => "refunded",
+            MismatchStatus::Cleared => "cleared",
         }
     }
 
@@ -383,7 +393,7 @@ pub struct MismatchEntry {
     /// WeChat's verified reply said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// Who settled it: the approving manager's name, or `reconciliation` for the daily run.
+    /// Who settled it: the approving manager and terminal, or the run that did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_by: Option<String>,
     /// When it was settled (RFC 3339, UTC).
@@ -399,6 +409,9 @@ pub struct AccountDay {
     pub mch_id: String,
     /// Where the day stands for this account.
     pub status: DayStatus,
+    /// Why the run waits or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The stored report, once reconciled. Its `mismatches` are as the run found them;
     /// [`AccountDay::mismatches`] has the same items with their ids and statuses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -539,6 +552,7 @@ mod tests {
             MismatchStatus::ResolvedByQuery,
             MismatchStatus::Explained,
             MismatchStatus::Refunded,
+            MismatchStatus::Cleared,
         ] {
             assert_eq!(
                 serde_json::to_string(&status).unwrap(),
@@ -549,6 +563,7 @@ mod tests {
             DayStatus::Unreconciled,
             DayStatus::WaitingForBill,
             DayStatus::Reconciled,
+            DayStatus::Failed,
         ] {
             assert_eq!(
                 serde_json::to_string(&status).unwrap(),
