@@ -172,6 +172,42 @@ pub struct SettleRequest {
     pub reason: String,
 }
 
+/// What a settlement found at WeChat.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleOutcome {
+    /// The payment now follows WeChat's verified answer (paid, or cancelled with its order
+    /// closed or being reversed).
+    Changed,
+    /// WeChat's answer agrees with what was stored; nothing changed.
+    Agrees,
+    /// WeChat's answer contradicts a paid payment, which never moves back; it stays for
+    /// the books.
+    Disagrees,
+    /// The proxy is still working on the payment itself; nothing changed.
+    InProgress,
+}
+
+/// The answer to [`SettleRequest`]: the payment afterwards and what WeChat's answer did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The payment as stored now.
+    pub payment: crate::Payment,
+    /// What WeChat's verified answer did.
+    pub outcome: SettleOutcome,
+}
+
+/// `GET /api/v1/needs-attention`: the payments of the terminal's store (every store for an
+/// owner terminal) that need attention, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttentionList {
+    /// The payments, oldest first.
+    pub payments: Vec<crate::Payment>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,8 @@ string_codes! {
         PaymentAlreadyPaid = "PAYMENT_ALREADY_PAID",
         /// 409: only a paid payment can be refunded.
         PaymentNotPaid = "PAYMENT_NOT_PAID",
+        /// 409: only a payment that needs attention can be settled.
+        PaymentNotInAttention = "PAYMENT_NOT_IN_ATTENTION",
         /// 409: the terminal's store is disabled and takes no new payments (the message
         /// names the store); its payments in progress finish and can still be refunded.
         StoreDisabled = "STORE_DISABLED",
@@ -186,7 +188,7 @@ impl ErrorCode {
             NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
             MethodNotAllowed => 405,
             IdempotencyConflict | ConcurrentChange | RefundExceedsPayment | AlreadyExists
-            | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled => 409,
+            | PaymentAlreadyPaid | PaymentNotPaid | StoreDisabled | PaymentNotInAttention => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
             PinLocked => 423,

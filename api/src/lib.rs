@@ -28,7 +28,8 @@ pub mod payments;
 pub mod session;
 
 pub use approvals::{
-    APPROVAL_HEADER, Approval, ApprovalAction, ApprovalRequest, ApprovalUses, Role, SettleRequest,
+    APPROVAL_HEADER, Approval, ApprovalAction, ApprovalRequest, ApprovalUses, AttentionList, Role,
+    SettleOutcome, SettleRequest, Settlement,
 };
 pub use auth_code::{AuthCode, AuthCodeError};
 pub use codes::{CashierCopy, ErrorCode, FailureCode};

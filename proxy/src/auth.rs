@@ -132,6 +132,21 @@ impl Terminals {
         Ok((terminal, token))
     }
 
+    /// Adds a terminal like [`Terminals::add_to`] with the role `role`. (Added as a cashier
+    /// first: if giving the role fails, the terminal can do less, never more.)
+    pub async fn add_with_role(
+        &self,
+        name: &str,
+        store_id: &str,
+        role: Role,
+    ) -> Result<(TerminalRecord, TerminalToken), AddTerminalError> {
+        let (mut terminal, token) = self.add_to(name, store_id).await?;
+        if role != terminal.role {
+            terminal = self.store.set_terminal_role(&terminal.name, role).await?;
+        }
+        Ok((terminal, token))
+    }
+
     /// Adds a terminal to the default store (see [`Terminals::add_to`]).
     pub async fn add(
         &self,

@@ -105,6 +105,13 @@ pub enum ApiError {
     /// to a call whose failure the engine cannot turn into a payment state.
     #[error("WeChat Pay cannot be reached right now; try again shortly")]
     Wechat(#[source] wxpay::Error),
+    /// 502 `WECHAT_UNAVAILABLE`: WeChat gave no usable answer to a query a manager asked
+    /// for; nothing changed.
+    #[error("{message}")]
+    WechatNoAnswer {
+        /// What did not happen, for the manager.
+        message: String,
+    },
     /// 503 `UNAVAILABLE`: a dependency (the database) is unreachable; retrying later may
     /// succeed.
     #[error("the payment service is temporarily unavailable; try again shortly")]
@@ -148,7 +155,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Wechat(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Wechat(_) | ApiError::WechatNoAnswer { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -166,7 +173,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => ErrorCode::BodyTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             ApiError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
-            ApiError::Wechat(_) => ErrorCode::WechatUnavailable,
+            ApiError::Wechat(_) | ApiError::WechatNoAnswer { .. } => ErrorCode::WechatUnavailable,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }

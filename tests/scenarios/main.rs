@@ -2,6 +2,8 @@
 //! SQLite on disk, and the WeChat Pay simulator over HTTPS on simulated time (100× unless a
 //! test says otherwise, with the proxy's waits scaled to match).
 //!
+//! - `approvals`: manager approvals: terminal roles, PINs with their lockout and rate limit,
+//!   one-use approvals, refunds and back-office actions that need one, and their audit.
 //! - `rows`: one test per row of the simulator's behaviour table (wxpay/SIMULATOR.md).
 //! - `faults`: transport and reply faults, host fail-over, reverse retries, needs_attention.
 //! - `expiry`: a micropay that may still arrive keeps its payment open until its `time_expire`.
@@ -23,6 +25,7 @@
 //! simulator received for its order (which, in which order, and when in simulated time), and
 //! the simulator's books (`paycode_tests::ledger::assert_ledger_agrees`).
 
+mod approvals;
 mod bad_input;
 mod cancel;
 mod closing;

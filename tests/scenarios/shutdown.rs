@@ -10,7 +10,9 @@ use paycode_proxy::config::Config;
 use paycode_proxy::engine::machine::{Action, CloseState};
 use paycode_proxy::startup::Application;
 use paycode_proxy::store;
-use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE, Served, scaled_config, start_simulator};
+use paycode_tests::world::{
+    AMOUNT_FEN, DEFAULT_SCALE, Served, TestManager, scaled_config, start_simulator,
+};
 use paycode_tests::{Cashier, ledger};
 
 use crate::closing::until_order_revoked;
@@ -28,6 +30,12 @@ impl Running {
     /// Starts the proxy; a new terminal is added unless `token` names one already stored.
     async fn start(config: Config, token: Option<String>) -> Running {
         let application = Application::build(config).await.expect("the proxy starts");
+        let manager = TestManager::add(
+            &application.state().approvals,
+            &format!("manager-{}", uuid::Uuid::new_v4().simple()),
+            None,
+        )
+        .await;
         let token = match token {
             Some(token) => token,
             None => {
@@ -42,7 +50,7 @@ impl Running {
         };
         let served = Served::start(application);
         Running {
-            cashier: Cashier::new(served.address(), Some(&token)),
+            cashier: manager.at(Cashier::new(served.address(), Some(&token))),
             token,
             served,
         }

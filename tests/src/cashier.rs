@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use paycode_api::{ErrorBody, Payment, PaymentList, PaymentState, Refund};
+use paycode_api::{
+    APPROVAL_HEADER, Approval, ErrorBody, Payment, PaymentList, PaymentState, Refund, TerminalInfo,
+};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -66,12 +68,14 @@ pub fn created_and_replayed<T: DeserializeOwned>(first: &Reply, second: &Reply) 
     (first.json(), second.json())
 }
 
-/// A terminal's view of the proxy: its base address and bearer token.
+/// A terminal's view of the proxy: its base address and bearer token, and the manager
+/// (name and PIN) who approves its refunds, if any.
 #[derive(Clone, Debug)]
 pub struct Cashier {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    approver: Option<(String, String)>,
 }
 
 impl Cashier {
@@ -81,7 +85,61 @@ impl Cashier {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
             token: token.map(str::to_owned),
+            approver: None,
         }
+    }
+
+    /// This cashier with `manager` (and their `pin`) at the counter: [`Cashier::refund`]
+    /// and [`Cashier::refund_raw`] ask them for an approval first, as the app does.
+    pub fn with_approver(mut self, manager: &str, pin: &str) -> Cashier {
+        self.approver = Some((manager.to_owned(), pin.to_owned()));
+        self
+    }
+
+    /// `POST /approvals` for `action` with `manager`'s `pin`.
+    pub async fn approve_raw(&self, manager: &str, pin: &str, action: &str) -> Reply {
+        self.post_json(
+            "/approvals",
+            &json!({"manager": manager, "pin": pin, "action": action, "reason": "测试"}),
+        )
+        .await
+    }
+
+    /// An approval token for `action` from this cashier's approver (expects 201).
+    pub async fn approve(&self, action: &str) -> String {
+        let (manager, pin) = self
+            .approver
+            .as_ref()
+            .expect("a cashier with an approver (World gives every cashier one)");
+        let approval: Approval = self
+            .approve_raw(manager, pin, action)
+            .await
+            .expect(StatusCode::CREATED);
+        approval.approval
+    }
+
+    /// `GET /terminal`: who this cashier is.
+    pub async fn terminal(&self) -> TerminalInfo {
+        self.get_raw("/terminal").await.expect(StatusCode::OK)
+    }
+
+    /// `method path` with the `Paycode-Approval` header and an optional JSON body.
+    pub async fn send_approved(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        approval: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self
+            .request(method, path)
+            .header(APPROVAL_HEADER, approval);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        Cashier::send(request).await
     }
 
     /// The bearer token this cashier sends, if any.
@@ -227,13 +285,19 @@ impl Cashier {
             .await
     }
 
-    /// `POST /payments/{id}/refunds` with `refund_attempt_id` and `amount_fen`.
+    /// `POST /payments/{id}/refunds` with `refund_attempt_id` and `amount_fen`, approved by
+    /// this cashier's approver when it has one (a fresh approval per request).
     pub async fn refund_raw(&self, id: &str, refund_attempt_id: &str, amount_fen: u64) -> Reply {
-        self.post_json(
-            &format!("/payments/{id}/refunds"),
-            &json!({"refund_attempt_id": refund_attempt_id, "amount_fen": amount_fen, "reason": "退货"}),
-        )
-        .await
+        let body = json!({"refund_attempt_id": refund_attempt_id, "amount_fen": amount_fen, "reason": "退货"});
+        let path = format!("/payments/{id}/refunds");
+        match self.approver {
+            Some(_) => {
+                let approval = self.approve("refund").await;
+                self.send_approved(reqwest::Method::POST, &path, &approval, Some(&body))
+                    .await
+            }
+            None => self.post_json(&path, &body).await,
+        }
     }
 
     /// Refunds `amount_fen` of a payment under a fresh attempt id and expects 201.
@@ -243,9 +307,13 @@ impl Cashier {
             .expect(StatusCode::CREATED)
     }
 
-    /// `GET /payments` for today, all terminals.
+    /// `GET /payments` for today: this terminal's payments (every terminal's is a manager
+    /// action).
     pub async fn today(&self) -> PaymentList {
-        self.get_raw("/payments").await.expect(StatusCode::OK)
+        let own = self.terminal().await;
+        self.get_raw(&format!("/payments?terminal={}", own.id))
+            .await
+            .expect(StatusCode::OK)
     }
 
     /// Takes a new payment (a fresh attempt id) without panicking (benchmarks count their

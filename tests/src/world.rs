@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paycode_api::Payment;
+use paycode_api::{Payment, Role};
+use paycode_proxy::approvals::Approvals;
+use paycode_proxy::approvals::pin::Pin;
 use paycode_proxy::auth::Terminals;
 use paycode_proxy::cli::demo::{simulator_account, simulator_config};
 use paycode_proxy::config::Config;
@@ -48,6 +50,10 @@ pub struct World {
     pub config: Config,
     /// The proxy's database (stores, terminals, payments).
     pub store: Arc<dyn Store>,
+    /// The manager of every store who approves the refunds of the world's cashiers.
+    pub manager: TestManager,
+    /// The proxy's managers and approvals, for adding more managers.
+    pub approvals: Approvals,
     served: Served,
     _root: TempDir,
 }
@@ -94,15 +100,19 @@ impl World {
             .expect("the proxy starts");
         let terminals = application.state().terminals.clone();
         let store = Arc::clone(&application.state().store);
+        let approvals = application.state().approvals.clone();
+        let manager = TestManager::add(&approvals, TEST_MANAGER, None).await;
         let (_, token) = terminals.add("counter-1").await.expect("a terminal");
         let served = Served::start(application);
         World {
             sim: Arc::new(sim),
-            cashier: Cashier::new(served.address(), Some(token.expose())),
+            cashier: manager.at(Cashier::new(served.address(), Some(token.expose()))),
             terminals,
             scale,
             config,
             store,
+            manager,
+            approvals,
             served,
             _root: root,
         }
@@ -123,7 +133,21 @@ impl World {
             .add_to(terminal, &shop.id)
             .await
             .expect("a terminal");
-        Cashier::new(self.address(), Some(token.expose()))
+        self.manager
+            .at(Cashier::new(self.address(), Some(token.expose())))
+    }
+
+    /// A new terminal called `name` with the role `role` in the store `store`, and a
+    /// cashier holding its token (approved by the world's manager).
+    pub async fn terminal_with_role(&self, store: &str, name: &str, role: Role) -> Cashier {
+        let shop = self.shop(store).await;
+        let (_, token) = self
+            .terminals
+            .add_with_role(name, &shop.id, role)
+            .await
+            .expect("a terminal");
+        self.manager
+            .at(Cashier::new(self.address(), Some(token.expose())))
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.
@@ -134,7 +158,8 @@ impl World {
     /// A new terminal called `name`, and a cashier holding its token.
     pub async fn new_cashier(&self, name: &str) -> Cashier {
         let (_, token) = self.terminals.add(name).await.expect("a terminal");
-        Cashier::new(self.address(), Some(token.expose()))
+        self.manager
+            .at(Cashier::new(self.address(), Some(token.expose())))
     }
 
     /// A cashier without a token (or with `token`, which may be anything).
@@ -179,6 +204,51 @@ impl World {
     /// Stops the proxy gracefully, then the simulator.
     pub async fn stop(self) {
         self.served.stop().await.expect("the server stops cleanly");
+    }
+}
+
+/// The name of the manager every [`World`] has.
+pub const TEST_MANAGER: &str = "值班经理";
+
+/// A manager and their PIN, as the harness knows them.
+#[derive(Clone, Debug)]
+pub struct TestManager {
+    /// The manager's name.
+    pub name: String,
+    /// Their PIN.
+    pub pin: String,
+}
+
+impl TestManager {
+    /// Adds the manager `name` (for the store `store_id`, or every store) with a generated
+    /// PIN.
+    pub async fn add(approvals: &Approvals, name: &str, store_id: Option<&str>) -> TestManager {
+        let pin = Pin::generate();
+        approvals
+            .add_manager(name, store_id, &pin)
+            .await
+            .expect("a manager");
+        TestManager {
+            name: name.to_owned(),
+            pin: pin.expose().to_owned(),
+        }
+    }
+
+    /// Adds the manager `name` for every store to the database of `config` (opened and
+    /// closed again: on SQLite, call it while no proxy has the file open).
+    pub async fn add_to_database(config: &Config, name: &str) -> TestManager {
+        let store = paycode_proxy::store::connect(&config.store)
+            .await
+            .expect("the database opens");
+        let manager = TestManager::add(&Approvals::new(store.clone(), &config.approvals), name, None)
+            .await;
+        store.close().await;
+        manager
+    }
+
+    /// `cashier`, with this manager at its counter to approve refunds.
+    pub fn at(&self, cashier: Cashier) -> Cashier {
+        cashier.with_approver(&self.name, &self.pin)
     }
 }
 

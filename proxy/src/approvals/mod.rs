@@ -351,7 +351,7 @@ impl Approvals {
             }
             ApprovalAction::Refund => format!(
                 "a refund above {} fen is approved by a manager",
-                self.config.refund_above_fen
+                self.config.refund_above_fen.0
             ),
             other => format!("{other} is approved by a manager"),
         }
@@ -359,15 +359,16 @@ impl Approvals {
 
     /// Lets `terminal` perform `action` on `target` (a payment id, a day) of the store
     /// `target_store`: checks the terminal's role, then uses up the approval in the
-    /// `Paycode-Approval` header, writing the audit row in the same transaction. Returns
-    /// the audit row (it names the manager).
+    /// `Paycode-Approval` header, writing the audit row (with `reason` when the request
+    /// gives one, else the approval's) in the same transaction. Returns the audit row (it
+    /// names the manager).
     pub async fn require(
         &self,
         terminal: &AuthenticatedTerminal,
         headers: &HeaderMap,
         action: ApprovalAction,
-        target: &str,
-        target_store: &str,
+        (target, target_store): (&str, &str),
+        reason: Option<&str>,
     ) -> Result<ApprovedAction, ApprovalError> {
         require_role(terminal, action)?;
         let required = |why| ApprovalError::ApprovalRequired {
@@ -389,6 +390,7 @@ impl Approvals {
                 action,
                 target,
                 store_id: target_store,
+                reason,
             })
             .await?;
         let (approved, _) = used.ok_or(required(

@@ -2,8 +2,10 @@
 //!
 //! Starts the embedded WeChat Pay simulator on loopback (HTTPS, certificates generated into
 //! the data directory), points the proxy at it, keeps payments in SQLite under the data
-//! directory, makes sure a demo terminal exists and offers its token to a browser on the
-//! same machine, serves the built app, and prints where to open it.
+//! directory, makes sure a demo terminal exists (a manager terminal, so that one browser tab
+//! can try every manager action) and offers its token to a browser on the same machine,
+//! gives the demo manager [`MANAGER_NAME`] a fresh PIN, serves the built app, and prints
+//! where to open it and the PIN.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use paycode_api::{DemoPairing, StoreInfo, TerminalInfo};
+use paycode_api::{DemoPairing, Role, StoreInfo, TerminalInfo};
 use url::Url;
 use wxpay::ApiKey;
 use wxpay::sim::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
+use crate::approvals::pin::Pin;
+use crate::approvals::{Approvals, ManagerError};
 use crate::auth::{AddTerminalError, TerminalToken, Terminals};
 use crate::config::{AccountConfig, Config, LeaseConfig, PaymentsConfig, TlsConfig, WechatConfig};
 use crate::private_file::write_private;
@@ -27,6 +31,8 @@ use crate::tls::pki::{self, ServerNames};
 const TOKEN_FILE: &str = "demo-terminal.token";
 /// The demo terminal's name.
 const TERMINAL_NAME: &str = "demo-counter";
+/// The demo manager, who approves for every store; a new PIN is printed at each start.
+pub const MANAGER_NAME: &str = "店长";
 
 /// Demo mode's service provider (服务商): its account name, appid, mch_id and key.
 const DEMO_VENDOR: (&str, &str, &str, &str) = (
@@ -83,6 +89,9 @@ pub enum DemoError {
     /// The demo terminal could not be created.
     #[error("cannot create the demo terminal")]
     Terminal(#[from] AddTerminalError),
+    /// The demo manager could not be created or given a PIN.
+    #[error("cannot create the demo manager")]
+    Manager(#[from] ManagerError),
     /// The token file could not be written.
     #[error("cannot write {path}")]
     TokenFile {
@@ -117,6 +126,8 @@ pub struct Demo {
     pub sim: SimHandle,
     /// The proxy, bound to its port.
     pub application: Application,
+    /// The demo manager's PIN for this run (printed in the banner).
+    pub manager_pin: Pin,
 }
 
 impl Demo {
@@ -155,6 +166,7 @@ impl Demo {
             &terminals,
             &args.data_dir,
             (crate::stores::DEFAULT_STORE, TERMINAL_NAME, TOKEN_FILE),
+            Role::Manager,
         )
         .await?;
         let (mall_terminal, mall_token_file) = MALL_TERMINAL;
@@ -163,12 +175,18 @@ impl Demo {
             &terminals,
             &args.data_dir,
             (&mall.id, mall_terminal, mall_token_file),
+            Role::Cashier,
         )
         .await?;
         let mut state = AppState::new(Arc::new(config), store)?;
+        let manager_pin = demo_manager(&state.approvals).await?;
         state.demo_pairing = Some(Arc::new(pairing));
         let application = Application::build_with_state(state).await?;
-        Ok(Demo { sim, application })
+        Ok(Demo {
+            sim,
+            application,
+            manager_pin,
+        })
     }
 
     /// What the demo prints once it is ready.
@@ -193,6 +211,11 @@ impl Demo {
              its terminal's token is in {})\n",
             DEMO_VENDOR.2,
             data_dir.join(MALL_TERMINAL.1).display()
+        ));
+        banner.push_str(&format!(
+            "Demo manager: {MANAGER_NAME}, PIN {} (every store; a new PIN at each start; \
+             this browser's terminal is a manager terminal)\n",
+            self.manager_pin.expose()
         ));
         if let Some(tls) = &self.application.state().config.server.tls {
             banner.push_str(&format!(
@@ -343,14 +366,30 @@ async fn demo_mall(config: &Config, store: &dyn Store) -> Result<StoreRecord, De
         .map_err(|error| DemoError::Startup(StartupError::from(error)))
 }
 
-/// A demo terminal's pairing (`terminal` = store id, terminal name, token file): the token
-/// kept in the data directory if it still works, otherwise a new terminal of that store
-/// whose token is written there.
+/// The demo manager [`MANAGER_NAME`] (every store) with a fresh PIN, added on the first
+/// run: the PIN is stored hashed, so each start makes a new one to print.
+async fn demo_manager(approvals: &Approvals) -> Result<Pin, DemoError> {
+    let pin = Pin::generate();
+    match approvals.set_pin(MANAGER_NAME, &pin).await {
+        Err(ManagerError::Store(StoreError::NotFound { .. })) => {
+            approvals.add_manager(MANAGER_NAME, None, &pin).await?;
+        }
+        other => {
+            other?;
+        }
+    }
+    Ok(pin)
+}
+
+/// A demo terminal's pairing (`terminal` = store id, terminal name, token file) with the
+/// role `role`: the token kept in the data directory if it still works, otherwise a new
+/// terminal of that store whose token is written there.
 async fn demo_pairing(
     store: &dyn Store,
     terminals: &Terminals,
     data_dir: &Path,
     terminal: (&str, &str, &str),
+    role: Role,
 ) -> Result<DemoPairing, DemoError> {
     let (store_id, terminal_name, token_file) = terminal;
     let token_path = data_dir.join(token_file);
@@ -358,7 +397,11 @@ async fn demo_pairing(
         .ok()
         .and_then(|text| TerminalToken::parse(text.trim()))
     {
-        if let Some(terminal) = terminals.authenticate(&token).await? {
+        if let Some(mut terminal) = terminals.authenticate(&token).await? {
+            // A data directory from before roles: its terminal gets the demo's role.
+            if terminal.role != role {
+                terminal = store.set_terminal_role(&terminal.name, role).await?;
+            }
             return Ok(DemoPairing {
                 token: token.expose().to_owned(),
                 terminal: terminal_info(store, terminal).await?,
@@ -373,7 +416,7 @@ async fn demo_pairing(
             1 => terminal_name.to_owned(),
             n => format!("{terminal_name}-{n}"),
         };
-        match terminals.add_to(&name, store_id).await {
+        match terminals.add_with_role(&name, store_id, role).await {
             Err(AddTerminalError::Store(StoreError::AlreadyExists { .. })) => attempt += 1,
             added => break added?,
         }

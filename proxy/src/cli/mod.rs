@@ -1,9 +1,10 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | store … | tls … | sim]`:
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | manager … | store … | tls … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
 //! HTTPS certificate, client certificates, a signed query to WeChat per account); `migrate`
 //! brings the database's schema up to date and stops; `terminal add|pair|list|revoke`
-//! manages terminal tokens and pairing QR codes; `store add|list|disable` manages stores;
+//! manages terminal tokens and pairing QR codes; `manager add|list|pin|remove` manages the
+//! managers whose PIN approves manager actions; `store add|list|disable` manages stores;
 //! `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the WeChat Pay
 //! simulator alone.
 //!
@@ -12,6 +13,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod manager;
 pub mod pair;
 pub mod store;
 pub mod terminal;
@@ -58,9 +60,13 @@ pub enum Command {
     /// Bring the database's schema up to date, then stop. `serve` does it too on start; run
     /// this to migrate ahead of starting proxies (e.g. several sharing one PostgreSQL).
     Migrate,
-    /// Add, pair (QR code), list or revoke cashier terminals.
+    /// Add, pair (QR code), list or revoke terminals (cashier, manager or owner).
     #[command(subcommand)]
     Terminal(terminal::TerminalCommand),
+    /// Add, list, re-PIN or remove managers (whose PIN approves refunds and back-office
+    /// actions).
+    #[command(subcommand)]
+    Manager(manager::ManagerCommand),
     /// Add, list or disable stores (each collects into a configured merchant account).
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -86,6 +92,9 @@ pub enum CliError {
     /// A terminal command failed.
     #[error(transparent)]
     Terminal(#[from] terminal::TerminalCommandError),
+    /// A manager command failed.
+    #[error(transparent)]
+    Manager(#[from] manager::ManagerCommandError),
     /// A store command failed.
     #[error(transparent)]
     Store(#[from] store::StoreCommandError),
@@ -143,6 +152,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             terminal::run(command, &config, &mut out).await?;
+            Ok(())
+        }
+        Command::Manager(command) => {
+            let config = Config::load(&cli.config)?;
+            let mut out = std::io::stdout().lock();
+            manager::run(command, &config, &mut std::io::stdin().lock(), &mut out).await?;
             Ok(())
         }
         Command::Store(command) => {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
+use paycode_api::Role;
 use url::Url;
 
 use crate::auth::{AddTerminalError, Terminals};
@@ -29,6 +30,10 @@ pub enum TerminalCommand {
         /// The store it takes payments for; may be left out while there is one store.
         #[arg(long)]
         store: Option<String>,
+        /// What it may ask for: `cashier` (a till), `manager` (back office of its store) or
+        /// `owner` (every store).
+        #[arg(long, default_value = "cashier", value_parser = parse_role)]
+        role: Role,
         /// Also write the pairing QR code to this SVG file.
         #[arg(long)]
         qr_file: Option<PathBuf>,
@@ -73,6 +78,11 @@ pub enum TerminalCommandError {
     Output(#[from] std::io::Error),
 }
 
+/// Reads `--role`.
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("{text:?} is not a role: cashier, manager or owner"))
+}
+
 /// Runs `command` against the store named by `config`, writing what it has to say to `out`.
 pub async fn run(
     command: TerminalCommand,
@@ -100,14 +110,15 @@ async fn execute(
         TerminalCommand::Add {
             name,
             store: shop,
+            role,
             qr_file,
         } => {
             let shop = crate::stores::find(store, shop.as_deref()).await?;
-            let (terminal, token) = terminals.add_to(&name, &shop.id).await?;
+            let (terminal, token) = terminals.add_with_role(&name, &shop.id, role).await?;
             writeln!(
                 out,
-                "Added terminal {} (id {}) to store {}.",
-                terminal.name, terminal.id, shop.name
+                "Added {} terminal {} (id {}) to store {}.",
+                terminal.role, terminal.name, terminal.id, shop.name
             )?;
             writeln!(
                 out,
@@ -165,9 +176,10 @@ async fn execute(
                     .map_or(terminal.store_id.as_str(), |shop| shop.name.as_str());
                 writeln!(
                     out,
-                    "{}\t{}\tstore {shop}\tadded {}\t{}",
+                    "{}\t{}\tstore {shop}\trole {}\tadded {}\t{}",
                     terminal.name,
                     terminal.id,
+                    terminal.role,
                     terminal.created_at.to_rfc3339(),
                     status
                 )?;
@@ -210,6 +222,7 @@ mod tests {
             TerminalCommand::Add {
                 name: "counter-1".into(),
                 store: None,
+                role: Role::Cashier,
                 qr_file: None,
             },
             &config,
@@ -232,7 +245,7 @@ mod tests {
             .and_then(TerminalToken::parse)
             .expect("add prints a token");
         assert!(listed.starts_with("counter-1\t"), "{listed}");
-        assert!(listed.contains("\tstore default\t"), "{listed}");
+        assert!(listed.contains("\tstore default\trole cashier\t"), "{listed}");
         assert!(listed.contains("active"), "{listed}");
         for output in [&listed, &revoked, &listed_after] {
             assert!(!output.contains(token.expose()), "{output}");
@@ -252,6 +265,7 @@ mod tests {
         let add = |name: &str, store: Option<&str>| TerminalCommand::Add {
             name: name.into(),
             store: store.map(str::to_owned),
+            role: Role::Cashier,
             qr_file: None,
         };
         let added = run_to_string(add("counter-1", None), &config).await;
@@ -292,6 +306,7 @@ mod tests {
             TerminalCommand::Add {
                 name: "counter-1".into(),
                 store: None,
+                role: Role::Cashier,
                 qr_file: None,
             },
             &config,
@@ -314,6 +329,7 @@ mod tests {
             TerminalCommand::Add {
                 name: "counter-2".into(),
                 store: Some("default".into()),
+                role: Role::Cashier,
                 qr_file: None,
             },
             &config,

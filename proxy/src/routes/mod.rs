@@ -7,6 +7,7 @@
 //! written into the served document as this server enforces them. Health checks and metrics sit at the root, where load balancers, orchestrators
 //! and Prometheus expect them.
 
+pub mod approvals;
 pub mod health;
 pub mod metrics;
 pub mod pairing;
@@ -129,7 +130,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .merge(payments::router())
             .merge(terminal::router())
-            .merge(pairing::router()),
+            .merge(pairing::router())
+            .merge(approvals::router()),
     )
 }
 

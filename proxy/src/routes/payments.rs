@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{Datelike, NaiveDate};
 use paycode_api::money::MAX_PARSED;
 use paycode_api::{
-    CreatePayment, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure, FailureCode, Fen,
+    ApprovalAction, CreatePayment, Role, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure, FailureCode, Fen,
     Payment, PaymentList, PaymentState, Refund, RefundState,
 };
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::approvals::EVERY_STORE;
 use super::{BODY_TOO_LARGE, INTERNAL, UNAUTHORIZED, UNAVAILABLE, UNSUPPORTED_MEDIA_TYPE};
 use crate::auth::AuthenticatedTerminal;
 use crate::config::MAX_DESCRIPTION_BYTES;
@@ -221,17 +222,24 @@ async fn payment_cancel(
 /// of the payment's previous one is answered `queued` (with `not_before`): WeChat wants
 /// refunds of one order at least a minute apart, so the proxy holds it and sends it then.
 /// Refunds in progress (every one not `failed`) count against what is left to refund.
+/// A refund above `approvals.refund_above_fen` (by default every refund) needs a manager's
+/// `refund` approval in the `Paycode-Approval` header, from any terminal; a replay of a
+/// `refund_attempt_id` already used needs none.
 #[utoipa::path(
     post,
     path = "/payments/{id}/refunds",
     tag = "payments",
-    params(("id" = String, Path, description = "The payment's id")),
+    params(
+        ("id" = String, Path, description = "The payment's id"),
+        ("Paycode-Approval" = Option<String>, Header, description = "A refund approval (pca_…), for a refund above approvals.refund_above_fen"),
+    ),
     request_body = CreateRefund,
     responses(
         (status = 201, description = "A new refund, on its way to WeChat, or queued until a minute after the payment's previous refund (state queued, not_before)", body = Refund),
         (status = 200, description = "The refund already requested under this refund_attempt_id", body = Refund),
         (status = 400, description = "Bad input, naming the field: INVALID_AMOUNT (zero or above 1000000000000), INVALID_REQUEST (a missing, unknown or malformed field, a reason over 80 characters), INVALID_JSON", body = ErrorBody),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The refund needs a manager's approval and none usable was sent (APPROVAL_REQUIRED: none, malformed, unknown, used, expired, for another action, terminal or store; the message names the rule); nothing was sent to WeChat", body = ErrorBody),
         (status = 404, description = "No such payment in the terminal's store (PAYMENT_NOT_FOUND)", body = ErrorBody),
         (status = 409, description = "Depends on the payment and its refunds, not on the request alone: not paid (PAYMENT_NOT_PAID), more than is left after the refunds not failed (REFUND_EXCEEDS_PAYMENT), a reused refund_attempt_id (IDEMPOTENCY_CONFLICT) or a change at the same moment (CONCURRENT_CHANGE)", body = ErrorBody),
         (status = 413, description = BODY_TOO_LARGE, body = ErrorBody),
@@ -245,6 +253,7 @@ async fn refund_create(
     State(state): State<AppState>,
     terminal: AuthenticatedTerminal,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<CreateRefund>,
 ) -> Result<(StatusCode, Json<Refund>)> {
     if request.amount_fen == Fen::ZERO {
@@ -273,7 +282,27 @@ async fn refund_create(
             ));
         }
     }
-    store_payment(&state, &terminal, &id).await?;
+    let payment = store_payment(&state, &terminal, &id).await?;
+    // A replay of a refund already asked for needs no new approval: it changes nothing.
+    if state.approvals.refund_needs_approval(request.amount_fen)
+        && !state
+            .store
+            .refunds_for_payment(&id)
+            .await?
+            .iter()
+            .any(|refund| refund.refund_attempt_id == request.refund_attempt_id)
+    {
+        state
+            .approvals
+            .require(
+                &terminal,
+                &headers,
+                ApprovalAction::Refund,
+                (&id, &payment.store_id),
+                None,
+            )
+            .await?;
+    }
     let outcome = state.engine.create_refund(&id, request).await?;
     let status = if outcome.was_inserted() {
         StatusCode::CREATED
@@ -294,22 +323,30 @@ struct ListQuery {
     #[serde(default)]
     #[param(format = Date, example = "2026-11-30")]
     date: Option<String>,
-    /// Only this terminal's payments; every terminal's of the caller's store when absent.
+    /// Only this terminal's payments (a terminal's id); every terminal's of the caller's
+    /// store when absent (of every store for an owner terminal). Any terminal but the
+    /// caller is a manager action: a manager or owner terminal with a `view_all_payments`
+    /// approval.
     #[serde(default)]
     terminal: Option<String>,
 }
 
 /// A business day's payments of the calling terminal's store, newest first, with the day's
-/// totals.
+/// totals. A terminal lists its own payments with `terminal=<its id>`; every terminal's
+/// (or another's) needs a manager or owner terminal and a `view_all_payments` approval.
 #[utoipa::path(
     get,
     path = "/payments",
     tag = "payments",
-    params(ListQuery),
+    params(
+        ListQuery,
+        ("Paycode-Approval" = Option<String>, Header, description = "A view_all_payments approval (pca_…), unless terminal is the caller"),
+    ),
     responses(
         (status = 200, description = "The day's payments and totals", body = PaymentList),
         (status = 400, description = "Bad query string (INVALID_REQUEST): a date that is not YYYY-MM-DD (naming date) or an unknown parameter", body = ErrorBody),
         (status = 401, description = UNAUTHORIZED, body = ErrorBody, headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Other terminals' payments are a manager action: ROLE_REQUIRED (a cashier terminal; the message names the rule) or APPROVAL_REQUIRED (no usable view_all_payments approval)", body = ErrorBody),
         (status = 500, description = INTERNAL, body = ErrorBody),
         (status = 503, description = UNAVAILABLE, body = ErrorBody),
     ),
@@ -318,6 +355,7 @@ struct ListQuery {
 async fn payment_list(
     State(state): State<AppState>,
     terminal: AuthenticatedTerminal,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<PaymentList>> {
     let day = match &query.date {
@@ -327,20 +365,50 @@ async fn payment_list(
     };
     let caller = terminal;
     let terminal = query.terminal.as_deref();
-    let records = state
-        .store
-        .list_payments(day, &caller.store_id, terminal)
-        .await?;
+    // Its own payments a terminal always sees; anyone else's is a manager action.
+    let own = terminal == Some(caller.id.as_str());
+    let every_store = !own && caller.role == Role::Owner;
+    if !own {
+        let scope = if every_store {
+            EVERY_STORE
+        } else {
+            caller.store_id.as_str()
+        };
+        state
+            .approvals
+            .require(
+                &caller,
+                &headers,
+                ApprovalAction::ViewAllPayments,
+                (&format!("payments of {day}"), scope),
+                None,
+            )
+            .await?;
+    }
+    let stores = if every_store {
+        state
+            .store
+            .list_stores()
+            .await?
+            .into_iter()
+            .map(|store| store.id)
+            .collect()
+    } else {
+        vec![caller.store_id.clone()]
+    };
+    let mut records = Vec::new();
     let mut refunds: HashMap<String, Vec<RefundRecord>> = HashMap::new();
-    for refund in state
-        .store
-        .refunds_for_day(day, &caller.store_id, terminal)
-        .await?
-    {
-        refunds
-            .entry(refund.payment_id.clone())
-            .or_default()
-            .push(refund);
+    for store in &stores {
+        records.extend(state.store.list_payments(day, store, terminal).await?);
+        for refund in state.store.refunds_for_day(day, store, terminal).await? {
+            refunds
+                .entry(refund.payment_id.clone())
+                .or_default()
+                .push(refund);
+        }
+    }
+    if stores.len() > 1 {
+        records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     }
     let payments: Vec<Payment> = records
         .iter()
@@ -405,7 +473,7 @@ async fn terminal_store(state: &AppState, terminal: &AuthenticatedTerminal) -> R
 }
 
 /// A payment's refunds; only a paid payment can have any, so others skip the query.
-async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<RefundRecord>> {
+pub(super) async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<RefundRecord>> {
     if record.state == PaymentState::Paid {
         Ok(state.store.refunds_for_payment(&record.id).await?)
     } else {
@@ -414,7 +482,7 @@ async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<Refu
 }
 
 /// The API's view of a stored payment: never the payment code, only its last four digits.
-fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRecord>) -> Payment {
+pub(super) fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRecord>) -> Payment {
     let refunded_fen = refunds
         .iter()
         .filter(|refund| refund.state == RefundState::Succeeded)

@@ -944,7 +944,10 @@ impl Store for PostgresStore {
             terminal_id: use_.terminal_id.to_owned(),
             action: use_.action,
             target: use_.target.to_owned(),
-            reason: row.try_get("reason")?,
+            reason: match use_.reason {
+                Some(reason) => Some(reason.to_owned()),
+                None => row.try_get("reason")?,
+            },
         };
         sqlx::query(&format!(
             "INSERT INTO approved_actions ({APPROVED_ACTION_COLUMNS}) VALUES ({})",

@@ -804,6 +804,9 @@ pub struct ApprovalUse<'a> {
     /// The store of what it is performed on: the manager must approve for it (their store,
     /// or every store).
     pub store_id: &'a str,
+    /// Why, when the request itself says (a settlement's reason); the audit row keeps it
+    /// instead of the approval's.
+    pub reason: Option<&'a str>,
 }
 
 /// An approved action, as the audit log keeps it.

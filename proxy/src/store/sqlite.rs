@@ -841,7 +841,10 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let manager_id: String = row.try_get("manager_id")?;
-        let reason: Option<String> = row.try_get("reason")?;
+        let reason = match use_.reason {
+            Some(reason) => Some(reason.to_owned()),
+            None => row.try_get("reason")?,
+        };
         let manager = sqlx::query(&format!(
             "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ?"
         ))

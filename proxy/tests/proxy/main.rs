@@ -26,6 +26,7 @@ macro_rules! conformance {
     };
 }
 
+mod approvals;
 mod check;
 mod helpers;
 mod http;

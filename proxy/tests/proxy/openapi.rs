@@ -157,8 +157,21 @@ async fn query_parameters_are_held_to_the_documented_bounds() {
             "{date:?}"
         );
     }
+    // A cashier terminal lists its own payments; every terminal's is a manager action.
+    let own: paycode_api::TerminalInfo = serde_json::from_str(
+        &app.client
+            .get(format!("{}/api/v1/terminal", app.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     for date in ["2026-11-30", "0001-01-01", "9999-12-31"] {
-        let path = format!("/payments?date={date}");
+        let path = format!("/payments?date={date}&terminal={}", own.id);
         let (status, ..) = call(&app, &token, Method::GET, &path, None).await;
         assert_eq!(status, 200, "{date}");
     }

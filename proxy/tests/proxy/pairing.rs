@@ -156,6 +156,7 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg() {
         TerminalCommand::Add {
             name: "counter-1".into(),
             store: None,
+            role: paycode_api::Role::Cashier,
             qr_file: None,
         },
         &config,
