@@ -73,6 +73,9 @@ pub struct Config {
     /// Leases: which proxy drives which payment when several share one database.
     #[serde(default)]
     pub leases: LeaseConfig,
+    /// The owner's books: when the daily reconciliation runs (docs/books.md).
+    #[serde(default)]
+    pub books: BooksConfig,
     /// Manager approvals: which refunds need one, how long one lasts, PIN lockouts.
     #[serde(default)]
     pub approvals: ApprovalsConfig,
@@ -450,6 +453,7 @@ impl Config {
             pairing: PairingConfig::default(),
             leases: LeaseConfig::default(),
             approvals: ApprovalsConfig::default(),
+            books: BooksConfig::default(),
         }
     }
 
@@ -607,6 +611,7 @@ impl Config {
             "server.body_limit_bytes",
             "must be at least 1024",
         )?;
+        self.books.validate()?;
         require(
             self.pairing.exchanges_per_minute_per_ip >= 1 && self.pairing.exchanges_per_minute >= 1,
             "pairing.exchanges_per_minute",
@@ -889,6 +894,73 @@ fn default_micropay_read_timeout() -> Duration {
 
 fn default_switch_back_after() -> Duration {
     wxpay::client::hosts::SWITCH_BACK_AFTER
+}
+
+/// `[books]`: the daily reconciliation of WeChat's bills with the store (docs/books.md §5),
+/// which `serve` runs for yesterday, for each account, once per day across every proxy on
+/// the database.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BooksConfig {
+    /// Whether `serve` runs the daily reconciliation. Default `true`. `paycode-proxy
+    /// reconcile --date D` works either way.
+    #[serde(deserialize_with = "de::boolean")]
+    pub daily_run: bool,
+    /// The shop time (`HH:MM`, in `[shop] utc_offset`) after which yesterday's bill is
+    /// fetched. Default `"10:30"`: WeChat makes day D's bill from 09:00 on D+1 and advises
+    /// fetching it after 10:00 (docs/books.md §1).
+    #[serde(deserialize_with = "time_of_day")]
+    pub run_at: chrono::NaiveTime,
+    /// How long to wait before trying again when WeChat says the bill is not ready (`Bill
+    /// Creating`) or the run failed; also how long one proxy's claim on a day's run lasts.
+    /// Default `30m`.
+    #[serde(deserialize_with = "de::duration")]
+    pub retry_after: Duration,
+    /// How close to midnight a store item the day's bill lacks must be to be carried to the
+    /// next day's run instead of reported (docs/books.md §2). Default `10m`; at most `1h`.
+    #[serde(deserialize_with = "de::duration")]
+    pub carry_over_edge: Duration,
+}
+
+impl Default for BooksConfig {
+    fn default() -> Self {
+        BooksConfig {
+            daily_run: true,
+            run_at: chrono::NaiveTime::from_hms_opt(10, 30, 0).expect("10:30 is a time"),
+            retry_after: Duration::from_secs(30 * 60),
+            carry_over_edge: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl BooksConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            !self.retry_after.is_zero(),
+            "books.retry_after",
+            "must be longer than zero",
+        )?;
+        require(
+            self.carry_over_edge <= Duration::from_secs(3600),
+            "books.carry_over_edge",
+            "must be at most 1h",
+        )
+    }
+}
+
+/// A time of day `HH:MM` (or `HH:MM:SS`).
+fn time_of_day<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<chrono::NaiveTime, D::Error> {
+    use serde::de::Error as _;
+    let text = String::deserialize(deserializer)?;
+    chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M:%S"))
+        .map_err(|_| {
+            D::Error::custom(format!(
+                "expected a time of day such as \"10:30\", got {text:?}"
+            ))
+        })
 }
 
 fn require(condition: bool, field: &str, message: &str) -> Result<(), ConfigError> {
@@ -1555,6 +1627,31 @@ mod tests {
         }
         for text in ["08:00", "+15:00", "+08:60", "+", "+8:0:0", "Asia/Shanghai"] {
             assert_eq!(de::parse_utc_offset(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn books_settings_have_defaults_and_bad_ones_name_their_field() {
+        let config = load(MINIMAL, &[]).unwrap();
+        assert!(config.books.daily_run);
+        assert_eq!(config.books.run_at.to_string(), "10:30:00");
+        assert_eq!(config.books.retry_after, Duration::from_secs(1800));
+        let set = load(
+            &format!("{MINIMAL}\n[books]\nrun_at = \"11:05\"\nretry_after = \"5m\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(set.books.run_at.to_string(), "11:05:00");
+        assert_eq!(set.books.retry_after, Duration::from_secs(300));
+        for (toml, field) in [
+            ("run_at = \"25:00\"", "books.run_at"),
+            ("retry_after = \"0s\"", "books.retry_after"),
+            ("carry_over_edge = \"2h\"", "books.carry_over_edge"),
+        ] {
+            let error = load(&format!("{MINIMAL}\n[books]\n{toml}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{toml}: {error}");
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Few and fixed, so a small hand-written registry is enough: WeChat calls by API and
 //! outcome with a latency histogram, and payment state transitions. Gauges that describe the
-//! present (payments by state, pending work) are computed when scraped.
+//! present (payments by state, pending work, the books' open mismatches and unreconciled
+//! days) are computed when scraped.
 //!
 //! Every sample carries the proxy's name as `instance="NAME"` ([`Metrics::for_instance`]),
 //! so that the series of several proxies on one database stay apart wherever they are
@@ -56,6 +57,11 @@ pub struct Snapshot {
     pub scheduled: usize,
     /// WeChat calls in flight.
     pub in_flight: usize,
+    /// The books: open mismatches per configured account (by name), every account listed.
+    pub books_open_mismatches: Vec<(String, u64)>,
+    /// The books: stored days of the last month (any account) not reconciled yet (waiting
+    /// for the bill, or failed).
+    pub books_days_unreconciled: u64,
 }
 
 impl Metrics {
@@ -171,6 +177,21 @@ impl Metrics {
             labels = self.labels(&[]),
         );
         out.push_str(
+            "# HELP paycode_books_open_mismatches Reconciliation mismatches nobody has settled, by account.\n\
+             # TYPE paycode_books_open_mismatches gauge\n",
+        );
+        for (account, count) in &snapshot.books_open_mismatches {
+            let labels = self.labels(&[("account", account)]);
+            let _ = writeln!(out, "paycode_books_open_mismatches{labels} {count}");
+        }
+        let _ = write!(
+            out,
+            "# HELP paycode_books_days_unreconciled Days of the last month whose reconciliation waits for the bill or failed.\n\
+             # TYPE paycode_books_days_unreconciled gauge\npaycode_books_days_unreconciled{labels} {}\n",
+            snapshot.books_days_unreconciled,
+            labels = self.labels(&[]),
+        );
+        out.push_str(
             "# HELP paycode_wechat_calls_total WeChat Pay calls by API and outcome.\n\
              # TYPE paycode_wechat_calls_total counter\n",
         );
@@ -220,6 +241,8 @@ mod tests {
             payments_by_state: vec![(PaymentState::Paid, 3)],
             scheduled: 2,
             in_flight: 1,
+            books_open_mismatches: vec![("default".into(), 4), ("vendor".into(), 0)],
+            books_days_unreconciled: 1,
         });
         assert!(
             text.contains("paycode_payments{state=\"paid\"} 3\n"),
@@ -244,6 +267,9 @@ mod tests {
         );
         assert!(text.contains("paycode_wechat_call_seconds_count{api=\"micropay\"} 2\n"));
         assert!(text.contains("paycode_engine_scheduled 2\n"));
+        assert!(text.contains("paycode_books_open_mismatches{account=\"default\"} 4\n"));
+        assert!(text.contains("paycode_books_open_mismatches{account=\"vendor\"} 0\n"));
+        assert!(text.contains("paycode_books_days_unreconciled 1\n"));
     }
 
     #[test]

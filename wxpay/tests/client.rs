@@ -690,7 +690,7 @@ async fn bills_download_as_csv_and_xml_errors_are_protocol_errors() {
         .download_bill_raw(params.clone(), CallOptions::default())
         .await
         .unwrap();
-    assert_eq!(bill, csv);
+    assert_eq!(bill, csv.as_bytes());
     assert_eq!(server.received()[0].path, "/pay/downloadbill");
     let error = client
         .download_bill_raw(params, CallOptions::default())

@@ -261,7 +261,17 @@ impl Harness {
     }
 
     /// The bill of the simulator's current Beijing day.
+    /// The bill of the test's day, once the simulated clock has reached the time WeChat
+    /// makes it available (10:00 the next day, Beijing time).
     async fn bill(&self, bill_type: BillType) -> Result<Bill> {
+        let ready = (self.bill_date() + chrono::Duration::days(1))
+            .and_hms_opt(10, 0, 0)
+            .and_then(|time| time.and_local_timezone(beijing()).single())
+            .expect("a valid time")
+            .to_utc();
+        if let Ok(wait) = (ready - self.sim.now()).to_std() {
+            self.sim.advance(wait);
+        }
         let request = DownloadBillRequest {
             bill_date: self.bill_date(),
             bill_type,
@@ -271,8 +281,9 @@ impl Harness {
             .await
     }
 
+    /// The day (Beijing time) the tests' payments are made on: the simulator starts then.
     fn bill_date(&self) -> NaiveDate {
-        self.sim.now().with_timezone(&beijing()).date_naive()
+        start_time().with_timezone(&beijing()).date_naive()
     }
 
     /// The simulator's trade state of an order that must exist.
@@ -961,7 +972,8 @@ async fn download_bill_parses_the_simulators_csv_with_matching_totals() {
     assert_eq!(refund_row.out_refund_no, "BILL-R1");
     assert_eq!(refund_row.refund_fee, Fen(230));
     assert_eq!(refund_row.applied_refund_fee, Some(Fen(230)));
-    assert_eq!(refund_row.refund_status, "PROCESSING");
+    // The bill is made the next day, when the refund has long completed.
+    assert_eq!(refund_row.refund_status, "SUCCESS");
     assert_eq!(bill.summary.trade_count, 4);
     assert_eq!(bill.summary.settlement_total_fee, Fen(1230 + 500 + 88));
     assert_eq!(bill.summary.total_fee, Some(Fen(1230 + 500 + 88)));

@@ -1071,22 +1071,76 @@ async fn downloadbill_returns_wechat_csv_or_no_bill_exist() {
         params
     };
 
-    let empty = post_raw(
-        &t.client,
-        &t.url(Api::DownloadBill),
-        signed_xml(bill(&today), KEY, SignType::Md5),
-    )
-    .await
-    .expect("reply")
-    .params();
-    assert_eq!(get(&empty, "return_code"), "FAIL");
-    assert_eq!(get(&empty, "return_msg"), "No Bill Exist");
-    assert_eq!(get(&empty, "error_code"), "20002");
+    let download = |params: Params| {
+        let client = t.client.clone();
+        let url = t.url(Api::DownloadBill);
+        async move {
+            post_raw(&client, &url, signed_xml(params, KEY, SignType::Md5))
+                .await
+                .expect("reply")
+        }
+    };
 
     let no = out_trade_no();
     t.micropay(&no, &auth_code_for(Behaviour::PasswordFree), 1234)
         .await;
     t.refund(&no, "R1", 1234, 234).await;
+
+    // Today's bill is still being made; so is it until 10:00 tomorrow (Beijing time).
+    let creating = download(bill(&today)).await.params();
+    assert_eq!(get(&creating, "return_code"), "FAIL");
+    assert_eq!(get(&creating, "return_msg"), "Bill Creating");
+    assert_eq!(get(&creating, "error_code"), "20002");
+    let tomorrow_ten = (t
+        .sim
+        .now()
+        .with_timezone(&wxpay::sim::clock::beijing())
+        .date_naive()
+        + chrono::Duration::days(1))
+    .and_hms_opt(10, 0, 0)
+    .and_then(|time| {
+        time.and_local_timezone(wxpay::sim::clock::beijing())
+            .single()
+    })
+    .expect("a time")
+    .to_utc();
+    t.sim.advance(
+        (tomorrow_ten - t.sim.now() - chrono::Duration::seconds(5))
+            .to_std()
+            .expect("later"),
+    );
+    let creating = download(bill(&today)).await.params();
+    assert_eq!(get(&creating, "return_msg"), "Bill Creating", "at 09:59:55");
+    t.sim.advance(Duration::from_secs(5));
+
+    // A day without trades has no bill.
+    let yesterday = (chrono::NaiveDate::parse_from_str(&today, "%Y%m%d").expect("a day")
+        - chrono::Duration::days(1))
+    .format("%Y%m%d")
+    .to_string();
+    let empty = download(bill(&yesterday)).await.params();
+    assert_eq!(get(&empty, "return_code"), "FAIL");
+    assert_eq!(get(&empty, "return_msg"), "No Bill Exist");
+    assert_eq!(get(&empty, "error_code"), "20002");
+
+    // With tar_type=GZIP, the same bill gzipped.
+    let mut gzip = bill(&today);
+    gzip.insert("tar_type", "GZIP");
+    let zipped = t
+        .client
+        .post(t.url(Api::DownloadBill))
+        .body(signed_xml(gzip, KEY, SignType::Md5))
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(
+        zipped.headers()["content-type"].to_str().ok(),
+        Some("application/x-gzip")
+    );
+    let zipped = zipped.bytes().await.expect("a body");
+    assert_eq!(zipped[..2], [0x1f, 0x8b], "gzip magic bytes");
+    let from_gzip = wxpay::messages::Bill::parse_bytes(&zipped).expect("a gzip bill");
+
     let raw = post_raw(
         &t.client,
         &t.url(Api::DownloadBill),
@@ -1112,6 +1166,10 @@ async fn downloadbill_returns_wechat_csv_or_no_bill_exist() {
         lines[4].starts_with("`2,`12.34,`2.34,`0.00,"),
         "{}",
         lines[4]
+    );
+    assert_eq!(
+        wxpay::messages::Bill::parse(&raw.body).expect("a text bill"),
+        from_gzip
     );
 
     let invalid = post_raw(
@@ -1793,4 +1851,235 @@ async fn a_held_micropay_still_arrives_after_its_client_gave_up() {
     assert!(error.is_timeout());
     assert!(before.is_none());
     assert_eq!(get(&t.query(&no).await, "trade_state"), "SUCCESS");
+}
+
+// ---------------------------------------------------------------------------------------
+// Bills for reconciliation: injected discrepancies, provider scope, the lost paid reply
+// ---------------------------------------------------------------------------------------
+
+/// Moves the simulated clock to 10:00 (Beijing) of the day after today, when today's bill is
+/// ready, and returns today as `yyyyMMdd`.
+fn make_todays_bill_ready(t: &TestSim) -> String {
+    let beijing = wxpay::sim::clock::beijing();
+    let today = t.sim.now().with_timezone(&beijing).date_naive();
+    let ready = (today + chrono::Duration::days(1))
+        .and_hms_opt(10, 0, 0)
+        .and_then(|time| time.and_local_timezone(beijing).single())
+        .expect("a time")
+        .to_utc();
+    t.sim
+        .advance((ready - t.sim.now()).to_std().expect("later"));
+    today.format("%Y%m%d").to_string()
+}
+
+async fn download_bill(t: &TestSim, date: &str, sub_mch_id: Option<&str>) -> wxpay::messages::Bill {
+    let mut params = base(None);
+    params.insert("bill_date", date);
+    params.insert_opt("sub_mch_id", sub_mch_id);
+    let raw = post_raw(
+        &t.client,
+        &t.url(Api::DownloadBill),
+        signed_xml(params, KEY, SignType::Md5),
+    )
+    .await
+    .expect("reply");
+    wxpay::messages::Bill::parse(&raw.body).unwrap_or_else(|error| panic!("{error}: {}", raw.body))
+}
+
+#[tokio::test]
+async fn injected_discrepancies_are_on_the_bill_and_listed() {
+    use wxpay::sim::{DiscrepancyKind, Injection};
+    let t = spawn_sim().await;
+    let paid = out_trade_no();
+    t.micropay(&paid, &auth_code_for(Behaviour::PasswordFree), 1000)
+        .await;
+
+    // (a) over the HTTP control API, (b)–(d) as Rust calls.
+    let control = format!("{}/_sim/discrepancies", t.sim.primary_url());
+    let unseen: serde_json::Value = t
+        .client
+        .post(&control)
+        .header("content-type", "application/json")
+        .body(r#"{"kind": "unseen_payment", "out_trade_no": "PC-UNSEEN-1", "total_fee": 321}"#)
+        .send()
+        .await
+        .expect("reply")
+        .text()
+        .await
+        .map(|text| serde_json::from_str(&text).expect("json"))
+        .expect("a body");
+    assert_eq!(unseen["kind"], "unseen_payment");
+    let online = t
+        .sim
+        .inject_discrepancy(Injection::ForeignTrade {
+            mch_id: None,
+            sub_mch_id: None,
+            trade_type: "JSAPI".into(),
+            total_fee: 4500,
+        })
+        .expect("injected");
+    let outside = t
+        .sim
+        .inject_discrepancy(Injection::OutsideRefund {
+            mch_id: None,
+            out_trade_no: paid.clone(),
+            refund_fee: 300,
+        })
+        .expect("injected");
+    let differs = t
+        .sim
+        .inject_discrepancy(Injection::AmountDifference {
+            mch_id: None,
+            out_trade_no: paid.clone(),
+            bill_total_fee: 990,
+        })
+        .expect("injected");
+    // Refused injections name the problem and record nothing.
+    assert!(
+        t.sim
+            .inject_discrepancy(Injection::OutsideRefund {
+                mch_id: None,
+                out_trade_no: paid.clone(),
+                refund_fee: 701,
+            })
+            .is_err()
+    );
+    let refused = t
+        .client
+        .post(&control)
+        .header("content-type", "application/json")
+        .body(r#"{"kind": "foreign_trade", "trade_type": "MICROPAY", "total_fee": 1}"#)
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(refused.status(), 400);
+
+    let listed = t.sim.injected_discrepancies();
+    let kinds: Vec<DiscrepancyKind> = listed.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            DiscrepancyKind::UnseenPayment,
+            DiscrepancyKind::ForeignTrade,
+            DiscrepancyKind::OutsideRefund,
+            DiscrepancyKind::AmountDifference
+        ]
+    );
+    assert_eq!(listed[1], online);
+    assert_eq!(listed[2], outside);
+    assert_eq!(differs.bill_fee, 990);
+    assert_eq!(differs.actual_fee, 1000);
+
+    // The unseen payment and the outside refund are real at WeChat.
+    assert_eq!(get(&t.query("PC-UNSEEN-1").await, "trade_state"), "SUCCESS");
+    assert_eq!(
+        get(&t.query(&paid).await, "total_fee"),
+        "1000",
+        "charged, whatever the bill says"
+    );
+
+    let today = make_todays_bill_ready(&t);
+    assert_eq!(outside.bill_date.format("%Y%m%d").to_string(), today);
+    let bill = download_bill(&t, &today, None).await;
+    let row = |out_trade_no: &str, state: &str| {
+        bill.rows
+            .iter()
+            .find(|row| row.out_trade_no == out_trade_no && row.trade_state == state)
+            .unwrap_or_else(|| panic!("no {state} row for {out_trade_no}: {bill:?}"))
+    };
+    assert_eq!(
+        row("PC-UNSEEN-1", "SUCCESS").total_fee,
+        Some(paycode_api::Fen(321))
+    );
+    assert_eq!(row("PC-UNSEEN-1", "SUCCESS").trade_type, "MICROPAY");
+    assert_eq!(row(&online.out_trade_no, "SUCCESS").trade_type, "JSAPI");
+    assert_eq!(row(&paid, "SUCCESS").total_fee, Some(paycode_api::Fen(990)));
+    let refund = row(&paid, "REFUND");
+    assert_eq!(Some(&refund.out_refund_no), outside.out_refund_no.as_ref());
+    assert_eq!(refund.refund_fee, paycode_api::Fen(300));
+    assert_eq!(bill.rows.len(), 4);
+}
+
+#[tokio::test]
+async fn a_providers_bill_lists_its_sub_merchants_and_a_scoped_one_only_its_own() {
+    use wxpay::sim::Injection;
+    let t = spawn_with(
+        Simulator::builder()
+            .provider(APPID, MCH_ID, KEY, &["1900000101", "1900000102"])
+            .bill_format(wxpay::sim::BillFormat::Legacy),
+    )
+    .await;
+    for (sub, total_fee) in [("1900000101", 100), ("1900000102", 200)] {
+        t.sim
+            .inject_discrepancy(Injection::UnseenPayment {
+                mch_id: None,
+                sub_mch_id: Some(sub.into()),
+                out_trade_no: None,
+                total_fee,
+            })
+            .expect("injected");
+    }
+    assert!(
+        t.sim
+            .inject_discrepancy(Injection::UnseenPayment {
+                mch_id: None,
+                sub_mch_id: None,
+                out_trade_no: None,
+                total_fee: 1,
+            })
+            .is_err(),
+        "a provider's order needs a sub-merchant"
+    );
+    let today = make_todays_bill_ready(&t);
+
+    let all = download_bill(&t, &today, None).await;
+    let mut subs: Vec<&str> = all.rows.iter().map(|row| row.sub_mch_id.as_str()).collect();
+    subs.sort_unstable();
+    assert_eq!(subs, ["1900000101", "1900000102"]);
+    assert_eq!(
+        all.rows[0].total_fee, None,
+        "the older format, as configured"
+    );
+    let one = download_bill(&t, &today, Some("1900000102")).await;
+    assert_eq!(one.rows.len(), 1);
+    assert_eq!(one.rows[0].sub_mch_id, "1900000102");
+    assert_eq!(one.rows[0].settlement_total_fee, paycode_api::Fen(200));
+}
+
+#[tokio::test]
+async fn a_lost_paid_reply_charges_while_every_query_says_no_order() {
+    use wxpay::sim::DiscrepancyKind;
+    let t = spawn_sim().await;
+    let no = out_trade_no();
+    let code = auth_code_for(Behaviour::LostPaidReply);
+    let pay = || signed_xml(micropay_params(&no, &code, 777), KEY, SignType::Md5);
+
+    assert!(
+        post_raw(&t.client, &t.url(Api::Micropay), pay())
+            .await
+            .is_err(),
+        "no reply"
+    );
+    assert!(
+        post_raw(&t.client, &t.url(Api::Micropay), pay())
+            .await
+            .is_err(),
+        "nor on a resubmission"
+    );
+    assert_business_fail(&t.query(&no).await, "ORDERNOTEXIST");
+    let reversed = t.reverse(&no).await;
+    assert_eq!(get(&reversed, "result_code"), "SUCCESS");
+    assert_eq!(get(&reversed, "recall"), "N");
+
+    // WeChat kept the money: the order is paid, the injection is listed, the bill shows it.
+    assert_eq!(t.sim.order(&no).expect("the order").trade_state, "SUCCESS");
+    let listed = t.sim.injected_discrepancies();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, DiscrepancyKind::LostPaidReply);
+    assert_eq!(listed[0].out_trade_no, no);
+    let today = make_todays_bill_ready(&t);
+    let bill = download_bill(&t, &today, None).await;
+    assert_eq!(bill.rows.len(), 1);
+    assert_eq!(bill.rows[0].out_trade_no, no);
+    assert_eq!(bill.rows[0].trade_state, "SUCCESS");
 }

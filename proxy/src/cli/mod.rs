@@ -1,12 +1,12 @@
-//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | manager … | store … | tls … | sim]`:
+//! The command line: `paycode-proxy [--config FILE] [serve | demo | check | migrate | terminal … | manager … | store … | tls … | reconcile … | sim]`:
 //! `serve` runs the proxy from the configuration; `demo` runs it with the embedded simulator,
 //! SQLite under `./data` and a demo terminal; `check` tests a configuration (database,
 //! HTTPS certificate, client certificates, a signed query to WeChat per account); `migrate`
 //! brings the database's schema up to date and stops; `terminal add|pair|list|revoke`
 //! manages terminal tokens and pairing QR codes; `manager add|list|pin|remove` manages the
 //! managers whose PIN approves manager actions; `store add|list|disable` manages stores;
-//! `tls init|renew` makes the local CA and the HTTPS certificate; `sim` runs the WeChat Pay
-//! simulator alone.
+//! `tls init|renew` makes the local CA and the HTTPS certificate; `reconcile --date D`
+//! reconciles a business day with WeChat's bill; `sim` runs the WeChat Pay simulator alone.
 //!
 //! `main.rs` parses [`Cli`] and calls [`run`]; each subcommand's work lives in its own
 //! module so that it can be tested without a process.
@@ -15,6 +15,7 @@ pub mod check;
 pub mod demo;
 pub mod manager;
 pub mod pair;
+pub mod reconcile;
 pub mod store;
 pub mod terminal;
 pub mod tls;
@@ -75,6 +76,9 @@ pub enum Command {
     Tls(tls::TlsCommand),
     /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
     Sim(wxpay::sim::cli::SimArgs),
+    /// Reconcile one business day with WeChat's bill (every account, or one) and store the
+    /// result, as the daily run does; prints the totals and mismatches (docs/books.md).
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 /// Why a command failed.
@@ -116,6 +120,9 @@ pub enum CliError {
     /// The simulator failed.
     #[error("the WeChat Pay simulator failed")]
     Sim(#[from] wxpay::sim::SimError),
+    /// `reconcile` could not reconcile a day.
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::ReconcileCommandError),
 }
 
 /// Runs the parsed command line.
@@ -164,6 +171,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let config = Config::load(&cli.config)?;
             let mut out = std::io::stdout().lock();
             store::run(command, &config, &mut out).await?;
+            Ok(())
+        }
+        Command::Reconcile(args) => {
+            let config = Config::load(&cli.config)?;
+            let mut out = std::io::stdout().lock();
+            reconcile::run(args, &config, &mut out).await?;
             Ok(())
         }
     }

@@ -435,10 +435,35 @@ impl Engine {
 
     /// What `/metrics` reports about the engine right now.
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let store = &self.shared.store;
+        let open = store.count_open_books_mismatches().await?;
+        let books_open_mismatches = self
+            .shared
+            .accounts
+            .iter()
+            .map(|client| {
+                let account = &client.account;
+                let count = open
+                    .iter()
+                    .find(|(mch_id, _)| *mch_id == account.mch_id)
+                    .map_or(0, |(_, count)| *count);
+                (account.name.clone(), count)
+            })
+            .collect();
+        let today = self.shared.settings.shop.business_day(Millis::now());
+        let month_ago = today - chrono::Days::new(31);
+        let books_days_unreconciled = store
+            .books_days(month_ago, today)
+            .await?
+            .iter()
+            .filter(|day| day.status != crate::books::records::DayStatus::Reconciled)
+            .count() as u64;
         Ok(Snapshot {
-            payments_by_state: self.shared.store.count_payments_by_state().await?,
+            payments_by_state: store.count_payments_by_state().await?,
             scheduled: self.shared.schedule().len(),
             in_flight: lock(&self.shared.in_flight).len(),
+            books_open_mismatches,
+            books_days_unreconciled,
         })
     }
 }

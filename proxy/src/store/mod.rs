@@ -13,6 +13,7 @@
 //! The trait is object-safe (through `async_trait`), so the HTTP layer and the payments
 //! engine share one `Arc<dyn Store>`.
 
+mod books;
 pub mod postgres;
 pub mod records;
 mod rows;
@@ -28,6 +29,7 @@ use chrono::NaiveDate;
 use paycode_api::{Fen, PaymentState, Role};
 use sqlx::migrate::{AppliedMigration, Migrator};
 
+use crate::books::records::{BooksDay, BooksMismatch, MismatchStatus};
 use crate::config::{StoreBackend, StoreConfig};
 
 pub use postgres::PostgresStore;
@@ -632,6 +634,96 @@ pub trait Store: Send + Sync + 'static {
 
     /// The approved actions at or after `since`, oldest first: the audit log.
     async fn approved_actions(&self, since: Millis) -> Result<Vec<ApprovedAction>, StoreError>;
+
+    // ---- The owner's books (migration 0012, `crate::books`): kept together at the end. ----
+
+    /// Stores the run of one business day of one account, in one transaction, and returns
+    /// every stored mismatch of that day and account.
+    ///
+    /// The day row replaces the stored one, except that a run that did not reconcile
+    /// (waiting for the bill, failed) never replaces a reconciled day. For a reconciled run,
+    /// `found` are its mismatches (by their stable ids): a new one is stored as given; a
+    /// stored one takes the new text and `in_latest_run`, and the given status only while
+    /// it is `open` or `cleared`, so a re-run never reopens or loses what a manager (or an
+    /// earlier run's verified query) settled. A stored mismatch of the day not in `found`
+    /// is no longer in the latest run and, if it was open, becomes `cleared` (by
+    /// `day.run_by`, at `day.run_at`).
+    async fn save_books_day(
+        &self,
+        day: &BooksDay,
+        found: &[BooksMismatch],
+    ) -> Result<Vec<BooksMismatch>, StoreError>;
+
+    /// The stored run of `day` for the account `mch_id`, if any.
+    async fn books_day(&self, day: NaiveDate, mch_id: &str)
+    -> Result<Option<BooksDay>, StoreError>;
+
+    /// The stored runs of the days `from` to `to` (both included), by day then account.
+    async fn books_days(&self, from: NaiveDate, to: NaiveDate)
+    -> Result<Vec<BooksDay>, StoreError>;
+
+    /// The stored mismatches of `day` for `mch_id`, by id.
+    async fn books_mismatches(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+    ) -> Result<Vec<BooksMismatch>, StoreError>;
+
+    /// The stored mismatch with this id, if any.
+    async fn books_mismatch(&self, id: &str) -> Result<Option<BooksMismatch>, StoreError>;
+
+    /// Sets a mismatch's status, with a note, who and when; returns it. Fails with
+    /// [`StoreError::NotFound`] for an unknown id.
+    async fn settle_books_mismatch(
+        &self,
+        id: &str,
+        status: MismatchStatus,
+        note: Option<&str>,
+        by: &str,
+        at: Millis,
+    ) -> Result<BooksMismatch, StoreError>;
+
+    /// How many mismatches are open, per account `mch_id` (accounts with none left out).
+    async fn count_open_books_mismatches(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Claims the run of `day` for `mch_id` for `owner` for `duration` on the store's clock:
+    /// `true` when the claim was free, lapsed or already `owner`'s (then extended), `false`
+    /// while another owner holds it. Several proxies thus run a day of an account once.
+    async fn claim_books_run(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+        owner: &str,
+        duration: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Hands back `owner`'s claim of the run of `day` for `mch_id` (nothing if not held).
+    async fn release_books_run(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The payments of the account `mch_id` a bill of the instants `from` to `to` may list:
+    /// created or settled in `[from, to)`, or with one of `out_trade_nos`; oldest first.
+    async fn books_payments(
+        &self,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_trade_nos: &[String],
+    ) -> Result<Vec<PaymentRecord>, StoreError>;
+
+    /// The refunds of the account `mch_id` such a bill may list: created or accepted
+    /// (`applied_at`) in `[from, to)`, or with one of `out_refund_nos`; oldest first.
+    async fn books_refunds(
+        &self,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_refund_nos: &[String],
+    ) -> Result<Vec<RefundRecord>, StoreError>;
 }
 
 /// Why a fenced, versioned write matched no row although the row exists: the lease was

@@ -29,6 +29,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
+use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
@@ -51,6 +52,7 @@ use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
     StoreError,
 };
+use crate::books::records::{BooksDay, BooksMismatch, DayStatus, MismatchStatus};
 use crate::config::StoreConfig;
 use crate::private_file;
 
@@ -887,6 +889,262 @@ impl Store for SqliteStore {
         .await?;
         rows.iter().map(approved_action_from_row).collect()
     }
+
+    // ---- The owner's books (migration 0012): kept together at the end. ----
+
+    async fn save_books_day(
+        &self,
+        day: &BooksDay,
+        found: &[BooksMismatch],
+    ) -> Result<Vec<BooksMismatch>, StoreError> {
+        let day_text = books::day_text(day.day);
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(&sql(books::UPSERT_DAY))
+            .bind(&day_text)
+            .bind(&day.mch_id)
+            .bind(day.status.as_str())
+            .bind(day.report.as_ref().map(books::to_json))
+            .bind(&day.detail)
+            .bind(day.run_at.0)
+            .bind(&day.run_by)
+            .execute(&mut *transaction)
+            .await?;
+        if day.status == DayStatus::Reconciled {
+            sqlx::query(&sql(books::UNLIST_MISMATCHES))
+                .bind(false)
+                .bind(&day.run_by)
+                .bind(day.run_at.0)
+                .bind(&day_text)
+                .bind(&day.mch_id)
+                .execute(&mut *transaction)
+                .await?;
+            for mismatch in found {
+                sqlx::query(&sql(books::UPSERT_MISMATCH))
+                    .bind(&mismatch.id)
+                    .bind(books::day_text(mismatch.day))
+                    .bind(&mismatch.mch_id)
+                    .bind(books::to_json(&mismatch.mismatch))
+                    .bind(mismatch.status.as_str())
+                    .bind(mismatch.in_latest_run)
+                    .bind(&mismatch.note)
+                    .bind(&mismatch.settled_by)
+                    .bind(mismatch.settled_at.map(|at| at.0))
+                    .bind(mismatch.first_seen_at.0)
+                    .bind(mismatch.last_seen_at.0)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+        }
+        let rows = sqlx::query(&sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(&day_text)
+        .bind(&day.mch_id)
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        rows.iter().map(books::mismatch_from_row).collect()
+    }
+
+    async fn books_day(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+    ) -> Result<Option<BooksDay>, StoreError> {
+        let row = sqlx::query(&sql(&format!(
+            "SELECT {} FROM books_days WHERE business_day = ? AND mch_id = ?",
+            books::DAY_COLUMNS
+        )))
+        .bind(books::day_text(day))
+        .bind(mch_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(books::day_from_row).transpose()
+    }
+
+    async fn books_days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<BooksDay>, StoreError> {
+        let rows = sqlx::query(&sql(&format!(
+            "SELECT {} FROM books_days WHERE business_day >= ? AND business_day <= ? \
+             ORDER BY business_day, mch_id",
+            books::DAY_COLUMNS
+        )))
+        .bind(books::day_text(from))
+        .bind(books::day_text(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(books::day_from_row).collect()
+    }
+
+    async fn books_mismatches(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+    ) -> Result<Vec<BooksMismatch>, StoreError> {
+        let rows = sqlx::query(&sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(books::day_text(day))
+        .bind(mch_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(books::mismatch_from_row).collect()
+    }
+
+    async fn books_mismatch(&self, id: &str) -> Result<Option<BooksMismatch>, StoreError> {
+        let row = sqlx::query(&sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE id = ?",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(books::mismatch_from_row).transpose()
+    }
+
+    async fn settle_books_mismatch(
+        &self,
+        id: &str,
+        status: MismatchStatus,
+        note: Option<&str>,
+        by: &str,
+        at: Millis,
+    ) -> Result<BooksMismatch, StoreError> {
+        let row = sqlx::query(&sql(&format!(
+            "{} RETURNING {}",
+            books::SETTLE_MISMATCH,
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(status.as_str())
+        .bind(note)
+        .bind(by)
+        .bind(at.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "mismatch",
+            key: id.to_owned(),
+        })?;
+        books::mismatch_from_row(&row)
+    }
+
+    async fn count_open_books_mismatches(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(books::COUNT_OPEN).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.text("mch_id")?,
+                    i64_to_u64(row.integer("open_count")?, "open_count")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn claim_books_run(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+        owner: &str,
+        duration: Duration,
+    ) -> Result<bool, StoreError> {
+        let lasts = i64::try_from(duration.as_millis())
+            .map_err(|_| StoreError::OutOfRange { field: "duration" })?;
+        let claimed = sqlx::query(&claim_books_run_sql())
+            .bind(books::day_text(day))
+            .bind(mch_id)
+            .bind(owner)
+            .bind(lasts)
+            .bind(Millis::now().0)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    async fn release_books_run(
+        &self,
+        day: NaiveDate,
+        mch_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&sql(books::RELEASE_RUN))
+            .bind(books::day_text(day))
+            .bind(mch_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn books_payments(
+        &self,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_trade_nos: &[String],
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let named = vec!["?"; out_trade_nos.len()].join(", ");
+        let text = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE mch_id = ? AND \
+             ((created_at >= ? AND created_at < ?) OR (settled_at >= ? AND settled_at < ?){}) \
+             ORDER BY created_at, id",
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" OR out_trade_no IN ({named})")
+            }
+        );
+        let text = sql(&text);
+        let mut query = sqlx::query(&text)
+            .bind(mch_id)
+            .bind(from.0)
+            .bind(to.0)
+            .bind(from.0)
+            .bind(to.0);
+        for out_trade_no in out_trade_nos {
+            query = query.bind(out_trade_no);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn books_refunds(
+        &self,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_refund_nos: &[String],
+    ) -> Result<Vec<RefundRecord>, StoreError> {
+        let named = vec!["?"; out_refund_nos.len()].join(", ");
+        let text = format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE mch_id = ? AND \
+             ((created_at >= ? AND created_at < ?) OR (applied_at >= ? AND applied_at < ?){}) \
+             ORDER BY created_at, id",
+            if named.is_empty() {
+                String::new()
+            } else {
+                format!(" OR out_refund_no IN ({named})")
+            }
+        );
+        let text = sql(&text);
+        let mut query = sqlx::query(&text)
+            .bind(mch_id)
+            .bind(from.0)
+            .bind(to.0)
+            .bind(from.0)
+            .bind(to.0);
+        for out_refund_no in out_refund_nos {
+            query = query.bind(out_refund_no);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(refund_from_row).collect()
+    }
 }
 
 // The write operations, each run by the writer inside its batch transaction. Each checks
@@ -1283,4 +1541,18 @@ async fn refused(
 
 fn day_to_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
+}
+
+/// The books' SQL as SQLite takes it (`?` placeholders, as written).
+fn sql(text: &str) -> String {
+    text.to_owned()
+}
+
+/// Claims a day's run (binds: day, mch_id, owner, duration in ms, now): free, lapsed or
+/// already the owner's.
+fn claim_books_run_sql() -> String {
+    "INSERT INTO books_runs (business_day, mch_id, owner, claimed_until) VALUES (?1, ?2, ?3, ?5 + ?4) \
+     ON CONFLICT (business_day, mch_id) DO UPDATE SET owner = excluded.owner, \
+     claimed_until = excluded.claimed_until WHERE books_runs.claimed_until <= ?5 OR books_runs.owner = excluded.owner"
+        .to_owned()
 }

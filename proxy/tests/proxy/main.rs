@@ -27,6 +27,7 @@ macro_rules! conformance {
 }
 
 mod approvals;
+mod books_store;
 mod check;
 mod helpers;
 mod http;

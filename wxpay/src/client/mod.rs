@@ -281,33 +281,33 @@ impl Client {
         Ok(R::Response::from_params(reply)?)
     }
 
-    /// Downloads and parses a day's bill.
+    /// Downloads and parses a day's bill, gzipped on the wire (`tar_type=GZIP`,
+    /// docs/books.md §1).
     pub async fn download_bill(
         &self,
         request: &DownloadBillRequest,
         options: CallOptions,
     ) -> Result<Bill> {
-        let csv = self.download_bill_raw(request.to_params(), options).await?;
-        Ok(Bill::parse(&csv).map_err(BadReply::Bill)?)
+        let mut params = request.to_params();
+        params.insert("tar_type", "GZIP");
+        let body = self.download_bill_raw(params, options).await?;
+        Ok(Bill::parse_bytes(&body).map_err(BadReply::Bill)?)
     }
 
-    /// Downloads a bill (`/pay/downloadbill`, docs/wechat-pay.md §3.7) and returns the CSV text.
+    /// Downloads a bill (`/pay/downloadbill`, docs/wechat-pay.md §3.7) and returns its
+    /// bytes: CSV text, or with `tar_type=GZIP` a gzip file ([`Bill::parse_bytes`] reads
+    /// both).
     ///
-    /// `params` carries `bill_date` (`yyyyMMdd`) and optionally `bill_type`. `tar_type=GZIP`
-    /// is refused because its reply is binary. An XML reply is WeChat's error
-    /// (`return_code=FAIL`, e.g. "No Bill Exist") and becomes [`Error::Protocol`] with the
-    /// `error_code` appended. The bill is not signed; it is read up to [`MAX_BILL_BYTES`].
-    pub async fn download_bill_raw(&self, params: Params, options: CallOptions) -> Result<String> {
+    /// `params` carries `bill_date` (`yyyyMMdd`) and optionally `bill_type` and `tar_type`.
+    /// An XML reply is WeChat's error (`return_code=FAIL`, e.g. "No Bill Exist") and becomes
+    /// [`Error::Protocol`] with the `error_code` appended. The bill is not signed; it is read
+    /// up to [`MAX_BILL_BYTES`].
+    pub async fn download_bill_raw(&self, params: Params, options: CallOptions) -> Result<Vec<u8>> {
         let started = Instant::now();
         let mut trace = CallTrace::default();
-        let result = if params.get_non_empty("tar_type").is_some() {
-            Err(NotSent::Build(
-                "download_bill_raw reads CSV text; tar_type=GZIP replies are binary".into(),
-            )
-            .into())
-        } else {
-            let timeout = self.timeout(options);
-            self.call_signed_with_key_retry(
+        let timeout = self.timeout(options);
+        let result = self
+            .call_signed_with_key_retry(
                 Api::DownloadBill,
                 params,
                 timeout,
@@ -315,8 +315,7 @@ impl Client {
                 &mut trace,
                 |body, _key, _sign_type| reply::bill_from_body(body),
             )
-            .await
-        };
+            .await;
         self.log_call(Api::DownloadBill, started, &trace, &result);
         result
     }
@@ -727,12 +726,6 @@ mod tests {
                 Err(Error::NotSent(NotSent::Build(_)))
             ));
         }
-        let mut gzip = Params::new();
-        gzip.insert("tar_type", "GZIP");
-        assert!(matches!(
-            client.download_bill_raw(gzip, CallOptions::default()).await,
-            Err(Error::NotSent(NotSent::Build(_)))
-        ));
     }
 
     #[test]

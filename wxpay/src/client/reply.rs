@@ -74,9 +74,10 @@ pub(crate) fn check_reply(
     }
 }
 
-/// Reads a `downloadbill` reply: CSV text on success (unsigned, not XML), or an XML error
-/// (`return_code=FAIL`, `return_msg`, `error_code`) when the body starts with `<`.
-pub(crate) fn bill_from_body(body: &[u8]) -> Result<String> {
+/// Reads a `downloadbill` reply: the bill's bytes on success (unsigned CSV text, or a gzip
+/// file with `tar_type=GZIP`), or an XML error (`return_code=FAIL`, `return_msg`,
+/// `error_code`) when the body starts with `<`.
+pub(crate) fn bill_from_body(body: &[u8]) -> Result<Vec<u8>> {
     let content = strip_bom(body);
     let start = trim_start(content);
     if start.is_empty() {
@@ -101,13 +102,7 @@ pub(crate) fn bill_from_body(body: &[u8]) -> Result<String> {
             other => Err(BadReply::ReturnCode(other.map(str::to_owned)).into()),
         };
     }
-    String::from_utf8(content.to_vec()).map_err(|_| {
-        BadReply::Field {
-            field: "bill",
-            problem: "the bill is not UTF-8 text (tar_type=GZIP is not supported here)".into(),
-        }
-        .into()
-    })
+    Ok(body.to_vec())
 }
 
 /// Whether the API's replies carry `result_code` (all business APIs; not `getsignkey`, and
@@ -294,7 +289,7 @@ mod tests {
     #[test]
     fn bills_are_csv_and_xml_means_an_error() {
         let csv = "交易时间,公众账号ID\n`2014-11-10 16:33:45,`wx2421b1c4370ec43b\n";
-        assert_eq!(bill_from_body(csv.as_bytes()).unwrap(), csv);
+        assert_eq!(bill_from_body(csv.as_bytes()).unwrap(), csv.as_bytes());
         let error = "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]></return_msg><error_code><![CDATA[20002]]></error_code></xml>";
         assert!(matches!(
             bill_from_body(error.as_bytes()),
@@ -308,10 +303,11 @@ mod tests {
             bill_from_body(b""),
             Err(Error::MaybeSent(MaybeSent::NotXml))
         ));
-        assert!(matches!(
-            bill_from_body(b"\x1f\x8b\x08\x00\xff"),
-            Err(Error::BadReply(BadReply::Field { field: "bill", .. }))
-        ));
+        // A gzip file is handed over as it came, for `Bill::parse_bytes`.
+        assert_eq!(
+            bill_from_body(b"\x1f\x8b\x08\x00\xff").unwrap(),
+            b"\x1f\x8b\x08\x00\xff"
+        );
         assert!(matches!(
             bill_from_body(b"<xml><return_code>SUCCESS</return_code></xml>"),
             Err(Error::BadReply(BadReply::ReturnCode(Some(_))))

@@ -29,6 +29,7 @@
 //! | 09 | [`SlowReply`](Behaviour::SlowReply) (NN s real time, default: the simulator's slow-reply delay) | `SUCCESS`, sent only after the delay | `SUCCESS` at once |
 //! | 10 | [`DropAfterCommit`](Behaviour::DropAfterCommit) | none: the connection is closed without a reply | `SUCCESS` |
 //! | 11 | [`Gateway502`](Behaviour::Gateway502) | HTML `502 Bad Gateway` | `ORDERNOTEXIST`: the gateway failed before the request reached WeChat, so no order exists and the code stays unused |
+//! | 12 | [`LostPaidReply`](Behaviour::LostPaidReply) | none: the connection is closed without a reply (again on a resubmission) | `ORDERNOTEXIST`, and reverse, refund and closeorder answer as for an unknown order, while the customer **was charged** and the bill lists the payment: an injected discrepancy for reconciliation tests (docs/books.md §6) |
 //!
 //! Every unpaid order is still revoked automatically 45 simulated seconds after creation (so
 //! a `PasswordThenConfirm` with NN ≥ 45 never pays). Each code is single-use: only the first
@@ -84,6 +85,11 @@ pub enum Behaviour {
     DropAfterCommit,
     /// A gateway in front of WeChat answers an HTML 502 page; nothing reaches WeChat (row 11).
     Gateway502,
+    /// Pays, the reply never arrives, and every later call about the order answers as if
+    /// WeChat had no such order, so the merchant settles it as not paid while WeChat holds
+    /// the money (row 12). Not a real WeChat behaviour: an injected discrepancy that only the
+    /// daily bill reveals; recorded in [`SimHandle::injected_discrepancies`](super::SimHandle::injected_discrepancies).
+    LostPaidReply,
 }
 
 /// Default seconds for rows whose parameter digits are `00`.
@@ -93,7 +99,7 @@ const DEFAULT_DECLINE_SECS: u64 = 5;
 
 impl Behaviour {
     /// Every behaviour with its default parameter, in table order (for the phone page).
-    pub const ALL: [Behaviour; 12] = [
+    pub const ALL: [Behaviour; 13] = [
         Behaviour::PasswordFree,
         Behaviour::PasswordThenConfirm {
             after: Duration::from_secs(DEFAULT_CONFIRM_SECS),
@@ -112,6 +118,7 @@ impl Behaviour {
         Behaviour::SlowReply { delay: None },
         Behaviour::DropAfterCommit,
         Behaviour::Gateway502,
+        Behaviour::LostPaidReply,
     ];
 
     /// The behaviour encoded in a payment code. Codes without the marker, or with an
@@ -149,6 +156,7 @@ impl Behaviour {
             },
             "10" => Behaviour::DropAfterCommit,
             "11" => Behaviour::Gateway502,
+            "12" => Behaviour::LostPaidReply,
             _ => Behaviour::PasswordFree,
         }
     }
@@ -170,6 +178,7 @@ impl Behaviour {
             Behaviour::SlowReply { delay } => ("09", delay.map_or(0, seconds)),
             Behaviour::DropAfterCommit => ("10", 0),
             Behaviour::Gateway502 => ("11", 0),
+            Behaviour::LostPaidReply => ("12", 0),
         }
     }
 
@@ -188,6 +197,7 @@ impl Behaviour {
             Behaviour::SlowReply { .. } => "slow_reply",
             Behaviour::DropAfterCommit => "drop_after_commit",
             Behaviour::Gateway502 => "gateway_502",
+            Behaviour::LostPaidReply => "lost_paid_reply",
         }
     }
 
@@ -213,6 +223,9 @@ impl Behaviour {
             Behaviour::SlowReply { .. } => "响应超时(实际已支付) · Slow reply, paid",
             Behaviour::DropAfterCommit => "断开连接(实际已支付) · Connection dropped, paid",
             Behaviour::Gateway502 => "网关502 · Gateway 502, not paid",
+            Behaviour::LostPaidReply => {
+                "已扣款但查询不到 · Charged, reply lost, queries say no order"
+            }
         }
     }
 

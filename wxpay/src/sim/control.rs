@@ -17,7 +17,9 @@
 //! | `GET /_sim/time` | | `{now, scale}` |
 //! | `POST /_sim/time/advance` | `{"seconds":604800}` | jump simulated time |
 //! | `POST /_sim/time/scale` | `{"scale":1000}` | set the time scale |
-//! | `POST /_sim/settings` | `{"slow_reply_ms":300,"refund_delay_secs":5,"refund_spacing_secs":60}` | change delays and the refund spacing |
+//! | `POST /_sim/settings` | `{"slow_reply_ms":300,"refund_delay_secs":5,"refund_spacing_secs":60,"bill_ready_at":"10:00"}` | change delays, the refund spacing and when bills are ready (Beijing time) |
+//! | `GET /_sim/discrepancies` | | every injected discrepancy ([`Discrepancy`](super::Discrepancy)) |
+//! | `POST /_sim/discrepancies` | `{"kind":"unseen_payment","total_fee":100}`, `{"kind":"foreign_trade","trade_type":"JSAPI","total_fee":100}`, `{"kind":"outside_refund","out_trade_no":"P1","refund_fee":50}`, `{"kind":"amount_difference","out_trade_no":"P1","bill_total_fee":90}` (optional `mch_id`, `sub_mch_id`, `out_trade_no`: [`Injection`](super::Injection)) | inject one; answers its record |
 //! | `GET /_sim/code` | `?behaviour=password_waits` | a fresh payment code |
 //!
 //! Errors are `{"error": "...", "message": "..."}` with status 400, 404 or 409.
@@ -36,6 +38,7 @@ use serde_json::json;
 
 use super::behaviour::{Behaviour, auth_code_for};
 use super::clock::beijing;
+use super::discrepancy::{Discrepancy, Injection};
 use super::faults::{Fault, api_by_name};
 use super::ledger::{OrderView, PendingPrompt, Resolution};
 use super::{SimState, auto_revoke_after};
@@ -57,6 +60,14 @@ pub enum ControlError {
         /// Its current trade_state.
         trade_state: String,
     },
+    /// The order is not paid, so it cannot carry this discrepancy (HTTP 409).
+    #[error("order {out_trade_no} is not paid (trade_state {trade_state})")]
+    NotPaid {
+        /// The order.
+        out_trade_no: String,
+        /// Its current trade_state.
+        trade_state: String,
+    },
     /// A request to the control API was malformed (HTTP 400).
     #[error("bad control request: {0}")]
     BadRequest(String),
@@ -66,7 +77,9 @@ impl ControlError {
     fn status(&self) -> StatusCode {
         match self {
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-            ControlError::Ambiguous(_) | ControlError::NotPending { .. } => StatusCode::CONFLICT,
+            ControlError::Ambiguous(_)
+            | ControlError::NotPending { .. }
+            | ControlError::NotPaid { .. } => StatusCode::CONFLICT,
             ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -76,6 +89,7 @@ impl ControlError {
             ControlError::NotFound(_) => "not_found",
             ControlError::Ambiguous(_) => "ambiguous",
             ControlError::NotPending { .. } => "not_pending",
+            ControlError::NotPaid { .. } => "not_paid",
             ControlError::BadRequest(_) => "bad_request",
         }
     }
@@ -218,6 +232,21 @@ pub(crate) fn router() -> Router<Arc<SimState>> {
         .route("/_sim/time/scale", post(time_scale))
         .route("/_sim/settings", post(settings_update))
         .route("/_sim/code", get(code_create))
+        .route(
+            "/_sim/discrepancies",
+            get(discrepancies_list).post(discrepancies_create),
+        )
+}
+
+async fn discrepancies_list(State(sim): SimRef) -> Json<Vec<Discrepancy>> {
+    Json(sim.ledger().discrepancies.clone())
+}
+
+async fn discrepancies_create(
+    State(sim): SimRef,
+    Json(injection): Json<Injection>,
+) -> Result<Json<Discrepancy>, ControlError> {
+    sim.inject_discrepancy(injection).map(Json)
 }
 
 async fn state_show(State(sim): SimRef) -> Json<serde_json::Value> {
@@ -229,6 +258,7 @@ async fn state_show(State(sim): SimRef) -> Json<serde_json::Value> {
         "call_counts": sim.call_counts(),
         "calls": sim.ledger().calls.clone(),
         "faults": sim.faults().pending(),
+        "discrepancies": sim.ledger().discrepancies.clone(),
     }))
 }
 
@@ -375,6 +405,8 @@ struct SettingsRequest {
     slow_reply_ms: Option<u64>,
     refund_delay_secs: Option<u64>,
     refund_spacing_secs: Option<u64>,
+    /// `HH:MM`, Beijing time.
+    bill_ready_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -382,12 +414,21 @@ struct SettingsView {
     slow_reply_ms: u128,
     refund_delay_secs: u64,
     refund_spacing_secs: u64,
+    bill_ready_at: String,
 }
 
 async fn settings_update(
     State(sim): SimRef,
     Json(request): Json<SettingsRequest>,
-) -> Json<SettingsView> {
+) -> Result<Json<SettingsView>, ControlError> {
+    let bill_ready_at = match request.bill_ready_at.as_deref() {
+        Some(text) => Some(
+            chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|error| {
+                ControlError::BadRequest(format!("bill_ready_at {text:?} (HH:MM): {error}"))
+            })?,
+        ),
+        None => None,
+    };
     // Caps keep later arithmetic on these delays far from any overflow.
     sim.update_settings(|settings| {
         if let Some(ms) = request.slow_reply_ms {
@@ -399,13 +440,17 @@ async fn settings_update(
         if let Some(secs) = request.refund_spacing_secs {
             settings.refund_spacing = Duration::from_secs(secs.min(365 * 24 * 3600));
         }
+        if let Some(time) = bill_ready_at {
+            settings.bill_ready_at = time;
+        }
     });
     let settings = sim.settings();
-    Json(SettingsView {
+    Ok(Json(SettingsView {
         slow_reply_ms: settings.slow_reply_delay.as_millis(),
         refund_delay_secs: settings.refund_delay.as_secs(),
         refund_spacing_secs: settings.refund_spacing.as_secs(),
-    })
+        bill_ready_at: settings.bill_ready_at.format("%H:%M").to_string(),
+    }))
 }
 
 /// `GET /_sim/code` query.

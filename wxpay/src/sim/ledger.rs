@@ -66,23 +66,39 @@ impl Book {
         transaction_id: Option<&str>,
         out_trade_no: Option<&str>,
     ) -> Option<String> {
-        match (transaction_id, out_trade_no) {
+        let key = match (transaction_id, out_trade_no) {
             (Some(transaction_id), _) => self.by_transaction_id.get(transaction_id).cloned(),
             (None, Some(out_trade_no)) => self
                 .orders
                 .contains_key(out_trade_no)
                 .then(|| out_trade_no.to_owned()),
             (None, None) => None,
-        }
+        }?;
+        // An order whose paid reply was lost on purpose is invisible to the merchant's calls.
+        (!self.orders.get(&key)?.hidden_from_merchant).then_some(key)
     }
 
-    /// Adds a new order and indexes it.
+    /// Adds a new order and indexes it (an order paid without a payment code, such as an
+    /// injected online sale, has an empty `auth_code` and consumes none).
     pub(crate) fn insert(&mut self, order: Order) {
         self.by_transaction_id
             .insert(order.transaction_id.clone(), order.out_trade_no.clone());
-        self.used_auth_codes
-            .insert(order.auth_code.clone(), order.out_trade_no.clone());
+        if !order.auth_code.is_empty() {
+            self.used_auth_codes
+                .insert(order.auth_code.clone(), order.out_trade_no.clone());
+        }
         self.orders.insert(order.out_trade_no.clone(), order);
+    }
+
+    /// Adds a refund to the order `out_trade_no` and indexes it.
+    pub(crate) fn insert_refund(&mut self, out_trade_no: &str, refund: Refund) {
+        self.by_out_refund_no
+            .insert(refund.out_refund_no.clone(), out_trade_no.to_owned());
+        self.by_refund_id
+            .insert(refund.refund_id.clone(), out_trade_no.to_owned());
+        if let Some(order) = self.orders.get_mut(out_trade_no) {
+            order.refunds.push(refund);
+        }
     }
 }
 
@@ -137,6 +153,9 @@ pub(crate) struct Order {
     pub(crate) sub_mch_id: Option<String>,
     pub(crate) sub_appid: Option<String>,
     pub(crate) sandbox: bool,
+    /// `MICROPAY` for orders made through micropay; an injected online sale has `JSAPI`,
+    /// `NATIVE`, … (`sim::discrepancy`).
+    pub(crate) trade_type: String,
     pub(crate) device_info: Option<String>,
     pub(crate) body: String,
     pub(crate) attach: Option<String>,
@@ -148,6 +167,13 @@ pub(crate) struct Order {
     pub(crate) paid_at: Option<DateTime<Utc>>,
     pub(crate) status: Status,
     pub(crate) refunds: Vec<Refund>,
+    /// The amount the bill shows for the payment, when an injected discrepancy makes it
+    /// differ from `total_fee`, the amount charged.
+    pub(crate) billed_fee: Option<u64>,
+    /// Whether the merchant's calls (orderquery, reverse, refund, …) answer as if the
+    /// order did not exist: the [`Behaviour::LostPaidReply`] row. The bill and the
+    /// control API still show it.
+    pub(crate) hidden_from_merchant: bool,
 }
 
 /// One refund of an order.
@@ -440,7 +466,10 @@ impl CallRecord {
 }
 
 /// Writes a time as RFC 3339 in Beijing time, the zone WeChat uses.
-fn serialize_time<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_time<S: Serializer>(
+    time: &DateTime<Utc>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&time.with_timezone(&beijing()).to_rfc3339())
 }
 
@@ -459,6 +488,8 @@ fn serialize_optional_time<S: Serializer>(
 pub(crate) struct Ledger {
     pub(crate) books: BTreeMap<BookKey, Book>,
     pub(crate) calls: Vec<CallRecord>,
+    /// Every injected discrepancy, oldest first (`sim::discrepancy`).
+    pub(crate) discrepancies: Vec<super::discrepancy::Discrepancy>,
     /// A counter mixed into generated ids so they never repeat within one simulator.
     pub(crate) id_counter: u64,
 }
@@ -467,6 +498,11 @@ impl Ledger {
     /// The book for `key`, created on first use.
     pub(crate) fn book(&mut self, key: &BookKey) -> &mut Book {
         self.books.entry(key.clone()).or_default()
+    }
+
+    /// Records an injected discrepancy.
+    pub(crate) fn record_discrepancy(&mut self, discrepancy: super::discrepancy::Discrepancy) {
+        self.discrepancies.push(discrepancy);
     }
 
     /// Settles every order of every book (see [`Order::settle`]).
@@ -514,6 +550,7 @@ mod tests {
             sub_mch_id: None,
             sub_appid: None,
             sandbox: false,
+            trade_type: "MICROPAY".into(),
             device_info: None,
             body: "b".into(),
             attach: None,
@@ -525,6 +562,8 @@ mod tests {
             paid_at: None,
             status,
             refunds: Vec::new(),
+            billed_fee: None,
+            hidden_from_merchant: false,
         }
     }
 

@@ -38,6 +38,7 @@ mod bill;
 pub mod cli;
 pub mod clock;
 mod control;
+pub mod discrepancy;
 pub mod faults;
 mod handlers;
 mod ledger;
@@ -61,8 +62,10 @@ use crate::codes::Api;
 use crate::sign::ApiKey;
 
 pub use behaviour::{Behaviour, auth_code_for, is_wechat_auth_code};
+pub use bill::BillFormat;
 pub use clock::SimClock;
 pub use control::ControlError;
+pub use discrepancy::{Discrepancy, DiscrepancyKind, Injection};
 pub use faults::{Fault, PendingFault};
 pub use ledger::{CallRecord, Host, OrderView, PendingPrompt, RefundView};
 pub use pki::{CertFiles, ClientIdentity};
@@ -121,6 +124,8 @@ pub struct Merchant {
     pub provider: bool,
     /// The sub-merchants bound to this provider (empty for a direct merchant).
     pub sub_mch_ids: Vec<String>,
+    /// The format of this account's bills (docs/books.md §1).
+    pub bill_format: BillFormat,
 }
 
 /// A merchant as added to the builder.
@@ -131,6 +136,7 @@ struct MerchantSpec {
     key: ApiKey,
     provider: bool,
     sub_mch_ids: Vec<String>,
+    bill_format: BillFormat,
 }
 
 /// Configures and starts a simulator. Created by [`Simulator::builder`].
@@ -145,13 +151,14 @@ pub struct Simulator {
     slow_reply_delay: Duration,
     refund_delay: Duration,
     refund_spacing: Duration,
+    bill_ready_at: chrono::NaiveTime,
 }
 
 impl Simulator {
     /// A builder with defaults: both listeners on `127.0.0.1:0`, real-time clock starting
     /// now, no certificate directory, 15 s slow-reply delay, 60 s refund completion, 60 s
-    /// between two refund applications of one order, and the demo merchant if no merchant is
-    /// added.
+    /// between two refund applications of one order, bills ready at 10:00 Beijing time the
+    /// next day, and the demo merchant if no merchant is added.
     pub fn builder() -> Simulator {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         Simulator {
@@ -164,6 +171,7 @@ impl Simulator {
             slow_reply_delay: Duration::from_secs(15),
             refund_delay: Duration::from_secs(60),
             refund_spacing: DEFAULT_REFUND_SPACING,
+            bill_ready_at: DEFAULT_BILL_READY_AT,
         }
     }
 
@@ -192,6 +200,7 @@ impl Simulator {
             key: ApiKey::new(key),
             provider: false,
             sub_mch_ids: Vec::new(),
+            bill_format: BillFormat::default(),
         });
         self
     }
@@ -213,7 +222,26 @@ impl Simulator {
             key: ApiKey::new(key),
             provider: true,
             sub_mch_ids: sub_mch_ids.iter().map(|id| (*id).to_owned()).collect(),
+            bill_format: BillFormat::default(),
         });
+        self
+    }
+
+    /// The bill format of the merchant (or provider) added last: [`BillFormat::Settlement`]
+    /// unless set here (docs/books.md §1). Call it right after [`Simulator::merchant`] or
+    /// [`Simulator::provider`].
+    pub fn bill_format(mut self, format: BillFormat) -> Simulator {
+        if let Some(merchant) = self.merchants.last_mut() {
+            merchant.bill_format = format;
+        }
+        self
+    }
+
+    /// The time of day (Beijing, simulated clock) from which day D's bill can be downloaded
+    /// on day D+1; before it, downloadbill answers `Bill Creating`. Default 10:00, when
+    /// WeChat advises fetching (it starts making bills at 09:00; docs/books.md §1).
+    pub fn bill_ready_at(mut self, time: chrono::NaiveTime) -> Simulator {
+        self.bill_ready_at = time;
         self
     }
 
@@ -279,6 +307,7 @@ impl Simulator {
                 key: ApiKey::new(DEMO_API_KEY),
                 provider: false,
                 sub_mch_ids: Vec::new(),
+                bill_format: BillFormat::default(),
             });
         }
         let mut merchants: Vec<Merchant> = Vec::with_capacity(merchants_in.len());
@@ -299,6 +328,7 @@ impl Simulator {
                 sandbox_key: ApiKey::new(random_token(32)),
                 provider: spec.provider,
                 sub_mch_ids: spec.sub_mch_ids,
+                bill_format: spec.bill_format,
             });
         }
 
@@ -325,6 +355,7 @@ impl Simulator {
                 slow_reply_delay: self.slow_reply_delay,
                 refund_delay: self.refund_delay,
                 refund_spacing: self.refund_spacing,
+                bill_ready_at: self.bill_ready_at,
             }),
         });
         let router = handlers::router(state.clone());
@@ -391,7 +422,15 @@ pub(crate) struct Settings {
     pub(crate) slow_reply_delay: Duration,
     pub(crate) refund_delay: Duration,
     pub(crate) refund_spacing: Duration,
+    pub(crate) bill_ready_at: chrono::NaiveTime,
 }
+
+/// When a day's bill is ready on the next day (Beijing time), unless configured.
+pub const DEFAULT_BILL_READY_AT: chrono::NaiveTime = match chrono::NaiveTime::from_hms_opt(10, 0, 0)
+{
+    Some(time) => time,
+    None => chrono::NaiveTime::MIN,
+};
 
 /// WeChat's least time between two refund applications of one order (docs/wechat-pay.md §3.4).
 pub const DEFAULT_REFUND_SPACING: Duration = Duration::from_secs(60);
@@ -621,6 +660,30 @@ impl SimHandle {
             .into_iter()
             .flat_map(|order| order.refunds)
             .collect()
+    }
+
+    /// Changes when bills are ready (see [`Simulator::bill_ready_at`]).
+    pub fn set_bill_ready_at(&self, time: chrono::NaiveTime) {
+        self.state
+            .update_settings(|settings| settings.bill_ready_at = time);
+    }
+
+    /// Makes WeChat's side differ from what the merchant's system saw, as `injection` says,
+    /// and records it (docs/books.md §6, [`discrepancy`]).
+    ///
+    /// # Errors
+    /// [`ControlError::BadRequest`] for an unknown merchant, a bad amount, number or trade
+    /// type; [`ControlError::NotFound`], [`ControlError::Ambiguous`] or
+    /// [`ControlError::NotPaid`] when the order to refund or re-price is not one paid order.
+    pub fn inject_discrepancy(&self, injection: Injection) -> Result<Discrepancy, ControlError> {
+        self.state.inject_discrepancy(injection)
+    }
+
+    /// Every discrepancy injected so far, oldest first: those of
+    /// [`SimHandle::inject_discrepancy`] and every micropay made with a
+    /// [`Behaviour::LostPaidReply`] code.
+    pub fn injected_discrepancies(&self) -> Vec<Discrepancy> {
+        self.state.ledger().discrepancies.clone()
     }
 
     /// The call log, oldest first.

@@ -16,6 +16,7 @@ use super::{Call, Outcome, Reply, Transport, put, wechat_time};
 use crate::params::Params;
 use crate::sim::behaviour::{Behaviour, is_wechat_auth_code};
 use crate::sim::clock::{add_saturating, parse_wechat_time};
+use crate::sim::discrepancy::Discrepancy;
 use crate::sim::ledger::{Order, PendingKind, Resolution, Status};
 
 /// The charset WeChat allows in out_trade_no (docs/wechat-pay.md §6.3; `@` accepted as some pages list it).
@@ -74,6 +75,13 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
     let book_key = call.book_key();
     if let Some(order) = ledger.book(&book_key).orders.get_mut(out_trade_no) {
         order.settle(now);
+        if order.hidden_from_merchant {
+            // The LostPaidReply row: every reply about this order is lost on the way.
+            return Ok(Outcome {
+                reply: replay(call, order, auth_code, total_fee),
+                transport: Transport::Drop,
+            });
+        }
         return Ok(replay(call, order, auth_code, total_fee).into());
     }
     // A new order arriving after its own time_expire is refused and nothing is kept, so
@@ -109,7 +117,8 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         Behaviour::PasswordFree
         | Behaviour::SystemErrorPaid
         | Behaviour::SlowReply { .. }
-        | Behaviour::DropAfterCommit => Status::Paid,
+        | Behaviour::DropAfterCommit
+        | Behaviour::LostPaidReply => Status::Paid,
         Behaviour::PasswordThenConfirm { after: delay } => Status::Pending {
             kind: PendingKind::Password,
             resolves: Some((after(delay), Resolution::Confirm)),
@@ -144,6 +153,7 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         sub_mch_id: call.field("sub_mch_id").map(str::to_owned),
         sub_appid: call.field("sub_appid").map(str::to_owned),
         sandbox: call.sandbox,
+        trade_type: "MICROPAY".to_owned(),
         device_info: call.field("device_info").map(str::to_owned),
         body: body.to_owned(),
         attach: call.field("attach").map(str::to_owned),
@@ -155,12 +165,17 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         paid_at: (status == Status::Paid).then_some(now),
         status,
         refunds: Vec::new(),
+        billed_fee: None,
+        hidden_from_merchant: behaviour == Behaviour::LostPaidReply,
     };
     let reply = match behaviour {
         Behaviour::SystemErrorPaid => call.fail("SYSTEMERROR", "系统超时"),
         Behaviour::BankError { .. } => call.fail("BANKERROR", "银行系统异常"),
         _ => reply_for(call, &order),
     };
+    if behaviour == Behaviour::LostPaidReply {
+        ledger.record_discrepancy(Discrepancy::lost_paid_reply(&order));
+    }
     ledger.book(&book_key).insert(order);
     drop(ledger);
 
@@ -168,7 +183,7 @@ fn run(call: &Call<'_>) -> Result<Outcome, Reply> {
         Behaviour::SlowReply { delay } => {
             Transport::Delay(delay.unwrap_or(call.sim.settings().slow_reply_delay))
         }
-        Behaviour::DropAfterCommit => Transport::Drop,
+        Behaviour::DropAfterCommit | Behaviour::LostPaidReply => Transport::Drop,
         _ => Transport::Reply,
     };
     Ok(Outcome { reply, transport })
@@ -212,7 +227,7 @@ pub(super) fn paid_fields(order: &Order) -> Params {
     let mut fields = Params::new();
     fields.insert("openid", order.openid.as_str());
     fields.insert("is_subscribe", "N");
-    fields.insert("trade_type", "MICROPAY");
+    fields.insert("trade_type", order.trade_type.as_str());
     fields.insert("bank_type", "CMC");
     put(&mut fields, "total_fee", order.total_fee);
     fields.insert("fee_type", "CNY");

@@ -95,6 +95,8 @@ pub(crate) enum Reply {
     },
     /// A CSV bill.
     Csv(String),
+    /// A gzipped CSV bill (`tar_type=GZIP`).
+    Gzip(Vec<u8>),
     /// An nginx HTML error page with this status.
     Html(u16),
 }
@@ -382,7 +384,7 @@ fn process(
     if api == Api::GetSignKey {
         return get_sign_key::handle(merchant);
     }
-    if let Some(refusal) = sub_merchant_refusal(merchant, params.get_non_empty("sub_mch_id")) {
+    if let Some(refusal) = sub_merchant_refusal(merchant, params.get_non_empty("sub_mch_id"), api) {
         return Reply::Fail(refusal.into()).into();
     }
 
@@ -424,9 +426,16 @@ fn process(
 
 /// Service-provider mode (docs/wechat-pay.md §11): a provider's call must name one of its
 /// own sub-merchants in `sub_mch_id`, and a direct merchant's call must not name any. The
-/// refusals are `return_code=FAIL` messages, as WeChat's gateway answers them.
-fn sub_merchant_refusal(merchant: &Merchant, sub_mch_id: Option<&str>) -> Option<&'static str> {
+/// refusals are `return_code=FAIL` messages, as WeChat's gateway answers them. The one
+/// exception is a provider's downloadbill, whose `sub_mch_id` is optional: without it the
+/// bill covers all the provider's sub-merchants (docs/books.md §1, §6).
+fn sub_merchant_refusal(
+    merchant: &Merchant,
+    sub_mch_id: Option<&str>,
+    api: Api,
+) -> Option<&'static str> {
     match (merchant.provider, sub_mch_id) {
+        (true, None) if api == Api::DownloadBill => None,
         (true, None) => Some("受理机构必须传入sub_mch_id"),
         (true, Some(sub)) if !merchant.sub_mch_ids.iter().any(|bound| bound == sub) => {
             Some("商户号mch_id或sub_mch_id不存在")
@@ -464,6 +473,11 @@ async fn render(outcome: Outcome, fault: Option<Fault>, connection: Option<&Conn
         }
         Reply::Csv(csv) => {
             ([(header::CONTENT_TYPE, "text/plain;charset=utf-8")], csv).into_response()
+        }
+        // No public source shows the header WeChat sends with a gzip bill; clients tell it
+        // by the gzip magic bytes (docs/books.md §6).
+        Reply::Gzip(bytes) => {
+            ([(header::CONTENT_TYPE, "application/x-gzip")], bytes).into_response()
         }
         Reply::Html(status) => nginx_page(status, None),
     };

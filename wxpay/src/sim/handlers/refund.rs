@@ -108,17 +108,14 @@ fn run(call: &Call<'_>) -> Result<Reply, Reply> {
 
     let refund = Refund {
         out_refund_no: out_refund_no.to_owned(),
-        refund_id: refund_id.clone(),
+        refund_id,
         total_fee,
         refund_fee,
         created_at: call.now,
         completes_at: add_saturating(call.now, refund_delay),
     };
     let fields = refund_fields(order, &refund);
-    order.refunds.push(refund);
-    book.by_out_refund_no
-        .insert(out_refund_no.to_owned(), order_key.clone());
-    book.by_refund_id.insert(refund_id, order_key);
+    book.insert_refund(&order_key, refund);
     Ok(call.success(fields))
 }
 
