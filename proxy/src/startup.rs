@@ -319,6 +319,14 @@ impl Application {
             shutdown.await;
             stopping.cancel();
         });
+        if self.state.config.books.daily_run {
+            let settings = crate::books::daily::DailySettings::new(
+                &self.state.config.books,
+                &self.state.instance.run_id,
+            );
+            let (books, stop) = (self.state.books.clone(), stop.clone());
+            tokio::spawn(async move { crate::books::daily::run(books, settings, stop).await });
+        }
         if let Some((listener, ca_router)) = self.ca_page {
             let stop = stop.clone();
             tracing::info!(address = ?listener.local_addr().ok(), "offering the CA certificate over plain HTTP");

@@ -10,6 +10,7 @@ use paycode_api::DemoPairing;
 
 use crate::approvals::Approvals;
 use crate::auth::Terminals;
+use crate::books::run::Books;
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::instance::Instance;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// The payments engine.
     pub engine: Engine,
+    /// The owner's books: reconciliation runs (the daily run, and later the back office).
+    pub books: Books,
     /// Pairing codes and their exchange for tokens (`POST /api/v1/pairing`).
     pub pairing: Pairing,
     /// Managers, PIN checks and the approvals manager actions need.
@@ -71,9 +74,15 @@ impl AppState {
             );
         let engine = Engine::new(
             Arc::clone(&store),
-            accounts,
+            Arc::clone(&accounts),
             EngineSettings::from_config(&config, &instance),
             Arc::new(Metrics::for_instance(&instance.name)),
+        );
+        let books = Books::new(
+            Arc::clone(&store),
+            accounts,
+            engine.clone(),
+            crate::cli::reconcile::rules(&config),
         );
         let coordination = Coordination::for_store(&config.store).map_err(StoreError::from)?;
         if let Some(coordination) = &coordination {
@@ -94,6 +103,7 @@ impl AppState {
             approvals: Approvals::new(Arc::clone(&store), &config.approvals),
             readiness,
             engine,
+            books,
             demo_pairing: None,
             instance,
             coordination,

@@ -14,6 +14,8 @@
 //! - `idempotency`: the same `attempt_id` posted twice.
 //! - `leases`: two proxies on one PostgreSQL database; a payment taken over with a query.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
+//! - `books`: `paycode-proxy reconcile` against the simulator's bills: every mismatch class,
+//!   re-runs, bills not ready, no bill, a lost paid reply queried.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
 //! - `stores`: two direct merchants and a provider with two sub-merchants in one deployment:
@@ -27,6 +29,7 @@
 
 mod approvals;
 mod bad_input;
+mod books;
 mod cancel;
 mod closing;
 mod concurrency;

@@ -11,6 +11,7 @@
 //!   run.
 //! - [`daily`]: the daily run inside `serve`.
 
+pub mod daily;
 pub mod day;
 pub mod reconcile;
 pub mod records;

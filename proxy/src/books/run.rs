@@ -14,7 +14,7 @@
 //! When that changed a record, the day is reconciled again from the fresh store, and a
 //! mismatch the first pass found that the second no longer finds is stored as
 //! `resolved_by_query`. The command line (`paycode-proxy reconcile`), the daily run in
-//! `serve` and the back office call the same function.
+//! `serve` ([`super::daily`]) and the back office call the same function.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -131,6 +131,11 @@ impl Books {
     /// The matching rules.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The store the days are kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The configured accounts, or the one called `name` (or with that `mch_id`).

@@ -1,0 +1,331 @@
+//! The owner's books end to end (docs/books.md): payments through the proxy's API, the
+//! simulator's bill of the day (gzip, dated by its clock) with injected discrepancies, and
+//! `paycode-proxy reconcile --date D` run as the command line runs it, against the same
+//! database. Each test checks the printed summary, the stored day and its mismatches, and
+//! what the run wrote onto the records.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use paycode_api::books::{BillStatus, MismatchClass};
+use paycode_api::{Fen, PaymentState};
+use paycode_proxy::books::records::{DayStatus, MismatchStatus};
+use paycode_proxy::cli::reconcile::{self, ReconcileArgs};
+use paycode_proxy::store::Millis;
+use paycode_tests::World;
+use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE};
+use wxpay::sim::{Behaviour, Injection, clock::beijing};
+
+/// The simulator's business day now (Beijing time, its clock).
+fn sim_today(world: &World) -> NaiveDate {
+    world.sim.now().with_timezone(&beijing()).date_naive()
+}
+
+/// Moves the simulator to 10:00 Beijing time on the day after `day`, when `day`'s bill is
+/// ready.
+fn make_bill_ready(world: &World, day: NaiveDate) {
+    let ready = (day + chrono::Days::new(1))
+        .and_hms_opt(10, 0, 0)
+        .and_then(|time| time.and_local_timezone(beijing()).single())
+        .expect("a time")
+        .to_utc();
+    if let Ok(ahead) = (ready - world.sim.now()).to_std() {
+        world.sim.advance(ahead);
+    }
+}
+
+/// Runs `paycode-proxy reconcile --date day` and returns what it printed.
+async fn reconcile_cli(world: &World, day: NaiveDate) -> String {
+    let mut out = Vec::new();
+    reconcile::run(
+        ReconcileArgs {
+            date: day,
+            account: None,
+        },
+        &world.config,
+        &mut out,
+    )
+    .await
+    .expect("the day is reconciled");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+fn mch_id(world: &World) -> String {
+    world.config.wechat.mch_id.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mismatch_class_is_reported_and_a_rerun_keeps_what_a_manager_explained() {
+    // Arrange: three payments through the proxy, refunded one in part; at WeChat only, a
+    // payment nobody here made, an online sale, a refund made in the merchant platform and
+    // a bill amount that differs; in the store only, a payment WeChat never saw paid and a
+    // refund WeChat never listed.
+    let world = World::start_with(DEFAULT_SCALE, |_| {}).await;
+    world.sim.set_refund_delay(Duration::from_secs(1));
+    let first = world.pay_and_settle(Behaviour::PasswordFree).await;
+    let second = world.pay_and_settle(Behaviour::PasswordFree).await;
+    let third = world.pay_and_settle(Behaviour::PasswordFree).await;
+    let refund = world.cashier.refund(&first.id, 300).await;
+    world
+        .cashier
+        .wait_until(&first, "refunded", |seen| seen.refunded_fen == Fen(300))
+        .await;
+    let day = sim_today(&world);
+    let unseen = world
+        .sim
+        .inject_discrepancy(Injection::UnseenPayment {
+            mch_id: None,
+            sub_mch_id: None,
+            out_trade_no: None,
+            total_fee: 777,
+        })
+        .unwrap();
+    world
+        .sim
+        .inject_discrepancy(Injection::ForeignTrade {
+            mch_id: None,
+            sub_mch_id: None,
+            trade_type: "JSAPI".into(),
+            total_fee: 4500,
+        })
+        .unwrap();
+    let outside = world
+        .sim
+        .inject_discrepancy(Injection::OutsideRefund {
+            mch_id: None,
+            out_trade_no: second.out_trade_no.clone(),
+            refund_fee: 200,
+        })
+        .unwrap();
+    world
+        .sim
+        .inject_discrepancy(Injection::AmountDifference {
+            mch_id: None,
+            out_trade_no: third.out_trade_no.clone(),
+            bill_total_fee: AMOUNT_FEN + 1,
+        })
+        .unwrap();
+    // Paid here only: a copy of the second payment under a number WeChat never saw.
+    let store = world.store.as_ref();
+    let mut ghost = store.existing_payment(&second.id).await.unwrap();
+    ghost.id = "ghost-payment".into();
+    ghost.attempt_id =
+        paycode_api::AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").expect("a UUID");
+    ghost.out_trade_no =
+        wxpay::messages::OutTradeNo::new("PCGHOST0000000000000000000000001").unwrap();
+    ghost.auth_code_fingerprint = None;
+    store.insert_payment(&ghost).await.unwrap();
+    make_bill_ready(&world, day);
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: the report lists exactly the injected differences, by class.
+    let stored = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, DayStatus::Reconciled, "{printed}");
+    let report = stored.report.clone().unwrap();
+    assert_eq!(report.bill_status, BillStatus::Received);
+    let mut found: Vec<(MismatchClass, String)> = report
+        .mismatches
+        .iter()
+        .map(|m| (m.class, m.out_trade_no.clone()))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            MismatchClass::PaidAtWechatNotHere,
+            unseen.out_trade_no.clone(),
+        ),
+        (
+            MismatchClass::PaidHereNotAtWechat,
+            "PCGHOST0000000000000000000000001".to_owned(),
+        ),
+        (MismatchClass::AmountsDiffer, third.out_trade_no.clone()),
+        (
+            MismatchClass::RefundInBillNotHere,
+            second.out_trade_no.clone(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{printed}");
+    let outside_refund = report
+        .mismatches
+        .iter()
+        .find(|m| m.class == MismatchClass::RefundInBillNotHere)
+        .unwrap();
+    assert_eq!(outside_refund.out_refund_no, outside.out_refund_no);
+    assert_eq!(report.not_from_paycode.len(), 1, "{printed}");
+    assert_eq!(report.not_from_paycode[0].trade_type, "JSAPI");
+    assert_eq!(report.matched_payments, 2);
+    assert_eq!(report.matched_refunds, 1);
+    assert_eq!(report.store_totals.payments, 4);
+    assert_eq!(report.store_totals.refund_fen, Fen(300));
+    assert!(
+        printed.contains("paid at WeChat but not paid here"),
+        "{printed}"
+    );
+    assert!(printed.contains("not from Paycode: 1 row(s)"), "{printed}");
+    assert!(
+        !printed.contains(&refund.out_refund_no),
+        "a matched refund is no mismatch"
+    );
+    let mismatches = store.books_mismatches(day, &mch_id(&world)).await.unwrap();
+    assert_eq!(mismatches.len(), 4);
+    assert!(mismatches.iter().all(|m| m.status == MismatchStatus::Open));
+
+    // Act: a manager explains the ghost; the day is run again.
+    let ghost_mismatch = mismatches
+        .iter()
+        .find(|m| m.mismatch.class == MismatchClass::PaidHereNotAtWechat)
+        .unwrap();
+    store
+        .settle_books_mismatch(
+            &ghost_mismatch.id,
+            MismatchStatus::Explained,
+            Some("a test record"),
+            "manager 店长 at terminal office",
+            Millis::now(),
+        )
+        .await
+        .unwrap();
+    reconcile_cli(&world, day).await;
+
+    // Assert: replaced, not duplicated; the explanation kept.
+    assert_eq!(store.books_days(day, day).await.unwrap().len(), 1);
+    let again = store.books_mismatches(day, &mch_id(&world)).await.unwrap();
+    assert_eq!(again.len(), 4);
+    let kept = again.iter().find(|m| m.id == ghost_mismatch.id).unwrap();
+    assert_eq!(kept.status, MismatchStatus::Explained);
+    assert_eq!(kept.note.as_deref(), Some("a test record"));
+    assert_eq!(
+        again
+            .iter()
+            .filter(|m| m.status == MismatchStatus::Open)
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bill_not_ready_waits_and_no_bill_is_an_empty_day_only_without_trades() {
+    // Arrange
+    let world = World::start().await;
+    let day = sim_today(&world);
+    let mch_id = mch_id(&world);
+
+    // Act: today's bill is not made yet.
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert
+    assert!(printed.contains("not made the bill yet"), "{printed}");
+    let waiting = world.store.books_day(day, &mch_id).await.unwrap().unwrap();
+    assert_eq!(waiting.status, DayStatus::WaitingForBill);
+    assert!(waiting.report.is_none());
+
+    // Act: the bill is ready, and the day had no trade: "No Bill Exist" is an empty day.
+    make_bill_ready(&world, day);
+    let printed = reconcile_cli(&world, day).await;
+    let empty = world.store.books_day(day, &mch_id).await.unwrap().unwrap();
+
+    // Assert
+    assert!(printed.contains("no bill and no trades"), "{printed}");
+    assert_eq!(empty.status, DayStatus::Reconciled);
+    assert_eq!(
+        empty.report.unwrap().bill_status,
+        BillStatus::NoBillNoTrades
+    );
+
+    // Arrange: the store has a paid payment that day, WeChat has no bill.
+    let payment = world.pay_and_settle(Behaviour::PasswordFree).await;
+    let mut record = world.store.existing_payment(&payment.id).await.unwrap();
+    let store_day = paycode_proxy::books::BusinessDay::default().day_of(record.settled_at.unwrap());
+    // Move its success to a day whose bill has no rows: the day before the simulator's.
+    let earlier = store_day.pred_opt().unwrap();
+    record.settled_at = Some(Millis(record.settled_at.unwrap().0 - 86_400_000));
+    world
+        .store
+        .update_payment(&record, "test: paid a day earlier")
+        .await
+        .unwrap();
+    make_bill_ready(&world, sim_today(&world));
+
+    // Act
+    let printed = reconcile_cli(&world, earlier).await;
+
+    // Assert
+    let reported = world
+        .store
+        .books_day(earlier, &mch_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let report = reported.report.unwrap();
+    assert_eq!(
+        report.bill_status,
+        BillStatus::NoBillButStoreHasTrades,
+        "{printed}"
+    );
+    assert_eq!(report.mismatches.len(), 1);
+    assert_eq!(
+        report.mismatches[0].class,
+        MismatchClass::PaidHereNotAtWechat
+    );
+    assert!(printed.contains("WeChat has NO bill"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
+    // Arrange: a payment whose paid reply is lost (the proxy cannot see it paid: WeChat's
+    // queries answer ORDERNOTEXIST, yet the bill lists it paid).
+    let world = World::start().await;
+    let lost = world.pay_and_settle(Behaviour::LostPaidReply).await;
+    assert_ne!(lost.state, PaymentState::Paid);
+    let store = world.store.as_ref();
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+    let before = store.payment_events(&lost.id).await.unwrap().len();
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: the lost one is listed, was re-queried (an audit event naming the run), and
+    // stays as it was: the query shows no evidence of payment.
+    let report = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    let listed = report
+        .mismatches
+        .iter()
+        .find(|m| m.out_trade_no == lost.out_trade_no)
+        .expect("the lost payment is listed");
+    assert_eq!(
+        listed.class,
+        MismatchClass::PaidAtWechatNotHere,
+        "{printed}"
+    );
+    let events = store.payment_events(&lost.id).await.unwrap();
+    assert_eq!(events.len(), before + 1, "{events:#?}");
+    let last = events.last().unwrap();
+    assert!(
+        last.detail
+            .contains("verified by orderquery for the reconciliation of"),
+        "{}",
+        last.detail
+    );
+    assert_eq!(
+        store.existing_payment(&lost.id).await.unwrap().state,
+        lost.state
+    );
+    assert!(
+        printed.contains(&format!("queried {}", lost.out_trade_no)),
+        "{printed}"
+    );
+}
