@@ -216,10 +216,7 @@ mod tests {
     fn roles_and_actions_read_back_their_wire_names() {
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
-            assert_eq!(
-                serde_json::to_string(&role).unwrap(),
-                format!("\"{role}\"")
-            );
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
         }
         for action in ApprovalAction::ALL {
             assert_eq!(ApprovalAction::parse(action.as_str()), Some(action));

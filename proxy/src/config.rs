@@ -1206,7 +1206,8 @@ mod tests {
             ("window = \"13h\"", "approvals.window"),
             ("checks_per_minute = 0", "approvals.checks_per_minute"),
         ] {
-            let (named, _) = invalid_field(load(&format!("{MINIMAL}\n[approvals]\n{setting}\n"), &[]));
+            let (named, _) =
+                invalid_field(load(&format!("{MINIMAL}\n[approvals]\n{setting}\n"), &[]));
             assert_eq!(named, field, "{setting}");
         }
     }

@@ -134,7 +134,9 @@ impl From<ApprovalError> for ApiError {
             field: field.map(str::to_owned),
         };
         match error {
-            ApprovalError::InvalidField { field, message } => ApiError::invalid_field(field, message),
+            ApprovalError::InvalidField { field, message } => {
+                ApiError::invalid_field(field, message)
+            }
             ApprovalError::RoleRequired { .. } => forbidden(ErrorCode::RoleRequired, None),
             ApprovalError::ApprovalRequired { .. } => forbidden(ErrorCode::ApprovalRequired, None),
             ApprovalError::UnknownManager(_) => forbidden(ErrorCode::PinIncorrect, Some("manager")),
@@ -162,7 +164,9 @@ impl From<ApprovalError> for ApiError {
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
     /// The name is not acceptable.
-    #[error("a manager name has 1 to 64 characters without spaces or control characters (got {0:?})")]
+    #[error(
+        "a manager name has 1 to 64 characters without spaces or control characters (got {0:?})"
+    )]
     InvalidName(String),
     /// The PIN is not acceptable.
     #[error(transparent)]
@@ -178,9 +182,7 @@ pub enum ManagerError {
 /// Checks a manager name: 1–64 characters, none of them whitespace or control characters.
 pub fn check_manager_name(name: &str) -> Result<&str, ManagerError> {
     let length = name.chars().count();
-    let allowed = name
-        .chars()
-        .all(|c| !c.is_whitespace() && !c.is_control());
+    let allowed = name.chars().all(|c| !c.is_whitespace() && !c.is_control());
     if (1..=MAX_MANAGER_NAME_CHARS).contains(&length) && allowed {
         Ok(name)
     } else {
@@ -376,7 +378,9 @@ impl Approvals {
             rule: self.rule(action),
             why,
         };
-        let header = headers.get(APPROVAL_HEADER).ok_or(required("none was sent"))?;
+        let header = headers
+            .get(APPROVAL_HEADER)
+            .ok_or(required("none was sent"))?;
         let token = header
             .to_str()
             .ok()

@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::{Rng, RngCore};
 
 /// The fewest digits a PIN has.
@@ -106,7 +106,10 @@ mod tests {
     fn a_hash_is_argon2id_and_verifies_only_its_pin() {
         let pin = Pin::parse("482913").unwrap();
         let hash = pin.hash().unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(!hash.contains("482913"));
         assert!(pin.verify(&hash));
         assert!(!Pin::parse("482914").unwrap().verify(&hash));

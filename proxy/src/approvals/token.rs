@@ -30,7 +30,10 @@ impl ApprovalToken {
     pub fn generate() -> ApprovalToken {
         let mut bytes = [0u8; RANDOM_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ApprovalToken(format!("{APPROVAL_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        ApprovalToken(format!(
+            "{APPROVAL_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(bytes)
+        ))
     }
 
     /// Reads a token as a terminal sends it, or `None` if it is not shaped like one.

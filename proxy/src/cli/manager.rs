@@ -109,7 +109,10 @@ async fn execute(
             let manager = approvals
                 .add_manager(&name, shop.as_ref().map(|shop| shop.id.as_str()), &pin)
                 .await?;
-            let scope = shop.map_or_else(|| "every store".to_owned(), |shop| format!("store {}", shop.name));
+            let scope = shop.map_or_else(
+                || "every store".to_owned(),
+                |shop| format!("store {}", shop.name),
+            );
             writeln!(out, "Added manager {} for {scope}.", manager.name)?;
             print_pin(out, pin_stdin, &pin)?;
         }
@@ -168,7 +171,10 @@ async fn execute(
 }
 
 /// The PIN on the first line of `input` (`--pin-stdin`), or a generated one.
-fn read_or_generate(from_input: bool, input: &mut impl BufRead) -> Result<Pin, ManagerCommandError> {
+fn read_or_generate(
+    from_input: bool,
+    input: &mut impl BufRead,
+) -> Result<Pin, ManagerCommandError> {
     if !from_input {
         return Ok(Pin::generate());
     }
@@ -182,7 +188,10 @@ fn print_pin(out: &mut impl Write, typed: bool, pin: &Pin) -> std::io::Result<()
     if typed {
         return writeln!(out, "The PIN from standard input is set.");
     }
-    writeln!(out, "Their PIN, shown only this once; give it to them in person:")?;
+    writeln!(
+        out,
+        "Their PIN, shown only this once; give it to them in person:"
+    )?;
     writeln!(out)?;
     writeln!(out, "    {}", pin.expose())?;
     writeln!(out)
@@ -193,7 +202,11 @@ mod tests {
     use super::*;
     use crate::test_support::test_config;
 
-    async fn run_with(command: ManagerCommand, config: &Config, input: &str) -> Result<String, ManagerCommandError> {
+    async fn run_with(
+        command: ManagerCommand,
+        config: &Config,
+        input: &str,
+    ) -> Result<String, ManagerCommandError> {
         let mut out = Vec::new();
         run(command, config, &mut input.as_bytes(), &mut out).await?;
         Ok(String::from_utf8(out).unwrap())
@@ -237,12 +250,21 @@ mod tests {
             .split_whitespace()
             .find(|word| word.len() == 6 && word.bytes().all(|b| b.is_ascii_digit()))
             .expect("add prints a six-digit PIN");
-        assert!(added.starts_with("Added manager 店长 for store default."), "{added}");
+        assert!(
+            added.starts_with("Added manager 店长 for store default."),
+            "{added}"
+        );
         assert!(owner.contains("for every store"), "{owner}");
-        assert!(!owner.contains("2468"), "a typed PIN is not echoed: {owner}");
+        assert!(
+            !owner.contains("2468"),
+            "a typed PIN is not echoed: {owner}"
+        );
         assert!(listed.contains("店长\tstore default\t"), "{listed}");
         assert!(listed.contains("owner\tevery store\t"), "{listed}");
-        assert!(!listed.contains(pin) && !listed.contains("argon2"), "{listed}");
+        assert!(
+            !listed.contains(pin) && !listed.contains("argon2"),
+            "{listed}"
+        );
         let store = crate::store::connect(&config.store).await.unwrap();
         let stored = store.manager_by_name("店长").await.unwrap().unwrap();
         assert!(stored.pin_hash.starts_with("$argon2id$"));
@@ -289,10 +311,16 @@ mod tests {
         let again = run_with(ManagerCommand::Remove { name: "li".into() }, &config, "").await;
 
         assert!(changed.contains("has a new PIN"), "{changed}");
-        assert!(matches!(bad_pin, Err(ManagerCommandError::Pin(_))), "{bad_pin:?}");
+        assert!(
+            matches!(bad_pin, Err(ManagerCommandError::Pin(_))),
+            "{bad_pin:?}"
+        );
         assert!(removed.starts_with("Removed manager li"), "{removed}");
         assert!(
-            matches!(again, Err(ManagerCommandError::Store(StoreError::NotFound { .. }))),
+            matches!(
+                again,
+                Err(ManagerCommandError::Store(StoreError::NotFound { .. }))
+            ),
             "{again:?}"
         );
         let store = crate::store::connect(&config.store).await.unwrap();

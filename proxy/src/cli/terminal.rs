@@ -245,7 +245,10 @@ mod tests {
             .and_then(TerminalToken::parse)
             .expect("add prints a token");
         assert!(listed.starts_with("counter-1\t"), "{listed}");
-        assert!(listed.contains("\tstore default\trole cashier\t"), "{listed}");
+        assert!(
+            listed.contains("\tstore default\trole cashier\t"),
+            "{listed}"
+        );
         assert!(listed.contains("active"), "{listed}");
         for output in [&listed, &revoked, &listed_after] {
             assert!(!output.contains(token.expose()), "{output}");

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{Datelike, NaiveDate};
 use paycode_api::money::MAX_PARSED;
 use paycode_api::{
-    ApprovalAction, CreatePayment, Role, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure, FailureCode, Fen,
-    Payment, PaymentList, PaymentState, Refund, RefundState,
+    ApprovalAction, CreatePayment, CreateRefund, DailyTotals, ErrorBody, ErrorCode, Failure,
+    FailureCode, Fen, Payment, PaymentList, PaymentState, Refund, RefundState, Role,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -473,7 +473,10 @@ async fn terminal_store(state: &AppState, terminal: &AuthenticatedTerminal) -> R
 }
 
 /// A payment's refunds; only a paid payment can have any, so others skip the query.
-pub(super) async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Result<Vec<RefundRecord>> {
+pub(super) async fn refunds_of(
+    state: &AppState,
+    record: &PaymentRecord,
+) -> Result<Vec<RefundRecord>> {
     if record.state == PaymentState::Paid {
         Ok(state.store.refunds_for_payment(&record.id).await?)
     } else {
@@ -482,7 +485,11 @@ pub(super) async fn refunds_of(state: &AppState, record: &PaymentRecord) -> Resu
 }
 
 /// The API's view of a stored payment: never the payment code, only its last four digits.
-pub(super) fn payment_body(state: &AppState, record: &PaymentRecord, refunds: Vec<RefundRecord>) -> Payment {
+pub(super) fn payment_body(
+    state: &AppState,
+    record: &PaymentRecord,
+    refunds: Vec<RefundRecord>,
+) -> Payment {
     let refunded_fen = refunds
         .iter()
         .filter(|refund| refund.state == RefundState::Succeeded)

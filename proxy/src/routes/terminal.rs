@@ -39,9 +39,7 @@ async fn terminal_show(
     State(state): State<AppState>,
     terminal: AuthenticatedTerminal,
 ) -> Result<Json<TerminalInfo>> {
-    Ok(Json(
-        terminal_info(&state, terminal).await?,
-    ))
+    Ok(Json(terminal_info(&state, terminal).await?))
 }
 
 /// What the app is told about a terminal: its id, name and role, and its store's id and name.

@@ -585,7 +585,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives the terminal called `name` the role `role` and returns it. Fails with
     /// [`StoreError::NotFound`] for an unknown name.
-    async fn set_terminal_role(&self, name: &str, role: Role) -> Result<TerminalRecord, StoreError>;
+    async fn set_terminal_role(&self, name: &str, role: Role)
+    -> Result<TerminalRecord, StoreError>;
 
     /// Adds a manager; fails with [`StoreError::AlreadyExists`] if a manager not removed
     /// has the name, and [`StoreError::NotFound`] if `store_id` names no store.
@@ -599,8 +600,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the PIN hash of the manager (not removed) called `name`, clearing its
     /// failures and lockout. Fails with [`StoreError::NotFound`] for an unknown name.
-    async fn set_manager_pin(&self, name: &str, pin_hash: &str)
-    -> Result<ManagerRecord, StoreError>;
+    async fn set_manager_pin(
+        &self,
+        name: &str,
+        pin_hash: &str,
+    ) -> Result<ManagerRecord, StoreError>;
 
     /// Removes the manager called `name` (its approvals stop working) and returns it.
     /// Fails with [`StoreError::NotFound`] for an unknown or already removed name.

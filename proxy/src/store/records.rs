@@ -749,7 +749,11 @@ pub fn pin_transition(
     policy: LockoutPolicy,
 ) -> (u32, Option<Millis>, PinCheck) {
     if let Some(until) = locked_until.filter(|until| *until > now) {
-        return (failed_attempts, Some(until), PinCheck::Locked { until, now });
+        return (
+            failed_attempts,
+            Some(until),
+            PinCheck::Locked { until, now },
+        );
     }
     if accepted {
         return (0, None, PinCheck::Accepted);

@@ -36,16 +36,16 @@ use super::records::{
     pin_transition, refund_state_name,
 };
 use super::rows::{
+    APPROVED_ACTION_COLUMNS, MANAGER_COLUMNS, approved_action_from_row, duration_ms,
+    manager_from_row,
+};
+use super::rows::{
     Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
     payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
     terminal_from_row, u64_to_i64, unique_violation_as_exists,
-};
-use super::rows::{
-    APPROVED_ACTION_COLUMNS, MANAGER_COLUMNS, approved_action_from_row, duration_ms,
-    manager_from_row,
 };
 use super::sqlite_writer::Writer;
 use super::{
@@ -659,7 +659,11 @@ impl Store for SqliteStore {
 
     // ---- Manager approvals (migration 0011, docs/approvals.md) ----
 
-    async fn set_terminal_role(&self, name: &str, role: Role) -> Result<TerminalRecord, StoreError> {
+    async fn set_terminal_role(
+        &self,
+        name: &str,
+        role: Role,
+    ) -> Result<TerminalRecord, StoreError> {
         let row = sqlx::query(&format!(
             "UPDATE terminals SET role = ? WHERE name = ? RETURNING {TERMINAL_COLUMNS}"
         ))

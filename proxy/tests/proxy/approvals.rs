@@ -85,7 +85,11 @@ async fn terminals_get_a_role_and_keep_it(backend: Backend) {
         .add_terminal("back-office", "hash-b", "default")
         .await
         .unwrap();
-    assert_eq!(added.role, Role::Cashier, "a terminal is a cashier by default");
+    assert_eq!(
+        added.role,
+        Role::Cashier,
+        "a terminal is a cashier by default"
+    );
 
     let changed = store
         .set_terminal_role("back-office", Role::Owner)
@@ -95,12 +99,23 @@ async fn terminals_get_a_role_and_keep_it(backend: Backend) {
 
     assert_eq!(changed.role, Role::Owner);
     assert_eq!(
-        store.terminal_by_token_hash("hash-b").await.unwrap().unwrap().role,
+        store
+            .terminal_by_token_hash("hash-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
         Role::Owner
     );
     assert_eq!(store.list_terminals().await.unwrap()[0].role, Role::Owner);
     assert!(
-        matches!(unknown, Err(StoreError::NotFound { entity: "terminal", .. })),
+        matches!(
+            unknown,
+            Err(StoreError::NotFound {
+                entity: "terminal",
+                ..
+            })
+        ),
         "{unknown:?}"
     );
 }
@@ -121,7 +136,10 @@ async fn managers_are_added_listed_re_pinned_and_removed(backend: Backend) {
     let unknown_store = store
         .add_manager(&manager("ghost", Some("no-such-store")))
         .await;
-    let re_pinned = store.set_manager_pin("店长", "$argon2id$new").await.unwrap();
+    let re_pinned = store
+        .set_manager_pin("店长", "$argon2id$new")
+        .await
+        .unwrap();
     let removed = store.remove_manager("owner").await.unwrap();
     let removed_twice = store.remove_manager("owner").await;
     let mut again = manager("owner", None);
@@ -132,20 +150,41 @@ async fn managers_are_added_listed_re_pinned_and_removed(backend: Backend) {
     assert_eq!(added.store_id.as_deref(), Some("default"));
     assert_eq!(owner.store_id, None);
     assert!(
-        matches!(duplicate, Err(StoreError::AlreadyExists { entity: "manager", .. })),
+        matches!(
+            duplicate,
+            Err(StoreError::AlreadyExists {
+                entity: "manager",
+                ..
+            })
+        ),
         "{duplicate:?}"
     );
     assert!(
-        matches!(unknown_store, Err(StoreError::NotFound { entity: "store", .. })),
+        matches!(
+            unknown_store,
+            Err(StoreError::NotFound {
+                entity: "store",
+                ..
+            })
+        ),
         "{unknown_store:?}"
     );
     assert_eq!(re_pinned.pin_hash, "$argon2id$new");
     assert!(removed.removed_at.is_some());
     assert!(
-        matches!(removed_twice, Err(StoreError::NotFound { entity: "manager", .. })),
+        matches!(
+            removed_twice,
+            Err(StoreError::NotFound {
+                entity: "manager",
+                ..
+            })
+        ),
         "{removed_twice:?}"
     );
-    assert!(readded.is_ok(), "a removed manager's name can be given again");
+    assert!(
+        readded.is_ok(),
+        "a removed manager's name can be given again"
+    );
     assert_eq!(
         store.manager_by_name("owner").await.unwrap().unwrap().id,
         "mgr-owner-2"
@@ -258,7 +297,9 @@ async fn a_one_use_approval_works_once_for_its_terminal_action_and_store(backend
         .unwrap();
 
     // Act
-    let wrong_terminal = store.use_approval(use_of("tok-1", &other.id, "pay_1")).await;
+    let wrong_terminal = store
+        .use_approval(use_of("tok-1", &other.id, "pay_1"))
+        .await;
     let wrong_action = store
         .use_approval(ApprovalUse {
             action: ApprovalAction::Books,
@@ -271,12 +312,21 @@ async fn a_one_use_approval_works_once_for_its_terminal_action_and_store(backend
             ..use_of("tok-1", &terminal, "pay_1")
         })
         .await;
-    let unknown = store.use_approval(use_of("tok-9", &terminal, "pay_1")).await;
-    let used = store.use_approval(use_of("tok-1", &terminal, "pay_1")).await;
-    let again = store.use_approval(use_of("tok-1", &terminal, "pay_1")).await;
+    let unknown = store
+        .use_approval(use_of("tok-9", &terminal, "pay_1"))
+        .await;
+    let used = store
+        .use_approval(use_of("tok-1", &terminal, "pay_1"))
+        .await;
+    let again = store
+        .use_approval(use_of("tok-1", &terminal, "pay_1"))
+        .await;
 
     // Assert
-    assert!(expires_at.0 - before.0 >= 60_000, "{expires_at:?} {before:?}");
+    assert!(
+        expires_at.0 - before.0 >= 60_000,
+        "{expires_at:?} {before:?}"
+    );
     for refused in [wrong_terminal, wrong_action, wrong_store, unknown, again] {
         assert!(matches!(refused, Ok(None)), "{refused:?}");
     }
@@ -374,7 +424,13 @@ async fn a_removed_manager_approves_nothing(backend: Backend) {
 
     assert!(used.is_none());
     assert!(
-        matches!(checked, Err(StoreError::NotFound { entity: "manager", .. })),
+        matches!(
+            checked,
+            Err(StoreError::NotFound {
+                entity: "manager",
+                ..
+            })
+        ),
         "{checked:?}"
     );
 }
