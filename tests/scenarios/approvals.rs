@@ -11,14 +11,13 @@ use paycode_api::{
 };
 use paycode_proxy::store::Millis;
 use paycode_tests::cashier::new_attempt_id;
-use paycode_tests::world::{AMOUNT_FEN, TestManager};
 use paycode_tests::ledger::assert_ledger_agrees;
+use paycode_tests::world::{AMOUNT_FEN, TestManager};
 use paycode_tests::{Cashier, Reply, World, ledger};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wxpay::codes::Api;
 use wxpay::sim::{Behaviour, Fault};
-
 
 fn refund_body(amount_fen: u64) -> serde_json::Value {
     json!({"refund_attempt_id": new_attempt_id(), "amount_fen": amount_fen, "reason": "退货"})
@@ -82,12 +81,31 @@ async fn a_cashier_terminal_is_refused_manager_actions_naming_the_rule() {
     assert_refused(&settle, "ROLE_REQUIRED", "settle_payment");
     assert_refused(&approval, "ROLE_REQUIRED", "view_all_payments");
     for reply in [&view_all, &settle] {
-        assert!(reply.error().message.contains("manager or owner terminal"), "{reply:?}");
+        assert!(
+            reply.error().message.contains("manager or owner terminal"),
+            "{reply:?}"
+        );
     }
-    let stored = world.store.manager_by_name(&manager.name).await.unwrap().unwrap();
+    let stored = world
+        .store
+        .manager_by_name(&manager.name)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.failed_attempts, 0, "no PIN was checked");
-    assert_eq!(own.payments.len(), 1, "a cashier still lists its own payments");
-    assert!(world.store.approved_actions(Millis(0)).await.unwrap().is_empty());
+    assert_eq!(
+        own.payments.len(),
+        1,
+        "a cashier still lists its own payments"
+    );
+    assert!(
+        world
+            .store
+            .approved_actions(Millis(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     world.stop().await;
 }
 
@@ -112,14 +130,34 @@ async fn a_refund_needs_an_approval_and_the_audit_names_the_manager() {
         .await
         .expect(StatusCode::CREATED);
     let refund = unapproved
-        .send_approved(Method::POST, &path, &approval.approval, Some(&refund_body(500)))
+        .send_approved(
+            Method::POST,
+            &path,
+            &approval.approval,
+            Some(&refund_body(500)),
+        )
         .await;
 
     // Assert
-    assert_refused(&refused, "APPROVAL_REQUIRED", "every refund is approved by a manager");
+    assert_refused(
+        &refused,
+        "APPROVAL_REQUIRED",
+        "every refund is approved by a manager",
+    );
     assert_refused(&malformed, "APPROVAL_REQUIRED", "malformed");
-    assert_eq!(ledger::count(&calls_before, "refund"), 0, "nothing reached WeChat");
-    assert!(world.store.refunds_for_payment(&paid.id).await.unwrap().is_empty());
+    assert_eq!(
+        ledger::count(&calls_before, "refund"),
+        0,
+        "nothing reached WeChat"
+    );
+    assert!(
+        world
+            .store
+            .refunds_for_payment(&paid.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(approval.approval.starts_with("pca_"));
     assert_eq!(approval.manager, world.manager.name);
     assert_eq!(approval.action, ApprovalAction::Refund);
@@ -161,15 +199,29 @@ async fn an_approval_works_once_and_for_its_own_terminal_only() {
         .cashier
         .send_approved(Method::POST, &path, &for_other, Some(&refund_body(300)))
         .await;
-    let wrong_kind = world.cashier.approve_raw(&world.manager.name, &world.manager.pin, "books").await;
+    let wrong_kind = world
+        .cashier
+        .approve_raw(&world.manager.name, &world.manager.pin, "books")
+        .await;
 
     // Assert
     assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
     assert_refused(&second, "APPROVAL_REQUIRED", "used");
     assert_refused(&borrowed, "APPROVAL_REQUIRED", "another action or terminal");
     assert_refused(&wrong_kind, "ROLE_REQUIRED", "books");
-    assert_eq!(world.store.refunds_for_payment(&paid.id).await.unwrap().len(), 1);
-    assert_eq!(world.store.approved_actions(Millis(0)).await.unwrap().len(), 1);
+    assert_eq!(
+        world
+            .store
+            .refunds_for_payment(&paid.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        world.store.approved_actions(Millis(0)).await.unwrap().len(),
+        1
+    );
     world.stop().await;
 }
 
@@ -208,7 +260,11 @@ async fn five_wrong_pins_lock_the_pin_until_the_lockout_passes() {
     })
     .await;
     let manager = world.manager.clone();
-    let wrong = if manager.pin == "000000" { "111111" } else { "000000" };
+    let wrong = if manager.pin == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
     let body = |pin: &str| json!({"manager": manager.name, "pin": pin, "action": "refund"});
 
     // Act
@@ -220,22 +276,36 @@ async fn five_wrong_pins_lock_the_pin_until_the_lockout_passes() {
     let (right_but_locked, retry_after) =
         with_retry_after(&world.cashier, "/approvals", body(&manager.pin)).await;
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    let after = world.cashier.post_json("/approvals", &body(&manager.pin)).await;
+    let after = world
+        .cashier
+        .post_json("/approvals", &body(&manager.pin))
+        .await;
 
     // Assert
     for (index, reply) in wrongs.iter().enumerate() {
-        assert_refused(reply, "PIN_INCORRECT", &format!("{} more wrong PINs", 4 - index));
+        assert_refused(
+            reply,
+            "PIN_INCORRECT",
+            &format!("{} more wrong PINs", 4 - index),
+        );
         assert_eq!(reply.error().field.as_deref(), Some("pin"));
     }
     assert_eq!(fifth.status, StatusCode::LOCKED, "{fifth:?}");
     assert_eq!(fifth.error().code, "PIN_LOCKED");
-    assert_eq!(right_but_locked.status, StatusCode::LOCKED, "even the right PIN");
+    assert_eq!(
+        right_but_locked.status,
+        StatusCode::LOCKED,
+        "even the right PIN"
+    );
     assert_eq!(retry_after, 1, "Retry-After says when the lockout ends");
     let approval: Approval = after.expect(StatusCode::CREATED);
     assert_eq!(approval.manager, manager.name);
     for reply in wrongs.iter().chain([&fifth, &right_but_locked]) {
         let text = reply.body.to_string();
-        assert!(!text.contains(&manager.pin), "the PIN never appears: {text}");
+        assert!(
+            !text.contains(&manager.pin),
+            "the PIN never appears: {text}"
+        );
     }
     world.stop().await;
 }
@@ -264,7 +334,10 @@ async fn pin_checks_are_rate_limited_per_terminal() {
     assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{third:?}");
     assert_eq!(third.error().code, "TOO_MANY_REQUESTS");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
-    assert!(from_other.starts_with("pca_"), "another terminal has its own count");
+    assert!(
+        from_other.starts_with("pca_"),
+        "another terminal has its own count"
+    );
     world.stop().await;
 }
 
@@ -289,7 +362,11 @@ async fn a_manager_terminal_sees_every_terminal_with_an_approval_and_it_is_audit
         .await;
 
     // Assert
-    assert_refused(&without, "APPROVAL_REQUIRED", "view_all_payments is approved by a manager");
+    assert_refused(
+        &without,
+        "APPROVAL_REQUIRED",
+        "view_all_payments is approved by a manager",
+    );
     let listed: PaymentList = listed.expect(StatusCode::OK);
     assert_eq!(listed.payments.len(), 1);
     assert_eq!(listed.payments[0].id, paid.id, "counter-1's payment");
@@ -299,7 +376,11 @@ async fn a_manager_terminal_sees_every_terminal_with_an_approval_and_it_is_audit
     assert_eq!(audit[0].action, ApprovalAction::ViewAllPayments);
     assert_eq!(audit[0].manager_name, world.manager.name);
     assert_eq!(audit[0].terminal_id, office_id);
-    assert!(audit[0].target.starts_with("payments of "), "{:?}", audit[0]);
+    assert!(
+        audit[0].target.starts_with("payments of "),
+        "{:?}",
+        audit[0]
+    );
     world.stop().await;
 }
 
@@ -367,7 +448,11 @@ async fn settling_a_payment_that_needs_attention_follows_a_fresh_query() {
         .expect("the settle is audited");
     assert_eq!(settle.target, stuck.id);
     assert_eq!(settle.manager_name, world.manager.name);
-    assert_eq!(settle.reason.as_deref(), Some("顾客说已付款"), "the settle's own reason");
+    assert_eq!(
+        settle.reason.as_deref(),
+        Some("顾客说已付款"),
+        "the settle's own reason"
+    );
     let events = world.store.payment_events(&stuck.id).await.unwrap();
     assert!(
         events

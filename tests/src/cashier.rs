@@ -131,9 +131,7 @@ impl Cashier {
         approval: &str,
         body: Option<&Value>,
     ) -> Reply {
-        let mut request = self
-            .request(method, path)
-            .header(APPROVAL_HEADER, approval);
+        let mut request = self.request(method, path).header(APPROVAL_HEADER, approval);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

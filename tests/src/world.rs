@@ -240,8 +240,12 @@ impl TestManager {
         let store = paycode_proxy::store::connect(&config.store)
             .await
             .expect("the database opens");
-        let manager = TestManager::add(&Approvals::new(store.clone(), &config.approvals), name, None)
-            .await;
+        let manager = TestManager::add(
+            &Approvals::new(store.clone(), &config.approvals),
+            name,
+            None,
+        )
+        .await;
         store.close().await;
         manager
     }
