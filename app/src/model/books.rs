@@ -6,7 +6,7 @@ use paycode_api::books::{
     BillStatus, BooksStatus, DayStatus, MismatchClass, MismatchEntry, MismatchStatus, NoteError,
     OwnerAction,
 };
-use paycode_api::{ErrorCode, SettleOutcome, TerminalInfo};
+use paycode_api::{SettleOutcome, TerminalInfo};
 
 use crate::model::i18n::Lang;
 use crate::model::remote::ApiFailure;
@@ -185,12 +185,6 @@ pub fn csv_file_name(day: &str) -> String {
     format!("paycode-books-{day}.csv")
 }
 
-/// Whether a refused call needs a (new) manager approval: none was sent, or the one sent
-/// was used up, expired or is for another terminal. The page then asks for the PIN again.
-pub fn needs_approval(failure: &ApiFailure) -> bool {
-    matches!(failure.code(), Some(code) if *code == ErrorCode::ApprovalRequired)
-}
-
 /// What to tell the manager when a back-office call fails.
 pub fn failure_text(lang: Lang, failure: &ApiFailure) -> String {
     match failure {
@@ -245,7 +239,7 @@ pub fn can_refund(entry: &MismatchEntry) -> bool {
 mod tests {
     use super::*;
     use paycode_api::books::Mismatch;
-    use paycode_api::{ErrorBody, Role, StoreInfo};
+    use paycode_api::{ErrorBody, ErrorCode, Role, StoreInfo};
 
     const CLASSES: [MismatchClass; 5] = [
         MismatchClass::PaidAtWechatNotHere,
@@ -274,6 +268,7 @@ mod tests {
     fn the_banner_shows_only_when_there_is_something_to_do() {
         assert_eq!(banner_text(Lang::Zh, &BooksStatus::default()), None);
         let status = BooksStatus {
+            last_day: "2026-11-30".to_owned(),
             unreconciled_days: vec!["2026-11-29".to_owned()],
             open_mismatches: 2,
         };
@@ -282,6 +277,7 @@ mod tests {
             Some("有 1 天尚未对账，2 笔差异待处理")
         );
         let open_only = BooksStatus {
+            last_day: "2026-11-30".to_owned(),
             unreconciled_days: Vec::new(),
             open_mismatches: 3,
         };
@@ -308,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn an_approval_failure_asks_for_the_pin_again_and_others_say_why() {
+    fn a_failure_says_why() {
         let refused = |code: &str, message: &str| ApiFailure::Http {
             status: 403,
             body: Some(ErrorBody {
@@ -317,8 +313,6 @@ mod tests {
                 field: None,
             }),
         };
-        assert!(needs_approval(&refused("APPROVAL_REQUIRED", "m")));
-        assert!(!needs_approval(&refused("ROLE_REQUIRED", "m")));
         assert_eq!(
             failure_text(Lang::Zh, &refused("ROLE_REQUIRED", "仅限店长终端")),
             "仅限店长终端"

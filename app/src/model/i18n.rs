@@ -272,6 +272,10 @@ texts! {
         "查看全部收银台的待处理收款需要店长输入 PIN 码",
         "Seeing every terminal's payments needs a manager's PIN",
     ),
+    ApprovalRefund => (
+        "退款需要店长输入 PIN 码",
+        "A refund needs a manager's PIN",
+    ),
     ApprovalSettle => (
         "结算这笔收款需要店长输入 PIN 码",
         "Settling this payment needs a manager's PIN",

@@ -35,7 +35,7 @@ async fn call<T: DeserializeOwned>(
     parse(&call_text(method, path, token, None, body, timeout_ms).await?)
 }
 
-/// [`call`] with a manager's approval (`Paycode-Approval`).
+/// [`call`] with a manager's approval (`Paycode-Approval`), when there is one.
 async fn approved_call<T: DeserializeOwned>(
     method: &str,
     path: &str,
@@ -176,24 +176,19 @@ pub async fn cancel_payment(token: &str, payment_id: &str) -> Result<Payment, Ap
     call("POST", &path, Some(token), None, CALL_TIMEOUT_MS).await
 }
 
-/// `POST /api/v1/payments/{id}/refunds`.
+/// `POST /api/v1/payments/{id}/refunds`, with a manager's approval when the refund needs
+/// one (`approvals.refund_above_fen`).
 pub async fn create_refund(
     token: &str,
     payment_id: &str,
     body: &CreateRefund,
+    approval: Option<&str>,
 ) -> Result<Refund, ApiFailure> {
     let path = format!(
         "/api/v1/payments/{}/refunds",
         browser::encode_component(payment_id)
     );
-    call(
-        "POST",
-        &path,
-        Some(token),
-        Some(json(body)),
-        CALL_TIMEOUT_MS,
-    )
-    .await
+    approved_call("POST", &path, Some(token), approval, Some(json(body))).await
 }
 
 /// `GET /api/v1/payments?date=…&terminal=…`; both optional (today, all terminals).

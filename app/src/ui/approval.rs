@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use paycode_api::{Approval, ApprovalAction, ApprovalRequest, ApprovalUses};
 
-use crate::model::books::{failure_text, needs_approval};
+use crate::model::books::failure_text;
 use crate::model::i18n::{Text, text};
 use crate::model::remote::ApiFailure;
 use crate::ui::context::{Page, ctx};
@@ -196,7 +196,7 @@ impl ApprovalGate {
             let result = call.await;
             ctx.note(&result);
             if let Err(failure) = result {
-                if needs_approval(&failure) {
+                if failure.needs_approval() {
                     let _ = self.window.try_set_value(None);
                 }
                 let _ = self

@@ -2,13 +2,16 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use paycode_api::{Fen, Payment, PaymentList, PaymentState};
+use paycode_api::{
+    Approval, ApprovalAction, CreateRefund, Fen, Payment, PaymentList, PaymentState,
+};
 
 use crate::model::dates::shift_date;
 use crate::model::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
 use crate::model::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
 use crate::model::remote::ApiFailure;
 use crate::ui::api;
+use crate::ui::approval::PinDialog;
 use crate::ui::browser;
 use crate::ui::context::{ctx, new_attempt_id};
 
@@ -243,13 +246,9 @@ pub(super) fn RefundDialogView(
             on_done.run(());
         }
     };
-    let send = move || {
-        let Some(request) = dialog
-            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::confirm))
-            .flatten()
-        else {
-            return;
-        };
+    // The refund waiting for a manager's PIN, when the proxy asked for an approval.
+    let waiting = RwSignal::new(None::<(CreateRefund, ApiFailure)>);
+    let submit = move |request: CreateRefund, approval: Option<String>| {
         let Some(payment_id) =
             dialog.with_untracked(|dialog| dialog.as_ref().map(|dialog| dialog.payment_id.clone()))
         else {
@@ -257,8 +256,18 @@ pub(super) fn RefundDialogView(
         };
         let Some(token) = ctx.token() else { return };
         spawn_local(async move {
-            let result = api::create_refund(&token, &payment_id, &request).await;
+            let result =
+                api::create_refund(&token, &payment_id, &request, approval.as_deref()).await;
             ctx.note(&result);
+            // Refunds above the configured amount need a manager: ask for the PIN, then send
+            // the same request (same idempotency key) again with the approval.
+            if approval.is_none()
+                && let Err(failure) = &result
+                && failure.needs_approval()
+            {
+                let _ = waiting.try_set(Some((request, failure.clone())));
+                return;
+            }
             // The page may be gone by now, its signals with it.
             let _ = dialog.try_update(|dialog| {
                 if let Some(dialog) = dialog {
@@ -266,6 +275,14 @@ pub(super) fn RefundDialogView(
                 }
             });
         });
+    };
+    let send = move || {
+        if let Some(request) = dialog
+            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::confirm))
+            .flatten()
+        {
+            submit(request, None);
+        }
     };
     let field = move |read: fn(&RefundDialog) -> String| {
         move || dialog.with(|dialog| dialog.as_ref().map(read).unwrap_or_default())
@@ -364,6 +381,22 @@ pub(super) fn RefundDialogView(
                     None => ().into_any(),
                 }}
             </div>
+            {move || waiting.with(Option::is_some).then(|| view! {
+                <PinDialog
+                    action=ApprovalAction::Refund
+                    why=Text::ApprovalRefund
+                    on_approved=Callback::new(move |approval: Approval| {
+                        if let Some((request, _)) = waiting.try_update(Option::take).flatten() {
+                            submit(request, Some(approval.approval));
+                        }
+                    })
+                    on_cancel=Callback::new(move |()| {
+                        if let Some((_, failure)) = waiting.try_update(Option::take).flatten() {
+                            dialog.update(|dialog| if let Some(dialog) = dialog { dialog.answered(Err(failure)) });
+                        }
+                    })
+                />
+            })}
         </div>
     }
 }
