@@ -7,6 +7,7 @@
 //! one demo each); every final state is saved as a screenshot under
 //! `<target dir>/browser-screenshots/`.
 
+mod books;
 mod camera;
 mod demo;
 mod scanners;
@@ -486,6 +487,8 @@ fn refund_from_the_list() {
         .wait_text("[data-testid=refund-confirm-line]", WAIT);
     assert_eq!(confirm, "确认退款 ¥5.50?");
     till.page.click("[data-testid=refund-confirm]");
+    // Every refund needs a manager's approval by default: the demo manager types the PIN.
+    books::enter_pin(&till.page, &demo.manager_pin());
     let result = till.page.wait_text("[data-testid=refund-result]", WAIT);
     assert!(result.starts_with("退款已受理 ¥5.50"), "{result}");
     till.page.click("[data-testid=refund-close]");

@@ -12,7 +12,7 @@ use paycode_api::{Approval, ApprovalAction, ApprovalRequest, ApprovalUses};
 use crate::model::books::failure_text;
 use crate::model::i18n::{Text, text};
 use crate::model::remote::ApiFailure;
-use crate::ui::context::{Page, ctx};
+use crate::ui::context::{Ctx, Page, ctx};
 use crate::ui::{api, browser};
 
 /// The last manager name typed on this terminal, offered again next time.
@@ -73,7 +73,7 @@ pub fn PinDialog(
         });
     };
     view! {
-        <div class="backdrop">
+        <div class="backdrop pin-backdrop">
             <div class="dialog pin-dialog" role="dialog" aria-modal="true" aria-labelledby="pin-title" data-testid="pin-dialog">
                 <h2 id="pin-title">{move || text(ctx.lang(), Text::ApprovalTitle)}</h2>
                 <p class="muted">{move || text(ctx.lang(), why)}</p>
@@ -123,6 +123,9 @@ type Pending = Box<dyn FnOnce(String)>;
 /// works for a window (`approvals.window`) is reused until the proxy refuses it.
 #[derive(Clone, Copy)]
 pub struct ApprovalGate {
+    /// The page's context, taken when the page was built: the gate's callbacks run outside
+    /// the page's reactive owner, where `ctx()` finds none.
+    ctx: Ctx,
     /// What is asked for.
     action: ApprovalAction,
     /// A window approval's token, while it works.
@@ -141,6 +144,7 @@ impl ApprovalGate {
     /// A gate for `action`'s approvals, with none yet.
     pub fn new(action: ApprovalAction) -> ApprovalGate {
         ApprovalGate {
+            ctx: ctx(),
             action,
             window: StoredValue::new(None),
             pending: StoredValue::new_local(None),
@@ -181,8 +185,9 @@ impl ApprovalGate {
         Call: FnOnce(String, String) -> Fut + 'static,
         Fut: Future<Output = Result<T, ApiFailure>> + 'static,
     {
+        let ctx = self.ctx;
         self.with_approval(move |approval| {
-            let Some(token) = ctx().token() else { return };
+            let Some(token) = ctx.token() else { return };
             let future = call(token, approval);
             self.spawn(Box::pin(async move { future.await.map(done) }));
         });
@@ -191,7 +196,7 @@ impl ApprovalGate {
     /// The part of [`ApprovalGate::run`] that does not depend on the answer's type, compiled
     /// once.
     fn spawn(self, call: Pin<Box<dyn Future<Output = Result<(), ApiFailure>>>>) {
-        let ctx = ctx();
+        let ctx = self.ctx;
         spawn_local(async move {
             let result = call.await;
             ctx.note(&result);
@@ -209,7 +214,7 @@ impl ApprovalGate {
     /// The PIN dialog while an action waits for it. Closing it before any approval leaves
     /// the page for checkout; later, it only drops the waiting action.
     pub fn dialog(self, why: Text) -> impl IntoView {
-        let ctx = ctx();
+        let ctx = self.ctx;
         move || {
             self.asking.get().then(|| {
                 view! {

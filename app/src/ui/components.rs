@@ -45,11 +45,11 @@ pub fn Header() -> impl IntoView {
             <nav class="tabs">
                 {tab(Page::Checkout, Text::NavCheckout)}
                 {tab(Page::Payments, Text::NavPayments)}
+                {tab(Page::Settings, Text::NavSettings)}
                 {move || back_office().then(|| view! {
                     {tab(Page::Books, Text::NavBooks)}
                     {tab(Page::Attention, Text::NavAttention)}
                 })}
-                {tab(Page::Settings, Text::NavSettings)}
             </nav>
         </header>
     }
