@@ -512,8 +512,8 @@ pub struct BooksStatus {
     /// The last finished business day (`YYYY-MM-DD`): yesterday in the shop's UTC offset,
     /// the day the 对账 page opens on.
     pub last_day: String,
-    /// Finished days of the last week (`YYYY-MM-DD`, oldest first) with no stored report
-    /// for some account of the store.
+    /// Finished days of the last week (`YYYY-MM-DD`, oldest first) on which the store took
+    /// payments but some account of the store has no stored report.
     pub unreconciled_days: Vec<String>,
     /// Open mismatches over every stored day of the store.
     pub open_mismatches: u64,

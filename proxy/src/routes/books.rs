@@ -327,8 +327,8 @@ async fn day_detail(state: &AppState, scope: &Scope, day: NaiveDate) -> Result<B
     })
 }
 
-/// What the manager terminal's banner says: finished days of the last week without a
-/// report for some account, and open mismatches. Counts only: a manager or owner terminal
+/// What the manager terminal's banner says: finished days of the last week on which the
+/// store took payments but some account has no report, and open mismatches. Counts only: a manager or owner terminal
 /// reads them without an approval.
 #[utoipa::path(
     get,
@@ -358,17 +358,28 @@ async fn books_status(
         .filter(|day| day.status == records::DayStatus::Reconciled)
         .map(|day| (day.day, day.mch_id))
         .collect();
+    // A finished day counts when some account has no report for it although the store
+    // took payments that day: days without trades (before the shop opened, or closed) have
+    // no bill to reconcile.
+    let days = state.books.rules().days;
     let mut unreconciled_days = Vec::new();
     for offset in (0..WEEK).rev() {
         let Some(day) = last.checked_sub_days(Days::new(offset)) else {
             continue;
         };
-        let missing = scope
-            .accounts
-            .iter()
-            .any(|account| !reconciled.contains(&(day, account.mch_id.clone())));
-        if missing {
-            unreconciled_days.push(day.to_string());
+        for account in &scope.accounts {
+            if reconciled.contains(&(day, account.mch_id.clone())) {
+                continue;
+            }
+            let traded = !state
+                .store
+                .books_payments(&account.mch_id, days.start_of(day), days.end_of(day), &[])
+                .await?
+                .is_empty();
+            if traded {
+                unreconciled_days.push(day.to_string());
+                break;
+            }
         }
     }
     let open_mismatches = state
