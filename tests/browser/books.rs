@@ -26,11 +26,11 @@ fn shot(page: &Session<'_>, name: &str) {
 }
 
 /// Answers the PIN dialog as the demo manager and waits for it to close.
-pub(crate) fn enter_pin(page: &Session<'_>, pin: &str) {
+fn enter_pin(page: &Session<'_>, pin: &str) {
     page.wait_text("[data-testid=pin-dialog]", WAIT);
-    page.type_into("[data-testid=pin-manager]", "店长");
-    page.type_into("[data-testid=pin-code]", pin);
-    page.click("[data-testid=pin-submit]");
+    page.type_into("[data-testid=approval-manager]", "店长");
+    page.type_into("[data-testid=approval-pin]", pin);
+    page.click("[data-testid=approval-submit]");
     page.wait_for(
         "the PIN to be accepted",
         WAIT,
@@ -126,7 +126,7 @@ fn wait_status(page: &Session<'_>, id: &str, status: &str) {
 fn the_books_page_shows_the_differences_and_a_manager_acts_on_them() {
     let _serial = serial();
     let demo = Demo::start(crate::TIME_SCALE);
-    let pin = demo.manager_pin();
+    let pin = demo.manager_pin.clone();
     // A day at the demo's WeChat: a payment made here, whose amount the bill gets wrong; a
     // payment nobody here made; an online sale of the same merchant.
     let paid = paid_payment(&demo);

@@ -55,6 +55,10 @@ pub struct Demo {
     pub sim_url: String,
     /// The demo terminal's token.
     pub token: String,
+    /// The demo terminal's id.
+    pub terminal_id: String,
+    /// The PIN of the demo manager 店长 for this run, from the banner.
+    pub manager_pin: String,
     /// Over HTTPS, the demo's CA certificate (which browsers and clients must trust).
     pub https_ca: Option<PathBuf>,
     /// The demo's data directory (its database, certificates and token file).
@@ -139,7 +143,12 @@ impl Demo {
         let mut app_url = None;
         let mut sim = None;
         let mut https_ca = None;
-        while app_url.is_none() || sim.is_none() || (https && https_ca.is_none()) {
+        let mut manager_pin = None;
+        while app_url.is_none()
+            || sim.is_none()
+            || manager_pin.is_none()
+            || (https && https_ca.is_none())
+        {
             let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(60)) else {
                 let log = log
                     .lock()
@@ -154,6 +163,12 @@ impl Demo {
                 && let Some((ca, _)) = ca.split_once(' ')
             {
                 https_ca = Some(PathBuf::from(ca));
+            }
+            // "Demo manager: 店长, PIN 123456 (every store; …)"
+            if let Some(rest) = line.strip_prefix("Demo manager: ")
+                && let Some((_, pin)) = rest.split_once(", PIN ")
+            {
+                manager_pin = pin.split_whitespace().next().map(str::to_owned);
             }
             if let Some(url) = line.strip_prefix("Paycode demo ready: ") {
                 app_url = Some(url.trim().to_owned());
@@ -191,6 +206,8 @@ impl Demo {
             app_url,
             sim_url,
             token: pairing.token,
+            terminal_id: pairing.terminal.id,
+            manager_pin: manager_pin.expect("checked above"),
             https_ca,
             data_dir: data.path().to_path_buf(),
             client,
@@ -237,17 +254,6 @@ impl Demo {
             .lock()
             .unwrap_or_else(|error| error.into_inner())
             .clone()
-    }
-
-    /// The demo manager's PIN for this run, from the banner's "Demo manager: 店长, PIN …".
-    pub fn manager_pin(&self) -> String {
-        let log = self.log();
-        log.lines()
-            .find_map(|line| line.strip_prefix("Demo manager: "))
-            .and_then(|rest| rest.split_once("PIN "))
-            .and_then(|(_, pin)| pin.split_whitespace().next())
-            .unwrap_or_else(|| panic!("the demo printed no manager PIN:\n{log}"))
-            .to_owned()
     }
 
     /// `POST {sim}/_sim/{path}` with `body` (the simulator's control API); its answer.
@@ -357,10 +363,13 @@ impl Demo {
             .expect("the simulator takes the settings");
     }
 
-    /// Today's payments, as the demo terminal sees them.
+    /// Today's payments of the demo terminal.
     pub fn payments(&self) -> PaymentList {
         self.client
-            .get(format!("{}/api/v1/payments", self.app_url))
+            .get(format!(
+                "{}/api/v1/payments?terminal={}",
+                self.app_url, self.terminal_id
+            ))
             .bearer_auth(&self.token)
             .send()
             .and_then(|response| response.error_for_status())

@@ -487,8 +487,27 @@ fn refund_from_the_list() {
         .wait_text("[data-testid=refund-confirm-line]", WAIT);
     assert_eq!(confirm, "确认退款 ¥5.50?");
     till.page.click("[data-testid=refund-confirm]");
-    // Every refund needs a manager's approval by default: the demo manager types the PIN.
-    books::enter_pin(&till.page, &demo.manager_pin());
+    // Every refund needs a manager's approval: the dialog asks for the name and PIN.
+    let asking = till.page.wait_text("[data-testid=approval-form]", WAIT);
+    assert!(asking.contains("需要店长授权 · ¥5.50"), "{asking}");
+    till.page
+        .type_into("[data-testid=approval-manager]", "店长");
+    let wrong = if demo.manager_pin == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    till.page.type_into("[data-testid=approval-pin]", wrong);
+    till.page.click("[data-testid=approval-submit]");
+    let problem = till.page.wait_text("[data-testid=approval-problem]", WAIT);
+    assert_eq!(problem, "店长姓名或 PIN 错误");
+    assert!(
+        demo.payments().payments[0].refunds.is_empty(),
+        "nothing is refunded without the right PIN"
+    );
+    till.page
+        .type_into("[data-testid=approval-pin]", &demo.manager_pin);
+    till.page.click("[data-testid=approval-submit]");
     let result = till.page.wait_text("[data-testid=refund-result]", WAIT);
     assert!(result.starts_with("退款已受理 ¥5.50"), "{result}");
     till.page.click("[data-testid=refund-close]");

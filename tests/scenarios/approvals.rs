@@ -124,6 +124,7 @@ async fn a_refund_needs_an_approval_and_the_audit_names_the_manager() {
         .send_approved(Method::POST, &path, "pca_nope", Some(&refund_body(500)))
         .await;
     let calls_before = world.calls(&paid);
+    let stored_before = world.store.refunds_for_payment(&paid.id).await.unwrap();
     let approval: Approval = world
         .cashier
         .approve_raw(&world.manager.name, &world.manager.pin, "refund")
@@ -151,12 +152,8 @@ async fn a_refund_needs_an_approval_and_the_audit_names_the_manager() {
         "nothing reached WeChat"
     );
     assert!(
-        world
-            .store
-            .refunds_for_payment(&paid.id)
-            .await
-            .unwrap()
-            .is_empty()
+        stored_before.is_empty(),
+        "nothing was stored: {stored_before:?}"
     );
     assert!(approval.approval.starts_with("pca_"));
     assert_eq!(approval.manager, world.manager.name);

@@ -63,7 +63,7 @@ async fn two_hundred_terminals_paying_at_once_all_end_correctly() {
         assert_eq!(ledger::count(&calls, "micropay"), 1, "{calls:#?}");
     }
     assert_eq!(world.sim.orders().len(), 200);
-    let totals = world.cashier.today().await.totals;
+    let totals = world.store_today("default").await.totals;
     assert_eq!(totals.paid_count, 200);
     let expected: u64 = (0..200).map(|n| AMOUNT_FEN + n).sum();
     assert_eq!(totals.paid_fen.get(), expected);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use paycode_api::{Fen, Payment, RefundState};
+use paycode_api::{Fen, Payment, Refund, RefundState};
 use paycode_tests::World;
 use paycode_tests::cashier::{created_and_replayed, new_attempt_id};
 use paycode_tests::ledger;
@@ -228,9 +228,24 @@ async fn a_refund_wechat_still_finds_too_soon_is_queued_again_not_failed() {
     .await;
     world.sim.set_refund_delay(Duration::from_secs(2));
     let payment = world.pay_and_settle(Behaviour::PasswordFree).await;
+    // Both approvals first, so the manager's PIN checks do not space the two refunds apart.
+    let approvals = [
+        world.cashier.approve("refund").await,
+        world.cashier.approve("refund").await,
+    ];
 
-    world.cashier.refund(&payment.id, 300).await;
-    let second = world.cashier.refund(&payment.id, 200).await;
+    let path = format!("/payments/{}/refunds", payment.id);
+    let mut refunds = Vec::new();
+    for (approval, amount) in approvals.iter().zip([300, 200]) {
+        let body = serde_json::json!({"refund_attempt_id": new_attempt_id(), "amount_fen": amount});
+        let refund: Refund = world
+            .cashier
+            .send_approved(reqwest::Method::POST, &path, approval, Some(&body))
+            .await
+            .expect(StatusCode::CREATED);
+        refunds.push(refund);
+    }
+    let second = &refunds[1];
     assert_ne!(second.state, RefundState::Failed, "{second:#?}");
     let payment = refunded(&world, &payment, 500).await;
 

@@ -246,6 +246,6 @@ async fn a_first_release_database_resumes_every_payment_on_the_wechat_account() 
     assert_eq!(stored.merchant.appid, DEMO_APPID);
     let refund = world.store.get_refund("r-old").await.unwrap().unwrap();
     assert_eq!(refund.merchant.mch_id, DEMO_MCH_ID);
-    // A new terminal of the same (only) store sees the same day.
-    assert_eq!(world.cashier.today().await.payments.len(), 4);
+    // A manager of the same (only) store sees the same day.
+    assert_eq!(world.store_today("default").await.payments.len(), 4);
 }

@@ -165,6 +165,12 @@ impl CrashRig {
         add_terminal(&self.config, name).await
     }
 
+    /// Adds the manager `name` (every store) to the database and returns them with their
+    /// PIN. Call it while no process of the binary runs.
+    pub async fn add_manager(&self, name: &str) -> crate::world::TestManager {
+        crate::world::TestManager::add_to_database(&self.config, name).await
+    }
+
     /// Adds the terminal `name` to the store `store` and returns its bearer token. Call it
     /// while no process of the binary runs.
     pub async fn add_terminal_to(&self, name: &str, store: &str) -> String {

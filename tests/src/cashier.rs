@@ -96,6 +96,13 @@ impl Cashier {
         self
     }
 
+    /// The body of `POST /approvals` for `action` from this cashier's approver, if it has
+    /// one.
+    pub fn approval_body(&self, action: &str) -> Option<Value> {
+        let (manager, pin) = self.approver.as_ref()?;
+        Some(json!({"manager": manager, "pin": pin, "action": action, "reason": "测试"}))
+    }
+
     /// `POST /approvals` for `action` with `manager`'s `pin`.
     pub async fn approve_raw(&self, manager: &str, pin: &str, action: &str) -> Reply {
         self.post_json(
@@ -178,7 +185,23 @@ impl Cashier {
         body: Option<&Value>,
         limit: Duration,
     ) -> Result<(Reply, String), reqwest::Error> {
+        self.try_request_approved(method, path, body, None, limit)
+            .await
+    }
+
+    /// [`Cashier::try_request`] with a manager's approval in the `Paycode-Approval` header.
+    pub async fn try_request_approved(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        approval: Option<&str>,
+        limit: Duration,
+    ) -> Result<(Reply, String), reqwest::Error> {
         let mut request = self.request(method, path).timeout(limit);
+        if let Some(approval) = approval {
+            request = request.header(APPROVAL_HEADER, approval);
+        }
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")

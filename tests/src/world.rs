@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paycode_api::{Payment, Role};
+use paycode_api::{Payment, PaymentList, Role};
 use paycode_proxy::approvals::Approvals;
 use paycode_proxy::approvals::pin::Pin;
 use paycode_proxy::auth::Terminals;
@@ -148,6 +148,18 @@ impl World {
             .expect("a terminal");
         self.manager
             .at(Cashier::new(self.address(), Some(token.expose())))
+    }
+
+    /// The day list of every terminal of the store `store`, as a manager sees it: through a
+    /// new manager terminal of that store, with a `view_all_payments` approval.
+    pub async fn store_today(&self, store: &str) -> PaymentList {
+        let name = format!("back-office-{}", uuid::Uuid::new_v4().simple());
+        let office = self.terminal_with_role(store, &name, Role::Manager).await;
+        let approval = office.approve("view_all_payments").await;
+        office
+            .send_approved(reqwest::Method::GET, "/payments", &approval, None)
+            .await
+            .expect(reqwest::StatusCode::OK)
     }
 
     /// `http://127.0.0.1:PORT` of the proxy.

@@ -178,6 +178,23 @@ texts! {
     RefundDone => ("退款已受理", "Refund accepted"),
     RefundProcessing => ("退款处理中", "Refund in progress"),
     RefundFailedTitle => ("退款失败", "Refund failed"),
+    ApprovalTitle => ("需要店长授权", "A manager's approval is needed"),
+    ApprovalHelp => (
+        "请店长输入姓名和 PIN 授权这笔退款",
+        "Ask a manager to enter their name and PIN to approve this refund",
+    ),
+    ManagerName => ("店长姓名", "Manager"),
+    ManagerPin => ("PIN", "PIN"),
+    ApprovalSubmit => ("授权", "Approve"),
+    ApprovalChecking => ("正在核对 PIN", "Checking the PIN"),
+    PinIncorrect => ("店长姓名或 PIN 错误", "Wrong manager name or PIN"),
+    PinLocked => (
+        "PIN 输错次数过多，已锁定，请稍后再试",
+        "Too many wrong PINs: the PIN is locked for a while",
+    ),
+    PinTooMany => ("尝试太频繁，请稍后再试", "Too many attempts: wait a minute"),
+    ManagerWrongStore => ("该店长不能为本店授权", "This manager approves for another store"),
+    PinMalformed => ("PIN 为 4 到 12 位数字", "A PIN has 4 to 12 digits"),
     Close => ("关闭", "Close"),
     Back => ("返回", "Back"),
     Settings => ("设置", "Settings"),
@@ -246,15 +263,10 @@ texts! {
     NoAttention => ("没有待处理的收款", "No payment needs attention"),
     Settle => ("结算", "Settle"),
     QueryNow => ("立即查询", "Query now"),
-    ApprovalTitle => ("需要店长授权", "A manager's approval is needed"),
     ApprovalBooks => (
         "查看对账和待处理收款需要店长输入 PIN 码",
         "The books and the needs-attention list need a manager's PIN",
     ),
-    ManagerName => ("店长", "Manager"),
-    Pin => ("PIN 码", "PIN"),
-    Approve => ("授权", "Approve"),
-    ManagerRequired => ("请输入店长姓名和 PIN 码", "Enter the manager's name and PIN"),
     OpenBooks => ("去对账", "Open the books"),
     NothingToRefund => (
         "本店记录这笔收款未收款，无可退金额：请先立即查询",
@@ -271,10 +283,6 @@ texts! {
     ApprovalAttention => (
         "查看全部收银台的待处理收款需要店长输入 PIN 码",
         "Seeing every terminal's payments needs a manager's PIN",
-    ),
-    ApprovalRefund => (
-        "退款需要店长输入 PIN 码",
-        "A refund needs a manager's PIN",
     ),
     ApprovalSettle => (
         "结算这笔收款需要店长输入 PIN 码",

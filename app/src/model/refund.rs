@@ -1,10 +1,15 @@
 //! Refunds from the payments list: what can be refunded, and the refund dialog's steps.
 //!
-//! The dialog is edit → confirm → send → result. Its `refund_attempt_id` is made once when
-//! the dialog opens and reused for every retry of the same refund, so a retried request never
-//! refunds twice.
+//! The dialog is edit → confirm → send → result. When the proxy answers that the refund needs
+//! a manager's approval (`APPROVAL_REQUIRED`, docs/approvals.md), the dialog asks for the
+//! manager's name and PIN, gets an approval and sends the same refund again with it. Its
+//! `refund_attempt_id` is made once when the dialog opens and reused for every retry of the
+//! same refund, so a retried request never refunds twice.
 
-use paycode_api::{AttemptId, CreateRefund, Fen, Payment, PaymentState, Refund, RefundState};
+use paycode_api::{
+    ApprovalAction, ApprovalRequest, AttemptId, CreateRefund, ErrorCode, Fen, Payment,
+    PaymentState, Refund, RefundState,
+};
 
 use crate::model::remote::ApiFailure;
 
@@ -42,6 +47,49 @@ pub enum RefundProblem {
     TooMuch(Fen),
 }
 
+/// Why a manager's PIN did not give an approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApprovalProblem {
+    /// Not 4 to 12 digits (checked before sending).
+    Malformed,
+    /// Wrong name or PIN (`PIN_INCORRECT`).
+    Incorrect,
+    /// Locked after repeated wrong PINs (`PIN_LOCKED`).
+    Locked,
+    /// Too many checks from this terminal (`TOO_MANY_REQUESTS`).
+    TooMany,
+    /// The manager approves for another store (`MANAGER_WRONG_STORE`).
+    WrongStore,
+    /// Anything else: the proxy's message, or the code.
+    Other(String),
+}
+
+impl ApprovalProblem {
+    /// What is wrong with a typed manager name and PIN before sending them: a name is
+    /// needed, and a PIN is 4 to 12 digits.
+    pub fn check(manager: &str, pin: &str) -> Option<ApprovalProblem> {
+        let pin = pin.trim();
+        let digits = (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit());
+        (!digits || manager.trim().is_empty()).then_some(ApprovalProblem::Malformed)
+    }
+
+    /// Why `POST /approvals` gave no approval.
+    pub fn from_failure(failure: &ApiFailure) -> ApprovalProblem {
+        match failure.code() {
+            Some(ErrorCode::PinIncorrect) => ApprovalProblem::Incorrect,
+            Some(ErrorCode::PinLocked) => ApprovalProblem::Locked,
+            Some(ErrorCode::TooManyRequests) => ApprovalProblem::TooMany,
+            Some(ErrorCode::ManagerWrongStore) => ApprovalProblem::WrongStore,
+            Some(code) => ApprovalProblem::Other(
+                failure
+                    .message()
+                    .map_or_else(|| code.to_string(), str::to_owned),
+            ),
+            None => ApprovalProblem::Other("NETWORK".to_owned()),
+        }
+    }
+}
+
 /// Where the dialog is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RefundStage {
@@ -51,6 +99,10 @@ pub enum RefundStage {
     Confirming(Fen),
     /// The request is out.
     Sending(Fen),
+    /// The proxy wants a manager's approval: name and PIN, and why the last try failed.
+    Approving(Fen, Option<ApprovalProblem>),
+    /// The PIN check is out.
+    Authorizing(Fen),
     /// The proxy took the refund (it may still be processing).
     Done(Refund),
     /// The proxy refused it, or it could not be sent; the message to show.
@@ -70,6 +122,10 @@ pub struct RefundDialog {
     pub amount_text: String,
     /// The reason field.
     pub reason: String,
+    /// The manager's name, when an approval is needed.
+    pub manager: String,
+    /// The manager's PIN, cleared after each try.
+    pub pin: String,
     /// The idempotency key of this refund.
     pub refund_attempt_id: AttemptId,
     /// The step.
@@ -90,6 +146,8 @@ impl RefundDialog {
             remaining,
             amount_text: remaining.to_yuan_string(),
             reason: String::new(),
+            manager: String::new(),
+            pin: String::new(),
             refund_attempt_id,
             stage: RefundStage::Editing(None),
         })
@@ -138,21 +196,74 @@ impl RefundDialog {
             return None;
         };
         self.stage = RefundStage::Sending(amount);
+        Some(self.request(amount))
+    }
+
+    /// The refund request for `amount`: always this dialog's `refund_attempt_id`.
+    fn request(&self, amount: Fen) -> CreateRefund {
         let reason = self.reason.trim();
-        Some(CreateRefund {
+        CreateRefund {
             refund_attempt_id: self.refund_attempt_id.clone(),
             amount_fen: amount,
             reason: (!reason.is_empty()).then(|| reason.chars().take(80).collect()),
+        }
+    }
+
+    /// "授权": the approval request for the typed name and PIN, if asking for one; a PIN
+    /// that is not 4 to 12 digits is refused here.
+    pub fn approval_request(&mut self) -> Option<ApprovalRequest> {
+        let RefundStage::Approving(amount, _) = self.stage else {
+            return None;
+        };
+        if let Some(problem) = ApprovalProblem::check(&self.manager, &self.pin) {
+            self.stage = RefundStage::Approving(amount, Some(problem));
+            return None;
+        }
+        let pin = self.pin.trim().to_owned();
+        self.stage = RefundStage::Authorizing(amount);
+        let reason = self.reason.trim();
+        Some(ApprovalRequest {
+            manager: self.manager.trim().to_owned(),
+            pin,
+            action: ApprovalAction::Refund,
+            reason: (!reason.is_empty()).then(|| reason.chars().take(200).collect()),
         })
+    }
+
+    /// The answer to the approval request (the approval token): with one, the refund to
+    /// send again (the same attempt) and the token; otherwise back to the PIN with the problem.
+    /// The PIN is cleared either way.
+    pub fn authorized(
+        &mut self,
+        result: Result<String, ApiFailure>,
+    ) -> Option<(CreateRefund, String)> {
+        let RefundStage::Authorizing(amount) = self.stage else {
+            return None;
+        };
+        self.pin.clear();
+        match result {
+            Ok(approval) => {
+                self.stage = RefundStage::Sending(amount);
+                Some((self.request(amount), approval))
+            }
+            Err(failure) => {
+                self.stage =
+                    RefundStage::Approving(amount, Some(ApprovalProblem::from_failure(&failure)));
+                None
+            }
+        }
     }
 
     /// The answer to the request.
     pub fn answered(&mut self, result: Result<Refund, ApiFailure>) {
-        if !matches!(self.stage, RefundStage::Sending(_)) {
+        let RefundStage::Sending(amount) = self.stage else {
             return;
-        }
+        };
         self.stage = match result {
             Ok(refund) => RefundStage::Done(refund),
+            Err(failure) if failure.code() == Some(&ErrorCode::ApprovalRequired) => {
+                RefundStage::Approving(amount, None)
+            }
             Err(failure) => {
                 RefundStage::Failed(failure.message().map(str::to_owned).unwrap_or_else(|| {
                     match failure.code() {
@@ -315,5 +426,63 @@ mod tests {
             dialog.stage,
             RefundStage::Failed("退款金额超过可退金额".to_owned())
         );
+    }
+
+    #[test]
+    fn a_refund_the_proxy_wants_approved_asks_for_the_pin_and_resends_the_same_attempt() {
+        let refused = |code: &str| ApiFailure::Http {
+            status: 403,
+            body: Some(ErrorBody {
+                code: ErrorCode::parse(code),
+                message: "m".to_owned(),
+                field: None,
+            }),
+        };
+        let mut dialog = RefundDialog::open(&paid(1230, 0), attempt(1)).unwrap();
+        dialog.submit();
+        let first = dialog.confirm().unwrap();
+        dialog.answered(Err(refused("APPROVAL_REQUIRED")));
+        assert_eq!(dialog.stage, RefundStage::Approving(Fen(1230), None));
+
+        // A PIN that is not digits is refused before anything is sent.
+        dialog.manager = "店长".to_owned();
+        dialog.pin = "12ab".to_owned();
+        assert!(dialog.approval_request().is_none());
+        assert_eq!(
+            dialog.stage,
+            RefundStage::Approving(Fen(1230), Some(ApprovalProblem::Malformed))
+        );
+        // A wrong PIN comes back to the PIN, cleared.
+        dialog.pin = "123456".to_owned();
+        let request = dialog.approval_request().unwrap();
+        assert_eq!(request.manager, "店长");
+        assert_eq!(request.action, ApprovalAction::Refund);
+        assert_eq!(dialog.authorized(Err(refused("PIN_INCORRECT"))), None);
+        assert_eq!(
+            dialog.stage,
+            RefundStage::Approving(Fen(1230), Some(ApprovalProblem::Incorrect))
+        );
+        assert!(dialog.pin.is_empty());
+        dialog.pin = "123456".to_owned();
+        dialog.approval_request().unwrap();
+        dialog.authorized(Err(ApiFailure::Http {
+            status: 423,
+            body: Some(ErrorBody {
+                code: ErrorCode::PinLocked,
+                message: "locked".to_owned(),
+                field: None,
+            }),
+        }));
+        assert_eq!(
+            dialog.stage,
+            RefundStage::Approving(Fen(1230), Some(ApprovalProblem::Locked))
+        );
+        // The right PIN: the same refund attempt goes again, with the approval.
+        dialog.pin = "654321".to_owned();
+        dialog.approval_request().unwrap();
+        let (again, token) = dialog.authorized(Ok("pca_x".to_owned())).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(token, "pca_x");
+        assert_eq!(dialog.stage, RefundStage::Sending(Fen(1230)));
     }
 }

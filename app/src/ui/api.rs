@@ -1,19 +1,20 @@
 //! The only module that knows the proxy's URLs: JSON over `fetch`, with the terminal's bearer
 //! token and a timeout on every call.
 
-use paycode_api::books::{
-    BooksDayDetail, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
-};
 use paycode_api::{
-    APPROVAL_HEADER, Approval, ApprovalRequest, AttentionList, CreatePayment, CreateRefund,
-    DemoPairing, ErrorBody, Paired, PairingRequest, Payment, PaymentList, Refund, SettleRequest,
-    Settlement, TerminalInfo,
+    APPROVAL_HEADER, ApprovalRequest, CreatePayment, CreateRefund, DemoPairing, ErrorBody, Paired,
+    PairingRequest, Payment, PaymentList, Refund, TerminalInfo,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Request, RequestInit, Response};
+
+use paycode_api::books::{
+    BooksDayDetail, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
+};
+use paycode_api::{Approval, AttentionList, SettleRequest, Settlement};
 
 use crate::model::remote::ApiFailure;
 use crate::ui::browser;
@@ -32,24 +33,22 @@ async fn call<T: DeserializeOwned>(
     body: Option<String>,
     timeout_ms: u32,
 ) -> Result<T, ApiFailure> {
-    parse(&call_text(method, path, token, None, body, timeout_ms).await?)
+    approved_call(method, path, token, None, body, timeout_ms).await
 }
 
-/// [`call`] with a manager's approval (`Paycode-Approval`), when there is one.
+/// [`call`] with a manager's approval token in the `Paycode-Approval` header.
 async fn approved_call<T: DeserializeOwned>(
     method: &str,
     path: &str,
     token: Option<&str>,
     approval: Option<&str>,
     body: Option<String>,
+    timeout_ms: u32,
 ) -> Result<T, ApiFailure> {
-    parse(&call_text(method, path, token, approval, body, CALL_TIMEOUT_MS).await?)
-}
-
-fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ApiFailure> {
+    let text = call_text(method, path, token, approval, body, timeout_ms).await?;
     // A body that is not what the contract says is as good as no answer: the request may
     // have taken effect, so it is retried like a network failure.
-    serde_json::from_str(text).map_err(|_| ApiFailure::Network)
+    serde_json::from_str(&text).map_err(|_| ApiFailure::Network)
 }
 
 /// The body of a successful answer. Not generic, so the request and its error handling
@@ -176,8 +175,9 @@ pub async fn cancel_payment(token: &str, payment_id: &str) -> Result<Payment, Ap
     call("POST", &path, Some(token), None, CALL_TIMEOUT_MS).await
 }
 
-/// `POST /api/v1/payments/{id}/refunds`, with a manager's approval when the refund needs
-/// one (`approvals.refund_above_fen`).
+/// `POST /api/v1/payments/{id}/refunds`.
+/// `approval`: a manager's approval token, once the proxy asked for one
+/// (`APPROVAL_REQUIRED`).
 pub async fn create_refund(
     token: &str,
     payment_id: &str,
@@ -188,7 +188,35 @@ pub async fn create_refund(
         "/api/v1/payments/{}/refunds",
         browser::encode_component(payment_id)
     );
-    approved_call("POST", &path, Some(token), approval, Some(json(body))).await
+    approved_call(
+        "POST",
+        &path,
+        Some(token),
+        approval,
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// The one field of `paycode_api::Approval` the page uses: reading only it keeps the
+/// rest's deserializer out of the main bundle.
+#[derive(serde::Deserialize)]
+struct ApprovalToken {
+    approval: String,
+}
+
+/// `POST /api/v1/approvals`: a manager's name and PIN for an approval token (`pca_…`).
+pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<String, ApiFailure> {
+    let answer: ApprovalToken = call(
+        "POST",
+        "/api/v1/approvals",
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await?;
+    Ok(answer.approval)
 }
 
 /// `GET /api/v1/payments?date=…&terminal=…`; both optional (today, all terminals).
@@ -212,9 +240,12 @@ pub async fn list_payments(
     call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
 }
 
-/// `POST /api/v1/approvals`: a manager's PIN for one action; the answer's token goes on the
-/// approved request.
-pub async fn approve(token: &str, body: &ApprovalRequest) -> Result<Approval, ApiFailure> {
+/// `POST /api/v1/approvals`, read whole: the token and how often it works (the back office
+/// keeps a window approval for its next requests).
+pub async fn approve_for_window(
+    token: &str,
+    body: &ApprovalRequest,
+) -> Result<Approval, ApiFailure> {
     call(
         "POST",
         "/api/v1/approvals",
@@ -243,6 +274,25 @@ pub async fn books_status(token: &str) -> Result<BooksStatus, ApiFailure> {
     .await
 }
 
+/// A back-office request with the approval `approval`.
+async fn back_office<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: &str,
+    approval: &str,
+    body: Option<String>,
+) -> Result<T, ApiFailure> {
+    approved_call(
+        method,
+        path,
+        Some(token),
+        Some(approval),
+        body,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
 fn day_path(day: &str) -> String {
     format!("/api/v1/books/days/{}", browser::encode_component(day))
 }
@@ -253,7 +303,7 @@ pub async fn books_day(
     approval: &str,
     day: &str,
 ) -> Result<BooksDayDetail, ApiFailure> {
-    approved_call("GET", &day_path(day), Some(token), Some(approval), None).await
+    back_office("GET", &day_path(day), token, approval, None).await
 }
 
 /// `GET /api/v1/books/days/{date}/csv`: the day as CSV text.
@@ -284,14 +334,7 @@ pub async fn query_mismatch(
     approval: &str,
     id: &str,
 ) -> Result<MismatchQueried, ApiFailure> {
-    approved_call(
-        "POST",
-        &mismatch_path(id, "query"),
-        Some(token),
-        Some(approval),
-        None,
-    )
-    .await
+    back_office("POST", &mismatch_path(id, "query"), token, approval, None).await
 }
 
 /// `POST /api/v1/books/mismatches/{id}/explain`: close it with a note.
@@ -301,11 +344,11 @@ pub async fn explain_mismatch(
     id: &str,
     body: &ExplainMismatch,
 ) -> Result<MismatchEntry, ApiFailure> {
-    approved_call(
+    back_office(
         "POST",
         &mismatch_path(id, "explain"),
-        Some(token),
-        Some(approval),
+        token,
+        approval,
         Some(json(body)),
     )
     .await
@@ -313,14 +356,7 @@ pub async fn explain_mismatch(
 
 /// `GET /api/v1/needs-attention`: the store's payments whose outcome is unknown.
 pub async fn needs_attention(token: &str, approval: &str) -> Result<AttentionList, ApiFailure> {
-    approved_call(
-        "GET",
-        "/api/v1/needs-attention",
-        Some(token),
-        Some(approval),
-        None,
-    )
-    .await
+    back_office("GET", "/api/v1/needs-attention", token, approval, None).await
 }
 
 /// `POST /api/v1/payments/{id}/settle`: query WeChat now and settle from its verified answer.
@@ -334,5 +370,5 @@ pub async fn settle_payment(
         "/api/v1/payments/{}/settle",
         browser::encode_component(payment_id)
     );
-    approved_call("POST", &path, Some(token), Some(approval), Some(json(body))).await
+    back_office("POST", &path, token, approval, Some(json(body))).await
 }

@@ -1,6 +1,9 @@
-//! The manager's PIN dialog: a named manager types their PIN for one action
+//! Manager approvals in the app: a named manager types their PIN for one action
 //! (`POST /api/v1/approvals`); the proxy checks it (rate-limited, locked after repeated
 //! failures) and answers with the approval token the approved request carries.
+//! [`ApprovalForm`] is the one form that asks (the refund dialog's approving step shows it,
+//! and [`PinDialog`] shows it as a dialog of its own); [`ApprovalGate`] is how a back-office
+//! page asks for and keeps approvals.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +13,8 @@ use leptos::task::spawn_local;
 use paycode_api::{Approval, ApprovalAction, ApprovalRequest, ApprovalUses};
 
 use crate::model::books::failure_text;
-use crate::model::i18n::{Text, text};
+use crate::model::i18n::{Lang, Text, text};
+use crate::model::refund::ApprovalProblem;
 use crate::model::remote::ApiFailure;
 use crate::ui::context::{Ctx, Page, ctx};
 use crate::ui::{api, browser};
@@ -18,9 +22,83 @@ use crate::ui::{api, browser};
 /// The last manager name typed on this terminal, offered again next time.
 const MANAGER_KEY: &str = "paycode.manager";
 
-/// Asks for a manager's name and PIN for `action`; `on_approved` gets the approval,
-/// `on_cancel` runs when the dialog is closed without one. The one PIN dialog of the app:
-/// the back-office pages open it through [`ApprovalGate`].
+/// What to tell the manager when a PIN gave no approval.
+fn approval_problem_text(lang: Lang, problem: ApprovalProblem) -> String {
+    let key = match problem {
+        ApprovalProblem::Malformed => Text::PinMalformed,
+        ApprovalProblem::Incorrect => Text::PinIncorrect,
+        ApprovalProblem::Locked => Text::PinLocked,
+        ApprovalProblem::TooMany => Text::PinTooMany,
+        ApprovalProblem::WrongStore => Text::ManagerWrongStore,
+        ApprovalProblem::Other(message) => return message,
+    };
+    text(lang, key).to_owned()
+}
+
+/// The manager's name and PIN: the one form of the app that asks for an approval, in the
+/// refund dialog (its approving step) and in [`PinDialog`].
+#[component]
+pub fn ApprovalForm(
+    /// The first line: what needs the approval.
+    heading: String,
+    /// The line under it.
+    help: Text,
+    /// The name field.
+    manager: Signal<String>,
+    /// The name typed.
+    on_manager: Callback<String>,
+    /// The PIN field.
+    pin: Signal<String>,
+    /// The PIN typed.
+    on_pin: Callback<String>,
+    /// Why the last try gave no approval.
+    problem: Signal<Option<ApprovalProblem>>,
+    /// 授权.
+    on_submit: Callback<()>,
+    /// 关闭.
+    on_close: Callback<()>,
+) -> impl IntoView {
+    let lang = ctx().lang();
+    view! {
+        <form class="refund-form" data-testid="approval-form" on:submit=move |event| {
+            event.prevent_default();
+            on_submit.run(());
+        }>
+            <p class="confirm-line">{heading}</p>
+            <p class="muted">{text(lang, help)}</p>
+            <label for="approval-manager">{text(lang, Text::ManagerName)}</label>
+            <input
+                id="approval-manager"
+                type="text"
+                autocomplete="off"
+                data-testid="approval-manager"
+                prop:value=move || manager.get()
+                on:input=move |event| on_manager.run(event_target_value(&event))
+            />
+            <label for="approval-pin">{text(lang, Text::ManagerPin)}</label>
+            <input
+                id="approval-pin"
+                type="password"
+                inputmode="numeric"
+                autocomplete="off"
+                maxlength="12"
+                data-testid="approval-pin"
+                prop:value=move || pin.get()
+                on:input=move |event| on_pin.run(event_target_value(&event))
+            />
+            {move || problem.get().map(|problem| view! {
+                <p class="notice problem" role="alert" data-testid="approval-problem">{approval_problem_text(lang, problem)}</p>
+            })}
+            <div class="dialog-actions">
+                <button type="button" class="button secondary" on:click=move |_| on_close.run(())>{text(lang, Text::Close)}</button>
+                <button type="submit" class="button primary" data-testid="approval-submit">{text(lang, Text::ApprovalSubmit)}</button>
+            </div>
+        </form>
+    }
+}
+
+/// Asks for a manager's name and PIN for `action` in a dialog of its own ([`ApprovalForm`]);
+/// `on_approved` gets the approval, `on_cancel` runs when it is closed without one.
 #[component]
 pub fn PinDialog(
     /// What the approval is for.
@@ -35,14 +113,16 @@ pub fn PinDialog(
     let ctx = ctx();
     let manager = RwSignal::new(browser::load(MANAGER_KEY).unwrap_or_default());
     let pin = RwSignal::new(String::new());
-    let problem = RwSignal::new(None::<String>);
+    let problem = RwSignal::new(None::<ApprovalProblem>);
     let busy = RwSignal::new(false);
-    let submit = move |event: leptos::ev::SubmitEvent| {
-        event.prevent_default();
+    let submit = move || {
+        if busy.get_untracked() {
+            return;
+        }
         let name = manager.get_untracked().trim().to_owned();
         let code = pin.get_untracked().trim().to_owned();
-        if name.is_empty() || code.is_empty() {
-            problem.set(Some(text(ctx.lang(), Text::ManagerRequired).to_owned()));
+        if let Some(wrong) = ApprovalProblem::check(&name, &code) {
+            problem.set(Some(wrong));
             return;
         }
         let Some(token) = ctx.token() else { return };
@@ -56,7 +136,7 @@ pub fn PinDialog(
         busy.set(true);
         problem.set(None);
         spawn_local(async move {
-            let result = api::approve(&token, &body).await;
+            let result = api::approve_for_window(&token, &body).await;
             ctx.note(&result);
             // The dialog may be gone by now, its signals with it.
             let _ = busy.try_set(false);
@@ -67,49 +147,25 @@ pub fn PinDialog(
                     on_approved.run(approval);
                 }
                 Err(failure) => {
-                    let _ = problem.try_set(Some(failure_text(ctx.lang(), &failure)));
+                    let _ = problem.try_set(Some(ApprovalProblem::from_failure(&failure)));
                 }
             }
         });
     };
     view! {
         <div class="backdrop pin-backdrop">
-            <div class="dialog pin-dialog" role="dialog" aria-modal="true" aria-labelledby="pin-title" data-testid="pin-dialog">
-                <h2 id="pin-title">{move || text(ctx.lang(), Text::ApprovalTitle)}</h2>
-                <p class="muted">{move || text(ctx.lang(), why)}</p>
-                <form class="refund-form" on:submit=submit>
-                    <label for="pin-manager">{move || text(ctx.lang(), Text::ManagerName)}</label>
-                    <input
-                        id="pin-manager"
-                        type="text"
-                        autocomplete="off"
-                        data-testid="pin-manager"
-                        prop:value=move || manager.get()
-                        on:input=move |event| manager.set(event_target_value(&event))
-                    />
-                    <label for="pin-code">{move || text(ctx.lang(), Text::Pin)}</label>
-                    <input
-                        id="pin-code"
-                        type="password"
-                        inputmode="numeric"
-                        autocomplete="off"
-                        maxlength="12"
-                        data-testid="pin-code"
-                        prop:value=move || pin.get()
-                        on:input=move |event| pin.set(event_target_value(&event))
-                    />
-                    {move || problem.get().map(|message| view! {
-                        <p class="notice problem" role="alert" data-testid="pin-problem">{message}</p>
-                    })}
-                    <div class="dialog-actions">
-                        <button type="button" class="button secondary" on:click=move |_| on_cancel.run(())>
-                            {move || text(ctx.lang(), Text::Close)}
-                        </button>
-                        <button type="submit" class="button primary" data-testid="pin-submit" disabled=move || busy.get()>
-                            {move || text(ctx.lang(), Text::Approve)}
-                        </button>
-                    </div>
-                </form>
+            <div class="dialog pin-dialog" role="dialog" aria-modal="true" data-testid="pin-dialog">
+                <ApprovalForm
+                    heading=text(ctx.lang(), Text::ApprovalTitle).to_owned()
+                    help=why
+                    manager=manager.into()
+                    on_manager=Callback::new(move |value| manager.set(value))
+                    pin=pin.into()
+                    on_pin=Callback::new(move |value| pin.set(value))
+                    problem=problem.into()
+                    on_submit=Callback::new(move |()| submit())
+                    on_close=on_cancel
+                />
             </div>
         </div>
     }

@@ -408,7 +408,7 @@ async fn payment_list(
         }
     }
     if stores.len() > 1 {
-        records.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        records.sort_by_key(|record| std::cmp::Reverse(record.created_at));
     }
     let payments: Vec<Payment> = records
         .iter()

@@ -518,53 +518,6 @@ pub(super) fn i64_to_fen(value: i64, column: &'static str) -> Result<Fen, StoreE
     i64_to_u64(value, column).map(Fen)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(list: &str) -> Vec<String> {
-        let mut names: Vec<String> = list.split(',').map(|name| name.trim().to_owned()).collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn the_insert_and_update_column_lists_cover_every_column_once() {
-        let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
-        written.extend(names(PAYMENT_MUTABLE_COLUMNS));
-        written.extend(names(LEASE_COLUMNS));
-        written.sort();
-        assert_eq!(written, names(PAYMENT_COLUMNS));
-    }
-
-    #[test]
-    fn the_refund_columns_end_with_the_lease_columns() {
-        assert!(REFUND_COLUMNS.ends_with(LEASE_COLUMNS));
-    }
-
-    #[test]
-    fn the_settled_states_sql_matches_the_api_and_both_migrations() {
-        let settled: Vec<String> = PaymentState::ALL
-            .into_iter()
-            .filter(|state| state.is_settled())
-            .map(|state| format!("'{}'", state.as_str()))
-            .collect();
-        assert_eq!(SETTLED_STATES_SQL, format!("({})", settled.join(", ")));
-        for migration in [
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../migrations/postgres/0001_init.sql"),
-        ] {
-            assert!(migration.contains(&format!("WHERE state NOT IN {SETTLED_STATES_SQL}")));
-        }
-        for migration in [
-            include_str!("../../migrations/sqlite/0005_refund_queue.sql"),
-            include_str!("../../migrations/postgres/0005_refund_queue.sql"),
-        ] {
-            assert!(migration.contains(&format!("WHERE state IN {UNFINISHED_REFUND_STATES_SQL}")));
-        }
-    }
-}
-
 // ---- Manager approvals (migration 0011) ----
 
 /// Every column of `managers`, in the order the stores insert them.
@@ -618,4 +571,51 @@ pub(super) fn approved_action_from_row(row: &impl Columns) -> Result<ApprovedAct
 /// Milliseconds of `duration` for adding to a stored time.
 pub(super) fn duration_ms(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &str) -> Vec<String> {
+        let mut names: Vec<String> = list.split(',').map(|name| name.trim().to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_insert_and_update_column_lists_cover_every_column_once() {
+        let mut written = names(PAYMENT_IMMUTABLE_COLUMNS);
+        written.extend(names(PAYMENT_MUTABLE_COLUMNS));
+        written.extend(names(LEASE_COLUMNS));
+        written.sort();
+        assert_eq!(written, names(PAYMENT_COLUMNS));
+    }
+
+    #[test]
+    fn the_refund_columns_end_with_the_lease_columns() {
+        assert!(REFUND_COLUMNS.ends_with(LEASE_COLUMNS));
+    }
+
+    #[test]
+    fn the_settled_states_sql_matches_the_api_and_both_migrations() {
+        let settled: Vec<String> = PaymentState::ALL
+            .into_iter()
+            .filter(|state| state.is_settled())
+            .map(|state| format!("'{}'", state.as_str()))
+            .collect();
+        assert_eq!(SETTLED_STATES_SQL, format!("({})", settled.join(", ")));
+        for migration in [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/postgres/0001_init.sql"),
+        ] {
+            assert!(migration.contains(&format!("WHERE state NOT IN {SETTLED_STATES_SQL}")));
+        }
+        for migration in [
+            include_str!("../../migrations/sqlite/0005_refund_queue.sql"),
+            include_str!("../../migrations/postgres/0005_refund_queue.sql"),
+        ] {
+            assert!(migration.contains(&format!("WHERE state IN {UNFINISHED_REFUND_STATES_SQL}")));
+        }
+    }
 }

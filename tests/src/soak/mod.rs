@@ -181,8 +181,12 @@ pub async fn run(args: Args) -> bool {
         config.wechat.connect_timeout = timeout;
         config.wechat.read_timeout = timeout;
         config.wechat.micropay_read_timeout = timeout;
+        // Every refund is approved by a manager; a terminal refunds faster than a person
+        // types PINs.
+        config.approvals.checks_per_minute = 10_000;
     })
     .await;
+    let manager = rig.add_manager("soak-manager").await;
     rig.sim
         .set_slow_reply_delay(timeout + Duration::from_millis(200));
     rig.sim.set_refund_delay(Duration::from_secs(5));
@@ -278,7 +282,7 @@ pub async fn run(args: Args) -> bool {
         let count = per_terminal.min(options.payments.saturating_sub(index * per_terminal));
         let terminal = Terminal {
             name: format!("counter-{}", index + 1),
-            cashiers: vec![Cashier::new(&base, Some(token))],
+            cashiers: vec![manager.at(Cashier::new(&base, Some(token)))],
             scanner: scanner.clone(),
             figures: figures.clone(),
             stop_at,

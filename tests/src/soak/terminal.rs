@@ -17,6 +17,10 @@ use crate::cashier::{Cashier, new_attempt_id};
 use crate::reconcile::Observation;
 use crate::secrets::SecretScanner;
 
+/// How many approvals one soak refund asks for at most (each kill mid-request may use one
+/// up).
+const MAX_APPROVALS_PER_REFUND: usize = 5;
+
 /// One terminal's HTTP clients with its shared scanner and counters.
 pub(crate) struct Terminal {
     pub(crate) name: String,
@@ -37,13 +41,61 @@ impl Terminal {
         path: &str,
         body: Option<&Value>,
     ) -> Option<(StatusCode, Value)> {
+        self.call_approved(method, path, body, None).await
+    }
+
+    /// A refund as at the counter: the terminal's manager approves it (`POST /approvals`,
+    /// retried through kills like any call), then the refund goes with the approval. A
+    /// one-use approval may be used up by a request the proxy was killed in the middle of
+    /// (before the refund was stored): the manager is then asked again, as at a real
+    /// counter, a few times at most.
+    pub(crate) async fn refund(&self, path: &str, body: &Value) -> Option<(StatusCode, Value)> {
+        let approval = self.cashiers[0]
+            .approval_body("refund")
+            .expect("soak terminals have a manager");
+        let mut answer = None;
+        for _ in 0..MAX_APPROVALS_PER_REFUND {
+            let (status, reply) = self
+                .call(Method::POST, "/approvals", Some(&approval))
+                .await?;
+            if status != StatusCode::CREATED {
+                self.figures
+                    .anomaly(format!("{} POST /approvals → {status}: {reply}", self.name));
+                return Some((status, reply));
+            }
+            let token = reply["approval"].as_str().unwrap_or_default().to_owned();
+            let (status, reply) = self
+                .call_approved(Method::POST, path, Some(body), Some(&token))
+                .await?;
+            let used_up = status == StatusCode::FORBIDDEN && reply["code"] == "APPROVAL_REQUIRED";
+            answer = Some((status, reply));
+            if !used_up {
+                break;
+            }
+        }
+        answer
+    }
+
+    async fn call_approved(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        approval: Option<&str>,
+    ) -> Option<(StatusCode, Value)> {
         loop {
             if Instant::now() > self.stop_at {
                 return None;
             }
             let cashier = &self.cashiers[rand::thread_rng().gen_range(0..self.cashiers.len())];
             match cashier
-                .try_request(method.clone(), path, body, Duration::from_secs(10))
+                .try_request_approved(
+                    method.clone(),
+                    path,
+                    body,
+                    approval,
+                    Duration::from_secs(10),
+                )
                 .await
             {
                 Ok((reply, text)) => {
@@ -245,9 +297,8 @@ pub(crate) async fn drive_terminal(
                     .figures
                     .refunds_requested
                     .fetch_add(1, Ordering::Relaxed);
-                let Some((status, reply)) = terminal
-                    .call(Method::POST, &format!("{path}/refunds"), Some(&body))
-                    .await
+                let Some((status, reply)) =
+                    terminal.refund(&format!("{path}/refunds"), &body).await
                 else {
                     break;
                 };

@@ -2,16 +2,14 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use paycode_api::{
-    Approval, ApprovalAction, CreateRefund, Fen, Payment, PaymentList, PaymentState,
-};
+use paycode_api::{Fen, Payment, PaymentList, PaymentState};
 
 use crate::model::dates::shift_date;
 use crate::model::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
 use crate::model::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
 use crate::model::remote::ApiFailure;
 use crate::ui::api;
-use crate::ui::approval::PinDialog;
+use crate::ui::approval::ApprovalForm;
 use crate::ui::browser;
 use crate::ui::context::{ctx, new_attempt_id};
 
@@ -29,7 +27,8 @@ pub fn PaymentsPage() -> impl IntoView {
     let ctx = ctx();
     // `None` is "today" as the proxy's shop time zone defines it.
     let date = RwSignal::new(None::<String>);
-    let all_terminals = RwSignal::new(true);
+    // This terminal's payments; every terminal's is a manager action (docs/approvals.md).
+    let all_terminals = RwSignal::new(false);
     let loaded = RwSignal::new(Loaded::Loading);
     let dialog = RwSignal::new(None::<RefundDialog>);
     let generation = StoredValue::new(0u64);
@@ -228,7 +227,7 @@ fn problem_text(lang: Lang, problem: RefundProblem) -> String {
     }
 }
 
-/// The refund dialog: edit → confirm → send → result.
+/// The refund dialog: edit → confirm → send (→ a manager's PIN → send again) → result.
 #[component]
 pub(super) fn RefundDialogView(
     dialog: RwSignal<Option<RefundDialog>>,
@@ -246,9 +245,13 @@ pub(super) fn RefundDialogView(
             on_done.run(());
         }
     };
-    // The refund waiting for a manager's PIN, when the proxy asked for an approval.
-    let waiting = RwSignal::new(None::<(CreateRefund, ApiFailure)>);
-    let submit = move |request: CreateRefund, approval: Option<String>| {
+    let send = move || {
+        let Some(request) = dialog
+            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::confirm))
+            .flatten()
+        else {
+            return;
+        };
         let Some(payment_id) =
             dialog.with_untracked(|dialog| dialog.as_ref().map(|dialog| dialog.payment_id.clone()))
         else {
@@ -256,18 +259,8 @@ pub(super) fn RefundDialogView(
         };
         let Some(token) = ctx.token() else { return };
         spawn_local(async move {
-            let result =
-                api::create_refund(&token, &payment_id, &request, approval.as_deref()).await;
+            let result = api::create_refund(&token, &payment_id, &request, None).await;
             ctx.note(&result);
-            // Refunds above the configured amount need a manager: ask for the PIN, then send
-            // the same request (same idempotency key) again with the approval.
-            if approval.is_none()
-                && let Err(failure) = &result
-                && failure.needs_approval()
-            {
-                let _ = waiting.try_set(Some((request, failure.clone())));
-                return;
-            }
             // The page may be gone by now, its signals with it.
             let _ = dialog.try_update(|dialog| {
                 if let Some(dialog) = dialog {
@@ -276,13 +269,40 @@ pub(super) fn RefundDialogView(
             });
         });
     };
-    let send = move || {
-        if let Some(request) = dialog
-            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::confirm))
+    // The manager's name and PIN: an approval, then the same refund again with it.
+    let authorize = move || {
+        let Some(request) = dialog
+            .try_update(|dialog| dialog.as_mut().and_then(RefundDialog::approval_request))
             .flatten()
-        {
-            submit(request, None);
-        }
+        else {
+            return;
+        };
+        let Some(payment_id) =
+            dialog.with_untracked(|dialog| dialog.as_ref().map(|dialog| dialog.payment_id.clone()))
+        else {
+            return;
+        };
+        let Some(token) = ctx.token() else { return };
+        spawn_local(async move {
+            let approval = api::approve(&token, &request).await;
+            let Some((refund, approval)) = dialog
+                .try_update(|dialog| {
+                    dialog
+                        .as_mut()
+                        .and_then(|dialog| dialog.authorized(approval))
+                })
+                .flatten()
+            else {
+                return;
+            };
+            let result = api::create_refund(&token, &payment_id, &refund, Some(&approval)).await;
+            ctx.note(&result);
+            let _ = dialog.try_update(|dialog| {
+                if let Some(dialog) = dialog {
+                    dialog.answered(result);
+                }
+            });
+        });
     };
     let field = move |read: fn(&RefundDialog) -> String| {
         move || dialog.with(|dialog| dialog.as_ref().map(read).unwrap_or_default())
@@ -359,6 +379,22 @@ pub(super) fn RefundDialogView(
                     Some(RefundStage::Sending(amount)) => view! {
                         <p class="confirm-line" role="status">{format!("{} {amount}…", text(ctx.lang(), Text::RefundProcessing))}</p>
                     }.into_any(),
+                    Some(RefundStage::Approving(amount, problem)) => view! {
+                        <ApprovalForm
+                            heading=format!("{} · {amount}", text(ctx.lang(), Text::ApprovalTitle))
+                            help=Text::ApprovalHelp
+                            manager=Signal::derive(field(|dialog| dialog.manager.clone()))
+                            on_manager=Callback::new(move |value| dialog.update(|dialog| if let Some(dialog) = dialog { dialog.manager = value }))
+                            pin=Signal::derive(field(|dialog| dialog.pin.clone()))
+                            on_pin=Callback::new(move |value| dialog.update(|dialog| if let Some(dialog) = dialog { dialog.pin = value }))
+                            problem=Signal::stored(problem)
+                            on_submit=Callback::new(move |()| authorize())
+                            on_close=Callback::new(move |()| close())
+                        />
+                    }.into_any(),
+                    Some(RefundStage::Authorizing(_)) => view! {
+                        <p class="confirm-line" role="status">{format!("{}…", text(ctx.lang(), Text::ApprovalChecking))}</p>
+                    }.into_any(),
                     Some(RefundStage::Done(refund)) => view! {
                         <p class="confirm-line success" role="status" data-testid="refund-result">
                             {format!("{} {} · {}", text(ctx.lang(), Text::RefundDone), refund.amount_fen, refund_state_label(ctx.lang(), refund.state))}
@@ -381,22 +417,6 @@ pub(super) fn RefundDialogView(
                     None => ().into_any(),
                 }}
             </div>
-            {move || waiting.with(Option::is_some).then(|| view! {
-                <PinDialog
-                    action=ApprovalAction::Refund
-                    why=Text::ApprovalRefund
-                    on_approved=Callback::new(move |approval: Approval| {
-                        if let Some((request, _)) = waiting.try_update(Option::take).flatten() {
-                            submit(request, Some(approval.approval));
-                        }
-                    })
-                    on_cancel=Callback::new(move |()| {
-                        if let Some((_, failure)) = waiting.try_update(Option::take).flatten() {
-                            dialog.update(|dialog| if let Some(dialog) = dialog { dialog.answered(Err(failure)) });
-                        }
-                    })
-                />
-            })}
         </div>
     }
 }
