@@ -329,3 +329,293 @@ async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
         "{printed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_needs_attention_is_settled_by_the_runs_verified_query() {
+    // Arrange: every reverse fails, so the payment needs attention; its own recheck is an
+    // hour away. The customer never pays: WeChat auto-revokes the order.
+    let world = World::start_with(DEFAULT_SCALE, |config| {
+        config.payments.reverse_max_attempts = 2;
+        config.payments.attention_recheck_interval = Duration::from_secs(3600);
+    })
+    .await;
+    world.sim.inject_fault(
+        wxpay::codes::Api::Reverse,
+        wxpay::sim::Fault::Html5xx { status: 503 },
+        1000,
+    );
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    let stuck = world
+        .cashier
+        .wait_for(&payment, PaymentState::NeedsAttention)
+        .await;
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: the run's query found the order closed, and the machine's rule for that
+    // answer settled it, with an audit event naming the run.
+    let record = world.store.existing_payment(&stuck.id).await.unwrap();
+    assert_eq!(record.state, PaymentState::Cancelled, "{printed}");
+    let events = world.store.payment_events(&stuck.id).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.from_state, Some(PaymentState::NeedsAttention));
+    assert_eq!(last.to_state, PaymentState::Cancelled);
+    assert!(
+        last.detail.contains(&format!(
+            "the reconciliation of {day} for mch_id {}",
+            mch_id(&world)
+        )),
+        "{}",
+        last.detail
+    );
+    assert!(
+        printed.contains(&format!("queried {}", stuck.out_trade_no)),
+        "{printed}"
+    );
+    assert!(printed.contains("(changed)"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_run_waits_for_its_hour_leaves_a_claimed_day_and_runs_each_day_once() {
+    use paycode_proxy::books::{BusinessDay, daily};
+
+    // Arrange: yesterday (the proxy's clock, in the shop's offset) had no trade; its bill is
+    // ready at the simulator.
+    let world = World::start().await;
+    let books = reconcile::books_for(&world.config).await.unwrap();
+    let days = BusinessDay::default();
+    let today = days.day_of(Millis::now());
+    let yesterday = today.pred_opt().unwrap();
+    make_bill_ready(&world, yesterday);
+    let settings = daily::DailySettings::new(&world.config.books, "this-proxy");
+    let at =
+        |hh: u32, mm: u32| Millis(days.start_of(today).0 + i64::from(hh * 3600 + mm * 60) * 1000);
+    let store = world.store.as_ref();
+    let mch_id = mch_id(&world);
+
+    // Act / Assert: before 10:30 nothing runs; the wait ends at 10:30.
+    let wait = daily::tick(&books, &settings, at(10, 0)).await;
+    assert_eq!(wait, Duration::from_secs(30 * 60));
+    assert!(store.books_day(yesterday, &mch_id).await.unwrap().is_none());
+
+    // Another proxy holds the day's claim: this one leaves the day to it.
+    assert!(
+        store
+            .claim_books_run(yesterday, &mch_id, "other-proxy", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    daily::tick(&books, &settings, at(10, 31)).await;
+    assert!(store.books_day(yesterday, &mch_id).await.unwrap().is_none());
+
+    // The claim is handed back: this proxy runs the day, once.
+    store
+        .release_books_run(yesterday, &mch_id, "other-proxy")
+        .await
+        .unwrap();
+    let wait = daily::tick(&books, &settings, at(10, 32)).await;
+    let done = store.books_day(yesterday, &mch_id).await.unwrap().unwrap();
+    assert_eq!(done.status, DayStatus::Reconciled);
+    assert_eq!(done.run_by, "the daily run (this-proxy)");
+    assert_eq!(done.report.unwrap().bill_status, BillStatus::NoBillNoTrades);
+    assert_eq!(wait, Duration::from_secs(24 * 3600 - 2 * 60));
+    daily::tick(&books, &settings, at(11, 0)).await;
+    let again = store.books_day(yesterday, &mch_id).await.unwrap().unwrap();
+    assert_eq!(
+        again.run_at, done.run_at,
+        "a reconciled day is not run again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_order_marks_its_cancelled_payment_money_returned() {
+    // Arrange: the cashier cancels, the customer pays before the reverse, the reverse
+    // returns the money: the bill lists the order REVOKED. The record's mark is taken off,
+    // as for a payment whose reverse the proxy never saw succeed after a payment.
+    let world = World::start().await;
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    let waiting = world
+        .cashier
+        .wait_for(&payment, PaymentState::WaitingForCustomer)
+        .await;
+    world.cashier.cancel(&waiting.id).await;
+    world.sim.confirm_password(&payment.out_trade_no).unwrap();
+    let cancelled = world.cashier.settled(&payment).await;
+    assert_eq!(cancelled.state, PaymentState::Cancelled);
+    let store = world.store.as_ref();
+    let mut record = store.existing_payment(&payment.id).await.unwrap();
+    record.money_returned = false;
+    store
+        .update_payment(&record, "test: the mark taken off")
+        .await
+        .unwrap();
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+
+    // Act
+    let printed = reconcile_cli(&world, day).await;
+
+    // Assert: a mark, not a mismatch, written onto the record with an audit event.
+    let report = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(report.mismatches.is_empty(), "{printed}");
+    assert_eq!(report.marks.len(), 1, "{printed}");
+    assert_eq!(report.marks[0].out_trade_no, payment.out_trade_no);
+    let marked = store.existing_payment(&payment.id).await.unwrap();
+    assert!(marked.money_returned);
+    assert_eq!(marked.state, PaymentState::Cancelled);
+    let events = store.payment_events(&payment.id).await.unwrap();
+    assert!(
+        events
+            .last()
+            .unwrap()
+            .detail
+            .contains("lists the order REVOKED"),
+        "{events:#?}"
+    );
+    assert!(
+        printed.contains(&format!("marked {}", payment.out_trade_no)),
+        "{printed}"
+    );
+    // A re-run finds the mark already recorded and writes nothing.
+    let printed = reconcile_cli(&world, day).await;
+    assert!(!printed.contains("marked "), "{printed}");
+    assert_eq!(
+        store.payment_events(&payment.id).await.unwrap().len(),
+        events.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_across_midnight_is_carried_over_and_matched_on_the_next_days_bill() {
+    // Arrange: at the simulator, a payment created at 23:59:50 whose customer confirms at
+    // 00:00:05 (Beijing): WeChat dates it on the next day. The proxy stamps records with
+    // its own clock, not the simulator's, so its time of success is set to 23:59:59: a
+    // proxy clock a few seconds behind WeChat's, the case the carry-over exists for.
+    let world = World::start().await;
+    let day = sim_today(&world);
+    let next_day = day.succ_opt().unwrap();
+    let at = |date: NaiveDate, h: u32, m: u32, s: u32| {
+        date.and_hms_opt(h, m, s)
+            .and_then(|time| time.and_local_timezone(beijing()).single())
+            .expect("a time")
+            .to_utc()
+    };
+    world.sim.advance(
+        (at(day, 23, 59, 50) - world.sim.now())
+            .to_std()
+            .expect("the simulator is before 23:59:50"),
+    );
+    let payment = world.pay(Behaviour::PasswordWaits).await;
+    world
+        .cashier
+        .wait_for(&payment, PaymentState::WaitingForCustomer)
+        .await;
+    if let Ok(ahead) = (at(next_day, 0, 0, 5) - world.sim.now()).to_std() {
+        world.sim.advance(ahead);
+    }
+    world.sim.confirm_password(&payment.out_trade_no).unwrap();
+    let paid = world.cashier.wait_for(&payment, PaymentState::Paid).await;
+    let store = world.store.as_ref();
+    let mut record = store.existing_payment(&paid.id).await.unwrap();
+    record.settled_at = Some(Millis(at(day, 23, 59, 59).timestamp_millis()));
+    store
+        .update_payment(&record, "test: the proxy's clock 6 s behind")
+        .await
+        .unwrap();
+    make_bill_ready(&world, next_day);
+
+    // Act
+    reconcile_cli(&world, day).await;
+    let printed = reconcile_cli(&world, next_day).await;
+
+    // Assert: not a mismatch on either day; carried from the first to the second, and
+    // matched there.
+    let first = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(first.mismatches.is_empty(), "{first:#?}");
+    assert_eq!(first.carried_to_next_day.payments.len(), 1);
+    assert_eq!(
+        first.carried_to_next_day.payments[0].out_trade_no,
+        payment.out_trade_no
+    );
+    let second = store
+        .books_day(next_day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(second.mismatches.is_empty(), "{printed}");
+    assert_eq!(second.matched_payments, 1, "{printed}");
+    assert!(second.carried_to_next_day.payments.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_fails_is_an_error_and_never_replaces_a_reconciled_day() {
+    // Arrange: the day is reconciled once; then WeChat's bill download fails.
+    let world = World::start().await;
+    world.pay_and_settle(Behaviour::PasswordFree).await;
+    let day = sim_today(&world);
+    make_bill_ready(&world, day);
+    reconcile_cli(&world, day).await;
+    let reconciled = world
+        .store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap();
+    world.sim.inject_fault(
+        wxpay::codes::Api::DownloadBill,
+        wxpay::sim::Fault::Html5xx { status: 503 },
+        100,
+    );
+
+    // Act
+    let mut out = Vec::new();
+    let result = reconcile::run(
+        ReconcileArgs {
+            date: day,
+            account: Some("default".into()),
+        },
+        &world.config,
+        &mut out,
+    )
+    .await;
+
+    // Assert: the command fails, says so, and the stored day is untouched.
+    let printed = String::from_utf8(out).unwrap();
+    assert!(result.is_err(), "{printed}");
+    assert!(printed.contains("FAILED"), "{printed}");
+    let after = world
+        .store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, reconciled);
+    let unknown = reconcile::run(
+        ReconcileArgs {
+            date: day,
+            account: Some("nobody".into()),
+        },
+        &world.config,
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.to_string().contains("nobody"), "{unknown}");
+}

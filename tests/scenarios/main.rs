@@ -15,7 +15,8 @@
 //! - `leases`: two proxies on one PostgreSQL database; a payment taken over with a query.
 //! - `concurrency`: 200 terminals at once, and the 30/s micropay limit.
 //! - `books`: `paycode-proxy reconcile` against the simulator's bills: every mismatch class,
-//!   re-runs, bills not ready, no bill, a lost paid reply queried.
+//!   re-runs, bills not ready, no bill, a lost paid reply and a needs-attention payment
+//!   queried, the `REVOKED` mark, the carry-over across midnight, the daily run.
 //! - `bad_input`: what the API refuses, and that a refusal stores and sends nothing.
 //! - `shutdown`: calls in flight finish on shutdown; the next start resumes the rest.
 //! - `stores`: two direct merchants and a provider with two sub-merchants in one deployment:

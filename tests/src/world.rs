@@ -424,6 +424,8 @@ pub fn scaled_config(sim: &SimHandle, root: &Path, scale: f64) -> Config {
     let mut config = simulator_config(sim, &root.join("data"), scale);
     config.server.listen = "127.0.0.1:0".parse().expect("an address");
     config.server.app_dir = root.join("dist");
+    // The books' scenarios run reconciliation themselves, at the simulated time they choose.
+    config.books.daily_run = false;
     test_store::apply(&mut config.store);
     config
 }

@@ -2083,3 +2083,43 @@ async fn a_lost_paid_reply_charges_while_every_query_says_no_order() {
     assert_eq!(bill.rows[0].out_trade_no, no);
     assert_eq!(bill.rows[0].trade_state, "SUCCESS");
 }
+
+#[tokio::test]
+async fn a_payment_created_before_midnight_and_paid_after_is_on_the_next_days_bill() {
+    let beijing = wxpay::sim::clock::beijing();
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 28)
+        .and_then(|day| day.and_hms_opt(23, 59, 50))
+        .and_then(|time| time.and_local_timezone(beijing).single())
+        .expect("a time")
+        .to_utc();
+    let t = spawn_with(
+        Simulator::builder()
+            .merchant(APPID, MCH_ID, KEY)
+            .start_time(start),
+    )
+    .await;
+    let no = out_trade_no();
+    let code = auth_code_for(Behaviour::PasswordThenConfirm {
+        after: Duration::from_secs(15),
+    });
+    assert_business_fail(&t.micropay(&no, &code, 500).await, "USERPAYING");
+    // Two days later, at noon: both bills are ready.
+    t.sim.advance(Duration::from_secs(36 * 3600));
+    assert_eq!(get(&t.query(&no).await, "trade_state"), "SUCCESS");
+
+    let mut params = base(None);
+    params.insert("bill_date", "20261128");
+    let first_day = post_raw(
+        &t.client,
+        &t.url(Api::DownloadBill),
+        signed_xml(params, KEY, SignType::Md5),
+    )
+    .await
+    .expect("reply")
+    .params();
+    assert_eq!(get(&first_day, "return_msg"), "No Bill Exist");
+    let bill = download_bill(&t, "20261129", None).await;
+    assert_eq!(bill.rows.len(), 1);
+    assert_eq!(bill.rows[0].out_trade_no, no);
+    assert_eq!(bill.rows[0].trade_time, "2026-11-29 00:00:05");
+}

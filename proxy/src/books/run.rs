@@ -185,35 +185,24 @@ impl Books {
         };
         let bill = match self.download(day, account).await {
             Ok(bill) => bill,
+            Err(wxpay::Error::Protocol { return_msg }) if return_msg.contains(NO_BILL_EXIST) => {
+                BillInput::NoBill
+            }
+            Err(wxpay::Error::Protocol { return_msg }) if return_msg.contains(BILL_CREATING) => {
+                self.store
+                    .save_books_day(&attempt(DayStatus::WaitingForBill, return_msg.clone()), &[])
+                    .await?;
+                return Ok(RunOutcome::WaitingForBill { detail: return_msg });
+            }
             Err(error) => {
-                let wxpay::Error::Protocol { return_msg } = &error else {
-                    self.store
-                        .save_books_day(&attempt(DayStatus::Failed, error.to_string()), &[])
-                        .await?;
-                    return Err(RunError::Download {
-                        day,
-                        mch_id,
-                        source: error,
-                    });
-                };
-                if return_msg.contains(NO_BILL_EXIST) {
-                    BillInput::NoBill
-                } else if return_msg.contains(BILL_CREATING) {
-                    let detail = return_msg.clone();
-                    self.store
-                        .save_books_day(&attempt(DayStatus::WaitingForBill, detail.clone()), &[])
-                        .await?;
-                    return Ok(RunOutcome::WaitingForBill { detail });
-                } else {
-                    self.store
-                        .save_books_day(&attempt(DayStatus::Failed, error.to_string()), &[])
-                        .await?;
-                    return Err(RunError::Download {
-                        day,
-                        mch_id,
-                        source: error,
-                    });
-                }
+                self.store
+                    .save_books_day(&attempt(DayStatus::Failed, error.to_string()), &[])
+                    .await?;
+                return Err(RunError::Download {
+                    day,
+                    mch_id,
+                    source: error,
+                });
             }
         };
         let actor = Actor::Reconciliation {

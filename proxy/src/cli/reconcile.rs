@@ -59,7 +59,7 @@ pub enum ReconcileCommandError {
 
 /// The reconciliation service built from `config`, over a fresh store connection, for the
 /// command line (an engine that only verifies: it is never started).
-async fn books_for(config: &Config) -> Result<Books, ReconcileCommandError> {
+pub async fn books_for(config: &Config) -> Result<Books, ReconcileCommandError> {
     let store = crate::store::connect(&config.store).await?;
     let instance = Instance::new(&config.server);
     let accounts = Arc::new(AccountClients::build(config, &instance)?);

@@ -1548,6 +1548,23 @@ fn id_epoch_arrays(rows: &[(String, u64)]) -> Result<(Vec<String>, Vec<i64>), St
     Ok((ids, epochs))
 }
 
+/// The books' SQL as PostgreSQL takes it (`$n` placeholders).
+fn sql(text: &str) -> String {
+    books::numbered(text)
+}
+
+/// Claims a day's run on the database's clock (binds: day, mch_id, owner, duration in ms):
+/// free, lapsed or already the owner's.
+fn claim_books_run_sql() -> String {
+    format!(
+        "INSERT INTO books_runs (business_day, mch_id, owner, claimed_until) \
+         VALUES ($1, $2, $3, {NOW_MS} + $4) \
+         ON CONFLICT (business_day, mch_id) DO UPDATE SET owner = excluded.owner, \
+         claimed_until = excluded.claimed_until \
+         WHERE books_runs.claimed_until <= {NOW_MS} OR books_runs.owner = excluded.owner"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use paycode_api::payments::RefundState;
@@ -1616,21 +1633,4 @@ mod tests {
     fn placeholders_are_numbered_from_the_first() {
         assert_eq!(placeholders(3, 3), "$3, $4, $5");
     }
-}
-
-/// The books' SQL as PostgreSQL takes it (`$n` placeholders).
-fn sql(text: &str) -> String {
-    books::numbered(text)
-}
-
-/// Claims a day's run on the database's clock (binds: day, mch_id, owner, duration in ms):
-/// free, lapsed or already the owner's.
-fn claim_books_run_sql() -> String {
-    format!(
-        "INSERT INTO books_runs (business_day, mch_id, owner, claimed_until) \
-         VALUES ($1, $2, $3, {NOW_MS} + $4) \
-         ON CONFLICT (business_day, mch_id) DO UPDATE SET owner = excluded.owner, \
-         claimed_until = excluded.claimed_until \
-         WHERE books_runs.claimed_until <= {NOW_MS} OR books_runs.owner = excluded.owner"
-    )
 }

@@ -24,14 +24,14 @@ use crate::messages::{
 };
 
 /// Which of WeChat's two bill formats a merchant account receives (docs/books.md §1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum BillFormat {
     /// The settlement bill of merchants onboarded since 2018 (`应结订单金额`, `订单金额`,
-    /// `申请退款金额`, `特约商户号`, …): [`ALL_COLUMNS`], [`SUMMARY_COLUMNS`]. The default.
+    /// `申请退款金额`, `特约商户号`, …; `messages::ALL_COLUMNS`). The default.
     #[default]
     Settlement,
     /// The older bill (`总金额`, `子商户号`, the coupon columns under their older names, no
-    /// `订单金额`): [`LEGACY_COLUMNS`], [`LEGACY_SUMMARY_COLUMNS`].
+    /// `订单金额`; `messages::LEGACY_COLUMNS`).
     Legacy,
 }
 

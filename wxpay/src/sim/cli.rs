@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, Simulator};
+use super::{BillFormat, DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, Simulator};
 
 /// A faithful WeChat Pay API v2 simulator (micropay, query, reverse, refund, bills).
 #[derive(Clone, Debug, clap::Args)]
@@ -40,12 +40,24 @@ pub struct SimArgs {
     /// Least simulated seconds between two refund applications of one order (0: no limit).
     #[arg(long, default_value_t = 60)]
     pub refund_spacing_secs: u64,
+    /// The merchant's bill format: `settlement` (since 2018) or `legacy` (docs/books.md §1).
+    #[arg(long, value_enum, default_value_t = BillFormat::Settlement)]
+    pub bill_format: BillFormat,
+    /// When a day's bill is ready on the next day, `HH:MM` Beijing time (simulated clock).
+    #[arg(long, default_value = "10:00", value_parser = parse_time_of_day)]
+    pub bill_ready_at: chrono::NaiveTime,
+}
+
+fn parse_time_of_day(text: &str) -> Result<chrono::NaiveTime, String> {
+    chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|error| format!("HH:MM: {error}"))
 }
 
 /// Starts the simulator, prints its URLs and certificate files, and serves until Ctrl-C.
 pub async fn serve(args: SimArgs) -> Result<(), SimError> {
     let sim = Simulator::local(args.cert_dir)
         .merchant(args.appid, args.mch_id, args.key)
+        .bill_format(args.bill_format)
+        .bill_ready_at(args.bill_ready_at)
         .listen(args.listen)
         .backup_listen(args.backup_listen)
         .time_scale(args.time_scale)

@@ -392,3 +392,92 @@ fn random_digits(count: usize) -> String {
         .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::Simulator;
+
+    #[tokio::test]
+    async fn injections_refuse_what_cannot_be_and_record_nothing_then() {
+        let sim = Simulator::builder()
+            .merchant("wx1", "1000", "k1")
+            .merchant("wx2", "2000", "k2")
+            .provider("wx3", "3000", "k3", &["3001"])
+            .start()
+            .await
+            .expect("starts");
+        let unseen = |mch_id: Option<&str>, sub: Option<&str>, no: Option<&str>, fee| {
+            sim.inject_discrepancy(Injection::UnseenPayment {
+                mch_id: mch_id.map(str::to_owned),
+                sub_mch_id: sub.map(str::to_owned),
+                out_trade_no: no.map(str::to_owned),
+                total_fee: fee,
+            })
+        };
+        let first = unseen(None, None, Some("SAME"), 100).expect("the first merchant");
+        assert_eq!(first.mch_id, "1000");
+        assert_eq!(first.sub_mch_id, None);
+        unseen(Some("2000"), None, Some("SAME"), 100).expect("another merchant's books");
+        let sub = unseen(Some("3000"), Some("3001"), None, 100).expect("a sub-merchant's");
+        assert!(sub.out_trade_no.starts_with("EXT"), "{}", sub.out_trade_no);
+        let before = sim.injected_discrepancies().len();
+
+        let bad_request = |result: Result<Discrepancy, ControlError>| {
+            assert!(
+                matches!(result, Err(ControlError::BadRequest(_))),
+                "{result:?}"
+            );
+        };
+        bad_request(unseen(Some("9999"), None, None, 1));
+        bad_request(unseen(Some("3000"), None, None, 1));
+        bad_request(unseen(Some("3000"), Some("3999"), None, 1));
+        bad_request(unseen(Some("1000"), Some("3001"), None, 1));
+        bad_request(unseen(None, None, None, 0));
+        bad_request(unseen(None, None, Some("SAME"), 1));
+        bad_request(unseen(None, None, Some("not valid!"), 1));
+        bad_request(sim.inject_discrepancy(Injection::ForeignTrade {
+            mch_id: None,
+            sub_mch_id: None,
+            trade_type: "jsapi".into(),
+            total_fee: 1,
+        }));
+        let refund = |mch_id: Option<&str>, no: &str, fee| {
+            sim.inject_discrepancy(Injection::OutsideRefund {
+                mch_id: mch_id.map(str::to_owned),
+                out_trade_no: no.into(),
+                refund_fee: fee,
+            })
+        };
+        assert_eq!(
+            refund(None, "SAME", 1),
+            Err(ControlError::Ambiguous("SAME".into()))
+        );
+        assert_eq!(
+            refund(None, "NONE", 1),
+            Err(ControlError::NotFound("NONE".into()))
+        );
+        bad_request(refund(Some("1000"), "SAME", 101));
+        bad_request(sim.inject_discrepancy(Injection::AmountDifference {
+            mch_id: Some("1000".into()),
+            out_trade_no: "SAME".into(),
+            bill_total_fee: 100,
+        }));
+        assert_eq!(sim.injected_discrepancies().len(), before);
+
+        let refunded = refund(Some("1000"), "SAME", 100).expect("the whole amount");
+        assert_eq!(refunded.kind, DiscrepancyKind::OutsideRefund);
+        assert_eq!(refunded.bill_fee, 100);
+        let order = sim
+            .orders()
+            .into_iter()
+            .find(|order| order.mch_id == "1000")
+            .expect("the order");
+        assert_eq!(order.trade_state, "REFUND");
+        assert_eq!(
+            Some(order.refunds[0].out_refund_no.clone()),
+            refunded.out_refund_no
+        );
+        bad_request(refund(Some("1000"), "SAME", 1));
+    }
+}

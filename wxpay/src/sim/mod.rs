@@ -27,7 +27,9 @@
 //! Layout: [`clock`] (simulated time), [`behaviour`] (the customer table), `pki`
 //! (certificates), `server` (TLS accept loops and connection faults), `handlers` (one file
 //! per endpoint), `ledger` (the books), [`faults`] (injected faults), `control` (the JSON
-//! control API under `/_sim/`), `phone` (the customer phone page) and `bill` (CSV bills).
+//! control API under `/_sim/`), `phone` (the customer phone page), `bill` (the daily
+//! bills, both formats) and [`discrepancy`] (differences injected for reconciliation tests,
+//! docs/books.md §6).
 //!
 //! Two listeners (primary and backup, like `api.mch` and `api2.mch`) share one state. The
 //! control API is served on both, needs no client certificate, and has the same operations
@@ -152,6 +154,7 @@ pub struct Simulator {
     refund_delay: Duration,
     refund_spacing: Duration,
     bill_ready_at: chrono::NaiveTime,
+    demo_bill_format: BillFormat,
 }
 
 impl Simulator {
@@ -172,6 +175,7 @@ impl Simulator {
             refund_delay: Duration::from_secs(60),
             refund_spacing: DEFAULT_REFUND_SPACING,
             bill_ready_at: DEFAULT_BILL_READY_AT,
+            demo_bill_format: BillFormat::default(),
         }
     }
 
@@ -227,12 +231,13 @@ impl Simulator {
         self
     }
 
-    /// The bill format of the merchant (or provider) added last: [`BillFormat::Settlement`]
-    /// unless set here (docs/books.md §1). Call it right after [`Simulator::merchant`] or
-    /// [`Simulator::provider`].
+    /// The bill format of the merchant (or provider) added last, or of the demo merchant
+    /// when none is added: [`BillFormat::Settlement`] unless set here (docs/books.md §1).
+    /// Call it right after [`Simulator::merchant`] or [`Simulator::provider`].
     pub fn bill_format(mut self, format: BillFormat) -> Simulator {
-        if let Some(merchant) = self.merchants.last_mut() {
-            merchant.bill_format = format;
+        match self.merchants.last_mut() {
+            Some(merchant) => merchant.bill_format = format,
+            None => self.demo_bill_format = format,
         }
         self
     }
@@ -307,7 +312,7 @@ impl Simulator {
                 key: ApiKey::new(DEMO_API_KEY),
                 provider: false,
                 sub_mch_ids: Vec::new(),
-                bill_format: BillFormat::default(),
+                bill_format: self.demo_bill_format,
             });
         }
         let mut merchants: Vec<Merchant> = Vec::with_capacity(merchants_in.len());
