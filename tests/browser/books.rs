@@ -213,6 +213,15 @@ fn the_books_page_shows_the_differences_and_a_manager_acts_on_them() {
         ))
         .unwrap_or_default();
     assert!(note.contains("店长") && note.contains("网店订单"), "{note}");
+    // The day's chip counts one open difference now.
+    page.wait_for(
+        "the day's chip to count one open difference",
+        WAIT,
+        &format!(
+            "const chip = document.querySelector('[data-testid=day-chip][data-id=\"{day}\"]'); \
+             return chip && chip.innerText.includes('⚠ 1') ? true : null"
+        ),
+    );
     shot(&page, "books_explained");
 
     // Query the amount difference: WeChat confirms the payment, the bill's amount still

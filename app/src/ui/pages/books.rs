@@ -67,15 +67,29 @@ pub fn BooksPage() -> impl IntoView {
         }
     });
 
+    // An answered action: the mismatch as it stands now, and its day's open count.
     let replace = move |entry: MismatchEntry| {
         detail.update(|detail| {
-            let found = detail
-                .iter_mut()
-                .flat_map(|detail| detail.accounts.iter_mut())
-                .flat_map(|account| account.mismatches.iter_mut())
-                .find(|known| known.id == entry.id);
-            if let Some(known) = found {
-                *known = entry;
+            let Some(detail) = detail else { return };
+            for account in &mut detail.accounts {
+                let Some(known) = account
+                    .mismatches
+                    .iter_mut()
+                    .find(|known| known.id == entry.id)
+                else {
+                    continue;
+                };
+                *known = entry.clone();
+                let open = account
+                    .mismatches
+                    .iter()
+                    .filter(|known| known.status.is_open())
+                    .count() as u64;
+                for row in &mut detail.recent.days {
+                    if row.day == detail.day && row.mch_id == account.mch_id {
+                        row.open_mismatches = open;
+                    }
+                }
             }
         });
     };
