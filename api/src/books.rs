@@ -453,7 +453,7 @@ pub struct ExplainMismatch {
         schema(
             min_length = 1,
             max_length = 200,
-            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$"
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
         )
     )]
     pub note: String,

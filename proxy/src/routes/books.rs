@@ -404,11 +404,11 @@ async fn books_status(
 struct DaysQuery {
     /// The first day, `YYYY-MM-DD`; default: six days before `to`.
     #[serde(default)]
-    #[param(pattern = r"^\d{4}-\d{2}-\d{2}$", example = "2026-11-24")]
+    #[param(format = Date, example = "2026-11-24")]
     from: Option<String>,
     /// The last day, `YYYY-MM-DD`; default: yesterday in the shop's offset.
     #[serde(default)]
-    #[param(pattern = r"^\d{4}-\d{2}-\d{2}$", example = "2026-11-30")]
+    #[param(format = Date, example = "2026-11-30")]
     to: Option<String>,
 }
 
@@ -477,7 +477,7 @@ async fn books_days(
     path = "/books/days/{date}",
     tag = "books",
     params(
-        ("date" = String, Path, description = "The business day, YYYY-MM-DD", pattern = r"^\d{4}-\d{2}-\d{2}$", example = "2026-11-30"),
+        ("date" = String, Path, description = "The business day, YYYY-MM-DD", format = Date, example = "2026-11-30"),
         ("Paycode-Approval" = String, Header, description = "A books approval (pca_…)"),
     ),
     responses(
@@ -564,7 +564,7 @@ fn day_csv(detail: &BooksDayDetail) -> Result<Vec<u8>> {
     path = "/books/days/{date}/csv",
     tag = "books",
     params(
-        ("date" = String, Path, description = "The business day, YYYY-MM-DD", pattern = r"^\d{4}-\d{2}-\d{2}$", example = "2026-11-30"),
+        ("date" = String, Path, description = "The business day, YYYY-MM-DD", format = Date, example = "2026-11-30"),
         ("Paycode-Approval" = String, Header, description = "A books approval (pca_…)"),
     ),
     responses(
@@ -679,7 +679,8 @@ fn verdict_words(verdict: Verdict, payment: &PaymentRecord) -> String {
 
 /// "Query now": asks WeChat about the mismatch's order (orderquery; the record changes only
 /// from the verified reply, with an audit event naming the manager), then runs the day's
-/// reconciliation again against WeChat's bill and the fresh store. A mismatch the new run no
+/// reconciliation again against WeChat's bill and the fresh store (claimed in the database
+/// like the daily run, so never twice at once). A mismatch the new run no
 /// longer finds is `resolved_by_query`, with what WeChat said as its note; one it still
 /// finds stays open. A refund's state comes from the engine's own refund queries: "query
 /// now" on a refund mismatch runs the day again. Uses up a `books` approval.
@@ -729,22 +730,47 @@ async fn mismatch_query(
     } else {
         words.push("this store has no payment with that order number".to_owned());
     }
-    let outcome = state
-        .books
-        .reconcile_day(mismatch.day, account, &actor.to_string())
-        .await
-        .map_err(|error| ApiError::WechatNoAnswer {
+    // The day's run is claimed like the daily run's, so that it is not run twice at once
+    // across proxies; a run under way elsewhere answers for itself shortly.
+    let owner = format!("{} (query now)", state.instance.run_id);
+    let claimed = state
+        .store
+        .claim_books_run(
+            mismatch.day,
+            &account.mch_id,
+            &owner,
+            state.config.books.retry_after,
+        )
+        .await?;
+    if !claimed {
+        words.push("the day is being reconciled right now; query again shortly".to_owned());
+    }
+    let outcome = if claimed {
+        let outcome = state
+            .books
+            .reconcile_day(mismatch.day, account, &actor.to_string())
+            .await;
+        state
+            .store
+            .release_books_run(mismatch.day, &account.mch_id, &owner)
+            .await?;
+        Some(outcome.map_err(|error| ApiError::WechatNoAnswer {
             message: format!("the day could not be run again: {error}; try again shortly"),
-        })?;
+        })?)
+    } else {
+        None
+    };
     let still_open = match &outcome {
-        RunOutcome::Reconciled(run) => run
+        Some(RunOutcome::Reconciled(run)) => run
             .mismatches
             .iter()
             .any(|found| found.id == id && found.in_latest_run),
-        RunOutcome::WaitingForBill { .. } => true,
+        Some(RunOutcome::WaitingForBill { .. }) | None => true,
     };
     let message = if still_open {
-        words.push("the run still finds the difference".to_owned());
+        if outcome.is_some() {
+            words.push("the run still finds the difference".to_owned());
+        }
         words.join("; ")
     } else {
         words.push("the day's run no longer finds the difference".to_owned());
