@@ -420,7 +420,10 @@ fn config_toml(config: &Config) -> String {
          micropay_rate_per_second = {rate}\nmax_amount_fen = {max}\n\
          micropay_expire_after = {expire_after}\nexpire_skew_margin = {skew}\n\n\
          [leases]\nduration = {lease}\nrenew_interval = {renew}\n\
-         safety_margin = {safety}\nclaim_interval = {claim}\n",
+         safety_margin = {safety}\nclaim_interval = {claim}\n\n\
+         [approvals]\nrefund_above_fen = {refund_above}\nwindow = {window}\n\
+         lockout = {lockout}\nmax_failures = {max_failures}\n\
+         checks_per_minute = {checks}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
@@ -454,6 +457,12 @@ fn config_toml(config: &Config) -> String {
         renew = duration(config.leases.renew_interval),
         safety = duration(config.leases.safety_margin),
         claim = duration(config.leases.claim_interval),
+        refund_above = config.approvals.refund_above_fen.get(),
+        // Zero is allowed here: one action per approval.
+        window = text(&format!("{}ms", config.approvals.window.as_millis())),
+        lockout = duration(config.approvals.lockout),
+        max_failures = config.approvals.max_failures,
+        checks = config.approvals.checks_per_minute,
     );
     format!("{main}\n{accounts}")
 }
