@@ -1,11 +1,14 @@
 //! What a day's reconciliation found: the serialisable report the proxy stores and the
-//! back office shows (docs/books.md §3, §4).
+//! back office shows (docs/books.md §3, §4), and the bodies of the books HTTP API
+//! (`/api/v1/books/…`): the day list, a day's detail with each
+//! mismatch's id and status, the note that explains a mismatch, the banner's counts.
 
 use crate::money::Fen;
 use crate::payments::PaymentState;
 use serde::{Deserialize, Serialize};
 
 /// What the owner can do about a mismatch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerAction {
@@ -19,6 +22,7 @@ pub enum OwnerAction {
 }
 
 /// A difference between WeChat's bill and the store, in plain words.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MismatchClass {
@@ -66,6 +70,7 @@ impl MismatchClass {
 }
 
 /// One difference the owner must look at.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mismatch {
     /// Which kind.
@@ -93,6 +98,7 @@ pub struct Mismatch {
 }
 
 /// A fact the bill proves that moves no money, to be written onto the record.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
     /// The order.
@@ -110,6 +116,7 @@ pub struct Mark {
 
 /// A bill row Paycode never made: another trade type of the same merchant (JSAPI, NATIVE,
 /// …) or another sub-merchant of the same provider. Listed apart, never a mismatch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NotFromPaycode {
     /// `交易时间`.
@@ -133,6 +140,7 @@ pub struct NotFromPaycode {
 }
 
 /// Whether WeChat had a bill for the day.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BillStatus {
@@ -147,6 +155,7 @@ pub enum BillStatus {
 }
 
 /// Counts and sums of one side.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideTotals {
     /// Paid payments.
@@ -175,6 +184,7 @@ impl SideTotals {
 
 /// A store payment paid near the end of the day that the day's bill did not list, looked
 /// for again in the next day's bill.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CarriedPayment {
     /// The order.
@@ -188,6 +198,7 @@ pub struct CarriedPayment {
 }
 
 /// A store refund accepted near the end of the day that the day's bill did not list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CarriedRefund {
     /// The refund.
@@ -203,6 +214,7 @@ pub struct CarriedRefund {
 }
 
 /// What one day's run hands to the next day's run of the same account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarryOver {
     /// Paid here, not yet in a bill: a mismatch only if the next bill lacks them too.
@@ -217,6 +229,7 @@ pub struct CarryOver {
 }
 
 /// One day's reconciliation of one merchant account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayReport {
     /// The business day (`YYYY-MM-DD`).
@@ -247,4 +260,315 @@ pub struct DayReport {
     pub not_from_paycode: Vec<NotFromPaycode>,
     /// What the next day's run must look for.
     pub carried_to_next_day: CarryOver,
+}
+
+// ---------------------------------------------------------------------------------------
+// The books HTTP API (`/api/v1/books/…`): what the back office asks and is answered. Every
+// endpoint needs a manager or owner terminal and an approval for `books`.
+
+/// Where one day of one merchant account stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayStatus {
+    /// No reconciliation has run for the day yet (the day is not over, or the run has not
+    /// happened).
+    Unreconciled,
+    /// The run found that WeChat is still making the day's bill (`Bill Creating`); it is
+    /// retried later.
+    WaitingForBill,
+    /// A report is stored for the day.
+    Reconciled,
+    /// The last run failed (a download or store error other than "not ready"); it is
+    /// tried again, and `detail` says why.
+    Failed,
+}
+
+impl DayStatus {
+    /// The wire name, e.g. `waiting_for_bill`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayStatus::Unreconciled => "unreconciled",
+            DayStatus::WaitingForBill => "waiting_for_bill",
+            DayStatus::Reconciled => "reconciled",
+            DayStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One row of `GET /api/v1/books/days`: a day of one merchant account.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BooksDaySummary {
+    /// The business day (`YYYY-MM-DD`, in the shop's UTC offset).
+    pub day: String,
+    /// The account's `mch_id`.
+    pub mch_id: String,
+    /// Where the day stands.
+    pub status: DayStatus,
+    /// The store's side (payments paid and refunds accepted that day), once reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_totals: Option<SideTotals>,
+    /// The bill's side (Paycode's rows only), once reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill_totals: Option<SideTotals>,
+    /// Whether there was a bill, once reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill_status: Option<BillStatus>,
+    /// Mismatches still open (neither resolved, explained, refunded nor cleared).
+    pub open_mismatches: u64,
+    /// Why the run waits or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `GET /api/v1/books/days?from=D&to=D`: the days from `from` to `to` (inclusive), newest
+/// first, one row per day and merchant account of the caller's store (every store's for an
+/// owner terminal).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BooksDayList {
+    /// The first day (`YYYY-MM-DD`).
+    pub from: String,
+    /// The last day (`YYYY-MM-DD`).
+    pub to: String,
+    /// The rows.
+    pub days: Vec<BooksDaySummary>,
+}
+
+/// Where a mismatch stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MismatchStatus {
+    /// Nobody has settled it yet: the owner must look at it.
+    Open,
+    /// A query to WeChat ("query now") settled the record from WeChat's verified reply,
+    /// and the two sides now agree.
+    ResolvedByQuery,
+    /// A manager closed it with a note saying why it is not a problem.
+    Explained,
+    /// The customer's money was given back with a real refund.
+    Refunded,
+    /// A later run of the same day no longer found it: the store or the bill changed.
+    Cleared,
+}
+
+impl MismatchStatus {
+    /// The wire name, e.g. `resolved_by_query`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MismatchStatus::Open => "open",
+            MismatchStatus::ResolvedByQuery => "resolved_by_query",
+            MismatchStatus::Explained => "explained",
+            MismatchStatus::Refunded => "refunded",
+            MismatchStatus::Cleared => "cleared",
+        }
+    }
+
+    /// Whether the owner still has to act.
+    pub fn is_open(self) -> bool {
+        self == MismatchStatus::Open
+    }
+}
+
+/// A stored mismatch: what the run found ([`Mismatch`]), its id for the actions, and where
+/// it stands now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MismatchEntry {
+    /// The id the actions take (`POST /api/v1/books/mismatches/{id}/…`).
+    pub id: String,
+    /// Where it stands.
+    pub status: MismatchStatus,
+    /// What the run found.
+    pub mismatch: Mismatch,
+    /// The store's payment the mismatch is about, if the store has it: its id for the
+    /// refund (`POST /api/v1/payments/{id}/refunds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// What the owner can do now: the class's actions while open, none once settled.
+    pub actions: Vec<OwnerAction>,
+    /// The manager's note, for an explained mismatch; for one resolved by query, what
+    /// WeChat's verified reply said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who settled it: the approving manager and terminal, or the run that did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_by: Option<String>,
+    /// When it was settled (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<String>,
+}
+
+/// One merchant account's part of `GET /api/v1/books/days/{date}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDay {
+    /// The account's `mch_id`.
+    pub mch_id: String,
+    /// Where the day stands for this account.
+    pub status: DayStatus,
+    /// Why the run waits or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The stored report, once reconciled. Its `mismatches` are as the run found them;
+    /// [`AccountDay::mismatches`] has the same items with their ids and statuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<DayReport>,
+    /// The report's mismatches, each with its id and status, in the report's order.
+    pub mismatches: Vec<MismatchEntry>,
+    /// When the report was stored (RFC 3339, UTC), once reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_at: Option<String>,
+}
+
+/// `GET /api/v1/books/days/{date}`: the day of every merchant account of the caller's
+/// store (every store's for an owner terminal), and the week before it, so that one
+/// approval shows a page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BooksDayDetail {
+    /// The business day (`YYYY-MM-DD`).
+    pub day: String,
+    /// One entry per merchant account.
+    pub accounts: Vec<AccountDay>,
+    /// The seven days ending with `day`, as `GET /api/v1/books/days` lists them.
+    pub recent: BooksDayList,
+}
+
+/// The longest note [`ExplainMismatch`] takes, in characters.
+pub const MAX_NOTE_CHARS: usize = 200;
+
+/// The body of `POST /api/v1/books/mismatches/{id}/explain`: closes an open mismatch with
+/// a note saying why it is not a problem. Moves no money.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainMismatch {
+    /// Why the difference is not a problem: 1 to 200 characters, not only spaces, no
+    /// control characters; otherwise 400 `INVALID_REQUEST` naming `note`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
+    pub note: String,
+}
+
+/// Why a note was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoteError {
+    /// Empty, or only spaces.
+    #[error("write a note saying why the difference is not a problem")]
+    Empty,
+    /// Longer than [`MAX_NOTE_CHARS`].
+    #[error("must be at most 200 characters")]
+    TooLong,
+    /// A control character (a line break, a tab).
+    #[error("must not contain control characters such as line breaks")]
+    ControlCharacter,
+}
+
+impl ExplainMismatch {
+    /// The field [`ExplainMismatch::check`]'s errors name.
+    pub const FIELD: &'static str = "note";
+
+    /// Checks the note: what the proxy refuses, the app refuses before sending.
+    pub fn check(&self) -> Result<(), NoteError> {
+        if self.note.trim().is_empty() {
+            Err(NoteError::Empty)
+        } else if self.note.chars().count() > MAX_NOTE_CHARS {
+            Err(NoteError::TooLong)
+        } else if self.note.chars().any(char::is_control) {
+            Err(NoteError::ControlCharacter)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The answer to `POST /api/v1/books/mismatches/{id}/query`: WeChat was asked about the
+/// order (or refund) and the record was settled from its verified reply only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MismatchQueried {
+    /// The mismatch as it stands after the query: `resolved_by_query` when the two sides
+    /// now agree, still `open` otherwise.
+    pub mismatch: MismatchEntry,
+    /// What WeChat's verified reply said, in plain words (`WeChat says the order is paid;
+    /// the payment is now paid`).
+    pub message: String,
+}
+
+/// `GET /api/v1/books/status`: what the manager terminal's banner says, and the day the 对账
+/// page opens on. Counts only, so a manager or owner terminal reads it without an approval.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BooksStatus {
+    /// The last finished business day (`YYYY-MM-DD`): yesterday in the shop's UTC offset,
+    /// the day the 对账 page opens on.
+    pub last_day: String,
+    /// Finished days of the last week (`YYYY-MM-DD`, oldest first) on which the store took
+    /// payments but some account of the store has no stored report.
+    pub unreconciled_days: Vec<String>,
+    /// Open mismatches over every stored day of the store.
+    pub open_mismatches: u64,
+}
+
+impl BooksStatus {
+    /// Whether the banner shows.
+    pub fn needs_attention(&self) -> bool {
+        !self.unreconciled_days.is_empty() || self.open_mismatches > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_is_one_to_two_hundred_characters_without_control_characters() {
+        let note = |text: &str| ExplainMismatch {
+            note: text.to_owned(),
+        };
+        assert_eq!(note("").check(), Err(NoteError::Empty));
+        assert_eq!(note("   ").check(), Err(NoteError::Empty));
+        assert_eq!(note("顾客当场退了现金").check(), Ok(()));
+        assert_eq!(note(&"账".repeat(200)).check(), Ok(()));
+        assert_eq!(note(&"账".repeat(201)).check(), Err(NoteError::TooLong));
+        assert_eq!(note("a\nb").check(), Err(NoteError::ControlCharacter));
+        let refused: Result<ExplainMismatch, _> = serde_json::from_str(r#"{"note":"x","extra":1}"#);
+        assert!(refused.is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn statuses_serialise_as_their_wire_names() {
+        for status in [
+            MismatchStatus::Open,
+            MismatchStatus::ResolvedByQuery,
+            MismatchStatus::Explained,
+            MismatchStatus::Refunded,
+            MismatchStatus::Cleared,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
+        }
+        for status in [
+            DayStatus::Unreconciled,
+            DayStatus::WaitingForBill,
+            DayStatus::Reconciled,
+            DayStatus::Failed,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
+        }
+    }
 }

@@ -140,6 +140,8 @@ string_codes! {
         RefundNotFound = "REFUND_NOT_FOUND",
         /// 404: no such terminal.
         TerminalNotFound = "TERMINAL_NOT_FOUND",
+        /// 404: no such mismatch in the terminal's books.
+        MismatchNotFound = "MISMATCH_NOT_FOUND",
         /// 405: the path exists but not with this method.
         MethodNotAllowed = "METHOD_NOT_ALLOWED",
         /// 409: an attempt id reused for a different request.
@@ -156,6 +158,8 @@ string_codes! {
         PaymentNotPaid = "PAYMENT_NOT_PAID",
         /// 409: only a payment that needs attention can be settled.
         PaymentNotInAttention = "PAYMENT_NOT_IN_ATTENTION",
+        /// 409: the mismatch is no longer open (resolved, explained, refunded or cleared).
+        MismatchSettled = "MISMATCH_SETTLED",
         /// 409: the terminal's store is disabled and takes no new payments (the message
         /// names the store); its payments in progress finish and can still be refunded.
         StoreDisabled = "STORE_DISABLED",
@@ -185,7 +189,9 @@ impl ErrorCode {
             InvalidRequest | InvalidJson | InvalidAmount | PairingCodeInvalid => 400,
             Unauthorized => 401,
             RoleRequired | ApprovalRequired | PinIncorrect | ManagerWrongStore => 403,
-            NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound => 404,
+            NotFound | PaymentNotFound | RefundNotFound | TerminalNotFound | MismatchNotFound => {
+                404
+            }
             MethodNotAllowed => 405,
             IdempotencyConflict
             | ConcurrentChange
@@ -194,7 +200,8 @@ impl ErrorCode {
             | PaymentAlreadyPaid
             | PaymentNotPaid
             | StoreDisabled
-            | PaymentNotInAttention => 409,
+            | PaymentNotInAttention
+            | MismatchSettled => 409,
             BodyTooLarge => 413,
             UnsupportedMediaType => 415,
             PinLocked => 423,

@@ -9,7 +9,8 @@
 //!   parser used for cashier input.
 //! - [`auth_code`]: [`AuthCode`], a scanned WeChat Pay payment code, never a number.
 //! - [`payments`]: the payment and refund bodies and states.
-//! - [`books`]: what a day's reconciliation found ([`books::DayReport`]).
+//! - [`books`]: what a day's reconciliation found ([`books::DayReport`]) and the books
+//!   HTTP API's bodies (day list, day detail, mismatch statuses, [`books::ExplainMismatch`]).
 //! - [`session`]: the calling terminal and demo-mode pairing.
 //! - [`approvals`]: terminal roles and manager approvals ([`Role`], [`ApprovalRequest`],
 //!   [`Approval`]).

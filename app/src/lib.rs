@@ -14,9 +14,11 @@
 //!   key listener, the shared context, and the Leptos views (the root `App`, components and
 //!   pages).
 //!
-//! Two binaries: `paycode-app` (`main.rs`, the page) and `paycode-camera`
+//! Three binaries: `paycode-app` (`main.rs`, the page), `paycode-camera`
 //! (`bin/paycode-camera`: the camera, its decoder choice and frame loop, a wasm module of its
-//! own that the page fetches only when a camera reader opens).
+//! own that the page fetches only when a camera reader opens) and `paycode-backoffice`
+//! (`bin/paycode-backoffice`: the 对账 and 待处理 pages, a module the page imports only when a
+//! manager opens one of them).
 
 pub mod model;
 
@@ -29,3 +31,7 @@ pub use ui::app::App;
 /// Small wrappers over browser APIs, shared with the camera bundle (`src/bin/paycode-camera`).
 #[cfg(target_arch = "wasm32")]
 pub use ui::browser;
+
+/// The back-office pages, for the back-office bundle (`src/bin/paycode-backoffice`).
+#[cfg(target_arch = "wasm32")]
+pub use ui::office as back_office;

@@ -256,6 +256,53 @@ impl Demo {
             .clone()
     }
 
+    /// `POST {sim}/_sim/{path}` with `body` (the simulator's control API); its answer.
+    pub fn sim_post(&self, path: &str, body: Value) -> Value {
+        self.client
+            .post(format!("{}/_sim/{path}", self.sim_url))
+            .json(&body)
+            .send()
+            .and_then(|response| response.error_for_status())
+            .and_then(|response| response.json())
+            .unwrap_or_else(|error| panic!("the simulator takes {path}: {error}"))
+    }
+
+    /// Runs `paycode-proxy reconcile --date day` against the demo's database and simulator,
+    /// as an administrator would; returns what it printed.
+    pub fn reconcile(&self, day: &str) -> String {
+        let config = self.data_dir.join("reconcile.toml");
+        let ca = self.data_dir.join("sim-certs").join("ca.pem");
+        assert!(ca.is_file(), "the simulator's CA is at {}", ca.display());
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\ndata_dir = \"{}\"\n\n\
+                 [wechat]\nappid = \"{}\"\nmch_id = \"{}\"\napi_key = \"{}\"\n\
+                 primary_url = \"{}\"\nextra_ca_pem = \"{}\"\n",
+                self.data_dir.display(),
+                wxpay::sim::DEMO_APPID,
+                wxpay::sim::DEMO_MCH_ID,
+                wxpay::sim::DEMO_API_KEY,
+                self.sim_url,
+                ca.display()
+            ),
+        )
+        .expect("a configuration file");
+        let output = Command::new(paycode_tests::binary::proxy_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(["reconcile", "--date", day])
+            .output()
+            .expect("paycode-proxy reconcile runs");
+        let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "reconcile failed: {printed}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        printed
+    }
+
     /// A fresh payment code for a behaviour row (`password_free`, `password_waits`, …).
     pub fn code(&self, behaviour: &str) -> String {
         let reply: Value = self

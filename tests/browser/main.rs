@@ -7,6 +7,7 @@
 //! one demo each); every final state is saved as a screenshot under
 //! `<target dir>/browser-screenshots/`.
 
+mod books;
 mod camera;
 mod demo;
 mod scanners;

@@ -31,6 +31,7 @@
 mod approvals;
 mod bad_input;
 mod books;
+mod books_api;
 mod cancel;
 mod closing;
 mod concurrency;

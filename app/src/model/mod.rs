@@ -10,6 +10,8 @@
 //! - [`digits`]: decimal digits of any script read as ASCII (full-width IME input).
 //! - [`checkout`]: the checkout state machine, which returns effects for the glue to run.
 //! - [`refund`]: the refund dialog's steps.
+//! - [`books`]: the back office's words and decisions (对账, needs attention, the PIN).
+//! - [`books_html`]: the back office's read-only views as escaped HTML text.
 //! - [`remote`]: what a failed call to the proxy means.
 //! - [`settings`]: stored settings and keys.
 //! - [`i18n`]: every text in Chinese and English (failure copy comes from
@@ -18,6 +20,8 @@
 //! - [`pairing`]: the one-time pairing code in a pairing QR code's address.
 
 pub mod amount;
+pub mod books;
+pub mod books_html;
 pub mod camera;
 pub mod checkout;
 pub mod dates;

@@ -64,6 +64,32 @@ pub enum ApprovalProblem {
     Other(String),
 }
 
+impl ApprovalProblem {
+    /// What is wrong with a typed manager name and PIN before sending them: a name is
+    /// needed, and a PIN is 4 to 12 digits.
+    pub fn check(manager: &str, pin: &str) -> Option<ApprovalProblem> {
+        let pin = pin.trim();
+        let digits = (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit());
+        (!digits || manager.trim().is_empty()).then_some(ApprovalProblem::Malformed)
+    }
+
+    /// Why `POST /approvals` gave no approval.
+    pub fn from_failure(failure: &ApiFailure) -> ApprovalProblem {
+        match failure.code() {
+            Some(ErrorCode::PinIncorrect) => ApprovalProblem::Incorrect,
+            Some(ErrorCode::PinLocked) => ApprovalProblem::Locked,
+            Some(ErrorCode::TooManyRequests) => ApprovalProblem::TooMany,
+            Some(ErrorCode::ManagerWrongStore) => ApprovalProblem::WrongStore,
+            Some(code) => ApprovalProblem::Other(
+                failure
+                    .message()
+                    .map_or_else(|| code.to_string(), str::to_owned),
+            ),
+            None => ApprovalProblem::Other("NETWORK".to_owned()),
+        }
+    }
+}
+
 /// Where the dialog is.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RefundStage {
@@ -189,12 +215,11 @@ impl RefundDialog {
         let RefundStage::Approving(amount, _) = self.stage else {
             return None;
         };
-        let pin = self.pin.trim().to_owned();
-        let digits = (4..=12).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit());
-        if !digits || self.manager.trim().is_empty() {
-            self.stage = RefundStage::Approving(amount, Some(ApprovalProblem::Malformed));
+        if let Some(problem) = ApprovalProblem::check(&self.manager, &self.pin) {
+            self.stage = RefundStage::Approving(amount, Some(problem));
             return None;
         }
+        let pin = self.pin.trim().to_owned();
         self.stage = RefundStage::Authorizing(amount);
         let reason = self.reason.trim();
         Some(ApprovalRequest {
@@ -222,19 +247,8 @@ impl RefundDialog {
                 Some((self.request(amount), approval))
             }
             Err(failure) => {
-                let problem = match failure.code() {
-                    Some(ErrorCode::PinIncorrect) => ApprovalProblem::Incorrect,
-                    Some(ErrorCode::PinLocked) => ApprovalProblem::Locked,
-                    Some(ErrorCode::TooManyRequests) => ApprovalProblem::TooMany,
-                    Some(ErrorCode::ManagerWrongStore) => ApprovalProblem::WrongStore,
-                    Some(code) => ApprovalProblem::Other(
-                        failure
-                            .message()
-                            .map_or_else(|| code.to_string(), str::to_owned),
-                    ),
-                    None => ApprovalProblem::Other("NETWORK".to_owned()),
-                };
-                self.stage = RefundStage::Approving(amount, Some(problem));
+                self.stage =
+                    RefundStage::Approving(amount, Some(ApprovalProblem::from_failure(&failure)));
                 None
             }
         }

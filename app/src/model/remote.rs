@@ -58,6 +58,12 @@ impl ApiFailure {
         }
     }
 
+    /// The request needs a (new) manager approval: none was sent, or the one sent was used
+    /// up, expired or is for another terminal or action (`APPROVAL_REQUIRED`).
+    pub fn needs_approval(&self) -> bool {
+        matches!(self.code(), Some(ErrorCode::ApprovalRequired))
+    }
+
     /// The field the proxy named as wrong, if any.
     pub fn field(&self) -> Option<&str> {
         match self {
@@ -100,5 +106,7 @@ mod tests {
             Some(&ErrorCode::IdempotencyConflict)
         );
         assert_eq!(ApiFailure::Network.code(), None);
+        assert!(http(403, "APPROVAL_REQUIRED").needs_approval());
+        assert!(!http(403, "ROLE_REQUIRED").needs_approval());
     }
 }

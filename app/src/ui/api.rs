@@ -11,6 +11,11 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Request, RequestInit, Response};
 
+use paycode_api::books::{
+    BooksDayDetail, BooksStatus, ExplainMismatch, MismatchEntry, MismatchQueried,
+};
+use paycode_api::{Approval, AttentionList, SettleRequest, Settlement};
+
 use crate::model::remote::ApiFailure;
 use crate::ui::browser;
 
@@ -233,4 +238,137 @@ pub async fn list_payments(
         format!("/api/v1/payments?{}", query.join("&"))
     };
     call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}
+
+/// `POST /api/v1/approvals`, read whole: the token and how often it works (the back office
+/// keeps a window approval for its next requests).
+pub async fn approve_for_window(
+    token: &str,
+    body: &ApprovalRequest,
+) -> Result<Approval, ApiFailure> {
+    call(
+        "POST",
+        "/api/v1/approvals",
+        Some(token),
+        Some(json(body)),
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// `GET /api/v1/payments/{id}`, at once (for the refund dialog of a mismatch's payment).
+pub async fn payment(token: &str, payment_id: &str) -> Result<Payment, ApiFailure> {
+    let path = format!("/api/v1/payments/{}", browser::encode_component(payment_id));
+    call("GET", &path, Some(token), None, CALL_TIMEOUT_MS).await
+}
+
+/// `GET /api/v1/books/status`: the banner's counts (manager and owner terminals).
+pub async fn books_status(token: &str) -> Result<BooksStatus, ApiFailure> {
+    call(
+        "GET",
+        "/api/v1/books/status",
+        Some(token),
+        None,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+/// A back-office request with the approval `approval`.
+async fn back_office<T: DeserializeOwned>(
+    method: &str,
+    path: &str,
+    token: &str,
+    approval: &str,
+    body: Option<String>,
+) -> Result<T, ApiFailure> {
+    approved_call(
+        method,
+        path,
+        Some(token),
+        Some(approval),
+        body,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+fn day_path(day: &str) -> String {
+    format!("/api/v1/books/days/{}", browser::encode_component(day))
+}
+
+/// `GET /api/v1/books/days/{date}`: every account's report of the day, with statuses.
+pub async fn books_day(
+    token: &str,
+    approval: &str,
+    day: &str,
+) -> Result<BooksDayDetail, ApiFailure> {
+    back_office("GET", &day_path(day), token, approval, None).await
+}
+
+/// `GET /api/v1/books/days/{date}/csv`: the day as CSV text.
+pub async fn books_day_csv(token: &str, approval: &str, day: &str) -> Result<String, ApiFailure> {
+    let path = format!("{}/csv", day_path(day));
+    call_text(
+        "GET",
+        &path,
+        Some(token),
+        Some(approval),
+        None,
+        CALL_TIMEOUT_MS,
+    )
+    .await
+}
+
+fn mismatch_path(id: &str, action: &str) -> String {
+    format!(
+        "/api/v1/books/mismatches/{}/{action}",
+        browser::encode_component(id)
+    )
+}
+
+/// `POST /api/v1/books/mismatches/{id}/query`: ask WeChat now; settled from its verified
+/// reply only.
+pub async fn query_mismatch(
+    token: &str,
+    approval: &str,
+    id: &str,
+) -> Result<MismatchQueried, ApiFailure> {
+    back_office("POST", &mismatch_path(id, "query"), token, approval, None).await
+}
+
+/// `POST /api/v1/books/mismatches/{id}/explain`: close it with a note.
+pub async fn explain_mismatch(
+    token: &str,
+    approval: &str,
+    id: &str,
+    body: &ExplainMismatch,
+) -> Result<MismatchEntry, ApiFailure> {
+    back_office(
+        "POST",
+        &mismatch_path(id, "explain"),
+        token,
+        approval,
+        Some(json(body)),
+    )
+    .await
+}
+
+/// `GET /api/v1/needs-attention`: the store's payments whose outcome is unknown.
+pub async fn needs_attention(token: &str, approval: &str) -> Result<AttentionList, ApiFailure> {
+    back_office("GET", "/api/v1/needs-attention", token, approval, None).await
+}
+
+/// `POST /api/v1/payments/{id}/settle`: query WeChat now and settle from its verified answer.
+pub async fn settle_payment(
+    token: &str,
+    approval: &str,
+    payment_id: &str,
+    body: &SettleRequest,
+) -> Result<Settlement, ApiFailure> {
+    let path = format!(
+        "/api/v1/payments/{}/settle",
+        browser::encode_component(payment_id)
+    );
+    back_office("POST", &path, token, approval, Some(json(body))).await
 }

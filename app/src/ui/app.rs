@@ -6,9 +6,10 @@ use leptos::task::spawn_local;
 
 use crate::model::amount::AmountKey;
 use crate::model::camera::camera_by_default;
-use crate::model::checkout::{Checkout, Input, StoredAttempt};
-use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, Settings, TOKEN_KEY};
-use crate::ui::components::{Header, OfflineBanner};
+use crate::model::checkout::{Input, StoredAttempt};
+use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, TOKEN_KEY};
+use crate::ui::back_office::BackOfficePage;
+use crate::ui::components::{BooksBanner, Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
 use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
 use crate::ui::{api, browser, capture, pairing};
@@ -135,16 +136,7 @@ async fn watch_connection(ctx: Ctx) {
 /// The page: header, offline banner, and the current page.
 #[component]
 pub fn App() -> impl IntoView {
-    let settings = Settings::load(browser::load);
-    let ctx = Ctx {
-        checkout: RwSignal::new(Checkout::default()),
-        settings: RwSignal::new(settings),
-        page: RwSignal::new(Page::Checkout),
-        pairing: RwSignal::new(Pairing::Starting),
-        terminal: RwSignal::new(None),
-        online: RwSignal::new(true),
-        clock: RwSignal::new(browser::now_ms()),
-    };
+    let ctx = Ctx::new(Page::Checkout, Pairing::Starting);
     provide_context(ctx);
     capture::install(ctx);
 
@@ -210,6 +202,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Header/>
         <OfflineBanner/>
+        <BooksBanner/>
         <main class="main">
             {move || built.get().then(|| match shown.get() {
                 Shown::Loading => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
@@ -217,6 +210,7 @@ pub fn App() -> impl IntoView {
                 Shown::Page(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
                 Shown::Page(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 Shown::Page(Page::Settings) => view! { <SettingsPage/> }.into_any(),
+                Shown::Page(page @ (Page::Books | Page::Attention)) => view! { <BackOfficePage page=page/> }.into_any(),
             })}
         </main>
     }

@@ -120,6 +120,32 @@ pub fn local_date_time(rfc3339: &str) -> String {
     )
 }
 
+/// Saves `contents` as a download named `file_name` (a Blob behind a temporary link), so a
+/// file fetched with the terminal's token reaches the Downloads folder like any other.
+pub fn download_text(file_name: &str, mime: &str, contents: &str) {
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(contents));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(&format!("{mime};charset=utf-8"));
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(document) = window().document()
+        && let Ok(link) = document.create_element("a")
+        && let Ok(link) = link.dyn_into::<web_sys::HtmlAnchorElement>()
+    {
+        link.set_href(&url);
+        link.set_download(file_name);
+        link.click();
+    }
+    // The click has handed the Blob to the download; the address is no longer needed.
+    set_timeout(1_000, move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+}
+
 thread_local! {
     static AUDIO: RefCell<Option<AudioContext>> = const { RefCell::new(None) };
 }

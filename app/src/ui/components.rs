@@ -1,8 +1,9 @@
-//! Pieces shared by the pages: the header with navigation, the offline banner, notices and
-//! the confirmation dialog.
+//! Pieces shared by the pages: the header with navigation, the offline banner, the books
+//! banner of a manager terminal, notices and the confirmation dialog.
 
 use leptos::prelude::*;
 
+use crate::model::books::{banner_text, is_back_office};
 use crate::model::checkout::Notice;
 use crate::model::i18n::{Text, notice_text, text};
 use crate::ui::context::{Page, Pairing, ctx};
@@ -11,6 +12,10 @@ use crate::ui::context::{Page, Pairing, ctx};
 #[component]
 pub fn Header() -> impl IntoView {
     let ctx = ctx();
+    let back_office = move || {
+        ctx.terminal
+            .with(|terminal| terminal.as_ref().is_some_and(is_back_office))
+    };
     let tab = move |page: Page, label: Text| {
         view! {
             <button
@@ -41,6 +46,10 @@ pub fn Header() -> impl IntoView {
                 {tab(Page::Checkout, Text::NavCheckout)}
                 {tab(Page::Payments, Text::NavPayments)}
                 {tab(Page::Settings, Text::NavSettings)}
+                {move || back_office().then(|| view! {
+                    {tab(Page::Books, Text::NavBooks)}
+                    {tab(Page::Attention, Text::NavAttention)}
+                })}
             </nav>
         </header>
     }
@@ -56,6 +65,55 @@ pub fn OfflineBanner() -> impl IntoView {
                 {move || text(ctx.lang(), Text::Offline)}
             </div>
         </Show>
+    }
+}
+
+/// On a manager or owner terminal, while a finished day is not reconciled or differences
+/// are open: a banner that leads to the 对账 page. Checked at start and every few minutes;
+/// `/readyz` stays ready meanwhile, the banner is where it shows.
+#[component]
+pub fn BooksBanner() -> impl IntoView {
+    let ctx = ctx();
+    let status = RwSignal::new(None::<paycode_api::books::BooksStatus>);
+    let check = move || {
+        let back_office = ctx
+            .terminal
+            .with_untracked(|terminal| terminal.as_ref().is_some_and(is_back_office));
+        let Some(token) = ctx.token().filter(|_| back_office) else {
+            status.set(None);
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            // A failure leaves the banner as it was: the offline banner covers no answer.
+            if let Ok(answer) = crate::ui::api::books_status(&token).await {
+                let _ = status.try_set(Some(answer));
+            }
+        });
+    };
+    // The terminal (and so its role) is known, or changed; and again every five minutes,
+    // and on coming back from the 对账 page.
+    Effect::new(move |_| {
+        ctx.terminal.track();
+        ctx.page.track();
+        check();
+    });
+    set_interval(check, std::time::Duration::from_secs(300));
+    move || {
+        let message = status.with(|status| {
+            status
+                .as_ref()
+                .and_then(|status| banner_text(ctx.lang(), status))
+        })?;
+        (ctx.page.get() != Page::Books).then(|| {
+            view! {
+                <div class="books-banner" role="status" data-testid="books-banner">
+                    <span>{message}</span>
+                    <button class="button small" on:click=move |_| ctx.page.set(Page::Books)>
+                        {text(ctx.lang(), Text::OpenBooks)}
+                    </button>
+                </div>
+            }
+        })
     }
 }
 

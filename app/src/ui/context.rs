@@ -20,6 +20,23 @@ pub enum Page {
     Payments,
     /// Pairing, language, sound.
     Settings,
+    /// 对账: a day of the owner's books (manager and owner terminals).
+    Books,
+    /// 待处理: the store's payments whose outcome needs a manager (manager and owner
+    /// terminals).
+    Attention,
+}
+
+impl Page {
+    /// The name the back-office bundle's `open` takes (`books`, `attention`); `None` for
+    /// the pages of the main bundle.
+    pub fn back_office_name(self) -> Option<&'static str> {
+        match self {
+            Page::Books => Some("books"),
+            Page::Attention => Some("attention"),
+            Page::Checkout | Page::Payments | Page::Settings => None,
+        }
+    }
 }
 
 /// Whether the terminal has a working token.
@@ -65,6 +82,20 @@ pub fn new_attempt_id() -> AttemptId {
 }
 
 impl Ctx {
+    /// A fresh context showing `page`, with the stored settings; provided to the views
+    /// below by the caller.
+    pub fn new(page: Page, pairing: Pairing) -> Ctx {
+        Ctx {
+            checkout: RwSignal::new(Checkout::default()),
+            settings: RwSignal::new(Settings::load(browser::load)),
+            page: RwSignal::new(page),
+            pairing: RwSignal::new(pairing),
+            terminal: RwSignal::new(None),
+            online: RwSignal::new(true),
+            clock: RwSignal::new(browser::now_ms()),
+        }
+    }
+
     /// The language in effect.
     pub fn lang(self) -> Lang {
         self.settings.with(|settings| settings.lang)

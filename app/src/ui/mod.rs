@@ -6,6 +6,9 @@
 //!   bundle (`bin/paycode-camera`) when it opens and yields decoded text.
 //! - `capture`: the window key listener that feeds the detector (`model::wedge`), and the
 //!   camera's texts on the checkout's waiting screen.
+//! - `back_office` and `office`: the two sides of the back-office bundle (the main page's
+//!   placeholder that imports it, and what the bundle renders into it).
+//! - `approval`: the manager's PIN dialog and the approval a back-office page holds.
 //! - `context`: `Ctx`, the signals every view shares, and the runner of the checkout's
 //!   effects.
 //! - `pairing`: pairing by QR code (the address's `#pair=` code, or a scanned one).
@@ -14,10 +17,13 @@
 
 pub mod api;
 pub mod app;
+pub mod approval;
+pub mod back_office;
 pub mod browser;
 pub mod camera;
 pub mod capture;
 pub mod components;
 pub mod context;
+pub mod office;
 pub mod pages;
 pub mod pairing;

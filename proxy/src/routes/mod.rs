@@ -8,6 +8,7 @@
 //! and Prometheus expect them.
 
 pub mod approvals;
+pub mod books;
 pub mod health;
 pub mod metrics;
 pub mod pairing;
@@ -131,7 +132,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
             .merge(payments::router())
             .merge(terminal::router())
             .merge(pairing::router())
-            .merge(approvals::router()),
+            .merge(approvals::router())
+            .merge(books::router()),
     )
 }
 

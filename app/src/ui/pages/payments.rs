@@ -6,9 +6,10 @@ use paycode_api::{Fen, Payment, PaymentList, PaymentState};
 
 use crate::model::dates::shift_date;
 use crate::model::i18n::{Lang, Text, masked_code, refund_state_label, state_label, text};
-use crate::model::refund::{ApprovalProblem, RefundDialog, RefundProblem, RefundStage, refundable};
+use crate::model::refund::{RefundDialog, RefundProblem, RefundStage, refundable};
 use crate::model::remote::ApiFailure;
 use crate::ui::api;
+use crate::ui::approval::ApprovalForm;
 use crate::ui::browser;
 use crate::ui::context::{ctx, new_attempt_id};
 
@@ -226,22 +227,9 @@ fn problem_text(lang: Lang, problem: RefundProblem) -> String {
     }
 }
 
-/// What to tell the cashier when a manager's PIN gave no approval.
-fn approval_problem_text(lang: Lang, problem: ApprovalProblem) -> String {
-    let key = match problem {
-        ApprovalProblem::Malformed => Text::PinMalformed,
-        ApprovalProblem::Incorrect => Text::PinIncorrect,
-        ApprovalProblem::Locked => Text::PinLocked,
-        ApprovalProblem::TooMany => Text::PinTooMany,
-        ApprovalProblem::WrongStore => Text::ManagerWrongStore,
-        ApprovalProblem::Other(message) => return message,
-    };
-    text(lang, key).to_owned()
-}
-
 /// The refund dialog: edit → confirm → send (→ a manager's PIN → send again) → result.
 #[component]
-fn RefundDialogView(
+pub(super) fn RefundDialogView(
     dialog: RwSignal<Option<RefundDialog>>,
     on_done: Callback<()>,
 ) -> impl IntoView {
@@ -392,46 +380,17 @@ fn RefundDialogView(
                         <p class="confirm-line" role="status">{format!("{} {amount}…", text(ctx.lang(), Text::RefundProcessing))}</p>
                     }.into_any(),
                     Some(RefundStage::Approving(amount, problem)) => view! {
-                        <form class="refund-form" data-testid="approval-form" on:submit=move |event| {
-                            event.prevent_default();
-                            authorize();
-                        }>
-                            <p class="confirm-line">{format!("{} · {amount}", text(ctx.lang(), Text::ApprovalTitle))}</p>
-                            <p class="muted">{text(ctx.lang(), Text::ApprovalHelp)}</p>
-                            <label for="approval-manager">{text(ctx.lang(), Text::ManagerName)}</label>
-                            <input
-                                id="approval-manager"
-                                type="text"
-                                autocomplete="off"
-                                data-testid="approval-manager"
-                                prop:value=field(|dialog| dialog.manager.clone())
-                                on:input=move |event| {
-                                    let value = event_target_value(&event);
-                                    dialog.update(|dialog| if let Some(dialog) = dialog { dialog.manager = value });
-                                }
-                            />
-                            <label for="approval-pin">{text(ctx.lang(), Text::ManagerPin)}</label>
-                            <input
-                                id="approval-pin"
-                                type="password"
-                                inputmode="numeric"
-                                autocomplete="off"
-                                maxlength="12"
-                                data-testid="approval-pin"
-                                prop:value=field(|dialog| dialog.pin.clone())
-                                on:input=move |event| {
-                                    let value = event_target_value(&event);
-                                    dialog.update(|dialog| if let Some(dialog) = dialog { dialog.pin = value });
-                                }
-                            />
-                            {problem.map(|problem| view! {
-                                <p class="notice problem" role="alert" data-testid="approval-problem">{approval_problem_text(ctx.lang(), problem)}</p>
-                            })}
-                            <div class="dialog-actions">
-                                <button type="button" class="button secondary" on:click=move |_| close()>{text(ctx.lang(), Text::Close)}</button>
-                                <button type="submit" class="button primary" data-testid="approval-submit">{text(ctx.lang(), Text::ApprovalSubmit)}</button>
-                            </div>
-                        </form>
+                        <ApprovalForm
+                            heading=format!("{} · {amount}", text(ctx.lang(), Text::ApprovalTitle))
+                            help=Text::ApprovalHelp
+                            manager=Signal::derive(field(|dialog| dialog.manager.clone()))
+                            on_manager=Callback::new(move |value| dialog.update(|dialog| if let Some(dialog) = dialog { dialog.manager = value }))
+                            pin=Signal::derive(field(|dialog| dialog.pin.clone()))
+                            on_pin=Callback::new(move |value| dialog.update(|dialog| if let Some(dialog) = dialog { dialog.pin = value }))
+                            problem=Signal::stored(problem)
+                            on_submit=Callback::new(move |()| authorize())
+                            on_close=Callback::new(move |()| close())
+                        />
                     }.into_any(),
                     Some(RefundStage::Authorizing(_)) => view! {
                         <p class="confirm-line" role="status">{format!("{}…", text(ctx.lang(), Text::ApprovalChecking))}</p>
