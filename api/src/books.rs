@@ -355,7 +355,16 @@ pub enum MismatchStatus {
 }
 
 impl MismatchStatus {
-    /// The wire name, e.g. `resolved_by_query`.
+    /// Every status.
+    pub const ALL: [MismatchStatus; 5] = [
+        MismatchStatus::Open,
+        MismatchStatus::ResolvedByQuery,
+        MismatchStatus::Explained,
+        MismatchStatus::Refunded,
+        MismatchStatus::Cleared,
+    ];
+
+    /// The wire and stored name, e.g. `resolved_by_query`.
     pub fn as_str(self) -> &'static str {
         match self {
             MismatchStatus::Open => "open",
@@ -369,6 +378,13 @@ impl MismatchStatus {
     /// Whether the owner still has to act.
     pub fn is_open(self) -> bool {
         self == MismatchStatus::Open
+    }
+
+    /// The status named `name` ([`MismatchStatus::as_str`]).
+    pub fn parse(name: &str) -> Option<MismatchStatus> {
+        MismatchStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
     }
 }
 

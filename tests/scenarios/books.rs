@@ -287,9 +287,10 @@ async fn a_bill_not_ready_waits_and_no_bill_is_an_empty_day_only_without_trades(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
-    // Arrange: a payment whose paid reply is lost (the proxy cannot see it paid: WeChat's
-    // queries answer ORDERNOTEXIST, yet the bill lists it paid).
+async fn a_lost_paid_reply_is_settled_as_paid_by_the_runs_verified_query() {
+    // Arrange: a payment whose paid reply is lost: while it lives, WeChat's queries answer
+    // ORDERNOTEXIST, so the proxy settles it as not paid while WeChat holds the money; by
+    // the time the day's bill is out WeChat's queries find it paid.
     let world = World::start().await;
     let lost = world.pay_and_settle(Behaviour::LostPaidReply).await;
     assert_ne!(lost.state, PaymentState::Paid);
@@ -301,25 +302,9 @@ async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
     // Act
     let printed = reconcile_cli(&world, day).await;
 
-    // Assert: the lost one is listed, was re-queried (an audit event naming the run), and
-    // stays as it was: the query shows no evidence of payment.
-    let report = store
-        .books_day(day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
-    let listed = report
-        .mismatches
-        .iter()
-        .find(|m| m.out_trade_no == lost.out_trade_no)
-        .expect("the lost payment is listed");
-    assert_eq!(
-        listed.class,
-        MismatchClass::PaidAtWechatNotHere,
-        "{printed}"
-    );
+    // Assert: the bill only triggered the query; the verified reply settled the payment as
+    // paid (an audit event naming the run), and the difference is stored as resolved by
+    // that query, not left open.
     let events = store.payment_events(&lost.id).await.unwrap();
     assert_eq!(events.len(), before + 1, "{events:#?}");
     let last = events.last().unwrap();
@@ -331,7 +316,35 @@ async fn a_lost_paid_reply_is_listed_and_queried_with_an_audit_event() {
     );
     assert_eq!(
         store.existing_payment(&lost.id).await.unwrap().state,
-        lost.state
+        PaymentState::Paid,
+        "{printed}"
+    );
+    let report = store
+        .books_day(day, &mch_id(&world))
+        .await
+        .unwrap()
+        .unwrap()
+        .report
+        .unwrap();
+    assert!(
+        !report
+            .mismatches
+            .iter()
+            .any(|m| m.out_trade_no == lost.out_trade_no),
+        "{printed}"
+    );
+    let stored = store.books_mismatches(day, &mch_id(&world)).await.unwrap();
+    let resolved = stored
+        .iter()
+        .find(|m| m.mismatch.out_trade_no == lost.out_trade_no)
+        .expect("the difference the first pass found is kept");
+    assert_eq!(
+        (resolved.mismatch.class, resolved.status),
+        (
+            MismatchClass::PaidAtWechatNotHere,
+            MismatchStatus::ResolvedByQuery
+        ),
+        "{printed}"
     );
     assert!(
         printed.contains(&format!("queried {}", lost.out_trade_no)),

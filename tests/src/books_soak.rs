@@ -13,8 +13,9 @@
 //! - online sales of the same account (`ForeignTrade`, `JSAPI`): listed "not from Paycode";
 //! - injected: a payment nobody here made (`UnseenPayment`), a refund made in the merchant
 //!   platform (`OutsideRefund`), a bill amount that differs (`AmountDifference`), and a
-//!   payment whose paid reply is lost (`Behaviour::LostPaidReply`), which the run must
-//!   re-query with an audit event (WeChat's queries cannot find it, so it stays listed).
+//!   payment whose paid reply is lost (`Behaviour::LostPaidReply`: WeChat's queries find
+//!   it only once the day's bill is out), which the run must re-query with an audit event
+//!   and settle as paid from the verified reply, so it ends resolved by query, not open.
 //!
 //! The day's bill is then made ready (10:00 the next day) and the day reconciled.
 
@@ -25,6 +26,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use clap::Parser;
 use paycode_api::books::{DayReport, MismatchClass};
 use paycode_api::{Payment, PaymentState};
+use paycode_proxy::books::records::MismatchStatus;
 use paycode_proxy::cli::reconcile::{self, ReconcileArgs};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -69,7 +71,10 @@ struct DayTally {
     misses: Vec<Entry>,
     foreign_injected: usize,
     foreign_listed: usize,
-    unverified: Vec<String>,
+    /// Payments whose paid reply was lost (each must end resolved by the run's query).
+    lost: usize,
+    /// Lost paid replies the run did not resolve by a verified query.
+    unresolved: Vec<String>,
 }
 
 impl DayTally {
@@ -77,7 +82,7 @@ impl DayTally {
         self.false_positives.is_empty()
             && self.misses.is_empty()
             && self.foreign_injected == self.foreign_listed
-            && self.unverified.is_empty()
+            && self.unresolved.is_empty()
     }
 }
 
@@ -143,10 +148,6 @@ async fn soak_day(
             7..=8 => world.pay_and_settle(Behaviour::PasswordWaits).await,
             _ => {
                 let payment = world.pay_and_settle(Behaviour::LostPaidReply).await;
-                expected.insert((
-                    MismatchClass::PaidAtWechatNotHere,
-                    payment.out_trade_no.clone(),
-                ));
                 lost.push(payment.clone());
                 payment
             }
@@ -257,9 +258,10 @@ async fn soak_day(
     tally.false_positives = reported.difference(&expected).cloned().collect();
     tally.misses = expected.difference(&reported).cloned().collect();
     tally.foreign_listed = report.not_from_paycode.len();
+    tally.lost = lost.len();
     for payment in lost {
-        if !queried_by_the_run(world, &payment, day).await {
-            tally.unverified.push(payment.out_trade_no);
+        if !resolved_by_the_runs_query(world, &payment, day).await {
+            tally.unresolved.push(payment.out_trade_no);
         }
     }
     if !tally.clean() {
@@ -268,15 +270,33 @@ async fn soak_day(
     tally
 }
 
-/// Whether the day's run re-queried `payment` (its audit event names the reconciliation).
-async fn queried_by_the_run(world: &World, payment: &Payment, day: NaiveDate) -> bool {
-    let events = world
-        .store
+/// Whether the day's run re-queried `payment` (its audit event names the reconciliation),
+/// settled it as paid from the verified reply, and stored its difference as resolved by
+/// that query.
+async fn resolved_by_the_runs_query(world: &World, payment: &Payment, day: NaiveDate) -> bool {
+    let store = world.store.as_ref();
+    let events = store
         .payment_events(&payment.id)
         .await
         .expect("the payment's events");
     let by_run = format!("verified by orderquery for the reconciliation of {day}");
-    events.iter().any(|event| event.detail.contains(&by_run))
+    let queried = events.iter().any(|event| event.detail.contains(&by_run));
+    let paid = store
+        .existing_payment(&payment.id)
+        .await
+        .expect("the payment")
+        .state
+        == PaymentState::Paid;
+    let resolved = store
+        .books_mismatches(day, &world.config.wechat.mch_id)
+        .await
+        .expect("the day's mismatches")
+        .iter()
+        .any(|stored| {
+            stored.mismatch.out_trade_no == payment.out_trade_no
+                && stored.status == MismatchStatus::ResolvedByQuery
+        });
+    queried && paid && resolved
 }
 
 async fn stored_report(world: &World, day: NaiveDate) -> DayReport {
@@ -301,13 +321,21 @@ fn inject(world: &World, injection: Injection) -> String {
 /// Prints the table; `true` when every day is clean.
 fn print_table(first: NaiveDate, tallies: &[DayTally]) -> bool {
     println!(
-        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "day", "payments", "injected", "reported", "matched", "false+", "misses", "foreign"
+        "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "day",
+        "payments",
+        "injected",
+        "reported",
+        "matched",
+        "false+",
+        "misses",
+        "foreign",
+        "by query"
     );
     let mut clean = true;
     for (offset, tally) in (0u64..).zip(tallies) {
         println!(
-            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}/{:<2}",
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5}/{:<2} {:>6}/{:<2}",
             (first + Days::new(offset)).to_string(),
             tally.payments,
             tally.injected,
@@ -317,6 +345,8 @@ fn print_table(first: NaiveDate, tallies: &[DayTally]) -> bool {
             tally.misses.len(),
             tally.foreign_listed,
             tally.foreign_injected,
+            tally.lost - tally.unresolved.len(),
+            tally.lost,
         );
         for (class, order) in &tally.false_positives {
             println!("  false positive: {class:?} {order}");
@@ -324,8 +354,8 @@ fn print_table(first: NaiveDate, tallies: &[DayTally]) -> bool {
         for (class, order) in &tally.misses {
             println!("  missed: {class:?} {order}");
         }
-        for order in &tally.unverified {
-            println!("  lost paid reply {order} was not re-queried by the run");
+        for order in &tally.unresolved {
+            println!("  lost paid reply {order} was not resolved by the run's verified query");
         }
         clean &= tally.clean();
     }

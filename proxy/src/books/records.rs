@@ -6,6 +6,9 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::store::records::Millis;
+/// The status of one mismatch: the wire contract's, stored by its name
+/// ([`MismatchStatus::as_str`]).
+pub use paycode_api::books::MismatchStatus;
 use paycode_api::books::{DayReport, Mismatch};
 
 /// Where a day's reconciliation of one account stands.
@@ -60,51 +63,6 @@ pub struct BooksDay {
     pub run_at: Millis,
     /// Who ran it, e.g. `the daily run (proxy-a/…)` or `paycode-proxy reconcile`.
     pub run_by: String,
-}
-
-/// The status of one mismatch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MismatchStatus {
-    /// Nobody has settled it: it counts in `paycode_books_open_mismatches`.
-    Open,
-    /// A verified query (the run's, or a manager's "query now") changed the record so that
-    /// the difference is gone.
-    ResolvedByQuery,
-    /// A manager marked it explained, with a note.
-    Explained,
-    /// The customer's money was given back by a real refund.
-    Refunded,
-    /// A later run of the same day no longer found it (the store or the bill changed).
-    Cleared,
-}
-
-impl MismatchStatus {
-    /// Every status.
-    pub const ALL: [MismatchStatus; 5] = [
-        MismatchStatus::Open,
-        MismatchStatus::ResolvedByQuery,
-        MismatchStatus::Explained,
-        MismatchStatus::Refunded,
-        MismatchStatus::Cleared,
-    ];
-
-    /// The stored name, e.g. `resolved_by_query`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MismatchStatus::Open => "open",
-            MismatchStatus::ResolvedByQuery => "resolved_by_query",
-            MismatchStatus::Explained => "explained",
-            MismatchStatus::Refunded => "refunded",
-            MismatchStatus::Cleared => "cleared",
-        }
-    }
-
-    /// The status stored as `name`.
-    pub fn parse(name: &str) -> Option<MismatchStatus> {
-        MismatchStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == name)
-    }
 }
 
 /// One mismatch as stored.

@@ -153,16 +153,6 @@ fn wire_status(status: records::DayStatus) -> DayStatus {
     }
 }
 
-fn wire_mismatch_status(status: records::MismatchStatus) -> MismatchStatus {
-    match status {
-        records::MismatchStatus::Open => MismatchStatus::Open,
-        records::MismatchStatus::ResolvedByQuery => MismatchStatus::ResolvedByQuery,
-        records::MismatchStatus::Explained => MismatchStatus::Explained,
-        records::MismatchStatus::Refunded => MismatchStatus::Refunded,
-        records::MismatchStatus::Cleared => MismatchStatus::Cleared,
-    }
-}
-
 fn rfc3339(at: Millis) -> String {
     at.to_datetime()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -180,7 +170,7 @@ async fn summary(
         .books_mismatches(day, mch_id)
         .await?
         .iter()
-        .filter(|mismatch| mismatch.status == records::MismatchStatus::Open)
+        .filter(|mismatch| mismatch.status == MismatchStatus::Open)
         .count();
     let report = stored.and_then(|stored| stored.report.as_ref());
     Ok(BooksDaySummary {
@@ -253,7 +243,7 @@ async fn payments_by_order(
 /// A stored mismatch on the wire: its actions while open (a refund only when the store has
 /// the payment to refund).
 fn entry(mismatch: BooksMismatch, payment: Option<&PaymentRecord>) -> MismatchEntry {
-    let status = wire_mismatch_status(mismatch.status);
+    let status = mismatch.status;
     let actions = if status.is_open() {
         mismatch
             .mismatch
@@ -635,7 +625,7 @@ async fn visible_mismatch<'a>(
 
 /// Refuses an action on a mismatch that is no longer open.
 fn require_open(mismatch: &BooksMismatch) -> Result<()> {
-    if mismatch.status == records::MismatchStatus::Open {
+    if mismatch.status == MismatchStatus::Open {
         return Ok(());
     }
     Err(ApiError::Conflict {
@@ -779,7 +769,7 @@ async fn mismatch_query(
             .store
             .settle_books_mismatch(
                 &id,
-                records::MismatchStatus::ResolvedByQuery,
+                MismatchStatus::ResolvedByQuery,
                 Some(&message),
                 &actor.to_string(),
                 Millis::now(),
@@ -842,7 +832,7 @@ async fn mismatch_explain(
         .store
         .settle_books_mismatch(
             &id,
-            records::MismatchStatus::Explained,
+            MismatchStatus::Explained,
             Some(note),
             &actor.to_string(),
             Millis::now(),

@@ -29,7 +29,7 @@
 //! | 09 | [`SlowReply`](Behaviour::SlowReply) (NN s real time, default: the simulator's slow-reply delay) | `SUCCESS`, sent only after the delay | `SUCCESS` at once |
 //! | 10 | [`DropAfterCommit`](Behaviour::DropAfterCommit) | none: the connection is closed without a reply | `SUCCESS` |
 //! | 11 | [`Gateway502`](Behaviour::Gateway502) | HTML `502 Bad Gateway` | `ORDERNOTEXIST`: the gateway failed before the request reached WeChat, so no order exists and the code stays unused |
-//! | 12 | [`LostPaidReply`](Behaviour::LostPaidReply) | none: the connection is closed without a reply (again on a resubmission) | `ORDERNOTEXIST`, and reverse, refund and closeorder answer as for an unknown order, while the customer **was charged** and the bill lists the payment: an injected discrepancy for reconciliation tests (docs/books.md §6) |
+//! | 12 | [`LostPaidReply`](Behaviour::LostPaidReply) | none: the connection is closed without a reply (again on a resubmission) | `ORDERNOTEXIST`, and reverse, refund and closeorder answer as for an unknown order, until the day's bill is ready (then they find it paid), while the customer **was charged** and the bill lists the payment: an injected discrepancy for reconciliation tests (docs/books.md §6) |
 //!
 //! Every unpaid order is still revoked automatically 45 simulated seconds after creation (so
 //! a `PasswordThenConfirm` with NN ≥ 45 never pays). Each code is single-use: only the first
@@ -86,8 +86,8 @@ pub enum Behaviour {
     /// A gateway in front of WeChat answers an HTML 502 page; nothing reaches WeChat (row 11).
     Gateway502,
     /// Pays, the reply never arrives, and every later call about the order answers as if
-    /// WeChat had no such order, so the merchant settles it as not paid while WeChat holds
-    /// the money (row 12). Not a real WeChat behaviour: an injected discrepancy that only the
+    /// WeChat had no such order until the day's bill is ready, so the merchant settles it as
+    /// not paid while WeChat holds the money (row 12); from then on queries find it paid. Not a real WeChat behaviour: an injected discrepancy that only the
     /// daily bill reveals; recorded in [`SimHandle::injected_discrepancies`](super::SimHandle::injected_discrepancies).
     LostPaidReply,
 }
