@@ -115,8 +115,16 @@ impl fmt::Display for ApprovalAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRequest {
-    /// The manager's name (`paycode-proxy manager add NAME`), 1 to 64 characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    /// The manager's name (`paycode-proxy manager add NAME`): 1 to 64 characters, no
+    /// spaces or control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\s\u0000-\u001F\u007F-\u009F]{1,64}$"
+        )
+    )]
     pub manager: String,
     /// The manager's PIN: 4 to 12 digits.
     #[cfg_attr(
@@ -128,7 +136,10 @@ pub struct ApprovalRequest {
     pub action: ApprovalAction,
     /// Why, for the audit log (at most 200 characters, no control characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")
+    )]
     pub reason: Option<String>,
 }
 
@@ -167,8 +178,15 @@ pub struct Approval {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettleRequest {
-    /// Why, for the audit log: 1 to 200 characters, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    /// Why, for the audit log: 1 to 200 characters, no control characters, not only spaces.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+        )
+    )]
     pub reason: String,
 }
 

@@ -478,10 +478,17 @@ async fn a_paid_payment_is_not_settled_and_a_refund_under_the_threshold_needs_no
     // Act
     let small = unapproved.post_json(&path, &refund_body(200)).await;
     let large = unapproved.post_json(&path, &refund_body(201)).await;
+    let settle_path = format!("/payments/{}/settle", paid.id);
+    let unapproved_settle = office
+        .post_json(&settle_path, &json!({"reason": "核对"}))
+        .await;
+    let settle_approval = office.approve("settle_payment").await;
     let settle = office
-        .post_json(
-            &format!("/payments/{}/settle", paid.id),
-            &json!({"reason": "核对"}),
+        .send_approved(
+            Method::POST,
+            &settle_path,
+            &settle_approval,
+            Some(&json!({"reason": "核对"})),
         )
         .await;
 
@@ -490,6 +497,19 @@ async fn a_paid_payment_is_not_settled_and_a_refund_under_the_threshold_needs_no
     assert_ne!(small.state, RefundState::Failed);
     assert_refused(&large, "APPROVAL_REQUIRED", "a refund above 200 fen");
     large.assert_error(StatusCode::FORBIDDEN, "APPROVAL_REQUIRED", None);
+    // Without an approval, the request is told so before anything else; with one, a paid
+    // payment is not settled, and the approval is not used up on it.
+    unapproved_settle.assert_error(StatusCode::FORBIDDEN, "APPROVAL_REQUIRED", None);
     settle.assert_error(StatusCode::CONFLICT, "PAYMENT_NOT_IN_ATTENTION", None);
+    assert!(
+        !world
+            .store
+            .approved_actions(Millis(0))
+            .await
+            .unwrap()
+            .iter()
+            .any(|action| action.target == paid.id),
+        "nothing was approved on the paid payment"
+    );
     world.stop().await;
 }

@@ -359,6 +359,33 @@ impl Approvals {
         }
     }
 
+    /// The approval in the `Paycode-Approval` header, refused with `APPROVAL_REQUIRED` when
+    /// none was sent or it is malformed. [`Approvals::require`] starts with it; a route that
+    /// must look something up before it can call `require` calls this first, so a request
+    /// without an approval is told so before anything else.
+    pub fn presented(
+        &self,
+        headers: &HeaderMap,
+        action: ApprovalAction,
+    ) -> Result<ApprovalToken, ApprovalError> {
+        let header = headers
+            .get(APPROVAL_HEADER)
+            .ok_or(self.required(action, "none was sent"))?;
+        header
+            .to_str()
+            .ok()
+            .and_then(|text| ApprovalToken::parse(text.trim()))
+            .ok_or(self.required(action, "the approval sent is malformed"))
+    }
+
+    fn required(&self, action: ApprovalAction, why: &'static str) -> ApprovalError {
+        ApprovalError::ApprovalRequired {
+            action,
+            rule: self.rule(action),
+            why,
+        }
+    }
+
     /// Lets `terminal` perform `action` on `target` (a payment id, a day) of the store
     /// `target_store`: checks the terminal's role, then uses up the approval in the
     /// `Paycode-Approval` header, writing the audit row (with `reason` when the request
@@ -373,19 +400,7 @@ impl Approvals {
         reason: Option<&str>,
     ) -> Result<ApprovedAction, ApprovalError> {
         require_role(terminal, action)?;
-        let required = |why| ApprovalError::ApprovalRequired {
-            action,
-            rule: self.rule(action),
-            why,
-        };
-        let header = headers
-            .get(APPROVAL_HEADER)
-            .ok_or(required("none was sent"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|text| ApprovalToken::parse(text.trim()))
-            .ok_or(required("the approval sent is malformed"))?;
+        let token = self.presented(headers, action)?;
         let used = self
             .store
             .use_approval(ApprovalUse {
@@ -397,7 +412,8 @@ impl Approvals {
                 reason,
             })
             .await?;
-        let (approved, _) = used.ok_or(required(
+        let (approved, _) = used.ok_or(self.required(
+            action,
             "the approval sent is unknown, used, expired, for another action or terminal, or its manager does not approve for this store",
         ))?;
         tracing::info!(manager = %approved.manager_name, terminal = %terminal.name, %action, target, "approved action");

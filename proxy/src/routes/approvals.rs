@@ -164,6 +164,9 @@ async fn payment_settle(
         })
     })?;
     crate::approvals::require_role(&terminal, ApprovalAction::SettlePayment)?;
+    state
+        .approvals
+        .presented(&headers, ApprovalAction::SettlePayment)?;
     let record = visible_payment(&state, &terminal, &id).await?;
     if record.state != PaymentState::NeedsAttention {
         return Err(ApiError::Conflict {
