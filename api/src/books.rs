@@ -285,7 +285,7 @@ pub enum DayStatus {
 }
 
 impl DayStatus {
-    /// The wire name, e.g. `waiting_for_bill`.
+    /// The wire and stored name, e.g. `waiting_for_bill`.
     pub fn as_str(self) -> &'static str {
         match self {
             DayStatus::Unreconciled => "unreconciled",
@@ -293,6 +293,18 @@ impl DayStatus {
             DayStatus::Reconciled => "reconciled",
             DayStatus::Failed => "failed",
         }
+    }
+
+    /// The status named `name` ([`DayStatus::as_str`]).
+    pub fn parse(name: &str) -> Option<DayStatus> {
+        [
+            DayStatus::Unreconciled,
+            DayStatus::WaitingForBill,
+            DayStatus::Reconciled,
+            DayStatus::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
     }
 }
 

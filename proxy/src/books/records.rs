@@ -6,44 +6,14 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::store::records::Millis;
+/// Where a day's reconciliation of one account stands: the wire contract's, stored by its
+/// name ([`DayStatus::as_str`]); a stored day is never `Unreconciled` (that is a day with
+/// no row).
+pub use paycode_api::books::DayStatus;
 /// The status of one mismatch: the wire contract's, stored by its name
 /// ([`MismatchStatus::as_str`]).
 pub use paycode_api::books::MismatchStatus;
 use paycode_api::books::{DayReport, Mismatch};
-
-/// Where a day's reconciliation of one account stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DayStatus {
-    /// WeChat's bill is not ready yet (`Bill Creating`, or before the run time): tried again
-    /// later.
-    WaitingForBill,
-    /// The bill was reconciled (or "no bill" was accepted): the report is stored.
-    Reconciled,
-    /// The run failed (a download or store error other than "not ready"); `detail` says why.
-    Failed,
-}
-
-impl DayStatus {
-    /// The stored name, e.g. `waiting_for_bill`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DayStatus::WaitingForBill => "waiting_for_bill",
-            DayStatus::Reconciled => "reconciled",
-            DayStatus::Failed => "failed",
-        }
-    }
-
-    /// The status stored as `name`.
-    pub fn parse(name: &str) -> Option<DayStatus> {
-        [
-            DayStatus::WaitingForBill,
-            DayStatus::Reconciled,
-            DayStatus::Failed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == name)
-    }
-}
 
 /// One business day of one merchant account.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -145,14 +145,6 @@ fn parse_day(text: &str, field: &str) -> Result<NaiveDate> {
         .ok_or_else(|| ApiError::invalid_field(field, "must be a date like 2026-11-30"))
 }
 
-fn wire_status(status: records::DayStatus) -> DayStatus {
-    match status {
-        records::DayStatus::WaitingForBill => DayStatus::WaitingForBill,
-        records::DayStatus::Reconciled => DayStatus::Reconciled,
-        records::DayStatus::Failed => DayStatus::Failed,
-    }
-}
-
 fn rfc3339(at: Millis) -> String {
     at.to_datetime()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -176,7 +168,7 @@ async fn summary(
     Ok(BooksDaySummary {
         day: day.to_string(),
         mch_id: mch_id.to_owned(),
-        status: stored.map_or(DayStatus::Unreconciled, |stored| wire_status(stored.status)),
+        status: stored.map_or(DayStatus::Unreconciled, |stored| stored.status),
         store_totals: report.map(|report| report.store_totals),
         bill_totals: report.map(|report| report.bill_totals),
         bill_status: report.map(|report| report.bill_status),
@@ -297,12 +289,12 @@ async fn day_detail(state: &AppState, scope: &Scope, day: NaiveDate) -> Result<B
             .collect();
         let reconciled = stored
             .as_ref()
-            .filter(|stored| stored.status == records::DayStatus::Reconciled);
+            .filter(|stored| stored.status == DayStatus::Reconciled);
         accounts.push(AccountDay {
             mch_id: account.mch_id.clone(),
             status: stored
                 .as_ref()
-                .map_or(DayStatus::Unreconciled, |stored| wire_status(stored.status)),
+                .map_or(DayStatus::Unreconciled, |stored| stored.status),
             detail: stored.as_ref().and_then(|stored| stored.detail.clone()),
             report: stored.as_ref().and_then(|stored| stored.report.clone()),
             mismatches: entries,
@@ -345,7 +337,7 @@ async fn books_status(
         .books_days(from, last)
         .await?
         .into_iter()
-        .filter(|day| day.status == records::DayStatus::Reconciled)
+        .filter(|day| day.status == DayStatus::Reconciled)
         .map(|day| (day.day, day.mch_id))
         .collect();
     // A finished day counts when some account has no report for it although the store
