@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use paycode_api::books::{BillStatus, MismatchClass};
+use paycode_api::books::{BillStatus, DayReport, MismatchClass};
 use paycode_api::{Fen, PaymentState};
 use paycode_proxy::books::records::{DayStatus, MismatchStatus};
 use paycode_proxy::cli::reconcile::{self, ReconcileArgs};
@@ -52,6 +52,18 @@ async fn reconcile_cli(world: &World, day: NaiveDate) -> String {
 
 fn mch_id(world: &World) -> String {
     world.config.wechat.mch_id.clone()
+}
+
+/// The report stored for `day` of the world's default account (it must be there).
+async fn stored_report(world: &World, day: NaiveDate) -> DayReport {
+    world
+        .store
+        .books_day(day, &mch_id(world))
+        .await
+        .unwrap()
+        .expect("the day is stored")
+        .report
+        .expect("with its report")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,13 +331,7 @@ async fn a_lost_paid_reply_is_settled_as_paid_by_the_runs_verified_query() {
         PaymentState::Paid,
         "{printed}"
     );
-    let report = store
-        .books_day(day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let report = stored_report(&world, day).await;
     assert!(
         !report
             .mismatches
@@ -481,13 +487,7 @@ async fn a_revoked_order_marks_its_cancelled_payment_money_returned() {
     let printed = reconcile_cli(&world, day).await;
 
     // Assert: a mark, not a mismatch, written onto the record with an audit event.
-    let report = store
-        .books_day(day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let report = stored_report(&world, day).await;
     assert!(report.mismatches.is_empty(), "{printed}");
     assert_eq!(report.marks.len(), 1, "{printed}");
     assert_eq!(report.marks[0].out_trade_no, payment.out_trade_no);
@@ -573,23 +573,11 @@ async fn a_payment_across_midnight_is_dated_by_wechats_time_and_matched_on_the_n
 
     // Assert: the first day shows nothing missing and carries nothing; the next day's bill
     // matches it.
-    let first = store
-        .books_day(day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let first = stored_report(&world, day).await;
     assert!(first.mismatches.is_empty(), "{first:#?}");
     assert!(first.carried_to_next_day.payments.is_empty(), "{first:#?}");
     assert_eq!(first.matched_payments, 0, "{first:#?}");
-    let second = store
-        .books_day(next_day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let second = stored_report(&world, next_day).await;
     assert!(second.mismatches.is_empty(), "{printed}");
     assert_eq!(second.matched_payments, 1, "{printed}");
     assert!(second.carried_to_next_day.payments.is_empty());
@@ -625,26 +613,14 @@ async fn a_payment_without_wechats_time_is_carried_over_midnight_and_matched_on_
 
     // Assert: not a mismatch on either day; carried from the first to the second, and
     // matched there.
-    let first = store
-        .books_day(day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let first = stored_report(&world, day).await;
     assert!(first.mismatches.is_empty(), "{first:#?}");
     assert_eq!(first.carried_to_next_day.payments.len(), 1);
     assert_eq!(
         first.carried_to_next_day.payments[0].out_trade_no,
         paid.out_trade_no
     );
-    let second = store
-        .books_day(next_day, &mch_id(&world))
-        .await
-        .unwrap()
-        .unwrap()
-        .report
-        .unwrap();
+    let second = stored_report(&world, next_day).await;
     assert!(second.mismatches.is_empty(), "{printed}");
     assert_eq!(second.matched_payments, 1, "{printed}");
     assert!(second.carried_to_next_day.payments.is_empty());
