@@ -353,7 +353,10 @@ async fn a_lost_paid_reply_is_settled_as_paid_by_the_runs_verified_query() {
         "{printed}"
     );
     assert!(
-        printed.contains(&format!("queried {}", lost.out_trade_no)),
+        printed.contains(&format!(
+            "queried {}: WeChat says paid (transaction_id",
+            lost.out_trade_no
+        )),
         "{printed}"
     );
 }
@@ -662,6 +665,10 @@ async fn a_download_that_fails_is_an_error_and_never_replaces_a_reconciled_day()
     let printed = String::from_utf8(out).unwrap();
     assert!(result.is_err(), "{printed}");
     assert!(printed.contains("FAILED"), "{printed}");
+    assert!(
+        printed.contains("caused by") && printed.contains("503"),
+        "the failure says why: {printed}"
+    );
     let after = world
         .store
         .books_day(day, &mch_id(&world))

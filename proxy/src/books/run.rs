@@ -46,8 +46,13 @@ const NO_BILL_EXIST: &str = "No Bill Exist";
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No configured account has this name or `mch_id`.
-    #[error("no configured account is called {0} or has that mch_id")]
-    UnknownAccount(String),
+    #[error("no configured account is called {name} or has that mch_id (configured: {configured})")]
+    UnknownAccount {
+        /// What was asked for.
+        name: String,
+        /// The configured accounts, `name (mch_id)`, comma-separated.
+        configured: String,
+    },
     /// The bill could not be downloaded or read.
     #[error("cannot download the bill of {day} for mch_id {mch_id}")]
     Download {
@@ -152,7 +157,16 @@ impl Books {
                     .filter(|account| account.name == name || account.mch_id == name)
                     .collect();
                 if one.is_empty() {
-                    Err(RunError::UnknownAccount(name.to_owned()))
+                    Err(RunError::UnknownAccount {
+                        name: name.to_owned(),
+                        configured: self
+                            .accounts
+                            .accounts()
+                            .iter()
+                            .map(|account| format!("{} ({})", account.name, account.mch_id))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
                 } else {
                     Ok(one)
                 }

@@ -25,12 +25,20 @@ use crate::wechat::{AccountClients, WechatSetupError};
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {
     /// The business day, `YYYY-MM-DD`, in the shop's offset (`[shop] utc_offset`).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_date)]
     pub date: NaiveDate,
     /// Only this account (its name in the configuration, `default` for `[wechat]`, or its
     /// mch_id); every account when omitted.
     #[arg(long)]
     pub account: Option<String>,
+}
+
+/// Reads `--date`: exactly `YYYY-MM-DD`.
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|day| day.format("%Y-%m-%d").to_string() == text)
+        .ok_or_else(|| format!("{text:?} is not a date like 2026-11-30 (YYYY-MM-DD)"))
 }
 
 /// Why `reconcile` failed.
@@ -42,6 +50,9 @@ pub enum ReconcileCommandError {
     /// The WeChat clients could not be built.
     #[error(transparent)]
     Wechat(#[from] WechatSetupError),
+    /// `--account` names no configured account.
+    #[error(transparent)]
+    Account(RunError),
     /// A day could not be reconciled (the others were).
     #[error("{failed} of {accounts} account(s) could not be reconciled: {first}")]
     Runs {
@@ -87,14 +98,9 @@ pub async fn run(
     out: &mut impl Write,
 ) -> Result<(), ReconcileCommandError> {
     let books = books_for(config).await?;
-    let accounts =
-        books
-            .accounts(args.account.as_deref())
-            .map_err(|first| ReconcileCommandError::Runs {
-                failed: 1,
-                accounts: 1,
-                first,
-            })?;
+    let accounts = books
+        .accounts(args.account.as_deref())
+        .map_err(ReconcileCommandError::Account)?;
     let mut errors = Vec::new();
     for account in &accounts {
         write!(
@@ -112,7 +118,7 @@ pub async fn run(
             )?,
             Ok(RunOutcome::Reconciled(run)) => write_summary(out, &run)?,
             Err(error) => {
-                writeln!(out, "FAILED: {error}")?;
+                writeln!(out, "FAILED: {}", crate::error::chain(&error))?;
                 errors.push(error);
             }
         }
@@ -177,8 +183,9 @@ pub fn write_summary(out: &mut impl Write, run: &DayRun) -> std::io::Result<()> 
     )?;
     writeln!(
         out,
-        "  mismatches: {} ({open} open)",
-        run.mismatches.iter().filter(|m| m.in_latest_run).count()
+        "  mismatches: {} found by this run; {} listed with their status, {open} open",
+        run.mismatches.iter().filter(|m| m.in_latest_run).count(),
+        run.mismatches.len()
     )?;
     for stored in &run.mismatches {
         let mismatch = &stored.mismatch;
@@ -211,7 +218,7 @@ pub fn write_summary(out: &mut impl Write, run: &DayRun) -> std::io::Result<()> 
     for outcome in &run.verified {
         writeln!(
             out,
-            "  queried {}: WeChat {:?}, the payment is {} ({})",
+            "  queried {}: WeChat says {}; the payment is {} ({})",
             outcome.payment.out_trade_no.as_str(),
             outcome.wechat,
             outcome.payment.state,

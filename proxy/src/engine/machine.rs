@@ -33,6 +33,7 @@
 //!   seen (which leaves nothing behind) proves it never will: the payment stays open and
 //!   is queried again once that moment has passed ([`late_micropay_until`]).
 
+use std::fmt;
 use std::time::Duration;
 
 use paycode_api::{FailureCode, PaymentState};
@@ -182,6 +183,30 @@ pub enum QueryOutcome {
         /// What happened.
         reason: String,
     },
+}
+
+impl fmt::Display for QueryOutcome {
+    /// What WeChat said, in plain words (for reports and logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryOutcome::Paid {
+                transaction_id,
+                paid_at,
+            } => {
+                write!(f, "paid (transaction_id {transaction_id}")?;
+                if let Some(at) = paid_at {
+                    write!(f, ", at {}", at.to_rfc3339())?;
+                }
+                write!(f, ")")
+            }
+            QueryOutcome::UserPaying => write!(f, "the customer is still paying"),
+            QueryOutcome::NotPaid => write!(f, "not paid"),
+            QueryOutcome::Closed => write!(f, "closed or reversed"),
+            QueryOutcome::PayError => write!(f, "the payment failed"),
+            QueryOutcome::NotFound => write!(f, "no such order"),
+            QueryOutcome::Unknown { reason } => write!(f, "no clear answer ({reason})"),
+        }
+    }
 }
 
 /// How a reverse call ended, classified.
