@@ -75,9 +75,24 @@ fn is_editable(element: &Element) -> bool {
 
 /// The detector mode for the current screen and focus.
 fn current_mode(ctx: Ctx) -> Mode {
-    if ctx.page.get_untracked() != Page::Checkout || ctx.pairing.get_untracked() != Pairing::Ready {
+    if ctx.page.get_untracked() != Page::Checkout {
         return Mode::Off;
     }
+    match ctx.pairing.get_untracked() {
+        Pairing::Ready => screen_mode(ctx),
+        // The checkout shows while the token is looked for (render, then pair): a scanner
+        // burst is recognised from the first key, so it never reaches the amount, but
+        // nothing is sent until the terminal is paired.
+        Pairing::Starting => match screen_mode(ctx) {
+            Mode::Armed => Mode::Busy,
+            mode => mode,
+        },
+        Pairing::Needed | Pairing::CodeRefused => Mode::Off,
+    }
+}
+
+/// The detector mode for the checkout's screen and the focused element.
+fn screen_mode(ctx: Ctx) -> Mode {
     let screen_mode = ctx
         .checkout
         .with_untracked(|checkout| checkout.detector_mode());
