@@ -100,9 +100,10 @@ pub struct ApprovalsConfig {
     /// Failed PIN checks in a row that lock the PIN. Default 5.
     #[serde(deserialize_with = "de::number")]
     pub max_failures: u32,
-    /// PIN checks (right or wrong) one terminal may make per minute. Default 10.
+    /// Failed PIN checks (a wrong PIN, an unknown manager) one terminal may make per minute;
+    /// right PINs are not counted. Default 10.
     #[serde(deserialize_with = "de::number")]
-    pub checks_per_minute: u32,
+    pub failed_checks_per_minute: u32,
 }
 
 impl Default for ApprovalsConfig {
@@ -112,7 +113,7 @@ impl Default for ApprovalsConfig {
             window: Duration::ZERO,
             lockout: Duration::from_secs(15 * 60),
             max_failures: 5,
-            checks_per_minute: 10,
+            failed_checks_per_minute: 10,
         }
     }
 }
@@ -634,8 +635,8 @@ impl Config {
             "must be between 1 and 100",
         )?;
         require(
-            approvals.checks_per_minute >= 1,
-            "approvals.checks_per_minute",
+            approvals.failed_checks_per_minute >= 1,
+            "approvals.failed_checks_per_minute",
             "must be at least 1",
         )?;
         if let Some(instance) = &self.server.instance {
@@ -1204,7 +1205,10 @@ mod tests {
             ("lockout = 0", "approvals.lockout"),
             ("max_failures = 0", "approvals.max_failures"),
             ("window = \"13h\"", "approvals.window"),
-            ("checks_per_minute = 0", "approvals.checks_per_minute"),
+            (
+                "failed_checks_per_minute = 0",
+                "approvals.failed_checks_per_minute",
+            ),
         ] {
             let (named, _) =
                 invalid_field(load(&format!("{MINIMAL}\n[approvals]\n{setting}\n"), &[]));

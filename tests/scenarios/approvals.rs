@@ -311,14 +311,22 @@ async fn five_wrong_pins_lock_the_pin_until_the_lockout_passes() {
 async fn pin_checks_are_rate_limited_per_terminal() {
     // Arrange
     let world = World::start_with(100.0, |config| {
-        config.approvals.checks_per_minute = 2;
+        config.approvals.failed_checks_per_minute = 2;
     })
     .await;
     let other = world.new_cashier("counter-2").await;
 
-    // Act
-    world.cashier.approve("refund").await;
-    world.cashier.approve("refund").await;
+    // Act: right PINs are never counted; two wrong ones use up the terminal's minute.
+    for _ in 0..3 {
+        world.cashier.approve("refund").await;
+    }
+    for _ in 0..2 {
+        let wrong = world
+            .cashier
+            .approve_raw(&world.manager.name, "00000000", "refund")
+            .await;
+        assert_eq!(wrong.error().code, "PIN_INCORRECT", "{wrong:?}");
+    }
     let (third, retry_after) = with_retry_after(
         &world.cashier,
         "/approvals",

@@ -423,7 +423,7 @@ fn config_toml(config: &Config) -> String {
          safety_margin = {safety}\nclaim_interval = {claim}\n\n\
          [approvals]\nrefund_above_fen = {refund_above}\nwindow = {window}\n\
          lockout = {lockout}\nmax_failures = {max_failures}\n\
-         checks_per_minute = {checks}\n",
+         failed_checks_per_minute = {checks}\n",
         listen = text(&config.server.listen.to_string()),
         app_dir = path(&config.server.app_dir),
         data_dir = path(&config.store.data_dir),
@@ -462,7 +462,7 @@ fn config_toml(config: &Config) -> String {
         window = text(&format!("{}ms", config.approvals.window.as_millis())),
         lockout = duration(config.approvals.lockout),
         max_failures = config.approvals.max_failures,
-        checks = config.approvals.checks_per_minute,
+        checks = config.approvals.failed_checks_per_minute,
     );
     format!("{main}\n{accounts}")
 }

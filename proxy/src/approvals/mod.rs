@@ -204,7 +204,7 @@ impl Approvals {
         Approvals {
             store,
             config: config.clone(),
-            limiter: Arc::new(CheckLimiter::new(config.checks_per_minute)),
+            limiter: Arc::new(CheckLimiter::new(config.failed_checks_per_minute)),
         }
     }
 
@@ -267,11 +267,10 @@ impl Approvals {
         self.limiter
             .admit(&terminal.id, Instant::now())
             .map_err(|retry_after_secs| ApprovalError::RateLimited { retry_after_secs })?;
-        let manager = self
-            .store
-            .manager_by_name(&request.manager)
-            .await?
-            .ok_or_else(|| ApprovalError::UnknownManager(request.manager.clone()))?;
+        let Some(manager) = self.store.manager_by_name(&request.manager).await? else {
+            self.limiter.failed(&terminal.id, Instant::now());
+            return Err(ApprovalError::UnknownManager(request.manager));
+        };
         // A locked PIN is refused without hashing anything.
         let now = self.store.clock().await?;
         if let Some(until) = manager.locked_until.filter(|until| *until > now) {
@@ -292,6 +291,7 @@ impl Approvals {
         {
             PinCheck::Accepted => {}
             PinCheck::Incorrect { remaining } => {
+                self.limiter.failed(&terminal.id, Instant::now());
                 tracing::warn!(manager = %manager.name, terminal = %terminal.name, remaining, "wrong manager PIN");
                 return Err(ApprovalError::PinIncorrect {
                     manager: manager.name,
@@ -299,6 +299,7 @@ impl Approvals {
                 });
             }
             PinCheck::Locked { until, now } => {
+                self.limiter.failed(&terminal.id, Instant::now());
                 tracing::warn!(manager = %manager.name, terminal = %terminal.name, "manager PIN locked");
                 return Err(locked(&manager.name, until, now));
             }

@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// terminal sends as the `Paycode-Approval` header on the approved request. A cashier
 /// terminal asking for a back-office action is refused before the PIN is checked. After
 /// `approvals.max_failures` wrong PINs in a row the manager's PIN is locked for
-/// `approvals.lockout`; each terminal may check `approvals.checks_per_minute` PINs a minute.
+/// `approvals.lockout`; each terminal may fail `approvals.failed_checks_per_minute` PIN checks a minute.
 #[utoipa::path(
     post,
     path = "/approvals",

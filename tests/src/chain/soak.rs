@@ -122,12 +122,7 @@ pub async fn run(args: Args) -> bool {
         Backend::Postgres,
         args.scale,
         &CHAIN_SHOPS,
-        |config| {
-            fast_wechat_timeouts(config);
-            // Every refund is approved by a manager; a terminal refunds faster than a
-            // person types PINs.
-            config.approvals.checks_per_minute = 10_000;
-        },
+        fast_wechat_timeouts,
     )
     .await;
     let manager = chain.add_manager("soak-manager").await;

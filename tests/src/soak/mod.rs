@@ -177,9 +177,6 @@ pub async fn run(args: Args) -> bool {
     let rig = CrashRig::start_with_stores(options.scale, &SOAK_SHOPS, move |config| {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("an address");
         fast_wechat_timeouts(config);
-        // Every refund is approved by a manager; a terminal refunds faster than a person
-        // types PINs.
-        config.approvals.checks_per_minute = 10_000;
     })
     .await;
     let manager = rig.add_manager("soak-manager").await;
