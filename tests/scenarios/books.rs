@@ -23,7 +23,7 @@ fn sim_today(world: &World) -> NaiveDate {
 
 /// Moves the simulator to 10:00 Beijing time on the day after `day`, when `day`'s bill is
 /// ready.
-fn make_bill_ready(world: &World, day: NaiveDate) {
+pub(crate) fn make_bill_ready(world: &World, day: NaiveDate) {
     let ready = (day + chrono::Days::new(1))
         .and_hms_opt(10, 0, 0)
         .and_then(|time| time.and_local_timezone(beijing()).single())
@@ -35,7 +35,7 @@ fn make_bill_ready(world: &World, day: NaiveDate) {
 }
 
 /// Runs `paycode-proxy reconcile --date day` and returns what it printed.
-async fn reconcile_cli(world: &World, day: NaiveDate) -> String {
+pub(crate) async fn reconcile_cli(world: &World, day: NaiveDate) -> String {
     let mut out = Vec::new();
     reconcile::run(
         ReconcileArgs {

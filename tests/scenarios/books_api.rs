@@ -4,13 +4,13 @@
 //! approval per request, "mark explained" needs a note and is audited, "query now" asks
 //! WeChat and runs the day again, and the CSV lists the mismatches.
 
+use crate::books::{make_bill_ready, reconcile_cli};
 use chrono::NaiveDate;
 use paycode_api::books::{
     BooksDayDetail, BooksDayList, BooksStatus, DayStatus, MismatchClass, MismatchEntry,
     MismatchQueried, MismatchStatus, OwnerAction,
 };
 use paycode_api::{ApprovalAction, Role};
-use paycode_proxy::cli::reconcile::{self, ReconcileArgs};
 use paycode_proxy::routes::books::CSV_HEADER;
 use paycode_proxy::store::Millis;
 use paycode_tests::world::AMOUNT_FEN;
@@ -48,26 +48,8 @@ async fn reconciled_day(world: &World) -> NaiveDate {
         wxpay::messages::OutTradeNo::new("PCGHOST0000000000000000000000001").unwrap();
     ghost.auth_code_fingerprint = None;
     store.insert_payment(&ghost).await.unwrap();
-    // The bill of `day` is ready from 10:00 the next day (Beijing time).
-    let ready = (day + chrono::Days::new(1))
-        .and_hms_opt(10, 0, 0)
-        .and_then(|time| time.and_local_timezone(beijing()).single())
-        .expect("a time")
-        .to_utc();
-    if let Ok(ahead) = (ready - world.sim.now()).to_std() {
-        world.sim.advance(ahead);
-    }
-    let mut out = Vec::new();
-    reconcile::run(
-        ReconcileArgs {
-            date: day,
-            account: None,
-        },
-        &world.config,
-        &mut out,
-    )
-    .await
-    .expect("the day is reconciled");
+    make_bill_ready(world, day);
+    reconcile_cli(world, day).await;
     day
 }
 
