@@ -387,6 +387,58 @@ fn a_scan_while_typing_the_amount_never_reaches_it() {
     till.shot("scan_during_amount");
 }
 
+/// Holds the app's demo pairing request (`GET /api/v1/demo/pairing`) until the test calls
+/// `window.__paycodeReleasePairing()`: the checkout shows before the terminal has a token
+/// (render, then pair), and this keeps that window open.
+const HOLD_DEMO_PAIRING: &str = "(() => { \
+    const fetch = window.fetch.bind(window); let release; \
+    const held = new Promise((resolve) => { release = resolve; }); \
+    window.__paycodeReleasePairing = release; window.__paycodePairingAsked = false; \
+    window.fetch = (request, init) => { \
+        const url = typeof request === 'string' ? request : request.url; \
+        if (!url.includes('/api/v1/demo/pairing')) return fetch(request, init); \
+        window.__paycodePairingAsked = true; \
+        return held.then(() => fetch(request, init)); }; })();";
+
+/// A code scanned before the terminal has its token is neither lost nor typed into the
+/// amount, and no pairing screen shows: the payment screen waits, and the payment is sent
+/// once the token arrives.
+#[test]
+fn a_scan_before_the_token_arrives_is_paid_once_it_does() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::for_demo(&demo);
+    let page = driver.session(1280, 800);
+    page.script_before_start(HOLD_DEMO_PAIRING);
+    let till = Till::open(page, &demo);
+    till.enter_amount("7");
+    let asked = till
+        .page
+        .execute("return window.__paycodePairingAsked", json!([]));
+    assert_eq!(asked, json!(true), "the pairing request is out and held");
+
+    till.scan(&demo.code("password_free"));
+    till.page.wait_for(
+        "the payment screen",
+        WAIT,
+        "return document.querySelector('[data-testid=paying]') ? true : null",
+    );
+    assert!(
+        till.page.text("[data-testid=pairing]").is_none(),
+        "no pairing screen while the token is on its way"
+    );
+    assert!(
+        demo.payments().payments.is_empty(),
+        "nothing is sent without a token"
+    );
+
+    till.page
+        .execute("window.__paycodeReleasePairing()", json!([]));
+    till.wait_state(PaymentState::Paid);
+    assert_eq!(till.only_payment().amount_fen, Fen(700));
+    assert_eq!(till.headline(), "收款成功 ¥7.00");
+}
+
 #[test]
 fn a_reload_mid_payment_resumes_the_same_payment() {
     let _serial = serial();

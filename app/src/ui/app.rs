@@ -191,8 +191,8 @@ pub fn App() -> impl IntoView {
     });
 
     // Render, then pair: a new tablet in demo mode does not wait for the pairing request
-    // before its first screen (the scanner works once the token is there,
-    // `capture::current_mode`). The memo keeps the page from being rebuilt unless it really
+    // before its first screen (a code scanned before the token arrives is sent when it
+    // does, `capture::current_mode`). The memo keeps the page from being rebuilt unless it really
     // changes, also when pairing completes.
     let shown = Memo::new(move |_| match ctx.pairing.get() {
         Pairing::Starting if !show_while_starting => Shown::Loading,

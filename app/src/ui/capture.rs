@@ -79,14 +79,11 @@ fn current_mode(ctx: Ctx) -> Mode {
         return Mode::Off;
     }
     match ctx.pairing.get_untracked() {
-        Pairing::Ready => screen_mode(ctx),
-        // The checkout shows while the token is looked for (render, then pair): a scanner
-        // burst is recognised from the first key, so it never reaches the amount, but
-        // nothing is sent until the terminal is paired.
-        Pairing::Starting => match screen_mode(ctx) {
-            Mode::Armed => Mode::Busy,
-            mode => mode,
-        },
+        // The checkout shows while the token is looked for (render, then pair), and works
+        // the same: a scanner burst is recognised from the first key, so it never reaches
+        // the amount, and a code scanned before the token arrives is sent once it does
+        // (`Ctx::run`, `Ctx::paired`).
+        Pairing::Ready | Pairing::Starting => screen_mode(ctx),
         Pairing::Needed | Pairing::CodeRefused => Mode::Off,
     }
 }

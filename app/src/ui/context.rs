@@ -173,6 +173,9 @@ impl Ctx {
                 browser::sleep(delay_ms).await;
                 let result = match self.token() {
                     Some(token) => api::create_payment(&token, &body).await,
+                    // Scanned while the token is still looked for: `paired` sends
+                    // `Input::Retry`, which posts the same attempt.
+                    None if self.pairing.get_untracked() == Pairing::Starting => return,
                     None => Err(unauthorized()),
                 };
                 self.note(&result);
