@@ -592,8 +592,17 @@ fn the_layout_fits_a_tablet_and_a_desktop() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);
     let driver = Driver::for_demo(&demo);
-    for (width, height) in [(1280, 800), (1920, 1080)] {
+    // Landscape screens show the whole amount screen; portrait ones (a tablet held upright,
+    // a phone) may scroll down but never sideways.
+    for (width, height) in [(1280, 800), (1920, 1080), (800, 1280), (412, 915)] {
+        let landscape = width > height;
         let till = Till::open(driver.session(width, height), &demo);
+        // The demo terminal is a manager's: five tabs once its details have arrived.
+        till.page.wait_for(
+            "the manager's five tabs",
+            WAIT,
+            "return document.querySelectorAll('.tabs .tab').length === 5 ? true : null",
+        );
         let fits = "return [document.documentElement.scrollWidth <= window.innerWidth, \
                     document.documentElement.scrollHeight <= window.innerHeight, \
                     window.innerWidth, window.innerHeight]";
@@ -601,9 +610,27 @@ fn the_layout_fits_a_tablet_and_a_desktop() {
         assert_eq!(measured[2], json!(width));
         assert_eq!(measured[3], json!(height));
         assert_eq!(
-            (measured[0].clone(), measured[1].clone()),
-            (json!(true), json!(true)),
-            "the amount screen fits {width}x{height} without scrolling"
+            measured[0],
+            json!(true),
+            "the amount screen never scrolls sideways at {width}x{height}"
+        );
+        if landscape {
+            assert_eq!(
+                measured[1],
+                json!(true),
+                "the amount screen fits {width}x{height} without scrolling"
+            );
+        }
+        let tabs_inside = till.page.execute(
+            "return [...document.querySelectorAll('.tabs .tab')].every(t => { \
+             const r = t.getBoundingClientRect(); \
+             return r.left >= 0 && r.right <= window.innerWidth && r.height >= 44; })",
+            json!([]),
+        );
+        assert_eq!(
+            tabs_inside,
+            json!(true),
+            "every tab is on screen and at least 44 px tall at {width}x{height}"
         );
         let smallest_key = till.page.execute(
             "return Math.min(...[...document.querySelectorAll('.key')].map(k => \
@@ -618,10 +645,17 @@ fn the_layout_fits_a_tablet_and_a_desktop() {
         till.enter_amount("12.3");
         let measured = till.page.execute(fits, json!([]));
         assert_eq!(
-            (measured[0].clone(), measured[1].clone()),
-            (json!(true), json!(true)),
-            "the waiting screen fits {width}x{height}"
+            measured[0],
+            json!(true),
+            "the waiting screen never scrolls sideways at {width}x{height}"
         );
+        if landscape {
+            assert_eq!(
+                measured[1],
+                json!(true),
+                "the waiting screen fits {width}x{height}"
+            );
+        }
         till.shot(&format!("awaiting_code_{width}x{height}"));
     }
 }
