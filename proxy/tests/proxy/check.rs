@@ -114,3 +114,50 @@ async fn every_account_and_every_providers_store_is_checked_by_name() {
     database.close().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_example_file_with_the_block_sim_prints_passes_check_against_the_simulator() {
+    // `paycode-proxy sim` with its defaults, as a new user runs it next to the example file.
+    let root = tempfile::tempdir().unwrap();
+    let sim = wxpay::sim::Simulator::local(root.path().join("sim-certs"))
+        .start()
+        .await
+        .unwrap();
+    let example = include_str!("../../paycode.example.toml");
+    let path = root.path().join("paycode.toml");
+    let example_config =
+        paycode_proxy::config::Config::from_sources(&path, example, Vec::<(String, String)>::new())
+            .unwrap();
+    let merchant = &sim.merchants()[0];
+    assert_eq!(example_config.wechat.appid, merchant.appid);
+    assert_eq!(example_config.wechat.mch_id, merchant.mch_id);
+    let example_key = example_config.wechat.api_key.expose().to_owned();
+    assert_eq!(example_key, merchant.key.expose());
+
+    // The printed block replaces the example's [wechat] section; the key is the example's
+    // own, which the block never prints.
+    let block = wxpay::sim::cli::proxy_config(&sim);
+    assert!(!block.contains(&example_key), "{block}");
+    let wechat_at = example.find("\n[wechat]\n").unwrap();
+    let after_wechat = wechat_at + example[wechat_at + 1..].find("\n[").unwrap() + 1;
+    let data_dir = root.path().join("data").display().to_string();
+    let text = format!(
+        "{}\n{block}api_key = \"{example_key}\"\n{}",
+        &example[..wechat_at],
+        &example[after_wechat..],
+    )
+    .replace("data_dir = \"data\"", &format!("data_dir = {data_dir:?}"));
+    let config =
+        paycode_proxy::config::Config::from_sources(&path, &text, Vec::<(String, String)>::new())
+            .unwrap_or_else(|error| panic!("{error}\n{text}"));
+    let mut out = Vec::new();
+
+    check::run(&config, &mut out).await.unwrap();
+
+    let report = String::from_utf8(out).unwrap();
+    assert!(
+        report.contains("answered a signed query for merchant 10000100"),
+        "{report}"
+    );
+    sim.shutdown().await;
+}
