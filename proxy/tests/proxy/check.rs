@@ -161,3 +161,24 @@ async fn the_example_file_with_the_block_sim_prints_passes_check_against_the_sim
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_with_its_real_cause_and_no_password() {
+    let root = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::config_in(root.path());
+    // Nothing listens on port 1.
+    config.store.database_url = Some("postgres://paycode:s3cret-pw@127.0.0.1:1/paycode".into());
+
+    let checked = check::run(&config, &mut Vec::new()).await.unwrap_err();
+    let migrated = paycode_proxy::store::migrate(&config.store)
+        .await
+        .unwrap_err();
+
+    for message in [checked.to_string(), paycode_proxy::error::chain(&migrated)] {
+        assert!(message.contains("store.database_url"), "{message}");
+        assert!(message.contains("127.0.0.1:1/paycode"), "{message}");
+        assert!(message.contains("Connection refused"), "{message}");
+        assert!(!message.contains("pool timed out"), "{message}");
+        assert!(!message.contains("s3cret-pw"), "{message}");
+    }
+}
