@@ -182,3 +182,45 @@ async fn an_unreachable_database_is_named_with_its_real_cause_and_no_password() 
         assert!(!message.contains("s3cret-pw"), "{message}");
     }
 }
+
+#[tokio::test]
+async fn commands_on_postgresql_log_no_notices_by_default() {
+    let Some(backend) = crate::helpers::Backend::postgres() else {
+        return;
+    };
+    let database = crate::helpers::TestDatabase::new(&backend).await;
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("paycode.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\ndata_dir = {:?}\ndatabase_url = {:?}\n\n[wechat]\n\
+             appid = \"wxd930ea5d5a258f4f\"\nmch_id = \"10000100\"\n\
+             api_key = \"192006250b4c09247ec02edce69f6a2d\"\n",
+            root.path().join("data").display().to_string(),
+            database.config.database_url.as_deref().unwrap(),
+        ),
+    )
+    .unwrap();
+    let migrate = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_paycode-proxy"));
+        command.arg("--config").arg(&config).arg("migrate");
+        command.env_remove("RUST_LOG");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PAYCODE_") {
+                command.env_remove(name);
+            }
+        }
+        command.output().unwrap()
+    };
+
+    let first = migrate();
+    let again = migrate();
+
+    for run in [first, again] {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        // The migrator's CREATE TABLE IF NOT EXISTS makes PostgreSQL send this notice.
+        assert!(!stderr.contains("already exists, skipping"), "{stderr}");
+    }
+}
