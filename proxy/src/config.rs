@@ -1157,6 +1157,35 @@ mod tests {
     }
 
     #[test]
+    fn the_chain_sample_of_the_docs_loads_as_written_with_its_environment() {
+        let doc = include_str!("../../docs/chains.md");
+        let start = doc.find("# /etc/paycode/paycode.toml on till-a").unwrap();
+        let end = start + doc[start..].find("```").unwrap();
+        let environment = [
+            (
+                "PAYCODE_WECHAT__API_KEY",
+                "192006250b4c09247ec02edce69f6a2d",
+            ),
+            (
+                "PAYCODE_STORE__DATABASE_URL",
+                "postgres://paycode:SECRET@db.internal:5432/paycode",
+            ),
+        ];
+
+        let config = load(&doc[start..end], &environment).unwrap();
+
+        assert_eq!(config.server.instance.as_deref(), Some("till-a"));
+        assert_eq!(config.server.app_dir, Path::new("/opt/paycode/dist"));
+        assert_eq!(
+            config.server.public_url.as_ref().map(Url::as_str),
+            Some("https://paycode.shop.internal/")
+        );
+        assert_eq!(config.store.backend(), StoreBackend::Postgres);
+        assert_eq!(config.store.data_dir, Path::new("/var/lib/paycode"));
+        assert!(config.wechat.cert_p12.is_some());
+    }
+
+    #[test]
     fn tls_and_pairing_settings_load_and_are_checked() {
         let text = format!(
             "{MINIMAL}\n[server]\nlisten = \"0.0.0.0:3443\"\npublic_url = \"https://paycode.local:3443\"\n\

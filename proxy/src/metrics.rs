@@ -3,7 +3,10 @@
 //! Few and fixed, so a small hand-written registry is enough: WeChat calls by API and
 //! outcome with a latency histogram, and payment state transitions. Gauges that describe the
 //! present (payments by state, pending work, the books' open mismatches and unreconciled
-//! days) are computed when scraped.
+//! days) are computed when scraped. Payments by state and the books' gauges count the whole
+//! database, so every proxy on one PostgreSQL database reports the same numbers: aggregate
+//! them with `max`, not `sum` (docs/chains.md §2.2). The counters, the histogram and the
+//! engine's gauges (scheduled, in flight) are this proxy's own and add up.
 //!
 //! Every sample carries the proxy's name as `instance="NAME"` ([`Metrics::for_instance`]),
 //! so that the series of several proxies on one database stay apart wherever they are
@@ -129,7 +132,7 @@ impl Metrics {
         let counters = self.lock();
         let mut out = String::new();
         out.push_str(
-            "# HELP paycode_payments Stored payments by state.\n# TYPE paycode_payments gauge\n",
+            "# HELP paycode_payments Stored payments by state, in the whole database (every proxy on it reports the same: aggregate with max, not sum).\n# TYPE paycode_payments gauge\n",
         );
         for state in PaymentState::ALL {
             let count = snapshot
@@ -168,7 +171,7 @@ impl Metrics {
         }
         let _ = write!(
             out,
-            "# HELP paycode_engine_scheduled Payments and refunds with a WeChat call scheduled.\n\
+            "# HELP paycode_engine_scheduled Payments and refunds with a WeChat call scheduled on this proxy.\n\
              # TYPE paycode_engine_scheduled gauge\npaycode_engine_scheduled{labels} {}\n\
              # HELP paycode_engine_in_flight WeChat calls in flight.\n\
              # TYPE paycode_engine_in_flight gauge\npaycode_engine_in_flight{labels} {}\n",
@@ -177,7 +180,7 @@ impl Metrics {
             labels = self.labels(&[]),
         );
         out.push_str(
-            "# HELP paycode_books_open_mismatches Reconciliation mismatches nobody has settled, by account.\n\
+            "# HELP paycode_books_open_mismatches Reconciliation mismatches nobody has settled, by account, in the whole database (aggregate with max, not sum).\n\
              # TYPE paycode_books_open_mismatches gauge\n",
         );
         for (account, count) in &snapshot.books_open_mismatches {
@@ -186,7 +189,7 @@ impl Metrics {
         }
         let _ = write!(
             out,
-            "# HELP paycode_books_days_unreconciled Days of the last month whose reconciliation waits for the bill or failed.\n\
+            "# HELP paycode_books_days_unreconciled Days of the last month whose reconciliation waits for the bill or failed, in the whole database (aggregate with max, not sum).\n\
              # TYPE paycode_books_days_unreconciled gauge\npaycode_books_days_unreconciled{labels} {}\n",
             snapshot.books_days_unreconciled,
             labels = self.labels(&[]),

@@ -12,12 +12,20 @@
 //!   long-polls re-read their payment on a timer as well.
 //! - **The micropay limit**, shared by every proxy on the database
 //!   ([`Engine::share_micropay_limits`]), runs its two short statements on this pool.
+//! - **One live proxy per name.** The listening connection holds a session advisory lock on
+//!   this proxy's `[server] instance` for its whole life ([`Coordination::claim_instance`]):
+//!   a second proxy started under a name in use is refused, since its logs, metrics and
+//!   WeChat `User-Agent` could not be told apart from the first's. PostgreSQL frees the lock
+//!   when the session ends, which it notices at once when the process dies on the same or a
+//!   live host (the socket closes); a restart waits a bounded time for that.
 //!
 //! SQLite has none of this: one proxy owns the file and hears its own changes.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -37,27 +45,122 @@ pub const POOL_SIZE: u32 = 5;
 /// How long a limiter statement waits for a connection of the pool.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The first key of the instance-name advisory lock (`pg_try_advisory_lock(int, int)`): the
+/// bytes "PCYi". The two-key form has a key space of its own, apart from the one-key locks
+/// (such as the migrator's), so only another user of this same first key could clash.
+const INSTANCE_LOCK_SPACE: i32 = 0x5043_5969;
+
+/// How often a start that found its name taken tries again.
+const CLAIM_RETRY: Duration = Duration::from_millis(100);
+
+/// Why [`Coordination::claim_instance`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceClaimError {
+    /// Another live proxy on the database runs under this name.
+    #[error(
+        "server.instance: another proxy on this database is already running as \"{name}\" \
+         (waited {waited:?} for it to go away); give every proxy its own [server] instance \
+         (or PAYCODE_SERVER__INSTANCE; the default, the host's name, is the same for two \
+         proxies on one host), or stop the other one"
+    )]
+    Taken {
+        /// The name in use.
+        name: String,
+        /// How long this start waited for it to be freed.
+        waited: Duration,
+    },
+    /// The database did not answer.
+    #[error("server.instance: cannot claim \"{name}\" on the database")]
+    Database {
+        /// The name.
+        name: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+}
+
 /// This proxy's connections for coordinating with the other proxies on its database.
 #[derive(Clone, Debug)]
 pub struct Coordination {
     pool: PgPool,
+    /// `[server] instance`.
+    name: Arc<str>,
+    /// The listening connection [`Coordination::claim_instance`] opened, holding the
+    /// instance's lock, until [`Coordination::listen`] takes it over.
+    claimed: Arc<Mutex<Option<PgListener>>>,
 }
 
 impl Coordination {
-    /// The coordination pool for the store `config` names, or `None` on SQLite. Opens no
-    /// connection yet: the first use does.
-    pub fn for_store(config: &StoreConfig) -> Result<Option<Coordination>, sqlx::Error> {
+    /// The coordination pool for the store `config` names, or `None` on SQLite, for the proxy
+    /// called `name` (`[server] instance`). Opens no connection yet: the first use does.
+    pub fn for_store(
+        config: &StoreConfig,
+        name: &str,
+    ) -> Result<Option<Coordination>, sqlx::Error> {
         if config.backend() != StoreBackend::Postgres {
             return Ok(None);
         }
         let url = config.database_url.as_deref().unwrap_or_default();
-        let options =
-            PgConnectOptions::from_str(url)?.application_name("paycode-proxy coordination");
+        let options = PgConnectOptions::from_str(url)?
+            .application_name(&format!("paycode-proxy coordination {name}"));
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Some(Coordination { pool }))
+        Ok(Some(Coordination {
+            pool,
+            name: name.into(),
+            claimed: Arc::default(),
+        }))
+    }
+
+    /// Opens the listening connection and takes this proxy's instance lock on it, trying
+    /// again for up to `wait` while another session holds it (a previous run of this proxy
+    /// that was killed: PostgreSQL frees its lock when it sees the socket close). Refuses
+    /// with [`InstanceClaimError::Taken`] when the name is still held after `wait`.
+    pub async fn claim_instance(&self, wait: Duration) -> Result<(), InstanceClaimError> {
+        let database = |source| InstanceClaimError::Database {
+            name: self.name.to_string(),
+            source,
+        };
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(database)?;
+        let started = tokio::time::Instant::now();
+        let mut said = false;
+        while !self.lock_instance(&mut listener).await.map_err(database)? {
+            if started.elapsed() >= wait {
+                return Err(InstanceClaimError::Taken {
+                    name: self.name.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            if !said {
+                said = true;
+                tracing::info!(
+                    instance = %self.name,
+                    "another proxy on the database runs as \"{}\"; waiting up to {wait:?} for \
+                     it to go away (a previous run that was just stopped)",
+                    self.name
+                );
+            }
+            tokio::time::sleep(CLAIM_RETRY).await;
+        }
+        *self
+            .claimed
+            .lock()
+            .unwrap_or_else(|error| error.into_inner()) = Some(listener);
+        Ok(())
+    }
+
+    /// `pg_try_advisory_lock` of this proxy's name on `listener`'s session: whether it holds
+    /// it now.
+    async fn lock_instance(&self, listener: &mut PgListener) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+            .bind(INSTANCE_LOCK_SPACE)
+            .bind(instance_key(&self.name))
+            .fetch_one(listener)
+            .await
     }
 
     /// The pool, for [`Engine::share_micropay_limits`].
@@ -66,11 +169,38 @@ impl Coordination {
     }
 
     /// Listens for changes until `stop` is cancelled, handing each to `engine`, and reopens
-    /// the connection whenever it is lost.
+    /// the connection whenever it is lost. The first connection is the one
+    /// [`Coordination::claim_instance`] opened, if it ran; every new one takes the instance
+    /// lock again.
     pub async fn listen(&self, engine: Engine, stop: CancellationToken) {
         engine.hear_changes();
         loop {
-            match self.listen_once(&engine, &stop).await {
+            let claimed = self
+                .claimed
+                .lock()
+                .unwrap_or_else(|error| error.into_inner())
+                .take();
+            let listening = match claimed {
+                Some(listener) => Ok(listener),
+                None => self.reconnect().await,
+            };
+            let outcome = match listening {
+                Ok(mut listener) => {
+                    let outcome = self.listen_on(&mut listener, &engine, &stop).await;
+                    if outcome.is_err() {
+                        // The connection may still be alive (an error of LISTEN itself): it
+                        // returns to the pool, which must not keep the lock for it.
+                        let _ = tokio::time::timeout(
+                            ACQUIRE_TIMEOUT,
+                            sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut listener),
+                        )
+                        .await;
+                    }
+                    outcome
+                }
+                Err(error) => Err(error),
+            };
+            match outcome {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, "lost the database's change announcements; listening again shortly");
@@ -83,13 +213,30 @@ impl Coordination {
         }
     }
 
-    /// One listening connection, until `stop` (`Ok`) or an error.
-    async fn listen_once(
+    /// A new listening connection after the last was lost, with the instance lock taken
+    /// again. Should another proxy have taken the name meanwhile (it started while this
+    /// one's connection was down), this one says so and listens all the same: payments stay
+    /// safe, only the two cannot be told apart.
+    async fn reconnect(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        if !self.lock_instance(&mut listener).await? {
+            tracing::error!(
+                instance = %self.name,
+                "server.instance: another proxy on this database took the name \"{}\" while \
+                 this one's connection was down; give each proxy its own name",
+                self.name
+            );
+        }
+        Ok(listener)
+    }
+
+    /// Listens on `listener` until `stop` (`Ok`) or an error.
+    async fn listen_on(
         &self,
+        listener: &mut PgListener,
         engine: &Engine,
         stop: &CancellationToken,
     ) -> Result<(), sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
         // Reopened on the next read rather than at once: the loop above paces reconnects.
         listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
@@ -116,4 +263,12 @@ impl Coordination {
             }
         }
     }
+}
+
+/// The second key of the instance lock: the first four bytes of the name's SHA-256. Two
+/// different names share a key with odds of one in four billion (the second would be
+/// refused as if it had the first's name).
+fn instance_key(name: &str) -> i32 {
+    let digest = Sha256::digest(name.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }

@@ -24,7 +24,9 @@ pub trait ReadinessCheck: Send + Sync + 'static {
     /// A short, stable name shown in the `/readyz` body (`store`, `wechat`).
     fn name(&self) -> &'static str;
 
-    /// `Ok` when ready; otherwise why not. The reason is logged, never sent to the client.
+    /// `Ok` when ready; otherwise why not. The reason is logged, never sent to the client
+    /// (it may name hosts or carry a driver's message); the report gives only a check's
+    /// time-out, in fixed words ([`CheckReport::reason`]).
     async fn check(&self) -> Result<(), String>;
 
     /// For a check that reaches a service on every probe (the database), what it reaches:
@@ -83,9 +85,14 @@ impl Readiness {
         let mut checks = Vec::with_capacity(self.checks.len());
         for check in self.checks.iter() {
             let started = Instant::now();
+            let mut timed_out = None;
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
                 Ok(outcome) => outcome,
-                Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                Err(_) => {
+                    let reason = format!("no answer within {CHECK_TIMEOUT:?}");
+                    timed_out = Some(reason.clone());
+                    Err(reason)
+                }
             };
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             if let Err(reason) = &outcome {
@@ -98,6 +105,7 @@ impl Readiness {
                 backend,
                 // Rounded to a tenth of a millisecond: enough to read, stable to compare.
                 latency_ms: backend.map(|_| (latency_ms * 10.0).round() / 10.0),
+                reason: timed_out,
             });
         }
         ReadinessReport {
@@ -146,6 +154,10 @@ pub struct CheckReport {
     /// How long that check took, in milliseconds (to a tenth), beside `backend`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// Why a check failed, when it is safe to say: only "no answer within 2s" (the check's
+    /// time-out). Other reasons are in the proxy's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The store answers a trivial query; the report names its back end and the query's
@@ -182,5 +194,53 @@ impl ReadinessCheck for StoreReachable {
             let _ = crate::error::error_chain_fmt(&error, &mut report);
             report
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Hangs;
+    struct Fails;
+
+    #[async_trait]
+    impl ReadinessCheck for Hangs {
+        fn name(&self) -> &'static str {
+            "hangs"
+        }
+        async fn check(&self) -> Result<(), String> {
+            std::future::pending().await
+        }
+    }
+
+    #[async_trait]
+    impl ReadinessCheck for Fails {
+        fn name(&self) -> &'static str {
+            "fails"
+        }
+        async fn check(&self) -> Result<(), String> {
+            Err("connection to db.internal:5432 refused".to_owned())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_time_out_is_given_as_the_reason_and_any_other_failure_only_logged() {
+        let readiness = Readiness::for_instance("till-a")
+            .with(Arc::new(Hangs))
+            .with(Arc::new(Fails));
+
+        let report = readiness.run().await;
+
+        assert!(!report.ready);
+        assert!(!report.checks[0].ok);
+        assert_eq!(
+            report.checks[0].reason.as_deref(),
+            Some("no answer within 2s")
+        );
+        assert!(!report.checks[1].ok);
+        assert_eq!(report.checks[1].reason, None);
+        let body = serde_json::to_string(&report).unwrap();
+        assert!(!body.contains("db.internal"), "{body}");
     }
 }

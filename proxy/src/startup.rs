@@ -179,6 +179,9 @@ pub enum StartupError {
     /// The CA page (`server.tls.ca_listen`) cannot offer `server.tls.ca_pem`.
     #[error("server.tls.ca_pem: {0}")]
     CaPage(String),
+    /// Another live proxy on the PostgreSQL database runs under this `[server] instance`.
+    #[error(transparent)]
+    Instance(#[from] crate::notify::InstanceClaimError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}")]
     Bind {
@@ -211,8 +214,15 @@ impl Application {
     }
 
     /// Binds `server.listen` for an already built state (demo mode and tests that need a
-    /// handle on the state before serving).
+    /// handle on the state before serving). On PostgreSQL it first claims the instance's
+    /// name on the database ([`Coordination::claim_instance`](crate::notify::Coordination::claim_instance)),
+    /// waiting up to [`instance_claim_wait`] for a previous run to go away.
     pub async fn build_with_state(state: AppState) -> Result<Application, StartupError> {
+        if let Some(coordination) = &state.coordination {
+            coordination
+                .claim_instance(instance_claim_wait(&state.config))
+                .await?;
+        }
         let configured = state.config.server.listen;
         let bind_error = |source| StartupError::Bind {
             address: configured,
@@ -366,6 +376,16 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// How long a start waits for another session to free its instance name: `[leases]
+/// duration` (10 s by default; a killed proxy's payments are taken over after it too), and at
+/// least one second, enough for PostgreSQL to see the socket of a killed process close.
+pub fn instance_claim_wait(config: &Config) -> std::time::Duration {
+    config
+        .leases
+        .duration
+        .max(std::time::Duration::from_secs(1))
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what `docker stop` and systemd send).

@@ -84,7 +84,8 @@ impl AppState {
             engine.clone(),
             crate::cli::reconcile::rules(&config),
         );
-        let coordination = Coordination::for_store(&config.store).map_err(StoreError::from)?;
+        let coordination =
+            Coordination::for_store(&config.store, &instance.name).map_err(StoreError::from)?;
         if let Some(coordination) = &coordination {
             engine.share_micropay_limits(coordination.pool());
         }

@@ -12,7 +12,11 @@
 //! - the 30/s micropay limit of one account holds across the proxies, in every window of
 //!   real time at the simulator;
 //! - the same `attempt_id` posted to two proxies at once makes one order;
-//! - `/readyz` and `/metrics` name the proxy that answered, and `/readyz` its database.
+//! - `/readyz` and `/metrics` name the proxy that answered, and `/readyz` its database;
+//! - a second proxy under a `[server] instance` in use is refused, a restart after SIGKILL is
+//!   not (`names`).
+
+mod names;
 
 use std::time::{Duration, Instant};
 

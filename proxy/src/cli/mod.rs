@@ -75,6 +75,11 @@ pub enum Command {
     #[command(subcommand)]
     Tls(tls::TlsCommand),
     /// Run the WeChat Pay simulator on its own (the same one demo mode embeds).
+    ///
+    /// `sim` does not read --config: its merchant is --appid, --mch-id and --key, whose
+    /// defaults are proxy/paycode.example.toml's. At start it prints the `[wechat]` block
+    /// (appid, mch_id, hosts, certificate, key file and CA) to paste into a proxy's
+    /// configuration.
     Sim(wxpay::sim::cli::SimArgs),
     /// Reconcile one business day with WeChat's bill (every account, or one) and store the
     /// result, as the daily run does; prints the totals and mismatches (docs/books.md).

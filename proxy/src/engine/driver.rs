@@ -174,6 +174,13 @@ impl Shared {
             .await?;
         for leased in &payments {
             let record = &leased.record;
+            tracing::info!(
+                payment = %record.id,
+                out_trade_no = %record.out_trade_no,
+                state = record.state.as_str(),
+                epoch = record.lease_epoch,
+                "claimed a payment"
+            );
             let key = Key::Payment(record.id.clone());
             self.leases.hold(
                 key.clone(),
@@ -194,6 +201,12 @@ impl Shared {
         }
         for leased in &refunds {
             let refund = &leased.record;
+            tracing::info!(
+                refund = %refund.id,
+                out_refund_no = %refund.out_refund_no,
+                epoch = refund.lease_epoch,
+                "claimed a refund"
+            );
             self.leases.hold(
                 Key::Refund(refund.id.clone()),
                 refund.lease_epoch,

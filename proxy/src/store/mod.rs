@@ -42,20 +42,72 @@ pub use sqlite::SqliteStore;
 
 /// Opens the store `config` names (SQLite unless `database_url` is a `postgres://` URL) and
 /// brings its schema up to date.
+///
+/// A PostgreSQL server that cannot be reached is [`StoreError::Unreachable`], naming the
+/// server and the real cause; a database migrated by a newer binary is
+/// [`StoreError::NewerSchema`].
 pub async fn connect(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match config.backend() {
-        StoreBackend::Sqlite => Arc::new(SqliteStore::connect(config).await?),
-        StoreBackend::Postgres => Arc::new(PostgresStore::connect(config).await?),
-    })
+    let store: Arc<dyn Store> = match config.backend() {
+        StoreBackend::Sqlite => Arc::new(SqliteStore::connect(config).await.map_err(explain)?),
+        StoreBackend::Postgres => {
+            reach_postgres(config).await?;
+            Arc::new(PostgresStore::connect(config).await.map_err(explain)?)
+        }
+    };
+    Ok(store)
 }
 
 /// Brings the schema of the database `config` names up to date without starting anything
 /// else (`paycode-proxy migrate`), and returns the migration versions applied now, oldest
-/// first (empty when it was up to date).
+/// first (empty when it was up to date). Errors as [`connect`]'s.
 pub async fn migrate(config: &StoreConfig) -> Result<Vec<i64>, StoreError> {
     match config.backend() {
         StoreBackend::Sqlite => SqliteStore::migrate(config).await,
-        StoreBackend::Postgres => PostgresStore::migrate(config).await,
+        StoreBackend::Postgres => {
+            reach_postgres(config).await?;
+            PostgresStore::migrate(config).await
+        }
+    }
+    .map_err(explain)
+}
+
+/// How long [`reach_postgres`] waits for the server.
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens and closes one connection to the PostgreSQL server `config` names, so that a server
+/// out of reach is reported with its own cause (connection refused, unknown host, a wrong
+/// password) rather than as the pool's time-out that hides it.
+async fn reach_postgres(config: &StoreConfig) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let unreachable = |source| StoreError::Unreachable {
+        database: config.describe(),
+        source,
+    };
+    let url = config.database_url.as_deref().unwrap_or_default();
+    let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)
+        .map_err(unreachable)?;
+    let connection = tokio::time::timeout(REACH_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| {
+            unreachable(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {REACH_TIMEOUT:?}"),
+            )))
+        })?
+        .map_err(unreachable)?;
+    // Closing politely is a courtesy: the connection was made, which is what this checks.
+    let _ = connection.close().await;
+    Ok(())
+}
+
+/// A migration error in words an operator can act on: a database that has a migration this
+/// binary does not know was migrated by a newer binary.
+fn explain(error: StoreError) -> StoreError {
+    match error {
+        StoreError::Migration(sqlx::migrate::MigrateError::VersionMissing(version)) => {
+            StoreError::NewerSchema { version }
+        }
+        other => other,
     }
 }
 
@@ -186,6 +238,24 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The PostgreSQL server could not be reached at start (`store.database_url`).
+    #[error("store.database_url: cannot reach {database}")]
+    Unreachable {
+        /// The server and database, without user or password (`PostgreSQL HOST:PORT/NAME`).
+        database: String,
+        /// Why: the connection's own error.
+        source: sqlx::Error,
+    },
+    /// The database has a migration this binary does not know: a newer paycode-proxy
+    /// migrated it. Nothing was changed.
+    #[error(
+        "the database was migrated by a newer paycode-proxy (migration {version} is unknown \
+         to this binary): upgrade this binary; never run an older paycode-proxy against it"
+    )]
+    NewerSchema {
+        /// The unknown migration's version.
+        version: i64,
+    },
     /// The schema could not be brought up to date.
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -232,7 +302,7 @@ impl StoreError {
                     | sqlx::Error::Io(_)
                     | sqlx::Error::WorkerCrashed
             ),
-            StoreError::NotCommitted { .. } => true,
+            StoreError::NotCommitted { .. } | StoreError::Unreachable { .. } => true,
             StoreError::NotFound { .. }
             | StoreError::Conflict { .. }
             | StoreError::StaleVersion { .. }
@@ -242,6 +312,7 @@ impl StoreError {
             | StoreError::Corrupt { .. }
             | StoreError::OutOfRange { .. }
             | StoreError::Migration(_)
+            | StoreError::NewerSchema { .. }
             | StoreError::DataDirectory { .. }
             | StoreError::Permissions { .. } => false,
         }

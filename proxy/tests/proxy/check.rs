@@ -114,3 +114,113 @@ async fn every_account_and_every_providers_store_is_checked_by_name() {
     database.close().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_example_file_with_the_block_sim_prints_passes_check_against_the_simulator() {
+    // `paycode-proxy sim` with its defaults, as a new user runs it next to the example file.
+    let root = tempfile::tempdir().unwrap();
+    let sim = wxpay::sim::Simulator::local(root.path().join("sim-certs"))
+        .start()
+        .await
+        .unwrap();
+    let example = include_str!("../../paycode.example.toml");
+    let path = root.path().join("paycode.toml");
+    let example_config =
+        paycode_proxy::config::Config::from_sources(&path, example, Vec::<(String, String)>::new())
+            .unwrap();
+    let merchant = &sim.merchants()[0];
+    assert_eq!(example_config.wechat.appid, merchant.appid);
+    assert_eq!(example_config.wechat.mch_id, merchant.mch_id);
+    let example_key = example_config.wechat.api_key.expose().to_owned();
+    assert_eq!(example_key, merchant.key.expose());
+
+    // The printed block replaces the example's [wechat] section; the key is the example's
+    // own, which the block never prints.
+    let block = wxpay::sim::cli::proxy_config(&sim);
+    assert!(!block.contains(&example_key), "{block}");
+    let wechat_at = example.find("\n[wechat]\n").unwrap();
+    let after_wechat = wechat_at + example[wechat_at + 1..].find("\n[").unwrap() + 1;
+    let data_dir = root.path().join("data").display().to_string();
+    let text = format!(
+        "{}\n{block}api_key = \"{example_key}\"\n{}",
+        &example[..wechat_at],
+        &example[after_wechat..],
+    )
+    .replace("data_dir = \"data\"", &format!("data_dir = {data_dir:?}"));
+    let config =
+        paycode_proxy::config::Config::from_sources(&path, &text, Vec::<(String, String)>::new())
+            .unwrap_or_else(|error| panic!("{error}\n{text}"));
+    let mut out = Vec::new();
+
+    check::run(&config, &mut out).await.unwrap();
+
+    let report = String::from_utf8(out).unwrap();
+    assert!(
+        report.contains("answered a signed query for merchant 10000100"),
+        "{report}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_with_its_real_cause_and_no_password() {
+    let root = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::config_in(root.path());
+    // Nothing listens on port 1.
+    config.store.database_url = Some("postgres://paycode:s3cret-pw@127.0.0.1:1/paycode".into());
+
+    let checked = check::run(&config, &mut Vec::new()).await.unwrap_err();
+    let migrated = paycode_proxy::store::migrate(&config.store)
+        .await
+        .unwrap_err();
+
+    for message in [checked.to_string(), paycode_proxy::error::chain(&migrated)] {
+        assert!(message.contains("store.database_url"), "{message}");
+        assert!(message.contains("127.0.0.1:1/paycode"), "{message}");
+        assert!(message.contains("Connection refused"), "{message}");
+        assert!(!message.contains("pool timed out"), "{message}");
+        assert!(!message.contains("s3cret-pw"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn commands_on_postgresql_log_no_notices_by_default() {
+    let Some(backend) = crate::helpers::Backend::postgres() else {
+        return;
+    };
+    let database = crate::helpers::TestDatabase::new(&backend).await;
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("paycode.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\ndata_dir = {:?}\ndatabase_url = {:?}\n\n[wechat]\n\
+             appid = \"wxd930ea5d5a258f4f\"\nmch_id = \"10000100\"\n\
+             api_key = \"192006250b4c09247ec02edce69f6a2d\"\n",
+            root.path().join("data").display().to_string(),
+            database.config.database_url.as_deref().unwrap(),
+        ),
+    )
+    .unwrap();
+    let migrate = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_paycode-proxy"));
+        command.arg("--config").arg(&config).arg("migrate");
+        command.env_remove("RUST_LOG");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("PAYCODE_") {
+                command.env_remove(name);
+            }
+        }
+        command.output().unwrap()
+    };
+
+    let first = migrate();
+    let again = migrate();
+
+    for run in [first, again] {
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        // The migrator's CREATE TABLE IF NOT EXISTS makes PostgreSQL send this notice.
+        assert!(!stderr.contains("already exists, skipping"), "{stderr}");
+    }
+}

@@ -39,6 +39,7 @@ conformance!(
     queued_refunds_count_against_the_cap_and_are_resumed,
     payments_survive_reopening_the_store,
     migrating_applies_every_migration_once,
+    a_database_migrated_by_a_newer_binary_is_refused_in_words,
     refunds_are_idempotent_and_capped_at_the_payment_amount,
     a_refund_attempt_reused_for_another_payment_is_a_conflict,
     the_day_refunds_follow_the_day_list_filters,
@@ -884,6 +885,41 @@ async fn migrating_applies_every_migration_once(backend: Backend) {
     // A migrated database opens without migrating again, and works.
     let store = database.open().await;
     stored_payment(store.as_ref(), 1, 100).await;
+}
+
+async fn a_database_migrated_by_a_newer_binary_is_refused_in_words(backend: Backend) {
+    let database = TestDatabase::new(&backend).await;
+    store::migrate(&database.config).await.unwrap();
+    // What a newer binary's migration 99 leaves behind.
+    database
+        .execute(
+            "INSERT INTO _sqlx_migrations \
+             (version, description, success, checksum, execution_time) \
+             SELECT 99, 'from a newer binary', TRUE, checksum, 1 \
+             FROM _sqlx_migrations WHERE version = 1",
+        )
+        .await;
+
+    let opened = store::connect(&database.config).await.err();
+    let migrated = store::migrate(&database.config).await.err();
+
+    for error in [
+        opened.expect("connect refuses"),
+        migrated.expect("migrate refuses"),
+    ] {
+        assert!(
+            matches!(error, StoreError::NewerSchema { version: 99 }),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("migrated by a newer paycode-proxy")
+                && message.contains("migration 99 is unknown to this binary")
+                && message.contains("upgrade this binary")
+                && message.contains("never run an older paycode-proxy"),
+            "{message}"
+        );
+    }
 }
 
 async fn a_refund_attempt_reused_for_another_payment_is_a_conflict(backend: Backend) {

@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{BillFormat, DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, Simulator};
+use super::{BillFormat, DEMO_API_KEY, DEMO_APPID, DEMO_MCH_ID, SimError, SimHandle, Simulator};
 
 /// A faithful WeChat Pay API v2 simulator (micropay, query, reverse, refund, bills).
+///
+/// Its one merchant is `--appid`, `--mch-id` and `--key`; the defaults are the example values
+/// of `proxy/paycode.example.toml`, so that file works with it once its `[wechat]` hosts and
+/// certificates point here. At start it prints the `[wechat]` block to paste.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimArgs {
     /// Address of the primary host (stands for api.mch.weixin.qq.com); port 0 picks one.
@@ -48,13 +52,66 @@ pub struct SimArgs {
     pub bill_ready_at: chrono::NaiveTime,
 }
 
+/// The `[wechat]` section of a `paycode-proxy` configuration (`paycode.toml`) that takes
+/// payments from `sim`'s first merchant: its appid and mch_id, both hosts, the client
+/// certificate and key and the CA, as TOML to paste. The API key is never printed: a comment
+/// says to give `api_key` the simulator's `--key`.
+pub fn proxy_config(sim: &SimHandle) -> String {
+    let merchant = &sim.merchants()[0];
+    let mut block = format!(
+        "# paycode-proxy: paste into paycode.toml in place of its [wechat] section.\n\
+         [wechat]\n\
+         appid = {}\n\
+         mch_id = {}\n\
+         # api_key = the value you gave --key / WXPAY_SIM_KEY (without --key:\n\
+         # proxy/paycode.example.toml's); better given as PAYCODE_WECHAT__API_KEY.\n\
+         primary_url = {}\n\
+         backup_url = {}\n",
+        toml_string(&merchant.appid),
+        toml_string(&merchant.mch_id),
+        toml_string(sim.primary_url()),
+        toml_string(sim.backup_url()),
+    );
+    if let Some(files) = sim.cert_files() {
+        for (key, path) in [
+            ("cert_pem", &files.client_cert_pem),
+            ("key_pem", &files.client_key_pem),
+            ("extra_ca_pem", &files.ca_pem),
+        ] {
+            block.push_str(&format!(
+                "{key} = {}\n",
+                toml_string(&path.display().to_string())
+            ));
+        }
+    }
+    block
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut quoted = String::from('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
 fn parse_time_of_day(text: &str) -> Result<chrono::NaiveTime, String> {
     chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|error| format!("HH:MM: {error}"))
 }
 
-/// Starts the simulator, prints its URLs and certificate files, and serves until Ctrl-C.
+/// Starts the simulator, prints its URLs, its certificate files and the `[wechat]` block of
+/// a `paycode-proxy` configuration that uses it ([`proxy_config`]), and serves until Ctrl-C.
 pub async fn serve(args: SimArgs) -> Result<(), SimError> {
-    let sim = Simulator::local(args.cert_dir)
+    // Absolute, so that the printed paths work from any directory the proxy starts in.
+    let cert_dir = std::path::absolute(&args.cert_dir).unwrap_or(args.cert_dir);
+    let sim = Simulator::local(cert_dir)
         .merchant(args.appid, args.mch_id, args.key)
         .bill_format(args.bill_format)
         .bill_ready_at(args.bill_ready_at)
@@ -76,6 +133,8 @@ pub async fn serve(args: SimArgs) -> Result<(), SimError> {
         println!("key:     {}", files.client_key_pem.display());
         println!("p12:     {}", files.client_p12.display());
     }
+    println!();
+    print!("{}", proxy_config(&sim));
     if let Err(error) = tokio::signal::ctrl_c().await {
         eprintln!("cannot wait for Ctrl-C: {error}");
     }
