@@ -53,6 +53,21 @@ const INSTANCE_LOCK_SPACE: i32 = 0x5043_5969;
 /// How often a start that found its name taken tries again.
 const CLAIM_RETRY: Duration = Duration::from_millis(100);
 
+/// The coordination sessions' TCP settings on the server's side, so PostgreSQL ends the
+/// session of a proxy whose machine vanished (power loss: no socket was closed) within about
+/// half a minute instead of the system's two hours of keepalive silence, and frees its
+/// instance name: keepalive probes after 10 s idle, every 5 s, 3 unanswered end it; data
+/// unacknowledged for 30 s (an announcement sent to the dead machine) ends it too
+/// (`tcp_user_timeout`, PostgreSQL 12 and later). Ignored on a Unix-domain socket, where
+/// PostgreSQL sees the closed socket at once. Settable by any user, per session
+/// (docs/postgresql.md §4).
+pub const SERVER_TCP_SETTINGS: [(&str, &str); 4] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "30000"),
+];
+
 /// Why [`Coordination::claim_instance`] refused.
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceClaimError {
@@ -102,7 +117,8 @@ impl Coordination {
         }
         let url = config.database_url.as_deref().unwrap_or_default();
         let options = PgConnectOptions::from_str(url)?
-            .application_name(&format!("paycode-proxy coordination {name}"));
+            .application_name(&format!("paycode-proxy coordination {name}"))
+            .options(SERVER_TCP_SETTINGS);
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use paycode_proxy::config::StoreConfig;
 use paycode_proxy::error::chain;
+use paycode_proxy::notify::{Coordination, SERVER_TCP_SETTINGS};
 use paycode_proxy::startup::Application;
 use paycode_tests::binary::{CrashRig, proxy_binary};
 use paycode_tests::instances::Instances;
@@ -130,4 +131,25 @@ async fn the_binary_restarts_at_once_after_a_sigkill_and_refuses_a_twin() {
     );
     // The running proxy is unaffected.
     second.cashier.terminal().await;
+}
+
+/// A proxy whose machine vanished (no socket closed) must not hold its name for the
+/// system's two hours of keepalive silence: its coordination sessions carry the server-side
+/// TCP settings that end such a session within about half a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordination_session_tells_the_server_to_notice_a_vanished_proxy() {
+    let mut config = StoreConfig::default();
+    if !test_store::use_postgres(&mut config, "the coordination sessions' TCP settings") {
+        return;
+    }
+    let coordination = Coordination::for_store(&config, "till-tcp")
+        .expect("a PostgreSQL store")
+        .expect("coordination on PostgreSQL");
+    for (setting, value) in SERVER_TCP_SETTINGS {
+        let shown: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(coordination.pool())
+            .await
+            .unwrap();
+        assert_eq!(shown, value, "{setting}");
+    }
 }
