@@ -1,0 +1,761 @@
+//! The queries both store implementations run alike: [`Dialect`] holds each of them once,
+//! generic over the database, and [`SqliteStore`](super::SqliteStore) and
+//! [`PostgresStore`](super::PostgresStore) call them with their own pool or transaction.
+//!
+//! What stays in `sqlite.rs` and `postgres.rs` is what really differs: how a transaction
+//! begins (`BEGIN IMMEDIATE` on SQLite, row locks on PostgreSQL), whose clock a lease or an
+//! approval is timed on, the payment and refund writes, and the lease operations. The SQL
+//! here is written with `?` placeholders, which [`Dialect::sql`] spells as each database
+//! takes them.
+
+use chrono::NaiveDate;
+use paycode_api::{PaymentState, Role};
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+
+use super::StoreError;
+use super::books;
+use super::records::{
+    ApprovalUse, ApprovedAction, ManagerRecord, MerchantIds, Millis, PaymentEvent, PaymentRecord,
+    RefundRecord, StoreRecord, TerminalRecord,
+};
+use super::rows::{
+    APPROVED_ACTION_COLUMNS, Columns, EVENT_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS,
+    REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
+    UNFINISHED_REFUND_STATES_SQL, approved_action_from_row, column_count, event_from_row,
+    i64_to_u64, manager_from_row, parse_payment_state, payment_from_row, refund_from_row,
+    store_from_row, terminal_from_row, unique_violation_as_exists,
+};
+use crate::books::records::{BooksDay, BooksMismatch, DayStatus, MismatchStatus};
+
+/// One `?` per column of `columns`, a list like [`TERMINAL_COLUMNS`].
+pub(super) fn question_marks(columns: &str) -> String {
+    vec!["?"; column_count(columns)].join(", ")
+}
+
+/// A database both stores run the shared queries on (implemented for `sqlx::Sqlite` in
+/// `sqlite.rs` and `sqlx::Postgres` in `postgres.rs`). The bounds are the value types the
+/// queries bind and the row access they read with ([`Columns`]).
+pub(super) trait Dialect: Database
+where
+    Self::Row: Columns,
+    for<'c> &'c mut Self::Connection: Executor<'c, Database = Self>,
+    for<'q> Self::Arguments<'q>: IntoArguments<'q, Self>,
+    for<'q> &'q str: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<&'q str>: Encode<'q, Self> + Type<Self>,
+    for<'q> String: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<String>: Encode<'q, Self> + Type<Self>,
+    for<'q> i64: Encode<'q, Self> + Type<Self>,
+    for<'q> Option<i64>: Encode<'q, Self> + Type<Self>,
+    for<'q> bool: Encode<'q, Self> + Type<Self>,
+{
+    /// `text`, written with `?` placeholders, as this database takes it.
+    fn sql(text: &str) -> String;
+
+    /// How many rows a write changed (sqlx has no trait for it).
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    // ---- Payments and refunds: the reads ----
+
+    async fn get_payment(pool: &Pool<Self>, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
+    async fn get_payment_by_attempt(
+        pool: &Pool<Self>,
+        attempt_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
+        )))
+        .bind(attempt_id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
+    async fn unsettled_payments(pool: &Pool<Self>) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE state NOT IN {SETTLED_STATES_SQL} \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn payments_to_close(pool: &Pool<Self>) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
+             ORDER BY created_at, id"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn count_payments_by_state(
+        pool: &Pool<Self>,
+    ) -> Result<Vec<(PaymentState, u64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_payment_state(&row.text("state")?)?,
+                    i64_to_u64(row.integer("count")?, "COUNT(*)")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn payment_events(
+        pool: &Pool<Self>,
+        payment_id: &str,
+    ) -> Result<Vec<PaymentEvent>, StoreError> {
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY id"
+        )))
+        .bind(payment_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn get_refund(pool: &Pool<Self>, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(refund_from_row).transpose()
+    }
+
+    async fn refunds_for_payment(
+        pool: &Pool<Self>,
+        payment_id: &str,
+    ) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = ? ORDER BY created_at, id"
+        )))
+        .bind(payment_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    async fn unfinished_refunds(pool: &Pool<Self>) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds \
+             WHERE state IN {UNFINISHED_REFUND_STATES_SQL} ORDER BY created_at, id"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+
+    /// Why a fenced, versioned write to `entity` (`payment` or `refund`) matched no row: the
+    /// row was claimed since `epoch`, moved past `expected`, or does not exist.
+    async fn refused(
+        connection: &mut Self::Connection,
+        entity: &'static str,
+        id: &str,
+        expected: u64,
+        epoch: u64,
+    ) -> StoreError {
+        let query = match entity {
+            "payment" => "SELECT lease_epoch FROM payments WHERE id = ?",
+            _ => "SELECT lease_epoch FROM refunds WHERE id = ?",
+        };
+        match sqlx::query(&Self::sql(query))
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await
+        {
+            Ok(Some(row)) => match row.integer("lease_epoch") {
+                Ok(stored) => super::refusal(entity, id, expected, epoch, stored),
+                Err(error) => error,
+            },
+            Ok(None) => StoreError::NotFound {
+                entity,
+                key: id.to_owned(),
+            },
+            Err(error) => StoreError::Database(error),
+        }
+    }
+
+    // ---- Terminals and stores ----
+
+    async fn add_terminal(
+        pool: &Pool<Self>,
+        name: &str,
+        token_hash: &str,
+        store_id: &str,
+    ) -> Result<TerminalRecord, StoreError> {
+        let terminal = TerminalRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            store_id: store_id.to_owned(),
+            token_hash: token_hash.to_owned(),
+            created_at: Millis::now(),
+            revoked_at: None,
+            role: Role::Cashier,
+        };
+        sqlx::query(&Self::sql(&format!(
+            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ({})",
+            question_marks(TERMINAL_COLUMNS)
+        )))
+        .bind(&terminal.id)
+        .bind(&terminal.name)
+        .bind(&terminal.token_hash)
+        .bind(terminal.created_at.0)
+        .bind(terminal.revoked_at.map(|at| at.0))
+        .bind(&terminal.store_id)
+        .bind(terminal.role.as_str())
+        .execute(pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
+        Ok(terminal)
+    }
+
+    async fn terminal_by_token_hash(
+        pool: &Pool<Self>,
+        token_hash: &str,
+    ) -> Result<Option<TerminalRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE token_hash = ?"
+        )))
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(terminal_from_row).transpose()
+    }
+
+    async fn list_terminals(pool: &Pool<Self>) -> Result<Vec<TerminalRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY created_at, name"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(terminal_from_row).collect()
+    }
+
+    /// Revokes the terminal named `name` (a revoked one keeps its first revocation time).
+    async fn revoke_terminal(pool: &Pool<Self>, name: &str) -> Result<TerminalRecord, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "UPDATE terminals SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ? \
+             RETURNING {TERMINAL_COLUMNS}"
+        )))
+        .bind(Millis::now().0)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: name.to_owned(),
+        })?;
+        terminal_from_row(&row)
+    }
+
+    async fn set_terminal_role(
+        pool: &Pool<Self>,
+        name: &str,
+        role: Role,
+    ) -> Result<TerminalRecord, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "UPDATE terminals SET role = ? WHERE name = ? RETURNING {TERMINAL_COLUMNS}"
+        )))
+        .bind(role.as_str())
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "terminal",
+            key: name.to_owned(),
+        })?;
+        terminal_from_row(&row)
+    }
+
+    async fn add_store(pool: &Pool<Self>, store: &StoreRecord) -> Result<StoreRecord, StoreError> {
+        sqlx::query(&Self::sql(&format!(
+            "INSERT INTO stores ({STORE_COLUMNS}) VALUES ({})",
+            question_marks(STORE_COLUMNS)
+        )))
+        .bind(&store.id)
+        .bind(&store.name)
+        .bind(&store.account)
+        .bind(&store.sub_mch_id)
+        .bind(&store.sub_appid)
+        .bind(&store.address)
+        .bind(store.created_at.0)
+        .bind(store.disabled_at.map(|at| at.0))
+        .execute(pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "store", &store.name))?;
+        Ok(store.clone())
+    }
+
+    async fn get_store(pool: &Pool<Self>, id: &str) -> Result<Option<StoreRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(store_from_row).transpose()
+    }
+
+    async fn list_stores(pool: &Pool<Self>) -> Result<Vec<StoreRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, name"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(store_from_row).collect()
+    }
+
+    /// Disables the store named `name` (a disabled one keeps its first time).
+    async fn disable_store(pool: &Pool<Self>, name: &str) -> Result<StoreRecord, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "UPDATE stores SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ? \
+             RETURNING {STORE_COLUMNS}"
+        )))
+        .bind(Millis::now().0)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "store",
+            key: name.to_owned(),
+        })?;
+        store_from_row(&row)
+    }
+
+    /// Fills in `store`'s sub-merchant and the merchant fields of its payments and refunds
+    /// written before stores existed, in `transaction` (begun by the caller, committed here).
+    async fn adopt_unbound_rows(
+        mut transaction: Transaction<'_, Self>,
+        store: &StoreRecord,
+        merchant: &MerchantIds,
+    ) -> Result<u64, StoreError> {
+        sqlx::query(&Self::sql(
+            "UPDATE stores SET sub_mch_id = ?, sub_appid = ? \
+             WHERE id = ? AND sub_mch_id IS NULL AND sub_appid IS NULL",
+        ))
+        .bind(&merchant.sub_mch_id)
+        .bind(&merchant.sub_appid)
+        .bind(&store.id)
+        .execute(&mut *transaction)
+        .await?;
+        let mut adopted = 0;
+        for table in ["payments", "refunds"] {
+            let result = sqlx::query(&Self::sql(&format!(
+                "UPDATE {table} SET appid = ?, mch_id = ?, sub_appid = ?, sub_mch_id = ? \
+                 WHERE store_id = ? AND mch_id IS NULL"
+            )))
+            .bind(&merchant.appid)
+            .bind(&merchant.mch_id)
+            .bind(&merchant.sub_appid)
+            .bind(&merchant.sub_mch_id)
+            .bind(&store.id)
+            .execute(&mut *transaction)
+            .await?;
+            adopted += Self::rows_affected(&result);
+        }
+        transaction.commit().await?;
+        Ok(adopted)
+    }
+
+    // ---- Manager approvals (migration 0011, docs/approvals.md) ----
+
+    async fn add_manager(
+        pool: &Pool<Self>,
+        manager: &ManagerRecord,
+    ) -> Result<ManagerRecord, StoreError> {
+        if let Some(store_id) = &manager.store_id {
+            if Self::get_store(pool, store_id).await?.is_none() {
+                return Err(StoreError::NotFound {
+                    entity: "store",
+                    key: store_id.clone(),
+                });
+            }
+        }
+        sqlx::query(&Self::sql(&format!(
+            "INSERT INTO managers ({MANAGER_COLUMNS}) VALUES ({})",
+            question_marks(MANAGER_COLUMNS)
+        )))
+        .bind(&manager.id)
+        .bind(&manager.name)
+        .bind(&manager.store_id)
+        .bind(&manager.pin_hash)
+        .bind(i64::from(manager.failed_attempts))
+        .bind(manager.locked_until.map(|at| at.0))
+        .bind(manager.created_at.0)
+        .bind(manager.removed_at.map(|at| at.0))
+        .execute(pool)
+        .await
+        .map_err(|error| unique_violation_as_exists(error, "manager", &manager.name))?;
+        Ok(manager.clone())
+    }
+
+    async fn manager_by_name(
+        pool: &Pool<Self>,
+        name: &str,
+    ) -> Result<Option<ManagerRecord>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers WHERE name = ? AND removed_at IS NULL"
+        )))
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(manager_from_row).transpose()
+    }
+
+    async fn list_managers(pool: &Pool<Self>) -> Result<Vec<ManagerRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers ORDER BY created_at, name"
+        ))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(manager_from_row).collect()
+    }
+
+    async fn set_manager_pin(
+        pool: &Pool<Self>,
+        name: &str,
+        pin_hash: &str,
+    ) -> Result<ManagerRecord, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "UPDATE managers SET pin_hash = ?, failed_attempts = 0, locked_until = NULL \
+             WHERE name = ? AND removed_at IS NULL RETURNING {MANAGER_COLUMNS}"
+        )))
+        .bind(pin_hash)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "manager",
+            key: name.to_owned(),
+        })?;
+        manager_from_row(&row)
+    }
+
+    /// The rest of using an approval, once the caller has marked it used in `transaction`
+    /// (which returned `manager_id` and the stored `reason`) at `at`: the action is audited,
+    /// with the manager's name, and `transaction` committed. Returns the action and the
+    /// manager's store (`None`: every store).
+    async fn record_approved_action(
+        mut transaction: Transaction<'_, Self>,
+        use_: ApprovalUse<'_>,
+        manager_id: String,
+        at: Millis,
+        reason: Option<String>,
+    ) -> Result<(ApprovedAction, Option<String>), StoreError> {
+        let manager = sqlx::query(&Self::sql(&format!(
+            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ?"
+        )))
+        .bind(&manager_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let manager = manager_from_row(&manager)?;
+        let action = ApprovedAction {
+            at,
+            manager_id,
+            manager_name: manager.name,
+            terminal_id: use_.terminal_id.to_owned(),
+            action: use_.action,
+            target: use_.target.to_owned(),
+            reason: use_.reason.map(str::to_owned).or(reason),
+        };
+        sqlx::query(&Self::sql(&format!(
+            "INSERT INTO approved_actions ({APPROVED_ACTION_COLUMNS}) VALUES ({})",
+            question_marks(APPROVED_ACTION_COLUMNS)
+        )))
+        .bind(action.at.0)
+        .bind(&action.manager_id)
+        .bind(&action.manager_name)
+        .bind(&action.terminal_id)
+        .bind(action.action.as_str())
+        .bind(&action.target)
+        .bind(&action.reason)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok((action, manager.store_id))
+    }
+
+    async fn approved_actions(
+        pool: &Pool<Self>,
+        since: Millis,
+    ) -> Result<Vec<ApprovedAction>, StoreError> {
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {APPROVED_ACTION_COLUMNS} FROM approved_actions WHERE at >= ? ORDER BY id"
+        )))
+        .bind(since.0)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(approved_action_from_row).collect()
+    }
+
+    // ---- The owner's books (migration 0012) ----
+
+    /// Saves a day and, for a reconciled one, the mismatches `found`, in `transaction` (begun
+    /// by the caller, committed here); returns the day's stored mismatches.
+    async fn save_books_day(
+        mut transaction: Transaction<'_, Self>,
+        day: &BooksDay,
+        found: &[BooksMismatch],
+    ) -> Result<Vec<BooksMismatch>, StoreError> {
+        let day_text = books::day_text(day.day);
+        sqlx::query(&Self::sql(books::UPSERT_DAY))
+            .bind(&day_text)
+            .bind(&day.mch_id)
+            .bind(day.status.as_str())
+            .bind(day.report.as_ref().map(books::to_json))
+            .bind(&day.detail)
+            .bind(day.run_at.0)
+            .bind(&day.run_by)
+            .execute(&mut *transaction)
+            .await?;
+        if day.status == DayStatus::Reconciled {
+            sqlx::query(&Self::sql(books::UNLIST_MISMATCHES))
+                .bind(false)
+                .bind(&day.run_by)
+                .bind(day.run_at.0)
+                .bind(&day_text)
+                .bind(&day.mch_id)
+                .execute(&mut *transaction)
+                .await?;
+            for mismatch in found {
+                sqlx::query(&Self::sql(books::UPSERT_MISMATCH))
+                    .bind(&mismatch.id)
+                    .bind(books::day_text(mismatch.day))
+                    .bind(&mismatch.mch_id)
+                    .bind(books::to_json(&mismatch.mismatch))
+                    .bind(mismatch.status.as_str())
+                    .bind(mismatch.in_latest_run)
+                    .bind(&mismatch.note)
+                    .bind(&mismatch.settled_by)
+                    .bind(mismatch.settled_at.map(|at| at.0))
+                    .bind(mismatch.first_seen_at.0)
+                    .bind(mismatch.last_seen_at.0)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+        }
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(&day_text)
+        .bind(&day.mch_id)
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        rows.iter().map(books::mismatch_from_row).collect()
+    }
+
+    async fn books_day(
+        pool: &Pool<Self>,
+        day: NaiveDate,
+        mch_id: &str,
+    ) -> Result<Option<BooksDay>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {} FROM books_days WHERE business_day = ? AND mch_id = ?",
+            books::DAY_COLUMNS
+        )))
+        .bind(books::day_text(day))
+        .bind(mch_id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(books::day_from_row).transpose()
+    }
+
+    async fn books_days(
+        pool: &Pool<Self>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<BooksDay>, StoreError> {
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {} FROM books_days WHERE business_day >= ? AND business_day <= ? \
+             ORDER BY business_day, mch_id",
+            books::DAY_COLUMNS
+        )))
+        .bind(books::day_text(from))
+        .bind(books::day_text(to))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(books::day_from_row).collect()
+    }
+
+    async fn books_mismatches(
+        pool: &Pool<Self>,
+        day: NaiveDate,
+        mch_id: &str,
+    ) -> Result<Vec<BooksMismatch>, StoreError> {
+        let rows = sqlx::query(&Self::sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(books::day_text(day))
+        .bind(mch_id)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(books::mismatch_from_row).collect()
+    }
+
+    async fn books_mismatch(
+        pool: &Pool<Self>,
+        id: &str,
+    ) -> Result<Option<BooksMismatch>, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {} FROM books_mismatches WHERE id = ?",
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        row.as_ref().map(books::mismatch_from_row).transpose()
+    }
+
+    async fn settle_books_mismatch(
+        pool: &Pool<Self>,
+        id: &str,
+        status: MismatchStatus,
+        note: Option<&str>,
+        by: &str,
+        at: Millis,
+    ) -> Result<BooksMismatch, StoreError> {
+        let row = sqlx::query(&Self::sql(&format!(
+            "{} RETURNING {}",
+            books::SETTLE_MISMATCH,
+            books::MISMATCH_COLUMNS
+        )))
+        .bind(status.as_str())
+        .bind(note)
+        .bind(by)
+        .bind(at.0)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            entity: "mismatch",
+            key: id.to_owned(),
+        })?;
+        books::mismatch_from_row(&row)
+    }
+
+    async fn count_open_books_mismatches(
+        pool: &Pool<Self>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = sqlx::query(books::COUNT_OPEN).fetch_all(pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.text("mch_id")?,
+                    i64_to_u64(row.integer("open_count")?, "open_count")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn release_books_run(
+        pool: &Pool<Self>,
+        day: NaiveDate,
+        mch_id: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&Self::sql(books::RELEASE_RUN))
+            .bind(books::day_text(day))
+            .bind(mch_id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The rows of `window` (`payments` or `refunds`) of `mch_id` created, or settled, in
+    /// `[from, to)`, or whose number is among `numbers`, oldest first.
+    async fn books_rows(
+        pool: &Pool<Self>,
+        window: BooksWindow,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        numbers: &[String],
+    ) -> Result<Vec<Self::Row>, StoreError> {
+        let (columns, table, settled, number) = match window {
+            BooksWindow::Payments => (
+                PAYMENT_COLUMNS,
+                "payments",
+                "COALESCE(wechat_paid_at, settled_at)",
+                "out_trade_no",
+            ),
+            BooksWindow::Refunds => (
+                REFUND_COLUMNS,
+                "refunds",
+                "COALESCE(wechat_refunded_at, applied_at)",
+                "out_refund_no",
+            ),
+        };
+        let named = if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(" OR {number} IN ({})", vec!["?"; numbers.len()].join(", "))
+        };
+        let text = Self::sql(&format!(
+            "SELECT {columns} FROM {table} WHERE mch_id = ? AND \
+             ((created_at >= ? AND created_at < ?) OR ({settled} >= ? AND {settled} < ?){named}) \
+             ORDER BY created_at, id"
+        ));
+        let mut query = sqlx::query(&text)
+            .bind(mch_id)
+            .bind(from.0)
+            .bind(to.0)
+            .bind(from.0)
+            .bind(to.0);
+        for number in numbers {
+            query = query.bind(number);
+        }
+        Ok(query.fetch_all(pool).await?)
+    }
+
+    async fn books_payments(
+        pool: &Pool<Self>,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_trade_nos: &[String],
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let rows =
+            Self::books_rows(pool, BooksWindow::Payments, mch_id, from, to, out_trade_nos).await?;
+        rows.iter().map(payment_from_row).collect()
+    }
+
+    async fn books_refunds(
+        pool: &Pool<Self>,
+        mch_id: &str,
+        from: Millis,
+        to: Millis,
+        out_refund_nos: &[String],
+    ) -> Result<Vec<RefundRecord>, StoreError> {
+        let rows =
+            Self::books_rows(pool, BooksWindow::Refunds, mch_id, from, to, out_refund_nos).await?;
+        rows.iter().map(refund_from_row).collect()
+    }
+}
+
+/// Which records [`Dialect::books_rows`] reads.
+pub(super) enum BooksWindow {
+    /// Payments, settled at WeChat's payment time (else the store's).
+    Payments,
+    /// Refunds, settled at WeChat's refund time (else when applied).
+    Refunds,
+}
