@@ -34,17 +34,17 @@ use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
-    pin_transition, refund_state_name,
+    pin_transition,
 };
 use super::rows::{
     Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
-    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
     existing_or_conflict, fen_to_i64, i64_to_u64, manager_from_row, payment_difference,
-    payment_from_row, refund_difference, refund_from_row, terminal_from_row, u64_to_i64,
-    unique_violation_as_exists,
+    payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row,
+    u64_to_i64, unique_violation_as_exists,
 };
-use super::shared::Dialect;
+use super::shared::{Dialect, required, update_refund_sql};
 use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
     StoreError,
@@ -244,28 +244,10 @@ impl Store for PostgresStore {
     }
 
     async fn update_refund(&self, refund: &RefundRecord) -> Result<RefundRecord, StoreError> {
-        let expected_version = u64_to_i64(refund.version, "version")?;
-        let row = sqlx::query(&format!(
-            "UPDATE refunds SET state = $1, version = $2, wechat_refund_id = $3, \
-             failure_code = $4, failure_message = $5, attempts = $6, next_action_at = $7, \
-             updated_at = $8, applied_at = $9, wechat_refunded_at = $10 \
-             WHERE id = $11 AND version = $12 AND lease_epoch = $13 RETURNING {REFUND_COLUMNS}"
-        ))
-        .bind(refund_state_name(refund.state))
-        .bind(expected_version + 1)
-        .bind(&refund.wechat_refund_id)
-        .bind(&refund.failure_code)
-        .bind(&refund.failure_message)
-        .bind(i64::from(refund.attempts))
-        .bind(refund.next_action_at.map(|at| at.0))
-        .bind(Millis::now().0)
-        .bind(refund.applied_at.map(|at| at.0))
-        .bind(refund.wechat_refunded_at.map(|at| at.0))
-        .bind(&refund.id)
-        .bind(expected_version)
-        .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
-        .fetch_optional(&self.pool)
-        .await?;
+        let text = Postgres::sql(&update_refund_sql());
+        let row = Postgres::bind_refund_update(sqlx::query(&text), refund)?
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(row) => refund_from_row(&row),
             None => {
@@ -474,7 +456,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError> {
-        Postgres::list_terminals(&self.pool).await
+        Postgres::listed(&self.pool, "terminals", TERMINAL_COLUMNS, terminal_from_row).await
     }
 
     async fn add_pairing_code(
@@ -484,37 +466,14 @@ impl Store for PostgresStore {
         now: Millis,
         expires_at: Millis,
     ) -> Result<TerminalRecord, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        // The terminal's row lock orders two codes issued for it at once: the later one wins.
-        let row = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = $1 AND revoked_at IS NULL \
-             FOR UPDATE"
-        ))
-        .bind(terminal_name)
-        .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: terminal_name.to_owned(),
-        })?;
-        let terminal = terminal_from_row(&row)?;
-        sqlx::query("DELETE FROM pairing_codes WHERE terminal_id = $1 OR expires_at <= $2")
-            .bind(&terminal.id)
-            .bind(now.0)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(
-            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
+        Postgres::add_pairing_code(
+            self.pool.begin().await?,
+            terminal_name,
+            code_hash,
+            now,
+            expires_at,
         )
-        .bind(code_hash)
-        .bind(&terminal.id)
-        .bind(now.0)
-        .bind(expires_at.0)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(terminal)
+        .await
     }
 
     async fn redeem_pairing_code(
@@ -566,7 +525,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError> {
-        Postgres::list_stores(&self.pool).await
+        Postgres::listed(&self.pool, "stores", STORE_COLUMNS, store_from_row).await
     }
 
     async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError> {
@@ -602,7 +561,7 @@ impl Store for PostgresStore {
     }
 
     async fn list_managers(&self) -> Result<Vec<ManagerRecord>, StoreError> {
-        Postgres::list_managers(&self.pool).await
+        Postgres::listed(&self.pool, "managers", MANAGER_COLUMNS, manager_from_row).await
     }
 
     async fn set_manager_pin(
@@ -614,18 +573,12 @@ impl Store for PostgresStore {
     }
 
     async fn remove_manager(&self, name: &str) -> Result<ManagerRecord, StoreError> {
-        let row = sqlx::query(&format!(
+        let text = format!(
             "UPDATE managers SET removed_at = {NOW_MS} WHERE name = $1 AND removed_at IS NULL \
              RETURNING {MANAGER_COLUMNS}"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: name.to_owned(),
-        })?;
-        manager_from_row(&row)
+        );
+        let query = sqlx::query(&text).bind(name);
+        Postgres::found(&self.pool, query, "manager", name, manager_from_row).await
     }
 
     async fn record_pin_check(
@@ -643,11 +596,8 @@ impl Store for PostgresStore {
         ))
         .bind(manager_id)
         .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: manager_id.to_owned(),
-        })?;
+        .await?;
+        let row = required(row, "manager", manager_id)?;
         let manager = manager_from_row(&row)?;
         let now = Millis(row.try_get("now")?);
         let (failed, locked_until, check) = pin_transition(
@@ -772,7 +722,7 @@ impl Store for PostgresStore {
         by: &str,
         at: Millis,
     ) -> Result<BooksMismatch, StoreError> {
-        Postgres::settle_books_mismatch(&self.pool, id, status, note, by, at).await
+        Postgres::settle_books_mismatch(&self.pool, status, note, by, at, id).await
     }
 
     async fn count_open_books_mismatches(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -1110,6 +1060,8 @@ fn id_epoch_arrays(rows: &[(String, u64)]) -> Result<(Vec<String>, Vec<i64>), St
 }
 
 impl Dialect for Postgres {
+    const ROW_LOCK: &'static str = " FOR UPDATE";
+
     /// With its `?` placeholders numbered `$1`, `$2`, … ([`books::numbered`]).
     fn sql(text: &str) -> String {
         books::numbered(text)
@@ -1137,7 +1089,7 @@ mod tests {
     use paycode_api::payments::RefundState;
 
     use super::*;
-    use crate::store::records::{Action, CloseState};
+    use crate::store::records::{Action, CloseState, refund_state_name};
 
     /// Every migration, concatenated: the CHECK constraints must allow every name the code
     /// writes (a name missing here would make a write fail at run time).

@@ -10,20 +10,21 @@
 
 use chrono::NaiveDate;
 use paycode_api::{PaymentState, Role};
+use sqlx::query::Query;
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 
 use super::StoreError;
 use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, ManagerRecord, MerchantIds, Millis, PaymentEvent, PaymentRecord,
-    RefundRecord, StoreRecord, TerminalRecord,
+    RefundRecord, StoreRecord, TerminalRecord, refund_state_name,
 };
 use super::rows::{
     APPROVED_ACTION_COLUMNS, Columns, EVENT_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS,
     REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, approved_action_from_row, column_count, event_from_row,
     i64_to_u64, manager_from_row, parse_payment_state, payment_from_row, refund_from_row,
-    store_from_row, terminal_from_row, unique_violation_as_exists,
+    store_from_row, terminal_from_row, u64_to_i64, unique_violation_as_exists,
 };
 use crate::books::records::{BooksDay, BooksMismatch, DayStatus, MismatchStatus};
 
@@ -54,111 +55,179 @@ where
     /// How many rows a write changed (sqlx has no trait for it).
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
+    /// What a `SELECT` adds to hold the rows it reads until its transaction ends: nothing on
+    /// SQLite, whose write transactions (`BEGIN IMMEDIATE`) hold the database's write lock
+    /// from their start; ` FOR UPDATE` on PostgreSQL.
+    const ROW_LOCK: &'static str;
+
+    /// The record `read` from the row `query` returns, if any.
+    async fn one<'q, T>(
+        pool: &Pool<Self>,
+        query: Query<'q, Self, Self::Arguments<'q>>,
+        read: impl Fn(&Self::Row) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        query
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(read)
+            .transpose()
+    }
+
+    /// The records `read` from the rows `query` returns, in its order.
+    async fn all<'q, T>(
+        pool: &Pool<Self>,
+        query: Query<'q, Self, Self::Arguments<'q>>,
+        read: impl Fn(&Self::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        query.fetch_all(pool).await?.iter().map(read).collect()
+    }
+
+    /// The record `read` from the row `query` returns, or [`StoreError::NotFound`] for
+    /// `entity` `key` when it returns none.
+    async fn found<'q, T>(
+        pool: &Pool<Self>,
+        query: Query<'q, Self, Self::Arguments<'q>>,
+        entity: &'static str,
+        key: &str,
+        read: impl Fn(&Self::Row) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        read(&required(query.fetch_optional(pool).await?, entity, key)?)
+    }
+
+    /// Every row of `table` (its `columns`), oldest first, then by name.
+    async fn listed<T>(
+        pool: &Pool<Self>,
+        table: &str,
+        columns: &str,
+        read: impl Fn(&Self::Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let text = format!("SELECT {columns} FROM {table} ORDER BY created_at, name");
+        Self::all(pool, sqlx::query(&text), read).await
+    }
+
+    /// Sets the time `column` of the row named `name` to now unless it is set already (a
+    /// revocation or a disabling keeps its first time), and reads the row back. `table` is the
+    /// table, its columns and the entity a [`StoreError::NotFound`] names.
+    async fn stamped<T>(
+        pool: &Pool<Self>,
+        (table, columns, entity): (&str, &str, &'static str),
+        column: &str,
+        name: &str,
+        read: impl Fn(&Self::Row) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let text = Self::sql(&format!(
+            "UPDATE {table} SET {column} = COALESCE({column}, ?) WHERE name = ? \
+             RETURNING {columns}"
+        ));
+        let query = sqlx::query(&text).bind(Millis::now().0).bind(name);
+        Self::found(pool, query, entity, name, read).await
+    }
+
     // ---- Payments and refunds: the reads ----
 
     async fn get_payment(pool: &Pool<Self>, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(payment_from_row).transpose()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(id), payment_from_row).await
     }
 
     async fn get_payment_by_attempt(
         pool: &Pool<Self>,
         attempt_id: &str,
     ) -> Result<Option<PaymentRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
-        )))
-        .bind(attempt_id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(payment_from_row).transpose()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(attempt_id), payment_from_row).await
     }
 
     async fn unsettled_payments(pool: &Pool<Self>) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let text = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE state NOT IN {SETTLED_STATES_SQL} \
              ORDER BY created_at, id"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(payment_from_row).collect()
+        );
+        Self::all(pool, sqlx::query(&text), payment_from_row).await
     }
 
     async fn payments_to_close(pool: &Pool<Self>) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let text = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
              ORDER BY created_at, id"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(payment_from_row).collect()
+        );
+        Self::all(pool, sqlx::query(&text), payment_from_row).await
     }
 
     async fn count_payments_by_state(
         pool: &Pool<Self>,
     ) -> Result<Vec<(PaymentState, u64)>, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
-            .fetch_all(pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    parse_payment_state(&row.text("state")?)?,
-                    i64_to_u64(row.integer("count")?, "COUNT(*)")?,
-                ))
-            })
-            .collect()
+        let query = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state");
+        Self::all(pool, query, |row| {
+            Ok((
+                parse_payment_state(&row.text("state")?)?,
+                i64_to_u64(row.integer("count")?, "COUNT(*)")?,
+            ))
+        })
+        .await
     }
 
     async fn payment_events(
         pool: &Pool<Self>,
         payment_id: &str,
     ) -> Result<Vec<PaymentEvent>, StoreError> {
-        let rows = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY id"
-        )))
-        .bind(payment_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        ));
+        Self::all(pool, sqlx::query(&text).bind(payment_id), event_from_row).await
     }
 
     async fn get_refund(pool: &Pool<Self>, id: &str) -> Result<Option<RefundRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(refund_from_row).transpose()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(id), refund_from_row).await
     }
 
     async fn refunds_for_payment(
         pool: &Pool<Self>,
         payment_id: &str,
     ) -> Result<Vec<RefundRecord>, StoreError> {
-        let rows = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = ? ORDER BY created_at, id"
-        )))
-        .bind(payment_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(refund_from_row).collect()
+        ));
+        Self::all(pool, sqlx::query(&text).bind(payment_id), refund_from_row).await
     }
 
     async fn unfinished_refunds(pool: &Pool<Self>) -> Result<Vec<RefundRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let text = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds \
              WHERE state IN {UNFINISHED_REFUND_STATES_SQL} ORDER BY created_at, id"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(refund_from_row).collect()
+        );
+        Self::all(pool, sqlx::query(&text), refund_from_row).await
+    }
+
+    /// Binds [`update_refund_sql`]: `refund`'s changing columns at the next version, updated
+    /// now, where the stored row is still at `refund`'s version and lease epoch.
+    fn bind_refund_update<'q>(
+        query: Query<'q, Self, Self::Arguments<'q>>,
+        refund: &'q RefundRecord,
+    ) -> Result<Query<'q, Self, Self::Arguments<'q>>, StoreError> {
+        let expected_version = u64_to_i64(refund.version, "version")?;
+        Ok(query
+            .bind(refund_state_name(refund.state))
+            .bind(expected_version + 1)
+            .bind(&refund.wechat_refund_id)
+            .bind(&refund.failure_code)
+            .bind(&refund.failure_message)
+            .bind(i64::from(refund.attempts))
+            .bind(refund.next_action_at.map(|at| at.0))
+            .bind(Millis::now().0)
+            .bind(refund.applied_at.map(|at| at.0))
+            .bind(refund.wechat_refunded_at.map(|at| at.0))
+            .bind(&refund.id)
+            .bind(expected_version)
+            .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?))
     }
 
     /// Why a fenced, versioned write to `entity` (`payment` or `refund`) matched no row: the
@@ -229,39 +298,55 @@ where
         pool: &Pool<Self>,
         token_hash: &str,
     ) -> Result<Option<TerminalRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE token_hash = ?"
-        )))
-        .bind(token_hash)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(terminal_from_row).transpose()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(token_hash), terminal_from_row).await
     }
 
-    async fn list_terminals(pool: &Pool<Self>) -> Result<Vec<TerminalRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY created_at, name"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(terminal_from_row).collect()
-    }
-
-    /// Revokes the terminal named `name` (a revoked one keeps its first revocation time).
     async fn revoke_terminal(pool: &Pool<Self>, name: &str) -> Result<TerminalRecord, StoreError> {
+        let table = ("terminals", TERMINAL_COLUMNS, "terminal");
+        Self::stamped(pool, table, "revoked_at", name, terminal_from_row).await
+    }
+
+    /// Issues a pairing code for the active terminal `terminal_name`, replacing its earlier
+    /// codes and dropping expired ones, in `transaction` (begun by the caller, committed
+    /// here). The terminal's row is held ([`Dialect::ROW_LOCK`]), so that of two codes issued
+    /// for it at once the later one wins.
+    async fn add_pairing_code(
+        mut transaction: Transaction<'_, Self>,
+        terminal_name: &str,
+        code_hash: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<TerminalRecord, StoreError> {
         let row = sqlx::query(&Self::sql(&format!(
-            "UPDATE terminals SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ? \
-             RETURNING {TERMINAL_COLUMNS}"
+            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = ? AND revoked_at IS NULL{}",
+            Self::ROW_LOCK
         )))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: name.to_owned(),
-        })?;
-        terminal_from_row(&row)
+        .bind(terminal_name)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let terminal = terminal_from_row(&required(row, "terminal", terminal_name)?)?;
+        sqlx::query(&Self::sql(
+            "DELETE FROM pairing_codes WHERE terminal_id = ? OR expires_at <= ?",
+        ))
+        .bind(&terminal.id)
+        .bind(now.0)
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query(&Self::sql(
+            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
+             VALUES (?, ?, ?, ?)",
+        ))
+        .bind(code_hash)
+        .bind(&terminal.id)
+        .bind(now.0)
+        .bind(expires_at.0)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(terminal)
     }
 
     async fn set_terminal_role(
@@ -269,18 +354,11 @@ where
         name: &str,
         role: Role,
     ) -> Result<TerminalRecord, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "UPDATE terminals SET role = ? WHERE name = ? RETURNING {TERMINAL_COLUMNS}"
-        )))
-        .bind(role.as_str())
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: name.to_owned(),
-        })?;
-        terminal_from_row(&row)
+        ));
+        let query = sqlx::query(&text).bind(role.as_str()).bind(name);
+        Self::found(pool, query, "terminal", name, terminal_from_row).await
     }
 
     async fn add_store(pool: &Pool<Self>, store: &StoreRecord) -> Result<StoreRecord, StoreError> {
@@ -303,39 +381,13 @@ where
     }
 
     async fn get_store(pool: &Pool<Self>, id: &str) -> Result<Option<StoreRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
-            "SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(store_from_row).transpose()
+        let text = Self::sql(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"));
+        Self::one(pool, sqlx::query(&text).bind(id), store_from_row).await
     }
 
-    async fn list_stores(pool: &Pool<Self>) -> Result<Vec<StoreRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, name"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(store_from_row).collect()
-    }
-
-    /// Disables the store named `name` (a disabled one keeps its first time).
     async fn disable_store(pool: &Pool<Self>, name: &str) -> Result<StoreRecord, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
-            "UPDATE stores SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ? \
-             RETURNING {STORE_COLUMNS}"
-        )))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "store",
-            key: name.to_owned(),
-        })?;
-        store_from_row(&row)
+        let table = ("stores", STORE_COLUMNS, "store");
+        Self::stamped(pool, table, "disabled_at", name, store_from_row).await
     }
 
     /// Fills in `store`'s sub-merchant and the merchant fields of its payments and refunds
@@ -409,22 +461,10 @@ where
         pool: &Pool<Self>,
         name: &str,
     ) -> Result<Option<ManagerRecord>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {MANAGER_COLUMNS} FROM managers WHERE name = ? AND removed_at IS NULL"
-        )))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(manager_from_row).transpose()
-    }
-
-    async fn list_managers(pool: &Pool<Self>) -> Result<Vec<ManagerRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers ORDER BY created_at, name"
-        ))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(manager_from_row).collect()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(name), manager_from_row).await
     }
 
     async fn set_manager_pin(
@@ -432,19 +472,12 @@ where
         name: &str,
         pin_hash: &str,
     ) -> Result<ManagerRecord, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "UPDATE managers SET pin_hash = ?, failed_attempts = 0, locked_until = NULL \
              WHERE name = ? AND removed_at IS NULL RETURNING {MANAGER_COLUMNS}"
-        )))
-        .bind(pin_hash)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: name.to_owned(),
-        })?;
-        manager_from_row(&row)
+        ));
+        let query = sqlx::query(&text).bind(pin_hash).bind(name);
+        Self::found(pool, query, "manager", name, manager_from_row).await
     }
 
     /// The rest of using an approval, once the caller has marked it used in `transaction`
@@ -495,13 +528,15 @@ where
         pool: &Pool<Self>,
         since: Millis,
     ) -> Result<Vec<ApprovedAction>, StoreError> {
-        let rows = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {APPROVED_ACTION_COLUMNS} FROM approved_actions WHERE at >= ? ORDER BY id"
-        )))
-        .bind(since.0)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(approved_action_from_row).collect()
+        ));
+        Self::all(
+            pool,
+            sqlx::query(&text).bind(since.0),
+            approved_action_from_row,
+        )
+        .await
     }
 
     // ---- The owner's books (migration 0012) ----
@@ -550,14 +585,11 @@ where
                     .await?;
             }
         }
-        let rows = sqlx::query(&Self::sql(&format!(
-            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(&day_text)
-        .bind(&day.mch_id)
-        .fetch_all(&mut *transaction)
-        .await?;
+        let rows = sqlx::query(&Self::sql(&day_mismatches_sql()))
+            .bind(&day_text)
+            .bind(&day.mch_id)
+            .fetch_all(&mut *transaction)
+            .await?;
         transaction.commit().await?;
         rows.iter().map(books::mismatch_from_row).collect()
     }
@@ -567,15 +599,12 @@ where
         day: NaiveDate,
         mch_id: &str,
     ) -> Result<Option<BooksDay>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {} FROM books_days WHERE business_day = ? AND mch_id = ?",
             books::DAY_COLUMNS
-        )))
-        .bind(books::day_text(day))
-        .bind(mch_id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(books::day_from_row).transpose()
+        ));
+        let query = sqlx::query(&text).bind(books::day_text(day)).bind(mch_id);
+        Self::one(pool, query, books::day_from_row).await
     }
 
     async fn books_days(
@@ -583,16 +612,15 @@ where
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<BooksDay>, StoreError> {
-        let rows = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {} FROM books_days WHERE business_day >= ? AND business_day <= ? \
              ORDER BY business_day, mch_id",
             books::DAY_COLUMNS
-        )))
-        .bind(books::day_text(from))
-        .bind(books::day_text(to))
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(books::day_from_row).collect()
+        ));
+        let query = sqlx::query(&text)
+            .bind(books::day_text(from))
+            .bind(books::day_text(to));
+        Self::all(pool, query, books::day_from_row).await
     }
 
     async fn books_mismatches(
@@ -600,70 +628,56 @@ where
         day: NaiveDate,
         mch_id: &str,
     ) -> Result<Vec<BooksMismatch>, StoreError> {
-        let rows = sqlx::query(&Self::sql(&format!(
-            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(books::day_text(day))
-        .bind(mch_id)
-        .fetch_all(pool)
-        .await?;
-        rows.iter().map(books::mismatch_from_row).collect()
+        let text = Self::sql(&day_mismatches_sql());
+        let query = sqlx::query(&text).bind(books::day_text(day)).bind(mch_id);
+        Self::all(pool, query, books::mismatch_from_row).await
     }
 
     async fn books_mismatch(
         pool: &Pool<Self>,
         id: &str,
     ) -> Result<Option<BooksMismatch>, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "SELECT {} FROM books_mismatches WHERE id = ?",
             books::MISMATCH_COLUMNS
-        )))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        row.as_ref().map(books::mismatch_from_row).transpose()
+        ));
+        Self::one(pool, sqlx::query(&text).bind(id), books::mismatch_from_row).await
     }
 
+    /// Settles mismatch `id` (the arguments in the order [`books::SETTLE_MISMATCH`] binds
+    /// them), and reads it back.
     async fn settle_books_mismatch(
         pool: &Pool<Self>,
-        id: &str,
         status: MismatchStatus,
         note: Option<&str>,
         by: &str,
         at: Millis,
+        id: &str,
     ) -> Result<BooksMismatch, StoreError> {
-        let row = sqlx::query(&Self::sql(&format!(
+        let text = Self::sql(&format!(
             "{} RETURNING {}",
             books::SETTLE_MISMATCH,
             books::MISMATCH_COLUMNS
-        )))
-        .bind(status.as_str())
-        .bind(note)
-        .bind(by)
-        .bind(at.0)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "mismatch",
-            key: id.to_owned(),
-        })?;
-        books::mismatch_from_row(&row)
+        ));
+        let query = sqlx::query(&text)
+            .bind(status.as_str())
+            .bind(note)
+            .bind(by)
+            .bind(at.0)
+            .bind(id);
+        Self::found(pool, query, "mismatch", id, books::mismatch_from_row).await
     }
 
     async fn count_open_books_mismatches(
         pool: &Pool<Self>,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query(books::COUNT_OPEN).fetch_all(pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.text("mch_id")?,
-                    i64_to_u64(row.integer("open_count")?, "open_count")?,
-                ))
-            })
-            .collect()
+        Self::all(pool, sqlx::query(books::COUNT_OPEN), |row| {
+            Ok((
+                row.text("mch_id")?,
+                i64_to_u64(row.integer("open_count")?, "open_count")?,
+            ))
+        })
+        .await
     }
 
     async fn release_books_run(
@@ -758,4 +772,35 @@ pub(super) enum BooksWindow {
     Payments,
     /// Refunds, settled at WeChat's refund time (else when applied).
     Refunds,
+}
+
+/// The stored mismatches of one day and account (binds: day, mch_id), by id.
+fn day_mismatches_sql() -> String {
+    format!(
+        "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
+        books::MISMATCH_COLUMNS
+    )
+}
+
+/// A refund's update: its changing columns, where it is still at the expected version and
+/// lease epoch, returning the stored row; bound by [`Dialect::bind_refund_update`].
+pub(super) fn update_refund_sql() -> String {
+    format!(
+        "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
+         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ?, \
+         wechat_refunded_at = ? WHERE id = ? AND version = ? AND lease_epoch = ? \
+         RETURNING {REFUND_COLUMNS}"
+    )
+}
+
+/// The row a lookup or change of `entity` `key` found, or [`StoreError::NotFound`].
+pub(super) fn required<R>(
+    row: Option<R>,
+    entity: &'static str,
+    key: &str,
+) -> Result<R, StoreError> {
+    row.ok_or_else(|| StoreError::NotFound {
+        entity,
+        key: key.to_owned(),
+    })
 }

@@ -33,17 +33,17 @@ use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
-    pin_transition, refund_state_name,
+    pin_transition,
 };
 use super::rows::{
     Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
-    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, TERMINAL_COLUMNS,
+    PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, duration_ms,
     existing_or_conflict, fen_to_i64, i64_to_u64, manager_from_row, payment_difference,
-    payment_from_row, refund_difference, refund_from_row, terminal_from_row, u64_to_i64,
-    unique_violation_as_exists,
+    payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row,
+    u64_to_i64, unique_violation_as_exists,
 };
-use super::shared::{Dialect, question_marks};
+use super::shared::{Dialect, question_marks, required, update_refund_sql};
 use super::sqlite_writer::Writer;
 use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
@@ -370,7 +370,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError> {
-        Sqlite::list_terminals(&self.pool).await
+        Sqlite::listed(&self.pool, "terminals", TERMINAL_COLUMNS, terminal_from_row).await
     }
 
     async fn add_pairing_code(
@@ -380,35 +380,14 @@ impl Store for SqliteStore {
         now: Millis,
         expires_at: Millis,
     ) -> Result<TerminalRecord, StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = ? AND revoked_at IS NULL"
-        ))
-        .bind(terminal_name)
-        .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: terminal_name.to_owned(),
-        })?;
-        let terminal = terminal_from_row(&row)?;
-        sqlx::query("DELETE FROM pairing_codes WHERE terminal_id = ? OR expires_at <= ?")
-            .bind(&terminal.id)
-            .bind(now.0)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(
-            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
-             VALUES (?, ?, ?, ?)",
+        Sqlite::add_pairing_code(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            terminal_name,
+            code_hash,
+            now,
+            expires_at,
         )
-        .bind(code_hash)
-        .bind(&terminal.id)
-        .bind(now.0)
-        .bind(expires_at.0)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(terminal)
+        .await
     }
 
     async fn redeem_pairing_code(
@@ -467,7 +446,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError> {
-        Sqlite::list_stores(&self.pool).await
+        Sqlite::listed(&self.pool, "stores", STORE_COLUMNS, store_from_row).await
     }
 
     async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError> {
@@ -507,7 +486,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_managers(&self) -> Result<Vec<ManagerRecord>, StoreError> {
-        Sqlite::list_managers(&self.pool).await
+        Sqlite::listed(&self.pool, "managers", MANAGER_COLUMNS, manager_from_row).await
     }
 
     async fn set_manager_pin(
@@ -519,19 +498,12 @@ impl Store for SqliteStore {
     }
 
     async fn remove_manager(&self, name: &str) -> Result<ManagerRecord, StoreError> {
-        let row = sqlx::query(&format!(
+        let text = format!(
             "UPDATE managers SET removed_at = ? WHERE name = ? AND removed_at IS NULL \
              RETURNING {MANAGER_COLUMNS}"
-        ))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: name.to_owned(),
-        })?;
-        manager_from_row(&row)
+        );
+        let query = sqlx::query(&text).bind(Millis::now().0).bind(name);
+        Sqlite::found(&self.pool, query, "manager", name, manager_from_row).await
     }
 
     async fn record_pin_check(
@@ -548,12 +520,8 @@ impl Store for SqliteStore {
         ))
         .bind(manager_id)
         .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: manager_id.to_owned(),
-        })?;
-        let manager = manager_from_row(&row)?;
+        .await?;
+        let manager = manager_from_row(&required(row, "manager", manager_id)?)?;
         let (failed, locked_until, check) = pin_transition(
             manager.failed_attempts,
             manager.locked_until,
@@ -681,7 +649,7 @@ impl Store for SqliteStore {
         by: &str,
         at: Millis,
     ) -> Result<BooksMismatch, StoreError> {
-        Sqlite::settle_books_mismatch(&self.pool, id, status, note, by, at).await
+        Sqlite::settle_books_mismatch(&self.pool, status, note, by, at, id).await
     }
 
     async fn count_open_books_mismatches(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -919,27 +887,10 @@ async fn update_refund(
     connection: &mut SqliteConnection,
     refund: RefundRecord,
 ) -> Result<RefundRecord, StoreError> {
-    let expected_version = u64_to_i64(refund.version, "version")?;
-    let row = sqlx::query(&format!(
-        "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ?, \
-         wechat_refunded_at = ? WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {REFUND_COLUMNS}"
-    ))
-    .bind(refund_state_name(refund.state))
-    .bind(expected_version + 1)
-    .bind(&refund.wechat_refund_id)
-    .bind(&refund.failure_code)
-    .bind(&refund.failure_message)
-    .bind(i64::from(refund.attempts))
-    .bind(refund.next_action_at.map(|at| at.0))
-    .bind(Millis::now().0)
-    .bind(refund.applied_at.map(|at| at.0))
-    .bind(refund.wechat_refunded_at.map(|at| at.0))
-    .bind(&refund.id)
-    .bind(expected_version)
-    .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
-    .fetch_optional(&mut *connection)
-    .await?;
+    let text = update_refund_sql();
+    let row = Sqlite::bind_refund_update(sqlx::query(&text), &refund)?
+        .fetch_optional(&mut *connection)
+        .await?;
     match row {
         Some(row) => refund_from_row(&row),
         None => Err(Sqlite::refused(
@@ -1107,6 +1058,8 @@ fn day_to_text(day: NaiveDate) -> String {
 }
 
 impl Dialect for Sqlite {
+    const ROW_LOCK: &'static str = "";
+
     /// As written: SQLite takes `?` placeholders.
     fn sql(text: &str) -> String {
         text.to_owned()
