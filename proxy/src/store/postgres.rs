@@ -34,17 +34,16 @@ use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
-    pin_transition,
 };
 use super::rows::{
     Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
-    UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
-    existing_or_conflict, fen_to_i64, i64_to_u64, manager_from_row, payment_difference,
+    UNFINISHED_REFUND_STATES_SQL, bind_immutable, bind_mutable, bind_refund, check_refund_cap,
+    claimed, column_count, existing_or_conflict, i64_to_u64, manager_from_row, payment_difference,
     payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row,
     u64_to_i64, unique_violation_as_exists,
 };
-use super::shared::{Dialect, required, update_refund_sql};
+use super::shared::{Dialect, update_refund_sql};
 use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
     StoreError,
@@ -347,29 +346,7 @@ impl Store for PostgresStore {
                     .await?,
             );
         }
-        let refunds = leased.pop().unwrap_or_default();
-        let payments = leased.pop().unwrap_or_default();
-        let mut payments = payments
-            .iter()
-            .map(|row| {
-                Ok(Leased {
-                    record: payment_from_row(row)?,
-                    remaining: remaining(row)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        payments.sort_by_key(|leased| leased.record.next_action_at);
-        let mut refunds = refunds
-            .iter()
-            .map(|row| {
-                Ok(Leased {
-                    record: refund_from_row(row)?,
-                    remaining: remaining(row)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        refunds.sort_by_key(|leased| leased.record.next_action_at);
-        Ok((payments, refunds))
+        claimed(leased, remaining)
     }
 
     async fn renew_leases(
@@ -587,34 +564,9 @@ impl Store for PostgresStore {
         accepted: bool,
         policy: LockoutPolicy,
     ) -> Result<PinCheck, StoreError> {
-        let mut transaction = self.pool.begin().await?;
         // The row lock orders checks of one manager from every proxy; the clock is the
         // database's, so a lockout ends at the same moment for all of them.
-        let row = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS}, {NOW_MS} AS now FROM managers \
-             WHERE id = $1 AND removed_at IS NULL FOR UPDATE"
-        ))
-        .bind(manager_id)
-        .fetch_optional(&mut *transaction)
-        .await?;
-        let row = required(row, "manager", manager_id)?;
-        let manager = manager_from_row(&row)?;
-        let now = Millis(row.try_get("now")?);
-        let (failed, locked_until, check) = pin_transition(
-            manager.failed_attempts,
-            manager.locked_until,
-            now,
-            accepted,
-            policy,
-        );
-        sqlx::query("UPDATE managers SET failed_attempts = $1, locked_until = $2 WHERE id = $3")
-            .bind(i64::from(failed))
-            .bind(locked_until.map(|at| at.0))
-            .bind(manager_id)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(check)
+        Postgres::record_pin_check(self.pool.begin().await?, manager_id, accepted, policy).await
     }
 
     async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError> {
@@ -806,21 +758,7 @@ async fn insert_payment(
         placeholders(1, written),
         lease_values(written + 1),
     );
-    let insert = sqlx::query(&query)
-        .bind(&payment.id)
-        .bind(payment.attempt_id.as_str())
-        .bind(&payment.terminal_id)
-        .bind(payment.out_trade_no.as_str())
-        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
-        .bind(&payment.auth_code_last4)
-        .bind(payment.created_at.0)
-        .bind(payment.business_day)
-        .bind(&payment.auth_code_fingerprint)
-        .bind(&payment.store_id)
-        .bind(&payment.merchant.appid)
-        .bind(&payment.merchant.mch_id)
-        .bind(&payment.merchant.sub_appid)
-        .bind(&payment.merchant.sub_mch_id);
+    let insert = bind_immutable(sqlx::query(&query), payment, payment.business_day)?;
     let inserted = bind_lease(
         bind_mutable(insert, payment, payment.version, payment.updated_at)?,
         lease,
@@ -1060,6 +998,8 @@ fn id_epoch_arrays(rows: &[(String, u64)]) -> Result<(Vec<String>, Vec<i64>), St
 }
 
 impl Dialect for Postgres {
+    const CLOCK: Option<&'static str> = Some(NOW_MS);
+
     const ROW_LOCK: &'static str = " FOR UPDATE";
 
     /// With its `?` placeholders numbered `$1`, `$2`, … ([`books::numbered`]).

@@ -11,12 +11,14 @@ use sqlx::query::Query;
 use sqlx::{Database, Encode, Type};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
-use super::StoreError;
+use std::time::Duration;
+
 use super::records::{
     Action, ApprovedAction, CloseState, Failure, ManagerRecord, MerchantIds, Millis, PaymentEvent,
     PaymentRecord, RefundRecord, StoreRecord, TerminalRecord, parse_refund_state,
     refund_state_name,
 };
+use super::{Leased, StoreError};
 
 /// The states of a settled payment, as SQL. It must read exactly like the predicate of the
 /// partial index `payments_unsettled_by_next_action` (both migrations), or the database will
@@ -230,6 +232,37 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
     })
 }
 
+/// What a claim leased, from its rows (those of [`PAYMENT_COLUMNS`], then those of
+/// [`REFUND_COLUMNS`]), each with what its lease has left (`remaining`), soonest next action
+/// first.
+pub(super) fn claimed<R: Columns>(
+    mut rows: Vec<Vec<R>>,
+    remaining: impl Fn(&R) -> Result<Duration, StoreError>,
+) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
+    let refunds = rows.pop().unwrap_or_default();
+    let payments = rows.pop().unwrap_or_default();
+    let mut payments = leased(&payments, payment_from_row, &remaining)?;
+    payments.sort_by_key(|leased| leased.record.next_action_at);
+    let mut refunds = leased(&refunds, refund_from_row, &remaining)?;
+    refunds.sort_by_key(|leased| leased.record.next_action_at);
+    Ok((payments, refunds))
+}
+
+fn leased<R, T>(
+    rows: &[R],
+    read: impl Fn(&R) -> Result<T, StoreError>,
+    remaining: impl Fn(&R) -> Result<Duration, StoreError>,
+) -> Result<Vec<Leased<T>>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(Leased {
+                record: read(row)?,
+                remaining: remaining(row)?,
+            })
+        })
+        .collect()
+}
+
 /// Reads a row of [`TERMINAL_COLUMNS`].
 pub(super) fn terminal_from_row(row: &impl Columns) -> Result<TerminalRecord, StoreError> {
     Ok(TerminalRecord {
@@ -298,6 +331,37 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<PaymentEvent, StoreEr
             .optional_integer("lease_epoch")?
             .map(|epoch| u64::try_from(epoch).unwrap_or(0)),
     })
+}
+
+/// Binds a new payment's columns in the order of [`PAYMENT_IMMUTABLE_COLUMNS`], its business
+/// day as `business_day` (each database keeps a day in its own type).
+pub(super) fn bind_immutable<'q, DB, Day>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    payment: &'q PaymentRecord,
+    business_day: Day,
+) -> Result<Query<'q, DB, <DB as Database>::Arguments<'q>>, StoreError>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+    Day: 'q + Encode<'q, DB> + Type<DB>,
+{
+    Ok(query
+        .bind(payment.id.as_str())
+        .bind(payment.attempt_id.as_str())
+        .bind(payment.terminal_id.as_str())
+        .bind(payment.out_trade_no.as_str())
+        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
+        .bind(payment.auth_code_last4.as_str())
+        .bind(payment.created_at.0)
+        .bind(business_day)
+        .bind(payment.auth_code_fingerprint.as_deref())
+        .bind(payment.store_id.as_str())
+        .bind(payment.merchant.appid.as_str())
+        .bind(payment.merchant.mch_id.as_str())
+        .bind(payment.merchant.sub_appid.as_deref())
+        .bind(payment.merchant.sub_mch_id.as_deref()))
 }
 
 /// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the

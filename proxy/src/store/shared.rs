@@ -16,8 +16,9 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use super::StoreError;
 use super::books;
 use super::records::{
-    ApprovalUse, ApprovedAction, ManagerRecord, MerchantIds, Millis, PaymentEvent, PaymentRecord,
-    RefundRecord, StoreRecord, TerminalRecord, refund_state_name,
+    ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, PaymentEvent,
+    PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord, pin_transition,
+    refund_state_name,
 };
 use super::rows::{
     APPROVED_ACTION_COLUMNS, Columns, EVENT_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS,
@@ -59,6 +60,11 @@ where
     /// SQLite, whose write transactions (`BEGIN IMMEDIATE`) hold the database's write lock
     /// from their start; ` FOR UPDATE` on PostgreSQL.
     const ROW_LOCK: &'static str;
+
+    /// The SQL of the database's clock in epoch milliseconds, where a lockout is timed on it
+    /// (PostgreSQL: the proxies sharing it then agree), or `None`: on the process's clock
+    /// (SQLite, one proxy).
+    const CLOCK: Option<&'static str>;
 
     /// The record `read` from the row `query` returns, if any.
     async fn one<'q, T>(
@@ -478,6 +484,49 @@ where
         ));
         let query = sqlx::query(&text).bind(pin_hash).bind(name);
         Self::found(pool, query, "manager", name, manager_from_row).await
+    }
+
+    /// Counts a PIN check of manager `manager_id` (accepted or not) under `policy`, in
+    /// `transaction` (begun by the caller, committed here), the manager's row held
+    /// ([`Dialect::ROW_LOCK`]) and the time taken from [`Dialect::CLOCK`].
+    async fn record_pin_check(
+        mut transaction: Transaction<'_, Self>,
+        manager_id: &str,
+        accepted: bool,
+        policy: LockoutPolicy,
+    ) -> Result<PinCheck, StoreError> {
+        let clock = Self::CLOCK.map(|now| format!(", {now} AS now"));
+        let row = sqlx::query(&Self::sql(&format!(
+            "SELECT {MANAGER_COLUMNS}{} FROM managers WHERE id = ? AND removed_at IS NULL{}",
+            clock.unwrap_or_default(),
+            Self::ROW_LOCK
+        )))
+        .bind(manager_id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let row = required(row, "manager", manager_id)?;
+        let manager = manager_from_row(&row)?;
+        let now = match Self::CLOCK {
+            Some(_) => Millis(row.integer("now")?),
+            None => Millis::now(),
+        };
+        let (failed, locked_until, check) = pin_transition(
+            manager.failed_attempts,
+            manager.locked_until,
+            now,
+            accepted,
+            policy,
+        );
+        sqlx::query(&Self::sql(
+            "UPDATE managers SET failed_attempts = ?, locked_until = ? WHERE id = ?",
+        ))
+        .bind(i64::from(failed))
+        .bind(locked_until.map(|at| at.0))
+        .bind(manager_id)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(check)
     }
 
     /// The rest of using an approval, once the caller has marked it used in `transaction`

@@ -33,17 +33,16 @@ use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
-    pin_transition,
 };
 use super::rows::{
     Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
-    UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, duration_ms,
-    existing_or_conflict, fen_to_i64, i64_to_u64, manager_from_row, payment_difference,
+    UNFINISHED_REFUND_STATES_SQL, bind_immutable, bind_mutable, bind_refund, check_refund_cap,
+    claimed, duration_ms, existing_or_conflict, i64_to_u64, manager_from_row, payment_difference,
     payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row,
     u64_to_i64, unique_violation_as_exists,
 };
-use super::shared::{Dialect, question_marks, required, update_refund_sql};
+use super::shared::{Dialect, question_marks, update_refund_sql};
 use super::sqlite_writer::Writer;
 use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
@@ -514,29 +513,13 @@ impl Store for SqliteStore {
     ) -> Result<PinCheck, StoreError> {
         // The write lock from the first statement: checks on two connections count one
         // after the other.
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ? AND removed_at IS NULL"
-        ))
-        .bind(manager_id)
-        .fetch_optional(&mut *transaction)
-        .await?;
-        let manager = manager_from_row(&required(row, "manager", manager_id)?)?;
-        let (failed, locked_until, check) = pin_transition(
-            manager.failed_attempts,
-            manager.locked_until,
-            Millis::now(),
+        Sqlite::record_pin_check(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            manager_id,
             accepted,
             policy,
-        );
-        sqlx::query("UPDATE managers SET failed_attempts = ?, locked_until = ? WHERE id = ?")
-            .bind(i64::from(failed))
-            .bind(locked_until.map(|at| at.0))
-            .bind(manager_id)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(check)
+        )
+        .await
     }
 
     async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError> {
@@ -725,21 +708,8 @@ async fn insert_payment(
         question_marks(LEASE_COLUMNS)
     );
     let payment = leased(payment, lease.as_ref());
-    let inserted = sqlx::query(&query)
-        .bind(&payment.id)
-        .bind(payment.attempt_id.as_str())
-        .bind(&payment.terminal_id)
-        .bind(payment.out_trade_no.as_str())
-        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
-        .bind(&payment.auth_code_last4)
-        .bind(payment.created_at.0)
-        .bind(day_to_text(payment.business_day))
-        .bind(&payment.auth_code_fingerprint)
-        .bind(&payment.store_id)
-        .bind(&payment.merchant.appid)
-        .bind(&payment.merchant.mch_id)
-        .bind(&payment.merchant.sub_appid)
-        .bind(&payment.merchant.sub_mch_id);
+    let day = day_to_text(payment.business_day);
+    let inserted = bind_immutable(sqlx::query(&query), &payment, day)?;
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .bind(payment.lease_owner.as_deref())
         .bind(payment.lease_until.map(|at| at.0))
@@ -971,29 +941,7 @@ async fn claim_due(
                 .await?,
         );
     }
-    let refunds = rows.pop().unwrap_or_default();
-    let payments = rows.pop().unwrap_or_default();
-    let mut payments = payments
-        .iter()
-        .map(|row| {
-            Ok(Leased {
-                record: payment_from_row(row)?,
-                remaining: terms.duration,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    payments.sort_by_key(|leased| leased.record.next_action_at);
-    let mut refunds = refunds
-        .iter()
-        .map(|row| {
-            Ok(Leased {
-                record: refund_from_row(row)?,
-                remaining: terms.duration,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    refunds.sort_by_key(|leased| leased.record.next_action_at);
-    Ok((payments, refunds))
+    claimed(rows, |_| Ok(terms.duration))
 }
 
 async fn renew_leases(
@@ -1058,6 +1006,8 @@ fn day_to_text(day: NaiveDate) -> String {
 }
 
 impl Dialect for Sqlite {
+    const CLOCK: Option<&'static str> = None;
+
     const ROW_LOCK: &'static str = "";
 
     /// As written: SQLite takes `?` placeholders.
