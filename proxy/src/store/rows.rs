@@ -232,13 +232,16 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
     })
 }
 
+/// What [`Store::claim_due`](super::Store::claim_due) leased: payments, then refunds.
+pub(super) type Claimed = (Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>);
+
 /// What a claim leased, from its rows (those of [`PAYMENT_COLUMNS`], then those of
 /// [`REFUND_COLUMNS`]), each with what its lease has left (`remaining`), soonest next action
 /// first.
 pub(super) fn claimed<R: Columns>(
     mut rows: Vec<Vec<R>>,
     remaining: impl Fn(&R) -> Result<Duration, StoreError>,
-) -> Result<(Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>), StoreError> {
+) -> Result<Claimed, StoreError> {
     let refunds = rows.pop().unwrap_or_default();
     let payments = rows.pop().unwrap_or_default();
     let mut payments = leased(&payments, payment_from_row, &remaining)?;
@@ -342,12 +345,12 @@ pub(super) fn bind_immutable<'q, DB, Day>(
 ) -> Result<Query<'q, DB, <DB as Database>::Arguments<'q>>, StoreError>
 where
     DB: Database,
+    Day: 'q + Encode<'q, DB> + Type<DB>,
     &'q str: Encode<'q, DB> + Type<DB>,
     Option<&'q str>: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
-    Day: 'q + Encode<'q, DB> + Type<DB>,
 {
-    Ok(query
+    let query = query
         .bind(payment.id.as_str())
         .bind(payment.attempt_id.as_str())
         .bind(payment.terminal_id.as_str())
@@ -356,12 +359,8 @@ where
         .bind(payment.auth_code_last4.as_str())
         .bind(payment.created_at.0)
         .bind(business_day)
-        .bind(payment.auth_code_fingerprint.as_deref())
-        .bind(payment.store_id.as_str())
-        .bind(payment.merchant.appid.as_str())
-        .bind(payment.merchant.mch_id.as_str())
-        .bind(payment.merchant.sub_appid.as_deref())
-        .bind(payment.merchant.sub_mch_id.as_deref()))
+        .bind(payment.auth_code_fingerprint.as_deref());
+    Ok(bind_merchant(query, &payment.store_id, &payment.merchant))
 }
 
 /// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the
@@ -424,7 +423,7 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
 {
-    Ok(query
+    let query = query
         .bind(refund.id.as_str())
         .bind(refund.payment_id.as_str())
         .bind(refund.refund_attempt_id.as_str())
@@ -440,13 +439,29 @@ where
         .bind(refund.next_action_at.map(|at| at.0))
         .bind(refund.created_at.0)
         .bind(refund.updated_at.0)
-        .bind(refund.applied_at.map(|at| at.0))
-        .bind(refund.store_id.as_str())
-        .bind(refund.merchant.appid.as_str())
-        .bind(refund.merchant.mch_id.as_str())
-        .bind(refund.merchant.sub_appid.as_deref())
-        .bind(refund.merchant.sub_mch_id.as_deref())
+        .bind(refund.applied_at.map(|at| at.0));
+    Ok(bind_merchant(query, &refund.store_id, &refund.merchant)
         .bind(refund.wechat_refunded_at.map(|at| at.0)))
+}
+
+/// Binds the columns a payment and a refund both carry: `store_id, appid, mch_id,
+/// sub_appid, sub_mch_id`, in that order.
+fn bind_merchant<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    store_id: &'q str,
+    merchant: &'q MerchantIds,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(store_id)
+        .bind(merchant.appid.as_str())
+        .bind(merchant.mch_id.as_str())
+        .bind(merchant.sub_appid.as_deref())
+        .bind(merchant.sub_mch_id.as_deref())
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment
