@@ -89,7 +89,8 @@ pub(super) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-fn parse_day(column: &'static str, text: String) -> Result<NaiveDate, StoreError> {
+/// A day as stored (`YYYY-MM-DD`) in `column`.
+pub(super) fn parse_day(column: &'static str, text: String) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
         column,
         value: text,

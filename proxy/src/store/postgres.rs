@@ -36,7 +36,7 @@ use super::records::{
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
 };
 use super::rows::{
-    Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
+    DayColumn, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_immutable, bind_mutable, bind_refund, check_refund_cap,
     claimed, column_count, existing_or_conflict, i64_to_u64, manager_from_row, payment_difference,
@@ -104,28 +104,9 @@ fn connect_options(config: &StoreConfig) -> Result<PgConnectOptions, StoreError>
     Ok(PgConnectOptions::from_str(url)?.application_name("paycode-proxy"))
 }
 
-impl Columns for PgRow {
-    fn text(&self, column: &'static str) -> Result<String, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+impl DayColumn for PgRow {
+    /// A DATE.
+    fn day_column(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
         Ok(self.try_get(column)?)
     }
 }

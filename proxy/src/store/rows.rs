@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use paycode_api::{ApprovalAction, AttemptId, AuthCode, Fen, PaymentState, Role};
 use sqlx::query::Query;
-use sqlx::{Database, Encode, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
 use std::time::Duration;
@@ -98,6 +98,48 @@ pub(super) trait Columns {
     fn flag(&self, column: &'static str) -> Result<bool, StoreError>;
     /// A calendar date column.
     fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError>;
+}
+
+/// How a database keeps a calendar date column, the one [`Columns`] access that differs
+/// between the back ends.
+pub(super) trait DayColumn {
+    /// The date in `column`.
+    fn day_column(&self, column: &'static str) -> Result<NaiveDate, StoreError>;
+}
+
+/// [`Columns`] through sqlx's decoding, which reads text, 64-bit integers and booleans alike
+/// on both databases (SQLite's INTEGER 0 or 1 decodes as a boolean).
+impl<R> Columns for R
+where
+    R: Row + DayColumn,
+    &'static str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        self.day_column(column)
+    }
 }
 
 /// Reads a row of [`PAYMENT_COLUMNS`].

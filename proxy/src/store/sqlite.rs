@@ -35,7 +35,7 @@ use super::records::{
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
 };
 use super::rows::{
-    Columns, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
+    DayColumn, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
     UNFINISHED_REFUND_STATES_SQL, bind_immutable, bind_mutable, bind_refund, check_refund_cap,
     claimed, duration_ms, existing_or_conflict, i64_to_u64, manager_from_row, payment_difference,
@@ -132,35 +132,10 @@ fn restrict_to_owner(database: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Columns for SqliteRow {
-    fn text(&self, column: &'static str) -> Result<String, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    /// INTEGER 0 or 1.
-    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
+impl DayColumn for SqliteRow {
     /// `YYYY-MM-DD` text.
-    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
-        let text: String = self.try_get(column)?;
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
-            column,
-            value: text,
-        })
+    fn day_column(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        books::parse_day(column, self.try_get(column)?)
     }
 }
 
@@ -230,7 +205,7 @@ impl Store for SqliteStore {
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(store_id)
-        .bind(day_to_text(business_day))
+        .bind(books::day_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
         .await?;
@@ -302,7 +277,7 @@ impl Store for SqliteStore {
              ORDER BY created_at, id"
         ))
         .bind(store_id)
-        .bind(day_to_text(business_day))
+        .bind(books::day_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
         .await?;
@@ -708,7 +683,7 @@ async fn insert_payment(
         question_marks(LEASE_COLUMNS)
     );
     let payment = leased(payment, lease.as_ref());
-    let day = day_to_text(payment.business_day);
+    let day = books::day_text(payment.business_day);
     let inserted = bind_immutable(sqlx::query(&query), &payment, day)?;
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .bind(payment.lease_owner.as_deref())
@@ -999,10 +974,6 @@ async fn release_leases(
         }
     }
     Ok(released)
-}
-
-fn day_to_text(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
 }
 
 impl Dialect for Sqlite {
