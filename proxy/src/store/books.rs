@@ -67,8 +67,9 @@ pub(super) const COUNT_OPEN: &str = "SELECT mch_id, COUNT(*) AS open_count FROM 
 pub(super) const RELEASE_RUN: &str =
     "DELETE FROM books_runs WHERE business_day = ? AND mch_id = ? AND owner = ?";
 
-/// `sql` with its `?` placeholders numbered `$1`, `$2`, … (PostgreSQL's spelling). The
-/// books' SQL has no `?` inside a literal.
+/// `sql` with its `?` placeholders numbered `$1`, `$2`, … (PostgreSQL's spelling). The SQL
+/// it is given (the books' here, the stores' shared queries in `shared.rs`) has no `?`
+/// inside a literal.
 pub(super) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
@@ -89,7 +90,8 @@ pub(super) fn day_text(day: NaiveDate) -> String {
     day.format("%Y-%m-%d").to_string()
 }
 
-fn parse_day(column: &'static str, text: String) -> Result<NaiveDate, StoreError> {
+/// A day as stored (`YYYY-MM-DD`) in `column`.
+pub(super) fn parse_day(column: &'static str, text: String) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
         column,
         value: text,

@@ -17,6 +17,7 @@ mod books;
 pub mod postgres;
 pub mod records;
 mod rows;
+mod shared;
 pub mod sqlite;
 mod sqlite_writer;
 

@@ -8,15 +8,17 @@
 use chrono::NaiveDate;
 use paycode_api::{ApprovalAction, AttemptId, AuthCode, Fen, PaymentState, Role};
 use sqlx::query::Query;
-use sqlx::{Database, Encode, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use wxpay::messages::{OutRefundNo, OutTradeNo};
 
-use super::StoreError;
+use std::time::Duration;
+
 use super::records::{
     Action, ApprovedAction, CloseState, Failure, ManagerRecord, MerchantIds, Millis, PaymentEvent,
     PaymentRecord, RefundRecord, StoreRecord, TerminalRecord, parse_refund_state,
     refund_state_name,
 };
+use super::{Leased, StoreError};
 
 /// The states of a settled payment, as SQL. It must read exactly like the predicate of the
 /// partial index `payments_unsettled_by_next_action` (both migrations), or the database will
@@ -96,6 +98,48 @@ pub(super) trait Columns {
     fn flag(&self, column: &'static str) -> Result<bool, StoreError>;
     /// A calendar date column.
     fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError>;
+}
+
+/// How a database keeps a calendar date column, the one [`Columns`] access that differs
+/// between the back ends.
+pub(super) trait DayColumn {
+    /// The date in `column`.
+    fn day_column(&self, column: &'static str) -> Result<NaiveDate, StoreError>;
+}
+
+/// [`Columns`] through sqlx's decoding, which reads text, 64-bit integers and booleans alike
+/// on both databases (SQLite's INTEGER 0 or 1 decodes as a boolean).
+impl<R> Columns for R
+where
+    R: Row + DayColumn,
+    &'static str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, column: &'static str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        self.day_column(column)
+    }
 }
 
 /// Reads a row of [`PAYMENT_COLUMNS`].
@@ -230,6 +274,40 @@ pub(super) fn refund_from_row(row: &impl Columns) -> Result<RefundRecord, StoreE
     })
 }
 
+/// What [`Store::claim_due`](super::Store::claim_due) leased: payments, then refunds.
+pub(super) type Claimed = (Vec<Leased<PaymentRecord>>, Vec<Leased<RefundRecord>>);
+
+/// What a claim leased, from its rows (those of [`PAYMENT_COLUMNS`], then those of
+/// [`REFUND_COLUMNS`]), each with what its lease has left (`remaining`), soonest next action
+/// first.
+pub(super) fn claimed<R: Columns>(
+    mut rows: Vec<Vec<R>>,
+    remaining: impl Fn(&R) -> Result<Duration, StoreError>,
+) -> Result<Claimed, StoreError> {
+    let refunds = rows.pop().unwrap_or_default();
+    let payments = rows.pop().unwrap_or_default();
+    let mut payments = leased(&payments, payment_from_row, &remaining)?;
+    payments.sort_by_key(|leased| leased.record.next_action_at);
+    let mut refunds = leased(&refunds, refund_from_row, &remaining)?;
+    refunds.sort_by_key(|leased| leased.record.next_action_at);
+    Ok((payments, refunds))
+}
+
+fn leased<R, T>(
+    rows: &[R],
+    read: impl Fn(&R) -> Result<T, StoreError>,
+    remaining: impl Fn(&R) -> Result<Duration, StoreError>,
+) -> Result<Vec<Leased<T>>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(Leased {
+                record: read(row)?,
+                remaining: remaining(row)?,
+            })
+        })
+        .collect()
+}
+
 /// Reads a row of [`TERMINAL_COLUMNS`].
 pub(super) fn terminal_from_row(row: &impl Columns) -> Result<TerminalRecord, StoreError> {
     Ok(TerminalRecord {
@@ -300,6 +378,33 @@ pub(super) fn event_from_row(row: &impl Columns) -> Result<PaymentEvent, StoreEr
     })
 }
 
+/// Binds a new payment's columns in the order of [`PAYMENT_IMMUTABLE_COLUMNS`], its business
+/// day as `business_day` (each database keeps a day in its own type).
+pub(super) fn bind_immutable<'q, DB, Day>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    payment: &'q PaymentRecord,
+    business_day: Day,
+) -> Result<Query<'q, DB, <DB as Database>::Arguments<'q>>, StoreError>
+where
+    DB: Database,
+    Day: 'q + Encode<'q, DB> + Type<DB>,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let query = query
+        .bind(payment.id.as_str())
+        .bind(payment.attempt_id.as_str())
+        .bind(payment.terminal_id.as_str())
+        .bind(payment.out_trade_no.as_str())
+        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
+        .bind(payment.auth_code_last4.as_str())
+        .bind(payment.created_at.0)
+        .bind(business_day)
+        .bind(payment.auth_code_fingerprint.as_deref());
+    Ok(bind_merchant(query, &payment.store_id, &payment.merchant))
+}
+
 /// Binds a payment's mutable columns in the order of [`PAYMENT_MUTABLE_COLUMNS`], with the
 /// version and update time to store.
 pub(super) fn bind_mutable<'q, DB>(
@@ -360,7 +465,7 @@ where
     i64: Encode<'q, DB> + Type<DB>,
     Option<i64>: Encode<'q, DB> + Type<DB>,
 {
-    Ok(query
+    let query = query
         .bind(refund.id.as_str())
         .bind(refund.payment_id.as_str())
         .bind(refund.refund_attempt_id.as_str())
@@ -376,13 +481,29 @@ where
         .bind(refund.next_action_at.map(|at| at.0))
         .bind(refund.created_at.0)
         .bind(refund.updated_at.0)
-        .bind(refund.applied_at.map(|at| at.0))
-        .bind(refund.store_id.as_str())
-        .bind(refund.merchant.appid.as_str())
-        .bind(refund.merchant.mch_id.as_str())
-        .bind(refund.merchant.sub_appid.as_deref())
-        .bind(refund.merchant.sub_mch_id.as_deref())
+        .bind(refund.applied_at.map(|at| at.0));
+    Ok(bind_merchant(query, &refund.store_id, &refund.merchant)
         .bind(refund.wechat_refunded_at.map(|at| at.0)))
+}
+
+/// Binds the columns a payment and a refund both carry: `store_id, appid, mch_id,
+/// sub_appid, sub_mch_id`, in that order.
+fn bind_merchant<'q, DB>(
+    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    store_id: &'q str,
+    merchant: &'q MerchantIds,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(store_id)
+        .bind(merchant.appid.as_str())
+        .bind(merchant.mch_id.as_str())
+        .bind(merchant.sub_appid.as_deref())
+        .bind(merchant.sub_mch_id.as_deref())
 }
 
 /// Which field makes `requested` a different payment from `existing`, if any. The payment

@@ -27,32 +27,28 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, SqliteConnection};
 
 use super::books;
 use super::records::{
     ApprovalUse, ApprovedAction, LockoutPolicy, ManagerRecord, MerchantIds, Millis, NewApproval,
     PaymentEvent, PaymentRecord, PinCheck, RefundRecord, StoreRecord, TerminalRecord,
-    pin_transition, refund_state_name,
 };
 use super::rows::{
-    APPROVED_ACTION_COLUMNS, MANAGER_COLUMNS, approved_action_from_row, duration_ms,
-    manager_from_row,
-};
-use super::rows::{
-    Columns, EVENT_COLUMNS, LEASE_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
+    DayColumn, LEASE_COLUMNS, MANAGER_COLUMNS, PAYMENT_COLUMNS, PAYMENT_IMMUTABLE_COLUMNS,
     PAYMENT_MUTABLE_COLUMNS, REFUND_COLUMNS, SETTLED_STATES_SQL, STORE_COLUMNS, TERMINAL_COLUMNS,
-    UNFINISHED_REFUND_STATES_SQL, bind_mutable, bind_refund, check_refund_cap, column_count,
-    event_from_row, existing_or_conflict, fen_to_i64, i64_to_u64, parse_payment_state,
-    payment_difference, payment_from_row, refund_difference, refund_from_row, store_from_row,
-    terminal_from_row, u64_to_i64, unique_violation_as_exists,
+    UNFINISHED_REFUND_STATES_SQL, bind_immutable, bind_mutable, bind_refund, check_refund_cap,
+    claimed, duration_ms, existing_or_conflict, i64_to_u64, manager_from_row, payment_difference,
+    payment_from_row, refund_difference, refund_from_row, store_from_row, terminal_from_row,
+    u64_to_i64, unique_violation_as_exists,
 };
+use super::shared::{Dialect, question_marks, update_refund_sql};
 use super::sqlite_writer::Writer;
 use super::{
     ClaimRequest, HeldLeases, InsertOutcome, LeaseTerms, Leased, Renewal, Renewed, Store,
     StoreError,
 };
-use crate::books::records::{BooksDay, BooksMismatch, DayStatus, MismatchStatus};
+use crate::books::records::{BooksDay, BooksMismatch, MismatchStatus};
 use crate::config::StoreConfig;
 use crate::private_file;
 
@@ -61,11 +57,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations in `proxy/migrations/sqlite`, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
-/// One `?` per column of `columns`, a list like [`PAYMENT_MUTABLE_COLUMNS`].
-fn placeholders(columns: &str) -> String {
-    vec!["?"; column_count(columns)].join(", ")
-}
 
 /// The [`Store`] on a SQLite database.
 #[derive(Clone, Debug)]
@@ -141,35 +132,10 @@ fn restrict_to_owner(database: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Columns for SqliteRow {
-    fn text(&self, column: &'static str) -> Result<String, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn integer(&self, column: &'static str) -> Result<i64, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
-    /// INTEGER 0 or 1.
-    fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
-        Ok(self.try_get(column)?)
-    }
-
+impl DayColumn for SqliteRow {
     /// `YYYY-MM-DD` text.
-    fn day(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
-        let text: String = self.try_get(column)?;
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
-            column,
-            value: text,
-        })
+    fn day_column(&self, column: &'static str) -> Result<NaiveDate, StoreError> {
+        books::parse_day(column, self.try_get(column)?)
     }
 }
 
@@ -206,26 +172,14 @@ impl Store for SqliteStore {
     }
 
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(payment_from_row).transpose()
+        Sqlite::get_payment(&self.pool, id).await
     }
 
     async fn get_payment_by_attempt(
         &self,
         attempt_id: &str,
     ) -> Result<Option<PaymentRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE attempt_id = ?"
-        ))
-        .bind(attempt_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(payment_from_row).transpose()
+        Sqlite::get_payment_by_attempt(&self.pool, attempt_id).await
     }
 
     async fn update_payment(
@@ -251,7 +205,7 @@ impl Store for SqliteStore {
              ORDER BY created_at DESC, id DESC"
         ))
         .bind(store_id)
-        .bind(day_to_text(business_day))
+        .bind(books::day_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
         .await?;
@@ -259,47 +213,19 @@ impl Store for SqliteStore {
     }
 
     async fn unsettled_payments(&self) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE state NOT IN {SETTLED_STATES_SQL} \
-             ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(payment_from_row).collect()
+        Sqlite::unsettled_payments(&self.pool).await
     }
 
     async fn payments_to_close(&self) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE close_state = 'pending' \
-             ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(payment_from_row).collect()
+        Sqlite::payments_to_close(&self.pool).await
     }
 
     async fn count_payments_by_state(&self) -> Result<Vec<(PaymentState, u64)>, StoreError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM payments GROUP BY state")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    parse_payment_state(&row.try_get::<String, _>("state")?)?,
-                    i64_to_u64(row.try_get("count")?, "COUNT(*)")?,
-                ))
-            })
-            .collect()
+        Sqlite::count_payments_by_state(&self.pool).await
     }
 
     async fn payment_events(&self, payment_id: &str) -> Result<Vec<PaymentEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = ? ORDER BY id"
-        ))
-        .bind(payment_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        Sqlite::payment_events(&self.pool, payment_id).await
     }
 
     async fn insert_refund(
@@ -331,23 +257,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(refund_from_row).transpose()
+        Sqlite::get_refund(&self.pool, id).await
     }
 
     async fn refunds_for_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE payment_id = ? ORDER BY created_at, id"
-        ))
-        .bind(payment_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(refund_from_row).collect()
+        Sqlite::refunds_for_payment(&self.pool, payment_id).await
     }
 
     async fn refunds_for_day(
@@ -363,7 +277,7 @@ impl Store for SqliteStore {
              ORDER BY created_at, id"
         ))
         .bind(store_id)
-        .bind(day_to_text(business_day))
+        .bind(books::day_text(business_day))
         .bind(terminal_id)
         .fetch_all(&self.pool)
         .await?;
@@ -371,13 +285,7 @@ impl Store for SqliteStore {
     }
 
     async fn unfinished_refunds(&self) -> Result<Vec<RefundRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds \
-             WHERE state IN {UNFINISHED_REFUND_STATES_SQL} ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(refund_from_row).collect()
+        Sqlite::unfinished_refunds(&self.pool).await
     }
 
     async fn clock(&self) -> Result<Millis, StoreError> {
@@ -425,52 +333,18 @@ impl Store for SqliteStore {
         token_hash: &str,
         store_id: &str,
     ) -> Result<TerminalRecord, StoreError> {
-        let terminal = TerminalRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.to_owned(),
-            store_id: store_id.to_owned(),
-            token_hash: token_hash.to_owned(),
-            created_at: Millis::now(),
-            revoked_at: None,
-            role: Role::Cashier,
-        };
-        sqlx::query(&format!(
-            "INSERT INTO terminals ({TERMINAL_COLUMNS}) VALUES ({})",
-            placeholders(TERMINAL_COLUMNS)
-        ))
-        .bind(&terminal.id)
-        .bind(&terminal.name)
-        .bind(&terminal.token_hash)
-        .bind(terminal.created_at.0)
-        .bind(terminal.revoked_at.map(|at| at.0))
-        .bind(&terminal.store_id)
-        .bind(terminal.role.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|error| unique_violation_as_exists(error, "terminal", name))?;
-        Ok(terminal)
+        Sqlite::add_terminal(&self.pool, name, token_hash, store_id).await
     }
 
     async fn terminal_by_token_hash(
         &self,
         token_hash: &str,
     ) -> Result<Option<TerminalRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE token_hash = ?"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(terminal_from_row).transpose()
+        Sqlite::terminal_by_token_hash(&self.pool, token_hash).await
     }
 
     async fn list_terminals(&self) -> Result<Vec<TerminalRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals ORDER BY created_at, name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(terminal_from_row).collect()
+        Sqlite::listed(&self.pool, "terminals", TERMINAL_COLUMNS, terminal_from_row).await
     }
 
     async fn add_pairing_code(
@@ -480,35 +354,14 @@ impl Store for SqliteStore {
         now: Millis,
         expires_at: Millis,
     ) -> Result<TerminalRecord, StoreError> {
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TERMINAL_COLUMNS} FROM terminals WHERE name = ? AND revoked_at IS NULL"
-        ))
-        .bind(terminal_name)
-        .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: terminal_name.to_owned(),
-        })?;
-        let terminal = terminal_from_row(&row)?;
-        sqlx::query("DELETE FROM pairing_codes WHERE terminal_id = ? OR expires_at <= ?")
-            .bind(&terminal.id)
-            .bind(now.0)
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query(
-            "INSERT INTO pairing_codes (code_hash, terminal_id, created_at, expires_at) \
-             VALUES (?, ?, ?, ?)",
+        Sqlite::add_pairing_code(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            terminal_name,
+            code_hash,
+            now,
+            expires_at,
         )
-        .bind(code_hash)
-        .bind(&terminal.id)
-        .bind(now.0)
-        .bind(expires_at.0)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(terminal)
+        .await
     }
 
     async fn redeem_pairing_code(
@@ -555,71 +408,23 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_terminal(&self, name: &str) -> Result<TerminalRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE terminals SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ? \
-             RETURNING {TERMINAL_COLUMNS}"
-        ))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: name.to_owned(),
-        })?;
-        terminal_from_row(&row)
+        Sqlite::revoke_terminal(&self.pool, name).await
     }
 
     async fn add_store(&self, store: &StoreRecord) -> Result<StoreRecord, StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO stores ({STORE_COLUMNS}) VALUES ({})",
-            placeholders(STORE_COLUMNS)
-        ))
-        .bind(&store.id)
-        .bind(&store.name)
-        .bind(&store.account)
-        .bind(&store.sub_mch_id)
-        .bind(&store.sub_appid)
-        .bind(&store.address)
-        .bind(store.created_at.0)
-        .bind(store.disabled_at.map(|at| at.0))
-        .execute(&self.pool)
-        .await
-        .map_err(|error| unique_violation_as_exists(error, "store", &store.name))?;
-        Ok(store.clone())
+        Sqlite::add_store(&self.pool, store).await
     }
 
     async fn get_store(&self, id: &str) -> Result<Option<StoreRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(store_from_row).transpose()
+        Sqlite::get_store(&self.pool, id).await
     }
 
     async fn list_stores(&self) -> Result<Vec<StoreRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(store_from_row).collect()
+        Sqlite::listed(&self.pool, "stores", STORE_COLUMNS, store_from_row).await
     }
 
     async fn disable_store(&self, name: &str) -> Result<StoreRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE stores SET disabled_at = COALESCE(disabled_at, ?) WHERE name = ? \
-             RETURNING {STORE_COLUMNS}"
-        ))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "store",
-            key: name.to_owned(),
-        })?;
-        store_from_row(&row)
+        Sqlite::disable_store(&self.pool, name).await
     }
 
     async fn adopt_unbound_rows(
@@ -628,33 +433,12 @@ impl Store for SqliteStore {
         merchant: &MerchantIds,
     ) -> Result<u64, StoreError> {
         // Holds the write lock from its first statement, like the writer's batches.
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE stores SET sub_mch_id = ?, sub_appid = ? \
-             WHERE id = ? AND sub_mch_id IS NULL AND sub_appid IS NULL",
+        Sqlite::adopt_unbound_rows(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            store,
+            merchant,
         )
-        .bind(&merchant.sub_mch_id)
-        .bind(&merchant.sub_appid)
-        .bind(&store.id)
-        .execute(&mut *transaction)
-        .await?;
-        let mut adopted = 0;
-        for table in ["payments", "refunds"] {
-            adopted += sqlx::query(&format!(
-                "UPDATE {table} SET appid = ?, mch_id = ?, sub_appid = ?, sub_mch_id = ? \
-                 WHERE store_id = ? AND mch_id IS NULL"
-            ))
-            .bind(&merchant.appid)
-            .bind(&merchant.mch_id)
-            .bind(&merchant.sub_appid)
-            .bind(&merchant.sub_mch_id)
-            .bind(&store.id)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
-        }
-        transaction.commit().await?;
-        Ok(adopted)
+        .await
     }
 
     // ---- Manager approvals (migration 0011, docs/approvals.md) ----
@@ -664,64 +448,19 @@ impl Store for SqliteStore {
         name: &str,
         role: Role,
     ) -> Result<TerminalRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE terminals SET role = ? WHERE name = ? RETURNING {TERMINAL_COLUMNS}"
-        ))
-        .bind(role.as_str())
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "terminal",
-            key: name.to_owned(),
-        })?;
-        terminal_from_row(&row)
+        Sqlite::set_terminal_role(&self.pool, name, role).await
     }
 
     async fn add_manager(&self, manager: &ManagerRecord) -> Result<ManagerRecord, StoreError> {
-        if let Some(store_id) = &manager.store_id {
-            if self.get_store(store_id).await?.is_none() {
-                return Err(StoreError::NotFound {
-                    entity: "store",
-                    key: store_id.clone(),
-                });
-            }
-        }
-        sqlx::query(&format!(
-            "INSERT INTO managers ({MANAGER_COLUMNS}) VALUES ({})",
-            placeholders(MANAGER_COLUMNS)
-        ))
-        .bind(&manager.id)
-        .bind(&manager.name)
-        .bind(&manager.store_id)
-        .bind(&manager.pin_hash)
-        .bind(i64::from(manager.failed_attempts))
-        .bind(manager.locked_until.map(|at| at.0))
-        .bind(manager.created_at.0)
-        .bind(manager.removed_at.map(|at| at.0))
-        .execute(&self.pool)
-        .await
-        .map_err(|error| unique_violation_as_exists(error, "manager", &manager.name))?;
-        Ok(manager.clone())
+        Sqlite::add_manager(&self.pool, manager).await
     }
 
     async fn manager_by_name(&self, name: &str) -> Result<Option<ManagerRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers WHERE name = ? AND removed_at IS NULL"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(manager_from_row).transpose()
+        Sqlite::manager_by_name(&self.pool, name).await
     }
 
     async fn list_managers(&self) -> Result<Vec<ManagerRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers ORDER BY created_at, name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(manager_from_row).collect()
+        Sqlite::listed(&self.pool, "managers", MANAGER_COLUMNS, manager_from_row).await
     }
 
     async fn set_manager_pin(
@@ -729,35 +468,16 @@ impl Store for SqliteStore {
         name: &str,
         pin_hash: &str,
     ) -> Result<ManagerRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE managers SET pin_hash = ?, failed_attempts = 0, locked_until = NULL \
-             WHERE name = ? AND removed_at IS NULL RETURNING {MANAGER_COLUMNS}"
-        ))
-        .bind(pin_hash)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: name.to_owned(),
-        })?;
-        manager_from_row(&row)
+        Sqlite::set_manager_pin(&self.pool, name, pin_hash).await
     }
 
     async fn remove_manager(&self, name: &str) -> Result<ManagerRecord, StoreError> {
-        let row = sqlx::query(&format!(
+        let text = format!(
             "UPDATE managers SET removed_at = ? WHERE name = ? AND removed_at IS NULL \
              RETURNING {MANAGER_COLUMNS}"
-        ))
-        .bind(Millis::now().0)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: name.to_owned(),
-        })?;
-        manager_from_row(&row)
+        );
+        let query = sqlx::query(&text).bind(Millis::now().0).bind(name);
+        Sqlite::found(&self.pool, query, "manager", name, manager_from_row).await
     }
 
     async fn record_pin_check(
@@ -768,33 +488,13 @@ impl Store for SqliteStore {
     ) -> Result<PinCheck, StoreError> {
         // The write lock from the first statement: checks on two connections count one
         // after the other.
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ? AND removed_at IS NULL"
-        ))
-        .bind(manager_id)
-        .fetch_optional(&mut *transaction)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "manager",
-            key: manager_id.to_owned(),
-        })?;
-        let manager = manager_from_row(&row)?;
-        let (failed, locked_until, check) = pin_transition(
-            manager.failed_attempts,
-            manager.locked_until,
-            Millis::now(),
+        Sqlite::record_pin_check(
+            self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            manager_id,
             accepted,
             policy,
-        );
-        sqlx::query("UPDATE managers SET failed_attempts = ?, locked_until = ? WHERE id = ?")
-            .bind(i64::from(failed))
-            .bind(locked_until.map(|at| at.0))
-            .bind(manager_id)
-            .execute(&mut *transaction)
-            .await?;
-        transaction.commit().await?;
-        Ok(check)
+        )
+        .await
     }
 
     async fn insert_approval(&self, approval: &NewApproval) -> Result<Millis, StoreError> {
@@ -846,52 +546,19 @@ impl Store for SqliteStore {
             transaction.commit().await?;
             return Ok(None);
         };
-        let manager_id: String = row.try_get("manager_id")?;
-        let reason = match use_.reason {
-            Some(reason) => Some(reason.to_owned()),
-            None => row.try_get("reason")?,
-        };
-        let manager = sqlx::query(&format!(
-            "SELECT {MANAGER_COLUMNS} FROM managers WHERE id = ?"
-        ))
-        .bind(&manager_id)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let manager = manager_from_row(&manager)?;
-        let action = ApprovedAction {
-            at: now,
-            manager_id,
-            manager_name: manager.name,
-            terminal_id: use_.terminal_id.to_owned(),
-            action: use_.action,
-            target: use_.target.to_owned(),
-            reason,
-        };
-        sqlx::query(&format!(
-            "INSERT INTO approved_actions ({APPROVED_ACTION_COLUMNS}) VALUES ({})",
-            placeholders(APPROVED_ACTION_COLUMNS)
-        ))
-        .bind(action.at.0)
-        .bind(&action.manager_id)
-        .bind(&action.manager_name)
-        .bind(&action.terminal_id)
-        .bind(action.action.as_str())
-        .bind(&action.target)
-        .bind(&action.reason)
-        .execute(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(Some((action, manager.store_id)))
+        Sqlite::record_approved_action(
+            transaction,
+            use_,
+            row.try_get("manager_id")?,
+            now,
+            row.try_get("reason")?,
+        )
+        .await
+        .map(Some)
     }
 
     async fn approved_actions(&self, since: Millis) -> Result<Vec<ApprovedAction>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {APPROVED_ACTION_COLUMNS} FROM approved_actions WHERE at >= ? ORDER BY id"
-        ))
-        .bind(since.0)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(approved_action_from_row).collect()
+        Sqlite::approved_actions(&self.pool, since).await
     }
 
     // ---- The owner's books (migration 0012): kept together at the end. ----
@@ -901,54 +568,7 @@ impl Store for SqliteStore {
         day: &BooksDay,
         found: &[BooksMismatch],
     ) -> Result<Vec<BooksMismatch>, StoreError> {
-        let day_text = books::day_text(day.day);
-        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(&sql(books::UPSERT_DAY))
-            .bind(&day_text)
-            .bind(&day.mch_id)
-            .bind(day.status.as_str())
-            .bind(day.report.as_ref().map(books::to_json))
-            .bind(&day.detail)
-            .bind(day.run_at.0)
-            .bind(&day.run_by)
-            .execute(&mut *transaction)
-            .await?;
-        if day.status == DayStatus::Reconciled {
-            sqlx::query(&sql(books::UNLIST_MISMATCHES))
-                .bind(false)
-                .bind(&day.run_by)
-                .bind(day.run_at.0)
-                .bind(&day_text)
-                .bind(&day.mch_id)
-                .execute(&mut *transaction)
-                .await?;
-            for mismatch in found {
-                sqlx::query(&sql(books::UPSERT_MISMATCH))
-                    .bind(&mismatch.id)
-                    .bind(books::day_text(mismatch.day))
-                    .bind(&mismatch.mch_id)
-                    .bind(books::to_json(&mismatch.mismatch))
-                    .bind(mismatch.status.as_str())
-                    .bind(mismatch.in_latest_run)
-                    .bind(&mismatch.note)
-                    .bind(&mismatch.settled_by)
-                    .bind(mismatch.settled_at.map(|at| at.0))
-                    .bind(mismatch.first_seen_at.0)
-                    .bind(mismatch.last_seen_at.0)
-                    .execute(&mut *transaction)
-                    .await?;
-            }
-        }
-        let rows = sqlx::query(&sql(&format!(
-            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(&day_text)
-        .bind(&day.mch_id)
-        .fetch_all(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        rows.iter().map(books::mismatch_from_row).collect()
+        Sqlite::save_books_day(self.pool.begin_with("BEGIN IMMEDIATE").await?, day, found).await
     }
 
     async fn books_day(
@@ -956,15 +576,7 @@ impl Store for SqliteStore {
         day: NaiveDate,
         mch_id: &str,
     ) -> Result<Option<BooksDay>, StoreError> {
-        let row = sqlx::query(&sql(&format!(
-            "SELECT {} FROM books_days WHERE business_day = ? AND mch_id = ?",
-            books::DAY_COLUMNS
-        )))
-        .bind(books::day_text(day))
-        .bind(mch_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(books::day_from_row).transpose()
+        Sqlite::books_day(&self.pool, day, mch_id).await
     }
 
     async fn books_days(
@@ -972,16 +584,7 @@ impl Store for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<BooksDay>, StoreError> {
-        let rows = sqlx::query(&sql(&format!(
-            "SELECT {} FROM books_days WHERE business_day >= ? AND business_day <= ? \
-             ORDER BY business_day, mch_id",
-            books::DAY_COLUMNS
-        )))
-        .bind(books::day_text(from))
-        .bind(books::day_text(to))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(books::day_from_row).collect()
+        Sqlite::books_days(&self.pool, from, to).await
     }
 
     async fn books_mismatches(
@@ -989,26 +592,11 @@ impl Store for SqliteStore {
         day: NaiveDate,
         mch_id: &str,
     ) -> Result<Vec<BooksMismatch>, StoreError> {
-        let rows = sqlx::query(&sql(&format!(
-            "SELECT {} FROM books_mismatches WHERE business_day = ? AND mch_id = ? ORDER BY id",
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(books::day_text(day))
-        .bind(mch_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(books::mismatch_from_row).collect()
+        Sqlite::books_mismatches(&self.pool, day, mch_id).await
     }
 
     async fn books_mismatch(&self, id: &str) -> Result<Option<BooksMismatch>, StoreError> {
-        let row = sqlx::query(&sql(&format!(
-            "SELECT {} FROM books_mismatches WHERE id = ?",
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(books::mismatch_from_row).transpose()
+        Sqlite::books_mismatch(&self.pool, id).await
     }
 
     async fn settle_books_mismatch(
@@ -1019,35 +607,11 @@ impl Store for SqliteStore {
         by: &str,
         at: Millis,
     ) -> Result<BooksMismatch, StoreError> {
-        let row = sqlx::query(&sql(&format!(
-            "{} RETURNING {}",
-            books::SETTLE_MISMATCH,
-            books::MISMATCH_COLUMNS
-        )))
-        .bind(status.as_str())
-        .bind(note)
-        .bind(by)
-        .bind(at.0)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            entity: "mismatch",
-            key: id.to_owned(),
-        })?;
-        books::mismatch_from_row(&row)
+        Sqlite::settle_books_mismatch(&self.pool, status, note, by, at, id).await
     }
 
     async fn count_open_books_mismatches(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows = sqlx::query(books::COUNT_OPEN).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.text("mch_id")?,
-                    i64_to_u64(row.integer("open_count")?, "open_count")?,
-                ))
-            })
-            .collect()
+        Sqlite::count_open_books_mismatches(&self.pool).await
     }
 
     async fn claim_books_run(
@@ -1077,13 +641,7 @@ impl Store for SqliteStore {
         mch_id: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(&sql(books::RELEASE_RUN))
-            .bind(books::day_text(day))
-            .bind(mch_id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Sqlite::release_books_run(&self.pool, day, mch_id, owner).await
     }
 
     async fn books_payments(
@@ -1093,30 +651,7 @@ impl Store for SqliteStore {
         to: Millis,
         out_trade_nos: &[String],
     ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let named = vec!["?"; out_trade_nos.len()].join(", ");
-        let text = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR \
-             (COALESCE(wechat_paid_at, settled_at) >= ? AND COALESCE(wechat_paid_at, settled_at) < ?){}) \
-             ORDER BY created_at, id",
-            if named.is_empty() {
-                String::new()
-            } else {
-                format!(" OR out_trade_no IN ({named})")
-            }
-        );
-        let text = sql(&text);
-        let mut query = sqlx::query(&text)
-            .bind(mch_id)
-            .bind(from.0)
-            .bind(to.0)
-            .bind(from.0)
-            .bind(to.0);
-        for out_trade_no in out_trade_nos {
-            query = query.bind(out_trade_no);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(payment_from_row).collect()
+        Sqlite::books_payments(&self.pool, mch_id, from, to, out_trade_nos).await
     }
 
     async fn books_refunds(
@@ -1126,31 +661,7 @@ impl Store for SqliteStore {
         to: Millis,
         out_refund_nos: &[String],
     ) -> Result<Vec<RefundRecord>, StoreError> {
-        let named = vec!["?"; out_refund_nos.len()].join(", ");
-        let text = format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE mch_id = ? AND \
-             ((created_at >= ? AND created_at < ?) OR \
-             (COALESCE(wechat_refunded_at, applied_at) >= ? AND \
-              COALESCE(wechat_refunded_at, applied_at) < ?){}) \
-             ORDER BY created_at, id",
-            if named.is_empty() {
-                String::new()
-            } else {
-                format!(" OR out_refund_no IN ({named})")
-            }
-        );
-        let text = sql(&text);
-        let mut query = sqlx::query(&text)
-            .bind(mch_id)
-            .bind(from.0)
-            .bind(to.0)
-            .bind(from.0)
-            .bind(to.0);
-        for out_refund_no in out_refund_nos {
-            query = query.bind(out_refund_no);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(refund_from_row).collect()
+        Sqlite::books_refunds(&self.pool, mch_id, from, to, out_refund_nos).await
     }
 }
 
@@ -1167,26 +678,13 @@ async fn insert_payment(
         "INSERT INTO payments \
              ({PAYMENT_IMMUTABLE_COLUMNS}, {PAYMENT_MUTABLE_COLUMNS}, {LEASE_COLUMNS}) \
          VALUES ({}, {}, {}) ON CONFLICT (attempt_id) DO NOTHING",
-        placeholders(PAYMENT_IMMUTABLE_COLUMNS),
-        placeholders(PAYMENT_MUTABLE_COLUMNS),
-        placeholders(LEASE_COLUMNS)
+        question_marks(PAYMENT_IMMUTABLE_COLUMNS),
+        question_marks(PAYMENT_MUTABLE_COLUMNS),
+        question_marks(LEASE_COLUMNS)
     );
     let payment = leased(payment, lease.as_ref());
-    let inserted = sqlx::query(&query)
-        .bind(&payment.id)
-        .bind(payment.attempt_id.as_str())
-        .bind(&payment.terminal_id)
-        .bind(payment.out_trade_no.as_str())
-        .bind(fen_to_i64(payment.amount_fen, "amount_fen")?)
-        .bind(&payment.auth_code_last4)
-        .bind(payment.created_at.0)
-        .bind(day_to_text(payment.business_day))
-        .bind(&payment.auth_code_fingerprint)
-        .bind(&payment.store_id)
-        .bind(&payment.merchant.appid)
-        .bind(&payment.merchant.mch_id)
-        .bind(&payment.merchant.sub_appid)
-        .bind(&payment.merchant.sub_mch_id);
+    let day = books::day_text(payment.business_day);
+    let inserted = bind_immutable(sqlx::query(&query), &payment, day)?;
     let inserted = bind_mutable(inserted, &payment, payment.version, payment.updated_at)?
         .bind(payment.lease_owner.as_deref())
         .bind(payment.lease_until.map(|at| at.0))
@@ -1249,7 +747,7 @@ async fn update_payment(
     .execute(&mut *connection)
     .await?;
     if recorded.rows_affected() == 0 {
-        return Err(refused(
+        return Err(Sqlite::refused(
             connection,
             "payment",
             &payment.id,
@@ -1261,7 +759,7 @@ async fn update_payment(
     let query = format!(
         "UPDATE payments SET ({PAYMENT_MUTABLE_COLUMNS}) = ({}) \
          WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {PAYMENT_COLUMNS}",
-        placeholders(PAYMENT_MUTABLE_COLUMNS)
+        question_marks(PAYMENT_MUTABLE_COLUMNS)
     );
     let update = bind_mutable(sqlx::query(&query), &payment, payment.version + 1, now)?;
     let row = update
@@ -1310,7 +808,7 @@ async fn insert_refund(
     check_refund_cap(payment_amount, already_refunded, refund.amount_fen)?;
     let query = format!(
         "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})",
-        placeholders(REFUND_COLUMNS)
+        question_marks(REFUND_COLUMNS)
     );
     let mut refund = refund;
     if let Some(lease) = &lease {
@@ -1334,30 +832,13 @@ async fn update_refund(
     connection: &mut SqliteConnection,
     refund: RefundRecord,
 ) -> Result<RefundRecord, StoreError> {
-    let expected_version = u64_to_i64(refund.version, "version")?;
-    let row = sqlx::query(&format!(
-        "UPDATE refunds SET state = ?, version = ?, wechat_refund_id = ?, failure_code = ?, \
-         failure_message = ?, attempts = ?, next_action_at = ?, updated_at = ?, applied_at = ?, \
-         wechat_refunded_at = ? WHERE id = ? AND version = ? AND lease_epoch = ? RETURNING {REFUND_COLUMNS}"
-    ))
-    .bind(refund_state_name(refund.state))
-    .bind(expected_version + 1)
-    .bind(&refund.wechat_refund_id)
-    .bind(&refund.failure_code)
-    .bind(&refund.failure_message)
-    .bind(i64::from(refund.attempts))
-    .bind(refund.next_action_at.map(|at| at.0))
-    .bind(Millis::now().0)
-    .bind(refund.applied_at.map(|at| at.0))
-    .bind(refund.wechat_refunded_at.map(|at| at.0))
-    .bind(&refund.id)
-    .bind(expected_version)
-    .bind(u64_to_i64(refund.lease_epoch, "lease_epoch")?)
-    .fetch_optional(&mut *connection)
-    .await?;
+    let text = update_refund_sql();
+    let row = Sqlite::bind_refund_update(sqlx::query(&text), &refund)?
+        .fetch_optional(&mut *connection)
+        .await?;
     match row {
         Some(row) => refund_from_row(&row),
-        None => Err(refused(
+        None => Err(Sqlite::refused(
             connection,
             "refund",
             &refund.id,
@@ -1435,29 +916,7 @@ async fn claim_due(
                 .await?,
         );
     }
-    let refunds = rows.pop().unwrap_or_default();
-    let payments = rows.pop().unwrap_or_default();
-    let mut payments = payments
-        .iter()
-        .map(|row| {
-            Ok(Leased {
-                record: payment_from_row(row)?,
-                remaining: terms.duration,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    payments.sort_by_key(|leased| leased.record.next_action_at);
-    let mut refunds = refunds
-        .iter()
-        .map(|row| {
-            Ok(Leased {
-                record: refund_from_row(row)?,
-                remaining: terms.duration,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    refunds.sort_by_key(|leased| leased.record.next_action_at);
-    Ok((payments, refunds))
+    claimed(rows, |_| Ok(terms.duration))
 }
 
 async fn renew_leases(
@@ -1517,43 +976,19 @@ async fn release_leases(
     Ok(released)
 }
 
-/// Why a fenced, versioned write to `entity` (`payment` or `refund`) matched no row: the
-/// row was claimed since `epoch`, moved past `expected`, or does not exist.
-async fn refused(
-    connection: &mut SqliteConnection,
-    entity: &'static str,
-    id: &str,
-    expected: u64,
-    epoch: u64,
-) -> StoreError {
-    let query = match entity {
-        "payment" => "SELECT lease_epoch FROM payments WHERE id = ?",
-        _ => "SELECT lease_epoch FROM refunds WHERE id = ?",
-    };
-    match sqlx::query(query)
-        .bind(id)
-        .fetch_optional(&mut *connection)
-        .await
-    {
-        Ok(Some(row)) => match row.try_get::<i64, _>("lease_epoch") {
-            Ok(stored) => super::refusal(entity, id, expected, epoch, stored),
-            Err(error) => StoreError::Database(error),
-        },
-        Ok(None) => StoreError::NotFound {
-            entity,
-            key: id.to_owned(),
-        },
-        Err(error) => StoreError::Database(error),
+impl Dialect for Sqlite {
+    const CLOCK: Option<&'static str> = None;
+
+    const ROW_LOCK: &'static str = "";
+
+    /// As written: SQLite takes `?` placeholders.
+    fn sql(text: &str) -> String {
+        text.to_owned()
     }
-}
 
-fn day_to_text(day: NaiveDate) -> String {
-    day.format("%Y-%m-%d").to_string()
-}
-
-/// The books' SQL as SQLite takes it (`?` placeholders, as written).
-fn sql(text: &str) -> String {
-    text.to_owned()
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 /// Claims a day's run (binds: day, mch_id, owner, duration in ms, now): free, lapsed or
