@@ -2,6 +2,11 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    // When the wasm runs (compiled and instantiated): the app-ready benchmark's split
+    // between loading and rendering.
+    if let Some(performance) = paycode_app::browser::window().performance() {
+        let _ = performance.mark("paycode-start");
+    }
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(paycode_app::App);
 }
