@@ -11,11 +11,7 @@ use crate::helpers::with_simulator;
 async fn a_good_configuration_reports_each_check() {
     let root = tempfile::tempdir().unwrap();
     let (sim, config) = with_simulator(root.path()).await;
-    let mut out = Vec::new();
-
-    check::run(&config, &mut out).await.unwrap();
-
-    let report = String::from_utf8(out).unwrap();
+    let report = crate::helpers::check_report(&config).await;
     assert!(report.contains("ok    database"), "{report}");
     assert!(
         report.contains("client certificate CN=10000100"),
@@ -89,11 +85,7 @@ async fn every_account_and_every_providers_store_is_checked_by_name() {
     stores::add(&config.accounts(), &database, add("mall-1", "1900000201"))
         .await
         .unwrap();
-    let mut out = Vec::new();
-
-    check::run(&config, &mut out).await.unwrap();
-
-    let report = String::from_utf8(out).unwrap();
+    let report = crate::helpers::check_report(&config).await;
     assert!(
         report.contains("account vendor: client certificate CN=1900000200"),
         "{report}"
@@ -150,11 +142,7 @@ async fn the_example_file_with_the_block_sim_prints_passes_check_against_the_sim
     let config =
         paycode_proxy::config::Config::from_sources(&path, &text, Vec::<(String, String)>::new())
             .unwrap_or_else(|error| panic!("{error}\n{text}"));
-    let mut out = Vec::new();
-
-    check::run(&config, &mut out).await.unwrap();
-
-    let report = String::from_utf8(out).unwrap();
+    let report = crate::helpers::check_report(&config).await;
     assert!(
         report.contains("answered a signed query for merchant 10000100"),
         "{report}"

@@ -148,6 +148,15 @@ pub async fn new_store(backend: &Backend) -> (Arc<dyn Store>, TestDatabase) {
 }
 
 /// A UUID-shaped attempt id derived from `n`.
+/// What `paycode-proxy check` prints for `config`, which must pass.
+pub async fn check_report(config: &Config) -> String {
+    let mut out = Vec::new();
+    paycode_proxy::cli::check::run(config, &mut out)
+        .await
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 pub fn attempt(n: u32) -> AttemptId {
     AttemptId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
 }

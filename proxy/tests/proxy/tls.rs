@@ -331,9 +331,7 @@ async fn check_reports_the_certificate_and_refuses_a_mismatched_expired_or_misna
 
     // Act
     config.server.tls = Some(tls_config(&good));
-    let mut out = Vec::new();
-    check::run(&config, &mut out).await.unwrap();
-    let report = String::from_utf8(out).unwrap();
+    let report = crate::helpers::check_report(&config).await;
     config.server.tls = Some(TlsConfig {
         key_pem: other.server_key_pem.clone(),
         ..tls_config(&good)
