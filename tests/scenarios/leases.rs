@@ -24,8 +24,14 @@ async fn a_payment_is_driven_by_its_creator_then_taken_over_with_a_query() {
         return;
     }
     config.validate().unwrap();
-    let first = Running::start(config.clone(), None).await;
-    let second = Running::start(config.clone(), Some(first.token.clone())).await;
+    // Two live proxies on one database need names of their own (docs/postgresql.md §4).
+    let named = |name: &str| {
+        let mut named = config.clone();
+        named.server.instance = Some(name.to_owned());
+        named
+    };
+    let first = Running::start(named("lease-first"), None).await;
+    let second = Running::start(named("lease-second"), Some(first.token.clone())).await;
     let (cashier, other_cashier) = (&first.cashier, &second.cashier);
     let store = store::connect(&config.store).await.unwrap();
 
