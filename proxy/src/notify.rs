@@ -117,11 +117,22 @@ impl Coordination {
         }
         let url = config.database_url.as_deref().unwrap_or_default();
         let options = PgConnectOptions::from_str(url)?
-            .application_name(&format!("paycode-proxy coordination {name}"))
-            .options(SERVER_TCP_SETTINGS);
+            .application_name(&format!("paycode-proxy coordination {name}"));
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // `SET` after connecting rather than startup options, which PgBouncer refuses
+            // unless told to ignore them.
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    for (setting, value) in SERVER_TCP_SETTINGS {
+                        sqlx::query(&format!("SET {setting} = {value}"))
+                            .execute(&mut *connection)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy_with(options);
         Ok(Some(Coordination {
             pool,
