@@ -1,7 +1,8 @@
 // Paycode service worker (docs/tablets.md §5): Trunk's content-hashed files cache first, the
 // shell network first with its last copy offline, /api/ never. Short: it is sent as it is.
 const CACHE = "paycode-shell-v2";
-const HASHED = /-[0-9a-f]{16}(_bg)?\.[a-z0-9]+$/;
+// Trunk's hash in hex: 16 digits, fewer when it starts with zeros (proxy/src/startup.rs).
+const HASHED = /-[0-9a-f]{8,16}(_bg)?\.[a-z0-9]+$/;
 
 self.addEventListener("install", () => {
   self.skipWaiting();

@@ -106,7 +106,7 @@ fn app_router(app_dir: &Path) -> Router<AppState> {
 }
 
 /// Sets `Cache-Control` on the app's files: Trunk's content-hashed assets (a name ending in
-/// `-` and 16 hex digits, like `paycode-app-b3aceb16c2715634_bg.wasm`) never change, so a
+/// `-` and the hash in hex, like `paycode-app-b3aceb16c2715634_bg.wasm`) never change, so a
 /// browser keeps them a year without asking; everything else (`index.html`, `sw.js`, the
 /// manifest, the app's own routes) is revalidated on every load, so a new release is seen
 /// at once.
@@ -126,13 +126,20 @@ async fn cache_control(request: Request, next: Next) -> Response {
     response
 }
 
+/// The fewest hex digits taken as a content hash. Trunk 0.21 writes its 64-bit hash with
+/// `{:x}` (`pipelines/mod.rs`), without leading zeros: 16 digits, fewer in one build of
+/// sixteen (`paycode-app-3b3bc41992fe9ff`), under 8 in one of about four billion.
+const MIN_HASH_DIGITS: usize = 8;
+
 /// Whether `path` names a Trunk asset with a content hash in its name.
 pub fn is_hashed_asset(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or_default();
     let stem = name.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     stem.rsplit_once('-').is_some_and(|(base, hash)| {
-        !base.is_empty() && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        !base.is_empty()
+            && (MIN_HASH_DIGITS..=16).contains(&hash.len())
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
 
@@ -489,6 +496,8 @@ mod tests {
         for hashed in [
             "/paycode-app-b3aceb16c2715634_bg.wasm",
             "/paycode-app-b3aceb16c2715634.js",
+            // A hash with a leading zero, which Trunk does not write.
+            "/paycode-app-3b3bc41992fe9ff_bg.wasm",
             "/style-6c952b743834b71e.css",
             "/icon-e7caef3872c8bc5a.svg",
         ] {
