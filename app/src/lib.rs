@@ -17,8 +17,8 @@
 //! Three binaries: `paycode-app` (`main.rs`, the page), `paycode-camera`
 //! (`bin/paycode-camera`: the camera, its decoder choice and frame loop, a wasm module of its
 //! own that the page fetches only when a camera reader opens) and `paycode-backoffice`
-//! (`bin/paycode-backoffice`: the 对账 and 待处理 pages, a module the page imports only when a
-//! manager opens one of them).
+//! (`bin/paycode-backoffice`: the 今日收款, 对账 and 待处理 pages, a module the page imports
+//! only when one of them opens).
 
 pub mod model;
 

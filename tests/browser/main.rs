@@ -588,6 +588,50 @@ fn refund_from_the_list() {
 }
 
 #[test]
+fn todays_payments_are_fetched_ahead_and_open_from_the_cache() {
+    let _serial = serial();
+    let demo = Demo::start(TIME_SCALE);
+    let driver = Driver::for_demo(&demo);
+    let till = Till::open(driver.session(1280, 800), &demo);
+    // The page's requests go to the browser's HTTP cache and the network without the
+    // service worker, so Resource Timing shows what crossed the network.
+    till.page.cdp("Network.enable", json!({}));
+    till.page
+        .cdp("Network.setBypassServiceWorker", json!({ "bypass": true }));
+    // 今日收款 lives in the back-office bundle, which the first load does not carry; a few
+    // seconds after it, the page fetches the bundle ahead at low priority.
+    let wasm_entries = "return performance.getEntriesByType('resource') \
+        .filter((e) => /paycode-backoffice_bg\\.wasm$/.test(e.name) && e.responseEnd > 0) \
+        .map((e) => [e.initiatorType, e.transferSize])";
+    till.page.wait_for(
+        "the back-office bundle fetched ahead",
+        WAIT,
+        &format!("{wasm_entries}.find(([by]) => by === 'link') || null"),
+    );
+    till.page.click(".tabs .tab:nth-child(2)");
+    till.page.wait_text("[data-testid=reload]", WAIT);
+    let entries: Vec<(String, u64)> =
+        serde_json::from_value(till.page.execute(wasm_entries, json!([]))).unwrap();
+    let transferred = |by: &str| {
+        entries
+            .iter()
+            .find(|(initiator, _)| initiator == by)
+            .map(|(_, bytes)| *bytes)
+    };
+    // Fetched ahead in full (brotli, about 145 KB), then only revalidated when the page
+    // opened (the bundle's names carry no hash, so it is `no-cache`): a few hundred bytes
+    // of headers, not the bundle again.
+    assert!(
+        transferred("link").is_some_and(|bytes| bytes > 100_000),
+        "{entries:?}"
+    );
+    assert!(
+        transferred("fetch").is_some_and(|bytes| bytes < 2_000),
+        "{entries:?}"
+    );
+}
+
+#[test]
 fn the_layout_fits_a_tablet_and_a_desktop() {
     let _serial = serial();
     let demo = Demo::start(TIME_SCALE);

@@ -8,10 +8,10 @@ use crate::model::amount::AmountKey;
 use crate::model::camera::camera_by_default;
 use crate::model::checkout::{Input, StoredAttempt};
 use crate::model::settings::{ATTEMPT_KEY, SCANNER_SEEN_KEY, TOKEN_KEY};
-use crate::ui::back_office::BackOfficePage;
+use crate::ui::back_office::{self, BackOfficePage};
 use crate::ui::components::{BooksBanner, Header, OfflineBanner};
 use crate::ui::context::{Ctx, Page, Pairing};
-use crate::ui::pages::{CheckoutPage, PairingPage, PaymentsPage, SettingsPage};
+use crate::ui::pages::{CheckoutPage, PairingPage, SettingsPage};
 use crate::ui::{api, browser, capture, pairing};
 
 /// Applies `?amount=12.30` from the address (a till or ERP opening the page for one sale):
@@ -141,12 +141,14 @@ pub fn App() -> impl IntoView {
     capture::install(ctx);
 
     // A payment interrupted by a reload comes back first: never a second charge.
-    if let Some(attempt) =
-        browser::load(ATTEMPT_KEY).and_then(|json| StoredAttempt::from_json(&json))
-    {
+    let stored = browser::load(ATTEMPT_KEY);
+    if let Some(attempt) = stored.as_deref().and_then(StoredAttempt::from_json) {
         ctx.dispatch(Input::Resume(attempt));
     } else {
-        browser::store(ATTEMPT_KEY, None);
+        if stored.is_some() {
+            // Unreadable (from an older release): nothing to resume.
+            browser::store(ATTEMPT_KEY, None);
+        }
         apply_amount_from_address(ctx);
     }
     // A pairing code is exchanged before any page shows (it may be refused); otherwise the
@@ -156,6 +158,7 @@ pub fn App() -> impl IntoView {
     spawn_local(start(ctx, code));
     spawn_local(prefer_camera(ctx));
     spawn_local(watch_connection(ctx));
+    back_office::prefetch_later();
     // The page is built after the tasks above have sent their first requests (tasks run in
     // the order spawned), so the pairing request travels while the page renders.
     let built = RwSignal::new(false);
@@ -208,9 +211,8 @@ pub fn App() -> impl IntoView {
                 Shown::Loading => view! { <div class="loading" aria-busy="true"></div> }.into_any(),
                 Shown::Pairing => view! { <PairingPage/> }.into_any(),
                 Shown::Page(Page::Checkout) => view! { <CheckoutPage/> }.into_any(),
-                Shown::Page(Page::Payments) => view! { <PaymentsPage/> }.into_any(),
                 Shown::Page(Page::Settings) => view! { <SettingsPage/> }.into_any(),
-                Shown::Page(page @ (Page::Books | Page::Attention)) => view! { <BackOfficePage page=page/> }.into_any(),
+                Shown::Page(page @ (Page::Payments | Page::Books | Page::Attention)) => view! { <BackOfficePage page=page/> }.into_any(),
             })}
         </main>
     }

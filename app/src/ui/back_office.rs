@@ -1,13 +1,15 @@
-//! The back office's two pages (对账 and 待处理) in the main page: a placeholder element into
-//! which the back-office bundle (`src/bin/paycode-backoffice`, a wasm module of its own)
-//! renders them. The bundle is fetched the first time a manager opens one of them, so the
-//! page's first load carries none of their code (`scripts/size-report`); a cashier terminal
-//! never fetches it.
+//! The pages away from the counter (今日收款 with its refunds, and a manager's 对账 and 待处理)
+//! in the main page: a placeholder element into which the back-office bundle
+//! (`src/bin/paycode-backoffice`, a wasm module of its own) renders them. The bundle is
+//! fetched the first time one of them opens, so the page's first load, which a tablet waits
+//! for, carries none of their code (`scripts/size-report`, docs/tablets.md §5).
 //!
 //! The bundle is an ES module (Trunk builds it with `data-bindgen-target="web"`,
 //! `www/index.html`): [`BUNDLE_URL`] is imported once, initialised, and its `open(root,
-//! page, on_leave)` renders `page` into `root`; `close()` takes it down. `on_leave` asks the
-//! main page to leave (the PIN dialog closed before any approval).
+//! page, on_leave, terminal)` renders `page` into `root`; `close()` takes it down.
+//! `on_leave` asks the main page to leave (the PIN dialog closed before any approval);
+//! `terminal` is the terminal the main page knows (`GET /api/v1/terminal`'s JSON, or
+//! `undefined`), so the bundle need not ask for it again.
 
 use std::cell::RefCell;
 
@@ -24,8 +26,41 @@ use crate::model::i18n::{Text, text};
 use crate::ui::context::{Page, ctx};
 
 /// The back-office bundle's module (wasm-bindgen's `web` output, which fetches
-/// `paycode-backoffice_bg.wasm` next to it), written by Trunk next to the app.
+/// [`BUNDLE_WASM_URL`] next to it), written by Trunk next to the app.
 pub const BUNDLE_URL: &str = "/paycode-backoffice.js";
+
+/// The back-office bundle's wasm.
+const BUNDLE_WASM_URL: &str = "/paycode-backoffice_bg.wasm";
+
+/// How long after the page starts the bundle is fetched ahead ([`prefetch_later`]): well
+/// after the first screen, which is ready in about half a second on a tablet.
+const PREFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks the browser, once the page has settled, to fetch the bundle into its cache at low
+/// priority (`<link rel=prefetch>`), so the first of its pages (今日收款 on any terminal)
+/// opens without waiting for the network, while the page's own first load never shares the
+/// network with it. The cached copies are what [`BackOfficePage`] then imports (revalidated:
+/// the bundle's names carry no hash).
+pub fn prefetch_later() {
+    set_timeout(
+        || {
+            let Some(document) = crate::ui::browser::window().document() else {
+                return;
+            };
+            let Some(head) = document.head() else { return };
+            for href in [BUNDLE_URL, BUNDLE_WASM_URL] {
+                if let Ok(link) = document.create_element("link") {
+                    let _ = link.set_attribute("rel", "prefetch");
+                    let _ = link.set_attribute("href", href);
+                    // The mode `import()` and wasm-bindgen's `fetch` use, so the copy matches.
+                    let _ = link.set_attribute("crossorigin", "anonymous");
+                    let _ = head.append_child(&link);
+                }
+            }
+        },
+        PREFETCH_AFTER,
+    );
+}
 
 #[wasm_bindgen(
     inline_js = "export function import_bundle(url) { return import(url).then(async (bundle) => { await bundle.default(); return bundle; }); }"
@@ -59,29 +94,35 @@ fn call(bundle: &JsValue, name: &str, args: &js_sys::Array) -> Result<JsValue, J
         .apply(&JsValue::NULL, args)
 }
 
-/// The element the bundle renders `page` into; says so when the bundle cannot be fetched.
+/// The element the bundle renders `page` into (busy while the bundle loads); says so when
+/// the bundle cannot be fetched.
 #[component]
 pub fn BackOfficePage(page: Page) -> impl IntoView {
     let ctx = ctx();
     let root = NodeRef::<html::Div>::new();
+    let loading = RwSignal::new(true);
     let failed = RwSignal::new(false);
     let open = move || {
         let Some(element) = root.get_untracked() else {
             return;
         };
         failed.set(false);
+        loading.set(true);
         spawn_local(async move {
             let opened = async {
                 let bundle = bundle().await?;
                 let on_leave = Closure::once_into_js(move || ctx.page.set(Page::Checkout));
                 let name = JsValue::from_str(page.back_office_name().unwrap_or("books"));
-                call(
-                    &bundle,
-                    "open",
-                    &js_sys::Array::of3(&element, &name, &on_leave),
-                )
+                let terminal = ctx
+                    .terminal
+                    .with_untracked(|terminal| serde_json::to_string(terminal.as_ref()?).ok())
+                    .map_or(JsValue::UNDEFINED, |json| JsValue::from_str(&json));
+                let args = js_sys::Array::of4(&element, &name, &on_leave, &terminal);
+                call(&bundle, "open", &args)
             };
-            if opened.await.is_err() {
+            let result = opened.await;
+            let _ = loading.try_set(false);
+            if result.is_err() {
                 let _ = failed.try_set(true);
             }
         });
@@ -93,7 +134,7 @@ pub fn BackOfficePage(page: Page) -> impl IntoView {
         }
     });
     view! {
-        <div class="back-office" data-testid="back-office" node_ref=root></div>
+        <div class="back-office" data-testid="back-office" aria-busy=move || loading.get().to_string() node_ref=root></div>
         {move || failed.get().then(|| view! {
             <p class="notice problem" role="alert" data-testid="back-office-failed">
                 {text(ctx.lang(), Text::BackOfficeFailed)}" "

@@ -28,14 +28,23 @@ pub enum Page {
 }
 
 impl Page {
-    /// The name the back-office bundle's `open` takes (`books`, `attention`); `None` for
-    /// the pages of the main bundle.
+    /// The name the back-office bundle's `open` takes (`payments`, `books`, `attention`);
+    /// `None` for the pages of the main bundle.
     pub fn back_office_name(self) -> Option<&'static str> {
         match self {
+            Page::Payments => Some("payments"),
             Page::Books => Some("books"),
             Page::Attention => Some("attention"),
-            Page::Checkout | Page::Payments | Page::Settings => None,
+            Page::Checkout | Page::Settings => None,
         }
+    }
+
+    /// The page the back-office bundle's `open` was given by `name`, if it is one of its
+    /// pages.
+    pub fn from_back_office_name(name: &str) -> Option<Page> {
+        [Page::Payments, Page::Books, Page::Attention]
+            .into_iter()
+            .find(|page| page.back_office_name() == Some(name))
     }
 }
 
