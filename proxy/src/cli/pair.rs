@@ -1,6 +1,6 @@
 //! The pairing QR code `terminal add` and `terminal pair` print: the app's address with a
 //! one-time code (`pairing`), drawn in the terminal with Unicode half blocks and, on
-//! request, written to an SVG file.
+//! request, written to an SVG or PNG file.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,9 +18,12 @@ pub enum QrError {
     /// The URL does not fit a QR code (it always does for a sane `server.public_url`).
     #[error("cannot make a QR code of the pairing URL: {0}")]
     Encode(String),
-    /// `--qr-file` names something other than an `.svg` file.
-    #[error("--qr-file {0}: give a file name ending in .svg")]
+    /// `--qr-file` names something other than an `.svg` or `.png` file.
+    #[error("--qr-file {0}: give a file name ending in .svg or .png")]
     Extension(String),
+    /// The PNG could not be encoded.
+    #[error("cannot encode the QR code as PNG: {0}")]
+    Png(String),
     /// The file could not be written.
     #[error("cannot write {path}")]
     Write {
@@ -32,7 +35,7 @@ pub enum QrError {
 }
 
 /// Prints how to pair `terminal` with `code`: the QR code of its URL, the URL, and when it
-/// expires; writes the QR code to `qr_file` (SVG) when given.
+/// expires; writes the QR code to `qr_file` (SVG or PNG, by its extension) when given.
 pub fn print_pairing(
     out: &mut impl Write,
     terminal: &TerminalRecord,
@@ -74,26 +77,44 @@ pub fn print_pairing(
         "Pairing gives the tablet a new token; the terminal's previous token stops working."
     )?;
     if let Some(path) = qr_file {
-        write_svg(&qr, path)?;
+        write_image(&qr, path)?;
         writeln!(out, "The QR code is also in {}.", path.display())?;
     }
     Ok(())
 }
 
-fn write_svg(qr: &QrCode, path: &Path) -> Result<(), QrError> {
-    let is_svg = path
+/// The smallest side of a written QR code, in pixels (SVG user units), quiet zone included.
+const IMAGE_SIDE: u32 = 256;
+
+/// Writes `qr` to `path` as SVG or PNG, chosen by the extension (`.svg`, `.png`, any case).
+fn write_image(qr: &QrCode, path: &Path) -> Result<(), QrError> {
+    let extension = path
         .extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("svg"));
-    if !is_svg {
-        return Err(QrError::Extension(path.display().to_string()));
-    }
-    let image = qr
-        .render::<svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .quiet_zone(true)
-        .build();
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    let bytes = match extension.as_deref() {
+        Some("svg") => qr
+            .render::<svg::Color<'_>>()
+            .min_dimensions(IMAGE_SIDE, IMAGE_SIDE)
+            .quiet_zone(true)
+            .build()
+            .into_bytes(),
+        Some("png") => {
+            let image = qr
+                .render::<image::Luma<u8>>()
+                .min_dimensions(IMAGE_SIDE, IMAGE_SIDE)
+                .quiet_zone(true)
+                .build();
+            let mut png = std::io::Cursor::new(Vec::new());
+            image
+                .write_to(&mut png, image::ImageFormat::Png)
+                .map_err(|error| QrError::Png(error.to_string()))?;
+            png.into_inner()
+        }
+        _ => return Err(QrError::Extension(path.display().to_string())),
+    };
     // The file carries a live pairing code until it expires: owner-only.
-    crate::private_file::write_private(path, image.as_bytes()).map_err(|source| QrError::Write {
+    crate::private_file::write_private(path, &bytes).map_err(|source| QrError::Write {
         path: path.display().to_string(),
         source,
     })

@@ -34,7 +34,8 @@ pub enum TerminalCommand {
         /// `owner` (every store).
         #[arg(long, default_value = "cashier", value_parser = parse_role)]
         role: Role,
-        /// Also write the pairing QR code to this SVG file.
+        /// Also write the pairing QR code to this file, as SVG or PNG by its extension
+        /// (`.svg`, `.png`).
         #[arg(long)]
         qr_file: Option<PathBuf>,
     },
@@ -42,7 +43,8 @@ pub enum TerminalCommand {
     Pair {
         /// The terminal's name.
         name: String,
-        /// Also write the pairing QR code to this SVG file.
+        /// Also write the pairing QR code to this file, as SVG or PNG by its extension
+        /// (`.svg`, `.png`).
         #[arg(long)]
         qr_file: Option<PathBuf>,
     },

@@ -143,7 +143,7 @@ async fn exchanges_beyond_the_rate_limit_answer_429() {
 }
 
 #[tokio::test]
-async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg() {
+async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg_or_png() {
     // Arrange
     let root = tempfile::tempdir().unwrap();
     let mut config = config_in(root.path());
@@ -184,10 +184,22 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg() {
         &mut Vec::new(),
     )
     .await;
-    let png = terminal::run(
+    let png = root.path().join("pair.PNG");
+    let mut paired_png = Vec::new();
+    terminal::run(
         TerminalCommand::Pair {
             name: "counter-1".into(),
-            qr_file: Some(root.path().join("pair.png")),
+            qr_file: Some(png.clone()),
+        },
+        &config,
+        &mut paired_png,
+    )
+    .await
+    .unwrap();
+    let gif = terminal::run(
+        TerminalCommand::Pair {
+            name: "counter-1".into(),
+            qr_file: Some(root.path().join("pair.gif")),
         },
         &config,
         &mut Vec::new(),
@@ -220,6 +232,26 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg() {
     if cfg!(unix) {
         assert_eq!(mode(&svg).unwrap(), Some(0o600));
     }
+    // The PNG is a QR code of the printed address, as the tablet's own decoder reads it.
+    let paired_png = String::from_utf8(paired_png).unwrap();
+    let printed_url = paired_png
+        .split_whitespace()
+        .find(|word| word.contains("#pair="))
+        .unwrap();
+    let picture = image::open(&png).unwrap().to_luma8();
+    assert!(picture.width() >= 256 && picture.height() >= 256);
+    let frame = paycode_decoder::GreyFrame::from_luma(
+        picture.width(),
+        picture.height(),
+        picture.into_raw(),
+    )
+    .unwrap();
+    let read = paycode_decoder::decode(&frame).expect("the PNG reads as a QR code");
+    assert_eq!(read.text, printed_url);
+    if cfg!(unix) {
+        assert_eq!(mode(&png).unwrap(), Some(0o600));
+    }
     assert!(unknown.is_err());
-    assert!(png.unwrap_err().to_string().contains(".svg"));
+    let refused = gif.unwrap_err().to_string();
+    assert!(refused.contains(".svg or .png"), "{refused}");
 }
