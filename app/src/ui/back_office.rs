@@ -36,40 +36,38 @@ const BUNDLE_WASM_URL: &str = "/paycode-backoffice_bg.wasm";
 /// after the first screen, which is ready in about half a second on a tablet.
 const PREFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Asks the browser, once the page has settled, to fetch the bundle into its cache at low
-/// priority (`<link rel=prefetch>`), so the first of its pages (今日收款 on any terminal)
-/// opens without waiting for the network, while the page's own first load never shares the
-/// network with it. The cached copies are what [`BackOfficePage`] then imports (revalidated:
-/// the bundle's names carry no hash).
-pub fn prefetch_later() {
-    set_timeout(
-        || {
-            let Some(document) = crate::ui::browser::window().document() else {
-                return;
-            };
-            let Some(head) = document.head() else { return };
-            for href in [BUNDLE_URL, BUNDLE_WASM_URL] {
-                if let Ok(link) = document.create_element("link") {
-                    let _ = link.set_attribute("rel", "prefetch");
-                    let _ = link.set_attribute("href", href);
-                    // The mode `import()` and wasm-bindgen's `fetch` use, so the copy matches.
-                    let _ = link.set_attribute("crossorigin", "anonymous");
-                    let _ = head.append_child(&link);
-                }
-            }
-        },
-        PREFETCH_AFTER,
-    );
+#[wasm_bindgen(inline_js = "
+export function import_bundle(url) {
+  return import(url).then(async (bundle) => { await bundle.default(); return bundle; });
 }
-
-#[wasm_bindgen(
-    inline_js = "export function import_bundle(url) { return import(url).then(async (bundle) => { await bundle.default(); return bundle; }); }"
-)]
+export function prefetch(urls) {
+  for (const url of urls) {
+    fetch(url, { priority: 'low' }).then((response) => response.arrayBuffer()).catch(() => {});
+  }
+}
+")]
 extern "C" {
     /// Imports the ES module at `url` and runs its wasm-bindgen initialiser; resolves to
     /// the module.
     #[wasm_bindgen(catch)]
     fn import_bundle(url: &str) -> Result<Promise, JsValue>;
+
+    /// Fetches each of `urls` in full at low priority (`fetch`'s `priority`, a hint browsers
+    /// without it ignore), for the browser's cache; failures are left to the real fetch.
+    fn prefetch(urls: Vec<JsValue>);
+}
+
+/// Fetches the bundle ahead, once the page has settled, so the first of its pages (今日收款
+/// on any terminal) opens without waiting for the network, while the page's own first load
+/// never shares the network with it. A plain `fetch` rather than `<link rel=prefetch>`,
+/// which Safari (iPadOS) lacks; nothing is compiled or run until a page opens. The cached
+/// copies are what [`BackOfficePage`] then imports (revalidated: the bundle's names carry no
+/// hash).
+pub fn prefetch_later() {
+    set_timeout(
+        || prefetch(vec![BUNDLE_URL.into(), BUNDLE_WASM_URL.into()]),
+        PREFETCH_AFTER,
+    );
 }
 
 thread_local! {
@@ -94,8 +92,9 @@ fn call(bundle: &JsValue, name: &str, args: &js_sys::Array) -> Result<JsValue, J
         .apply(&JsValue::NULL, args)
 }
 
-/// The element the bundle renders `page` into (busy while the bundle loads); says so when
-/// the bundle cannot be fetched.
+/// The element the bundle renders `page` into, with 加载中… while the bundle loads; says so
+/// when the bundle cannot be fetched. The page opens again when the main page learns a
+/// different terminal (it may not know it yet when the page first opens).
 #[component]
 pub fn BackOfficePage(page: Page) -> impl IntoView {
     let ctx = ctx();
@@ -111,6 +110,10 @@ pub fn BackOfficePage(page: Page) -> impl IntoView {
         spawn_local(async move {
             let opened = async {
                 let bundle = bundle().await?;
+                if loading.try_get_untracked().is_none() {
+                    // The page was left while the bundle loaded: nothing to open.
+                    return Ok(JsValue::UNDEFINED);
+                }
                 let on_leave = Closure::once_into_js(move || ctx.page.set(Page::Checkout));
                 let name = JsValue::from_str(page.back_office_name().unwrap_or("books"));
                 let terminal = ctx
@@ -128,12 +131,21 @@ pub fn BackOfficePage(page: Page) -> impl IntoView {
         });
     };
     root.on_load(move |_| open());
+    Effect::new(move |opened_before: Option<()>| {
+        ctx.terminal.track();
+        if opened_before.is_some() {
+            open();
+        }
+    });
     on_cleanup(|| {
         if let Some(bundle) = BUNDLE.with(|cell| cell.borrow().clone()) {
             let _ = call(&bundle, "close", &js_sys::Array::new());
         }
     });
     view! {
+        {move || (loading.get() && !failed.get()).then(|| view! {
+            <p class="muted" data-testid="back-office-loading">{text(ctx.lang(), Text::Loading)}</p>
+        })}
         <div class="back-office" data-testid="back-office" aria-busy=move || loading.get().to_string() node_ref=root></div>
         {move || failed.get().then(|| view! {
             <p class="notice problem" role="alert" data-testid="back-office-failed">
