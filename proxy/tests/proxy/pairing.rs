@@ -164,51 +164,25 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg_or_png() {
     )
     .await
     .unwrap();
-    let mut paired = Vec::new();
-    terminal::run(
-        TerminalCommand::Pair {
-            name: "counter-1".into(),
-            qr_file: Some(svg.clone()),
-        },
-        &config,
-        &mut paired,
-    )
-    .await
-    .unwrap();
-    let unknown = terminal::run(
-        TerminalCommand::Pair {
-            name: "nobody".into(),
-            qr_file: None,
-        },
-        &config,
-        &mut Vec::new(),
-    )
-    .await;
+    // `terminal pair NAME [--qr-file FILE]`: what it printed, or why it failed.
+    let pair = async |name: &str, qr_file: Option<std::path::PathBuf>| {
+        let mut output = Vec::new();
+        let command = TerminalCommand::Pair {
+            name: name.into(),
+            qr_file,
+        };
+        terminal::run(command, &config, &mut output)
+            .await
+            .map(|()| String::from_utf8(output).unwrap())
+    };
+    let paired = pair("counter-1", Some(svg.clone())).await.unwrap();
+    let unknown = pair("nobody", None).await;
     let png = root.path().join("pair.PNG");
-    let mut paired_png = Vec::new();
-    terminal::run(
-        TerminalCommand::Pair {
-            name: "counter-1".into(),
-            qr_file: Some(png.clone()),
-        },
-        &config,
-        &mut paired_png,
-    )
-    .await
-    .unwrap();
-    let gif = terminal::run(
-        TerminalCommand::Pair {
-            name: "counter-1".into(),
-            qr_file: Some(root.path().join("pair.gif")),
-        },
-        &config,
-        &mut Vec::new(),
-    )
-    .await;
+    let paired_png = pair("counter-1", Some(png.clone())).await.unwrap();
+    let gif = pair("counter-1", Some(root.path().join("pair.gif"))).await;
 
     // Assert
     let added = String::from_utf8(added).unwrap();
-    let paired = String::from_utf8(paired).unwrap();
     for output in [&added, &paired] {
         assert!(
             output.contains("https://paycode.local:3443/#pair=pcp_"),
@@ -233,7 +207,6 @@ async fn terminal_add_and_pair_print_a_qr_code_and_write_it_as_svg_or_png() {
         assert_eq!(mode(&svg).unwrap(), Some(0o600));
     }
     // The PNG is a QR code of the printed address, as the tablet's own decoder reads it.
-    let paired_png = String::from_utf8(paired_png).unwrap();
     let printed_url = paired_png
         .split_whitespace()
         .find(|word| word.contains("#pair="))
