@@ -17,8 +17,28 @@ use paycode_tests::world::{AMOUNT_FEN, DEFAULT_SCALE};
 use wxpay::sim::{Behaviour, Injection, clock::beijing};
 
 /// The simulator's business day now (Beijing time, its clock).
-fn sim_today(world: &World) -> NaiveDate {
+pub(crate) fn sim_today(world: &World) -> NaiveDate {
     world.sim.now().with_timezone(&beijing()).date_naive()
+}
+
+/// Stores a "ghost": a copy of the paid payment `copy_of` under a number WeChat never saw
+/// (`PCGHOST…1`), so the day's run finds it paid here but not at WeChat. It is dated at noon
+/// of its business day: one paid within the last minutes of a day is carried to the next
+/// day's run instead (`Rules::edge`), which would make the test depend on the hour it runs.
+pub(crate) async fn insert_ghost(world: &World, copy_of: &str) {
+    let store = world.store.as_ref();
+    let mut ghost = store.existing_payment(copy_of).await.unwrap();
+    ghost.id = "ghost-payment".into();
+    ghost.attempt_id =
+        paycode_api::AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").expect("a UUID");
+    ghost.out_trade_no =
+        wxpay::messages::OutTradeNo::new("PCGHOST0000000000000000000000001").unwrap();
+    ghost.auth_code_fingerprint = None;
+    let noon = Millis(beijing_time(ghost.business_day, 12, 0, 0).timestamp_millis());
+    ghost.created_at = noon;
+    ghost.settled_at = Some(noon);
+    ghost.wechat_paid_at = Some(noon);
+    store.insert_payment(&ghost).await.unwrap();
 }
 
 /// Moves the simulator to 10:00 Beijing time on the day after `day`, when `day`'s bill is
@@ -125,15 +145,8 @@ async fn every_mismatch_class_is_reported_and_a_rerun_keeps_what_a_manager_expla
         })
         .unwrap();
     // Paid here only: a copy of the second payment under a number WeChat never saw.
+    insert_ghost(&world, &second.id).await;
     let store = world.store.as_ref();
-    let mut ghost = store.existing_payment(&second.id).await.unwrap();
-    ghost.id = "ghost-payment".into();
-    ghost.attempt_id =
-        paycode_api::AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").expect("a UUID");
-    ghost.out_trade_no =
-        wxpay::messages::OutTradeNo::new("PCGHOST0000000000000000000000001").unwrap();
-    ghost.auth_code_fingerprint = None;
-    store.insert_payment(&ghost).await.unwrap();
     make_bill_ready(&world, day);
 
     // Act

@@ -4,7 +4,7 @@
 //! approval per request, "mark explained" needs a note and is audited, "query now" asks
 //! WeChat and runs the day again, and the CSV lists the mismatches.
 
-use crate::books::{make_bill_ready, reconcile_cli};
+use crate::books::{insert_ghost, make_bill_ready, reconcile_cli, sim_today};
 use chrono::NaiveDate;
 use paycode_api::books::{
     BooksDayDetail, BooksDayList, BooksStatus, DayStatus, MismatchClass, MismatchEntry,
@@ -17,12 +17,7 @@ use paycode_tests::world::AMOUNT_FEN;
 use paycode_tests::{Cashier, Reply, World};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use wxpay::sim::{Behaviour, Injection, clock::beijing};
-
-/// The simulator's business day now (Beijing time, its clock).
-fn sim_today(world: &World) -> NaiveDate {
-    world.sim.now().with_timezone(&beijing()).date_naive()
-}
+use wxpay::sim::{Behaviour, Injection};
 
 /// A day with two differences, reconciled: a payment WeChat took that this store never made
 /// (paid at WeChat but not here, 7.77) and a payment this store has as paid that WeChat
@@ -39,15 +34,7 @@ async fn reconciled_day(world: &World) -> NaiveDate {
             total_fee: 777,
         })
         .unwrap();
-    let store = world.store.as_ref();
-    let mut ghost = store.existing_payment(&paid.id).await.unwrap();
-    ghost.id = "ghost-payment".into();
-    ghost.attempt_id =
-        paycode_api::AttemptId::parse("3f2b8c1e-9d4a-4c7e-8b1f-2a6d5e9c0b7a").expect("a UUID");
-    ghost.out_trade_no =
-        wxpay::messages::OutTradeNo::new("PCGHOST0000000000000000000000001").unwrap();
-    ghost.auth_code_fingerprint = None;
-    store.insert_payment(&ghost).await.unwrap();
+    insert_ghost(world, &paid.id).await;
     make_bill_ready(world, day);
     reconcile_cli(world, day).await;
     day
