@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use crate::demo::{Demo, screenshot_dir};
@@ -78,20 +78,45 @@ fn paid_payment(demo: &Demo) -> String {
     }
 }
 
-/// The simulator's business day now (Beijing time).
-fn sim_day(demo: &Demo) -> String {
+/// Beijing time, by which WeChat dates its days and bills.
+fn beijing() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8")
+}
+
+/// The simulator's clock.
+fn sim_now(demo: &Demo) -> DateTime<Utc> {
     let time: Value = demo
         .client
         .get(format!("{}/_sim/time", demo.sim_url))
         .send()
         .and_then(|response| response.json())
         .expect("the simulator's time");
-    let now: DateTime<Utc> = time["now"]
+    time["now"]
         .as_str()
         .and_then(|now| now.parse().ok())
-        .unwrap_or_else(|| panic!("a time: {time}"));
-    let beijing = FixedOffset::east_opt(8 * 3600).expect("UTC+8");
-    now.with_timezone(&beijing).date_naive().to_string()
+        .unwrap_or_else(|| panic!("a time: {time}"))
+}
+
+/// The simulator's business day now (Beijing time).
+fn sim_day(demo: &Demo) -> String {
+    sim_now(demo)
+        .with_timezone(&beijing())
+        .date_naive()
+        .to_string()
+}
+
+/// Moves the simulator to noon (Beijing time) of the day after `day`, when `day`'s bill is
+/// ready (the demo's bills are out at 10:00), whatever the hour the test runs at.
+fn make_bill_ready(demo: &Demo, day: &str) {
+    let noon = day
+        .parse::<NaiveDate>()
+        .expect("a date")
+        .succ_opt()
+        .and_then(|next| next.and_hms_opt(12, 0, 0))
+        .and_then(|noon| noon.and_local_timezone(beijing()).single())
+        .expect("a time");
+    let seconds = (noon.to_utc() - sim_now(demo)).num_seconds().max(0);
+    demo.sim_post("time/advance", json!({ "seconds": seconds }));
 }
 
 /// The id of the mismatch whose order is `out_trade_no`, once the page lists it.
@@ -144,7 +169,7 @@ fn the_books_page_shows_the_differences_and_a_manager_acts_on_them() {
         json!({"kind": "foreign_trade", "trade_type": "JSAPI", "total_fee": 4500}),
     );
     // The next day at noon the bill is ready, and the administrator reconciles the day.
-    demo.sim_post("time/advance", json!({"seconds": 86_400}));
+    make_bill_ready(&demo, &day);
     let printed = demo.reconcile(&day);
     assert!(printed.contains(&day), "{printed}");
 
