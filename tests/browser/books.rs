@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
+use wxpay::sim::clock::beijing;
 
 use crate::demo::{Demo, screenshot_dir};
 use crate::serial;
@@ -76,11 +77,6 @@ fn paid_payment(demo: &Demo) -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Beijing time, by which WeChat dates its days and bills.
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8")
 }
 
 /// The simulator's clock.

@@ -147,7 +147,6 @@ pub async fn new_store(backend: &Backend) -> (Arc<dyn Store>, TestDatabase) {
     (database.open().await, database)
 }
 
-/// A UUID-shaped attempt id derived from `n`.
 /// What `paycode-proxy check` prints for `config`, which must pass.
 pub async fn check_report(config: &Config) -> String {
     let mut out = Vec::new();
@@ -157,6 +156,7 @@ pub async fn check_report(config: &Config) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A UUID-shaped attempt id derived from `n`.
 pub fn attempt(n: u32) -> AttemptId {
     AttemptId::parse(&format!("00000000-0000-4000-8000-{n:012}")).unwrap()
 }
